@@ -1,0 +1,118 @@
+# qforge — plain Makefile. `make help` lists the targets.
+PREFIX  ?= /usr/local
+CC      ?= cc
+BUILD   ?= build
+BIN     ?= bin
+
+PKGS      := jansson zlib gsl openblas criterion
+APT_PKGS  := build-essential pkg-config libjansson-dev zlib1g-dev libgsl-dev libopenblas-dev libcriterion-dev time
+
+OPT     ?= -O2
+SAN     ?= $(shell cat $(BUILD)/.san 2>/dev/null)
+WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -fopenmp -I. -MMD -MP $(SAN)
+LDFLAGS += -fopenmp $(SAN)
+
+PKG_CFLAGS = $(shell pkg-config --cflags jansson zlib gsl openblas 2>/dev/null)
+# GSL is linked against OpenBLAS as its CBLAS, not against libgslcblas.
+PKG_LIBS   = $(filter-out -lgslcblas,$(shell pkg-config --libs gsl 2>/dev/null)) \
+             $(shell pkg-config --libs openblas jansson zlib 2>/dev/null) -lm
+CRIT_LIBS  = $(shell pkg-config --libs criterion 2>/dev/null)
+CFLAGS    += $(PKG_CFLAGS)
+
+LIBS := gguf quant src runtime
+lib_srcs = $(filter-out %_avx2.c %_avx512.c,$(wildcard lib$(1)/*.c))
+GGUF_SRC    := $(wildcard libgguf/*.c)
+QUANT_SRC   := $(wildcard libquant/*.c)
+SRC_SRC     := $(wildcard libsrc/*.c)
+RT_SRC      := $(wildcard runtime/*.c)
+CLI_SRC     := tools/cli.c
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+ALIBS := $(BUILD)/libruntime.a $(BUILD)/libsrc.a $(BUILD)/libquant.a $(BUILD)/libgguf.a
+
+TOOLS := $(patsubst tools/%.c,$(BIN)/%,$(wildcard tools/qforge-*.c))
+TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
+
+.PHONY: all test demo asan install clean deps help check-deps fuzz
+all: check-deps $(TOOLS)
+
+help:
+	@echo "make [all]      build libraries and tools into $(BIN)/"
+	@echo "make test       build and run the Criterion suite and the tool tests"
+	@echo "make demo       convert, quantize and evaluate the bundled demo model"
+	@echo "make asan       rebuild everything with -fsanitize=address,undefined (into build-asan/, bin-asan/)"
+	@echo "make install    install tools into PREFIX (default /usr/local)"
+	@echo "make deps       install the Debian packages qforge needs"
+	@echo "make clean      remove build outputs"
+
+# Missing -dev packages: install them when root, else print the exact command and stop.
+check-deps:
+	@missing=""; for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || missing="$$missing $$p"; done; \
+	command -v pkg-config >/dev/null || missing="pkg-config $$missing"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "qforge: installing missing packages for:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS) >/dev/null || exit 1; \
+	  else \
+	    echo "qforge: missing libraries:$$missing"; \
+	    echo "run: sudo apt-get install -y $(APT_PKGS)"; exit 1; \
+	  fi; \
+	fi
+
+deps:
+	@$(MAKE) --no-print-directory check-deps
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# SIMD kernels: compiled for their instruction set, chosen at run time.
+$(BUILD)/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -mavx2 -mfma -mf16c -c $< -o $@
+$(BUILD)/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavxvnni -c $< -o $@
+
+$(BUILD)/libgguf.a: $(call obj,$(GGUF_SRC))
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+$(BUILD)/libquant.a: $(call obj,$(QUANT_SRC))
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+$(BUILD)/libsrc.a: $(call obj,$(SRC_SRC))
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+$(BUILD)/libruntime.a: $(call obj,$(RT_SRC))
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+
+$(BIN)/qforge-%: $(BUILD)/tools/qforge-%.o $(call obj,$(CLI_SRC)) $(ALIBS)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(call obj,$(CLI_SRC)) $(ALIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CRIT_LIBS)
+
+# Criterion suites, one binary per module, then the tool tests (shell).
+test: all $(TESTS)
+	@QFORGE_BIN=$(abspath $(BIN)) QFORGE_BUILD=$(abspath $(BUILD)) bash tests/run.sh $(TESTS)
+
+# `make asan` rebuilds everything with sanitizers; the choice is kept in build/.san so that
+# a following `make test` runs the sanitized binaries. `make clean` returns to the plain build.
+ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+asan:
+	@if [ "$$(cat $(BUILD)/.san 2>/dev/null)" != "$(ASAN_FLAGS)" ]; then rm -rf $(BUILD) $(BIN); fi
+	@mkdir -p $(BUILD) && echo "$(ASAN_FLAGS)" > $(BUILD)/.san
+	@$(MAKE) --no-print-directory OPT=-O1 all $(TESTS)
+	@echo "qforge: sanitizer build ready; 'make test' now runs it ('make clean' to go back)"
+
+demo: all
+	@bash models/demo.sh $(abspath $(BIN))
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf build build-asan bin bin-asan build-fuzz bin-fuzz
+
+-include $(shell find build build-asan -name '*.d' 2>/dev/null)

@@ -1,0 +1,146 @@
+#include "tools/cli.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *g_prog = "qforge";
+/* Written before the handler can see it; read by the handler only (async-signal-safe unlink). */
+static char g_temp[4096];
+static volatile sig_atomic_t g_have_temp;
+
+static void on_signal(int sig)
+{
+    if (g_have_temp)
+        unlink(g_temp);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void cli_init(const char *prog)
+{
+    const char *slash = strrchr(prog, '/');
+    g_prog = slash ? slash + 1 : prog;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+const char *cli_prog(void) { return g_prog; }
+
+void cli_set_temp(const char *path)
+{
+    g_have_temp = 0;
+    if (path && strlen(path) < sizeof g_temp) {
+        memcpy(g_temp, path, strlen(path) + 1);
+        g_have_temp = 1;
+    }
+}
+
+static void vmessage(const char *file, const char *fmt, va_list ap)
+{
+    fflush(stdout);
+    if (file)
+        fprintf(stderr, "%s: %s: ", g_prog, file);
+    else
+        fprintf(stderr, "%s: ", g_prog);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+void cli_die(int code, const char *file, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmessage(file, fmt, ap);
+    va_end(ap);
+    if (g_have_temp)
+        unlink(g_temp);
+    exit(code);
+}
+
+void cli_warn(const char *file, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fflush(stdout);
+    fprintf(stderr, "%s: warning: ", g_prog);
+    if (file)
+        fprintf(stderr, "%s: ", file);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+int cli_exit_gguf(gguf_error e)
+{
+    switch (e) {
+    case GGUF_OK: return CLI_OK;
+    case GGUF_ERR_IO: return CLI_IO;
+    case GGUF_ERR_NOMEM: case GGUF_ERR_STATE: return CLI_INTERNAL;
+    case GGUF_ERR_ARG: return CLI_USAGE;
+    default: return CLI_BAD_INPUT;
+    }
+}
+
+int cli_exit_src(src_error e)
+{
+    switch (e) {
+    case SRC_OK: return CLI_OK;
+    case SRC_ERR_IO: return CLI_IO;
+    case SRC_ERR_NOMEM: return CLI_INTERNAL;
+    case SRC_ERR_ARG: return CLI_USAGE;
+    default: return CLI_BAD_INPUT;
+    }
+}
+
+bool cli_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (stat(a, &sa) != 0 || stat(b, &sb) != 0)
+        return false;
+    return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+long cli_parse_long(const char *opt, const char *val, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long v = val ? strtol(val, &end, 10) : 0;
+    if (!val || !*val || *end || errno || v < lo || v > hi)
+        cli_die(CLI_USAGE, NULL, "%s expects a whole number from %ld to %ld, got '%s'", opt, lo, hi,
+                val ? val : "");
+    return v;
+}
+
+char *cli_bytes(double n, char buf[32])
+{
+    static const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (n >= 1024 && u < 4) {
+        n /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, 32, "%.0f B", n);
+    else
+        snprintf(buf, 32, "%.1f %s", n, unit[u]);
+    return buf;
+}

@@ -1,0 +1,51 @@
+/* The small shared helper of the qforge tools: program name, one-line errors with the
+ * documented exit codes, the temp output to remove on a signal, and timing.
+ * Tools only; libraries never print. */
+#ifndef QFORGE_CLI_H
+#define QFORGE_CLI_H
+
+#include <stdbool.h>
+#include <stdnoreturn.h>
+
+#include "libgguf/gguf.h"
+#include "libsrc/src.h"
+
+enum {
+    CLI_OK = 0,
+    CLI_USAGE = 1,     /* bad command line */
+    CLI_BAD_INPUT = 2, /* malformed or unsupported input file */
+    CLI_IO = 3,        /* cannot read or write a file */
+    CLI_INTERNAL = 4
+};
+
+/* Set the program name used in messages and install SIGINT/SIGTERM/SIGHUP handlers that
+ * remove the registered temp file and exit with 128+signal. */
+void cli_init(const char *prog);
+const char *cli_prog(void);
+
+/* Print "PROG: FILE: message" (or "PROG: message" when file is NULL) to stderr, remove the
+ * registered temp file, exit with code. */
+noreturn void cli_die(int code, const char *file, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void cli_warn(const char *file, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The temp output file that must not survive a signal (NULL: none). The string is copied. */
+void cli_set_temp(const char *path);
+
+/* Exit codes for library errors: format problems are bad input (2), I/O is 3. */
+int cli_exit_gguf(gguf_error e);
+int cli_exit_src(src_error e);
+
+/* True when both paths name the same existing file (same device and inode). */
+bool cli_same_file(const char *a, const char *b);
+
+/* Seconds since an arbitrary start, monotonic. */
+double cli_now(void);
+
+/* Parse a non-negative integer option value; dies with a usage error naming opt. */
+long cli_parse_long(const char *opt, const char *val, long lo, long hi);
+
+/* Human-readable byte count into buf ("26.2 KiB"). Returns buf. */
+char *cli_bytes(double n, char buf[32]);
+
+#endif
