@@ -115,4 +115,43 @@ install: all
 clean:
 	rm -rf build build-asan bin bin-asan build-fuzz bin-fuzz
 
+
+# ---- fuzz: libFuzzer targets tests/fuzz/fuzz_*.c -> bin-fuzz/ (clang; ASan+UBSan) ----
+# Every library is rebuilt with coverage and sanitizers into build-fuzz/; `bench/fuzz.sh SECONDS`
+# runs the targets. Not part of `all` or `test`.
+FUZZ_CC     ?= clang
+FUZZ_SAN    := -fsanitize=address,undefined -fsanitize=integer-divide-by-zero -fno-sanitize-recover=all
+FUZZ_CFLAGS := -g -O1 -fno-omit-frame-pointer -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
+               -fopenmp -I. -MMD -MP $(PKG_CFLAGS) $(FUZZ_SAN)
+FUZZ_LIBSRC := $(filter-out %_avx2.c %_avx512.c,$(GGUF_SRC) $(QUANT_SRC) $(SRC_SRC) $(RT_SRC))
+FUZZ_SIMD   := $(filter %_avx2.c %_avx512.c,$(GGUF_SRC) $(QUANT_SRC) $(SRC_SRC) $(RT_SRC))
+FUZZ_OBJS   := $(patsubst %.c,build-fuzz/%.o,$(FUZZ_LIBSRC) $(FUZZ_SIMD) $(wildcard tests/fuzz/support*.c))
+FUZZ_BINS   := $(patsubst tests/fuzz/%.c,bin-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+fuzz: $(FUZZ_BINS)
+
+build-fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+build-fuzz/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -mavx2 -mfma -mf16c -c $< -o $@
+build-fuzz/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl \
+	  -mavx512dq -mavx512vnni -mavxvnni -c $< -o $@
+# clang 14 lacks __builtin_cpu_supports("f16c"/"avxvnni"): kernels.c asks tests/fuzz/support_cpu.c.
+build-fuzz/runtime/kernels.o: FUZZ_CFLAGS += '-D__builtin_cpu_supports(f)=qforge_fuzz_cpu_supports(f)' \
+	-include tests/fuzz/support_cpu.h
+build-fuzz/libqforge.a: $(FUZZ_OBJS)
+	@rm -f $@; ar rcs $@ $^
+bin-fuzz/fuzz_%: build-fuzz/tests/fuzz/fuzz_%.o build-fuzz/libqforge.a
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -fopenmp -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(PKG_LIBS)
+# The target files themselves are held to -Werror.
+build-fuzz/tests/fuzz/%.o: tests/fuzz/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -Werror -fsanitize=fuzzer-no-link -c $< -o $@
+-include $(shell find build-fuzz -name '*.d' 2>/dev/null)
+
 -include $(shell find build build-asan -name '*.d' 2>/dev/null)

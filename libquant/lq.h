@@ -44,11 +44,20 @@ void lq_bf16_to_f32_row(const uint16_t *x, float *y, size_t n);
 /* True if libquant can write this type (F32, F16, BF16, Q4_0 ... Q6_K). */
 int lq_can_quantize(int type);
 
+/* libquant's own size table (same values as gguf_row_size), covering the types above plus the
+ * activation formats Q8_1 and Q8_K. lq_block_size: elements per block, 0 if unknown.
+ * lq_row_size: bytes of n elements; 0 if the type is unknown, n <= 0 or n is not a multiple of
+ * the block size. */
+int64_t lq_block_size(int type);
+size_t lq_row_size(int type, int64_t n);
+
 /* Quantize one row of n floats (n a multiple of the block size) into dst; imatrix (n weights,
  * one per column) or NULL. Returns bytes written (gguf_row_size), 0 on bad type/shape.
- * F32/F16/BF16 are plain conversions. */
+ * F32/F16/BF16 are plain conversions; Q8_0 ignores imatrix (as llama.cpp does). Also accepts
+ * the activation formats Q8_1 and Q8_K (reference rounding). dst needs no alignment. */
 size_t lq_quantize_row(int type, const float *x, void *dst, int64_t n, const float *imatrix);
-/* Decode one row of n elements of any type qforge writes into floats. Returns 0 or -1. */
+/* Decode one row of n elements of any type qforge writes (and Q8_K) into floats, bit-exact with
+ * ggml's to_float. Returns 0, or -1 on bad type/shape/NULL. */
 int lq_dequantize_row(int type, const void *src, float *y, int64_t n);
 
 /* Row-parallel driver (OpenMP, nthreads <= 0: all cores). Output is identical whatever the

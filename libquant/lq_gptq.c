@@ -1,0 +1,840 @@
+/* GPTQ solver into GGUF block types (see lq_gptq.h).
+ *
+ * Layout of the work: H (permuted when act_order, dead columns fixed, damped) is factorized
+ * once in double: Cholesky, inverse, Cholesky again; U = the upper factor of H^-1, kept in
+ * float. Rows are then processed in chunks of CHUNK_ROWS; each chunk keeps its rows' working
+ * copy in processing order and writes its blocks to dst. Every working value sees the same
+ * sequence of float operations whatever the chunking, lazy-batch width or thread count:
+ * the lazy batches only delay the updates of columns beyond the batch, applying them in the
+ * same column order.
+ *
+ * The per-type grid machinery (choose a block's scales, pack levels) comes from
+ * lq_internal.h; the per-value rounding and decoding below mirror llama.cpp's expressions
+ * (and libquant's decoders), which the driver verifies by decoding every output row. */
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_linalg.h>
+#include <math.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libquant/lq_gptq.h"
+#include "libquant/lq_internal.h"
+
+#define CHUNK_ROWS 32   /* rows per work item */
+#define TILE_COLS 512   /* column tile of the trailing update */
+#define MAX_RETRIES 30  /* cap on opts.max_retries (damping grows 10x per retry) */
+
+/* ---------------------------------------------------------------- per-type adapters */
+
+typedef struct {
+    int type;
+    int group;    /* columns whose grid is chosen at once: one block */
+    int sub;      /* columns sharing one step/offset */
+    size_t bsize; /* bytes per block */
+} tinfo;
+
+static const tinfo k_tinfo[] = {
+    {GGUF_Q4_0, LQ_QK, LQ_QK, sizeof(lq_block_q4_0)},
+    {GGUF_Q4_1, LQ_QK, LQ_QK, sizeof(lq_block_q4_1)},
+    {GGUF_Q5_0, LQ_QK, LQ_QK, sizeof(lq_block_q5_0)},
+    {GGUF_Q5_1, LQ_QK, LQ_QK, sizeof(lq_block_q5_1)},
+    {GGUF_Q8_0, LQ_QK, LQ_QK, sizeof(lq_block_q8_0)},
+    {GGUF_Q2_K, LQ_QK_K, 16, sizeof(lq_block_q2_K)},
+    {GGUF_Q3_K, LQ_QK_K, 16, sizeof(lq_block_q3_K)},
+    {GGUF_Q4_K, LQ_QK_K, 32, sizeof(lq_block_q4_K)},
+    {GGUF_Q5_K, LQ_QK_K, 32, sizeof(lq_block_q5_K)},
+    {GGUF_Q6_K, LQ_QK_K, 16, sizeof(lq_block_q6_K)},
+};
+
+static const tinfo *find_tinfo(int type)
+{
+    for (size_t i = 0; i < sizeof k_tinfo / sizeof k_tinfo[0]; ++i)
+        if (k_tinfo[i].type == type)
+            return &k_tinfo[i];
+    return NULL;
+}
+
+static bool is_kquant(int type)
+{
+    return type == GGUF_Q2_K || type == GGUF_Q3_K || type == GGUF_Q4_K || type == GGUF_Q5_K ||
+           type == GGUF_Q6_K;
+}
+
+/* One sub-block's grid.
+ * Legacy: d, m = the scale and min as chosen (llama.cpp rounds with these, before their fp16
+ * rounding), ci = 1/d (0 when d = 0); dd, dm = the fp16-rounded scale and min the block stores.
+ * k-quants: dd = the step and dm = the offset the header encodes (value = dd*L - dm for
+ * Q2_K/Q4_K/Q5_K; Q3_K/Q6_K are symmetric: value = dd*(L - 4 or 32)). */
+typedef struct {
+    float d, m, ci, dd, dm;
+} gp;
+
+static inline float f16_round(float x)
+{
+    return lq_f16_to_f32(lq_f32_to_f16(x));
+}
+
+static void set_legacy(gp *p, float d, float m)
+{
+    p->d = d;
+    p->m = m;
+    p->ci = d ? 1.0f / d : 0.0f;
+    p->dd = f16_round(d);
+    p->dm = f16_round(m);
+}
+
+#define KQ_CHOOSE(BLOCK, CHOOSE, GRID, NSUB)                                                 \
+    do {                                                                                     \
+        BLOCK y;                                                                             \
+        memset(&y, 0, sizeof y);                                                             \
+        CHOOSE(x, qw, &y, L);                                                                \
+        for (int j = 0; j < (NSUB); ++j)                                                     \
+            GRID(&y, j, &p[j].dd, &p[j].dm);                                                 \
+        memcpy(blk, &y, sizeof y);                                                           \
+    } while (0)
+
+/* Choose the grid of one block from its current values x (t->group of them, original column
+ * order), importance qw (NULL: llama.cpp's plain choice) and, for weighted legacy blocks, the
+ * row's sigma2. k-quants: writes the header into blk. Writes p[group/sub] and L[group] (the
+ * levels of the search, kept where a sub-block's step is 0). */
+static void grid_choose(const tinfo *t, const float *x, const float *qw, float sigma2,
+                        uint8_t *blk, gp *p, uint8_t *L)
+{
+    float w[LQ_QK], mn = 0, d;
+    switch (t->type) {
+    case GGUF_Q4_0:
+    case GGUF_Q5_0:
+        if (qw) {
+            lq_imat_weights(LQ_QK, x, qw, sigma2, w);
+            d = t->type == GGUF_Q4_0 ? lq_q4_0_choose_imat(x, w, L) : lq_q5_0_choose_imat(x, w, L);
+        } else {
+            d = t->type == GGUF_Q4_0 ? lq_q4_0_choose_ref(x) : lq_q5_0_choose_ref(x);
+        }
+        set_legacy(p, d, 0);
+        break;
+    case GGUF_Q4_1:
+    case GGUF_Q5_1:
+        if (qw) {
+            lq_imat_weights(LQ_QK, x, qw, sigma2, w);
+            d = t->type == GGUF_Q4_1 ? lq_q4_1_choose_imat(x, w, &mn, L)
+                                     : lq_q5_1_choose_imat(x, w, &mn, L);
+        } else {
+            d = t->type == GGUF_Q4_1 ? lq_q4_1_choose_ref(x, &mn) : lq_q5_1_choose_ref(x, &mn);
+        }
+        set_legacy(p, d, mn);
+        break;
+    case GGUF_Q8_0: /* llama.cpp has no importance path for Q8_0 */
+        set_legacy(p, lq_q8_0_choose_ref(x), 0);
+        break;
+    case GGUF_Q2_K:
+        KQ_CHOOSE(lq_block_q2_K, lq_q2_K_choose, lq_q2_K_grid, LQ_QK_K / 16);
+        break;
+    case GGUF_Q3_K:
+        KQ_CHOOSE(lq_block_q3_K, lq_q3_K_choose, lq_q3_K_grid, LQ_QK_K / 16);
+        break;
+    case GGUF_Q4_K:
+        KQ_CHOOSE(lq_block_q4_K, lq_q4_K_choose, lq_q4_K_grid, LQ_QK_K / 32);
+        break;
+    case GGUF_Q5_K:
+        KQ_CHOOSE(lq_block_q5_K, lq_q5_K_choose, lq_q5_K_grid, LQ_QK_K / 32);
+        break;
+    case GGUF_Q6_K: {
+        lq_block_q6_K y;
+        memset(&y, 0, sizeof y);
+        if (!lq_q6_K_choose(x, qw, &y, L)) {
+            /* (near) zero super-block: llama.cpp writes an all-zero block */
+            memset(&y, 0, sizeof y);
+            memset(L, 0, LQ_QK_K);
+        }
+        for (int j = 0; j < LQ_QK_K / 16; ++j)
+            lq_q6_K_grid(&y, j, &p[j].dd, &p[j].dm);
+        memcpy(blk, &y, sizeof y);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* Truncation of v to 0..hi as llama.cpp's legacy rounding (int)(v) does for v in range;
+ * out-of-range values (possible after error feedback) and NaN clamp instead. */
+static inline int trunc_clamp(float v, int hi)
+{
+    if (!(v > 0.0f))
+        return 0;
+    if (v >= (float)hi)
+        return hi;
+    return (int)v;
+}
+
+/* nearest_int clamped to lo..hi; equal to clamp(nearest_int(f)) wherever that is defined. */
+static inline int round_clamp(float f, int lo, int hi)
+{
+    if (!(f > (float)lo))
+        return lo;
+    if (f >= (float)hi)
+        return hi;
+    return lq_nearest_int(f);
+}
+
+/* Level of value x on grid p (llama.cpp's rounding rule for the type). Lcur is kept where the
+ * sub-block's step is 0 (every level decodes to the same value there). Q8_0 returns -127..127. */
+static inline int grid_level(int type, const gp *p, float x, int Lcur)
+{
+    switch (type) {
+    case GGUF_Q4_0: return trunc_clamp(x * p->ci + 8.5f, 15);
+    case GGUF_Q4_1: return trunc_clamp((x - p->m) * p->ci + 0.5f, 15);
+    case GGUF_Q5_0: return trunc_clamp(x * p->ci + 16.5f, 31);
+    case GGUF_Q5_1: return trunc_clamp((x - p->m) * p->ci + 0.5f, 31);
+    case GGUF_Q8_0: {
+        const float v = roundf(x * p->ci);
+        return !(v > -127.0f) ? -127 : v >= 127.0f ? 127 : (int)v;
+    }
+    case GGUF_Q2_K: return p->dd ? round_clamp((x + p->dm) / p->dd, 0, 3) : Lcur;
+    case GGUF_Q3_K: return p->dd ? round_clamp(x / p->dd, -4, 3) + 4 : Lcur;
+    case GGUF_Q4_K: return p->dd ? round_clamp((x + p->dm) / p->dd, 0, 15) : Lcur;
+    case GGUF_Q5_K: return p->dd ? round_clamp((x + p->dm) / p->dd, 0, 31) : Lcur;
+    case GGUF_Q6_K: return p->dd ? round_clamp(x / p->dd, -32, 31) + 32 : Lcur;
+    default: return 0;
+    }
+}
+
+/* The value level L decodes to, with the decoders' float expressions. */
+static inline float grid_value(int type, const gp *p, int L)
+{
+    switch (type) {
+    case GGUF_Q4_0: return (L - 8) * p->dd;
+    case GGUF_Q4_1: return L * p->dd + p->dm;
+    case GGUF_Q5_0: return (L - 16) * p->dd;
+    case GGUF_Q5_1: return L * p->dd + p->dm;
+    case GGUF_Q8_0: return L * p->dd;
+    case GGUF_Q2_K:
+    case GGUF_Q4_K:
+    case GGUF_Q5_K: return p->dd * L - p->dm;
+    case GGUF_Q3_K: return p->dd * (L - 4);
+    case GGUF_Q6_K: return p->dd * (L - 32);
+    default: return 0;
+    }
+}
+
+#define KQ_PACK(BLOCK, PACK)                                                                 \
+    do {                                                                                     \
+        BLOCK y;                                                                             \
+        memcpy(&y, blk, sizeof y);                                                           \
+        PACK(L, &y);                                                                         \
+        memcpy(blk, &y, sizeof y);                                                           \
+    } while (0)
+
+/* Write one finished block: legacy header from p[0] and levels; k-quant levels into the
+ * header grid_choose wrote. Q8_0 levels are the int8 values. */
+static void grid_pack(const tinfo *t, uint8_t *blk, const gp *p, const uint8_t *L)
+{
+    switch (t->type) {
+    case GGUF_Q4_0: {
+        lq_block_q4_0 y;
+        lq_q4_0_pack(p->d, L, &y);
+        memcpy(blk, &y, sizeof y);
+        break;
+    }
+    case GGUF_Q4_1: {
+        lq_block_q4_1 y;
+        lq_q4_1_pack(p->d, p->m, L, &y);
+        memcpy(blk, &y, sizeof y);
+        break;
+    }
+    case GGUF_Q5_0: {
+        lq_block_q5_0 y;
+        lq_q5_0_pack(p->d, L, &y);
+        memcpy(blk, &y, sizeof y);
+        break;
+    }
+    case GGUF_Q5_1: {
+        lq_block_q5_1 y;
+        lq_q5_1_pack(p->d, p->m, L, &y);
+        memcpy(blk, &y, sizeof y);
+        break;
+    }
+    case GGUF_Q8_0: {
+        lq_block_q8_0 y;
+        y.d = lq_f32_to_f16(p->d);
+        for (int j = 0; j < LQ_QK; ++j)
+            y.qs[j] = (int8_t)L[j];
+        memcpy(blk, &y, sizeof y);
+        break;
+    }
+    case GGUF_Q2_K: KQ_PACK(lq_block_q2_K, lq_q2_K_pack); break;
+    case GGUF_Q3_K: KQ_PACK(lq_block_q3_K, lq_q3_K_pack); break;
+    case GGUF_Q4_K: KQ_PACK(lq_block_q4_K, lq_q4_K_pack); break;
+    case GGUF_Q5_K: KQ_PACK(lq_block_q5_K, lq_q5_K_pack); break;
+    case GGUF_Q6_K: KQ_PACK(lq_block_q6_K, lq_q6_K_pack); break;
+    default: break;
+    }
+}
+
+/* ---------------------------------------------------------------- options */
+
+void lq_gptq_opts_init(lq_gptq_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->damp = 0.01;
+    o->max_retries = 4;
+    o->block_size = 128;
+    o->grid = LQ_GPTQ_GRID_AUTO;
+}
+
+bool lq_gptq_supports(int type)
+{
+    return find_tinfo(type) != NULL;
+}
+
+/* ---------------------------------------------------------------- H access */
+
+typedef struct {
+    const void *p;
+    bool f64;
+    int64_t n;
+} hmat;
+
+/* H(a, b) from the lower triangle. */
+static inline double h_at(const hmat *h, int64_t a, int64_t b)
+{
+    const int64_t i = a > b ? a : b, j = a > b ? b : a;
+    return h->f64 ? ((const double *)h->p)[i * h->n + j] : ((const float *)h->p)[i * h->n + j];
+}
+
+/* Lower part of row i (columns 0..i) into out. */
+static void h_row(const hmat *h, int64_t i, double *out)
+{
+    if (h->f64) {
+        memcpy(out, (const double *)h->p + i * h->n, (size_t)(i + 1) * sizeof(double));
+    } else {
+        const float *r = (const float *)h->p + i * h->n;
+        for (int64_t j = 0; j <= i; ++j)
+            out[j] = r[j];
+    }
+}
+
+/* ---------------------------------------------------------------- factorization */
+
+/* A (lower triangle) = permuted H with dead diagonals 1, plus damp on the diagonal. */
+static void fill_h(double *A, const hmat *h, const int64_t *perm, const uint8_t *dead,
+                   double damp)
+{
+    const int64_t n = h->n;
+    for (int64_t i = 0; i < n; ++i) {
+        const int64_t pi = perm ? perm[i] : i;
+        for (int64_t j = 0; j < i; ++j)
+            A[i * n + j] = h_at(h, pi, perm ? perm[j] : j);
+        A[i * n + i] = (dead[pi] ? 1.0 : h_at(h, pi, pi)) + damp;
+    }
+}
+
+/* U (float, upper triangle) = upper Cholesky factor of A^-1. 0, or -1 when A (or A^-1, in
+ * floating point) is not positive definite. A is overwritten. */
+static int factor_hinv(double *A, int64_t n, float *U)
+{
+    gsl_matrix_view m = gsl_matrix_view_array(A, (size_t)n, (size_t)n);
+    if (gsl_linalg_cholesky_decomp1(&m.matrix) != GSL_SUCCESS)
+        return -1;
+    if (gsl_linalg_cholesky_invert(&m.matrix) != GSL_SUCCESS)
+        return -1;
+    if (gsl_linalg_cholesky_decomp1(&m.matrix) != GSL_SUCCESS)
+        return -1;
+    /* lower L with A^-1 = L L^T, so U = L^T */
+    for (int64_t i = 0; i < n; ++i) {
+        for (int64_t j = i; j < n; ++j) {
+            const float u = (float)A[j * n + i];
+            if (!isfinite(u) || (j == i && !(u > 0)))
+                return -1;
+            U[i * n + j] = u;
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- row chunks */
+
+typedef struct {
+    const tinfo *t;
+    const float *W;
+    int64_t nrows, n;
+    hmat h;
+    const float *U;
+    const int64_t *perm;  /* processing position -> column; NULL: identity */
+    const uint8_t *dead;
+    const float *qw;      /* grid importance per column, NULL: plain grid */
+    bool stat;            /* grids chosen before the loop */
+    int B;                /* lazy-batch width */
+    bool loss;
+    uint8_t *dst;
+    size_t row_size;
+    float *deq;
+} ctx;
+
+typedef struct {
+    float *Wc;   /* CHUNK_ROWS x n working rows, processing order */
+    float *Qc;   /* CHUNK_ROWS x n decoded values, column order */
+    uint8_t *Lc; /* CHUNK_ROWS x n levels, column order */
+    gp *P;       /* CHUNK_ROWS x n/sub grids */
+    float *E;    /* CHUNK_ROWS x B scaled errors of the current batch */
+    float *xrow; /* n */
+    float *tmp;  /* n */
+    float *sig;  /* CHUNK_ROWS */
+    uint8_t *rtn; /* row_size */
+    double *eg, *er; /* CHUNK_ROWS x n errors (loss only) */
+    double *hrow;    /* n */
+} work;
+
+static void work_free(work *w)
+{
+    free(w->Wc);
+    free(w->Qc);
+    free(w->Lc);
+    free(w->P);
+    free(w->E);
+    free(w->xrow);
+    free(w->tmp);
+    free(w->sig);
+    free(w->rtn);
+    free(w->eg);
+    free(w->er);
+    free(w->hrow);
+    memset(w, 0, sizeof *w);
+}
+
+static int work_alloc(work *w, const ctx *c)
+{
+    const size_t R = CHUNK_ROWS, n = (size_t)c->n;
+    memset(w, 0, sizeof *w);
+    w->Wc = malloc(R * n * sizeof(float));
+    w->Qc = malloc(R * n * sizeof(float));
+    w->Lc = malloc(R * n);
+    w->P = malloc(R * (n / (size_t)c->t->sub) * sizeof(gp));
+    w->E = malloc(R * (size_t)c->B * sizeof(float));
+    w->xrow = malloc(n * sizeof(float));
+    w->tmp = malloc(n * sizeof(float));
+    w->sig = malloc(R * sizeof(float));
+    int ok = w->Wc && w->Qc && w->Lc && w->P && w->E && w->xrow && w->tmp && w->sig;
+    if (c->loss) {
+        w->rtn = malloc(c->row_size);
+        w->eg = malloc(R * n * sizeof(double));
+        w->er = malloc(R * n * sizeof(double));
+        w->hrow = malloc(n * sizeof(double));
+        ok = ok && w->rtn && w->eg && w->er && w->hrow;
+    }
+    if (!ok) {
+        work_free(w);
+        return -1;
+    }
+    return 0;
+}
+
+/* W[r, i2:n] -= sum_k E[r, k] U[i1+k, i2:n], one k at a time in increasing order (the same
+ * operations an unbatched update would do), 4 rows per pass over a column tile. */
+static void trailing_update(float *Wc, int R, int64_t n, const float *E, int B,
+                            const float *U, int64_t i1, int64_t i2)
+{
+    const int kb = (int)(i2 - i1);
+    for (int64_t j0 = i2; j0 < n; j0 += TILE_COLS) {
+        const int64_t j1 = j0 + TILE_COLS < n ? j0 + TILE_COLS : n;
+        int r = 0;
+        for (; r + 4 <= R; r += 4) {
+            float *restrict w0 = Wc + (size_t)r * n;
+            float *restrict w1 = w0 + n;
+            float *restrict w2 = w1 + n;
+            float *restrict w3 = w2 + n;
+            const float *e = E + (size_t)r * B;
+            for (int k = 0; k < kb; ++k) {
+                const float *restrict u = U + (size_t)(i1 + k) * n;
+                const float a0 = e[k], a1 = e[B + k], a2 = e[2 * B + k], a3 = e[3 * B + k];
+#pragma omp simd
+                for (int64_t j = j0; j < j1; ++j) {
+                    const float uj = u[j];
+                    w0[j] -= a0 * uj;
+                    w1[j] -= a1 * uj;
+                    w2[j] -= a2 * uj;
+                    w3[j] -= a3 * uj;
+                }
+            }
+        }
+        for (; r < R; ++r) {
+            float *restrict w0 = Wc + (size_t)r * n;
+            const float *e = E + (size_t)r * B;
+            for (int k = 0; k < kb; ++k) {
+                const float *restrict u = U + (size_t)(i1 + k) * n;
+                const float a0 = e[k];
+#pragma omp simd
+                for (int64_t j = j0; j < j1; ++j)
+                    w0[j] -= a0 * u[j];
+            }
+        }
+    }
+}
+
+/* s[r] += e_r^T H e_r for R error rows of E1 and E2 (lower triangle of H, double). */
+static void hloss_rows(const hmat *h, int R, const double *E1, const double *E2, double *hrow,
+                       double *s1, double *s2)
+{
+    const int64_t n = h->n;
+    for (int64_t i = 0; i < n; ++i) {
+        h_row(h, i, hrow);
+        for (int r = 0; r < R; ++r) {
+            const double *a = E1 + (size_t)r * n, *b = E2 + (size_t)r * n;
+            double ta = 0, tb = 0;
+#pragma omp simd reduction(+ : ta, tb)
+            for (int64_t j = 0; j < i; ++j) {
+                ta += hrow[j] * a[j];
+                tb += hrow[j] * b[j];
+            }
+            s1[r] += a[i] * (2 * ta + hrow[i] * a[i]);
+            s2[r] += b[i] * (2 * tb + hrow[i] * b[i]);
+        }
+    }
+}
+
+/* Quantize rows r0..r0+R-1. Returns 0, or 1 when a decoded row differs from the solver's
+ * values (an internal inconsistency). Adds the chunk's losses to *lg, *lr. */
+static int process_chunk(const ctx *c, work *w, int64_t r0, int R, double *lg, double *lr)
+{
+    const tinfo *t = c->t;
+    const int64_t n = c->n, G = t->group, S = t->sub, nsub = n / S;
+    const int B = c->B;
+    const bool weighted_legacy = c->qw && !is_kquant(t->type);
+
+    for (int r = 0; r < R; ++r) {
+        const float *wrow = c->W + (r0 + r) * n;
+        float *Wr = w->Wc + (size_t)r * n;
+        for (int64_t col = 0; col < n; ++col)
+            w->xrow[col] = c->dead[col] ? 0.0f : wrow[col];
+        for (int64_t i = 0; i < n; ++i)
+            Wr[i] = w->xrow[c->perm ? c->perm[i] : i];
+        w->sig[r] = weighted_legacy ? lq_sum_sq(n, w->xrow) / n : 0.0f;
+        memset(w->Lc + (size_t)r * n, 0, (size_t)n);
+        if (c->stat) {
+            uint8_t *drow = c->dst + (size_t)(r0 + r) * c->row_size;
+            for (int64_t g = 0; g < n / G; ++g)
+                grid_choose(t, w->xrow + g * G, c->qw ? c->qw + g * G : NULL, w->sig[r],
+                            drow + g * t->bsize, w->P + r * nsub + g * (G / S),
+                            w->Lc + (size_t)r * n + g * G);
+        }
+    }
+
+    for (int64_t i1 = 0; i1 < n; i1 += B) {
+        const int64_t i2 = i1 + B < n ? i1 + B : n;
+        for (int64_t i = i1; i < i2; ++i) {
+            const int64_t col = c->perm ? c->perm[i] : i;
+            if (!c->stat && col % G == 0) {
+                /* no permutation here, and batches never split a block's pending updates:
+                 * columns col..col+G-1 hold their current values */
+                for (int r = 0; r < R; ++r)
+                    grid_choose(t, w->Wc + (size_t)r * n + col, c->qw ? c->qw + col : NULL,
+                                w->sig[r],
+                                c->dst + (size_t)(r0 + r) * c->row_size + (col / G) * t->bsize,
+                                w->P + r * nsub + col / S, w->Lc + (size_t)r * n + col);
+            }
+            const float *restrict urow = c->U + (size_t)i * n;
+            const float uii = urow[i];
+            for (int r = 0; r < R; ++r) {
+                float *restrict Wr = w->Wc + (size_t)r * n;
+                uint8_t *Lr = w->Lc + (size_t)r * n;
+                const gp *p = w->P + r * nsub + col / S;
+                const float x = Wr[i];
+                const int L = grid_level(t->type, p, x, Lr[col]);
+                const float q = grid_value(t->type, p, L);
+                Lr[col] = (uint8_t)L;
+                w->Qc[(size_t)r * n + col] = q;
+                const float e = (x - q) / uii;
+                w->E[(size_t)r * B + (i - i1)] = e;
+#pragma omp simd
+                for (int64_t j = i + 1; j < i2; ++j)
+                    Wr[j] -= e * urow[j];
+            }
+        }
+        trailing_update(w->Wc, R, n, w->E, B, c->U, i1, i2);
+    }
+
+    int bad = 0;
+    double s1[CHUNK_ROWS] = {0}, s2[CHUNK_ROWS] = {0};
+    for (int r = 0; r < R; ++r) {
+        uint8_t *drow = c->dst + (size_t)(r0 + r) * c->row_size;
+        const float *Qr = w->Qc + (size_t)r * n;
+        for (int64_t g = 0; g < n / G; ++g)
+            grid_pack(t, drow + g * t->bsize, w->P + r * nsub + g * (G / S),
+                      w->Lc + (size_t)r * n + g * G);
+        /* the contract: the blocks decode to exactly the values the errors were taken from */
+        if (lq_dequantize_row(t->type, drow, w->tmp, n) != 0)
+            bad = 1;
+        for (int64_t col = 0; col < n && !bad; ++col)
+            if (w->tmp[col] != Qr[col] && memcmp(&w->tmp[col], &Qr[col], sizeof(float)))
+                bad = 1;
+        if (c->deq)
+            memcpy(c->deq + (r0 + r) * n, Qr, (size_t)n * sizeof(float));
+        if (c->loss) {
+            const float *wrow = c->W + (r0 + r) * n;
+            const float *imat = c->qw;
+            lq_quantize_row(t->type, wrow, w->rtn, n, imat);
+            lq_dequantize_row(t->type, w->rtn, w->tmp, n);
+            double *eg = w->eg + (size_t)r * n, *er = w->er + (size_t)r * n;
+            for (int64_t col = 0; col < n; ++col) {
+                eg[col] = (double)wrow[col] - Qr[col];
+                er[col] = (double)wrow[col] - w->tmp[col];
+            }
+        }
+    }
+    if (c->loss) {
+        hloss_rows(&c->h, R, w->eg, w->er, w->hrow, s1, s2);
+        for (int r = 0; r < R; ++r) {
+            *lg += s1[r];
+            *lr += s2[r];
+        }
+    }
+    return bad;
+}
+
+/* ---------------------------------------------------------------- driver */
+
+static lq_error fail(char *msg, lq_error e, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static lq_error fail(char *msg, lq_error e, const char *fmt, ...)
+{
+    if (msg) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, LQ_MSG_SIZE, fmt, ap);
+        va_end(ap);
+    }
+    return e;
+}
+
+/* Descending diag(H); ties keep column order, so the permutation is fully determined. */
+static int cmp_desc(const void *a, const void *b, void *arg)
+{
+    const double *diag = arg;
+    const int64_t i = *(const int64_t *)a, j = *(const int64_t *)b;
+    if (diag[i] != diag[j])
+        return diag[i] > diag[j] ? -1 : 1;
+    return i < j ? -1 : i > j;
+}
+
+static lq_error gptq_run(int type, const float *W, int64_t nrows, int64_t ncols, hmat h,
+                         const lq_gptq_opts *opts_in, void *dst, float *deq,
+                         lq_gptq_result *res_out, char *msg)
+{
+    lq_gptq_opts o;
+    lq_gptq_result res;
+    memset(&res, 0, sizeof res);
+    if (res_out)
+        *res_out = res;
+    if (opts_in)
+        o = *opts_in;
+    else
+        lq_gptq_opts_init(&o);
+
+    const tinfo *t = find_tinfo(type);
+    if (!t)
+        return fail(msg, LQ_ERR_TYPE, "GPTQ cannot write tensor type %d", type);
+    if (nrows < 0 || ncols <= 0)
+        return fail(msg, LQ_ERR_ARG, "bad shape %lld x %lld", (long long)nrows,
+                    (long long)ncols);
+    if (ncols % t->group)
+        return fail(msg, LQ_ERR_SHAPE, "%lld columns is not a multiple of the block size %d",
+                    (long long)ncols, t->group);
+    if (!W || !h.p || !dst)
+        return fail(msg, LQ_ERR_ARG, "NULL W, H or output buffer");
+    if (!(o.damp >= 0) || !isfinite(o.damp))
+        return fail(msg, LQ_ERR_ARG, "damping must be finite and >= 0");
+    if (o.max_retries < 0 || o.max_retries > MAX_RETRIES)
+        return fail(msg, LQ_ERR_ARG, "max_retries must be 0..%d", MAX_RETRIES);
+    if (o.grid < LQ_GPTQ_GRID_AUTO || o.grid > LQ_GPTQ_GRID_WEIGHTED)
+        return fail(msg, LQ_ERR_ARG, "unknown grid mode %d", (int)o.grid);
+    const size_t row_size = lq_row_size(type, ncols);
+    const uint64_t n = (uint64_t)ncols;
+    if (!row_size || n > (1u << 24) || n * n > SIZE_MAX / sizeof(double) ||
+        (uint64_t)nrows > SIZE_MAX / row_size || (uint64_t)nrows > SIZE_MAX / sizeof(float) / n)
+        return fail(msg, LQ_ERR_ARG, "tensor too large");
+    if (nrows == 0)
+        return LQ_OK;
+
+    /* validate inputs */
+    for (uint64_t i = 0; i < (uint64_t)nrows * n; ++i)
+        if (!isfinite(W[i]))
+            return fail(msg, LQ_ERR_ARG, "W has a non-finite value at row %llu column %llu",
+                        (unsigned long long)(i / n), (unsigned long long)(i % n));
+    for (int64_t i = 0; i < ncols; ++i) {
+        for (int64_t j = 0; j <= i; ++j) {
+            const double v = h_at(&h, i, j);
+            if (!isfinite(v))
+                return fail(msg, LQ_ERR_ARG, "H has a non-finite value at (%lld, %lld)",
+                            (long long)i, (long long)j);
+        }
+        if (h_at(&h, i, i) < 0)
+            return fail(msg, LQ_ERR_ARG, "H has a negative diagonal entry at %lld",
+                        (long long)i);
+    }
+
+    const bool kq = is_kquant(type);
+    const bool weighted = o.grid == LQ_GPTQ_GRID_WEIGHTED || (o.grid == LQ_GPTQ_GRID_AUTO && kq);
+    const bool stat = o.static_groups || o.act_order;
+    int B = o.block_size > 0 ? o.block_size : 128;
+    if (B > ncols)
+        B = (int)ncols;
+    if (!stat) {
+        if (B >= t->group) {
+            B -= B % t->group;
+        } else {
+            int p = 1;
+            while (p * 2 <= B)
+                p *= 2;
+            B = p;
+        }
+    }
+    res.block_size = B;
+
+    lq_error err = LQ_OK;
+    double *diag = malloc(n * sizeof(double));
+    uint8_t *dead = malloc(n);
+    int64_t *perm = o.act_order ? malloc(n * sizeof(int64_t)) : NULL;
+    float *qw = weighted ? malloc(n * sizeof(float)) : NULL;
+    double *A = malloc(n * n * sizeof(double));
+    float *U = malloc(n * n * sizeof(float));
+    if (!diag || !dead || (o.act_order && !perm) || (weighted && !qw) || !A || !U) {
+        err = fail(msg, LQ_ERR_NOMEM, "out of memory for a %llu-column Hessian",
+                   (unsigned long long)n);
+        goto done;
+    }
+
+    double sum = 0;
+    for (int64_t i = 0; i < ncols; ++i) {
+        const double d = h_at(&h, i, i);
+        dead[i] = d == 0;
+        res.dead_cols += dead[i];
+        diag[i] = dead[i] ? 1.0 : d;
+        sum += diag[i];
+        if (qw) {
+            qw[i] = (float)diag[i];
+            if (!isfinite(qw[i])) {
+                err = fail(msg, LQ_ERR_ARG, "H_ii at %lld does not fit a float importance",
+                           (long long)i);
+                goto done;
+            }
+        }
+    }
+    res.mean_diag = sum / (double)n;
+    if (perm) {
+        for (int64_t i = 0; i < ncols; ++i)
+            perm[i] = i;
+        qsort_r(perm, n, sizeof *perm, cmp_desc, diag);
+    }
+
+    /* factorize, raising the damping 10x after each failure */
+    gsl_error_handler_t *old_handler = gsl_set_error_handler_off();
+    double rel = o.damp;
+    for (int attempt = 0;; ++attempt) {
+        res.damp_rel = rel;
+        res.damp = rel * res.mean_diag;
+        fill_h(A, &h, perm, dead, res.damp);
+        if (factor_hinv(A, ncols, U) == 0) {
+            res.retries = attempt;
+            break;
+        }
+        if (attempt == o.max_retries) {
+            res.retries = attempt;
+            err = fail(msg, LQ_ERR_NUMERIC,
+                       "Cholesky of H failed %d times (last damping %.3g x mean diag)",
+                       attempt + 1, rel);
+            break;
+        }
+        rel = rel > 0 ? rel * 10 : 0.01;
+    }
+    gsl_set_error_handler(old_handler);
+    free(A);
+    A = NULL;
+    if (err)
+        goto done;
+
+    ctx c = {
+        .t = t, .W = W, .nrows = nrows, .n = ncols, .h = h, .U = U, .perm = perm,
+        .dead = dead, .qw = qw, .stat = stat, .B = B, .loss = !o.skip_loss,
+        .dst = dst, .row_size = row_size, .deq = deq,
+    };
+    const int64_t nchunks = (nrows + CHUNK_ROWS - 1) / CHUNK_ROWS;
+    double *lg = calloc((size_t)nchunks, sizeof(double));
+    double *lr = calloc((size_t)nchunks, sizeof(double));
+    if (!lg || !lr) {
+        free(lg);
+        free(lr);
+        err = fail(msg, LQ_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    int nt = o.nthreads > 0 ? o.nthreads : omp_get_max_threads();
+    if (nt > nchunks)
+        nt = (int)nchunks;
+    int status = 0; /* 1 internal mismatch, 2 out of memory */
+#pragma omp parallel num_threads(nt)
+    {
+        work wk;
+        const int mine = work_alloc(&wk, &c) ? 2 : 0;
+        if (mine) {
+#pragma omp atomic write
+            status = mine;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t k = 0; k < nchunks; ++k) {
+            int st;
+#pragma omp atomic read
+            st = status;
+            if (st || mine)
+                continue;
+            const int64_t r0 = k * CHUNK_ROWS;
+            const int R = (int)(nrows - r0 < CHUNK_ROWS ? nrows - r0 : CHUNK_ROWS);
+            if (process_chunk(&c, &wk, r0, R, &lg[k], &lr[k])) {
+#pragma omp atomic write
+                status = 1;
+            }
+        }
+        work_free(&wk);
+    }
+    for (int64_t k = 0; k < nchunks; ++k) {
+        res.loss_gptq += lg[k];
+        res.loss_rtn += lr[k];
+    }
+    free(lg);
+    free(lr);
+    if (status == 2)
+        err = fail(msg, LQ_ERR_NOMEM, "out of memory for the row workspaces");
+    else if (status == 1)
+        err = fail(msg, LQ_ERR_NUMERIC,
+                   "internal: decoded %s blocks differ from the solver's values",
+                   gguf_type_info(type) ? gguf_type_info(type)->name : "?");
+
+done:
+    free(diag);
+    free(dead);
+    free(perm);
+    free(qw);
+    free(A);
+    free(U);
+    if (res_out)
+        *res_out = res;
+    return err;
+}
+
+lq_error lq_gptq_quantize(int type, const float *W, int64_t nrows, int64_t ncols,
+                          const double *H, const lq_gptq_opts *opts, void *dst, float *deq,
+                          lq_gptq_result *res, char *msg)
+{
+    const hmat h = {H, true, ncols};
+    return gptq_run(type, W, nrows, ncols, h, opts, dst, deq, res, msg);
+}
+
+lq_error lq_gptq_quantize_f32(int type, const float *W, int64_t nrows, int64_t ncols,
+                              const float *H, const lq_gptq_opts *opts, void *dst, float *deq,
+                              lq_gptq_result *res, char *msg)
+{
+    const hmat h = {H, false, ncols};
+    return gptq_run(type, W, nrows, ncols, h, opts, dst, deq, res, msg);
+}

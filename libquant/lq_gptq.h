@@ -1,0 +1,107 @@
+/* libquant — GPTQ (Frantar et al. 2022, "GPTQ: Accurate Post-Training Quantization for
+ * Generative Pre-trained Transformers") into the stock GGUF block types.
+ *
+ * The problem: W (nrows x ncols, row-major float, GGUF orientation: a row holds the ncols
+ * input features and blocks run along it) and H = 2/N sum x x^T over N calibration inputs x
+ * (ncols x ncols). GPTQ quantizes the columns one at a time and spreads each column's
+ * rounding error over the not yet quantized columns through the upper Cholesky factor of
+ * H^-1, lowering trace((W-Q) H (W-Q)^T) against plain rounding.
+ *
+ * The quantization grid is the GGUF block format itself:
+ *   - Q4_0 Q4_1 Q5_0 Q5_1 Q8_0: each 32-column block's scale (and min) is chosen when the
+ *     column loop reaches the block's first column, from the error-updated values of its 32
+ *     columns, by llama.cpp's reference rule (GRID_PLAIN, the default) or its imatrix search
+ *     weighted by diag(H) (GRID_WEIGHTED);
+ *   - Q2_K Q3_K Q4_K Q5_K Q6_K: each 256-column super-block's header (d, dmin, 4/6/8-bit
+ *     sub-block scales and mins) is chosen when the loop reaches the super-block, by
+ *     llama.cpp's imatrix-weighted search with importance diag(H) (GRID_WEIGHTED, the
+ *     default) or its reference search (GRID_PLAIN).
+ * Each column is then rounded on that fixed grid with llama.cpp's rounding rule for the type,
+ * and its error is the difference to the value the block decodes to (fp16 scales, exactly as
+ * lq_dequantize_row computes it). The output is ordinary GGUF blocks; lq_dequantize_row of
+ * the output gives exactly the values the solver used (checked on every call).
+ *
+ * With a diagonal H no error is propagated and the result equals llama.cpp's rounding:
+ * lq_quantize_row(W, NULL) for legacy types under GRID_PLAIN, lq_quantize_row(W, diag(H))
+ * for k-quants under GRID_WEIGHTED.
+ *
+ * act_order: columns are processed by descending diag(H). GGUF has no per-column group
+ * index, so groups stay the fixed 32/256-column blocks in the original order; their grids are
+ * therefore all chosen before the loop from the (dead-column-zeroed) W, as AutoGPTQ's
+ * static_groups does. static_groups may also be asked for without act_order.
+ *
+ * Determinism: rows are independent given H. Rows are processed in chunks by an OpenMP loop,
+ * every row with the same sequence of float operations, so the bytes and the losses do not
+ * depend on the thread count (nor on block_size). H's factorization runs once, in double,
+ * through GSL on OpenBLAS.
+ *
+ * GSL: the solver switches GSL's error handler off while it factorizes and restores the
+ * previous handler afterwards (GSL's handler is process-global).
+ *
+ * Ownership: callers own every buffer; nothing allocated here outlives a call. */
+#ifndef QFORGE_LQ_GPTQ_H
+#define QFORGE_LQ_GPTQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "libquant/lq.h"
+
+typedef enum {
+    LQ_GPTQ_GRID_AUTO = 0, /* legacy types PLAIN, k-quants WEIGHTED */
+    LQ_GPTQ_GRID_PLAIN,    /* llama.cpp's scale choice without an importance matrix */
+    LQ_GPTQ_GRID_WEIGHTED  /* llama.cpp's imatrix search with importance diag(H) (Q8_0: plain) */
+} lq_gptq_grid;
+
+typedef struct {
+    double damp;        /* relative damping: damp * mean(diag H) is added to H's diagonal;
+                           default 0.01; >= 0 */
+    int max_retries;    /* when a Cholesky factorization fails, retry with 10x the damping at
+                           most this often; default 4 */
+    int block_size;     /* lazy-batch width in columns, default 128; speed only. Without
+                           static groups it is rounded down to a multiple of the grid block
+                           (32 or 256) or to a power of two dividing it */
+    bool act_order;     /* descending diag(H) order; implies static_groups */
+    bool static_groups; /* choose every grid from W before the column loop */
+    lq_gptq_grid grid;
+    bool skip_loss;     /* leave loss_gptq/loss_rtn at 0 (they cost about as much as GPTQ) */
+    int nthreads;       /* <= 0: all cores */
+} lq_gptq_opts;
+
+/* Defaults as documented above. */
+void lq_gptq_opts_init(lq_gptq_opts *o);
+
+typedef struct {
+    double loss_gptq;   /* trace((W-Q) H (W-Q)^T), Q = decoded output, the caller's H */
+    double loss_rtn;    /* the same for llama.cpp's plain rounding of W with the same grid
+                           choice: lq_quantize_row(W, imatrix) with imatrix = diag(H) when the
+                           grid is WEIGHTED, NULL when PLAIN */
+    double mean_diag;   /* mean of diag(H) after dead columns got H_ii = 1 */
+    double damp;        /* absolute damping finally added to the diagonal */
+    double damp_rel;    /* damp / mean_diag */
+    int retries;        /* factorizations that failed before the one used */
+    int64_t dead_cols;  /* columns with H_ii == 0: their weights were set to 0 */
+    int block_size;     /* lazy-batch width used */
+} lq_gptq_result;
+
+/* True for the types the solver writes: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K. */
+bool lq_gptq_supports(int type);
+
+/* Quantize W (nrows x ncols) to `type` with Hessian H (ncols x ncols; only the lower
+ * triangle i >= j is read; H_ii must be >= 0 and finite, W finite). dst receives
+ * nrows * lq_row_size(type, ncols) bytes. deq (nrows x ncols floats) or NULL receives the
+ * decoded output. res or NULL receives the figures above (also on LQ_ERR_NUMERIC, with the
+ * damping tried last). opts NULL: defaults.
+ * Errors: LQ_ERR_TYPE, LQ_ERR_SHAPE (ncols not a multiple of the block), LQ_ERR_ARG (NULL
+ * buffer, non-finite value, negative H_ii, bad option), LQ_ERR_NOMEM, LQ_ERR_NUMERIC (H not
+ * factorizable after every retry). */
+lq_error lq_gptq_quantize(int type, const float *W, int64_t nrows, int64_t ncols,
+                          const double *H, const lq_gptq_opts *opts, void *dst, float *deq,
+                          lq_gptq_result *res, char *msg);
+/* The same with H in float. */
+lq_error lq_gptq_quantize_f32(int type, const float *W, int64_t nrows, int64_t ncols,
+                              const float *H, const lq_gptq_opts *opts, void *dst, float *deq,
+                              lq_gptq_result *res, char *msg);
+
+#endif

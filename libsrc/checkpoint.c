@@ -1,0 +1,1454 @@
+/* Hugging Face Llama checkpoint directories as a tensor source.
+ *
+ * Files read (DIR/...):
+ *   config.json                   required; architectures[0] must be LlamaForCausalLM
+ *   model.safetensors.index.json  if present: weight_map {tensor: shard file}; else
+ *   model.safetensors             the single weights file
+ *   tokenizer.model               required (SentencePiece; libsrc/spm.h)
+ *   tokenizer_config.json         optional: add_bos/add_eos, added_tokens_decoder, chat_template,
+ *                                 add_prefix_space, *_token strings
+ *   tokenizer.json                optional: only its added_tokens, to resolve *_token strings to ids
+ *   added_tokens.json             optional: extra user-defined tokens
+ *   chat_template.jinja           optional: chat template when tokenizer_config has none
+ *
+ * Index rules (decided here; llama.cpp's converter enforces the same set equality): weight_map
+ * is an object of tensor -> shard name; shard names are plain file names (no '/', not "." or
+ * ".."); every named shard must exist and be valid; every tensor in the map must be in its
+ * shard; every tensor in a shard must be in the map and mapped to that shard. Index "metadata"
+ * (total_size) is not checked.
+ *
+ * Tensor order is llama.cpp's: shards sorted by file name, tensors within a shard sorted by name
+ * (byte order). Names map as llama.cpp's tensor map does for LLAMA; *.rotary_emb.inv_freq,
+ * *.attention.masked_bias and *.attention.bias are skipped as llama.cpp does; any other
+ * unknown tensor is refused. attn_q/attn_k rows get LlamaModel.permute (groups: n_head for Q,
+ * n_head_kv for K), applied on read.
+ *
+ * Metadata is written in the order and with the value types of convert_hf_to_gguf.py:
+ * general.{architecture,type,name,[version],[organization],[finetune],[basename],size_label}
+ * from the directory name (and config.json _name_or_path) with gguf-py's heuristics, then the
+ * llama.* hyperparameters, general.file_type, llama.vocab_size, llama.rope.dimension_count,
+ * general.quantization_version, then tokenizer.ggml.*. Missing hyperparameters take
+ * transformers' LlamaConfig defaults (num_key_value_heads = heads, rms_norm_eps 1e-6,
+ * rope_theta 10000, max_position_embeddings 2048), as llama.cpp sees them through AutoConfig.
+ * general.file_type describes the source as stored (0 F32, 1 F16, 32 BF16 from the first 2-D
+ * tensor); a writer sets its own. Not read: README.md model cards, generation_config.json
+ * sampling settings, tokenizer.json post-processor templates.
+ */
+#include "libsrc/spm.h"
+#include "libsrc/src_internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define JSON_CAP (64u << 20)        /* config/index/tokenizer_config files */
+#define TOKENIZER_JSON_CAP (512u << 20)
+#define MAX_SHARDS 65536
+#define MAX_DIM (1 << 20)           /* hidden/ffn/head caps */
+#define MAX_LAYERS 4096
+#define MAX_VOCAB (1 << 24)
+
+enum { N_LAYER_T = 9 };
+static const struct {
+    const char *hf;    /* after "model.layers.N." */
+    const char *gguf;  /* after "blk.N." */
+} k_layer[N_LAYER_T] = {
+    {"input_layernorm.weight", "attn_norm.weight"},
+    {"self_attn.q_proj.weight", "attn_q.weight"},
+    {"self_attn.k_proj.weight", "attn_k.weight"},
+    {"self_attn.v_proj.weight", "attn_v.weight"},
+    {"self_attn.o_proj.weight", "attn_output.weight"},
+    {"post_attention_layernorm.weight", "ffn_norm.weight"},
+    {"mlp.gate_proj.weight", "ffn_gate.weight"},
+    {"mlp.up_proj.weight", "ffn_up.weight"},
+    {"mlp.down_proj.weight", "ffn_down.weight"},
+};
+enum { L_ATTN_NORM, L_Q, L_K, L_V, L_O, L_FFN_NORM, L_GATE, L_UP, L_DOWN };
+enum { G_OUTPUT, G_EMBD, G_NORM, N_GLOBAL };
+
+typedef struct {
+    int64_t hidden, ffn, layers, heads, kv_heads, head_dim, vocab, ctx;
+    bool head_dim_given, tied, rope_linear;
+    double eps, theta, rope_factor;
+} llama_cfg;
+
+typedef struct {
+    const char *dir;
+    char *cfg_path;
+    json_t *config, *tok_config, *tok_json, *added;
+    llama_cfg c;
+    char **shard_names;
+    size_t n_shard_names;
+} ctx;
+
+/* ---------------------------------------------------------------- helpers */
+
+static size_t digits(const char *s)
+{
+    size_t n = 0;
+    while (isdigit((unsigned char)s[n]))
+        n++;
+    return n;
+}
+
+static char *join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static const char *shown(const char *name, char buf[80])
+{
+    size_t n = strlen(name);
+    if (n < 72) {
+        memcpy(buf, name, n + 1);
+    } else {
+        memcpy(buf, name, 68);
+        memcpy(buf + 68, "...", 4);
+    }
+    for (char *p = buf; *p; p++)
+        if ((unsigned char)*p < 0x20)
+            *p = '?';
+    return buf;
+}
+
+/* Reads a JSON object file. *out = NULL and SRC_OK when the file is absent and optional. */
+static src_error load_json(src_source *s, const char *path, size_t cap, bool required, json_t **out,
+                           char *msg)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT && !required)
+            return SRC_OK;
+        if (errno == ENOENT)
+            return src_fail(msg, SRC_ERR_MISSING, "%s: not found", path);
+        return src_fail(msg, SRC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return src_fail(msg, SRC_ERR_IO, "%s: not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > cap) {
+        fclose(f);
+        return src_fail(msg, SRC_ERR_LIMIT, "%s: %lld bytes, more than the cap of %zu", path,
+                        (long long)st.st_size, cap);
+    }
+    size_t n = (size_t)st.st_size;
+    char *buf = malloc(n ? n : 1);
+    if (!buf) {
+        fclose(f);
+        return src_fail(msg, SRC_ERR_NOMEM, "%s: out of memory", path);
+    }
+    size_t got = fread(buf, 1, n, f);
+    int rerr = ferror(f);
+    fclose(f);
+    if (got != n || rerr) {
+        free(buf);
+        return src_fail(msg, SRC_ERR_IO, "%s: read error", path);
+    }
+    json_error_t je;
+    json_t *j = json_loadb(buf, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+    free(buf);
+    if (!j)
+        return src_fail(msg, SRC_ERR_FORMAT, "%s: not valid JSON: %s (line %d, column %d)", path, je.text,
+                        je.line, je.column);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return src_fail(msg, SRC_ERR_FORMAT, "%s: not a JSON object", path);
+    }
+    src_error e = src_add_file(s, path, msg);
+    if (e != SRC_OK) {
+        json_decref(j);
+        return e;
+    }
+    *out = j;
+    return SRC_OK;
+}
+
+static bool file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* Integer key: required, or *v keeps its default when absent/null. */
+static src_error cfg_int(ctx *x, const char *key, int64_t *v, bool required, int64_t lo, int64_t hi,
+                         char *msg)
+{
+    json_t *j = json_object_get(x->config, key);
+    if (!j || json_is_null(j)) {
+        if (required)
+            return src_fail(msg, SRC_ERR_MISSING, "%s: no \"%s\"", x->cfg_path, key);
+        return SRC_OK;
+    }
+    if (!json_is_integer(j))
+        return src_fail(msg, SRC_ERR_FORMAT, "%s: \"%s\" is not an integer", x->cfg_path, key);
+    json_int_t i = json_integer_value(j);
+    if (i < lo || i > hi)
+        return src_fail(msg, SRC_ERR_MODEL, "%s: \"%s\" = %lld is outside [%lld, %lld]", x->cfg_path, key,
+                        (long long)i, (long long)lo, (long long)hi);
+    *v = i;
+    return SRC_OK;
+}
+
+static src_error cfg_num(ctx *x, const char *key, double *v, char *msg)
+{
+    json_t *j = json_object_get(x->config, key);
+    if (!j || json_is_null(j))
+        return SRC_OK;
+    if (!json_is_number(j) || !isfinite(json_number_value(j)) || json_number_value(j) <= 0)
+        return src_fail(msg, SRC_ERR_FORMAT, "%s: \"%s\" is not a positive number", x->cfg_path, key);
+    *v = json_number_value(j);
+    return SRC_OK;
+}
+
+static src_error cfg_bool_false(ctx *x, const char *key, const char *what, char *msg)
+{
+    json_t *j = json_object_get(x->config, key);
+    if (json_is_true(j))
+        return src_fail(msg, SRC_ERR_UNSUPPORTED, "%s: \"%s\" is true: %s are not supported", x->cfg_path,
+                        key, what);
+    return SRC_OK;
+}
+
+/* ---------------------------------------------------------------- config.json */
+
+static src_error parse_config(src_source *s, ctx *x, char *msg)
+{
+    src_error e = load_json(s, x->cfg_path, JSON_CAP, true, &x->config, msg);
+    if (e != SRC_OK)
+        return e;
+    const char *P = x->cfg_path;
+    json_t *arch = json_object_get(x->config, "architectures");
+    if (!arch)
+        return src_fail(msg, SRC_ERR_MISSING, "%s: no \"architectures\"", P);
+    if (!json_is_array(arch) || json_array_size(arch) == 0 || !json_is_string(json_array_get(arch, 0)))
+        return src_fail(msg, SRC_ERR_FORMAT, "%s: \"architectures\" is not a non-empty array of strings", P);
+    const char *a = json_string_value(json_array_get(arch, 0));
+    if (strcmp(a, "LlamaForCausalLM") != 0) {
+        char b[80];
+        return src_fail(msg, SRC_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (only LlamaForCausalLM)",
+                        P, shown(a, b));
+    }
+    llama_cfg *c = &x->c;
+    c->ctx = 2048;
+    c->eps = 1e-6;
+    c->theta = 10000.0;
+    if ((e = cfg_int(x, "hidden_size", &c->hidden, true, 1, MAX_DIM, msg)) ||
+        (e = cfg_int(x, "intermediate_size", &c->ffn, true, 1, MAX_DIM, msg)) ||
+        (e = cfg_int(x, "num_hidden_layers", &c->layers, true, 1, MAX_LAYERS, msg)) ||
+        (e = cfg_int(x, "num_attention_heads", &c->heads, true, 1, MAX_DIM, msg)) ||
+        (e = cfg_int(x, "vocab_size", &c->vocab, true, 1, MAX_VOCAB, msg)) ||
+        (e = cfg_int(x, "max_position_embeddings", &c->ctx, false, 1, INT32_MAX, msg)) ||
+        (e = cfg_num(x, "rms_norm_eps", &c->eps, msg)) || (e = cfg_num(x, "rope_theta", &c->theta, msg)))
+        return e;
+    c->kv_heads = c->heads;
+    if ((e = cfg_int(x, "num_key_value_heads", &c->kv_heads, false, 1, MAX_DIM, msg)))
+        return e;
+    json_t *hd = json_object_get(x->config, "head_dim");
+    if (hd && !json_is_null(hd)) {
+        if ((e = cfg_int(x, "head_dim", &c->head_dim, true, 2, MAX_DIM, msg)))
+            return e;
+        c->head_dim_given = true;
+    } else {
+        if (c->hidden % c->heads != 0)
+            return src_fail(msg, SRC_ERR_MODEL, "%s: hidden_size %lld is not a multiple of num_attention_heads %lld",
+                            P, (long long)c->hidden, (long long)c->heads);
+        c->head_dim = c->hidden / c->heads;
+    }
+    if (c->heads % c->kv_heads != 0)
+        return src_fail(msg, SRC_ERR_MODEL, "%s: num_attention_heads %lld is not a multiple of num_key_value_heads %lld",
+                        P, (long long)c->heads, (long long)c->kv_heads);
+    if (c->head_dim % 2 != 0)
+        return src_fail(msg, SRC_ERR_MODEL, "%s: head dimension %lld is odd (RoPE needs pairs)", P,
+                        (long long)c->head_dim);
+    if (c->heads * c->head_dim > MAX_DIM)
+        return src_fail(msg, SRC_ERR_LIMIT, "%s: heads x head_dim exceeds %d", P, MAX_DIM);
+    json_t *tie = json_object_get(x->config, "tie_word_embeddings");
+    if (tie && !json_is_null(tie) && !json_is_boolean(tie))
+        return src_fail(msg, SRC_ERR_FORMAT, "%s: \"tie_word_embeddings\" is not a boolean", P);
+    c->tied = json_is_true(tie);
+    if ((e = cfg_bool_false(x, "attention_bias", "attention biases", msg)) ||
+        (e = cfg_bool_false(x, "mlp_bias", "MLP biases", msg)))
+        return e;
+    json_t *act = json_object_get(x->config, "hidden_act");
+    if (act && !json_is_null(act) && (!json_is_string(act) || strcmp(json_string_value(act), "silu") != 0))
+        return src_fail(msg, SRC_ERR_UNSUPPORTED, "%s: \"hidden_act\" must be \"silu\"", P);
+    json_t *rs = json_object_get(x->config, "rope_scaling");
+    if (rs && !json_is_null(rs)) {
+        if (!json_is_object(rs))
+            return src_fail(msg, SRC_ERR_FORMAT, "%s: \"rope_scaling\" is not an object", P);
+        json_t *ty = json_object_get(rs, "rope_type");
+        if (!ty)
+            ty = json_object_get(rs, "type");
+        json_t *fa = json_object_get(rs, "factor");
+        const char *tys = json_is_string(ty) ? json_string_value(ty) : "";
+        if (strcmp(tys, "default") == 0) {
+            /* plain RoPE */
+        } else if (strcmp(tys, "linear") == 0 && json_is_number(fa) && isfinite(json_number_value(fa)) &&
+                   json_number_value(fa) > 0) {
+            c->rope_linear = true;
+            c->rope_factor = json_number_value(fa);
+        } else {
+            char b[80];
+            return src_fail(msg, SRC_ERR_UNSUPPORTED, "%s: rope_scaling type '%s' is not supported (only linear)",
+                            P, shown(tys, b));
+        }
+    }
+    return SRC_OK;
+}
+
+/* ---------------------------------------------------------------- shards and index */
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static bool plain_file_name(const char *n)
+{
+    return n[0] && strchr(n, '/') == NULL && strcmp(n, ".") != 0 && strcmp(n, "..") != 0 && strlen(n) < 256;
+}
+
+static src_error open_shard(src_source *s, ctx *x, const char *name, const char *referrer, char *msg)
+{
+    char *p = join(x->dir, name);
+    if (!p)
+        return src_fail(msg, SRC_ERR_NOMEM, "out of memory");
+    src_error e;
+    if (!file_exists(p)) {
+        char b[80];
+        e = referrer ? src_fail(msg, SRC_ERR_MISSING, "%s: shard '%s' is missing", referrer, shown(name, b))
+                     : src_fail(msg, SRC_ERR_MISSING, "%s: not found", p);
+        free(p);
+        return e;
+    }
+    src_st_file *f;
+    e = src_st_open(p, &f, msg);
+    if (e == SRC_OK) {
+        s->shards[s->n_shards++] = f;
+        e = src_add_file(s, p, msg);
+    }
+    free(p);
+    return e;
+}
+
+static src_error open_weights(src_source *s, ctx *x, char *msg)
+{
+    char *ipath = join(x->dir, "model.safetensors.index.json");
+    if (!ipath)
+        return src_fail(msg, SRC_ERR_NOMEM, "out of memory");
+    json_t *index = NULL;
+    src_error e = load_json(s, ipath, JSON_CAP, false, &index, msg);
+    if (e != SRC_OK)
+        goto out;
+    if (!index) {
+        s->shards = calloc(1, sizeof *s->shards);
+        if (!s->shards) {
+            e = src_fail(msg, SRC_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        char *single = join(x->dir, "model.safetensors");
+        bool have = single && file_exists(single);
+        free(single);
+        if (!have) {
+            e = src_fail(msg, SRC_ERR_MISSING, "%s: no model.safetensors and no model.safetensors.index.json",
+                         x->dir);
+            goto out;
+        }
+        e = open_shard(s, x, "model.safetensors", NULL, msg);
+        goto out;
+    }
+    json_t *wm = json_object_get(index, "weight_map");
+    if (!wm) {
+        e = src_fail(msg, SRC_ERR_MISSING, "%s: no \"weight_map\"", ipath);
+        goto out;
+    }
+    if (!json_is_object(wm)) {
+        e = src_fail(msg, SRC_ERR_FORMAT, "%s: \"weight_map\" is not an object", ipath);
+        goto out;
+    }
+    /* distinct shard names, sorted */
+    size_t nw = json_object_size(wm);
+    char **names = calloc(nw ? nw : 1, sizeof *names);
+    if (!names) {
+        e = src_fail(msg, SRC_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    size_t nn = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(wm, k, v) {
+        char b[80], b2[80];
+        if (!json_is_string(v)) {
+            e = src_fail(msg, SRC_ERR_FORMAT, "%s: weight_map entry '%s' is not a string", ipath, shown(k, b));
+            free(names);
+            goto out;
+        }
+        if (!plain_file_name(json_string_value(v))) {
+            e = src_fail(msg, SRC_ERR_FORMAT, "%s: weight_map entry '%s' names '%s', not a file in the directory",
+                         ipath, shown(k, b), shown(json_string_value(v), b2));
+            free(names);
+            goto out;
+        }
+        names[nn++] = (char *)json_string_value(v);
+    }
+    if (nn == 0) {
+        e = src_fail(msg, SRC_ERR_FORMAT, "%s: \"weight_map\" is empty", ipath);
+        free(names);
+        goto out;
+    }
+    qsort(names, nn, sizeof *names, cmp_str);
+    size_t nu = 0;
+    for (size_t i = 0; i < nn; i++)
+        if (nu == 0 || strcmp(names[nu - 1], names[i]) != 0)
+            names[nu++] = names[i];
+    if (nu > MAX_SHARDS) {
+        e = src_fail(msg, SRC_ERR_LIMIT, "%s: %zu shards, more than the cap of %d", ipath, nu, MAX_SHARDS);
+        free(names);
+        goto out;
+    }
+    s->shards = calloc(nu, sizeof *s->shards);
+    x->shard_names = calloc(nu, sizeof *x->shard_names);
+    if (!s->shards || !x->shard_names) {
+        free(names);
+        e = src_fail(msg, SRC_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nu; i++) {
+        if (!(x->shard_names[i] = strdup(names[i]))) {
+            free(names);
+            e = src_fail(msg, SRC_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        x->n_shard_names++;
+    }
+    free(names);
+    for (size_t i = 0; i < nu; i++)
+        if ((e = open_shard(s, x, x->shard_names[i], ipath, msg)) != SRC_OK)
+            goto out;
+    /* every mapped tensor is in its shard */
+    json_object_foreach(wm, k, v) {
+        const char *sn = json_string_value(v);
+        char **hit = bsearch(&sn, x->shard_names, nu, sizeof *x->shard_names, cmp_str);
+        size_t si = (size_t)(hit - x->shard_names);
+        if (src_st_find(s->shards[si], k) < 0) {
+            char b[80], b2[80];
+            e = src_fail(msg, SRC_ERR_FORMAT, "%s: tensor '%s' is mapped to '%s', which does not hold it", ipath,
+                         shown(k, b), shown(sn, b2));
+            goto out;
+        }
+    }
+    /* every shard tensor is mapped, to that shard */
+    for (size_t si = 0; si < nu; si++) {
+        for (size_t ti = 0; ti < src_st_n_tensors(s->shards[si]); ti++) {
+            const char *tn = src_st_tensor_at(s->shards[si], ti)->name;
+            json_t *m = json_object_get(wm, tn);
+            char b[80], b2[80];
+            if (!m) {
+                e = src_fail(msg, SRC_ERR_FORMAT, "%s: tensor '%s' is not listed in %s",
+                             src_st_path(s->shards[si]), shown(tn, b), "model.safetensors.index.json");
+                goto out;
+            }
+            if (strcmp(json_string_value(m), x->shard_names[si]) != 0) {
+                e = src_fail(msg, SRC_ERR_FORMAT, "%s: holds tensor '%s', which the index maps to '%s'",
+                             src_st_path(s->shards[si]), shown(tn, b), shown(json_string_value(m), b2));
+                goto out;
+            }
+        }
+    }
+out:
+    json_decref(index);
+    free(ipath);
+    return e;
+}
+
+/* ---------------------------------------------------------------- tensor mapping */
+
+typedef struct {
+    const char *hf;
+    size_t shard, st;
+} hf_ref;
+
+static int cmp_ref(const void *a, const void *b)
+{
+    const hf_ref *x = a, *y = b;
+    if (x->shard != y->shard)
+        return x->shard < y->shard ? -1 : 1;
+    return strcmp(x->hf, y->hf);
+}
+
+static bool ends_with(const char *s, const char *suf)
+{
+    size_t n = strlen(s), m = strlen(suf);
+    return n >= m && memcmp(s + n - m, suf, m) == 0;
+}
+
+/* Expected safetensors shape [rows, cols] (cols 0: 1-D [rows]). */
+static void expected_shape(const llama_cfg *c, int kind, uint64_t *rows, uint64_t *cols)
+{
+    uint64_t d = (uint64_t)c->hidden, f = (uint64_t)c->ffn, q = (uint64_t)(c->heads * c->head_dim),
+             kv = (uint64_t)(c->kv_heads * c->head_dim);
+    switch (kind) {
+    case L_ATTN_NORM: case L_FFN_NORM: *rows = d; *cols = 0; break;
+    case L_Q: *rows = q; *cols = d; break;
+    case L_K: case L_V: *rows = kv; *cols = d; break;
+    case L_O: *rows = d; *cols = q; break;
+    case L_GATE: case L_UP: *rows = f; *cols = d; break;
+    default: *rows = d; *cols = f; break; /* L_DOWN */
+    }
+}
+
+static src_error map_tensors(src_source *s, ctx *x, char *msg)
+{
+    const llama_cfg *c = &x->c;
+    size_t total = 0;
+    for (size_t i = 0; i < s->n_shards; i++)
+        total += src_st_n_tensors(s->shards[i]);
+    hf_ref *refs = malloc((total ? total : 1) * sizeof *refs);
+    size_t nseen = (size_t)c->layers * N_LAYER_T + N_GLOBAL;
+    bool *seen = calloc(nseen, 1);
+    s->t = calloc(total ? total : 1, sizeof *s->t);
+    s->slot = calloc(total ? total : 1, sizeof *s->slot);
+    src_error e = SRC_OK;
+    if (!refs || !seen || !s->t || !s->slot) {
+        e = src_fail(msg, SRC_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    size_t nr = 0;
+    for (size_t i = 0; i < s->n_shards; i++)
+        for (size_t j = 0; j < src_st_n_tensors(s->shards[i]); j++)
+            refs[nr++] = (hf_ref){src_st_tensor_at(s->shards[i], j)->name, i, j};
+    qsort(refs, nr, sizeof *refs, cmp_ref);
+
+    for (size_t r = 0; r < nr; r++) {
+        const char *hf = refs[r].hf;
+        src_st_file *sf = s->shards[refs[r].shard];
+        const src_st_tensor *st = src_st_tensor_at(sf, refs[r].st);
+        const char *SP = src_st_path(sf);
+        char b[80];
+        if (ends_with(hf, ".rotary_emb.inv_freq") || ends_with(hf, ".attention.masked_bias") ||
+            ends_with(hf, ".attention.bias"))
+            continue;
+        if (st->gguf_type < 0) {
+            e = src_fail(msg, SRC_ERR_UNSUPPORTED, "%s: tensor '%s' has unsupported dtype %s", SP, shown(hf, b),
+                         st->dtype);
+            goto out;
+        }
+        int kind = -1, glob = -1;
+        long long layer = -1;
+        char gname[GGUF_MAX_NAME];
+        if (strcmp(hf, "lm_head.weight") == 0) {
+            glob = G_OUTPUT;
+            snprintf(gname, sizeof gname, "output.weight");
+        } else if (strcmp(hf, "model.embed_tokens.weight") == 0) {
+            glob = G_EMBD;
+            snprintf(gname, sizeof gname, "token_embd.weight");
+        } else if (strcmp(hf, "model.norm.weight") == 0) {
+            glob = G_NORM;
+            snprintf(gname, sizeof gname, "output_norm.weight");
+        } else if (strncmp(hf, "model.layers.", 13) == 0 && isdigit((unsigned char)hf[13])) {
+            /* "model.layers.N.SUFFIX", N decimal without leading zeros (llama.cpp formats it) */
+            const char *p = hf + 13;
+            size_t nd = digits(p);
+            if (*(p + nd) == '.' && (nd == 1 || p[0] != '0'))
+                for (int k = 0; k < N_LAYER_T; k++)
+                    if (strcmp(p + nd + 1, k_layer[k].hf) == 0)
+                        kind = k;
+            if (kind >= 0) {
+                layer = nd > 9 ? LLONG_MAX : strtoll(p, NULL, 10);
+                if (layer >= c->layers) {
+                    e = src_fail(msg, SRC_ERR_MODEL, "%s: tensor '%s' is beyond the %lld layers of config.json", SP,
+                                 shown(hf, b), (long long)c->layers);
+                    goto out;
+                }
+                snprintf(gname, sizeof gname, "blk.%lld.%s", layer, k_layer[kind].gguf);
+            }
+        }
+        if (kind < 0 && glob < 0) {
+            e = src_fail(msg, SRC_ERR_UNSUPPORTED, "%s: tensor '%s' has no llama.cpp name (unexpected tensor)", SP,
+                         shown(hf, b));
+            goto out;
+        }
+        size_t seen_ix = kind >= 0 ? (size_t)layer * N_LAYER_T + (size_t)kind : (size_t)c->layers * N_LAYER_T + (size_t)glob;
+        if (seen[seen_ix]) { /* unreachable with the index checks; kept as a guard */
+            e = src_fail(msg, SRC_ERR_FORMAT, "%s: tensor '%s' appears twice", SP, shown(hf, b));
+            goto out;
+        }
+        seen[seen_ix] = true;
+        uint64_t rows, cols;
+        if (kind >= 0)
+            expected_shape(c, kind, &rows, &cols);
+        else if (glob == G_NORM)
+            rows = (uint64_t)c->hidden, cols = 0;
+        else
+            rows = (uint64_t)c->vocab, cols = (uint64_t)c->hidden;
+        bool ok = cols ? (st->n_dims == 2 && st->shape[0] == rows && st->shape[1] == cols)
+                       : (st->n_dims == 1 && st->shape[0] == rows);
+        if (!ok) {
+            char got[160] = "[", want[64];
+            size_t o = 1;
+            for (uint32_t d = 0; d < st->n_dims && o < sizeof got; d++)
+                o += (size_t)snprintf(got + o, sizeof got - o, "%s%" PRIu64, d ? ", " : "", st->shape[d]);
+            if (o < sizeof got)
+                snprintf(got + o, sizeof got - o, "]");
+            if (cols)
+                snprintf(want, sizeof want, "[%" PRIu64 ", %" PRIu64 "]", rows, cols);
+            else
+                snprintf(want, sizeof want, "[%" PRIu64 "]", rows);
+            e = src_fail(msg, SRC_ERR_MODEL, "%s: tensor '%s' has shape %s but config.json implies %s", SP,
+                         shown(hf, b), got, want);
+            goto out;
+        }
+        src_tensor *t = &s->t[s->n];
+        src_slot *sl = &s->slot[s->n];
+        memcpy(t->name, gname, sizeof gname);
+        t->n_dims = st->n_dims;
+        t->ne[0] = (int64_t)(cols ? cols : rows);
+        t->ne[1] = cols ? (int64_t)rows : 1;
+        t->ne[2] = t->ne[3] = 1;
+        t->type = st->gguf_type;
+        sl->data = src_st_data(sf, refs[r].st);
+        sl->nbytes = st->end - st->begin;
+        sl->row_bytes = (size_t)t->ne[0] * (st->dtype_bits / 8);
+        sl->perm_groups = kind == L_Q ? c->heads : kind == L_K ? c->kv_heads : 0;
+        sl->shard = (int)refs[r].shard;
+        sl->st_index = refs[r].st;
+        s->n++;
+    }
+    /* everything the model needs is there */
+    for (int64_t l = 0; l < c->layers; l++)
+        for (int k = 0; k < N_LAYER_T; k++)
+            if (!seen[(size_t)l * N_LAYER_T + (size_t)k]) {
+                e = src_fail(msg, SRC_ERR_MISSING, "%s: no tensor 'model.layers.%lld.%s' in the checkpoint", x->dir,
+                             (long long)l, k_layer[k].hf);
+                goto out;
+            }
+    size_t g = (size_t)c->layers * N_LAYER_T;
+    if (!seen[g + G_EMBD])
+        e = src_fail(msg, SRC_ERR_MISSING, "%s: no tensor 'model.embed_tokens.weight' in the checkpoint", x->dir);
+    else if (!seen[g + G_NORM])
+        e = src_fail(msg, SRC_ERR_MISSING, "%s: no tensor 'model.norm.weight' in the checkpoint", x->dir);
+    else if (!seen[g + G_OUTPUT] && !c->tied)
+        e = src_fail(msg, SRC_ERR_MISSING,
+                     "%s: no tensor 'lm_head.weight' in the checkpoint and tie_word_embeddings is false", x->dir);
+out:
+    free(refs);
+    free(seen);
+    return e;
+}
+
+/* ---------------------------------------------------------------- general.* heuristics (gguf-py metadata.py) */
+
+enum { T_VERSION = 1, T_TYPE = 2, T_SIZE = 4, T_FINETUNE = 8, T_BASENAME = 16 };
+
+static bool ieq(const char *a, const char *b) { return strcasecmp(a, b) == 0; }
+
+
+/* (v|iter)?\d+([.]\d+)* */
+static bool re_version(const char *s)
+{
+    if (strncasecmp(s, "iter", 4) == 0 && isdigit((unsigned char)s[4]))
+        s += 4;
+    else if ((s[0] == 'v' || s[0] == 'V') && isdigit((unsigned char)s[1]))
+        s += 1;
+    size_t n = digits(s);
+    if (!n)
+        return false;
+    s += n;
+    while (*s == '.') {
+        n = digits(s + 1);
+        if (!n)
+            return false;
+        s += 1 + n;
+    }
+    return *s == 0;
+}
+
+static bool is_word(int c) { return isalnum(c) || c == '_'; }
+
+/* i?q\d(_\w)*|b?fp?(16|32) */
+static bool re_type(const char *s)
+{
+    const char *p = s;
+    if (*p == 'i' || *p == 'I')
+        p++;
+    if ((*p == 'q' || *p == 'Q') && isdigit((unsigned char)p[1])) {
+        p += 2;
+        while (p[0] == '_' && p[1] && is_word((unsigned char)p[1]))
+            p += 2;
+        if (*p == 0)
+            return true;
+    }
+    p = s;
+    if (*p == 'b' || *p == 'B')
+        p++;
+    if (*p != 'f' && *p != 'F')
+        return false;
+    p++;
+    if (*p == 'p' || *p == 'P')
+        p++;
+    return strcmp(p, "16") == 0 || strcmp(p, "32") == 0;
+}
+
+static bool is_kmbt(int c) { return c && strchr("KMBTkmbt", c) != NULL; }
+
+/* \d+([._]\d+)?[KMBT]\d? from p to the end */
+static bool re_size_tail(const char *p)
+{
+    size_t n = digits(p);
+    if (!n)
+        return false;
+    p += n;
+    if (*p == '.' || *p == '_') {
+        n = digits(p + 1);
+        if (!n)
+            return false;
+        p += 1 + n;
+    }
+    if (!is_kmbt((unsigned char)*p))
+        return false;
+    p++;
+    if (isdigit((unsigned char)*p))
+        p++;
+    return *p == 0;
+}
+
+/* (([A]|\d+[x])?\d+([._]\d+)?[KMBT][\d]?|small|mini|medium|large|x?xl) */
+static bool re_size(const char *s)
+{
+    if (ieq(s, "small") || ieq(s, "mini") || ieq(s, "medium") || ieq(s, "large") || ieq(s, "xl") || ieq(s, "xxl"))
+        return true;
+    if (re_size_tail(s))
+        return true;
+    if ((s[0] == 'a' || s[0] == 'A') && re_size_tail(s + 1))
+        return true;
+    size_t n = digits(s);
+    return n && (s[n] == 'x' || s[n] == 'X') && re_size_tail(s + n + 1);
+}
+
+/* A\d+([._]\d+)?[KMBT][\d]? */
+static bool re_active(const char *s) { return (s[0] == 'a' || s[0] == 'A') && re_size_tail(s + 1); }
+
+static void normalize_size(char *l)
+{
+    for (char *p = l; *p; p++)
+        if (*p == '_')
+            *p = '.';
+    size_t n = strlen(l);
+    if (n >= 2 && isdigit((unsigned char)l[n - 1])) { /* bloom-7b1 -> 7.1b */
+        char a = l[n - 2], b = l[n - 1];
+        l[n - 2] = '.';
+        l[n - 1] = b;
+        l[n] = a;
+        l[n + 1] = 0;
+        n++;
+    }
+    if (n > 1 && isdigit((unsigned char)l[n - 2]) && strchr("kmbt", l[n - 1]))
+        l[n - 1] = (char)toupper((unsigned char)l[n - 1]);
+}
+
+/* float(label[:-1]) * 1000 ** " KMBT".find(label[-1]); false when not a number */
+static bool size_params(const char *l, double *out)
+{
+    size_t n = strlen(l);
+    if (n < 2)
+        return false;
+    char num[64];
+    if (n - 1 >= sizeof num)
+        return false;
+    memcpy(num, l, n - 1);
+    num[n - 1] = 0;
+    for (size_t i = 0; i < n - 1; i++)
+        if (!isdigit((unsigned char)num[i]) && num[i] != '.')
+            return false;
+    char *end;
+    double v = strtod(num, &end);
+    if (*end)
+        return false;
+    const char *f = strchr(" KMBT", l[n - 1]);
+    int pos = f ? (int)(f - " KMBT") : -1;
+    *out = v * pow(1000.0, pos);
+    return true;
+}
+
+/* Python's str.title() on ASCII: a letter after a non-letter is upper-cased, others lowered. */
+static void py_title(char *w)
+{
+    bool prev_cased = false;
+    for (char *p = w; *p; p++) {
+        if (isalpha((unsigned char)*p)) {
+            *p = (char)(prev_cased ? tolower((unsigned char)*p) : toupper((unsigned char)*p));
+            prev_cased = true;
+        } else {
+            prev_cased = false;
+        }
+    }
+}
+
+static bool py_islower(const char *w)
+{
+    bool cased = false;
+    for (; *w; w++) {
+        if (isupper((unsigned char)*w))
+            return false;
+        if (islower((unsigned char)*w))
+            cased = true;
+    }
+    return cased;
+}
+
+/* Metadata.id_to_title into out (size n). */
+static void id_to_title(const char *id, char *out, size_t n)
+{
+    char *tmp = strdup(id);
+    size_t o = 0;
+    out[0] = 0;
+    if (!tmp)
+        return;
+    for (char *p = tmp; *p; p++)
+        if (*p == '-')
+            *p = ' ';
+    char *save = NULL;
+    for (char *w = strtok_r(tmp, " \t\n\r\f\v", &save); w; w = strtok_r(NULL, " \t\n\r\f\v", &save)) {
+        /* ^(v\d+(?:\.\d+)*|\d.*)$ */
+        bool keep = isdigit((unsigned char)w[0]) || (w[0] == 'v' && isdigit((unsigned char)w[1]) && re_version(w));
+        if (py_islower(w) && !keep)
+            py_title(w);
+        int k = snprintf(out + o, n - o, "%s%s", o ? " " : "", w);
+        if (k < 0 || (size_t)k >= n - o)
+            break;
+        o += (size_t)k;
+    }
+    free(tmp);
+}
+
+typedef struct {
+    char name[256], org[256], basename[256], finetune[256], version[256], size_label[256];
+    bool has_name, has_org, has_basename, has_finetune, has_version, has_size;
+} model_id;
+
+static void join_parts(char parts[][64], const int *types, size_t np, int want, int exclude, bool dedup, char *out,
+                       size_t n, bool *has)
+{
+    size_t o = 0;
+    out[0] = 0;
+    *has = false;
+    for (size_t i = 0; i < np; i++) {
+        if (!(types[i] & want) || (types[i] & exclude))
+            continue;
+        bool dup = false;
+        for (size_t j = 0; dedup && j < i; j++)
+            if ((types[j] & want) && !(types[j] & exclude) && strcmp(parts[j], parts[i]) == 0)
+                dup = true;
+        if (dup)
+            continue;
+        int k = snprintf(out + o, n - o, "%s%s", *has ? "-" : "", parts[i]);
+        if (k > 0 && (size_t)k < n - o)
+            o += (size_t)k;
+        *has = true;
+    }
+}
+
+/* Metadata.get_model_id_components; model_id may be modified. */
+static void model_id_components(const char *mid, int64_t total_params, model_id *m)
+{
+    memset(m, 0, sizeof *m);
+    if (strchr(mid, ' ')) {
+        snprintf(m->name, sizeof m->name, "%s", mid);
+        m->has_name = true;
+        return;
+    }
+    const char *full = mid;
+    const char *slash = strchr(mid, '/');
+    if (slash) {
+        size_t ol = (size_t)(slash - mid);
+        if (ol > 0 && mid[0] != '.' && ol < sizeof m->org) {
+            memcpy(m->org, mid, ol);
+            m->org[ol] = 0;
+            m->has_org = true;
+        }
+        full = slash + 1;
+    }
+    snprintf(m->name, sizeof m->name, "%s", full);
+    m->has_name = true;
+    char parts[32][64];
+    int types[32] = {0};
+    size_t np = 0;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", full);
+    for (char *p = buf, *q; p && np < 32; p = q) {
+        q = strchr(p, '-');
+        if (q)
+            *q++ = 0;
+        if (*p && strlen(p) < 60)
+            snprintf(parts[np++], 64, "%s", p);
+    }
+    for (size_t i = 0; i < np; i++) {
+        char *part = parts[i];
+        if (re_version(part)) {
+            types[i] |= T_VERSION;
+        } else if (re_type(part)) {
+            types[i] |= T_TYPE;
+            for (char *c = part; *c; c++)
+                *c = (char)toupper((unsigned char)*c);
+        } else if (i > 0 && re_size(part)) {
+            normalize_size(part);
+            double lp, np2;
+            if (total_params != 0 && size_params(part, &lp)) {
+                char next[64] = "";
+                bool follows = false;
+                if (i + 1 < np) {
+                    snprintf(next, sizeof next, "%s", parts[i + 1]);
+                    normalize_size(next);
+                    follows = re_active(next) && size_params(next + 1, &np2) &&
+                              fabs(np2 - (double)llabs(total_params)) <= (double)(7 * llabs(total_params) / 8);
+                }
+                if (!follows && ((total_params < 0 && lp < (double)(llabs(total_params) / 8)) ||
+                                 (total_params > 0 && fabs(lp - (double)total_params) > (double)(7 * total_params / 8)))) {
+                    types[i] |= T_FINETUNE;
+                    size_t n = strlen(part);
+                    part[n - 1] = (char)tolower((unsigned char)part[n - 1]);
+                }
+            }
+            if (!types[i])
+                types[i] |= T_SIZE;
+        } else if (i > 0 && (ieq(part, "chat") || ieq(part, "instruct") || ieq(part, "vision") || ieq(part, "lora"))) {
+            types[i] |= T_FINETUNE;
+        }
+    }
+    /* word-based size labels give way to number-based ones */
+    bool numeric = false;
+    for (size_t i = 0; i < np; i++)
+        if ((types[i] & T_SIZE) && strpbrk(parts[i], "0123456789"))
+            numeric = true;
+    if (numeric)
+        for (size_t i = 0; i < np; i++) {
+            bool alpha = true;
+            for (const char *c = parts[i]; *c; c++)
+                if (!isalpha((unsigned char)*c))
+                    alpha = false;
+            if ((types[i] & T_SIZE) && alpha)
+                types[i] &= ~T_SIZE;
+        }
+    bool at_start = true;
+    for (size_t i = 0; i < np; i++) {
+        if (at_start && ((types[i] == 0 && (isalpha((unsigned char)parts[i][0]) || (unsigned char)parts[i][0] >= 0x80)) ||
+                         (types[i] & T_VERSION))) {
+            types[i] |= T_BASENAME;
+        } else {
+            at_start = false;
+            if (types[i] == 0)
+                types[i] |= T_FINETUNE;
+        }
+    }
+    for (size_t i = np; i-- > 0;) {
+        if ((types[i] & T_BASENAME) && (types[i] & ~T_BASENAME))
+            types[i] &= ~T_BASENAME;
+        else
+            break;
+    }
+    join_parts(parts, types, np, T_BASENAME, 0, false, m->basename, sizeof m->basename, &m->has_basename);
+    join_parts(parts, types, np, T_SIZE, 0, true, m->size_label, sizeof m->size_label, &m->has_size);
+    join_parts(parts, types, np, T_FINETUNE, 0, false, m->finetune, sizeof m->finetune, &m->has_finetune);
+    join_parts(parts, types, np, T_VERSION, T_BASENAME, false, m->version, sizeof m->version, &m->has_version);
+    if (!m->has_size && !m->has_finetune && !m->has_version)
+        m->has_basename = false;
+}
+
+/* gguf-py model_weight_count_rounded_notation(n, 2) */
+static void size_notation(int64_t n, char *out, size_t sz)
+{
+    double v;
+    const char *suf;
+    if (n >= 1000000000000LL) v = (double)n * 1e-12, suf = "T";
+    else if (n >= 1000000000LL) v = (double)n * 1e-9, suf = "B";
+    else if (n >= 1000000LL) v = (double)n * 1e-6, suf = "M";
+    else v = (double)n * 1e-3, suf = "K";
+    char r[64];
+    snprintf(r, sizeof r, "%.0f", nearbyint(v));
+    const char *d = r;
+    while (*d == '0')
+        d++;
+    int fix = 2 - (int)strlen(d);
+    if (fix < 0)
+        fix = 0;
+    snprintf(out, sz, "%.*f%s", fix, v, suf);
+}
+
+/* ---------------------------------------------------------------- metadata */
+
+#define W(call)                                                                                     \
+    do {                                                                                            \
+        gguf_error ge_ = (call);                                                                    \
+        if (ge_ != GGUF_OK) {                                                                       \
+            e = src_fail(msg, ge_ == GGUF_ERR_NOMEM ? SRC_ERR_NOMEM : SRC_ERR_FORMAT,               \
+                         "%s: cannot build metadata: %s", x->dir, gguf_strerror(ge_));              \
+            goto out;                                                                               \
+        }                                                                                           \
+    } while (0)
+
+static bool looks_special(const char *t)
+{
+    size_t n = strlen(t);
+    if (!strcmp(t, "<pad>") || !strcmp(t, "<mask>") || !strcmp(t, "<2mass>") || !strcmp(t, "[@BOS@]"))
+        return true;
+    if (n >= 4 && !strncmp(t, "<|", 2) && !strcmp(t + n - 2, "|>"))
+        return true;
+    if (n >= 8 && !strncmp(t, "<\xef\xbd\x9c", 4) && !strcmp(t + n - 4, "\xef\xbd\x9c>")) /* <｜ ... ｜> */
+        return true;
+    return n >= 8 && !strncmp(t, "<unused", 7) && t[n - 1] == '>';
+}
+
+static char *replace_spaces(const char *t) /* U+2581 -> ' ' */
+{
+    char *o = malloc(strlen(t) + 1), *q = o;
+    if (!o)
+        return NULL;
+    for (const char *p = t; *p;) {
+        if (!strncmp(p, "\xe2\x96\x81", 3)) {
+            *q++ = ' ';
+            p += 3;
+        } else {
+            *q++ = *p++;
+        }
+    }
+    *q = 0;
+    return o;
+}
+
+/* Vocabulary arrays per _create_vocab_sentencepiece. */
+typedef struct {
+    int64_t n;
+    const char **text;
+    char **owned;
+    float *score;
+    int32_t *type;
+} vocab;
+
+static void vocab_free(vocab *v)
+{
+    if (v->owned)
+        for (int64_t i = 0; i < v->n; i++)
+            free(v->owned[i]);
+    free(v->owned);
+    free(v->text);
+    free(v->score);
+    free(v->type);
+}
+
+static src_error vocab_set(vocab *v, int64_t id, const char *text, float score, int32_t type, char *msg)
+{
+    char *c = strdup(text);
+    if (!c)
+        return src_fail(msg, SRC_ERR_NOMEM, "out of memory");
+    free(v->owned[id]);
+    v->owned[id] = c;
+    v->text[id] = c;
+    v->score[id] = score;
+    v->type[id] = type;
+    return SRC_OK;
+}
+
+static src_error build_vocab(src_source *s, ctx *x, vocab *v, char *msg)
+{
+    char *tp = join(x->dir, "tokenizer.model");
+    if (!tp)
+        return src_fail(msg, SRC_ERR_NOMEM, "out of memory");
+    spm_model *m = NULL;
+    src_error e;
+    if (!file_exists(tp)) {
+        e = src_fail(msg, SRC_ERR_MISSING, "%s: not found (only SentencePiece tokenizers are supported)", tp);
+        free(tp);
+        return e;
+    }
+    e = spm_load_file(tp, &m, msg);
+    if (e == SRC_OK)
+        e = src_add_file(s, tp, msg);
+    if (e != SRC_OK)
+        goto out;
+    int64_t V = x->c.vocab, np = spm_n_pieces(m);
+    if (np > V) {
+        e = src_fail(msg, SRC_ERR_MODEL, "%s: %lld pieces, more than config.json's vocab_size %lld", tp,
+                     (long long)np, (long long)V);
+        goto out;
+    }
+    v->n = V;
+    v->text = calloc((size_t)V, sizeof *v->text);
+    v->owned = calloc((size_t)V, sizeof *v->owned);
+    v->score = calloc((size_t)V, sizeof *v->score);
+    v->type = calloc((size_t)V, sizeof *v->type);
+    if (!v->text || !v->owned || !v->score || !v->type) {
+        e = src_fail(msg, SRC_ERR_NOMEM, "out of memory for the vocabulary");
+        goto out;
+    }
+    for (int64_t i = 0; i < V; i++) {
+        if (i < np) {
+            size_t len;
+            const char *p = spm_piece(m, i, &len);
+            if (strlen(p) != len) {
+                e = src_fail(msg, SRC_ERR_UNSUPPORTED, "%s: piece %lld contains a NUL byte", tp, (long long)i);
+                goto out;
+            }
+            if ((e = vocab_set(v, i, p, spm_score(m, i), spm_token_type(m, i), msg)) != SRC_OK)
+                goto out;
+        } else {
+            char pad[SPM_PAD_TEXT_SIZE];
+            spm_pad_text(i, pad);
+            if ((e = vocab_set(v, i, pad, -10000.0f, SPM_TOKEN_UNUSED, msg)) != SRC_OK)
+                goto out;
+        }
+    }
+    /* added_tokens.json: {text: id} */
+    char *ap = join(x->dir, "added_tokens.json");
+    if (!ap) {
+        e = src_fail(msg, SRC_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    e = load_json(s, ap, JSON_CAP, false, &x->added, msg);
+    if (e == SRC_OK && x->added) {
+        const char *k;
+        json_t *j;
+        json_object_foreach(x->added, k, j) {
+            char b[80];
+            if (!json_is_integer(j) || json_integer_value(j) < 0) {
+                e = src_fail(msg, SRC_ERR_FORMAT, "%s: id of '%s' is not a non-negative integer", ap, shown(k, b));
+                break;
+            }
+            if (json_integer_value(j) >= V)
+                continue; /* llama.cpp ignores out-of-range ids */
+            if ((e = vocab_set(v, json_integer_value(j), k, -1000.0f, SPM_TOKEN_USER_DEFINED, msg)) != SRC_OK)
+                break;
+        }
+    }
+    free(ap);
+    if (e != SRC_OK)
+        goto out;
+    /* tokenizer_config.json added_tokens_decoder: {"id": {"content": ..., "special": ...}} */
+    json_t *atd = x->tok_config ? json_object_get(x->tok_config, "added_tokens_decoder") : NULL;
+    if (atd && json_is_object(atd)) {
+        const char *k;
+        json_t *j;
+        json_object_foreach(atd, k, j) {
+            char b[80];
+            char *end;
+            errno = 0;
+            long long id = strtoll(k, &end, 10);
+            json_t *content = json_object_get(j, "content");
+            if (!*k || *end || errno || id < 0) {
+                e = src_fail(msg, SRC_ERR_FORMAT, "%s/tokenizer_config.json: added_tokens_decoder key '%s' is not a token id",
+                             x->dir, shown(k, b));
+                goto out;
+            }
+            if (id >= V) {
+                e = src_fail(msg, SRC_ERR_MODEL, "%s/tokenizer_config.json: added token id %lld is beyond vocab_size %lld",
+                             x->dir, id, (long long)V);
+                goto out;
+            }
+            if (!json_is_string(content)) {
+                e = src_fail(msg, SRC_ERR_FORMAT, "%s/tokenizer_config.json: added token %lld has no \"content\" string",
+                             x->dir, id);
+                goto out;
+            }
+            const char *txt = json_string_value(content);
+            if (json_is_true(json_object_get(j, "special")) || looks_special(txt)) {
+                e = vocab_set(v, id, txt, -1000.0f, SPM_TOKEN_CONTROL, msg);
+            } else {
+                char *r = replace_spaces(txt);
+                e = r ? vocab_set(v, id, r, -1000.0f, SPM_TOKEN_USER_DEFINED, msg)
+                      : src_fail(msg, SRC_ERR_NOMEM, "out of memory");
+                free(r);
+            }
+            if (e != SRC_OK)
+                goto out;
+        }
+    }
+out:
+    spm_free(m);
+    free(tp);
+    return e;
+}
+
+static int64_t tensor_params(const src_source *s)
+{
+    int64_t n = 0;
+    for (int64_t i = 0; i < s->n; i++)
+        n += s->t[i].ne[0] * s->t[i].ne[1] * s->t[i].ne[2] * s->t[i].ne[3];
+    return n;
+}
+
+static void dir_basename(const char *dir, char *out, size_t n)
+{
+    char *rp = realpath(dir, NULL);
+    const char *p = rp ? rp : dir;
+    size_t len = strlen(p);
+    while (len > 1 && p[len - 1] == '/')
+        len--;
+    size_t st = len;
+    while (st > 0 && p[st - 1] != '/')
+        st--;
+    size_t k = len - st < n - 1 ? len - st : n - 1;
+    memcpy(out, p + st, k);
+    out[k] = 0;
+    free(rp);
+}
+
+static src_error build_metadata(src_source *s, ctx *x, char *msg)
+{
+    const llama_cfg *c = &x->c;
+    gguf_writer *w = gguf_writer_create();
+    vocab v = {0};
+    void *buf = NULL;
+    size_t size = 0;
+    src_error e = SRC_OK;
+    if (!w)
+        return src_fail(msg, SRC_ERR_NOMEM, "out of memory");
+    if ((e = build_vocab(s, x, &v, msg)) != SRC_OK)
+        goto out;
+
+    /* general.* */
+    int64_t total = tensor_params(s);
+    char name[256] = "", org[256] = "", basename[256] = "", finetune[256] = "", version[256] = "", size_label[256] = "";
+    bool h_name = false, h_org = false, h_base = false, h_fine = false, h_ver = false, h_size = false;
+    model_id m;
+    json_t *nop = json_object_get(x->config, "_name_or_path");
+    const char *ids[2] = {NULL, NULL};
+    char dname[256];
+    if (json_is_string(nop)) {
+        int slashes = 0;
+        for (const char *p = json_string_value(nop); *p; p++)
+            slashes += *p == '/';
+        if (slashes <= 1)
+            ids[0] = json_string_value(nop);
+    }
+    dir_basename(x->dir, dname, sizeof dname);
+    ids[1] = dname;
+    for (int k = 0; k < 2; k++) {
+        if (!ids[k])
+            continue;
+        model_id_components(ids[k], total, &m);
+        if (!h_name && m.has_name) id_to_title(m.name, name, sizeof name), h_name = true;
+        if (!h_org && m.has_org) id_to_title(m.org, org, sizeof org), h_org = true;
+        if (!h_base && m.has_basename) snprintf(basename, sizeof basename, "%s", m.basename), h_base = true;
+        if (!h_fine && m.has_finetune) snprintf(finetune, sizeof finetune, "%s", m.finetune), h_fine = true;
+        if (!h_ver && m.has_version) snprintf(version, sizeof version, "%s", m.version), h_ver = true;
+        if (!h_size && m.has_size) snprintf(size_label, sizeof size_label, "%s", m.size_label), h_size = true;
+    }
+    if (!h_size && total > 0) {
+        size_notation(total, size_label, sizeof size_label);
+        h_size = true;
+    }
+    W(gguf_writer_set_str(w, "general.architecture", "llama"));
+    W(gguf_writer_set_str(w, "general.type", "model"));
+    W(gguf_writer_set_str(w, "general.name", name));
+    if (h_ver) W(gguf_writer_set_str(w, "general.version", version));
+    if (h_org) W(gguf_writer_set_str(w, "general.organization", org));
+    if (h_fine) W(gguf_writer_set_str(w, "general.finetune", finetune));
+    if (h_base) W(gguf_writer_set_str(w, "general.basename", basename));
+    if (h_size) W(gguf_writer_set_str(w, "general.size_label", size_label));
+
+    /* llama.* */
+    W(gguf_writer_set_u32(w, "llama.block_count", (uint32_t)c->layers));
+    W(gguf_writer_set_u32(w, "llama.context_length", (uint32_t)c->ctx));
+    W(gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)c->hidden));
+    W(gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)c->ffn));
+    W(gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)c->heads));
+    W(gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)c->kv_heads));
+    if (c->rope_linear) {
+        W(gguf_writer_set_str(w, "llama.rope.scaling.type", "linear"));
+        W(gguf_writer_set_f32(w, "llama.rope.scaling.factor", (float)c->rope_factor));
+    }
+    W(gguf_writer_set_f32(w, "llama.rope.freq_base", (float)c->theta));
+    W(gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", (float)c->eps));
+    if (c->head_dim_given) {
+        W(gguf_writer_set_u32(w, "llama.attention.key_length", (uint32_t)c->head_dim));
+        W(gguf_writer_set_u32(w, "llama.attention.value_length", (uint32_t)c->head_dim));
+    }
+    uint32_t ftype = 0;
+    for (int64_t i = 0; i < s->n; i++)
+        if (s->t[i].n_dims >= 2) {
+            ftype = s->t[i].type == GGUF_BF16 ? 32 : s->t[i].type == GGUF_F16 ? 1 : 0;
+            break;
+        }
+    W(gguf_writer_set_u32(w, "general.file_type", ftype));
+    W(gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)c->vocab));
+    W(gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)c->head_dim));
+    W(gguf_writer_set_u32(w, "general.quantization_version", 2));
+
+    /* tokenizer.* */
+    json_t *tc = x->tok_config;
+    json_t *aps = tc ? json_object_get(tc, "add_prefix_space") : NULL;
+    if (json_is_boolean(aps))
+        W(gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", json_is_true(aps)));
+    W(gguf_writer_set_str(w, "tokenizer.ggml.model", "llama"));
+    W(gguf_writer_set_str(w, "tokenizer.ggml.pre", "default"));
+    W(gguf_writer_set_str_array(w, "tokenizer.ggml.tokens", v.text, (uint64_t)v.n));
+    W(gguf_writer_set_array(w, "tokenizer.ggml.scores", GGUF_VAL_F32, v.score, (uint64_t)v.n));
+    W(gguf_writer_set_array(w, "tokenizer.ggml.token_type", GGUF_VAL_I32, v.type, (uint64_t)v.n));
+
+    /* special ids (gguf-py SpecialVocab): first *_token strings resolved through
+     * tokenizer.json's added_tokens, then config.json's *_token_id, first value wins */
+    static const char *const types[] = {"bos", "eos", "unk", "sep", "pad", "cls", "mask"};
+    static const char *const keys[] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                                       "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.seperator_token_id",
+                                       "tokenizer.ggml.padding_token_id", NULL, "tokenizer.ggml.mask_token_id"};
+    enum { NT = 7 };
+    int64_t id_of[NT];
+    int order[NT], n_order = 0;
+    for (int k = 0; k < NT; k++)
+        id_of[k] = -1;
+    json_t *added = x->tok_json ? json_object_get(x->tok_json, "added_tokens") : NULL;
+    if (tc && json_is_array(added)) {
+        for (int k = 0; k < NT; k++) {
+            char key[32];
+            snprintf(key, sizeof key, "%s_token", types[k]);
+            json_t *ent = json_object_get(tc, key);
+            const char *content = json_is_string(ent) ? json_string_value(ent)
+                                  : json_is_object(ent) && json_is_string(json_object_get(ent, "content"))
+                                      ? json_string_value(json_object_get(ent, "content"))
+                                      : NULL;
+            if (!content)
+                continue;
+            for (size_t a = 0; a < json_array_size(added); a++) {
+                json_t *at = json_array_get(added, a);
+                json_t *ac = json_object_get(at, "content");
+                if (json_is_string(ac) && strcmp(json_string_value(ac), content) == 0) {
+                    json_t *aid = json_object_get(at, "id");
+                    if (json_is_integer(aid)) {
+                        if (json_integer_value(aid) < 0) {
+                            e = src_fail(msg, SRC_ERR_FORMAT, "%s/tokenizer.json: negative id for '%s'", x->dir, key);
+                            goto out;
+                        }
+                        if (json_integer_value(aid) < c->vocab) {
+                            id_of[k] = json_integer_value(aid);
+                            order[n_order++] = k;
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    for (int k = 0; k < NT; k++) {
+        char key[32];
+        snprintf(key, sizeof key, "%s_token_id", types[k]);
+        json_t *j = json_object_get(x->config, key);
+        if (!json_is_integer(j))
+            continue;
+        if (json_integer_value(j) < 0) {
+            e = src_fail(msg, SRC_ERR_FORMAT, "%s: \"%s\" is negative", x->cfg_path, key);
+            goto out;
+        }
+        if (id_of[k] >= 0 || json_integer_value(j) >= c->vocab)
+            continue;
+        id_of[k] = json_integer_value(j);
+        order[n_order++] = k;
+    }
+    for (int i = 0; i < n_order; i++)
+        if (keys[order[i]]) /* llama.cpp has no key for cls */
+            W(gguf_writer_set_u32(w, keys[order[i]], (uint32_t)id_of[order[i]]));
+    if (tc) {
+        static const char *const add_keys[] = {"tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token", NULL,
+                                               "tokenizer.ggml.add_sep_token"};
+        for (int k = 0; k < 4; k++) {
+            char key[32];
+            snprintf(key, sizeof key, "add_%s_token", types[k]);
+            json_t *j = json_object_get(tc, key);
+            if (json_is_boolean(j) && add_keys[k])
+                W(gguf_writer_set_bool(w, add_keys[k], json_is_true(j)));
+        }
+        json_t *ct = json_object_get(tc, "chat_template");
+        if (json_is_string(ct))
+            W(gguf_writer_set_str(w, "tokenizer.chat_template", json_string_value(ct)));
+    }
+    if (!tc || !json_is_string(json_object_get(tc, "chat_template"))) {
+        char *jp = join(x->dir, "chat_template.jinja");
+        FILE *f = jp ? fopen(jp, "rb") : NULL;
+        if (f) {
+            struct stat st;
+            char *txt = NULL;
+            if (fstat(fileno(f), &st) == 0 && st.st_size >= 0 && (uint64_t)st.st_size <= GGUF_MAX_STRING &&
+                (txt = malloc((size_t)st.st_size + 1)) && fread(txt, 1, (size_t)st.st_size, f) == (size_t)st.st_size) {
+                txt[st.st_size] = 0;
+                gguf_error ge = gguf_writer_set_str(w, "tokenizer.chat_template", txt);
+                if (ge != GGUF_OK)
+                    e = src_fail(msg, SRC_ERR_FORMAT, "%s: cannot store the chat template: %s", jp, gguf_strerror(ge));
+                else
+                    e = src_add_file(s, jp, msg);
+            } else {
+                e = src_fail(msg, SRC_ERR_IO, "%s: cannot read (or larger than %u bytes)", jp, GGUF_MAX_STRING);
+            }
+            free(txt);
+            fclose(f);
+        }
+        free(jp);
+        if (e != SRC_OK)
+            goto out;
+    }
+
+    char gm[GGUF_MSG_SIZE] = "";
+    gguf_error ge = gguf_writer_kv_to_memory(w, &buf, &size, gm);
+    if (ge != GGUF_OK) {
+        e = src_fail(msg, ge == GGUF_ERR_NOMEM ? SRC_ERR_NOMEM : SRC_ERR_FORMAT, "%s: cannot build metadata: %s",
+                     x->dir, gm);
+        goto out;
+    }
+    ge = gguf_open_memory(buf, size, &s->meta, gm);
+    if (ge != GGUF_OK) {
+        e = src_fail(msg, SRC_ERR_FORMAT, "%s: metadata does not read back: %s", x->dir, gm);
+        goto out;
+    }
+    s->meta_buf = buf;
+    buf = NULL;
+out:
+    free(buf);
+    vocab_free(&v);
+    gguf_writer_free(w);
+    return e;
+}
+
+/* ---------------------------------------------------------------- entry */
+
+src_error src_ckpt_open(const char *dir, src_source *s, char *msg)
+{
+    ctx x = {.dir = dir};
+    src_error e = SRC_OK;
+    char *tcp = NULL, *tjp = NULL;
+    if (!(x.cfg_path = join(dir, "config.json")) || !(tcp = join(dir, "tokenizer_config.json")) ||
+        !(tjp = join(dir, "tokenizer.json"))) {
+        e = src_fail(msg, SRC_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if ((e = parse_config(s, &x, msg)) != SRC_OK)
+        goto out;
+    if ((e = open_weights(s, &x, msg)) != SRC_OK)
+        goto out;
+    if ((e = map_tensors(s, &x, msg)) != SRC_OK)
+        goto out;
+    if ((e = load_json(s, tcp, JSON_CAP, false, &x.tok_config, msg)) != SRC_OK)
+        goto out;
+    if (x.tok_config && (e = load_json(s, tjp, TOKENIZER_JSON_CAP, false, &x.tok_json, msg)) != SRC_OK)
+        goto out;
+    e = build_metadata(s, &x, msg);
+out:
+    json_decref(x.config);
+    json_decref(x.tok_config);
+    json_decref(x.tok_json);
+    json_decref(x.added);
+    for (size_t i = 0; i < x.n_shard_names; i++)
+        free(x.shard_names[i]);
+    free(x.shard_names);
+    free(x.cfg_path);
+    free(tcp);
+    free(tjp);
+    return e;
+}

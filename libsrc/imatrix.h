@@ -1,0 +1,43 @@
+/* Importance matrices as llama.cpp's llama-imatrix writes them, read for quantization.
+ *
+ * Formats:
+ *   - GGUF (current): for each weight W, tensors "W.in_sum2" (F32, [n_per_row, n_mat]: sums of
+ *     squared activations per input column) and "W.counts" (F32, [1, n_mat]: how many
+ *     activations were summed), optionally "W.in_sum" (ignored). Metadata imatrix.datasets
+ *     (string array), imatrix.chunk_count and imatrix.chunk_size (u32) must be present.
+ *   - legacy .dat: i32 n_entries; per entry i32 name length, name, i32 ncall, i32 nval,
+ *     nval f32; optionally i32 chunk count, i32 length, dataset name.
+ *
+ * The importance of column i of matrix j is in_sum2[j][i] / round(counts[j]) (1 when the count
+ * is 0); for legacy files sums / ncall (the sums as stored when ncall is 0) — exactly what
+ * llama-quantize feeds its quantizers. Non-finite values are rejected, as llama-quantize does.
+ *
+ * Errors use libsrc's src_error and SRC_MSG_SIZE messages. Never prints or exits.
+ */
+#ifndef QFORGE_SRC_IMATRIX_H
+#define QFORGE_SRC_IMATRIX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "libsrc/src.h"
+
+typedef struct src_imatrix src_imatrix;
+
+/* Read a GGUF or legacy imatrix file. On success *out is owned by the caller. */
+src_error src_imatrix_load(const char *path, src_imatrix **out, char *msg);
+void src_imatrix_free(src_imatrix *im);
+
+size_t src_imatrix_n_entries(const src_imatrix *im);
+const char *src_imatrix_name(const src_imatrix *im, size_t i); /* sorted by name */
+/* Importance values of weight `name` (n = n_per_row * n_mat floats), NULL if absent.
+ * Valid until src_imatrix_free(). */
+const float *src_imatrix_find(const src_imatrix *im, const char *name, size_t *n);
+/* Chunks the matrix was computed on (0 if unknown). */
+int64_t src_imatrix_chunk_count(const src_imatrix *im);
+/* First dataset name, or NULL. */
+const char *src_imatrix_dataset(const src_imatrix *im);
+bool src_imatrix_is_legacy(const src_imatrix *im);
+
+#endif

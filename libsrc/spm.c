@@ -1,0 +1,513 @@
+/* SentencePiece tokenizer.model reader: a bounds-checked protobuf wire-format walk. */
+#include "libsrc/spm.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct spm_model {
+    int64_t n;
+    uint32_t *off;   /* piece i = arena + off[i], len[i] bytes, then a NUL */
+    uint32_t *len;
+    float *score;
+    uint8_t *type;
+    char *arena;
+    spm_spec spec;
+};
+
+enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_SGROUP = 3, WT_EGROUP = 4, WT_I32 = 5 };
+
+/* A bounded view of the input; base is the start of the whole buffer (for offsets). */
+typedef struct {
+    const uint8_t *p, *end, *base;
+} pb_reader;
+
+static void set_msg(char *msg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_msg(char *msg, const char *fmt, ...)
+{
+    if (!msg)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, SRC_MSG_SIZE, fmt, ap);
+    va_end(ap);
+}
+
+static size_t pb_left(const pb_reader *r) { return (size_t)(r->end - r->p); }
+static size_t pb_pos(const pb_reader *r) { return (size_t)(r->p - r->base); }
+
+static src_error pb_varint(pb_reader *r, uint64_t *v, const char *what, char *msg)
+{
+    size_t at = pb_pos(r);
+    uint64_t x = 0;
+    for (int i = 0; i < 10; i++) {
+        if (r->p >= r->end) {
+            set_msg(msg, "protobuf: truncated varint (%s) at byte %zu", what, at);
+            return SRC_ERR_FORMAT;
+        }
+        uint8_t b = *r->p++;
+        if (i == 9 && b > 1) {
+            set_msg(msg, "protobuf: varint (%s) at byte %zu is longer than 10 bytes or exceeds 64 bits",
+                    what, at);
+            return SRC_ERR_FORMAT;
+        }
+        x |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *v = x;
+            return SRC_OK;
+        }
+    }
+    /* unreachable: the tenth byte either ends the varint or is rejected above */
+    set_msg(msg, "protobuf: bad varint (%s) at byte %zu", what, at);
+    return SRC_ERR_FORMAT;
+}
+
+/* Field key: field number (1 .. 2^29-1) and wire type. */
+static src_error pb_key(pb_reader *r, uint32_t *field, int *wt, char *msg)
+{
+    size_t at = pb_pos(r);
+    uint64_t k;
+    src_error e = pb_varint(r, &k, "field key", msg);
+    if (e)
+        return e;
+    if (k > UINT32_MAX || (k >> 3) == 0) {
+        set_msg(msg, "protobuf: invalid field key %" PRIu64 " at byte %zu", k, at);
+        return SRC_ERR_FORMAT;
+    }
+    *field = (uint32_t)(k >> 3);
+    *wt = (int)(k & 7);
+    return SRC_OK;
+}
+
+/* A length-delimited payload: *sub views its bytes and r moves past them. */
+static src_error pb_bytes(pb_reader *r, pb_reader *sub, const char *what, char *msg)
+{
+    size_t at = pb_pos(r);
+    uint64_t n;
+    src_error e = pb_varint(r, &n, what, msg);
+    if (e)
+        return e;
+    if (n > pb_left(r)) {
+        set_msg(msg, "protobuf: %s at byte %zu: length %" PRIu64 " runs past the end (%zu bytes left)",
+                what, at, n, pb_left(r));
+        return SRC_ERR_FORMAT;
+    }
+    sub->base = r->base;
+    sub->p = r->p;
+    sub->end = r->p + n;
+    r->p += n;
+    return SRC_OK;
+}
+
+static src_error pb_fixed(pb_reader *r, size_t n, uint8_t *out, const char *what, char *msg)
+{
+    if (pb_left(r) < n) {
+        set_msg(msg, "protobuf: truncated %zu-byte value (%s) at byte %zu (%zu bytes left)", n, what,
+                pb_pos(r), pb_left(r));
+        return SRC_ERR_FORMAT;
+    }
+    if (out)
+        memcpy(out, r->p, n);
+    r->p += n;
+    return SRC_OK;
+}
+
+static src_error pb_skip(pb_reader *r, uint32_t field, int wt, char *msg)
+{
+    uint64_t v;
+    pb_reader sub;
+    switch (wt) {
+    case WT_VARINT: return pb_varint(r, &v, "unknown field", msg);
+    case WT_I64: return pb_fixed(r, 8, NULL, "unknown field", msg);
+    case WT_LEN: return pb_bytes(r, &sub, "unknown field", msg);
+    case WT_I32: return pb_fixed(r, 4, NULL, "unknown field", msg);
+    case WT_SGROUP:
+    case WT_EGROUP:
+        set_msg(msg, "protobuf: field %" PRIu32 " at byte %zu uses a group wire type (%d), not supported",
+                field, pb_pos(r), wt);
+        return SRC_ERR_FORMAT;
+    default:
+        set_msg(msg, "protobuf: field %" PRIu32 " at byte %zu has invalid wire type %d", field, pb_pos(r), wt);
+        return SRC_ERR_FORMAT;
+    }
+}
+
+static src_error want_wt(int wt, int expect, const char *what, const pb_reader *r, char *msg)
+{
+    if (wt == expect)
+        return SRC_OK;
+    set_msg(msg, "protobuf: %s at byte %zu has wire type %d, expected %d", what, pb_pos(r), wt, expect);
+    return SRC_ERR_FORMAT;
+}
+
+/* int32/enum/bool scalar fields (varint). */
+static src_error read_int32(pb_reader *r, int wt, const char *what, int32_t *out, char *msg)
+{
+    src_error e = want_wt(wt, WT_VARINT, what, r, msg);
+    uint64_t v = 0;
+    if (!e)
+        e = pb_varint(r, &v, what, msg);
+    if (!e)
+        *out = (int32_t)(uint32_t)v; /* protobuf keeps the low 32 bits */
+    return e;
+}
+
+static src_error read_bool(pb_reader *r, int wt, const char *what, bool *out, char *msg)
+{
+    src_error e = want_wt(wt, WT_VARINT, what, r, msg);
+    uint64_t v = 0;
+    if (!e)
+        e = pb_varint(r, &v, what, msg);
+    if (!e)
+        *out = v != 0;
+    return e;
+}
+
+static src_error parse_trainer(pb_reader r, spm_spec *s, char *msg)
+{
+    while (r.p < r.end) {
+        uint32_t f;
+        int wt;
+        src_error e = pb_key(&r, &f, &wt, msg);
+        if (e)
+            return e;
+        switch (f) {
+        case 3: e = read_int32(&r, wt, "trainer_spec.model_type", &s->model_type, msg); break;
+        case 4: e = read_int32(&r, wt, "trainer_spec.vocab_size", &s->vocab_size, msg); break;
+        case 24: e = read_bool(&r, wt, "trainer_spec.treat_whitespace_as_suffix", &s->treat_whitespace_as_suffix, msg); break;
+        case 35: e = read_bool(&r, wt, "trainer_spec.byte_fallback", &s->byte_fallback, msg); break;
+        case 40: e = read_int32(&r, wt, "trainer_spec.unk_id", &s->unk_id, msg); break;
+        case 41: e = read_int32(&r, wt, "trainer_spec.bos_id", &s->bos_id, msg); break;
+        case 42: e = read_int32(&r, wt, "trainer_spec.eos_id", &s->eos_id, msg); break;
+        case 43: e = read_int32(&r, wt, "trainer_spec.pad_id", &s->pad_id, msg); break;
+        default: e = pb_skip(&r, f, wt, msg); break;
+        }
+        if (e)
+            return e;
+    }
+    return SRC_OK;
+}
+
+static src_error parse_normalizer(pb_reader r, spm_spec *s, char *msg)
+{
+    while (r.p < r.end) {
+        uint32_t f;
+        int wt;
+        src_error e = pb_key(&r, &f, &wt, msg);
+        if (e)
+            return e;
+        switch (f) {
+        case 3: e = read_bool(&r, wt, "normalizer_spec.add_dummy_prefix", &s->add_dummy_prefix, msg); break;
+        case 4: e = read_bool(&r, wt, "normalizer_spec.remove_extra_whitespaces", &s->remove_extra_whitespaces, msg); break;
+        case 5: e = read_bool(&r, wt, "normalizer_spec.escape_whitespaces", &s->escape_whitespaces, msg); break;
+        default: e = pb_skip(&r, f, wt, msg); break;
+        }
+        if (e)
+            return e;
+    }
+    return SRC_OK;
+}
+
+/* One SentencePiece message; the piece bytes are copied to the arena at *arena_used. */
+static src_error parse_piece(pb_reader r, spm_model *m, int64_t i, size_t *arena_used, char *msg)
+{
+    const uint8_t *text = NULL;
+    size_t text_len = 0;
+    float score = 0.0f;
+    int32_t type = SPM_NORMAL;
+    size_t start = pb_pos(&r);
+    while (r.p < r.end) {
+        uint32_t f;
+        int wt;
+        src_error e = pb_key(&r, &f, &wt, msg);
+        if (e)
+            return e;
+        if (f == 1) {
+            pb_reader s;
+            e = want_wt(wt, WT_LEN, "piece text", &r, msg);
+            if (!e)
+                e = pb_bytes(&r, &s, "piece text", msg);
+            if (!e && pb_left(&s) > SPM_MAX_PIECE_LEN) {
+                set_msg(msg, "protobuf: piece %" PRId64 " is %zu bytes long (limit %u)", i, pb_left(&s),
+                        SPM_MAX_PIECE_LEN);
+                return SRC_ERR_LIMIT;
+            }
+            if (!e) {
+                text = s.p;
+                text_len = pb_left(&s);
+            }
+        } else if (f == 2) {
+            uint8_t b[4];
+            e = want_wt(wt, WT_I32, "piece score", &r, msg);
+            if (!e)
+                e = pb_fixed(&r, 4, b, "piece score", msg);
+            if (!e) {
+                uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+                memcpy(&score, &u, sizeof score);
+            }
+        } else if (f == 3) {
+            e = read_int32(&r, wt, "piece type", &type, msg);
+        } else {
+            e = pb_skip(&r, f, wt, msg);
+        }
+        if (e)
+            return e;
+    }
+    if (text_len == 0) {
+        set_msg(msg, "protobuf: piece %" PRId64 " (at byte %zu) has an empty or missing text", i, start);
+        return SRC_ERR_FORMAT;
+    }
+    if (type < SPM_NORMAL || type > SPM_BYTE)
+        type = SPM_NORMAL; /* unknown enum value: protobuf reads the default */
+    memcpy(m->arena + *arena_used, text, text_len);
+    m->arena[*arena_used + text_len] = 0;
+    m->off[i] = (uint32_t)*arena_used;
+    m->len[i] = (uint32_t)text_len;
+    m->score[i] = score;
+    m->type[i] = (uint8_t)type;
+    *arena_used += text_len + 1;
+    return SRC_OK;
+}
+
+static uint64_t hash_bytes(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+    return h;
+}
+
+/* SentencePiece refuses a model whose pieces repeat. */
+static src_error check_unique(const spm_model *m, char *msg)
+{
+    if (m->n == 0)
+        return SRC_OK;
+    size_t cap = 16;
+    while (cap < (size_t)m->n * 2)
+        cap *= 2;
+    int32_t *slot = malloc(cap * sizeof *slot);
+    if (!slot) {
+        set_msg(msg, "out of memory");
+        return SRC_ERR_NOMEM;
+    }
+    memset(slot, 0xff, cap * sizeof *slot);
+    src_error e = SRC_OK;
+    for (int64_t i = 0; i < m->n && !e; i++) {
+        const char *t = m->arena + m->off[i];
+        size_t h = (size_t)hash_bytes(t, m->len[i]) & (cap - 1);
+        for (;; h = (h + 1) & (cap - 1)) {
+            int32_t j = slot[h];
+            if (j < 0) {
+                slot[h] = (int32_t)i;
+                break;
+            }
+            if (m->len[j] == m->len[i] && memcmp(m->arena + m->off[j], t, m->len[i]) == 0) {
+                set_msg(msg, "protobuf: piece %" PRId64 " repeats piece %" PRId32, i, j);
+                e = SRC_ERR_FORMAT;
+                break;
+            }
+        }
+    }
+    free(slot);
+    return e;
+}
+
+static spm_model *model_alloc(int64_t n, size_t arena)
+{
+    spm_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    size_t k = n ? (size_t)n : 1;
+    m->off = malloc(k * sizeof *m->off);
+    m->len = malloc(k * sizeof *m->len);
+    m->score = malloc(k * sizeof *m->score);
+    m->type = malloc(k);
+    m->arena = malloc(arena);
+    if (!m->off || !m->len || !m->score || !m->type || !m->arena) {
+        spm_free(m);
+        return NULL;
+    }
+    m->spec = (spm_spec){.model_type = 1, .vocab_size = 8000, .treat_whitespace_as_suffix = false,
+                         .byte_fallback = false, .unk_id = 0, .bos_id = 1, .eos_id = 2, .pad_id = -1,
+                         .add_dummy_prefix = true, .remove_extra_whitespaces = true,
+                         .escape_whitespaces = true};
+    return m;
+}
+
+void spm_free(spm_model *m)
+{
+    if (!m)
+        return;
+    free(m->off);
+    free(m->len);
+    free(m->score);
+    free(m->type);
+    free(m->arena);
+    free(m);
+}
+
+src_error spm_load_memory(const void *buf, size_t n, spm_model **out, char *msg)
+{
+    if (!out || (!buf && n)) {
+        set_msg(msg, "spm_load_memory: invalid argument");
+        return SRC_ERR_ARG;
+    }
+    *out = NULL;
+    if (n > SPM_MAX_FILE) {
+        set_msg(msg, "protobuf: %zu bytes exceeds the %u-byte limit for a tokenizer model", n, SPM_MAX_FILE);
+        return SRC_ERR_LIMIT;
+    }
+    static const uint8_t empty[1];
+    const uint8_t *b = n ? buf : empty;
+
+    /* Pass 1: walk the top level, count pieces, check every length. */
+    pb_reader r = {b, b + n, b};
+    int64_t n_pieces = 0;
+    while (r.p < r.end) {
+        uint32_t f;
+        int wt;
+        pb_reader sub;
+        src_error e = pb_key(&r, &f, &wt, msg);
+        if (!e && f >= 1 && f <= 3)
+            e = want_wt(wt, WT_LEN, f == 1 ? "pieces" : f == 2 ? "trainer_spec" : "normalizer_spec", &r, msg);
+        if (!e)
+            e = f <= 3 ? pb_bytes(&r, &sub, "message", msg) : pb_skip(&r, f, wt, msg);
+        if (e)
+            return e;
+        if (f == 1 && ++n_pieces > SPM_MAX_PIECES) {
+            set_msg(msg, "protobuf: more than %u pieces", SPM_MAX_PIECES);
+            return SRC_ERR_LIMIT;
+        }
+    }
+
+    /* Pass 2: parse. Piece texts total at most n bytes, plus a NUL each. */
+    spm_model *m = model_alloc(n_pieces, n + (size_t)n_pieces + 1);
+    if (!m) {
+        set_msg(msg, "out of memory for %" PRId64 " pieces", n_pieces);
+        return SRC_ERR_NOMEM;
+    }
+    r = (pb_reader){b, b + n, b};
+    size_t arena_used = 0;
+    src_error e = SRC_OK;
+    while (r.p < r.end && !e) {
+        uint32_t f;
+        int wt;
+        pb_reader sub;
+        e = pb_key(&r, &f, &wt, msg);
+        if (e)
+            break;
+        if (f > 3) {
+            e = pb_skip(&r, f, wt, msg);
+            continue;
+        }
+        e = pb_bytes(&r, &sub, "message", msg);
+        if (e)
+            break;
+        if (f == 1)
+            e = parse_piece(sub, m, m->n++, &arena_used, msg);
+        else if (f == 2)
+            e = parse_trainer(sub, &m->spec, msg);
+        else
+            e = parse_normalizer(sub, &m->spec, msg);
+    }
+    if (!e)
+        e = check_unique(m, msg);
+    if (e) {
+        spm_free(m);
+        return e;
+    }
+    *out = m;
+    return SRC_OK;
+}
+
+src_error spm_load_file(const char *path, spm_model **out, char *msg)
+{
+    if (!path || !out) {
+        set_msg(msg, "spm_load_file: invalid argument");
+        return SRC_ERR_ARG;
+    }
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        set_msg(msg, "%s: cannot open: %s", path, strerror(errno));
+        return SRC_ERR_IO;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        set_msg(msg, "%s: not a regular file", path);
+        fclose(f);
+        return SRC_ERR_IO;
+    }
+    if ((uint64_t)st.st_size > SPM_MAX_FILE) {
+        set_msg(msg, "%s: %lld bytes exceeds the %u-byte limit for a tokenizer model", path,
+                (long long)st.st_size, SPM_MAX_FILE);
+        fclose(f);
+        return SRC_ERR_LIMIT;
+    }
+    size_t n = (size_t)st.st_size;
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf) {
+        set_msg(msg, "%s: out of memory", path);
+        fclose(f);
+        return SRC_ERR_NOMEM;
+    }
+    size_t got = fread(buf, 1, n, f);
+    int err = ferror(f) ? errno : 0;
+    fclose(f);
+    if (got != n) {
+        set_msg(msg, "%s: read failed: %s", path, err ? strerror(err) : "file shrank while reading");
+        free(buf);
+        return SRC_ERR_IO;
+    }
+    char inner[SRC_MSG_SIZE];
+    src_error e = spm_load_memory(buf, n, out, inner);
+    free(buf);
+    if (e)
+        set_msg(msg, "%s: %s", path, inner);
+    return e;
+}
+
+int64_t spm_n_pieces(const spm_model *m) { return m ? m->n : 0; }
+
+const char *spm_piece(const spm_model *m, int64_t i, size_t *len)
+{
+    if (!m || i < 0 || i >= m->n)
+        return NULL;
+    if (len)
+        *len = m->len[i];
+    return m->arena + m->off[i];
+}
+
+float spm_score(const spm_model *m, int64_t i)
+{
+    return (m && i >= 0 && i < m->n) ? m->score[i] : 0.0f;
+}
+
+int spm_type(const spm_model *m, int64_t i)
+{
+    return (m && i >= 0 && i < m->n) ? m->type[i] : 0;
+}
+
+int spm_token_type(const spm_model *m, int64_t i)
+{
+    switch (spm_type(m, i)) {
+    case 0: return 0;
+    case SPM_UNKNOWN: return SPM_TOKEN_UNKNOWN;
+    case SPM_CONTROL: return SPM_TOKEN_CONTROL;
+    case SPM_UNUSED: return SPM_TOKEN_UNUSED;
+    case SPM_BYTE: return SPM_TOKEN_BYTE;
+    default: return SPM_TOKEN_NORMAL; /* NORMAL and USER_DEFINED */
+    }
+}
+
+const spm_spec *spm_get_spec(const spm_model *m) { return m ? &m->spec : NULL; }
+
+size_t spm_pad_text(int64_t id, char buf[SPM_PAD_TEXT_SIZE])
+{
+    int k = snprintf(buf, SPM_PAD_TEXT_SIZE, "[PAD%" PRId64 "]", id);
+    return k > 0 ? (size_t)k : 0;
+}

@@ -1,0 +1,57 @@
+/* libsrc internals shared by source.c (dispatch, GGUF source, row reads) and checkpoint.c
+ * (Hugging Face checkpoint directories). Not part of the public contract. */
+#ifndef QFORGE_SRC_INTERNAL_H
+#define QFORGE_SRC_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "libsrc/safetensors.h"
+#include "libsrc/src.h"
+
+/* Where one tensor's bytes are and how its rows are ordered. */
+typedef struct {
+    const uint8_t *data;   /* first byte of the tensor as stored */
+    uint64_t nbytes;
+    size_t row_bytes;      /* bytes of one ggml row (ne[0] elements) */
+    int64_t perm_groups;   /* > 0: llama.cpp's Q/K row permutation with this many heads */
+    int shard;             /* checkpoint: index into shards; -1 for GGUF */
+    size_t st_index;       /* checkpoint: tensor index in its shard */
+} src_slot;
+
+struct src_source {
+    bool ckpt;
+    char *path;
+    /* metadata */
+    gguf_reader *meta;
+    void *meta_buf;        /* checkpoint: serialized KV set the reader borrows */
+    /* tensors, in file (GGUF) or conversion (checkpoint) order */
+    int64_t n;
+    src_tensor *t;
+    src_slot *slot;
+    /* GGUF: our own read-only mapping of the file, so pages can be dropped safely */
+    uint8_t *map;
+    size_t map_size;
+    /* checkpoint */
+    src_st_file **shards;
+    size_t n_shards;
+    /* every input file */
+    char **files;
+    size_t n_files;
+};
+
+/* Fills s (already zeroed; s->path set) from a checkpoint directory. */
+src_error src_ckpt_open(const char *dir, src_source *s, char *msg);
+
+/* Message "fmt..." into msg (may be NULL); returns e. */
+src_error src_fail(char *msg, src_error e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Appends a copy of path to s->files. */
+src_error src_add_file(src_source *s, const char *path, char *msg);
+
+/* Exact half-precision conversions. */
+void src_f16_to_f32(const uint16_t *x, float *y, size_t n);
+void src_bf16_to_f32(const uint16_t *x, float *y, size_t n);
+
+#endif

@@ -1,0 +1,897 @@
+/* Portable scalar kernels (the reference), activation converters, ISA dispatch and the
+ * row-parallel matmul driver. */
+#include "runtime/kernels.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/rt_internal.h"
+
+/* ---------------------------------------------------------------- ISA selection */
+
+int rt_isa_supported(rt_isa isa)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    switch (isa) {
+    case RT_ISA_SCALAR:
+        return 1;
+    case RT_ISA_AVX2:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("f16c");
+    case RT_ISA_AVX512:
+        return rt_isa_supported(RT_ISA_AVX2) && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni") &&
+               __builtin_cpu_supports("avxvnni");
+    default:
+        return 0;
+    }
+#else
+    return isa == RT_ISA_SCALAR;
+#endif
+}
+
+rt_isa rt_isa_detect(void)
+{
+    static int cached = -1;
+    int isa = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (isa >= 0)
+        return (rt_isa)isa;
+    isa = RT_ISA_SCALAR;
+    for (int i = RT_ISA_COUNT_ - 1; i > 0; i--)
+        if (rt_isa_supported((rt_isa)i)) {
+            isa = i;
+            break;
+        }
+    const char *e = getenv("QFORGE_ISA");
+    if (e && *e) {
+        for (int i = 0; i < RT_ISA_COUNT_; i++)
+            if (strcmp(e, rt_isa_name((rt_isa)i)) == 0 && i < isa)
+                isa = i;
+    }
+    __atomic_store_n(&cached, isa, __ATOMIC_RELAXED);
+    return (rt_isa)isa;
+}
+
+const char *rt_isa_name(rt_isa isa)
+{
+    switch (isa) {
+    case RT_ISA_SCALAR: return "scalar";
+    case RT_ISA_AVX2: return "avx2";
+    case RT_ISA_AVX512: return "avx512";
+    default: return "?";
+    }
+}
+
+static const rt_kernel_table *table(rt_isa isa)
+{
+    switch (isa) {
+    case RT_ISA_AVX2: return &rt_kernels_avx2;
+    case RT_ISA_AVX512: return &rt_kernels_avx512;
+    default: return &rt_kernels_scalar;
+    }
+}
+
+/* ---------------------------------------------------------------- type table */
+
+int rt_vec_dot_type(int wtype)
+{
+    switch (wtype) {
+    case GGUF_F32: return GGUF_F32;
+    case GGUF_F16: return GGUF_F16;
+    case GGUF_BF16: return GGUF_BF16;
+    case GGUF_Q4_0: case GGUF_Q5_0: case GGUF_Q8_0: return GGUF_Q8_0;
+    case GGUF_Q4_1: case GGUF_Q5_1: return GGUF_Q8_1;
+    case GGUF_Q2_K: case GGUF_Q3_K: case GGUF_Q4_K: case GGUF_Q5_K: case GGUF_Q6_K: return GGUF_Q8_K;
+    default: return -1;
+    }
+}
+
+int rt_kernel_supported(int wtype) { return rt_vec_dot_type(wtype) >= 0; }
+
+size_t rt_act_row_size(int wtype, int64_t n)
+{
+    int vt = rt_vec_dot_type(wtype);
+    if (vt < 0 || n <= 0)
+        return 0;
+    const gguf_type_traits *wt = gguf_type_info(wtype);
+    if (!wt || n % wt->block_size)
+        return 0;
+    switch (vt) {
+    case GGUF_F32: return (size_t)n * 4;
+    case GGUF_F16: case GGUF_BF16: return (size_t)n * 2;
+    case GGUF_Q8_0: return (size_t)(n / 32) * sizeof(lq_block_q8_0);
+    case GGUF_Q8_1: return (size_t)(n / 32) * sizeof(lq_block_q8_1);
+    case GGUF_Q8_K: return (size_t)(n / 256) * sizeof(lq_block_q8_K);
+    default: return 0;
+    }
+}
+
+/* ---------------------------------------------------------------- activation converters */
+
+static void quant_f32(const float *x, void *dst, int64_t n) { memcpy(dst, x, (size_t)n * 4); }
+
+static void quant_f16(const float *x, void *dst, int64_t n)
+{
+    uint16_t *y = dst;
+    for (int64_t i = 0; i < n; i++)
+        y[i] = rt_f2h(x[i]);
+}
+
+static void quant_bf16(const float *x, void *dst, int64_t n)
+{
+    uint16_t *y = dst;
+    for (int64_t i = 0; i < n; i++)
+        y[i] = rt_f2bf(x[i]);
+}
+
+/* ggml x86: d = amax/127 stored in fp16, q = round-half-even(x * (127/amax)). */
+void rt_quant_q8_0_scalar(const float *x, void *dst, int64_t n)
+{
+    lq_block_q8_0 *y = dst;
+    for (int64_t b = 0; b < n / 32; b++, x += 32) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++)
+            amax = fmaxf(amax, fabsf(x[j]));
+        const float d = amax / 127.f;
+        const float id = amax != 0.f ? 127.f / amax : 0.f;
+        y[b].d = rt_f2h(d);
+        for (int j = 0; j < 32; j++)
+            y[b].qs[j] = (int8_t)rt_nearest_int(x[j] * id);
+    }
+}
+
+void rt_quant_q8_1_scalar(const float *x, void *dst, int64_t n)
+{
+    lq_block_q8_1 *y = dst;
+    for (int64_t b = 0; b < n / 32; b++, x += 32) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++)
+            amax = fmaxf(amax, fabsf(x[j]));
+        const float d = amax / 127.f;
+        const float id = amax != 0.f ? 127.f / amax : 0.f;
+        y[b].d = rt_f2h(d);
+        int sum = 0;
+        for (int j = 0; j < 32; j++) {
+            y[b].qs[j] = (int8_t)rt_nearest_int(x[j] * id);
+            sum += y[b].qs[j];
+        }
+        y[b].s = rt_f2h(d * (float)sum);
+    }
+}
+
+/* ggml: the signed value of largest magnitude maps to -127; d = 1/iscale in f32. */
+void rt_quant_q8_K_scalar(const float *x, void *dst, int64_t n)
+{
+    lq_block_q8_K *y = dst;
+    for (int64_t b = 0; b < n / 256; b++, x += 256) {
+        float max = 0, amax = 0;
+        for (int j = 0; j < 256; j++) {
+            float ax = fabsf(x[j]);
+            if (ax > amax) {
+                amax = ax;
+                max = x[j];
+            }
+        }
+        if (amax == 0.f) {
+            memset(&y[b], 0, sizeof y[b]);
+            continue;
+        }
+        const float iscale = -127.f / max;
+        for (int j = 0; j < 256; j++) {
+            int v = rt_nearest_int(iscale * x[j]);
+            y[b].qs[j] = (int8_t)(v < 127 ? v : 127);
+        }
+        for (int j = 0; j < 16; j++) {
+            int s = 0;
+            for (int l = 0; l < 16; l++)
+                s += y[b].qs[16 * j + l];
+            y[b].bsums[j] = (int16_t)s;
+        }
+        y[b].d = 1 / iscale;
+    }
+}
+
+/* ---------------------------------------------------------------- scalar dot products */
+
+static float dot_f32(int64_t n, const void *w, const void *xa)
+{
+    const float *a = w, *b = xa;
+    float s[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            s[k] += a[i + k] * b[i + k];
+    for (; i < n; i++)
+        s[0] += a[i] * b[i];
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+static float dot_f16(int64_t n, const void *w, const void *xa)
+{
+    const uint16_t *a = w, *b = xa;
+    float s[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            s[k] += rt_h2f(a[i + k]) * rt_h2f(b[i + k]);
+    for (; i < n; i++)
+        s[0] += rt_h2f(a[i]) * rt_h2f(b[i]);
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+static float dot_bf16(int64_t n, const void *w, const void *xa)
+{
+    const uint16_t *a = w, *b = xa;
+    float s[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            s[k] += rt_bf2f(a[i + k]) * rt_bf2f(b[i + k]);
+    for (; i < n; i++)
+        s[0] += rt_bf2f(a[i]) * rt_bf2f(b[i]);
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+static float dot_q8_0(int64_t n, const void *w, const void *xa)
+{
+    const lq_block_q8_0 *x = w;
+    const lq_block_q8_0 *y = xa;
+    float sum = 0;
+    for (int64_t b = 0; b < n / 32; b++) {
+        int s = 0;
+        for (int j = 0; j < 32; j++)
+            s += x[b].qs[j] * y[b].qs[j];
+        sum += (float)s * (rt_h2f(x[b].d) * rt_h2f(y[b].d));
+    }
+    return sum;
+}
+
+static float dot_q4_0(int64_t n, const void *w, const void *xa)
+{
+    const lq_block_q4_0 *x = w;
+    const lq_block_q8_0 *y = xa;
+    float sum = 0;
+    for (int64_t b = 0; b < n / 32; b++) {
+        int s = 0;
+        for (int j = 0; j < 16; j++) {
+            s += ((x[b].qs[j] & 0xF) - 8) * y[b].qs[j];
+            s += ((x[b].qs[j] >> 4) - 8) * y[b].qs[j + 16];
+        }
+        sum += (float)s * (rt_h2f(x[b].d) * rt_h2f(y[b].d));
+    }
+    return sum;
+}
+
+static float dot_q4_1(int64_t n, const void *w, const void *xa)
+{
+    const lq_block_q4_1 *x = w;
+    const lq_block_q8_1 *y = xa;
+    float sum = 0;
+    for (int64_t b = 0; b < n / 32; b++) {
+        int s = 0;
+        for (int j = 0; j < 16; j++) {
+            s += (x[b].qs[j] & 0xF) * y[b].qs[j];
+            s += (x[b].qs[j] >> 4) * y[b].qs[j + 16];
+        }
+        sum += (rt_h2f(x[b].d) * rt_h2f(y[b].d)) * (float)s + rt_h2f(x[b].m) * rt_h2f(y[b].s);
+    }
+    return sum;
+}
+
+static float dot_q5_0(int64_t n, const void *w, const void *xa)
+{
+    const lq_block_q5_0 *x = w;
+    const lq_block_q8_0 *y = xa;
+    float sum = 0;
+    for (int64_t b = 0; b < n / 32; b++) {
+        uint32_t qh;
+        memcpy(&qh, x[b].qh, 4);
+        int s = 0;
+        for (int j = 0; j < 16; j++) {
+            int lo = ((x[b].qs[j] & 0xF) | (((qh >> j) & 1) << 4)) - 16;
+            int hi = ((x[b].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - 16;
+            s += lo * y[b].qs[j] + hi * y[b].qs[j + 16];
+        }
+        sum += (float)s * (rt_h2f(x[b].d) * rt_h2f(y[b].d));
+    }
+    return sum;
+}
+
+static float dot_q5_1(int64_t n, const void *w, const void *xa)
+{
+    const lq_block_q5_1 *x = w;
+    const lq_block_q8_1 *y = xa;
+    float sum = 0;
+    for (int64_t b = 0; b < n / 32; b++) {
+        uint32_t qh;
+        memcpy(&qh, x[b].qh, 4);
+        int s = 0;
+        for (int j = 0; j < 16; j++) {
+            int lo = (x[b].qs[j] & 0xF) | (((qh >> j) & 1) << 4);
+            int hi = (x[b].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4);
+            s += lo * y[b].qs[j] + hi * y[b].qs[j + 16];
+        }
+        sum += (rt_h2f(x[b].d) * rt_h2f(y[b].d)) * (float)s + rt_h2f(x[b].m) * rt_h2f(y[b].s);
+    }
+    return sum;
+}
+
+static float dot_q2_K(int64_t n, const void *w, const void *xa)
+{
+    const lq_block_q2_K *x = w;
+    const lq_block_q8_K *y = xa;
+    float sum = 0;
+    for (int64_t b = 0; b < n / 256; b++) {
+        const int8_t *q8 = y[b].qs;
+        int summs = 0;
+        for (int j = 0; j < 16; j++)
+            summs += y[b].bsums[j] * (x[b].scales[j] >> 4);
+        int isum = 0, is = 0;
+        for (int half = 0; half < 2; half++) {
+            const uint8_t *q2 = x[b].qs + 32 * half;
+            for (int shift = 0; shift < 8; shift += 2) {
+                for (int k = 0; k < 2; k++) {
+                    int s = 0;
+                    for (int l = 0; l < 16; l++)
+                        s += q8[l] * ((q2[16 * k + l] >> shift) & 3);
+                    isum += (x[b].scales[is++] & 0xF) * s;
+                    q8 += 16;
+                }
+            }
+        }
+        const float dall = y[b].d * rt_h2f(x[b].d);
+        const float dmin = y[b].d * rt_h2f(x[b].dmin);
+        sum += dall * (float)isum - dmin * (float)summs;
+    }
+    return sum;
+}
+
+static float dot_q3_K(int64_t n, const void *w, const void *xa)
+{
+    const lq_block_q3_K *x = w;
+    const lq_block_q8_K *y = xa;
+    float sum = 0;
+    for (int64_t b = 0; b < n / 256; b++) {
+        int8_t sc[16];
+        rt_q3k_scales(x[b].scales, sc);
+        const int8_t *q8 = y[b].qs;
+        int isum = 0, is = 0;
+        uint8_t m = 1;
+        for (int half = 0; half < 2; half++) {
+            const uint8_t *q3 = x[b].qs + 32 * half;
+            for (int shift = 0; shift < 8; shift += 2, m <<= 1) {
+                for (int k = 0; k < 2; k++) {
+                    int s = 0;
+                    for (int l = 0; l < 16; l++) {
+                        int v = ((q3[16 * k + l] >> shift) & 3) - ((x[b].hmask[16 * k + l] & m) ? 0 : 4);
+                        s += q8[l] * v;
+                    }
+                    isum += sc[is++] * s;
+                    q8 += 16;
+                }
+            }
+        }
+        sum += (rt_h2f(x[b].d) * y[b].d) * (float)isum;
+    }
+    return sum;
+}
+
+static float dot_q4_K(int64_t n, const void *w, const void *xa)
+{
+    const lq_block_q4_K *x = w;
+    const lq_block_q8_K *y = xa;
+    float sum = 0;
+    for (int64_t b = 0; b < n / 256; b++) {
+        const int8_t *q8 = y[b].qs;
+        const uint8_t *q4 = x[b].qs;
+        int isum = 0, summs = 0;
+        for (int c = 0; c < 4; c++) {
+            int sc0, m0, sc1, m1;
+            rt_kq_scale_min(2 * c, x[b].scales, &sc0, &m0);
+            rt_kq_scale_min(2 * c + 1, x[b].scales, &sc1, &m1);
+            int s0 = 0, s1 = 0;
+            for (int l = 0; l < 32; l++) {
+                s0 += (q4[l] & 0xF) * q8[l];
+                s1 += (q4[l] >> 4) * q8[l + 32];
+            }
+            isum += sc0 * s0 + sc1 * s1;
+            summs += m0 * (y[b].bsums[4 * c] + y[b].bsums[4 * c + 1]) +
+                     m1 * (y[b].bsums[4 * c + 2] + y[b].bsums[4 * c + 3]);
+            q4 += 32;
+            q8 += 64;
+        }
+        const float d = y[b].d * rt_h2f(x[b].d);
+        const float dmin = y[b].d * rt_h2f(x[b].dmin);
+        sum += d * (float)isum - dmin * (float)summs;
+    }
+    return sum;
+}
+
+static float dot_q5_K(int64_t n, const void *w, const void *xa)
+{
+    const lq_block_q5_K *x = w;
+    const lq_block_q8_K *y = xa;
+    float sum = 0;
+    for (int64_t b = 0; b < n / 256; b++) {
+        const int8_t *q8 = y[b].qs;
+        const uint8_t *ql = x[b].qs, *qh = x[b].qh;
+        int isum = 0, summs = 0;
+        for (int c = 0; c < 4; c++) {
+            int sc0, m0, sc1, m1;
+            rt_kq_scale_min(2 * c, x[b].scales, &sc0, &m0);
+            rt_kq_scale_min(2 * c + 1, x[b].scales, &sc1, &m1);
+            int s0 = 0, s1 = 0;
+            for (int l = 0; l < 32; l++) {
+                s0 += ((ql[l] & 0xF) | (((qh[l] >> (2 * c)) & 1) << 4)) * q8[l];
+                s1 += ((ql[l] >> 4) | (((qh[l] >> (2 * c + 1)) & 1) << 4)) * q8[l + 32];
+            }
+            isum += sc0 * s0 + sc1 * s1;
+            summs += m0 * (y[b].bsums[4 * c] + y[b].bsums[4 * c + 1]) +
+                     m1 * (y[b].bsums[4 * c + 2] + y[b].bsums[4 * c + 3]);
+            ql += 32;
+            q8 += 64;
+        }
+        const float d = y[b].d * rt_h2f(x[b].d);
+        const float dmin = y[b].d * rt_h2f(x[b].dmin);
+        sum += d * (float)isum - dmin * (float)summs;
+    }
+    return sum;
+}
+
+static float dot_q6_K(int64_t n, const void *w, const void *xa)
+{
+    const lq_block_q6_K *x = w;
+    const lq_block_q8_K *y = xa;
+    float sum = 0;
+    for (int64_t b = 0; b < n / 256; b++) {
+        const int8_t *q8 = y[b].qs;
+        const uint8_t *ql = x[b].ql, *qh = x[b].qh;
+        const int8_t *sc = x[b].scales;
+        int isum = 0;
+        for (int half = 0; half < 2; half++) {
+            int s[8] = {0}; /* sub-blocks of 16 within this half of 128 */
+            for (int l = 0; l < 32; l++) {
+                int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                int is = l / 16;
+                s[is + 0] += q1 * q8[l];
+                s[is + 2] += q2 * q8[l + 32];
+                s[is + 4] += q3 * q8[l + 64];
+                s[is + 6] += q4 * q8[l + 96];
+            }
+            for (int j = 0; j < 8; j++)
+                isum += sc[j] * s[j];
+            ql += 64;
+            qh += 32;
+            sc += 8;
+            q8 += 128;
+        }
+        sum += (rt_h2f(x[b].d) * y[b].d) * (float)isum;
+    }
+    return sum;
+}
+
+/* ---------------------------------------------------------------- forward-pass helpers */
+
+static void attn_scalar(const float *q, const float *kt, int64_t ldk, const float *v, int64_t ldv, int n, int hd,
+                        float scale, float *p, float *out)
+{
+    for (int j = 0; j < n; j++)
+        p[j] = 0;
+    for (int d = 0; d < hd; d++) {
+        const float qd = q[d];
+        const float *kd = kt + d * ldk;
+        for (int j = 0; j < n; j++)
+            p[j] += qd * kd[j];
+    }
+    float mx = -INFINITY;
+    for (int j = 0; j < n; j++) {
+        p[j] *= scale;
+        mx = p[j] > mx ? p[j] : mx;
+    }
+    double sum = 0;
+    for (int j = 0; j < n; j++) {
+        p[j] = expf(p[j] - mx);
+        sum += p[j];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int d = 0; d < hd; d++)
+        out[d] = 0;
+    for (int j = 0; j < n; j++) {
+        const float pj = rt_h2f(rt_f2h(p[j] * inv));
+        const float *vj = v + j * ldv;
+        for (int d = 0; d < hd; d++)
+            out[d] += pj * vj[d];
+    }
+}
+
+static void swiglu_scalar(float *g, const float *u, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+static void round_f16_scalar(float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = rt_h2f(rt_f2h(x[i]));
+}
+
+const rt_kernel_table rt_kernels_scalar = {
+    .attn = attn_scalar,
+    .swiglu = swiglu_scalar,
+    .round_f16 = round_f16_scalar,
+    .quant = {
+        [GGUF_F32] = quant_f32, [GGUF_F16] = quant_f16, [GGUF_BF16] = quant_bf16,
+        [GGUF_Q8_0] = rt_quant_q8_0_scalar, [GGUF_Q8_1] = rt_quant_q8_1_scalar,
+        [GGUF_Q8_K] = rt_quant_q8_K_scalar,
+    },
+    .dot = {
+        [GGUF_F32] = dot_f32, [GGUF_F16] = dot_f16, [GGUF_BF16] = dot_bf16,
+        [GGUF_Q8_0] = dot_q8_0, [GGUF_Q4_0] = dot_q4_0, [GGUF_Q4_1] = dot_q4_1,
+        [GGUF_Q5_0] = dot_q5_0, [GGUF_Q5_1] = dot_q5_1,
+        [GGUF_Q2_K] = dot_q2_K, [GGUF_Q3_K] = dot_q3_K, [GGUF_Q4_K] = dot_q4_K,
+        [GGUF_Q5_K] = dot_q5_K, [GGUF_Q6_K] = dot_q6_K,
+    },
+};
+
+
+/* ---------------------------------------------------------------- unpacking for SIMD cores */
+
+int rt_unpack_class(int wtype)
+{
+    switch (wtype) {
+    case GGUF_Q4_0: case GGUF_Q5_0: case GGUF_Q8_0: return RT_CLS_Q8_0;
+    case GGUF_Q4_1: case GGUF_Q5_1: return RT_CLS_Q8_1;
+    case GGUF_Q2_K: case GGUF_Q3_K: case GGUF_Q4_K: case GGUF_Q5_K: case GGUF_Q6_K: return RT_CLS_Q8_K;
+    default: return -1;
+    }
+}
+
+static size_t al32(size_t n) { return (n + 31) & ~(size_t)31; }
+
+size_t rt_unpacked_size(int wtype, int64_t n)
+{
+    const size_t N = (size_t)n;
+    switch (rt_unpack_class(wtype)) {
+    case RT_CLS_Q8_0: return al32(N) * 2 + al32(N / 32 * 4);
+    case RT_CLS_Q8_1: return al32(N) + 2 * al32(N / 32 * 4);
+    case RT_CLS_Q8_K: return al32(N) + al32(N / 32 * 32) + 2 * al32(N / 256 * 32) + 2 * al32(N / 256 * 4);
+    default: return 0;
+    }
+}
+
+void rt_unpack_row(int wtype, const void *wrow, int64_t n, void *buf, rt_unpacked *u)
+{
+    memset(u, 0, sizeof *u);
+    char *p = buf;
+    const size_t N = (size_t)n;
+    const int64_t nb = n / 32, nsb = n / 256;
+    switch (rt_unpack_class(wtype)) {
+    case RT_CLS_Q8_0:
+        u->w = (int8_t *)p, p += al32(N);
+        u->aw = (uint8_t *)p, p += al32(N);
+        u->d = (float *)p;
+        break;
+    case RT_CLS_Q8_1:
+        u->aw = (uint8_t *)p, p += al32(N);
+        u->d = (float *)p, p += al32(N / 32 * 4);
+        u->m = (float *)p;
+        break;
+    case RT_CLS_Q8_K:
+        u->aw = (uint8_t *)p, p += al32(N);
+        u->sc32 = (int16_t *)p, p += al32(N / 32 * 32);
+        u->corr = (int16_t *)p, p += al32(N / 256 * 32);
+        u->mins = (int16_t *)p, p += al32(N / 256 * 32);
+        u->d = (float *)p, p += al32(N / 256 * 4);
+        u->m = (float *)p;
+        break;
+    default:
+        return;
+    }
+    switch (wtype) {
+    case GGUF_Q8_0: {
+        const lq_block_q8_0 *x = wrow;
+        for (int64_t b = 0; b < nb; b++) {
+            u->d[b] = rt_h2f(x[b].d);
+            memcpy(u->w + 32 * b, x[b].qs, 32);
+        }
+        break;
+    }
+    case GGUF_Q4_0: {
+        const lq_block_q4_0 *x = wrow;
+        for (int64_t b = 0; b < nb; b++) {
+            u->d[b] = rt_h2f(x[b].d);
+            for (int j = 0; j < 16; j++) {
+                u->w[32 * b + j] = (int8_t)((x[b].qs[j] & 0xF) - 8);
+                u->w[32 * b + j + 16] = (int8_t)((x[b].qs[j] >> 4) - 8);
+            }
+        }
+        break;
+    }
+    case GGUF_Q5_0: {
+        const lq_block_q5_0 *x = wrow;
+        for (int64_t b = 0; b < nb; b++) {
+            uint32_t qh;
+            memcpy(&qh, x[b].qh, 4);
+            u->d[b] = rt_h2f(x[b].d);
+            for (int j = 0; j < 16; j++) {
+                u->w[32 * b + j] = (int8_t)(((x[b].qs[j] & 0xF) | (((qh >> j) & 1) << 4)) - 16);
+                u->w[32 * b + j + 16] = (int8_t)(((x[b].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - 16);
+            }
+        }
+        break;
+    }
+    case GGUF_Q4_1: {
+        const lq_block_q4_1 *x = wrow;
+        for (int64_t b = 0; b < nb; b++) {
+            u->d[b] = rt_h2f(x[b].d);
+            u->m[b] = rt_h2f(x[b].m);
+            for (int j = 0; j < 16; j++) {
+                u->aw[32 * b + j] = x[b].qs[j] & 0xF;
+                u->aw[32 * b + j + 16] = x[b].qs[j] >> 4;
+            }
+        }
+        break;
+    }
+    case GGUF_Q5_1: {
+        const lq_block_q5_1 *x = wrow;
+        for (int64_t b = 0; b < nb; b++) {
+            uint32_t qh;
+            memcpy(&qh, x[b].qh, 4);
+            u->d[b] = rt_h2f(x[b].d);
+            u->m[b] = rt_h2f(x[b].m);
+            for (int j = 0; j < 16; j++) {
+                u->aw[32 * b + j] = (uint8_t)((x[b].qs[j] & 0xF) | (((qh >> j) & 1) << 4));
+                u->aw[32 * b + j + 16] = (uint8_t)((x[b].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4));
+            }
+        }
+        break;
+    }
+    case GGUF_Q2_K: {
+        const lq_block_q2_K *x = wrow;
+        for (int64_t b = 0; b < nsb; b++) {
+            uint8_t *o = u->aw + 256 * b;
+            int16_t sc[16];
+            for (int half = 0; half < 2; half++) {
+                const uint8_t *q = x[b].qs + 32 * half;
+                for (int s4 = 0; s4 < 4; s4++)
+                    for (int l = 0; l < 32; l++)
+                        o[128 * half + 32 * s4 + l] = (q[l] >> (2 * s4)) & 3;
+            }
+            for (int j = 0; j < 16; j++) {
+                sc[j] = x[b].scales[j] & 0xF;
+                u->mins[16 * b + j] = x[b].scales[j] >> 4;
+                u->corr[16 * b + j] = 0;
+            }
+            for (int k = 0; k < 8; k++)
+                for (int l = 0; l < 8; l++) {
+                    u->sc32[(8 * b + k) * 16 + l] = sc[2 * k];
+                    u->sc32[(8 * b + k) * 16 + 8 + l] = sc[2 * k + 1];
+                }
+            u->d[b] = rt_h2f(x[b].d);
+            u->m[b] = rt_h2f(x[b].dmin);
+        }
+        break;
+    }
+    case GGUF_Q3_K: {
+        const lq_block_q3_K *x = wrow;
+        for (int64_t b = 0; b < nsb; b++) {
+            uint8_t *o = u->aw + 256 * b;
+            int8_t sc[16];
+            rt_q3k_scales(x[b].scales, sc);
+            int m = 0;
+            for (int half = 0; half < 2; half++) {
+                const uint8_t *q = x[b].qs + 32 * half;
+                for (int s4 = 0; s4 < 4; s4++, m++)
+                    for (int l = 0; l < 32; l++)
+                        o[128 * half + 32 * s4 + l] =
+                            (uint8_t)(((q[l] >> (2 * s4)) & 3) + ((x[b].hmask[l] >> m) & 1) * 4);
+            }
+            for (int j = 0; j < 16; j++) {
+                u->mins[16 * b + j] = 0;
+                u->corr[16 * b + j] = (int16_t)(4 * sc[j]);
+            }
+            for (int k = 0; k < 8; k++)
+                for (int l = 0; l < 8; l++) {
+                    u->sc32[(8 * b + k) * 16 + l] = sc[2 * k];
+                    u->sc32[(8 * b + k) * 16 + 8 + l] = sc[2 * k + 1];
+                }
+            u->d[b] = rt_h2f(x[b].d);
+            u->m[b] = 0;
+        }
+        break;
+    }
+    case GGUF_Q4_K:
+    case GGUF_Q5_K: {
+        const int five = wtype == GGUF_Q5_K;
+        const size_t bs = five ? sizeof(lq_block_q5_K) : sizeof(lq_block_q4_K);
+        for (int64_t b = 0; b < nsb; b++) {
+            const unsigned char *blk = (const unsigned char *)wrow + (size_t)b * bs;
+            uint16_t d, dmin;
+            memcpy(&d, blk, 2);
+            memcpy(&dmin, blk + 2, 2);
+            const uint8_t *scales = blk + 4;
+            const uint8_t *qh = five ? blk + 16 : NULL;
+            const uint8_t *ql = five ? blk + 48 : blk + 16;
+            uint8_t *o = u->aw + 256 * b;
+            for (int c = 0; c < 4; c++) {
+                for (int l = 0; l < 32; l++) {
+                    int lo = ql[32 * c + l] & 0xF, hi = ql[32 * c + l] >> 4;
+                    if (five) {
+                        lo |= ((qh[l] >> (2 * c)) & 1) << 4;
+                        hi |= ((qh[l] >> (2 * c + 1)) & 1) << 4;
+                    }
+                    o[64 * c + l] = (uint8_t)lo;
+                    o[64 * c + 32 + l] = (uint8_t)hi;
+                }
+            }
+            for (int j = 0; j < 8; j++) {
+                int sc, mn;
+                rt_kq_scale_min(j, scales, &sc, &mn);
+                for (int l = 0; l < 16; l++)
+                    u->sc32[(8 * b + j) * 16 + l] = (int16_t)sc;
+                u->mins[16 * b + 2 * j] = u->mins[16 * b + 2 * j + 1] = (int16_t)mn;
+                u->corr[16 * b + 2 * j] = u->corr[16 * b + 2 * j + 1] = 0;
+            }
+            u->d[b] = rt_h2f(d);
+            u->m[b] = rt_h2f(dmin);
+        }
+        break;
+    }
+    case GGUF_Q6_K: {
+        const lq_block_q6_K *x = wrow;
+        for (int64_t b = 0; b < nsb; b++) {
+            uint8_t *o = u->aw + 256 * b;
+            for (int half = 0; half < 2; half++) {
+                const uint8_t *ql = x[b].ql + 64 * half, *qh = x[b].qh + 32 * half;
+                uint8_t *oh = o + 128 * half;
+                for (int l = 0; l < 32; l++) {
+                    oh[l] = (uint8_t)((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4));
+                    oh[l + 32] = (uint8_t)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4));
+                    oh[l + 64] = (uint8_t)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+                    oh[l + 96] = (uint8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+                }
+            }
+            for (int j = 0; j < 16; j++) {
+                u->mins[16 * b + j] = 0;
+                u->corr[16 * b + j] = (int16_t)(32 * x[b].scales[j]);
+            }
+            for (int k = 0; k < 8; k++)
+                for (int l = 0; l < 8; l++) {
+                    u->sc32[(8 * b + k) * 16 + l] = x[b].scales[2 * k];
+                    u->sc32[(8 * b + k) * 16 + 8 + l] = x[b].scales[2 * k + 1];
+                }
+            u->d[b] = rt_h2f(x[b].d);
+            u->m[b] = 0;
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    if (u->w)
+        for (size_t i = 0; i < N; i++)
+            u->aw[i] = (uint8_t)(u->w[i] < 0 ? -u->w[i] : u->w[i]);
+}
+
+/* ---------------------------------------------------------------- dispatch and drivers */
+
+static int omp_default_threads(void) { return omp_get_max_threads(); }
+
+/* Look-ups fall back from AVX-512 to AVX2 to scalar for entries a table leaves NULL. */
+static rt_quant_fn quant_fn(rt_isa isa, int vt)
+{
+    for (int i = isa; i > 0; i--)
+        if (table((rt_isa)i)->quant[vt])
+            return table((rt_isa)i)->quant[vt];
+    return rt_kernels_scalar.quant[vt];
+}
+
+static rt_dot_fn dot_fn(rt_isa isa, int wtype)
+{
+    for (int i = isa; i > 0; i--)
+        if (table((rt_isa)i)->dot[wtype])
+            return table((rt_isa)i)->dot[wtype];
+    return rt_kernels_scalar.dot[wtype];
+}
+
+static rt_gemm_fn gemm_fn(rt_isa isa, int wtype)
+{
+    for (int i = isa; i > 0; i--)
+        if (table((rt_isa)i)->gemm[wtype])
+            return table((rt_isa)i)->gemm[wtype];
+    return NULL;
+}
+
+#define HELPER(field) \
+    (isa >= RT_ISA_AVX512 && rt_kernels_avx512.field ? rt_kernels_avx512.field \
+     : isa >= RT_ISA_AVX2 && rt_kernels_avx2.field   ? rt_kernels_avx2.field \
+                                                     : rt_kernels_scalar.field)
+
+void rt_attn_row(rt_isa isa, const float *q, const float *kt, int64_t ldk, const float *v, int64_t ldv, int n,
+                 int hd, float scale, float *p, float *out)
+{
+    HELPER(attn)(q, kt, ldk, v, ldv, n, hd, scale, p, out);
+}
+
+void rt_swiglu(rt_isa isa, float *g, const float *u, int64_t n) { HELPER(swiglu)(g, u, n); }
+
+void rt_round_f16(rt_isa isa, float *x, int64_t n) { HELPER(round_f16)(x, n); }
+
+void rt_quantize_act(rt_isa isa, int wtype, const float *x, void *dst, int64_t n)
+{
+    int vt = rt_vec_dot_type(wtype);
+    if (vt >= 0)
+        quant_fn(isa, vt)(x, dst, n);
+}
+
+float rt_vec_dot(rt_isa isa, int wtype, int64_t n, const void *w, const void *xa)
+{
+    if (!rt_kernel_supported(wtype))
+        return 0;
+    return dot_fn(isa, wtype)(n, w, xa);
+}
+
+void rt_quantize_act_rows(rt_isa isa, int wtype, const float *x, int64_t ldx, int64_t ntok,
+                          int64_t ncols, void *act, int nthreads)
+{
+    const int vt = rt_vec_dot_type(wtype);
+    if (vt < 0)
+        return;
+    const rt_quant_fn q = quant_fn(isa, vt);
+    const size_t rs = rt_act_row_size(wtype, ncols);
+    if (nthreads <= 0)
+        nthreads = omp_default_threads();
+#pragma omp parallel for schedule(static) num_threads(nthreads) if (ntok > 1)
+    for (int64_t t = 0; t < ntok; t++)
+        q(x + t * ldx, (char *)act + (size_t)t * rs, ncols);
+}
+
+static void gemm_by_dot(rt_dot_fn dot, int64_t n, const void *w, size_t wrs, int nr,
+                        const void *xa, size_t xrs, int nt, float *y, int64_t ldy)
+{
+    for (int t = 0; t < nt; t++) {
+        const void *xt = (const char *)xa + (size_t)t * xrs;
+        for (int r = 0; r < nr; r++)
+            y[t * ldy + r] = dot(n, (const char *)w + (size_t)r * wrs, xt);
+    }
+}
+
+void rt_matmul(rt_isa isa, int wtype, const void *w, int64_t nrows, int64_t ncols,
+               const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy,
+               void *act, int act_ready, int nthreads)
+{
+    if (!rt_kernel_supported(wtype) || nrows <= 0 || ntok <= 0)
+        return;
+    if (nthreads <= 0)
+        nthreads = omp_default_threads();
+    const size_t wrs = gguf_row_size(wtype, ncols);
+    const size_t xrs = rt_act_row_size(wtype, ncols);
+    const void *xa;
+    if (wtype == GGUF_F32 && !act_ready && ldx == ncols) {
+        xa = x; /* F32 weights use the activations as they are */
+    } else {
+        if (!act_ready)
+            rt_quantize_act_rows(isa, wtype, x, ldx, ntok, ncols, act, nthreads);
+        xa = act;
+    }
+    const rt_gemm_fn gemm = gemm_fn(isa, wtype);
+    const rt_dot_fn dot = dot_fn(isa, wtype);
+    const int64_t nblocks = (nrows + RT_ROW_BLOCK - 1) / RT_ROW_BLOCK;
+#pragma omp parallel for schedule(static) num_threads(nthreads) if (nblocks > 1)
+    for (int64_t bi = 0; bi < nblocks; bi++) {
+        const int64_t r0 = bi * RT_ROW_BLOCK;
+        const int nr = (int)(nrows - r0 < RT_ROW_BLOCK ? nrows - r0 : RT_ROW_BLOCK);
+        const void *wb = (const char *)w + (size_t)r0 * wrs;
+        if (gemm)
+            gemm(ncols, wb, wrs, nr, xa, xrs, (int)ntok, y + r0, ldy);
+        else
+            gemm_by_dot(dot, ncols, wb, wrs, nr, xa, xrs, (int)ntok, y + r0, ldy);
+    }
+}

@@ -1,0 +1,79 @@
+/* runtime kernels — weight matrix × activations, as llama.cpp does it on the CPU.
+ *
+ * A weight row of type T is multiplied with an activation row converted to T's "vec-dot
+ * type" (ggml's vec_dot_type):
+ *   F32  × F32                          F16  × F16 (activations rounded to fp16)
+ *   BF16 × BF16                          Q8_0, Q4_0, Q5_0 × Q8_0 (activation blocks of 32)
+ *   Q4_1, Q5_1 × Q8_1 (Q8_0 plus d*sum)  Q2_K … Q6_K × Q8_K (super-blocks of 256)
+ * Activations are quantized exactly as ggml's x86 build does (Q8_0/Q8_1: d = amax/127 in
+ * fp16, q = round-half-even(x * 127/amax); Q8_K: d = max/-127 in f32 with the signed
+ * maximum, q = min(127, round-half-even(x/d))), and the quantized dot products are integer
+ * sums scaled per block, so our logits follow llama.cpp's to float rounding.
+ *
+ * Every kernel exists in a portable scalar version (the reference) and, chosen at run time,
+ * AVX2+FMA+F16C and AVX-512(+VNNI) versions. Different ISAs sum in different orders, so their
+ * results differ by float rounding only (see tests/test_kernels.c for the bounds).
+ *
+ * Thread independence: rt_matmul splits the output rows into fixed blocks of
+ * RT_ROW_BLOCK rows, aligned to row 0; every output element is computed by one call on one
+ * block whatever the thread count, so results do not depend on it.
+ */
+#ifndef QFORGE_RT_KERNELS_H
+#define QFORGE_RT_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    RT_ISA_SCALAR = 0,
+    RT_ISA_AVX2 = 1,   /* AVX2 + FMA + F16C */
+    RT_ISA_AVX512 = 2, /* AVX-512 F/BW/VL/DQ/VNNI + AVX-VNNI */
+    RT_ISA_COUNT_
+} rt_isa;
+
+#define RT_ROW_BLOCK 16
+
+/* Best ISA this CPU supports (cached). The environment variable QFORGE_ISA=scalar|avx2|avx512
+ * lowers it (never raises it above what the CPU has). */
+rt_isa rt_isa_detect(void);
+/* True if the CPU can run isa. */
+int rt_isa_supported(rt_isa isa);
+const char *rt_isa_name(rt_isa isa);
+
+/* True if weights of this GGUF type can be multiplied here. */
+int rt_kernel_supported(int wtype);
+/* The activation format (a GGUF type id: F32, F16, BF16, Q8_0, Q8_1 or Q8_K) for wtype; -1 if
+ * unsupported. */
+int rt_vec_dot_type(int wtype);
+/* Bytes of one activation row of n values converted for wtype; 0 if n is not a multiple of
+ * the weight's block size or the type is unsupported. */
+size_t rt_act_row_size(int wtype, int64_t n);
+
+/* Convert one activation row of n floats to wtype's vec-dot format (dst holds
+ * rt_act_row_size bytes). Identical bytes on every ISA. */
+void rt_quantize_act(rt_isa isa, int wtype, const float *x, void *dst, int64_t n);
+
+/* Dot product of one weight row (n values of wtype) with one converted activation row. */
+float rt_vec_dot(rt_isa isa, int wtype, int64_t n, const void *w, const void *xa);
+
+/* y[t*ldy + r] = W[r] · x[t] for rows r in [0, nrows) and tokens t in [0, ntok).
+ * w: nrows rows of ncols values of wtype, rows contiguous. x: ntok rows of ncols floats,
+ * row stride ldx floats. act: scratch of ntok * rt_act_row_size(wtype, ncols) bytes (may be
+ * NULL for F32 weights), or an already converted activation block when `act_ready` is set.
+ * nthreads <= 0: OpenMP default. */
+void rt_matmul(rt_isa isa, int wtype, const void *w, int64_t nrows, int64_t ncols,
+               const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy,
+               void *act, int act_ready, int nthreads);
+
+/* Elementwise helpers of the forward pass, per ISA (see rt_internal.h for the exact math). */
+void rt_attn_row(rt_isa isa, const float *q, const float *kt, int64_t ldk, const float *v, int64_t ldv, int n,
+                 int hd, float scale, float *p, float *out);
+void rt_swiglu(rt_isa isa, float *g, const float *u, int64_t n);
+void rt_round_f16(rt_isa isa, float *x, int64_t n);
+
+/* Convert ntok activation rows (stride ldx) for wtype into act (ntok rows of
+ * rt_act_row_size bytes), in parallel over rows. */
+void rt_quantize_act_rows(rt_isa isa, int wtype, const float *x, int64_t ldx, int64_t ntok,
+                          int64_t ncols, void *act, int nthreads);
+
+#endif

@@ -1,0 +1,570 @@
+/* AVX2 + FMA + F16C kernels (this file is compiled with -mavx2 -mfma -mf16c and only called
+ * when the CPU has them).
+ *
+ * F32: register-tiled dot products, 4 weight rows × 3 tokens per tile.
+ * F16/BF16: one dot product at a time, f32 accumulation.
+ * Quantized types: each row block is unpacked once (rt_unpack_row) and one integer core per
+ * activation class runs it against every token: 8-bit products summed with maddubs/madd
+ * (exact integers), scaled per block in f32 — the same arithmetic as ggml's AVX2 path. */
+#include <immintrin.h>
+#include <stdlib.h>
+
+#include "runtime/rt_internal.h"
+
+static inline float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* ---------------------------------------------------------------- activation converters */
+
+static inline __m256i q8_pack(__m256 v0, __m256 v1, __m256 v2, __m256 v3)
+{
+    __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(v0, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(v1, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(v2, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(v3, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m256i a = _mm256_packs_epi32(i0, i1);
+    __m256i b = _mm256_packs_epi32(i2, i3);
+    __m256i r = _mm256_packs_epi16(a, b);
+    /* packs interleave 128-bit lanes: restore element order */
+    return _mm256_permutevar8x32_epi32(r, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+static inline float q8_block(const float *x, __m256i *q)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16),
+           v3 = _mm256_loadu_ps(x + 24);
+    __m256 mx = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                              _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+    __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(mx, 1), _mm256_castps256_ps128(mx));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    const float id = amax != 0.f ? 127.f / amax : 0.f;
+    const __m256 mul = _mm256_set1_ps(id);
+    *q = q8_pack(_mm256_mul_ps(v0, mul), _mm256_mul_ps(v1, mul), _mm256_mul_ps(v2, mul), _mm256_mul_ps(v3, mul));
+    return amax / 127.f;
+}
+
+static void quant_q8_0(const float *x, void *dst, int64_t n)
+{
+    lq_block_q8_0 *y = dst;
+    for (int64_t b = 0; b < n / 32; b++) {
+        __m256i q;
+        y[b].d = rt_f2h(q8_block(x + 32 * b, &q));
+        _mm256_storeu_si256((__m256i *)y[b].qs, q);
+    }
+}
+
+static void quant_q8_1(const float *x, void *dst, int64_t n)
+{
+    lq_block_q8_1 *y = dst;
+    for (int64_t b = 0; b < n / 32; b++) {
+        __m256i q;
+        const float d = q8_block(x + 32 * b, &q);
+        y[b].d = rt_f2h(d);
+        _mm256_storeu_si256((__m256i *)y[b].qs, q);
+        __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), q);
+        __m256i s32 = _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+        y[b].s = rt_f2h(d * (float)_mm_cvtsi128_si32(s));
+    }
+}
+
+static void quant_f16(const float *x, void *dst, int64_t n)
+{
+    uint16_t *y = dst;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++)
+        y[i] = rt_f2h(x[i]);
+}
+
+/* ---------------------------------------------------------------- float types */
+
+static float dot_f32(int64_t n, const void *w, const void *xa)
+{
+    const float *a = w, *b = xa;
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    float s = hsum8(_mm256_add_ps(s0, s1));
+    for (; i < n; i++)
+        s += a[i] * b[i];
+    return s;
+}
+
+static float dot_f16(int64_t n, const void *w, const void *xa)
+{
+    const uint16_t *a = w, *b = xa;
+    __m256 s0 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i))),
+                             _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i))), s0);
+    float s = hsum8(s0);
+    for (; i < n; i++)
+        s += rt_h2f(a[i]) * rt_h2f(b[i]);
+    return s;
+}
+
+static inline __m256 bf16x8(const uint16_t *p)
+{
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+
+static float dot_bf16(int64_t n, const void *w, const void *xa)
+{
+    const uint16_t *a = w, *b = xa;
+    __m256 s0 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        s0 = _mm256_fmadd_ps(bf16x8(a + i), bf16x8(b + i), s0);
+    float s = hsum8(s0);
+    for (; i < n; i++)
+        s += rt_bf2f(a[i]) * rt_bf2f(b[i]);
+    return s;
+}
+
+/* RM weight rows × RN tokens of F32, n a multiple of 8 handled in SIMD, the rest scalar. */
+#define F32_TILE(RM, RN)                                                                           \
+    static void f32_tile_##RM##x##RN(int64_t n, const float *w, size_t wrs, const float *x,        \
+                                     size_t xrs, float *y, int64_t ldy)                            \
+    {                                                                                              \
+        __m256 acc[RM][RN];                                                                        \
+        _Pragma("GCC unroll 16")                                                                  \
+        for (int i = 0; i < RM; i++)                                                               \
+            _Pragma("GCC unroll 16")                                                              \
+            for (int j = 0; j < RN; j++)                                                           \
+                acc[i][j] = _mm256_setzero_ps();                                                   \
+        int64_t k = 0;                                                                             \
+        for (; k + 8 <= n; k += 8) {                                                               \
+            __m256 xv[RN];                                                                         \
+            _Pragma("GCC unroll 16")                                                              \
+            for (int j = 0; j < RN; j++)                                                           \
+                xv[j] = _mm256_loadu_ps(x + j * xrs + k);                                          \
+            _Pragma("GCC unroll 16")                                                              \
+            for (int i = 0; i < RM; i++) {                                                         \
+                __m256 wv = _mm256_loadu_ps(w + i * wrs + k);                                      \
+                _Pragma("GCC unroll 16")                                                          \
+                for (int j = 0; j < RN; j++)                                                       \
+                    acc[i][j] = _mm256_fmadd_ps(wv, xv[j], acc[i][j]);                             \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("GCC unroll 16")                                                                  \
+        for (int i = 0; i < RM; i++)                                                               \
+            _Pragma("GCC unroll 16")                                                              \
+            for (int j = 0; j < RN; j++) {                                                         \
+                float s = hsum8(acc[i][j]);                                                        \
+                for (int64_t kk = k; kk < n; kk++)                                                 \
+                    s += w[i * wrs + kk] * x[j * xrs + kk];                                        \
+                y[j * ldy + i] = s;                                                                \
+            }                                                                                      \
+    }
+F32_TILE(4, 3)
+F32_TILE(1, 3)
+F32_TILE(4, 1)
+F32_TILE(1, 1)
+
+static void gemm_f32(int64_t n, const void *wv, size_t wrs_b, int nr, const void *xv, size_t xrs_b, int nt,
+                     float *y, int64_t ldy)
+{
+    const float *w = wv, *x = xv;
+    const size_t wrs = wrs_b / 4, xrs = xrs_b / 4;
+    int t = 0;
+    for (; t + 3 <= nt; t += 3) {
+        int r = 0;
+        for (; r + 4 <= nr; r += 4)
+            f32_tile_4x3(n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
+        for (; r < nr; r++)
+            f32_tile_1x3(n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
+    }
+    for (; t < nt; t++) {
+        int r = 0;
+        for (; r + 4 <= nr; r += 4)
+            f32_tile_4x1(n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
+        for (; r < nr; r++)
+            f32_tile_1x1(n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
+    }
+}
+
+/* ---------------------------------------------------------------- quantized cores */
+
+#define NT 4 /* tokens per tile */
+
+/* Q8_0 class: w signed, aw = |w|; per block f32 scale. xd: block scales of the tokens. */
+static void core_q8_0(int64_t n, const rt_unpacked *u, int nr, const void *xa, size_t xrs, int nt,
+                      const float *xd, float *y, int64_t ldy)
+{
+    const int64_t nb = n / 32;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int t0 = 0; t0 < nt; t0 += NT) {
+        const int tn = nt - t0 < NT ? nt - t0 : NT;
+        const lq_block_q8_0 *xb[NT];
+        const float *xdj[NT];
+        _Pragma("GCC unroll 16")
+        for (int j = 0; j < NT; j++) {
+            const size_t tj = (size_t)(t0 + (j < tn ? j : 0));
+            xb[j] = (const lq_block_q8_0 *)((const char *)xa + tj * xrs);
+            xdj[j] = xd + tj * nb;
+        }
+        for (int r = 0; r < nr; r++) {
+            __m256 acc[NT];
+            _Pragma("GCC unroll 16")
+            for (int j = 0; j < NT; j++)
+                acc[j] = _mm256_setzero_ps();
+            const int8_t *w = u[r].w;
+            const uint8_t *aw = u[r].aw;
+            const float *wd = u[r].d;
+            for (int64_t b = 0; b < nb; b++) {
+                const __m256i wv = _mm256_load_si256((const __m256i *)(w + 32 * b));
+                const __m256i av = _mm256_load_si256((const __m256i *)(aw + 32 * b));
+                _Pragma("GCC unroll 16")
+                for (int j = 0; j < NT; j++) {
+                    const __m256i xv = _mm256_loadu_si256((const __m256i *)xb[j][b].qs);
+                    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(av, _mm256_sign_epi8(xv, wv)), ones);
+                    acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
+                                             _mm256_set1_ps(wd[b] * xdj[j][b]), acc[j]);
+                }
+            }
+            _Pragma("GCC unroll 16")
+            for (int j = 0; j < tn; j++)
+                y[(t0 + j) * ldy + r] = hsum8(acc[j]);
+        }
+    }
+}
+
+/* Q8_1 class: aw unsigned; per block d and m (times the activation's d*sum). */
+static void core_q8_1(int64_t n, const rt_unpacked *u, int nr, const void *xa, size_t xrs, int nt,
+                      const float *xd, float *y, int64_t ldy)
+{
+    const int64_t nb = n / 32;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int t = 0; t < nt; t++) {
+        const lq_block_q8_1 *xb = (const lq_block_q8_1 *)((const char *)xa + (size_t)t * xrs);
+        const float *d = xd + (size_t)t * 2 * nb, *s = d + nb;
+        for (int r = 0; r < nr; r++) {
+            __m256 acc = _mm256_setzero_ps();
+            float accm = 0;
+            for (int64_t b = 0; b < nb; b++) {
+                const __m256i av = _mm256_load_si256((const __m256i *)(u[r].aw + 32 * b));
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)xb[b].qs);
+                const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(av, xv), ones);
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(u[r].d[b] * d[b]), acc);
+                accm += u[r].m[b] * s[b];
+            }
+            y[t * ldy + r] = hsum8(acc) + accm;
+        }
+    }
+}
+
+/* Q8_K class (k-quants). */
+static void core_q8_K(int64_t n, const rt_unpacked *u, int nr, const void *xa, size_t xrs, int nt,
+                      const float *xd, float *y, int64_t ldy)
+{
+    const int64_t nsb = n / 256;
+    for (int t0 = 0; t0 < nt; t0 += NT) {
+        const int tn = nt - t0 < NT ? nt - t0 : NT;
+        const lq_block_q8_K *xb[NT];
+        _Pragma("GCC unroll 16")
+        for (int j = 0; j < NT; j++)
+            xb[j] = (const lq_block_q8_K *)((const char *)xa + (size_t)(t0 + (j < tn ? j : 0)) * xrs);
+        for (int r = 0; r < nr; r++) {
+            __m256 acc[NT];
+            _Pragma("GCC unroll 16")
+            for (int j = 0; j < NT; j++)
+                acc[j] = _mm256_setzero_ps();
+            for (int64_t b = 0; b < nsb; b++) {
+                __m256i iacc[NT];
+                _Pragma("GCC unroll 16")
+                for (int j = 0; j < NT; j++)
+                    iacc[j] = _mm256_setzero_si256();
+                const uint8_t *uv = u[r].aw + 256 * b;
+                const int16_t *sc = u[r].sc32 + 128 * b;
+                _Pragma("GCC unroll 16")
+                for (int k = 0; k < 8; k++) {
+                    const __m256i wv = _mm256_load_si256((const __m256i *)(uv + 32 * k));
+                    const __m256i sv = _mm256_load_si256((const __m256i *)(sc + 16 * k));
+                    _Pragma("GCC unroll 16")
+                    for (int j = 0; j < NT; j++) {
+                        const __m256i xv = _mm256_loadu_si256((const __m256i *)(xb[j][b].qs + 32 * k));
+                        iacc[j] = _mm256_add_epi32(iacc[j], _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv), sv));
+                    }
+                }
+                const __m256i corr = _mm256_load_si256((const __m256i *)(u[r].corr + 16 * b));
+                const __m256i mins = _mm256_load_si256((const __m256i *)(u[r].mins + 16 * b));
+                const float d = u[r].d[b], dmin = u[r].m[b];
+                _Pragma("GCC unroll 16")
+                for (int j = 0; j < NT; j++) {
+                    const __m256i bs = _mm256_loadu_si256((const __m256i *)xb[j][b].bsums);
+                    const __m256i isum = _mm256_sub_epi32(iacc[j], _mm256_madd_epi16(bs, corr));
+                    const float dx = xb[j][b].d;
+                    acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * dx), acc[j]);
+                    acc[j] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mins)),
+                                              _mm256_set1_ps(dmin * dx), acc[j]);
+                }
+            }
+            _Pragma("GCC unroll 16")
+            for (int j = 0; j < tn; j++)
+                y[(t0 + j) * ldy + r] = hsum8(acc[j]);
+        }
+    }
+}
+
+/* Unpack the row block, gather the activations' block scales, run the class core. */
+static void gemm_quant(int wtype, int64_t n, const void *w, size_t wrs, int nr, const void *xa, size_t xrs,
+                       int nt, float *y, int64_t ldy)
+{
+    const int cls = rt_unpack_class(wtype);
+    const size_t us = rt_unpacked_size(wtype, n);
+    const int64_t nb = n / 32;
+    const size_t xd_n = cls == RT_CLS_Q8_1 ? (size_t)nt * 2 * nb : cls == RT_CLS_Q8_0 ? (size_t)nt * nb : 0;
+    char *buf = aligned_alloc(32, us * (size_t)nr + ((xd_n * 4 + 31) & ~(size_t)31) + 32);
+    if (!buf) { /* out of memory inside a kernel: fall back to the scalar row dot */
+        for (int t = 0; t < nt; t++)
+            for (int r = 0; r < nr; r++)
+                y[t * ldy + r] = rt_kernels_scalar.dot[wtype](n, (const char *)w + r * wrs,
+                                                              (const char *)xa + t * xrs);
+        return;
+    }
+    rt_unpacked u[64];
+    if (nr > 64)
+        nr = 64; /* the driver passes at most RT_ROW_BLOCK rows */
+    for (int r = 0; r < nr; r++)
+        rt_unpack_row(wtype, (const char *)w + (size_t)r * wrs, n, buf + (size_t)r * us, &u[r]);
+    float *xd = (float *)(buf + us * (size_t)nr);
+    if (cls == RT_CLS_Q8_0) {
+        for (int t = 0; t < nt; t++) {
+            const lq_block_q8_0 *xb = (const lq_block_q8_0 *)((const char *)xa + (size_t)t * xrs);
+            for (int64_t b = 0; b < nb; b++)
+                xd[(size_t)t * nb + b] = rt_h2f(xb[b].d);
+        }
+        core_q8_0(n, u, nr, xa, xrs, nt, xd, y, ldy);
+    } else if (cls == RT_CLS_Q8_1) {
+        for (int t = 0; t < nt; t++) {
+            const lq_block_q8_1 *xb = (const lq_block_q8_1 *)((const char *)xa + (size_t)t * xrs);
+            for (int64_t b = 0; b < nb; b++) {
+                xd[(size_t)t * 2 * nb + b] = rt_h2f(xb[b].d);
+                xd[(size_t)t * 2 * nb + nb + b] = rt_h2f(xb[b].s);
+            }
+        }
+        core_q8_1(n, u, nr, xa, xrs, nt, xd, y, ldy);
+    } else {
+        core_q8_K(n, u, nr, xa, xrs, nt, NULL, y, ldy);
+    }
+    free(buf);
+}
+
+#define GEMM_Q(T)                                                                                  \
+    static void gemm_##T(int64_t n, const void *w, size_t wrs, int nr, const void *xa, size_t xrs, \
+                         int nt, float *y, int64_t ldy)                                            \
+    {                                                                                              \
+        gemm_quant(GGUF_##T, n, w, wrs, nr, xa, xrs, nt, y, ldy);                                  \
+    }
+GEMM_Q(Q4_0)
+GEMM_Q(Q4_1)
+GEMM_Q(Q5_0)
+GEMM_Q(Q5_1)
+GEMM_Q(Q8_0)
+GEMM_Q(Q2_K)
+GEMM_Q(Q3_K)
+GEMM_Q(Q4_K)
+GEMM_Q(Q5_K)
+GEMM_Q(Q6_K)
+
+/* Single dot products through the same cores (one row, one token). */
+#define DOT_Q(T)                                                                                   \
+    static float dotq_##T(int64_t n, const void *w, const void *xa)                                \
+    {                                                                                              \
+        float y;                                                                                   \
+        gemm_quant(GGUF_##T, n, w, 0, 1, xa, 0, 1, &y, 1);                                         \
+        return y;                                                                                  \
+    }
+DOT_Q(Q4_0)
+DOT_Q(Q4_1)
+DOT_Q(Q5_0)
+DOT_Q(Q5_1)
+DOT_Q(Q8_0)
+DOT_Q(Q2_K)
+DOT_Q(Q3_K)
+DOT_Q(Q4_K)
+DOT_Q(Q5_K)
+DOT_Q(Q6_K)
+
+/* ---------------------------------------------------------------- forward-pass helpers */
+
+/* expf to ~2 ulp (Cephes polynomial), inputs clamped to [-87.3, 88]. */
+static inline __m256 exp8(__m256 x)
+{
+    x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.0f)), _mm256_set1_ps(-87.3f));
+    const __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r);
+    y = _mm256_add_ps(y, _mm256_set1_ps(1.0f));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+static void attn_avx2(const float *q, const float *kt, int64_t ldk, const float *v, int64_t ldv, int n, int hd,
+                      float scale, float *p, float *out)
+{
+    if (hd % 8) {
+        rt_kernels_scalar.attn(q, kt, ldk, v, ldv, n, hd, scale, p, out);
+        return;
+    }
+    const __m256 vscale = _mm256_set1_ps(scale);
+    int j = 0;
+    for (; j + 32 <= n; j += 32) {
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        for (int d = 0; d < hd; d++) {
+            const __m256 qd = _mm256_set1_ps(q[d]);
+            const float *kd = kt + d * ldk + j;
+            s0 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kd), s0);
+            s1 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kd + 8), s1);
+            s2 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kd + 16), s2);
+            s3 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(kd + 24), s3);
+        }
+        _mm256_storeu_ps(p + j, _mm256_mul_ps(s0, vscale));
+        _mm256_storeu_ps(p + j + 8, _mm256_mul_ps(s1, vscale));
+        _mm256_storeu_ps(p + j + 16, _mm256_mul_ps(s2, vscale));
+        _mm256_storeu_ps(p + j + 24, _mm256_mul_ps(s3, vscale));
+    }
+    for (; j + 8 <= n; j += 8) {
+        __m256 s0 = _mm256_setzero_ps();
+        for (int d = 0; d < hd; d++)
+            s0 = _mm256_fmadd_ps(_mm256_set1_ps(q[d]), _mm256_loadu_ps(kt + d * ldk + j), s0);
+        _mm256_storeu_ps(p + j, _mm256_mul_ps(s0, vscale));
+    }
+    for (; j < n; j++) {
+        float s = 0;
+        for (int d = 0; d < hd; d++)
+            s = fmaf(q[d], kt[d * ldk + j], s);
+        p[j] = s * scale;
+    }
+    /* softmax */
+    __m256 vmx = _mm256_set1_ps(-INFINITY);
+    j = 0;
+    for (; j + 8 <= n; j += 8)
+        vmx = _mm256_max_ps(vmx, _mm256_loadu_ps(p + j));
+    __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(vmx, 1), _mm256_castps256_ps128(vmx));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    float mx = _mm_cvtss_f32(m4);
+    for (; j < n; j++)
+        mx = p[j] > mx ? p[j] : mx;
+    const __m256 vm = _mm256_set1_ps(mx);
+    __m256 vs = _mm256_setzero_ps();
+    j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p + j), vm));
+        _mm256_storeu_ps(p + j, e);
+        vs = _mm256_add_ps(vs, e);
+    }
+    double sum = hsum8(vs);
+    for (; j < n; j++) {
+        p[j] = expf(p[j] - mx);
+        sum += p[j];
+    }
+    const float inv = (float)(1.0 / sum);
+    const __m256 vinv = _mm256_set1_ps(inv);
+    j = 0;
+    for (; j + 8 <= n; j += 8)
+        _mm256_storeu_ps(p + j, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(p + j), vinv),
+                                                                 _MM_FROUND_TO_NEAREST_INT)));
+    for (; j < n; j++)
+        p[j] = rt_h2f(rt_f2h(p[j] * inv));
+    /* P·V, 32 output columns at a time */
+    for (int d0 = 0; d0 < hd; d0 += 32) {
+        const int nv = hd - d0 >= 32 ? 4 : (hd - d0) / 8;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        if (nv == 4) {
+            for (j = 0; j < n; j++) {
+                const __m256 pj = _mm256_set1_ps(p[j]);
+                const float *vj = v + j * ldv + d0;
+                a0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj), a0);
+                a1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8), a1);
+                a2 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 16), a2);
+                a3 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 24), a3);
+            }
+        } else {
+            for (j = 0; j < n; j++) {
+                const __m256 pj = _mm256_set1_ps(p[j]);
+                const float *vj = v + j * ldv + d0;
+                a0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj), a0);
+                if (nv > 1)
+                    a1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8), a1);
+                if (nv > 2)
+                    a2 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 16), a2);
+            }
+        }
+        _mm256_storeu_ps(out + d0, a0);
+        if (nv > 1)
+            _mm256_storeu_ps(out + d0 + 8, a1);
+        if (nv > 2)
+            _mm256_storeu_ps(out + d0 + 16, a2);
+        if (nv > 3)
+            _mm256_storeu_ps(out + d0 + 24, a3);
+    }
+}
+
+static void swiglu_avx2(float *g, const float *u, int64_t n)
+{
+    int64_t i = 0;
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(g + i);
+        const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++)
+        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+static void round_f16_avx2(float *x, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < n; i++)
+        x[i] = rt_h2f(rt_f2h(x[i]));
+}
+
+const rt_kernel_table rt_kernels_avx2 = {
+    .attn = attn_avx2,
+    .swiglu = swiglu_avx2,
+    .round_f16 = round_f16_avx2,
+    .quant = {[GGUF_Q8_0] = quant_q8_0, [GGUF_Q8_1] = quant_q8_1, [GGUF_F16] = quant_f16},
+    .dot = {
+        [GGUF_F32] = dot_f32, [GGUF_F16] = dot_f16, [GGUF_BF16] = dot_bf16,
+        [GGUF_Q4_0] = dotq_Q4_0, [GGUF_Q4_1] = dotq_Q4_1, [GGUF_Q5_0] = dotq_Q5_0, [GGUF_Q5_1] = dotq_Q5_1,
+        [GGUF_Q8_0] = dotq_Q8_0, [GGUF_Q2_K] = dotq_Q2_K, [GGUF_Q3_K] = dotq_Q3_K, [GGUF_Q4_K] = dotq_Q4_K,
+        [GGUF_Q5_K] = dotq_Q5_K, [GGUF_Q6_K] = dotq_Q6_K,
+    },
+    .gemm = {
+        [GGUF_F32] = gemm_f32,
+        [GGUF_Q4_0] = gemm_Q4_0, [GGUF_Q4_1] = gemm_Q4_1, [GGUF_Q5_0] = gemm_Q5_0, [GGUF_Q5_1] = gemm_Q5_1,
+        [GGUF_Q8_0] = gemm_Q8_0, [GGUF_Q2_K] = gemm_Q2_K, [GGUF_Q3_K] = gemm_Q3_K, [GGUF_Q4_K] = gemm_Q4_K,
+        [GGUF_Q5_K] = gemm_Q5_K, [GGUF_Q6_K] = gemm_Q6_K,
+    },
+};

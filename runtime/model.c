@@ -1,0 +1,773 @@
+/* Llama model assembly from a tensor source and the forward pass. */
+#include "runtime/runtime.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libquant/lq.h"
+#include "runtime/rt_internal.h"
+
+/* Caps on hyper-parameters read from a file (far above any Llama). */
+#define CAP_LAYERS 4096
+#define CAP_EMBD (1 << 16)
+#define CAP_FF (1 << 20)
+#define CAP_HEADS 4096
+#define CAP_VOCAB (1 << 24)
+
+typedef struct {
+    char name[GGUF_MAX_NAME];
+    int type;
+    int64_t ne0, ne1;   /* row length, rows */
+    const void *data;   /* into the source's mapping or `owned` */
+    void *owned;
+    size_t owned_size;
+} rt_weight;
+
+typedef struct {
+    float *attn_norm, *ffn_norm; /* owned, n_embd */
+    rt_weight wq, wk, wv, wo, wg, wu, wd;
+} rt_layer;
+
+struct rt_model {
+    src_source *src;
+    rt_hparams hp;
+    rt_weight tok_embd, output; /* output.data == NULL when tied */
+    float *out_norm;
+    float *rope_freqs; /* optional, head_dim/2 */
+    rt_layer *layers;
+    int nthreads;
+    rt_isa isa;
+    size_t owned_bytes;
+    /* scratch, sized for cap tokens */
+    int cap;
+    float *hidden, *xn, *q, *k, *v, *kt, *att, *gate, *up, *probs;
+    float *rope_cos, *rope_sin; /* cap × head_dim/2 */
+    size_t probs_cap;           /* floats in probs (one row of scores per thread) */
+    void *act;
+    size_t act_cap;
+};
+
+static const char *const err_names[RT_ERR_COUNT_] = {
+    [RT_OK] = "ok",
+    [RT_ERR_NOMEM] = "out of memory",
+    [RT_ERR_IO] = "I/O error",
+    [RT_ERR_MODEL] = "invalid model",
+    [RT_ERR_UNSUPPORTED] = "unsupported model",
+    [RT_ERR_ARG] = "invalid argument",
+    [RT_ERR_HOOK] = "stopped by hook",
+    [RT_ERR_FORMAT] = "malformed input",
+};
+
+const char *rt_strerror(rt_error e)
+{
+    return (unsigned)e < RT_ERR_COUNT_ ? err_names[e] : "unknown error";
+}
+
+__attribute__((format(printf, 3, 4))) static rt_error fail(char *msg, rt_error e, const char *fmt, ...)
+{
+    if (msg) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, RT_MSG_SIZE, fmt, ap);
+        va_end(ap);
+    }
+    return e;
+}
+
+/* ---------------------------------------------------------------- loading */
+
+static rt_error get_int_key(const gguf_reader *md, const char *arch, const char *suffix, bool required,
+                            int64_t lo, int64_t hi, int64_t *out, char *msg)
+{
+    char key[256];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    int64_t v;
+    gguf_error ge = gguf_get_int(md, key, &v);
+    if (ge == GGUF_ERR_NOT_FOUND) {
+        if (required)
+            return fail(msg, RT_ERR_MODEL, "metadata key '%s' is missing", key);
+        return RT_OK;
+    }
+    if (ge != GGUF_OK)
+        return fail(msg, RT_ERR_MODEL, "metadata key '%s' is not an integer", key);
+    if (v < lo || v > hi)
+        return fail(msg, RT_ERR_MODEL, "metadata key '%s' = %lld is out of range [%lld, %lld]", key,
+                    (long long)v, (long long)lo, (long long)hi);
+    *out = v;
+    return RT_OK;
+}
+
+static rt_error get_float_key(const gguf_reader *md, const char *arch, const char *suffix, bool required,
+                              float *out, char *msg)
+{
+    char key[256];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    double v;
+    gguf_error ge = gguf_get_float(md, key, &v);
+    if (ge == GGUF_ERR_NOT_FOUND) {
+        if (required)
+            return fail(msg, RT_ERR_MODEL, "metadata key '%s' is missing", key);
+        return RT_OK;
+    }
+    if (ge != GGUF_OK)
+        return fail(msg, RT_ERR_MODEL, "metadata key '%s' is not a float", key);
+    if (!isfinite(v) || v <= 0 || v > 1e30)
+        return fail(msg, RT_ERR_MODEL, "metadata key '%s' = %g is out of range", key, v);
+    *out = (float)v;
+    return RT_OK;
+}
+
+static void *xmalloc(rt_model *m, size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (p)
+        m->owned_bytes += n;
+    return p;
+}
+
+static rt_error find_tensor(rt_model *m, const char *name, int64_t ne0, int64_t ne1, bool optional,
+                            int64_t *idx, char *msg)
+{
+    *idx = src_find_tensor(m->src, name);
+    if (*idx < 0) {
+        if (optional)
+            return RT_OK;
+        return fail(msg, RT_ERR_MODEL, "tensor '%s' is missing", name);
+    }
+    const src_tensor *t = src_tensor_at(m->src, *idx);
+    bool ok = t->ne[2] == 1 && t->ne[3] == 1 && t->ne[0] == ne0 && t->ne[1] == ne1;
+    if (!ok)
+        return fail(msg, RT_ERR_MODEL, "tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
+                    name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
+                    (long long)ne0, (long long)ne1);
+    return RT_OK;
+}
+
+/* A matrix of ne1 rows of ne0 values; missing is an error unless optional (then data NULL). */
+static rt_error load_weight(rt_model *m, rt_weight *w, const char *name, int64_t ne0, int64_t ne1,
+                            bool optional, char *msg)
+{
+    memset(w, 0, sizeof *w);
+    snprintf(w->name, sizeof w->name, "%s", name);
+    w->ne0 = ne0;
+    w->ne1 = ne1;
+    int64_t idx;
+    rt_error e = find_tensor(m, name, ne0, ne1, optional, &idx, msg);
+    if (e != RT_OK || idx < 0)
+        return e;
+    const src_tensor *t = src_tensor_at(m->src, idx);
+    const gguf_type_traits *tr = gguf_type_info(t->type);
+    if (!rt_kernel_supported(t->type))
+        return fail(msg, RT_ERR_UNSUPPORTED, "tensor '%s' has type %s, which the runtime cannot multiply",
+                    name, tr ? tr->name : "unknown");
+    if (ne0 % tr->block_size)
+        return fail(msg, RT_ERR_MODEL, "tensor '%s': row length %lld is not a multiple of the %s block size %u",
+                    name, (long long)ne0, tr->name, tr->block_size);
+    const void *data = src_data(m->src, idx);
+    if (data) {
+        w->type = t->type;
+        w->data = data;
+        return RT_OK;
+    }
+    /* checkpoint: read as F32 into memory we own */
+    if ((uint64_t)ne0 * (uint64_t)ne1 > SIZE_MAX / 4)
+        return fail(msg, RT_ERR_MODEL, "tensor '%s' is too large", name);
+    size_t n = (size_t)ne0 * (size_t)ne1 * 4;
+    float *buf = xmalloc(m, n);
+    if (!buf)
+        return fail(msg, RT_ERR_NOMEM, "out of memory reading tensor '%s' (%zu bytes)", name, n);
+    char smsg[SRC_MSG_SIZE];
+    src_error se = src_read_f32(m->src, idx, 0, ne1, buf, smsg);
+    if (se != SRC_OK) {
+        free(buf);
+        return fail(msg, se == SRC_ERR_NOMEM ? RT_ERR_NOMEM : RT_ERR_IO, "%s", smsg);
+    }
+    src_release(m->src, idx);
+    w->type = GGUF_F32;
+    w->data = buf;
+    w->owned = buf;
+    w->owned_size = n;
+    return RT_OK;
+}
+
+/* A vector of n floats (norm weights, rope factors), always copied as F32. */
+static rt_error load_vec(rt_model *m, float **out, const char *name, int64_t n, bool optional, char *msg)
+{
+    *out = NULL;
+    int64_t idx = src_find_tensor(m->src, name);
+    if (idx < 0) {
+        if (optional)
+            return RT_OK;
+        return fail(msg, RT_ERR_MODEL, "tensor '%s' is missing", name);
+    }
+    const src_tensor *t = src_tensor_at(m->src, idx);
+    if (t->ne[0] != n || t->ne[1] != 1 || t->ne[2] != 1 || t->ne[3] != 1)
+        return fail(msg, RT_ERR_MODEL, "tensor '%s' has shape [%lld, %lld], expected [%lld]", name,
+                    (long long)t->ne[0], (long long)t->ne[1], (long long)n);
+    if (t->type != GGUF_F32 && t->type != GGUF_F16 && t->type != GGUF_BF16) {
+        const gguf_type_traits *tr = gguf_type_info(t->type);
+        return fail(msg, RT_ERR_UNSUPPORTED, "tensor '%s' has type %s; vectors must be f32, f16 or bf16",
+                    name, tr ? tr->name : "unknown");
+    }
+    float *buf = xmalloc(m, (size_t)n * 4);
+    if (!buf)
+        return fail(msg, RT_ERR_NOMEM, "out of memory");
+    char smsg[SRC_MSG_SIZE];
+    src_error se = src_read_f32(m->src, idx, 0, 1, buf, smsg);
+    if (se != SRC_OK) {
+        free(buf);
+        return fail(msg, se == SRC_ERR_NOMEM ? RT_ERR_NOMEM : RT_ERR_IO, "%s", smsg);
+    }
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(buf[i])) {
+            free(buf);
+            return fail(msg, RT_ERR_MODEL, "tensor '%s' has a non-finite value at %lld", name, (long long)i);
+        }
+    *out = buf;
+    return RT_OK;
+}
+
+static rt_error read_hparams(rt_model *m, char *msg)
+{
+    const gguf_reader *md = src_metadata(m->src);
+    if (!md)
+        return fail(msg, RT_ERR_MODEL, "the source has no metadata");
+    const gguf_str *arch = NULL;
+    if (gguf_get_str(md, "general.architecture", &arch) != GGUF_OK)
+        return fail(msg, RT_ERR_MODEL, "metadata key 'general.architecture' is missing");
+    if (strcmp(arch->str, "llama") != 0)
+        return fail(msg, RT_ERR_UNSUPPORTED, "architecture '%.64s' is not supported (llama only)", arch->str);
+    const char *a = arch->str;
+    rt_hparams *hp = &m->hp;
+    int64_t v;
+    rt_error e;
+#define GETI(suffix, req, lo, hi, field)                                   \
+    do {                                                                   \
+        v = 0;                                                             \
+        if ((e = get_int_key(md, a, suffix, req, lo, hi, &v, msg)) != RT_OK) \
+            return e;                                                      \
+        field = (int)v;                                                    \
+    } while (0)
+    GETI("block_count", true, 1, CAP_LAYERS, hp->n_layer);
+    GETI("embedding_length", true, 1, CAP_EMBD, hp->n_embd);
+    GETI("feed_forward_length", true, 1, CAP_FF, hp->n_ff);
+    GETI("attention.head_count", true, 1, CAP_HEADS, hp->n_head);
+    hp->n_head_kv = hp->n_head;
+    v = hp->n_head;
+    if ((e = get_int_key(md, a, "attention.head_count_kv", false, 1, CAP_HEADS, &v, msg)) != RT_OK)
+        return e;
+    hp->n_head_kv = (int)v;
+    GETI("context_length", false, 0, INT32_MAX, hp->n_ctx_train);
+    if (hp->n_embd % hp->n_head)
+        v = 0;
+    else
+        v = hp->n_embd / hp->n_head;
+    if ((e = get_int_key(md, a, "attention.key_length", false, 2, CAP_EMBD, &v, msg)) != RT_OK)
+        return e;
+    if (v == 0)
+        return fail(msg, RT_ERR_MODEL, "embedding_length %d is not a multiple of head_count %d and no key_length is given",
+                    hp->n_embd, hp->n_head);
+    hp->head_dim = (int)v;
+    int64_t vlen = v;
+    if ((e = get_int_key(md, a, "attention.value_length", false, 2, CAP_EMBD, &vlen, msg)) != RT_OK)
+        return e;
+    if (vlen != hp->head_dim)
+        return fail(msg, RT_ERR_UNSUPPORTED, "value_length %lld differs from key_length %d",
+                    (long long)vlen, hp->head_dim);
+#undef GETI
+    if (hp->head_dim % 2)
+        return fail(msg, RT_ERR_MODEL, "head dimension %d is odd", hp->head_dim);
+    if (hp->n_head % hp->n_head_kv)
+        return fail(msg, RT_ERR_MODEL, "head_count %d is not a multiple of head_count_kv %d", hp->n_head,
+                    hp->n_head_kv);
+    if ((int64_t)hp->n_head * hp->head_dim > CAP_EMBD * 4)
+        return fail(msg, RT_ERR_MODEL, "head_count × head dimension is too large");
+    hp->rope_base = 10000.f;
+    if ((e = get_float_key(md, a, "rope.freq_base", false, &hp->rope_base, msg)) != RT_OK)
+        return e;
+    hp->rms_eps = 1e-5f;
+    if ((e = get_float_key(md, a, "attention.layer_norm_rms_epsilon", true, &hp->rms_eps, msg)) != RT_OK)
+        return e;
+    /* Scaled RoPE variants change the math: refuse rather than compute something else. */
+    char key[256];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+    const gguf_str *st = NULL;
+    if (gguf_get_str(md, key, &st) == GGUF_OK && strcmp(st->str, "none") != 0)
+        return fail(msg, RT_ERR_UNSUPPORTED, "RoPE scaling '%.32s' is not supported", st->str);
+    snprintf(key, sizeof key, "%s.rope.dimension_count", a);
+    int64_t nrot;
+    if (gguf_get_int(md, key, &nrot) == GGUF_OK && nrot != hp->head_dim)
+        return fail(msg, RT_ERR_UNSUPPORTED, "partial RoPE (dimension_count %lld of %d) is not supported",
+                    (long long)nrot, hp->head_dim);
+
+    /* vocabulary: tokenizer.ggml.tokens, else the rows of token_embd */
+    int64_t ti = src_find_tensor(m->src, "token_embd.weight");
+    if (ti < 0)
+        return fail(msg, RT_ERR_MODEL, "tensor 'token_embd.weight' is missing");
+    const src_tensor *te = src_tensor_at(m->src, ti);
+    const gguf_value *toks = NULL;
+    if (gguf_get_array(md, "tokenizer.ggml.tokens", &toks) == GGUF_OK) {
+        if (toks->n != (uint64_t)te->ne[1])
+            return fail(msg, RT_ERR_MODEL, "tokenizer.ggml.tokens has %llu entries but token_embd.weight has %lld rows",
+                        (unsigned long long)toks->n, (long long)te->ne[1]);
+    }
+    if (te->ne[1] < 1 || te->ne[1] > CAP_VOCAB)
+        return fail(msg, RT_ERR_MODEL, "vocabulary size %lld is out of range", (long long)te->ne[1]);
+    hp->n_vocab = (int)te->ne[1];
+    return RT_OK;
+}
+
+static void weight_free(rt_weight *w)
+{
+    free(w->owned);
+    w->owned = NULL;
+}
+
+void rt_model_free(rt_model *m)
+{
+    if (!m)
+        return;
+    weight_free(&m->tok_embd);
+    weight_free(&m->output);
+    free(m->out_norm);
+    free(m->rope_freqs);
+    if (m->layers) {
+        for (int l = 0; l < m->hp.n_layer; l++) {
+            rt_layer *L = &m->layers[l];
+            free(L->attn_norm);
+            free(L->ffn_norm);
+            rt_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wg, &L->wu, &L->wd};
+            for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+                weight_free(ws[i]);
+        }
+        free(m->layers);
+    }
+    free(m->hidden);
+    free(m->xn);
+    free(m->q);
+    free(m->k);
+    free(m->v);
+    free(m->kt);
+    free(m->att);
+    free(m->gate);
+    free(m->up);
+    free(m->probs);
+    free(m->rope_cos);
+    free(m->rope_sin);
+    free(m->act);
+    free(m);
+}
+
+rt_error rt_model_load(src_source *src, rt_model **out, char *msg)
+{
+    if (!src || !out)
+        return fail(msg, RT_ERR_ARG, "rt_model_load: NULL argument");
+    *out = NULL;
+    rt_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return fail(msg, RT_ERR_NOMEM, "out of memory");
+    m->src = src;
+    m->isa = rt_isa_detect();
+    rt_error e = read_hparams(m, msg);
+    if (e != RT_OK)
+        goto bad;
+    const rt_hparams *hp = &m->hp;
+    const int64_t E = hp->n_embd, F = hp->n_ff, QD = (int64_t)hp->n_head * hp->head_dim,
+                  KD = (int64_t)hp->n_head_kv * hp->head_dim;
+    if ((e = load_weight(m, &m->tok_embd, "token_embd.weight", E, hp->n_vocab, false, msg)) != RT_OK)
+        goto bad;
+    if ((e = load_weight(m, &m->output, "output.weight", E, hp->n_vocab, true, msg)) != RT_OK)
+        goto bad;
+    m->hp.tied_output = m->output.data == NULL;
+    if ((e = load_vec(m, &m->out_norm, "output_norm.weight", E, false, msg)) != RT_OK)
+        goto bad;
+    if ((e = load_vec(m, &m->rope_freqs, "rope_freqs.weight", hp->head_dim / 2, true, msg)) != RT_OK)
+        goto bad;
+    m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
+    if (!m->layers) {
+        e = fail(msg, RT_ERR_NOMEM, "out of memory");
+        goto bad;
+    }
+    for (int l = 0; l < hp->n_layer; l++) {
+        rt_layer *L = &m->layers[l];
+        char name[GGUF_MAX_NAME];
+#define W(field, suffix, ne0, ne1)                                                    \
+    snprintf(name, sizeof name, "blk.%d." suffix ".weight", l);                       \
+    if ((e = load_weight(m, &L->field, name, ne0, ne1, false, msg)) != RT_OK)          \
+        goto bad;
+        W(wq, "attn_q", E, QD)
+        W(wk, "attn_k", E, KD)
+        W(wv, "attn_v", E, KD)
+        W(wo, "attn_output", QD, E)
+        W(wg, "ffn_gate", E, F)
+        W(wu, "ffn_up", E, F)
+        W(wd, "ffn_down", F, E)
+#undef W
+        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
+        if ((e = load_vec(m, &L->attn_norm, name, E, false, msg)) != RT_OK)
+            goto bad;
+        snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
+        if ((e = load_vec(m, &L->ffn_norm, name, E, false, msg)) != RT_OK)
+            goto bad;
+    }
+    *out = m;
+    return RT_OK;
+bad:
+    rt_model_free(m);
+    return e;
+}
+
+const rt_hparams *rt_model_hparams(const rt_model *m) { return &m->hp; }
+
+void rt_model_set_threads(rt_model *m, int nthreads) { m->nthreads = nthreads > 0 ? nthreads : 0; }
+
+rt_error rt_model_set_isa(rt_model *m, rt_isa isa)
+{
+    if ((unsigned)isa >= RT_ISA_COUNT_ || !rt_isa_supported(isa))
+        return RT_ERR_ARG;
+    m->isa = isa;
+    return RT_OK;
+}
+
+size_t rt_model_owned_bytes(const rt_model *m) { return m->owned_bytes; }
+
+static rt_weight *weight_by_name(rt_model *m, const char *name)
+{
+    if (strcmp(name, "token_embd.weight") == 0)
+        return &m->tok_embd;
+    if (strcmp(name, "output.weight") == 0)
+        return m->hp.tied_output ? NULL : &m->output;
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        rt_layer *L = &m->layers[l];
+        rt_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wg, &L->wu, &L->wd};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+            if (strcmp(ws[i]->name, name) == 0)
+                return ws[i];
+    }
+    return NULL;
+}
+
+static float **vec_by_name(rt_model *m, const char *name, int64_t *n)
+{
+    *n = m->hp.n_embd;
+    if (strcmp(name, "output_norm.weight") == 0)
+        return &m->out_norm;
+    char buf[GGUF_MAX_NAME];
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        snprintf(buf, sizeof buf, "blk.%d.attn_norm.weight", l);
+        if (strcmp(buf, name) == 0)
+            return &m->layers[l].attn_norm;
+        snprintf(buf, sizeof buf, "blk.%d.ffn_norm.weight", l);
+        if (strcmp(buf, name) == 0)
+            return &m->layers[l].ffn_norm;
+    }
+    return NULL;
+}
+
+rt_error rt_model_set_weight(rt_model *m, const char *name, int type, const void *data, char *msg)
+{
+    if (!m || !name || !data)
+        return fail(msg, RT_ERR_ARG, "rt_model_set_weight: NULL argument");
+    int64_t n;
+    float **vec = vec_by_name(m, name, &n);
+    if (vec) {
+        if (type != GGUF_F32)
+            return fail(msg, RT_ERR_UNSUPPORTED, "'%s' must be f32", name);
+        memcpy(*vec, data, (size_t)n * 4);
+        return RT_OK;
+    }
+    rt_weight *w = weight_by_name(m, name);
+    if (!w)
+        return fail(msg, RT_ERR_ARG, "no weight named '%s'", name);
+    const gguf_type_traits *tr = gguf_type_info(type);
+    if (!tr || !rt_kernel_supported(type))
+        return fail(msg, RT_ERR_UNSUPPORTED, "'%s': type %s cannot be multiplied", name, tr ? tr->name : "unknown");
+    if (w->ne0 % tr->block_size)
+        return fail(msg, RT_ERR_ARG, "'%s': row length %lld is not a multiple of the %s block size", name,
+                    (long long)w->ne0, tr->name);
+    size_t bytes = gguf_row_size(type, w->ne0) * (size_t)w->ne1;
+    void *buf = w->owned && w->owned_size == bytes ? w->owned : NULL;
+    if (!buf) {
+        buf = malloc(bytes);
+        if (!buf)
+            return fail(msg, RT_ERR_NOMEM, "out of memory");
+        if (w->owned) {
+            m->owned_bytes -= w->owned_size;
+            free(w->owned);
+        }
+        m->owned_bytes += bytes;
+    }
+    memcpy(buf, data, bytes);
+    w->owned = buf;
+    w->owned_size = bytes;
+    w->data = buf;
+    w->type = type;
+    return RT_OK;
+}
+
+/* ---------------------------------------------------------------- scratch */
+
+static size_t max_act_row(const rt_model *m)
+{
+    const rt_hparams *hp = &m->hp;
+    size_t mx = rt_act_row_size(m->tok_embd.type, hp->n_embd);
+    if (!hp->tied_output && rt_act_row_size(m->output.type, hp->n_embd) > mx)
+        mx = rt_act_row_size(m->output.type, hp->n_embd);
+    for (int l = 0; l < hp->n_layer; l++) {
+        const rt_layer *L = &m->layers[l];
+        const rt_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wg, &L->wu, &L->wd};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
+            size_t s = rt_act_row_size(ws[i]->type, ws[i]->ne0);
+            if (s > mx)
+                mx = s;
+        }
+    }
+    return mx;
+}
+
+static rt_error ensure_scratch(rt_model *m, int T, char *msg)
+{
+    const rt_hparams *hp = &m->hp;
+    size_t act_need = max_act_row(m) * (size_t)T;
+    if (act_need > m->act_cap) {
+        free(m->act);
+        m->act = malloc(act_need);
+        m->act_cap = m->act ? act_need : 0;
+        if (!m->act)
+            return fail(msg, RT_ERR_NOMEM, "out of memory for activations");
+    }
+    if (T <= m->cap)
+        return RT_OK;
+    const size_t t = (size_t)T, E = (size_t)hp->n_embd, F = (size_t)hp->n_ff,
+                 QD = (size_t)hp->n_head * hp->head_dim, KD = (size_t)hp->n_head_kv * hp->head_dim,
+                 H2 = (size_t)hp->head_dim / 2;
+    float **bufs[] = {&m->hidden, &m->xn, &m->q, &m->k, &m->v, &m->kt, &m->att, &m->gate, &m->up,
+                      &m->rope_cos, &m->rope_sin};
+    size_t sizes[] = {t * E, t * (E > QD ? E : QD), t * QD, t * KD, t * KD, t * KD, t * QD, t * F, t * F,
+                      t * H2, t * H2};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        free(*bufs[i]);
+        *bufs[i] = malloc(sizes[i] * sizeof(float));
+        if (!*bufs[i]) {
+            m->cap = 0;
+            return fail(msg, RT_ERR_NOMEM, "out of memory for %d tokens", T);
+        }
+    }
+    m->cap = T;
+    /* RoPE table as ggml builds it: theta = pos, multiplied by base^(-2/head_dim) per pair. */
+    const float theta_scale = powf(hp->rope_base, -2.0f / (float)hp->head_dim);
+    for (int p = 0; p < T; p++) {
+        float theta = (float)p;
+        for (size_t i = 0; i < H2; i++) {
+            float th = m->rope_freqs ? theta / m->rope_freqs[i] : theta;
+            m->rope_cos[(size_t)p * H2 + i] = cosf(th);
+            m->rope_sin[(size_t)p * H2 + i] = sinf(th);
+            theta *= theta_scale;
+        }
+    }
+    return RT_OK;
+}
+
+/* ---------------------------------------------------------------- building blocks */
+
+static int nthreads(const rt_model *m) { return m->nthreads > 0 ? m->nthreads : omp_get_max_threads(); }
+
+/* y = W x for T tokens; reuse: activations already converted for a weight of the same
+ * vec-dot type and row length (shared inputs of q/k/v and gate/up). */
+static void matmul(rt_model *m, const rt_weight *w, const float *x, int T, float *y, int reuse)
+{
+    rt_matmul(m->isa, w->type, w->data, w->ne1, w->ne0, x, w->ne0, T, y, w->ne1, m->act, reuse,
+              nthreads(m));
+}
+
+static int same_act(const rt_weight *a, const rt_weight *b)
+{
+    return a->ne0 == b->ne0 && rt_vec_dot_type(a->type) == rt_vec_dot_type(b->type) &&
+           a->type != GGUF_F32;
+}
+
+/* ggml's rms_norm (sum of squares in double) followed by the weight multiply. */
+static void rms_norm_rows(const float *x, const float *w, int T, int n, float eps, float *y, int nth)
+{
+#pragma omp parallel for schedule(static) num_threads(nth) if (T > 16)
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * n;
+        float *yr = y + (size_t)t * n;
+        double sum = 0;
+        for (int i = 0; i < n; i++)
+            sum += (double)(xr[i] * xr[i]);
+        const float mean = (float)(sum / n);
+        const float scale = 1.0f / sqrtf(mean + eps);
+        for (int i = 0; i < n; i++)
+            yr[i] = (xr[i] * scale) * w[i];
+    }
+}
+
+/* RoPE, NORM mode (pairs 2i, 2i+1), in place on T rows of nh heads of hd; positions 0..T-1. */
+static void rope_rows(const rt_model *m, float *x, int T, int nh, int hd)
+{
+    const int H2 = hd / 2;
+    for (int t = 0; t < T; t++) {
+        const float *c = m->rope_cos + (size_t)t * H2, *s = m->rope_sin + (size_t)t * H2;
+        for (int h = 0; h < nh; h++) {
+            float *v = x + ((size_t)t * nh + h) * hd;
+            for (int i = 0; i < H2; i++) {
+                const float x0 = v[2 * i], x1 = v[2 * i + 1];
+                v[2 * i] = x0 * c[i] - x1 * s[i];
+                v[2 * i + 1] = x0 * s[i] + x1 * c[i];
+            }
+        }
+    }
+}
+
+/* Causal attention for T tokens: q (T × nh*hd), k, v (T × nkv*hd), all already rounded to
+ * fp16 values; out (T × nh*hd). As llama.cpp without flash attention: scores in f32,
+ * softmax with a double sum, probabilities rounded to fp16, then P·V with f32 sums.
+ * K is transposed per KV head first (kt: nkv × hd rows of T) so scores vectorize. */
+static rt_error attention(rt_model *m, int T, char *msg)
+{
+    const rt_hparams *hp = &m->hp;
+    const int nh = hp->n_head, nkv = hp->n_head_kv, hd = hp->head_dim, grp = nh / nkv;
+    const size_t QD = (size_t)nh * hd, KD = (size_t)nkv * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int nth = nthreads(m);
+    if ((size_t)T * nth > m->probs_cap) {
+        free(m->probs);
+        m->probs = malloc((size_t)T * nth * sizeof(float));
+        m->probs_cap = m->probs ? (size_t)T * nth : 0;
+        if (!m->probs)
+            return fail(msg, RT_ERR_NOMEM, "out of memory for attention scores");
+    }
+    for (int t = 0; t < T; t++)
+        for (size_t c = 0; c < KD; c++)
+            m->kt[c * (size_t)T + t] = m->k[(size_t)t * KD + c];
+    const int64_t nwork = (int64_t)nh * T;
+#pragma omp parallel for schedule(static) num_threads(nth) if (nwork > 64)
+    for (int64_t wi = 0; wi < nwork; wi++) {
+        const int h = (int)(wi / T), i = (int)(wi % T), g = h / grp;
+        float *p = m->probs + (size_t)omp_get_thread_num() * T;
+        rt_attn_row(m->isa, m->q + (size_t)i * QD + (size_t)h * hd, m->kt + (size_t)g * hd * T, T,
+                    m->v + (size_t)g * hd, (int64_t)KD, i + 1, hd, scale, p, m->att + (size_t)i * QD + (size_t)h * hd);
+    }
+    return RT_OK;
+}
+
+static void swiglu_rows(const rt_model *m, float *gate, const float *up, int T, int F, int nth)
+{
+#pragma omp parallel for schedule(static) num_threads(nth) if (T > 16)
+    for (int t = 0; t < T; t++)
+        rt_swiglu(m->isa, gate + (size_t)t * F, up + (size_t)t * F, F);
+}
+
+static int call_hook(const rt_hook *hook, int layer, rt_hook_point pt, const float *x, int T, int n)
+{
+    return hook && hook->fn ? hook->fn(hook->user, layer, pt, x, T, n) : 0;
+}
+
+/* ---------------------------------------------------------------- public passes */
+
+rt_error rt_embed(rt_model *m, const int32_t *tokens, int n_tokens, float *hidden, char *msg)
+{
+    if (!m || !tokens || !hidden || n_tokens < 1 || n_tokens > RT_MAX_TOKENS)
+        return fail(msg, RT_ERR_ARG, "rt_embed: bad arguments");
+    const int E = m->hp.n_embd;
+    const size_t rs = gguf_row_size(m->tok_embd.type, E);
+    for (int t = 0; t < n_tokens; t++) {
+        const int32_t id = tokens[t];
+        if (id < 0 || id >= m->hp.n_vocab)
+            return fail(msg, RT_ERR_ARG, "token id %d at position %d is outside the vocabulary (%d)", id, t,
+                        m->hp.n_vocab);
+        const void *row = (const char *)m->tok_embd.data + (size_t)id * rs;
+        float *dst = hidden + (size_t)t * E;
+        if (m->tok_embd.type == GGUF_F32)
+            memcpy(dst, row, (size_t)E * 4);
+        else if (lq_dequantize_row(m->tok_embd.type, row, dst, E) != 0)
+            return fail(msg, RT_ERR_UNSUPPORTED, "cannot decode token_embd rows of this type");
+    }
+    return RT_OK;
+}
+
+rt_error rt_layer_forward(rt_model *m, int layer, float *hidden, int n_tokens, const rt_hook *hook, char *msg)
+{
+    if (!m || !hidden || n_tokens < 1 || n_tokens > RT_MAX_TOKENS)
+        return fail(msg, RT_ERR_ARG, "rt_layer_forward: bad arguments");
+    if (layer < 0 || layer >= m->hp.n_layer)
+        return fail(msg, RT_ERR_ARG, "layer %d is out of range (%d layers)", layer, m->hp.n_layer);
+    rt_error e = ensure_scratch(m, n_tokens, msg);
+    if (e != RT_OK)
+        return e;
+    const rt_hparams *hp = &m->hp;
+    const rt_layer *L = &m->layers[layer];
+    const int T = n_tokens, E = hp->n_embd, F = hp->n_ff, hd = hp->head_dim;
+    const int QD = hp->n_head * hd, KD = hp->n_head_kv * hd;
+    const int nth = nthreads(m);
+
+    /* attention block */
+    rms_norm_rows(hidden, L->attn_norm, T, E, hp->rms_eps, m->xn, nth);
+    if (call_hook(hook, layer, RT_HOOK_ATTN_QKV, m->xn, T, E))
+        return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
+    matmul(m, &L->wq, m->xn, T, m->q, 0);
+    matmul(m, &L->wk, m->xn, T, m->k, same_act(&L->wq, &L->wk));
+    matmul(m, &L->wv, m->xn, T, m->v, same_act(&L->wq, &L->wv) && same_act(&L->wk, &L->wv));
+    rope_rows(m, m->q, T, hp->n_head, hd);
+    rope_rows(m, m->k, T, hp->n_head_kv, hd);
+    /* the f16 KV cache (and Q converted to f16 for K·Q) */
+    rt_round_f16(m->isa, m->q, (int64_t)T * QD);
+    rt_round_f16(m->isa, m->k, (int64_t)T * KD);
+    rt_round_f16(m->isa, m->v, (int64_t)T * KD);
+    if ((e = attention(m, T, msg)) != RT_OK)
+        return e;
+    if (call_hook(hook, layer, RT_HOOK_ATTN_OUT, m->att, T, QD))
+        return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
+    matmul(m, &L->wo, m->att, T, m->xn, 0);
+    for (size_t i = 0; i < (size_t)T * E; i++)
+        hidden[i] += m->xn[i];
+
+    /* feed-forward block */
+    rms_norm_rows(hidden, L->ffn_norm, T, E, hp->rms_eps, m->xn, nth);
+    if (call_hook(hook, layer, RT_HOOK_FFN_GATE_UP, m->xn, T, E))
+        return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
+    matmul(m, &L->wg, m->xn, T, m->gate, 0);
+    matmul(m, &L->wu, m->xn, T, m->up, same_act(&L->wg, &L->wu));
+    swiglu_rows(m, m->gate, m->up, T, F, nth);
+    if (call_hook(hook, layer, RT_HOOK_FFN_DOWN, m->gate, T, F))
+        return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
+    matmul(m, &L->wd, m->gate, T, m->xn, 0);
+    for (size_t i = 0; i < (size_t)T * E; i++)
+        hidden[i] += m->xn[i];
+    return RT_OK;
+}
+
+rt_error rt_final_logits(rt_model *m, const float *hidden, int n_rows, float *logits, char *msg)
+{
+    if (!m || !hidden || !logits || n_rows < 1 || n_rows > RT_MAX_TOKENS)
+        return fail(msg, RT_ERR_ARG, "rt_final_logits: bad arguments");
+    rt_error e = ensure_scratch(m, n_rows, msg);
+    if (e != RT_OK)
+        return e;
+    const rt_hparams *hp = &m->hp;
+    rms_norm_rows(hidden, m->out_norm, n_rows, hp->n_embd, hp->rms_eps, m->xn, nthreads(m));
+    const rt_weight *w = hp->tied_output ? &m->tok_embd : &m->output;
+    matmul(m, w, m->xn, n_rows, logits, 0);
+    return RT_OK;
+}
+
+rt_error rt_forward(rt_model *m, const int32_t *tokens, int n_tokens, int first, float *logits, char *msg)
+{
+    if (!m || !tokens || !logits || n_tokens < 1 || n_tokens > RT_MAX_TOKENS || first < 0 || first >= n_tokens)
+        return fail(msg, RT_ERR_ARG, "rt_forward: bad arguments");
+    rt_error e = ensure_scratch(m, n_tokens, msg);
+    if (e != RT_OK)
+        return e;
+    float *hidden = m->hidden;
+    if ((e = rt_embed(m, tokens, n_tokens, hidden, msg)) != RT_OK)
+        return e;
+    for (int l = 0; l < m->hp.n_layer; l++)
+        if ((e = rt_layer_forward(m, l, hidden, n_tokens, NULL, msg)) != RT_OK)
+            return e;
+    return rt_final_logits(m, hidden + (size_t)first * m->hp.n_embd, n_tokens - first, logits, msg);
+}

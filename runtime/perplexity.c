@@ -1,0 +1,382 @@
+/* Perplexity, log-probability records and KL-divergence statistics (see perplexity.h). */
+#include "runtime/perplexity.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CAP_VOCAB (1u << 24)
+#define CAP_CTX (1u << 20)
+#define CAP_CHUNK (1u << 20)
+
+__attribute__((format(printf, 3, 4))) static rt_error fail(char *msg, rt_error e, const char *fmt, ...)
+{
+    if (msg) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, RT_MSG_SIZE, fmt, ap);
+        va_end(ap);
+    }
+    return e;
+}
+
+static int nthreads_or_default(int n) { return n > 0 ? n : omp_get_max_threads(); }
+
+/* ---------------------------------------------------------------- perplexity */
+
+rt_error rt_ppl_chunk_logits(rt_model *m, const int32_t *chunk, int n_ctx, int32_t bos, float *logits, char *msg)
+{
+    if (!m || !chunk || !logits || n_ctx < 4 || n_ctx > RT_MAX_TOKENS)
+        return fail(msg, RT_ERR_ARG, "rt_ppl_chunk_logits: bad arguments");
+    int32_t *t = malloc((size_t)n_ctx * sizeof *t);
+    if (!t)
+        return fail(msg, RT_ERR_NOMEM, "out of memory");
+    memcpy(t, chunk, (size_t)n_ctx * sizeof *t);
+    if (bos >= 0)
+        t[0] = bos;
+    rt_error e = rt_forward(m, t, n_ctx, n_ctx / 2, logits, msg);
+    free(t);
+    return e;
+}
+
+static double row_nll(const float *lg, int n_vocab, int32_t tok)
+{
+    float mx = lg[0];
+    for (int i = 1; i < n_vocab; i++)
+        mx = lg[i] > mx ? lg[i] : mx;
+    double sum = 0;
+    for (int i = 0; i < n_vocab; i++)
+        sum += expf(lg[i] - mx);
+    return -((double)(lg[tok] - mx) - log(sum));
+}
+
+void rt_ppl_row_nll(const float *logits, int n_vocab, const int32_t *targets, int n, double *nll_out,
+                    int nthreads)
+{
+#pragma omp parallel for schedule(static) num_threads(nthreads_or_default(nthreads)) if (n > 8)
+    for (int r = 0; r < n; r++)
+        nll_out[r] = row_nll(logits + (size_t)r * n_vocab, n_vocab, targets[r]);
+}
+
+void rt_ppl_add(rt_ppl_acc *a, const double *nll, int n)
+{
+    for (int i = 0; i < n; i++) {
+        a->nll += nll[i];
+        a->nll2 += nll[i] * nll[i];
+    }
+    a->count += n;
+}
+
+double rt_ppl_value(const rt_ppl_acc *a) { return a->count ? exp(a->nll / a->count) : 0; }
+
+double rt_ppl_uncertainty(const rt_ppl_acc *a)
+{
+    if (a->count < 2)
+        return 0;
+    const double mean = a->nll / a->count;
+    double var = a->nll2 / a->count - mean * mean;
+    if (!(var > 0))
+        return 0;
+    return sqrt(var / (a->count - 1)) * exp(mean);
+}
+
+/* ---------------------------------------------------------------- log-prob records */
+
+size_t rt_logp_record_size(int n_vocab) { return 12 + 2 * (size_t)n_vocab; }
+
+void rt_logp_encode(const float *logits, int n_vocab, int32_t target, void *record)
+{
+    float mx = logits[0];
+    int32_t top = 0;
+    for (int i = 1; i < n_vocab; i++)
+        if (logits[i] > mx) {
+            mx = logits[i];
+            top = i;
+        }
+    double sum = 0;
+    for (int i = 0; i < n_vocab; i++)
+        sum += exp((double)logits[i] - mx);
+    const double lse = mx + log(sum); /* log p_i = logit_i - lse */
+    const float lmax = (float)(mx - lse);
+    const float ltarget = (float)(logits[target] - lse);
+    unsigned char *r = record;
+    memcpy(r, &lmax, 4);
+    memcpy(r + 4, &ltarget, 4);
+    memcpy(r + 8, &top, 4);
+    const double lo = (double)mx - RT_LOGP_RANGE, step = RT_LOGP_RANGE / 65535.0;
+    for (int i = 0; i < n_vocab; i++) {
+        double c = ((double)logits[i] - lo) / step;
+        uint16_t code = c <= 0.5 ? 0 : c >= 65535 ? 65535 : (uint16_t)lrint(c);
+        if (code == 0 && c > 0)
+            code = 1; /* inside the window: never store as "absent" */
+        memcpy(r + 12 + 2 * (size_t)i, &code, 2);
+    }
+}
+
+static int put_u32(FILE *f, uint32_t v)
+{
+    unsigned char b[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 24)};
+    return fwrite(b, 1, 4, f) == 4 ? 0 : -1;
+}
+
+static int get_u32(FILE *f, uint32_t *v)
+{
+    unsigned char b[4];
+    if (fread(b, 1, 4, f) != 4)
+        return -1;
+    *v = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+    return 0;
+}
+
+rt_error rt_logp_write_header(FILE *f, const rt_logp_header *h, const int32_t *tokens, char *msg)
+{
+    if (fwrite(RT_LOGP_MAGIC, 1, 8, f) != 8 || put_u32(f, h->n_vocab) || put_u32(f, h->n_ctx) ||
+        put_u32(f, h->n_chunk) || put_u32(f, h->first) || put_u32(f, (uint32_t)lrintf(h->range * 100)))
+        return fail(msg, RT_ERR_IO, "write failed");
+    size_t n = (size_t)h->n_chunk * h->n_ctx;
+    if (fwrite(tokens, sizeof(int32_t), n, f) != n)
+        return fail(msg, RT_ERR_IO, "write failed");
+    return RT_OK;
+}
+
+rt_error rt_logp_read_header(FILE *f, uint64_t file_size, rt_logp_header *h, int32_t **tokens, char *msg)
+{
+    *tokens = NULL;
+    char magic[8];
+    uint32_t range_centi;
+    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, RT_LOGP_MAGIC, 8) != 0)
+        return fail(msg, RT_ERR_FORMAT, "not a qforge log-probability file (magic %s expected)", RT_LOGP_MAGIC);
+    if (get_u32(f, &h->n_vocab) || get_u32(f, &h->n_ctx) || get_u32(f, &h->n_chunk) || get_u32(f, &h->first) ||
+        get_u32(f, &range_centi))
+        return fail(msg, RT_ERR_FORMAT, "truncated header");
+    if (h->n_vocab < 1 || h->n_vocab > CAP_VOCAB || h->n_ctx < 2 || h->n_ctx > CAP_CTX || h->n_chunk < 1 ||
+        h->n_chunk > CAP_CHUNK || h->first != h->n_ctx / 2 || range_centi != (uint32_t)lrintf(RT_LOGP_RANGE * 100))
+        return fail(msg, RT_ERR_FORMAT, "header out of range (n_vocab %u, n_ctx %u, n_chunk %u, first %u, range %u)",
+                    h->n_vocab, h->n_ctx, h->n_chunk, h->first, range_centi);
+    h->range = RT_LOGP_RANGE;
+    const uint64_t ntok = (uint64_t)h->n_chunk * h->n_ctx;
+    const uint64_t nrec = (uint64_t)h->n_chunk * (h->n_ctx - 1 - h->first);
+    const uint64_t expect = 28 + ntok * 4 + nrec * rt_logp_record_size((int)h->n_vocab);
+    if (expect != file_size)
+        return fail(msg, RT_ERR_FORMAT, "file size %llu does not match its header (%llu bytes expected)",
+                    (unsigned long long)file_size, (unsigned long long)expect);
+    int32_t *t = malloc(ntok * sizeof *t);
+    if (!t)
+        return fail(msg, RT_ERR_NOMEM, "out of memory");
+    if (fread(t, sizeof *t, ntok, f) != ntok) {
+        free(t);
+        return fail(msg, RT_ERR_FORMAT, "truncated token list");
+    }
+    for (uint64_t i = 0; i < ntok; i++)
+        if (t[i] < 0 || (uint32_t)t[i] >= h->n_vocab) {
+            free(t);
+            return fail(msg, RT_ERR_FORMAT, "token %lld = %d is outside the vocabulary", (long long)i, t[i]);
+        }
+    *tokens = t;
+    return RT_OK;
+}
+
+/* ---------------------------------------------------------------- KL divergence */
+
+struct rt_kld {
+    double sum_nll, sum_nll2, sum_nll_base, sum_nll_base2, sum_nll_nll_base;
+    double sum_kld, sum_kld2, sum_dp, sum_dp2, sum_dp4;
+    int64_t n_same_top, count;
+    float *kld_values, *dp_values;
+    size_t cap;
+};
+
+rt_kld *rt_kld_create(void) { return calloc(1, sizeof(rt_kld)); }
+
+void rt_kld_free(rt_kld *k)
+{
+    if (!k)
+        return;
+    free(k->kld_values);
+    free(k->dp_values);
+    free(k);
+}
+
+typedef struct {
+    double nll, nll_base, kld, dp;
+    int same_top, bad;
+} kld_row;
+
+static kld_row kld_one(const float *lg, int n_vocab, int32_t tok, const unsigned char *rec)
+{
+    kld_row r = {0};
+    float mx = lg[0];
+    int imax = 0;
+    for (int i = 1; i < n_vocab; i++)
+        if (lg[i] > mx) {
+            mx = lg[i];
+            imax = i;
+        }
+    double sum = 0;
+    for (int i = 0; i < n_vocab; i++)
+        sum += exp((double)lg[i] - mx);
+    const double lse = mx + log(sum);
+    float lmax, ltarget;
+    int32_t top;
+    memcpy(&lmax, rec, 4);
+    memcpy(&ltarget, rec + 4, 4);
+    memcpy(&top, rec + 8, 4);
+    if (!(lmax <= 0.f) || !(lmax > -1e6f) || !(ltarget <= 0.f) || top < 0 || top >= n_vocab) {
+        r.bad = 1;
+        return r;
+    }
+    r.nll = lse - lg[tok];
+    r.nll_base = -(double)ltarget;
+    const double lo = (double)lmax - RT_LOGP_RANGE, step = RT_LOGP_RANGE / 65535.0;
+    double kld = 0;
+    for (int i = 0; i < n_vocab; i++) {
+        uint16_t code;
+        memcpy(&code, rec + 12 + 2 * (size_t)i, 2);
+        if (!code)
+            continue;
+        const double lpb = lo + code * step;
+        kld += exp(lpb) * (lpb - ((double)lg[i] - lse));
+    }
+    r.kld = kld;
+    r.dp = exp(-r.nll) - exp(-r.nll_base);
+    r.same_top = imax == top;
+    return r;
+}
+
+rt_error rt_kld_add(rt_kld *k, const float *logits, int n_vocab, const int32_t *targets, const void *records,
+                    int n, int nthreads, char *msg)
+{
+    if (n <= 0)
+        return RT_OK;
+    if ((size_t)k->count + (size_t)n > k->cap) {
+        size_t cap = k->cap ? k->cap : 4096;
+        while (cap < (size_t)k->count + (size_t)n)
+            cap *= 2;
+        float *a = realloc(k->kld_values, cap * sizeof *a);
+        if (!a)
+            return fail(msg, RT_ERR_NOMEM, "out of memory");
+        k->kld_values = a;
+        float *b = realloc(k->dp_values, cap * sizeof *b);
+        if (!b)
+            return fail(msg, RT_ERR_NOMEM, "out of memory");
+        k->dp_values = b;
+        k->cap = cap;
+    }
+    kld_row *rows = malloc((size_t)n * sizeof *rows);
+    if (!rows)
+        return fail(msg, RT_ERR_NOMEM, "out of memory");
+    const size_t rs = rt_logp_record_size(n_vocab);
+#pragma omp parallel for schedule(static) num_threads(nthreads_or_default(nthreads)) if (n > 8)
+    for (int r = 0; r < n; r++)
+        rows[r] = kld_one(logits + (size_t)r * n_vocab, n_vocab, targets[r], (const unsigned char *)records + r * rs);
+    for (int r = 0; r < n; r++) {
+        const kld_row *x = &rows[r];
+        if (x->bad) {
+            free(rows);
+            return fail(msg, RT_ERR_FORMAT, "log-probability record %lld is corrupt", (long long)(k->count));
+        }
+        k->sum_nll += x->nll;
+        k->sum_nll2 += x->nll * x->nll;
+        k->sum_nll_base += x->nll_base;
+        k->sum_nll_base2 += x->nll_base * x->nll_base;
+        k->sum_nll_nll_base += x->nll * x->nll_base;
+        k->sum_kld += x->kld;
+        k->sum_kld2 += x->kld * x->kld;
+        k->sum_dp += x->dp;
+        k->sum_dp2 += x->dp * x->dp;
+        k->sum_dp4 += x->dp * x->dp * x->dp * x->dp;
+        k->n_same_top += x->same_top;
+        k->kld_values[k->count] = (float)x->kld;
+        k->dp_values[k->count] = (float)x->dp;
+        k->count++;
+    }
+    free(rows);
+    return RT_OK;
+}
+
+/* llama.cpp's mean and uncertainty of the mean. */
+static void mean_unc(double sum, double sum2, int64_t count, double *mean, double *unc)
+{
+    *mean = sum / count;
+    double var = sum2 / count - *mean * *mean;
+    *unc = var > 0 && count > 10 ? sqrt(var / (count - 1)) : 0;
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static double percentile(const float *v, size_t n, double fraction)
+{
+    if (fraction <= 0)
+        return v[0];
+    if (fraction >= 1)
+        return v[n - 1];
+    double p = fraction * (double)(n - 1);
+    size_t ip = (size_t)p;
+    p -= (double)ip;
+    size_t ip1 = ip + 1 < n ? ip + 1 : n - 1;
+    return (1 - p) * v[ip] + p * v[ip1];
+}
+
+static double median(const float *v, size_t n)
+{
+    return n % 2 == 0 ? 0.5 * ((double)v[n / 2] + v[n / 2 - 1]) : v[n / 2];
+}
+
+rt_error rt_kld_stats_get(const rt_kld *k, rt_kld_stats *s, char *msg)
+{
+    memset(s, 0, sizeof *s);
+    if (k->count < 2)
+        return fail(msg, RT_ERR_ARG, "too few scored tokens (%lld) for statistics", (long long)k->count);
+    const int64_t n = k->count;
+    s->count = n;
+    double lp, lp_unc, lb, lb_unc;
+    mean_unc(k->sum_nll, k->sum_nll2, n, &lp, &lp_unc);
+    mean_unc(k->sum_nll_base, k->sum_nll_base2, n, &lb, &lb_unc);
+    s->ppl = exp(lp);
+    s->ppl_unc = s->ppl * lp_unc;
+    s->ppl_base = exp(lb);
+    s->ppl_base_unc = s->ppl_base * lb_unc;
+    double cov = 0;
+    if (n >= 10)
+        cov = (k->sum_nll_nll_base / n - (k->sum_nll / n) * (k->sum_nll_base / n)) / (n - 1);
+    s->cor = lp_unc > 0 && lb_unc > 0 ? cov / (lp_unc * lb_unc) : 0;
+    s->ln_ratio = lp - lb;
+    double v = lp_unc * lp_unc + lb_unc * lb_unc - 2.0 * cov;
+    s->ln_ratio_unc = v > 0 ? sqrt(v) : 0;
+    s->ppl_ratio = exp(s->ln_ratio);
+    s->ppl_ratio_unc = s->ppl_ratio * s->ln_ratio_unc;
+    s->ppl_diff = s->ppl - s->ppl_base;
+    v = s->ppl_unc * s->ppl_unc + s->ppl_base_unc * s->ppl_base_unc - 2.0 * s->ppl * s->ppl_base * cov;
+    s->ppl_diff_unc = v > 0 ? sqrt(v) : 0;
+    mean_unc(k->sum_kld, k->sum_kld2, n, &s->kld, &s->kld_unc);
+    mean_unc(k->sum_dp, k->sum_dp2, n, &s->dp, &s->dp_unc);
+    double mse, mse_unc;
+    mean_unc(k->sum_dp2, k->sum_dp4, n, &mse, &mse_unc);
+    s->rms_dp = sqrt(mse);
+    s->rms_dp_unc = s->rms_dp > 0 ? 0.5 / s->rms_dp * mse_unc : 0;
+    s->same_top = (double)k->n_same_top / n;
+    s->same_top_unc = sqrt(s->same_top * (1 - s->same_top) / (n - 1));
+
+    float *a = malloc((size_t)n * sizeof *a);
+    if (!a)
+        return fail(msg, RT_ERR_NOMEM, "out of memory");
+    memcpy(a, k->kld_values, (size_t)n * sizeof *a);
+    qsort(a, (size_t)n, sizeof *a, cmp_float);
+    static const double kf[11] = {1, 0.999, 0.99, 0.95, 0.90, -1, 0.10, 0.05, 0.01, 0.001, 0};
+    for (int i = 0; i < 11; i++)
+        s->kld_pct[i] = kf[i] < 0 ? median(a, (size_t)n) : percentile(a, (size_t)n, kf[i]);
+    memcpy(a, k->dp_values, (size_t)n * sizeof *a);
+    qsort(a, (size_t)n, sizeof *a, cmp_float);
+    static const double pf[13] = {1, 0.999, 0.99, 0.95, 0.90, 0.75, -1, 0.25, 0.10, 0.05, 0.01, 0.001, 0};
+    for (int i = 0; i < 13; i++)
+        s->dp_pct[i] = pf[i] < 0 ? median(a, (size_t)n) : percentile(a, (size_t)n, pf[i]);
+    free(a);
+    return RT_OK;
+}

@@ -1,0 +1,163 @@
+/* Internal to the runtime: half-precision helpers and the per-ISA kernel tables. */
+#ifndef QFORGE_RT_INTERNAL_H
+#define QFORGE_RT_INTERNAL_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "libgguf/gguf.h"
+#include "libquant/lq_blocks.h"
+
+/* ---- fp16 / bf16, round to nearest even (as ggml) ---- */
+static inline float rt_f32_from_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static inline uint32_t rt_bits_from_f32(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+
+static inline float rt_h2f(uint16_t h)
+{
+    const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    const uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    if (exp == 0x1f)
+        return rt_f32_from_bits(sign | 0x7f800000u | (man << 13));
+    if (exp == 0) {
+        /* zero or subnormal: man * 2^-24 exactly */
+        float f = (float)man * 5.9604644775390625e-8f;
+        return sign ? -f : f;
+    }
+    return rt_f32_from_bits(sign | ((exp + 112) << 23) | (man << 13));
+}
+
+static inline uint16_t rt_f2h(float f)
+{
+    const uint32_t u = rt_bits_from_f32(f);
+    const uint32_t sign = (u >> 16) & 0x8000;
+    uint32_t a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) /* NaN: keep it quiet */
+        return (uint16_t)(sign | 0x7e00 | ((a >> 13) & 0x3ff));
+    if (a >= 0x477ff000u) /* rounds to >= 65520: infinity */
+        return (uint16_t)(sign | 0x7c00);
+    if (a < 0x38800000u) { /* below the smallest normal half: subnormal or zero */
+        if (a < 0x33000000u) /* < 2^-25: rounds to zero */
+            return (uint16_t)sign;
+        const uint32_t e = a >> 23;
+        const uint32_t m = (a & 0x7fffff) | 0x800000;
+        const uint32_t shift = 126 - e; /* 14..24 */
+        uint32_t r = m >> shift;
+        const uint32_t rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (r & 1)))
+            r++;
+        return (uint16_t)(sign | r);
+    }
+    /* normal: rebias and round the 13 dropped bits to nearest even */
+    a += ((uint32_t)(15 - 127) << 23) + 0xfff + ((a >> 13) & 1);
+    return (uint16_t)(sign | (a >> 13));
+}
+
+static inline float rt_bf2f(uint16_t h) { return rt_f32_from_bits((uint32_t)h << 16); }
+
+static inline uint16_t rt_f2bf(float f)
+{
+    uint32_t u = rt_bits_from_f32(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) /* NaN: force quiet */
+        return (uint16_t)((u >> 16) | 64);
+    return (uint16_t)((u + (0x7fff + ((u >> 16) & 1))) >> 16);
+}
+
+/* Round to nearest, ties to even, for |x| < 2^22 (ggml's nearest_int). */
+static inline int rt_nearest_int(float x)
+{
+    float v = x + 12582912.f;
+    int32_t i;
+    memcpy(&i, &v, 4);
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+/* 6-bit scale and min j (0..7) of a q4_K/q5_K super-block. */
+static inline void rt_kq_scale_min(int j, const uint8_t *q, int *sc, int *mn)
+{
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *mn = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *mn = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+/* 16 6-bit scales of a q3_K super-block, minus 32. */
+static inline void rt_q3k_scales(const uint8_t *s, int8_t out[16])
+{
+    for (int j = 0; j < 16; j++) {
+        int lo = j < 8 ? (s[j] & 0xF) : (s[j - 8] >> 4);
+        int hi = (s[8 + (j % 4)] >> (2 * (j / 4))) & 3;
+        out[j] = (int8_t)((lo | (hi << 4)) - 32);
+    }
+}
+
+/* ---- kernel tables ---- */
+typedef void (*rt_quant_fn)(const float *x, void *dst, int64_t n);
+typedef float (*rt_dot_fn)(int64_t n, const void *w, const void *xa);
+/* nr weight rows (wrs bytes apart) × nt activation rows (xrs bytes apart) -> y[t*ldy + r]. */
+typedef void (*rt_gemm_fn)(int64_t n, const void *w, size_t wrs, int nr, const void *xa,
+                           size_t xrs, int nt, float *y, int64_t ldy);
+
+/* One causal-attention query row over n keys: s_j = scale * (q · k_j) with k_j column j of kt
+ * (hd rows of ldk floats), softmax (f32 exps, double sum), probabilities rounded to fp16,
+ * out[0..hd) = sum_j p_j v_j (v: n rows of ldv floats). p: n floats of scratch. */
+typedef void (*rt_attn_fn)(const float *q, const float *kt, int64_t ldk, const float *v, int64_t ldv, int n,
+                           int hd, float scale, float *p, float *out);
+/* g[i] = silu(g[i]) * u[i] */
+typedef void (*rt_swiglu_fn)(float *g, const float *u, int64_t n);
+/* x[i] = fp16-rounded x[i] */
+typedef void (*rt_round_fn)(float *x, int64_t n);
+
+typedef struct {
+    rt_attn_fn attn;
+    rt_swiglu_fn swiglu;
+    rt_round_fn round_f16;
+    rt_quant_fn quant[GGUF_TYPE_MAX_]; /* by vec-dot type; NULL: use the scalar one */
+    rt_dot_fn dot[GGUF_TYPE_MAX_];     /* by weight type; NULL: scalar */
+    rt_gemm_fn gemm[GGUF_TYPE_MAX_];   /* by weight type; NULL: loops of dot */
+} rt_kernel_table;
+
+extern const rt_kernel_table rt_kernels_scalar;
+extern const rt_kernel_table rt_kernels_avx2;
+extern const rt_kernel_table rt_kernels_avx512;
+
+/* ---- unpacked weight rows for the SIMD cores ----
+ * A SIMD gemm call unpacks its block of weight rows once into byte-per-value form plus
+ * scales, then runs one integer core per activation class over all tokens.
+ *   RT_CLS_Q8_0 (Q4_0, Q5_0, Q8_0): w = signed value, aw = |w|, d[nb] block scales;
+ *       W·x = sum_b d[b] * dx[b] * sum(w*xq).
+ *   RT_CLS_Q8_1 (Q4_1, Q5_1): u = unsigned value, d[nb], m[nb];
+ *       W·x = sum_b d[b] * dx[b] * sum(u*xq) + m[b] * sx[b].
+ *   RT_CLS_Q8_K (k-quants): u = unsigned value (u - off is the signed level), per 32 values
+ *       sc32[16] = the int16 scales of its two sub-blocks of 16 (8 lanes each), per super-block
+ *       corr[16] = off * sc_j, mins[16] = m_j (per sub-block of 16), d, dmin;
+ *       W·x = sum_sb dx * (d * (sum_j sc_j * sum(u*xq) - sum_j corr_j * bsum_j)
+ *                          - dmin * sum_j mins_j * bsum_j). */
+enum { RT_CLS_Q8_0 = 0, RT_CLS_Q8_1, RT_CLS_Q8_K };
+
+typedef struct {
+    int8_t *w;       /* Q8_0 class */
+    uint8_t *aw;     /* Q8_0 class |w|; other classes: the unsigned values */
+    float *d, *m;    /* per block (Q8_0/Q8_1) or per super-block (d, m = dmin) */
+    int16_t *sc32;   /* Q8_K: n/32 × 16 */
+    int16_t *corr;   /* Q8_K: n/256 × 16 */
+    int16_t *mins;   /* Q8_K: n/256 × 16 */
+} rt_unpacked;
+
+/* Class of a quantized weight type, -1 for float types. */
+int rt_unpack_class(int wtype);
+/* Bytes of one unpacked row of n values (including alignment slack). */
+size_t rt_unpacked_size(int wtype, int64_t n);
+/* Unpack one weight row into buf (rt_unpacked_size bytes, 32-byte aligned), setting u's
+ * pointers into it. */
+void rt_unpack_row(int wtype, const void *w, int64_t n, void *buf, rt_unpacked *u);
+
+/* Scalar activation converters, shared by the SIMD tables for the odd cases. */
+void rt_quant_q8_0_scalar(const float *x, void *dst, int64_t n);
+void rt_quant_q8_1_scalar(const float *x, void *dst, int64_t n);
+void rt_quant_q8_K_scalar(const float *x, void *dst, int64_t n);
+
+#endif

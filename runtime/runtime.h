@@ -1,0 +1,123 @@
+/* runtime — the reference Llama forward pass, as llama.cpp computes it on the CPU.
+ *
+ * A model is assembled from a tensor source (libsrc/src.h): hyper-parameters from its GGUF
+ * metadata ("llama.*" keys), weights zero-copy from a mapped GGUF (src_data) or, for a
+ * checkpoint source, read as F32 into memory the model owns. Everything is validated on
+ * load (architecture, every tensor present with the shape the hyper-parameters imply, types
+ * the kernels know); failures return an rt_error with a one-line message.
+ *
+ * The forward pass processes a whole sequence of tokens at positions 0..n-1 at once:
+ *   embedding lookup -> n_layer × { RMSNorm, Q/K/V, RoPE (llama.cpp NORM mode: adjacent
+ *   pairs), causal attention with grouped KV heads (K, V and Q rounded to fp16 as in
+ *   llama.cpp's default f16 KV cache), output projection, residual, RMSNorm, SwiGLU FFN,
+ *   residual } -> final RMSNorm -> output projection (token_embd when output.weight is
+ *   absent) -> F32 logits.
+ * Matrix products use the kernels of runtime/kernels.h (activations quantized like ggml).
+ *
+ * The same pass is exposed layer by layer for calibration (GPTQ):
+ *   rt_embed() -> rt_layer_forward() for each layer, with an optional hook that sees the
+ *   input of each group of linear layers before it is used -> rt_final_logits().
+ * rt_model_set_weight() swaps a weight (e.g. for its freshly quantized version).
+ *
+ * Threads: matrix products and attention run OpenMP loops over output rows / heads inside
+ * each call; results do not depend on the thread count. A model is not safe for concurrent
+ * calls (it owns its scratch buffers).
+ * Errors: functions that can fail return rt_error and write one line into msg[RT_MSG_SIZE]
+ * when msg is not NULL. The library never prints and never exits.
+ */
+#ifndef QFORGE_RUNTIME_H
+#define QFORGE_RUNTIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "libsrc/src.h"
+#include "runtime/kernels.h"
+
+#define RT_MSG_SIZE 512
+#define RT_MAX_TOKENS (1 << 16) /* longest sequence one forward call accepts */
+
+typedef enum {
+    RT_OK = 0,
+    RT_ERR_NOMEM,
+    RT_ERR_IO,          /* reading a checkpoint tensor failed */
+    RT_ERR_MODEL,       /* missing/inconsistent metadata or tensors */
+    RT_ERR_UNSUPPORTED, /* architecture or tensor type the runtime cannot run */
+    RT_ERR_ARG,         /* bad argument (token id out of range, n_tokens, layer, name) */
+    RT_ERR_HOOK,        /* a hook asked to stop */
+    RT_ERR_FORMAT,      /* malformed input file (perplexity: log-prob file, text) */
+    RT_ERR_COUNT_
+} rt_error;
+
+const char *rt_strerror(rt_error e);
+
+typedef struct {
+    int n_layer;
+    int n_embd;       /* hidden size */
+    int n_ff;         /* FFN size */
+    int n_head;
+    int n_head_kv;
+    int head_dim;     /* llama.attention.key_length, else n_embd / n_head */
+    int n_vocab;      /* entries of tokenizer.ggml.tokens (else rows of token_embd) */
+    int n_ctx_train;  /* llama.context_length (0 if absent) */
+    float rope_base;  /* llama.rope.freq_base (default 10000) */
+    float rms_eps;    /* llama.attention.layer_norm_rms_epsilon */
+    bool tied_output; /* no output.weight: logits use token_embd */
+} rt_hparams;
+
+typedef struct rt_model rt_model;
+
+/* Build a model on a source. The source is borrowed: it must outlive the model (GGUF weights
+ * stay in its mapping). *out is owned by the caller; free with rt_model_free(). */
+rt_error rt_model_load(src_source *src, rt_model **out, char *msg);
+void rt_model_free(rt_model *m);
+
+const rt_hparams *rt_model_hparams(const rt_model *m);
+/* Threads for the OpenMP loops (<= 0: OpenMP's default). */
+void rt_model_set_threads(rt_model *m, int nthreads);
+/* Kernel ISA (default rt_isa_detect()); RT_ERR_ARG if the CPU lacks it. */
+rt_error rt_model_set_isa(rt_model *m, rt_isa isa);
+/* Bytes of weights the model owns (checkpoint tensors, swapped weights, norms). */
+size_t rt_model_owned_bytes(const rt_model *m);
+
+/* Replace weight `name` (a matrix such as "blk.3.ffn_down.weight", "token_embd.weight",
+ * "output.weight", or an F32 norm vector) by `data` in GGUF layout of `type`, same shape.
+ * The data is copied. RT_ERR_ARG for an unknown name, RT_ERR_UNSUPPORTED for a type the
+ * kernels cannot run. */
+rt_error rt_model_set_weight(rt_model *m, const char *name, int type, const void *data, char *msg);
+
+/* ---- layer-by-layer forward ---- */
+
+/* The groups of linear layers whose shared input a hook sees. */
+typedef enum {
+    RT_HOOK_ATTN_QKV = 0, /* input of attn_q, attn_k, attn_v: RMSNorm'ed hidden, n_embd cols */
+    RT_HOOK_ATTN_OUT,     /* input of attn_output: attention result, n_head*head_dim cols */
+    RT_HOOK_FFN_GATE_UP,  /* input of ffn_gate, ffn_up: RMSNorm'ed hidden, n_embd cols */
+    RT_HOOK_FFN_DOWN,     /* input of ffn_down: silu(gate)*up, n_ff cols */
+    RT_HOOK_COUNT_
+} rt_hook_point;
+
+/* Called with x = n_tokens rows of n_cols floats (row-major), valid during the call only.
+ * Return 0 to continue, anything else to stop the pass with RT_ERR_HOOK. */
+typedef int (*rt_hook_fn)(void *user, int layer, rt_hook_point point, const float *x,
+                          int n_tokens, int n_cols);
+typedef struct {
+    rt_hook_fn fn;
+    void *user;
+} rt_hook;
+
+/* hidden (n_tokens × n_embd floats) := embeddings of tokens. */
+rt_error rt_embed(rt_model *m, const int32_t *tokens, int n_tokens, float *hidden, char *msg);
+/* hidden := layer `layer` applied to hidden (tokens at positions 0..n_tokens-1). hook may
+ * be NULL. */
+rt_error rt_layer_forward(rt_model *m, int layer, float *hidden, int n_tokens,
+                          const rt_hook *hook, char *msg);
+/* logits (n_rows × n_vocab) := output(RMSNorm(hidden rows))  for n_rows rows of hidden. */
+rt_error rt_final_logits(rt_model *m, const float *hidden, int n_rows, float *logits, char *msg);
+
+/* The whole pass: logits for positions first..n_tokens-1 ((n_tokens-first) × n_vocab). */
+rt_error rt_forward(rt_model *m, const int32_t *tokens, int n_tokens, int first,
+                    float *logits, char *msg);
+
+#endif

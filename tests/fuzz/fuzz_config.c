@@ -1,0 +1,48 @@
+/* libFuzzer target: a checkpoint's JSON files as libsrc/checkpoint.c reads them.
+ *
+ * The input is split on the line "\n====\n" into up to five parts, written into the fixture
+ * checkpoint (tests/fuzz/support.c: single model.safetensors, tokenizer.model) as
+ *   config.json, tokenizer_config.json, tokenizer.json, added_tokens.json, chat_template.jinja
+ * (a missing part: the file is absent). The directory is opened with src_open(); a failure
+ * must give a one-line message, a success must walk cleanly (metadata, every tensor row).
+ * This covers the config.json -> GGUF metadata mapping (hyper-parameters, rope_scaling,
+ * tie_word_embeddings, general.* name heuristics from _name_or_path, special token ids,
+ * added tokens). */
+#include <string.h>
+
+#include "tests/fuzz/support.h"
+
+#define SEP "\n====\n"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const char *const names[] = {"config.json", "tokenizer_config.json", "tokenizer.json",
+                                        "added_tokens.json", "chat_template.jinja"};
+    enum { NPART = sizeof names / sizeof names[0] };
+    const char *dir = fz_fixture(FZ_SINGLE);
+    const uint8_t *p = data, *end = data + size;
+    size_t sl = strlen(SEP);
+    for (int k = 0; k < NPART; k++) {
+        if (!p) {
+            fz_remove(dir, names[k]);
+            continue;
+        }
+        const uint8_t *q = memmem(p, (size_t)(end - p), SEP, sl);
+        size_t n = q ? (size_t)(q - p) : (size_t)(end - p);
+        fz_write(dir, names[k], p, n);
+        p = q ? q + sl : NULL;
+    }
+    src_source *s = NULL;
+    char msg[SRC_MSG_SIZE];
+    msg[0] = 0;
+    src_error e = src_open(dir, &s, msg);
+    if (e != SRC_OK) {
+        FZ_CHECK(s == NULL && e < SRC_ERR_COUNT_);
+        fz_check_msg(msg, sizeof msg);
+        return 0;
+    }
+    FZ_CHECK(src_is_checkpoint(s));
+    fz_walk_source(s);
+    src_close(s);
+    return 0;
+}

@@ -1,0 +1,2 @@
+/* Fuzz build only; see support_cpu.c. */
+int qforge_fuzz_cpu_supports(const char *f);

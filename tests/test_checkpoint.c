@@ -1,0 +1,589 @@
+/* libsrc sources: the GGUF source, and Hugging Face checkpoints checked against llama.cpp's
+ * converter output (the shared reference GGUF) and against a direct computation of the name
+ * mapping and the Q/K permutation on synthetic checkpoints (bin/qforge-synth). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libgguf/gguf.h"
+#include "libquant/lq.h"
+#include "libsrc/safetensors.h"
+#include "libsrc/src.h"
+#include "tests/testutil.h"
+
+/* ---------------------------------------------------------------- helpers */
+
+static bool value_eq(const gguf_value *a, const gguf_value *b)
+{
+    if (a->type != b->type)
+        return false;
+    switch (a->type) {
+    case GGUF_VAL_STRING:
+        return a->v.str.len == b->v.str.len && memcmp(a->v.str.str, b->v.str.str, a->v.str.len) == 0;
+    case GGUF_VAL_ARRAY:
+        if (a->elem_type != b->elem_type || a->n != b->n)
+            return false;
+        if (a->elem_type == GGUF_VAL_STRING) {
+            for (uint64_t i = 0; i < a->n; i++)
+                if (a->v.strs[i].len != b->v.strs[i].len ||
+                    memcmp(a->v.strs[i].str, b->v.strs[i].str, a->v.strs[i].len) != 0)
+                    return false;
+            return true;
+        }
+        return memcmp(a->v.arr, b->v.arr, a->n * gguf_value_type_size(a->elem_type)) == 0;
+    case GGUF_VAL_F32: case GGUF_VAL_F64:
+        return memcmp(&a->v.f64, &b->v.f64, sizeof(double)) == 0;
+    case GGUF_VAL_BOOL:
+        return a->v.b == b->v.b;
+    default:
+        return a->v.u64 == b->v.u64;
+    }
+}
+
+static bool starts(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+
+/* Every KV of ref whose key starts with one of prefixes is in got, at the same position among
+ * the selected keys, with the same type and value. */
+static void expect_kv_match(const gguf_reader *got, const gguf_reader *ref, const char *const *prefixes, int np)
+{
+    int64_t ig = 0;
+    int compared = 0;
+    for (int64_t i = 0; i < gguf_n_kv(ref); i++) {
+        const char *k = gguf_kv_key(ref, i);
+        bool sel = false;
+        for (int p = 0; p < np; p++)
+            sel |= starts(k, prefixes[p]);
+        if (!sel)
+            continue;
+        while (ig < gguf_n_kv(got)) {
+            bool s2 = false;
+            for (int p = 0; p < np; p++)
+                s2 |= starts(gguf_kv_key(got, ig), prefixes[p]);
+            if (s2)
+                break;
+            ig++;
+        }
+        cr_assert(ig < gguf_n_kv(got), "key %s missing (or out of order)", k);
+        cr_expect_str_eq(gguf_kv_key(got, ig), k);
+        cr_expect(value_eq(gguf_kv_value(got, ig), gguf_kv_value(ref, i)), "value of %s differs", k);
+        ig++;
+        compared++;
+    }
+    cr_expect_gt(compared, 10);
+}
+
+/* Each tensor of s equals the F32 reference tensor: name, shape, order, and values. */
+static void expect_tensors_match_reference(src_source *s, const gguf_reader *ref)
+{
+    cr_assert_eq(src_n_tensors(s), gguf_n_tensors(ref));
+    for (int64_t i = 0; i < gguf_n_tensors(ref); i++) {
+        const gguf_tensor *rt = gguf_tensor_at(ref, i);
+        const src_tensor *t = src_tensor_at(s, i);
+        cr_assert_str_eq(t->name, rt->name, "tensor %lld", (long long)i);
+        cr_expect_eq(t->n_dims, rt->n_dims, "%s", t->name);
+        for (int d = 0; d < 4; d++)
+            cr_expect_eq(t->ne[d], rt->ne[d], "%s ne[%d]", t->name, d);
+        cr_assert_eq(rt->type, GGUF_F32);
+        size_t n = (size_t)(t->ne[0] * src_n_rows(t));
+        float *buf = malloc(n * sizeof *buf);
+        cr_assert(buf);
+        char msg[SRC_MSG_SIZE];
+        cr_assert_eq(src_read_f32(s, i, 0, src_n_rows(t), buf, msg), SRC_OK, "%s", msg);
+        cr_expect_eq(memcmp(buf, rt->data, n * 4), 0, "data of %s differs", t->name);
+        src_release(s, i);
+        free(buf);
+    }
+}
+
+static char *shared_model(const char *name)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "models/%s", name);
+    return tu_shared_path(rel);
+}
+
+/* ---------------------------------------------------------------- GGUF source */
+
+Test(source, gguf_file)
+{
+    char *dir = tu_mkdtemp();
+    cr_assert(dir);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/t.gguf", dir);
+    gguf_writer *w = gguf_writer_create();
+    cr_assert(w);
+    cr_assert_eq(gguf_writer_set_str(w, "general.architecture", "llama"), GGUF_OK);
+    char gm[GGUF_MSG_SIZE];
+    int64_t ne_f[2] = {4, 3}, ne_q[2] = {32, 2};
+    cr_assert_eq(gguf_writer_add_tensor(w, "a.f32", 2, ne_f, GGUF_F32, gm), GGUF_OK, "%s", gm);
+    cr_assert_eq(gguf_writer_add_tensor(w, "b.f16", 2, ne_f, GGUF_F16, gm), GGUF_OK, "%s", gm);
+    cr_assert_eq(gguf_writer_add_tensor(w, "c.bf16", 2, ne_f, GGUF_BF16, gm), GGUF_OK, "%s", gm);
+    cr_assert_eq(gguf_writer_add_tensor(w, "d.q8_0", 2, ne_q, GGUF_Q8_0, gm), GGUF_OK, "%s", gm);
+    cr_assert_eq(gguf_writer_open(w, path, gm), GGUF_OK, "%s", gm);
+    float f[12];
+    uint16_t h[12], bh[12];
+    for (int i = 0; i < 12; i++) {
+        f[i] = (float)i * 0.25f - 1.0f;
+        h[i] = lq_f32_to_f16(f[i] * 3);
+        bh[i] = lq_f32_to_bf16(f[i] * 5);
+    }
+    uint8_t q[68];
+    for (int i = 0; i < 68; i++)
+        q[i] = (uint8_t)i;
+    cr_assert_eq(gguf_writer_write(w, f, sizeof f, gm), GGUF_OK, "%s", gm);
+    cr_assert_eq(gguf_writer_write(w, h, sizeof h, gm), GGUF_OK, "%s", gm);
+    cr_assert_eq(gguf_writer_write(w, bh, sizeof bh, gm), GGUF_OK, "%s", gm);
+    cr_assert_eq(gguf_writer_write(w, q, sizeof q, gm), GGUF_OK, "%s", gm);
+    cr_assert_eq(gguf_writer_finish(w, gm), GGUF_OK, "%s", gm);
+    gguf_writer_free(w);
+
+    src_source *s;
+    char msg[SRC_MSG_SIZE];
+    cr_assert_eq(src_open(path, &s, msg), SRC_OK, "%s", msg);
+    cr_expect(!src_is_checkpoint(s));
+    cr_assert_eq(src_n_tensors(s), 4);
+    cr_expect_eq(src_n_files(s), 1);
+    cr_expect_str_eq(src_file(s, 0), path);
+    cr_expect_eq(gguf_find_kv(src_metadata(s), "general.architecture"), 0);
+    cr_expect_eq(src_find_tensor(s, "c.bf16"), 2);
+    cr_expect_eq(src_find_tensor(s, "zz"), -1);
+    cr_expect_eq(src_n_rows(src_tensor_at(s, 0)), 3);
+    cr_expect_eq(memcmp(src_data(s, 0), f, sizeof f), 0);
+    cr_expect_eq(memcmp(src_data(s, 3), q, sizeof q), 0);
+    float out[12];
+    cr_assert_eq(src_read_f32(s, 0, 1, 2, out, msg), SRC_OK, "%s", msg);
+    cr_expect_eq(memcmp(out, f + 4, 8 * sizeof(float)), 0);
+    cr_assert_eq(src_read_f32(s, 1, 0, 3, out, msg), SRC_OK, "%s", msg);
+    for (int i = 0; i < 12; i++)
+        cr_expect_eq(out[i], f[i] * 3, "f16 %d: %g", i, out[i]);
+    cr_assert_eq(src_read_f32(s, 2, 0, 3, out, msg), SRC_OK, "%s", msg);
+    for (int i = 0; i < 12; i++)
+        cr_expect_eq(out[i], lq_bf16_to_f32(bh[i]), "bf16 %d", i);
+    /* quantized: raw rows only */
+    cr_expect_eq(src_read_f32(s, 3, 0, 1, out, msg), SRC_ERR_UNSUPPORTED);
+    cr_expect(strstr(msg, "tensor 'd.q8_0' has type q8_0") != NULL, "%s", msg);
+    uint8_t raw[34];
+    cr_assert_eq(src_read_raw(s, 3, 1, 1, raw, msg), SRC_OK, "%s", msg);
+    cr_expect_eq(memcmp(raw, q + 34, 34), 0);
+    /* bad ranges */
+    cr_expect_eq(src_read_f32(s, 0, 2, 2, out, msg), SRC_ERR_ARG);
+    cr_expect_eq(src_read_f32(s, 0, -1, 1, out, msg), SRC_ERR_ARG);
+    cr_expect_eq(src_read_f32(s, 9, 0, 1, out, msg), SRC_ERR_ARG);
+    /* released pages come back */
+    for (int64_t i = 0; i < 4; i++)
+        src_release(s, i);
+    cr_expect_eq(memcmp(src_data(s, 0), f, sizeof f), 0);
+    src_close(s);
+
+    /* not GGUF, not a directory */
+    snprintf(path, sizeof path, "%s/x.bin", dir);
+    cr_assert_eq(tu_write_file(path, "hello", 5), 0);
+    cr_expect_eq(src_open(path, &s, msg), SRC_ERR_FORMAT);
+    cr_expect(strstr(msg, "x.bin: not a GGUF file") != NULL, "%s", msg);
+    snprintf(path, sizeof path, "%s/absent", dir);
+    cr_expect_eq(src_open(path, &s, msg), SRC_ERR_IO);
+    tu_run("rm -rf '%s'", dir);
+    free(dir);
+}
+
+/* ---------------------------------------------------------------- demo model vs llama.cpp */
+
+Test(checkpoint, classics_bf16_matches_llama_cpp)
+{
+    TU_REQUIRE_SHARED();
+    char *m = shared_model("classics-7m"), *rp = tu_shared_path("reference/classics-7m-f32.gguf");
+    src_source *s;
+    gguf_reader *ref;
+    char msg[SRC_MSG_SIZE], gm[GGUF_MSG_SIZE];
+    cr_assert_eq(src_open(m, &s, msg), SRC_OK, "%s", msg);
+    cr_assert_eq(gguf_open(rp, &ref, gm), GGUF_OK, "%s", gm);
+    cr_expect(src_is_checkpoint(s));
+    cr_expect_eq(src_n_files(s), 6); /* config, index, 2 shards, tokenizer_config, tokenizer.model */
+    cr_expect_eq(src_data(s, 0), NULL);
+    cr_expect_eq(src_tensor_at(s, 0)->type, GGUF_BF16);
+    expect_tensors_match_reference(s, ref);
+    /* the directory is named as llama.cpp saw it: every KV matches, in order, except the
+     * file type, which describes the source (BF16 = 32) */
+    const gguf_reader *md = src_metadata(s);
+    cr_assert_eq(gguf_n_kv(md), gguf_n_kv(ref));
+    for (int64_t i = 0; i < gguf_n_kv(ref); i++) {
+        cr_expect_str_eq(gguf_kv_key(md, i), gguf_kv_key(ref, i));
+        if (strcmp(gguf_kv_key(ref, i), "general.file_type") == 0)
+            cr_expect_eq(gguf_kv_value(md, i)->v.u64, 32);
+        else
+            cr_expect(value_eq(gguf_kv_value(md, i), gguf_kv_value(ref, i)), "%s", gguf_kv_key(ref, i));
+    }
+    gguf_close(ref);
+    src_close(s);
+    free(m);
+    free(rp);
+}
+
+Test(checkpoint, classics_f32_matches_llama_cpp)
+{
+    TU_REQUIRE_SHARED();
+    char *m = shared_model("classics-7m-f32"), *rp = tu_shared_path("reference/classics-7m-f32.gguf");
+    src_source *s;
+    gguf_reader *ref;
+    char msg[SRC_MSG_SIZE], gm[GGUF_MSG_SIZE];
+    cr_assert_eq(src_open(m, &s, msg), SRC_OK, "%s", msg);
+    cr_assert_eq(gguf_open(rp, &ref, gm), GGUF_OK, "%s", gm);
+    expect_tensors_match_reference(s, ref);
+    static const char *const pre[] = {"llama.", "tokenizer.ggml.", "general.architecture", "general.type",
+                                      "general.basename", "general.size_label", "general.quantization_version"};
+    expect_kv_match(src_metadata(s), ref, pre, 7);
+    const gguf_str *name;
+    cr_assert_eq(gguf_get_str(src_metadata(s), "general.name", &name), GGUF_OK);
+    cr_expect_str_eq(name->str, "Classics 7m F32"); /* gguf-py: the directory name, "f32" a type tag */
+    gguf_close(ref);
+    src_close(s);
+    free(m);
+    free(rp);
+}
+
+static void file_eq(const char *a, const char *b)
+{
+    size_t na, nb;
+    char *x = tu_read_file(a, &na), *y = tu_read_file(b, &nb);
+    cr_assert(x && y, "cannot read %s or %s", a, b);
+    cr_expect_eq(na, nb, "%s and %s differ in size", a, b);
+    cr_expect(na == nb && memcmp(x, y, na) == 0, "%s and %s differ", a, b);
+    free(x);
+    free(y);
+}
+
+Test(checkpoint, convert_tool_reproduces_llama_cpp_bytes)
+{
+    TU_REQUIRE_SHARED();
+    char *m = shared_model("classics-7m"), *rp = tu_shared_path("reference/classics-7m-f32.gguf");
+    char *dir = tu_mkdtemp();
+    cr_assert(dir);
+    cr_assert_eq(tu_run("'%s/qforge-convert' '%s' -o '%s/a.gguf' --outtype f32 -t 1 > /dev/null", tu_bin(), m, dir), 0);
+    char a[4096], b[4096];
+    snprintf(a, sizeof a, "%s/a.gguf", dir);
+    file_eq(a, rp);
+    /* F16 output: 2-D weights rounded to f16 from the exact values, norms kept F32; the same
+     * bytes with 1 and 2 threads */
+    cr_assert_eq(tu_run("'%s/qforge-convert' '%s' -o '%s/h1.gguf' --outtype f16 -t 1 > /dev/null", tu_bin(), m, dir), 0);
+    cr_assert_eq(tu_run("'%s/qforge-convert' '%s' -o '%s/h2.gguf' --outtype f16 -t 2 > /dev/null", tu_bin(), m, dir), 0);
+    snprintf(a, sizeof a, "%s/h1.gguf", dir);
+    snprintf(b, sizeof b, "%s/h2.gguf", dir);
+    file_eq(a, b);
+    gguf_reader *h, *ref;
+    char gm[GGUF_MSG_SIZE];
+    cr_assert_eq(gguf_open(a, &h, gm), GGUF_OK, "%s", gm);
+    cr_assert_eq(gguf_open(rp, &ref, gm), GGUF_OK, "%s", gm);
+    int64_t ft;
+    cr_assert_eq(gguf_get_int(h, "general.file_type", &ft), GGUF_OK);
+    cr_expect_eq(ft, 1);
+    cr_assert_eq(gguf_n_tensors(h), gguf_n_tensors(ref));
+    for (int64_t i = 0; i < gguf_n_tensors(ref); i++) {
+        const gguf_tensor *x = gguf_tensor_at(h, i), *r = gguf_tensor_at(ref, i);
+        cr_assert_str_eq(x->name, r->name);
+        size_t n = (size_t)(r->nbytes / 4);
+        const float *rv = r->data;
+        if (r->n_dims == 1) {
+            cr_expect_eq(x->type, GGUF_F32, "%s", x->name);
+            cr_expect_eq(memcmp(x->data, r->data, r->nbytes), 0, "%s", x->name);
+            continue;
+        }
+        cr_expect_eq(x->type, GGUF_F16, "%s", x->name);
+        const uint16_t *hv = x->data;
+        size_t bad = 0;
+        for (size_t k = 0; k < n; k++)
+            bad += hv[k] != lq_f32_to_f16(rv[k]);
+        cr_expect_eq(bad, 0, "%s: %zu values differ", x->name, bad);
+    }
+    gguf_close(h);
+    gguf_close(ref);
+    tu_run("rm -rf '%s'", dir);
+    free(dir);
+    free(m);
+    free(rp);
+}
+
+/* ---------------------------------------------------------------- synthetic checkpoints */
+
+typedef struct {
+    const char *args;
+    int layers, heads, kv, dim, ffn, vocab, type, shards;
+    bool tied;
+} synth_case;
+
+static const char *gguf_name_of(const char *hf, char *out)
+{
+    static const char *const map[][2] = {
+        {"input_layernorm.weight", "attn_norm.weight"}, {"self_attn.q_proj.weight", "attn_q.weight"},
+        {"self_attn.k_proj.weight", "attn_k.weight"},   {"self_attn.v_proj.weight", "attn_v.weight"},
+        {"self_attn.o_proj.weight", "attn_output.weight"}, {"post_attention_layernorm.weight", "ffn_norm.weight"},
+        {"mlp.gate_proj.weight", "ffn_gate.weight"},    {"mlp.up_proj.weight", "ffn_up.weight"},
+        {"mlp.down_proj.weight", "ffn_down.weight"}};
+    if (!strcmp(hf, "lm_head.weight"))
+        return strcpy(out, "output.weight");
+    if (!strcmp(hf, "model.embed_tokens.weight"))
+        return strcpy(out, "token_embd.weight");
+    if (!strcmp(hf, "model.norm.weight"))
+        return strcpy(out, "output_norm.weight");
+    int l, off = 0;
+    cr_assert_eq(sscanf(hf, "model.layers.%d.%n", &l, &off), 1, "%s", hf);
+    for (size_t k = 0; k < 9; k++)
+        if (!strcmp(hf + off, map[k][0])) {
+            sprintf(out, "blk.%d.%s", l, map[k][1]);
+            return out;
+        }
+    cr_assert_fail("unexpected tensor %s", hf);
+    return NULL;
+}
+
+static int cmp_strp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static float to_f32(int type, const uint8_t *p)
+{
+    uint16_t h = (uint16_t)(p[0] | p[1] << 8);
+    float f;
+    switch (type) {
+    case GGUF_F32: memcpy(&f, p, 4); return f;
+    case GGUF_F16: return lq_f16_to_f32(h);
+    default: return lq_bf16_to_f32(h);
+    }
+}
+
+static void check_synth(const synth_case *c)
+{
+    char *dir = tu_mkdtemp();
+    cr_assert(dir);
+    cr_assert_eq(tu_run("'%s/qforge-synth' %s -o '%s' > /dev/null", tu_bin(), c->args, dir), 0, "synth %s", c->args);
+    src_source *s;
+    char msg[SRC_MSG_SIZE];
+    cr_assert_eq(src_open(dir, &s, msg), SRC_OK, "%s", msg);
+    int n_expect = 9 * c->layers + 2 + (c->tied ? 0 : 1);
+    cr_assert_eq(src_n_tensors(s), n_expect);
+    cr_expect_eq(src_find_tensor(s, "output.weight") >= 0, !c->tied);
+
+    /* shards in name order, tensors in name order within each: llama.cpp's order */
+    char *shards[64];
+    int ns = 0;
+    if (c->shards == 1) {
+        shards[ns++] = strdup("model.safetensors");
+    } else {
+        for (int k = 1; k <= c->shards; k++) {
+            char b[64];
+            snprintf(b, sizeof b, "model-%05d-of-%05d.safetensors", k, c->shards);
+            shards[ns++] = strdup(b);
+        }
+    }
+    int64_t idx = 0;
+    size_t esz = c->type == GGUF_F32 ? 4 : 2;
+    int hd = c->dim / c->heads;
+    for (int k = 0; k < ns; k++) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", dir, shards[k]);
+        src_st_file *f;
+        cr_assert_eq(src_st_open(p, &f, msg), SRC_OK, "%s", msg);
+        size_t nt = src_st_n_tensors(f);
+        char **names = malloc(nt * sizeof *names);
+        for (size_t i = 0; i < nt; i++)
+            names[i] = (char *)src_st_tensor_at(f, i)->name;
+        qsort(names, nt, sizeof *names, cmp_strp);
+        for (size_t i = 0; i < nt; i++, idx++) {
+            const src_st_tensor *st = src_st_tensor_at(f, (size_t)src_st_find(f, names[i]));
+            const uint8_t *in = src_st_data(f, (size_t)src_st_find(f, names[i]));
+            char gname[64];
+            gguf_name_of(names[i], gname);
+            const src_tensor *t = src_tensor_at(s, idx);
+            cr_assert(t);
+            cr_assert_str_eq(t->name, gname, "position %lld", (long long)idx);
+            cr_expect_eq(t->type, c->type);
+            uint64_t rows = st->n_dims == 2 ? st->shape[0] : 1, cols = st->n_dims == 2 ? st->shape[1] : st->shape[0];
+            cr_expect_eq(t->ne[0], (int64_t)cols);
+            cr_expect_eq(src_n_rows(t), (int64_t)rows);
+            /* expected GGUF rows: q/k permuted (heads for q, kv heads for k), others as stored */
+            int groups = strstr(gname, "attn_q.") ? c->heads : strstr(gname, "attn_k.") ? c->kv : 0;
+            size_t rb = cols * esz;
+            uint8_t *want = malloc(rows * rb), *got = malloc(rows * rb);
+            cr_assert(want && got);
+            if (groups) {
+                int half = hd / 2;
+                cr_assert_eq((int)rows, groups * hd);
+                for (int g = 0; g < groups; g++)
+                    for (int j = 0; j < half; j++)
+                        for (int b = 0; b < 2; b++)
+                            memcpy(want + (size_t)(g * hd + 2 * j + b) * rb, in + (size_t)(g * hd + b * half + j) * rb, rb);
+            } else {
+                memcpy(want, in, rows * rb);
+            }
+            cr_assert_eq(src_read_raw(s, idx, 0, (int64_t)rows, got, msg), SRC_OK, "%s", msg);
+            cr_expect_eq(memcmp(got, want, rows * rb), 0, "raw rows of %s", gname);
+            /* float rows from the middle */
+            if (rows >= 3) {
+                float *fl = malloc(2 * cols * sizeof *fl);
+                cr_assert_eq(src_read_f32(s, idx, 1, 2, fl, msg), SRC_OK, "%s", msg);
+                size_t badv = 0;
+                for (size_t e = 0; e < 2 * cols; e++)
+                    badv += fl[e] != to_f32(c->type, want + rb + e * esz);
+                cr_expect_eq(badv, 0, "f32 rows of %s", gname);
+                free(fl);
+            }
+            if (strstr(gname, "norm"))
+                cr_expect_eq(to_f32(c->type, want), 1.0f);
+            free(want);
+            free(got);
+        }
+        free(names);
+        src_st_close(f);
+        free(shards[k]);
+    }
+    cr_expect_eq(idx, n_expect);
+
+    const gguf_reader *md = src_metadata(s);
+    int64_t v;
+    struct { const char *k; int64_t want; } ints[] = {
+        {"llama.block_count", c->layers},       {"llama.attention.head_count", c->heads},
+        {"llama.attention.head_count_kv", c->kv}, {"llama.embedding_length", c->dim},
+        {"llama.feed_forward_length", c->ffn},  {"llama.vocab_size", c->vocab},
+        {"llama.rope.dimension_count", hd},     {"llama.context_length", 2048},
+        {"general.file_type", c->type == GGUF_F32 ? 0 : c->type == GGUF_F16 ? 1 : 32},
+        {"tokenizer.ggml.bos_token_id", 1},     {"tokenizer.ggml.eos_token_id", 2}};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        cr_assert_eq(gguf_get_int(md, ints[i].k, &v), GGUF_OK, "%s", ints[i].k);
+        cr_expect_eq(v, ints[i].want, "%s = %lld", ints[i].k, (long long)v);
+    }
+    const gguf_value *tok, *ty, *sc;
+    cr_assert_eq(gguf_get_array(md, "tokenizer.ggml.tokens", &tok), GGUF_OK);
+    cr_assert_eq(gguf_get_array(md, "tokenizer.ggml.token_type", &ty), GGUF_OK);
+    cr_assert_eq(gguf_get_array(md, "tokenizer.ggml.scores", &sc), GGUF_OK);
+    cr_assert_eq(tok->n, (uint64_t)c->vocab);
+    cr_expect_str_eq(tok->v.strs[0].str, "<unk>");
+    cr_expect_str_eq(tok->v.strs[2].str, "</s>");
+    cr_expect_str_eq(tok->v.strs[258].str, "<0xFF>");
+    const int32_t *tt = ty->v.arr;
+    const float *scv = sc->v.arr;
+    cr_expect_eq(tt[0], 2);
+    cr_expect_eq(tt[1], 3);
+    cr_expect_eq(tt[100], 6);
+    if (c->vocab > 261) {
+        cr_expect_str_eq(tok->v.strs[259].str, "\xe2\x96\x81");
+        cr_expect_str_eq(tok->v.strs[260].str, "!");
+        cr_expect_eq(tt[259], 1);
+        cr_expect_eq(scv[261], -2.0f);
+    }
+    src_close(s);
+    tu_run("rm -rf '%s'", dir);
+    free(dir);
+}
+
+Test(checkpoint, synthetic_tied_mha_f16)
+{
+    synth_case c = {"--dim 64 --layers 2 --heads 4 --ffn 96 --vocab 300 --dtype f16 --tied --seed 3",
+                    2, 4, 4, 64, 96, 300, GGUF_F16, 1, true};
+    check_synth(&c);
+}
+
+Test(checkpoint, synthetic_gqa_many_shards_bf16)
+{
+    /* 12 layers: llama.cpp's name order puts layers.10 before layers.2 */
+    synth_case c = {"--dim 64 --layers 12 --heads 8 --kv-heads 2 --ffn 80 --vocab 512 --shards 7",
+                    12, 8, 2, 64, 80, 512, GGUF_BF16, 7, false};
+    check_synth(&c);
+}
+
+Test(checkpoint, synthetic_f32_two_shards_minimal_vocab)
+{
+    synth_case c = {"--dim 32 --layers 1 --heads 2 --kv-heads 1 --ffn 48 --vocab 259 --dtype f32 --shards 2",
+                    1, 2, 1, 32, 48, 259, GGUF_F32, 2, false};
+    check_synth(&c);
+}
+
+Test(checkpoint, synthetic_convert_bf16_to_f16)
+{
+    char *dir = tu_mkdtemp();
+    cr_assert(dir);
+    cr_assert_eq(tu_run("'%s/qforge-synth' --dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 64 --vocab 320 --shards 3 "
+                        "-o '%s/m' > /dev/null && '%s/qforge-convert' '%s/m' -o '%s/o.gguf' --outtype f16 > /dev/null",
+                        tu_bin(), dir, tu_bin(), dir, dir),
+                 0);
+    char p[4096], m[4096];
+    snprintf(p, sizeof p, "%s/o.gguf", dir);
+    snprintf(m, sizeof m, "%s/m", dir);
+    gguf_reader *r;
+    src_source *s;
+    char gm[GGUF_MSG_SIZE], msg[SRC_MSG_SIZE];
+    cr_assert_eq(gguf_open(p, &r, gm), GGUF_OK, "%s", gm);
+    cr_assert_eq(src_open(m, &s, msg), SRC_OK, "%s", msg);
+    cr_assert_eq(gguf_n_tensors(r), src_n_tensors(s));
+    for (int64_t i = 0; i < gguf_n_tensors(r); i++) {
+        const gguf_tensor *t = gguf_tensor_at(r, i);
+        const src_tensor *st = src_tensor_at(s, i);
+        cr_assert_str_eq(t->name, st->name);
+        size_t n = (size_t)(st->ne[0] * src_n_rows(st));
+        float *x = malloc(n * sizeof *x);
+        cr_assert_eq(src_read_f32(s, i, 0, src_n_rows(st), x, msg), SRC_OK, "%s", msg);
+        size_t bad = 0;
+        if (st->n_dims == 1) {
+            cr_expect_eq(t->type, GGUF_F32, "%s", t->name);
+            bad = memcmp(t->data, x, n * 4) != 0;
+        } else {
+            cr_expect_eq(t->type, GGUF_F16, "%s", t->name);
+            for (size_t k = 0; k < n; k++)
+                bad += ((const uint16_t *)t->data)[k] != lq_f32_to_f16(x[k]);
+        }
+        cr_expect_eq(bad, 0, "%s", t->name);
+        free(x);
+    }
+    src_close(s);
+    gguf_close(r);
+    tu_run("rm -rf '%s'", dir);
+    free(dir);
+}
+
+/* ---------------------------------------------------------------- refused checkpoints */
+
+static void expect_open_fails(const char *dir, src_error e, const char *want)
+{
+    src_source *s = NULL;
+    char msg[SRC_MSG_SIZE] = "";
+    src_error got = src_open(dir, &s, msg);
+    cr_expect_eq(got, e, "got %d (%s), want %d", got, msg, e);
+    cr_expect(s == NULL);
+    cr_expect(strstr(msg, want) != NULL, "message '%s' lacks '%s'", msg, want);
+}
+
+Test(checkpoint, refused)
+{
+    char *dir = tu_mkdtemp();
+    cr_assert(dir);
+    const char *syn = "--dim 32 --layers 2 --heads 2 --ffn 32 --vocab 260 --shards 3";
+    char d[4096];
+    snprintf(d, sizeof d, "%s/m", dir);
+#define FRESH() cr_assert_eq(tu_run("rm -rf '%s' && '%s/qforge-synth' %s -o '%s' > /dev/null", d, tu_bin(), syn, d), 0)
+    FRESH();
+    cr_assert_eq(tu_run("sed -i 's/LlamaForCausalLM/MistralForCausalLM/' '%s/config.json'", d), 0);
+    expect_open_fails(d, SRC_ERR_UNSUPPORTED, "config.json: architecture 'MistralForCausalLM' is not supported");
+    FRESH();
+    cr_assert_eq(tu_run("rm '%s/model-00002-of-00003.safetensors'", d), 0);
+    expect_open_fails(d, SRC_ERR_MISSING, "model.safetensors.index.json: shard 'model-00002-of-00003.safetensors' is missing");
+    FRESH();
+    cr_assert_eq(tu_run("sed -i 's/\"hidden_size\": 32/\"hidden_size\": 64/' '%s/config.json'", d), 0);
+    expect_open_fails(d, SRC_ERR_MODEL, "but config.json implies");
+    FRESH();
+    cr_assert_eq(tu_run("sed -i 's/\"num_hidden_layers\": 2/\"num_hidden_layers\": 1/' '%s/config.json'", d), 0);
+    expect_open_fails(d, SRC_ERR_MODEL, "is beyond the 1 layers of config.json");
+    FRESH();
+    cr_assert_eq(tu_run("sed -i 's/\"num_hidden_layers\": 2/\"num_hidden_layers\": 3/' '%s/config.json'", d), 0);
+    expect_open_fails(d, SRC_ERR_MISSING, "no tensor 'model.layers.2.input_layernorm.weight' in the checkpoint");
+    FRESH();
+    cr_assert_eq(tu_run("rm '%s/tokenizer.model'", d), 0);
+    expect_open_fails(d, SRC_ERR_MISSING, "tokenizer.model: not found");
+    FRESH();
+    cr_assert_eq(tu_run("sed -i 's/\"vocab_size\": 260/\"vocab_size\": 259/' '%s/config.json'", d), 0);
+    expect_open_fails(d, SRC_ERR_MODEL, "but config.json implies [259, 32]");
+    FRESH();
+    cr_assert_eq(tu_run("rm '%s/model.safetensors.index.json'", d), 0);
+    expect_open_fails(d, SRC_ERR_MISSING, "no model.safetensors and no model.safetensors.index.json");
+#undef FRESH
+    tu_run("rm -rf '%s'", dir);
+    free(dir);
+}

@@ -1,0 +1,1345 @@
+/* libgguf: type table, reader validation, writer layout and round trips. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <dirent.h>
+#include <unistd.h>
+
+#include "libgguf/gguf.h"
+#include "tests/testutil.h"
+
+/* ---- a little-endian byte builder for hand-made files ---- */
+typedef struct {
+    uint8_t *p;
+    size_t n, cap;
+} bb;
+
+static void bb_put(bb *b, const void *d, size_t n)
+{
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + n)
+            cap *= 2;
+        b->p = realloc(b->p, cap);
+        cr_assert_not_null(b->p);
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->p + b->n, d, n);
+    b->n += n;
+}
+static void bb_u8(bb *b, uint8_t v) { bb_put(b, &v, 1); }
+static void bb_u32(bb *b, uint32_t v) { bb_put(b, &v, 4); }
+static void bb_u64(bb *b, uint64_t v) { bb_put(b, &v, 8); }
+static void bb_strn(bb *b, const char *s, size_t n) { bb_u64(b, n); bb_put(b, s, n); }
+static void bb_str(bb *b, const char *s) { bb_strn(b, s, strlen(s)); }
+static void bb_hdr(bb *b, uint32_t version, uint64_t n_tensors, uint64_t n_kv)
+{
+    bb_put(b, "GGUF", 4);
+    bb_u32(b, version);
+    bb_u64(b, n_tensors);
+    bb_u64(b, n_kv);
+}
+static void bb_kv_u32(bb *b, const char *k, uint32_t v) { bb_str(b, k); bb_u32(b, GGUF_VAL_U32); bb_u32(b, v); }
+static void bb_kv_str(bb *b, const char *k, const char *v) { bb_str(b, k); bb_u32(b, GGUF_VAL_STRING); bb_str(b, v); }
+static void bb_ti(bb *b, const char *name, uint32_t n_dims, const int64_t *ne, uint32_t type, uint64_t off)
+{
+    bb_str(b, name);
+    bb_u32(b, n_dims);
+    for (uint32_t i = 0; i < n_dims; i++)
+        bb_u64(b, (uint64_t)ne[i]);
+    bb_u32(b, type);
+    bb_u64(b, off);
+}
+static void bb_pad(bb *b, size_t a)
+{
+    while (b->n % a)
+        bb_u8(b, 0);
+}
+/* Pad to 32 and append n pattern bytes. */
+static void bb_data(bb *b, size_t n)
+{
+    bb_pad(b, 32);
+    for (size_t i = 0; i < n; i++)
+        bb_u8(b, (uint8_t)(i * 7 + 1));
+}
+
+static gguf_error open_bb(bb *b, gguf_reader **r, char *msg)
+{
+    *r = NULL;
+    return gguf_open_memory(b->p, b->n, r, msg);
+}
+
+static const int64_t NE_4x2[2] = {4, 2};
+static const int64_t NE_32[1] = {32};
+
+/* A small valid file: 2 KVs, f32 [4,2] at 0 (32 bytes), q8_0 [32] at 32 (34 bytes). */
+static void mk_valid(bb *b)
+{
+    bb_hdr(b, 3, 2, 2);
+    bb_kv_str(b, "general.architecture", "llama");
+    bb_kv_u32(b, "x.count", 7);
+    bb_ti(b, "w", 2, NE_4x2, GGUF_F32, 0);
+    bb_ti(b, "q", 1, NE_32, GGUF_Q8_0, 32);
+    bb_data(b, 66);
+}
+
+/* ======================= type table ======================= */
+
+Test(gguf_types, table_matches_ggml)
+{
+    static const struct { int id; const char *name; uint32_t bs, ts; } want[] = {
+        {0, "f32", 1, 4},      {1, "f16", 1, 2},      {2, "q4_0", 32, 18},   {3, "q4_1", 32, 20},
+        {6, "q5_0", 32, 22},   {7, "q5_1", 32, 24},   {8, "q8_0", 32, 34},   {9, "q8_1", 32, 36},
+        {10, "q2_K", 256, 84}, {11, "q3_K", 256, 110}, {12, "q4_K", 256, 144}, {13, "q5_K", 256, 176},
+        {14, "q6_K", 256, 210}, {15, "q8_K", 256, 292}, {30, "bf16", 1, 2},
+    };
+    int known = 0;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const gguf_type_traits *t = gguf_type_info(want[i].id);
+        cr_assert_not_null(t, "type %d", want[i].id);
+        cr_expect_str_eq(t->name, want[i].name);
+        cr_expect_eq(t->block_size, want[i].bs, "%s block size", want[i].name);
+        cr_expect_eq(t->type_size, want[i].ts, "%s type size", want[i].name);
+    }
+    for (int id = -5; id < 100; id++)
+        known += gguf_type_info(id) != NULL;
+    cr_expect_eq(known, 15);
+    cr_expect_null(gguf_type_info(4)); /* removed Q4_2 */
+    cr_expect_null(gguf_type_info(GGUF_TYPE_MAX_));
+}
+
+Test(gguf_types, from_name_and_row_size)
+{
+    cr_expect_eq(gguf_type_from_name("Q4_K"), GGUF_Q4_K);
+    cr_expect_eq(gguf_type_from_name("q4_k"), GGUF_Q4_K);
+    cr_expect_eq(gguf_type_from_name("BF16"), GGUF_BF16);
+    cr_expect_eq(gguf_type_from_name("q8_0"), GGUF_Q8_0);
+    cr_expect_eq(gguf_type_from_name("q4_2"), -1);
+    cr_expect_eq(gguf_type_from_name(""), -1);
+    cr_expect_eq(gguf_type_from_name(NULL), -1);
+    for (int id = 0; id < GGUF_TYPE_MAX_; id++)
+        if (gguf_type_info(id))
+            cr_expect_eq(gguf_type_from_name(gguf_type_info(id)->name), id);
+    cr_expect_eq(gguf_row_size(GGUF_Q4_K, 4096), 16 * 144);
+    cr_expect_eq(gguf_row_size(GGUF_Q4_K, 255), 0);
+    cr_expect_eq(gguf_row_size(GGUF_Q8_0, 64), 68);
+    cr_expect_eq(gguf_row_size(GGUF_F32, 3), 12);
+    cr_expect_eq(gguf_row_size(GGUF_BF16, 5), 10);
+    cr_expect_eq(gguf_row_size(GGUF_F16, 0), 0);
+    cr_expect_eq(gguf_row_size(99, 32), 0);
+}
+
+Test(gguf_types, value_types_and_strerror)
+{
+    cr_expect_str_eq(gguf_value_type_name(GGUF_VAL_U32), "u32");
+    cr_expect_str_eq(gguf_value_type_name(GGUF_VAL_STRING), "string");
+    cr_expect_str_eq(gguf_value_type_name(GGUF_VAL_F64), "f64");
+    cr_expect_str_eq(gguf_value_type_name(13), "?");
+    cr_expect_str_eq(gguf_value_type_name(-1), "?");
+    static const size_t sizes[GGUF_VAL_COUNT_] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+    for (int t = 0; t < GGUF_VAL_COUNT_; t++)
+        cr_expect_eq(gguf_value_type_size(t), sizes[t], "vtype %d", t);
+    cr_expect_eq(gguf_value_type_size(13), 0);
+    for (int e = 0; e < GGUF_ERR_COUNT_; e++) {
+        cr_expect_str_neq(gguf_strerror(e), "unknown error", "code %d", e);
+        for (int f = 0; f < e; f++)
+            cr_expect_str_neq(gguf_strerror(e), gguf_strerror(f), "codes %d and %d", e, f);
+    }
+    cr_expect_str_eq(gguf_strerror(GGUF_ERR_COUNT_), "unknown error");
+}
+
+/* ======================= reader on hand-made bytes ======================= */
+
+Test(gguf_read, valid_small_file)
+{
+    bb b = {0};
+    mk_valid(&b);
+    gguf_reader *r;
+    char msg[GGUF_MSG_SIZE] = "";
+    cr_assert_eq(open_bb(&b, &r, msg), GGUF_OK, "%s", msg);
+    cr_expect_eq(gguf_version(r), 3);
+    cr_expect_eq(gguf_alignment(r), 32);
+    cr_expect_eq(gguf_n_kv(r), 2);
+    cr_expect_eq(gguf_n_tensors(r), 2);
+    cr_expect_eq(gguf_file_size(r), b.n);
+    cr_expect_eq(gguf_data_offset(r) % 32, 0);
+    cr_expect_eq(gguf_data_offset(r) + 66, b.n);
+    const gguf_tensor *q = gguf_tensor_at(r, gguf_find_tensor(r, "q"));
+    cr_assert_not_null(q);
+    cr_expect_str_eq(q->name, "q");
+    cr_expect_eq(q->type, GGUF_Q8_0);
+    cr_expect_eq(q->nbytes, 34);
+    cr_expect_eq(q->ne[0], 32);
+    cr_expect_eq(q->ne[1], 1);
+    cr_expect_eq(q->ne[3], 1);
+    cr_expect_eq((const uint8_t *)q->data - b.p, (ptrdiff_t)(gguf_data_offset(r) + 32));
+    cr_expect_eq(((const uint8_t *)q->data)[0], (uint8_t)(32 * 7 + 1));
+    const gguf_tensor *w = gguf_tensor_at(r, 0);
+    cr_expect_eq(w->n_dims, 2);
+    cr_expect_eq(w->ne[1], 2);
+    cr_expect_eq(w->nbytes, 32);
+    cr_expect_eq(gguf_find_tensor(r, "nope"), -1);
+    cr_expect_null(gguf_tensor_at(r, 2));
+    cr_expect_null(gguf_kv_key(r, -1));
+    cr_expect_str_eq(gguf_kv_key(r, 1), "x.count");
+    gguf_close(r);
+    free(b.p);
+}
+
+Test(gguf_read, getters)
+{
+    gguf_writer *w = gguf_writer_create();
+    cr_assert_not_null(w);
+    gguf_value big = {.type = GGUF_VAL_U64, .v.u64 = UINT64_MAX};
+    gguf_value neg = {.type = GGUF_VAL_I8, .v.i64 = -5};
+    gguf_value f64 = {.type = GGUF_VAL_F64, .v.f64 = 0.1};
+    cr_assert_eq(gguf_writer_set_value(w, "big", &big), GGUF_OK);
+    cr_assert_eq(gguf_writer_set_value(w, "neg", &neg), GGUF_OK);
+    cr_assert_eq(gguf_writer_set_value(w, "f64", &f64), GGUF_OK);
+    cr_assert_eq(gguf_writer_set_u64(w, "u64", 1ull << 40), GGUF_OK);
+    cr_assert_eq(gguf_writer_set_f32(w, "f32", 0.5f), GGUF_OK);
+    cr_assert_eq(gguf_writer_set_bool(w, "yes", true), GGUF_OK);
+    cr_assert_eq(gguf_writer_set_str(w, "s", "hello"), GGUF_OK);
+    int32_t arr[2] = {1, -1};
+    cr_assert_eq(gguf_writer_set_array(w, "arr", GGUF_VAL_I32, arr, 2), GGUF_OK);
+    void *buf;
+    size_t n;
+    char msg[GGUF_MSG_SIZE];
+    cr_assert_eq(gguf_writer_kv_to_memory(w, &buf, &n, msg), GGUF_OK, "%s", msg);
+    gguf_reader *r;
+    cr_assert_eq(gguf_open_memory(buf, n, &r, msg), GGUF_OK, "%s", msg);
+    int64_t i;
+    double d;
+    bool bo;
+    const gguf_str *s;
+    const gguf_value *a;
+    cr_expect_eq(gguf_get_int(r, "big", &i), GGUF_ERR_OVERFLOW);
+    cr_expect_eq(gguf_get_int(r, "neg", &i), GGUF_OK);
+    cr_expect_eq(i, -5);
+    cr_expect_eq(gguf_get_int(r, "u64", &i), GGUF_OK);
+    cr_expect_eq(i, 1ll << 40);
+    cr_expect_eq(gguf_get_int(r, "f32", &i), GGUF_ERR_VALUE_TYPE);
+    cr_expect_eq(gguf_get_int(r, "yes", &i), GGUF_ERR_VALUE_TYPE);
+    cr_expect_eq(gguf_get_int(r, "missing", &i), GGUF_ERR_NOT_FOUND);
+    cr_expect_eq(gguf_get_float(r, "f32", &d), GGUF_OK);
+    cr_expect_eq(d, 0.5);
+    cr_expect_eq(gguf_get_float(r, "f64", &d), GGUF_OK);
+    cr_expect_eq(d, 0.1);
+    cr_expect_eq(gguf_get_float(r, "u64", &d), GGUF_ERR_VALUE_TYPE);
+    cr_expect_eq(gguf_get_bool(r, "yes", &bo), GGUF_OK);
+    cr_expect(bo);
+    cr_expect_eq(gguf_get_bool(r, "s", &bo), GGUF_ERR_VALUE_TYPE);
+    cr_expect_eq(gguf_get_str(r, "s", &s), GGUF_OK);
+    cr_expect_str_eq(s->str, "hello");
+    cr_expect_eq(s->len, 5);
+    cr_expect_eq(gguf_get_str(r, "arr", &s), GGUF_ERR_VALUE_TYPE);
+    cr_expect_eq(gguf_get_array(r, "arr", &a), GGUF_OK);
+    cr_expect_eq(a->elem_type, GGUF_VAL_I32);
+    cr_expect_eq(a->n, 2);
+    cr_expect_eq(((const int32_t *)a->v.arr)[1], -1);
+    cr_expect_eq(gguf_get_array(r, "s", &a), GGUF_ERR_VALUE_TYPE);
+    cr_expect_eq(gguf_get_array(r, "nope", &a), GGUF_ERR_NOT_FOUND);
+    gguf_close(r);
+    free(buf);
+    gguf_writer_free(w);
+}
+
+/* ---- the malformed-input table ---- */
+typedef void (*mk_fn)(bb *b);
+typedef struct {
+    const char *name;
+    mk_fn mk;
+    gguf_error want;
+} bad_case;
+
+static const int64_t NE_256[1] = {256};
+
+static void mk_bad_magic(bb *b) { mk_valid(b); b->p[3] = 'G'; }
+static void mk_version1(bb *b) { mk_valid(b); b->p[4] = 1; }
+static void mk_version4(bb *b) { mk_valid(b); b->p[4] = 4; }
+static void mk_version2(bb *b) { mk_valid(b); b->p[4] = 2; }
+static void mk_empty(bb *b) { (void)b; }
+static void mk_short_magic(bb *b) { bb_put(b, "GG", 2); }
+static void mk_short_other(bb *b) { bb_put(b, "PK", 2); }
+static void mk_header_only_20(bb *b) { bb_hdr(b, 3, 0, 0); b->n = 20; }
+static void mk_huge_n_kv(bb *b) { bb_hdr(b, 3, 0, 1ull << 40); bb_kv_u32(b, "a", 1); }
+static void mk_huge_n_kv_max(bb *b) { bb_hdr(b, 3, 0, UINT64_MAX); }
+static void mk_huge_n_tensors(bb *b) { bb_hdr(b, 3, (1ull << 20) + 1, 0); }
+static void mk_n_kv_vs_bytes(bb *b) { bb_hdr(b, 3, 0, 1000); bb_kv_u32(b, "a", 1); }
+static void mk_n_tensors_vs_bytes(bb *b) { bb_hdr(b, 3, 100, 0); bb_ti(b, "w", 1, NE_32, GGUF_F32, 0); bb_data(b, 128); }
+static void mk_empty_key(bb *b) { bb_hdr(b, 3, 0, 1); bb_kv_u32(b, "", 1); }
+static void mk_key_64k(bb *b)
+{
+    bb_hdr(b, 3, 0, 1);
+    bb_u64(b, GGUF_MAX_KEY + 1);
+    for (int i = 0; i <= GGUF_MAX_KEY; i++)
+        bb_u8(b, 'k');
+    bb_u32(b, GGUF_VAL_U8);
+    bb_u8(b, 0);
+}
+static void mk_key_past_end(bb *b) { bb_hdr(b, 3, 0, 1); bb_u64(b, 30); bb_put(b, "abcdefghijklm", 13); }
+static void mk_key_nul(bb *b) { bb_hdr(b, 3, 0, 1); bb_strn(b, "a\0b", 3); bb_u32(b, GGUF_VAL_U8); bb_u8(b, 0); }
+static void mk_huge_string(bb *b)
+{
+    bb_hdr(b, 3, 0, 1);
+    bb_str(b, "s");
+    bb_u32(b, GGUF_VAL_STRING);
+    bb_u64(b, 1ull << 62);
+    bb_put(b, "xxxxxxxxxxxxxxxx", 16);
+}
+static void mk_string_past_end(bb *b)
+{
+    bb_hdr(b, 3, 0, 1);
+    bb_str(b, "s");
+    bb_u32(b, GGUF_VAL_STRING);
+    bb_u64(b, 100);
+    bb_put(b, "xxxxxxxxxxxxxxxx", 16);
+}
+static void mk_huge_array(bb *b)
+{
+    bb_hdr(b, 3, 0, 1);
+    bb_str(b, "a");
+    bb_u32(b, GGUF_VAL_ARRAY);
+    bb_u32(b, GGUF_VAL_U8);
+    bb_u64(b, 1ull << 40);
+    bb_u64(b, 0);
+}
+static void mk_array_past_end(bb *b)
+{
+    bb_hdr(b, 3, 0, 1);
+    bb_str(b, "a");
+    bb_u32(b, GGUF_VAL_ARRAY);
+    bb_u32(b, GGUF_VAL_U32);
+    bb_u64(b, 1000);
+    bb_u64(b, 0);
+}
+static void mk_str_array_past_end(bb *b)
+{
+    bb_hdr(b, 3, 0, 1);
+    bb_str(b, "a");
+    bb_u32(b, GGUF_VAL_ARRAY);
+    bb_u32(b, GGUF_VAL_STRING);
+    bb_u64(b, 1u << 27);
+    bb_str(b, "one");
+    bb_str(b, "two");
+}
+static void mk_str_array_elem_huge(bb *b)
+{
+    bb_hdr(b, 3, 0, 1);
+    bb_str(b, "a");
+    bb_u32(b, GGUF_VAL_ARRAY);
+    bb_u32(b, GGUF_VAL_STRING);
+    bb_u64(b, 2);
+    bb_str(b, "one");
+    bb_u64(b, UINT64_MAX);
+    bb_put(b, "xxxxxxxx", 8);
+}
+static void mk_nested_array(bb *b)
+{
+    bb_hdr(b, 3, 0, 1);
+    bb_str(b, "a");
+    bb_u32(b, GGUF_VAL_ARRAY);
+    bb_u32(b, GGUF_VAL_ARRAY);
+    bb_u64(b, 1);
+    bb_u32(b, GGUF_VAL_U8);
+    bb_u64(b, 1);
+    bb_u8(b, 0);
+}
+static void mk_array_bad_elem(bb *b)
+{
+    bb_hdr(b, 3, 0, 1);
+    bb_str(b, "a");
+    bb_u32(b, GGUF_VAL_ARRAY);
+    bb_u32(b, 13);
+    bb_u64(b, 1);
+    bb_u64(b, 0);
+}
+static void mk_bad_vtype(bb *b) { bb_hdr(b, 3, 0, 1); bb_str(b, "a"); bb_u32(b, 13); bb_u64(b, 0); }
+static void mk_bad_vtype_huge(bb *b) { bb_hdr(b, 3, 0, 1); bb_str(b, "a"); bb_u32(b, 0x80000000u); bb_u64(b, 0); }
+static void mk_dup_key(bb *b) { bb_hdr(b, 3, 0, 2); bb_kv_u32(b, "a.b", 1); bb_kv_str(b, "a.b", "x"); }
+static void mk_bool_2(bb *b) { bb_hdr(b, 3, 0, 1); bb_str(b, "b"); bb_u32(b, GGUF_VAL_BOOL); bb_u8(b, 2); }
+static void mk_bool_array_2(bb *b)
+{
+    bb_hdr(b, 3, 0, 1);
+    bb_str(b, "b");
+    bb_u32(b, GGUF_VAL_ARRAY);
+    bb_u32(b, GGUF_VAL_BOOL);
+    bb_u64(b, 3);
+    bb_u8(b, 0);
+    bb_u8(b, 1);
+    bb_u8(b, 0xff);
+}
+static void mk_scalar_past_end(bb *b) { bb_hdr(b, 3, 0, 1); bb_str(b, "abcdef"); bb_u32(b, GGUF_VAL_F64); bb_u32(b, 0); }
+static void mk_dup_tensor(bb *b)
+{
+    bb_hdr(b, 3, 2, 0);
+    bb_ti(b, "w", 1, NE_32, GGUF_F32, 0);
+    bb_ti(b, "w", 1, NE_32, GGUF_F32, 128);
+    bb_data(b, 256);
+}
+static void mk_empty_tname(bb *b) { bb_hdr(b, 3, 1, 0); bb_ti(b, "", 1, NE_32, GGUF_F32, 0); bb_data(b, 128); }
+static const char NAME63[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_";
+static void mk_name_63(bb *b) { bb_hdr(b, 3, 1, 0); bb_ti(b, NAME63, 1, NE_32, GGUF_F32, 0); bb_data(b, 128); }
+static void mk_name_64(bb *b)
+{
+    char n[65];
+    memcpy(n, NAME63, 63);
+    n[63] = 'x';
+    n[64] = 0;
+    bb_hdr(b, 3, 1, 0);
+    bb_ti(b, n, 1, NE_32, GGUF_F32, 0);
+    bb_data(b, 128);
+}
+static void mk_tname_nul(bb *b)
+{
+    bb_hdr(b, 3, 1, 0);
+    bb_strn(b, "w\0x", 3);
+    bb_u32(b, 1);
+    bb_u64(b, 32);
+    bb_u32(b, GGUF_F32);
+    bb_u64(b, 0);
+    bb_data(b, 128);
+}
+static void mk_ndims(bb *b, uint32_t nd)
+{
+    static const int64_t ne[5] = {32, 1, 1, 1, 1};
+    bb_hdr(b, 3, 1, 0);
+    bb_ti(b, "w", nd, ne, GGUF_F32, 0);
+    bb_data(b, 128);
+}
+static void mk_ndims0(bb *b) { mk_ndims(b, 0); }
+static void mk_ndims5(bb *b) { mk_ndims(b, 5); }
+static void mk_ndims4(bb *b) { mk_ndims(b, 4); }
+static void mk_dims(bb *b, int64_t d0, int64_t d1, int type)
+{
+    int64_t ne[2] = {d0, d1};
+    bb_hdr(b, 3, 1, 0);
+    bb_ti(b, "w", 2, ne, (uint32_t)type, 0);
+    bb_data(b, 256);
+}
+static void mk_zero_dim(bb *b) { mk_dims(b, 32, 0, GGUF_F32); }
+static void mk_neg_dim(bb *b) { mk_dims(b, -32, 1, GGUF_F32); }
+static void mk_overflow_elems(bb *b) { mk_dims(b, 1ll << 32, 1ll << 32, GGUF_F32); }
+static void mk_overflow_bytes(bb *b) { mk_dims(b, 1ll << 31, 1ll << 31, GGUF_F32); }
+static void mk_overflow_row(bb *b) { mk_dims(b, 1ll << 62, 1, GGUF_F32); }
+static void mk_bad_ttype(bb *b) { mk_dims(b, 32, 1, 4); }
+static void mk_bad_ttype_big(bb *b) { mk_dims(b, 32, 1, 1000); }
+static void mk_not_block_multiple(bb *b) { mk_dims(b, 128, 1, GGUF_Q4_K); }
+static void mk_misaligned(bb *b) { bb_hdr(b, 3, 1, 0); bb_ti(b, "w", 1, NE_32, GGUF_F32, 16); bb_data(b, 256); }
+static void mk_offset_beyond(bb *b) { bb_hdr(b, 3, 1, 0); bb_ti(b, "w", 1, NE_32, GGUF_F32, 1ull << 40); bb_data(b, 128); }
+static void mk_offset_wraps(bb *b) { bb_hdr(b, 3, 1, 0); bb_ti(b, "w", 1, NE_32, GGUF_F32, UINT64_MAX - 31); bb_data(b, 128); }
+static void mk_tensor_straddles(bb *b) { bb_hdr(b, 3, 1, 0); bb_ti(b, "w", 1, NE_32, GGUF_F32, 0); bb_data(b, 127); }
+static void mk_data_past_end(bb *b) { bb_hdr(b, 3, 1, 0); bb_ti(b, "w", 1, NE_32, GGUF_F32, 0); }
+static void mk_overlap(bb *b)
+{
+    bb_hdr(b, 3, 3, 0);
+    bb_ti(b, "a", 1, NE_32, GGUF_F32, 256);
+    bb_ti(b, "b", 1, NE_32, GGUF_F32, 0);
+    bb_ti(b, "c", 1, NE_32, GGUF_F32, 96); /* b covers 0..128 */
+    bb_data(b, 512);
+}
+static void mk_same_offset(bb *b)
+{
+    bb_hdr(b, 3, 2, 0);
+    bb_ti(b, "a", 1, NE_32, GGUF_F32, 0);
+    bb_ti(b, "b", 1, NE_32, GGUF_F32, 0);
+    bb_data(b, 512);
+}
+static void mk_unordered_ok(bb *b)
+{
+    bb_hdr(b, 3, 2, 0);
+    bb_ti(b, "a", 1, NE_32, GGUF_F32, 128);
+    bb_ti(b, "b", 1, NE_32, GGUF_F32, 0);
+    bb_data(b, 256);
+}
+static void mk_align(bb *b, uint32_t vtype, uint64_t a)
+{
+    bb_hdr(b, 3, 1, 1);
+    bb_str(b, "general.alignment");
+    bb_u32(b, vtype);
+    if (vtype == GGUF_VAL_U64)
+        bb_u64(b, a);
+    else
+        bb_u32(b, (uint32_t)a);
+    bb_ti(b, "w", 1, NE_256, GGUF_Q4_K, 0);
+    bb_pad(b, 64);
+    for (int i = 0; i < 144; i++)
+        bb_u8(b, 1);
+}
+static void mk_align0(bb *b) { mk_align(b, GGUF_VAL_U32, 0); }
+static void mk_align3(bb *b) { mk_align(b, GGUF_VAL_U32, 3); }
+static void mk_align_u64(bb *b) { mk_align(b, GGUF_VAL_U64, 32); }
+static void mk_align_i32(bb *b) { mk_align(b, GGUF_VAL_I32, 32); }
+static void mk_align64_ok(bb *b) { mk_align(b, GGUF_VAL_U32, 64); }
+static void mk_align64_misaligned(bb *b)
+{
+    bb_hdr(b, 3, 2, 1);
+    bb_kv_u32(b, "general.alignment", 64);
+    bb_ti(b, "a", 1, NE_32, GGUF_F32, 0);
+    bb_ti(b, "b", 1, NE_32, GGUF_F32, 160); /* 32-aligned only */
+    bb_pad(b, 64);
+    for (int i = 0; i < 320; i++)
+        bb_u8(b, 1);
+}
+
+static const bad_case bad_cases[] = {
+    {"bad magic", mk_bad_magic, GGUF_ERR_MAGIC},
+    {"version 1", mk_version1, GGUF_ERR_VERSION},
+    {"version 4", mk_version4, GGUF_ERR_VERSION},
+    {"version 2 accepted", mk_version2, GGUF_OK},
+    {"empty buffer", mk_empty, GGUF_ERR_TRUNCATED},
+    {"2 bytes of magic", mk_short_magic, GGUF_ERR_TRUNCATED},
+    {"2 bytes, not magic", mk_short_other, GGUF_ERR_MAGIC},
+    {"header cut at 20", mk_header_only_20, GGUF_ERR_TRUNCATED},
+    {"n_kv 2^40", mk_huge_n_kv, GGUF_ERR_LIMIT},
+    {"n_kv UINT64_MAX", mk_huge_n_kv_max, GGUF_ERR_LIMIT},
+    {"n_tensors 2^20+1", mk_huge_n_tensors, GGUF_ERR_LIMIT},
+    {"n_kv vs bytes left", mk_n_kv_vs_bytes, GGUF_ERR_TRUNCATED},
+    {"n_tensors vs bytes left", mk_n_tensors_vs_bytes, GGUF_ERR_TRUNCATED},
+    {"empty key", mk_empty_key, GGUF_ERR_NAME},
+    {"key of 65536 bytes", mk_key_64k, GGUF_ERR_NAME},
+    {"key past end", mk_key_past_end, GGUF_ERR_TRUNCATED},
+    {"key with NUL", mk_key_nul, GGUF_ERR_NAME},
+    {"string length 2^62", mk_huge_string, GGUF_ERR_LIMIT},
+    {"string past end", mk_string_past_end, GGUF_ERR_TRUNCATED},
+    {"array count 2^40", mk_huge_array, GGUF_ERR_LIMIT},
+    {"u32 array past end", mk_array_past_end, GGUF_ERR_TRUNCATED},
+    {"string array count past end", mk_str_array_past_end, GGUF_ERR_TRUNCATED},
+    {"string array element length huge", mk_str_array_elem_huge, GGUF_ERR_LIMIT},
+    {"nested array", mk_nested_array, GGUF_ERR_VALUE_TYPE},
+    {"array element type 13", mk_array_bad_elem, GGUF_ERR_VALUE_TYPE},
+    {"value type 13", mk_bad_vtype, GGUF_ERR_VALUE_TYPE},
+    {"value type 2^31", mk_bad_vtype_huge, GGUF_ERR_VALUE_TYPE},
+    {"duplicate key", mk_dup_key, GGUF_ERR_DUPLICATE},
+    {"bool 2", mk_bool_2, GGUF_ERR_VALUE_TYPE},
+    {"bool array with 0xff", mk_bool_array_2, GGUF_ERR_VALUE_TYPE},
+    {"f64 past end", mk_scalar_past_end, GGUF_ERR_TRUNCATED},
+    {"duplicate tensor", mk_dup_tensor, GGUF_ERR_DUPLICATE},
+    {"empty tensor name", mk_empty_tname, GGUF_ERR_NAME},
+    {"tensor name of 63 accepted", mk_name_63, GGUF_OK},
+    {"tensor name of 64", mk_name_64, GGUF_ERR_NAME},
+    {"tensor name with NUL", mk_tname_nul, GGUF_ERR_NAME},
+    {"n_dims 0", mk_ndims0, GGUF_ERR_SHAPE},
+    {"n_dims 5", mk_ndims5, GGUF_ERR_SHAPE},
+    {"n_dims 4 accepted", mk_ndims4, GGUF_OK},
+    {"zero dim", mk_zero_dim, GGUF_ERR_SHAPE},
+    {"negative dim", mk_neg_dim, GGUF_ERR_SHAPE},
+    {"element count overflow", mk_overflow_elems, GGUF_ERR_OVERFLOW},
+    {"byte size overflow", mk_overflow_bytes, GGUF_ERR_OVERFLOW},
+    {"row byte size wraps (f32 ne[0] 2^62)", mk_overflow_row, GGUF_ERR_OVERFLOW},
+    {"tensor type 4", mk_bad_ttype, GGUF_ERR_TENSOR_TYPE},
+    {"tensor type 1000", mk_bad_ttype_big, GGUF_ERR_TENSOR_TYPE},
+    {"q4_K ne[0] 128", mk_not_block_multiple, GGUF_ERR_SHAPE},
+    {"misaligned offset", mk_misaligned, GGUF_ERR_ALIGN},
+    {"offset beyond file", mk_offset_beyond, GGUF_ERR_OFFSET},
+    {"offset + size wraps", mk_offset_wraps, GGUF_ERR_OFFSET},
+    {"tensor straddles end", mk_tensor_straddles, GGUF_ERR_OFFSET},
+    {"data section past end", mk_data_past_end, GGUF_ERR_TRUNCATED},
+    {"overlapping tensors", mk_overlap, GGUF_ERR_OFFSET},
+    {"same offset twice", mk_same_offset, GGUF_ERR_OFFSET},
+    {"offsets out of order accepted", mk_unordered_ok, GGUF_OK},
+    {"alignment 0", mk_align0, GGUF_ERR_ALIGN},
+    {"alignment 3", mk_align3, GGUF_ERR_ALIGN},
+    {"alignment as u64", mk_align_u64, GGUF_ERR_VALUE_TYPE},
+    {"alignment as i32", mk_align_i32, GGUF_ERR_VALUE_TYPE},
+    {"alignment 64 accepted", mk_align64_ok, GGUF_OK},
+    {"offset misaligned for 64", mk_align64_misaligned, GGUF_ERR_ALIGN},
+};
+
+#define N_BAD_CASES (sizeof bad_cases / sizeof bad_cases[0])
+
+/* Criterion runs each parameter in a fresh process, so the parameter is an index (plain data),
+ * not pointers into this process. */
+ParameterizedTestParameters(gguf_read, malformed)
+{
+    static int idx[N_BAD_CASES];
+    for (size_t i = 0; i < N_BAD_CASES; i++)
+        idx[i] = (int)i;
+    return cr_make_param_array(int, idx, N_BAD_CASES);
+}
+
+ParameterizedTest(int *ci, gguf_read, malformed)
+{
+    const bad_case *c = &bad_cases[*ci];
+    bb b = {0};
+    c->mk(&b);
+    gguf_reader *r = (gguf_reader *)1;
+    char msg[GGUF_MSG_SIZE] = "";
+    gguf_error e = open_bb(&b, &r, msg);
+    cr_expect_eq(e, c->want, "case \"%s\": got %s (%s), want %s", c->name, gguf_strerror(e), msg,
+                 gguf_strerror(c->want));
+    if (e == GGUF_OK) {
+        cr_expect_not_null(r, "case \"%s\"", c->name);
+        gguf_close(r);
+    } else {
+        cr_expect_null(r, "case \"%s\": reader set on failure", c->name);
+        cr_expect(msg[0] != 0 && strchr(msg, '\n') == NULL, "case \"%s\": message \"%s\"", c->name, msg);
+    }
+    free(b.p);
+}
+
+Test(gguf_read, every_truncation)
+{
+    bb b = {0};
+    mk_valid(&b);
+    gguf_reader *r;
+    char msg[GGUF_MSG_SIZE];
+    cr_assert_eq(open_bb(&b, &r, msg), GGUF_OK);
+    size_t data_off = gguf_data_offset(r);
+    gguf_close(r);
+    int n_trunc = 0, n_off = 0;
+    for (size_t len = 0; len < b.n; len++) {
+        /* a fresh exact-size copy so ASan catches any read past len */
+        uint8_t *p = malloc(len ? len : 1);
+        memcpy(p, b.p, len);
+        gguf_error e = gguf_open_memory(p, len, &r, msg);
+        gguf_error want = len < data_off ? GGUF_ERR_TRUNCATED : GGUF_ERR_OFFSET;
+        cr_expect_eq(e, want, "prefix of %zu bytes: got %s (%s)", len, gguf_strerror(e), msg);
+        n_trunc += e == GGUF_ERR_TRUNCATED;
+        n_off += e == GGUF_ERR_OFFSET;
+        free(p);
+    }
+    cr_expect_eq(n_trunc, (int)data_off);
+    cr_expect_eq(n_off, (int)(b.n - data_off));
+    free(b.p);
+}
+
+/* Deterministic random byte mutations of a valid file: never a crash or a sanitizer report,
+ * every refusal carries a message, and both outcomes occur. */
+Test(gguf_read, random_mutations)
+{
+    bb b = {0};
+    bb_hdr(&b, 3, 2, 3);
+    bb_kv_u32(&b, "general.alignment", 32);
+    bb_str(&b, "tok");
+    bb_u32(&b, GGUF_VAL_ARRAY);
+    bb_u32(&b, GGUF_VAL_STRING);
+    bb_u64(&b, 3);
+    bb_str(&b, "a");
+    bb_str(&b, "");
+    bb_str(&b, "xyz");
+    bb_str(&b, "f");
+    bb_u32(&b, GGUF_VAL_ARRAY);
+    bb_u32(&b, GGUF_VAL_F32);
+    bb_u64(&b, 2);
+    bb_u64(&b, 0);
+    bb_ti(&b, "w", 2, NE_4x2, GGUF_F32, 0);
+    bb_ti(&b, "q", 1, NE_32, GGUF_Q8_0, 32);
+    bb_data(&b, 66);
+    uint64_t x = 88172645463325252ull;
+    int ok = 0, bad = 0;
+    char msg[GGUF_MSG_SIZE];
+    for (int it = 0; it < 20000; it++) {
+        size_t len = b.n;
+        uint8_t *p = malloc(len);
+        memcpy(p, b.p, len);
+        int nmut = 1 + it % 3;
+        for (int m = 0; m < nmut; m++) {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            size_t pos = (size_t)(x % len);
+            p[pos] = (uint8_t)(x >> 32);
+            if ((x >> 40) % 4 == 0) /* favour small and extreme values */
+                p[pos] = (x >> 44) % 2 ? 0xff : (uint8_t)((x >> 48) % 6);
+        }
+        gguf_reader *r;
+        msg[0] = 0;
+        gguf_error e = gguf_open_memory(p, len, &r, msg);
+        cr_assert(e >= 0 && e < GGUF_ERR_COUNT_);
+        if (e == GGUF_OK) {
+            ok++;
+            unsigned sum = 0;
+            for (int64_t i = 0; i < gguf_n_tensors(r); i++) {
+                const gguf_tensor *t = gguf_tensor_at(r, i);
+                for (uint64_t k = 0; k < t->nbytes; k++)
+                    sum += ((const uint8_t *)t->data)[k];
+            }
+            for (int64_t i = 0; i < gguf_n_kv(r); i++)
+                cr_assert_eq(gguf_find_kv(r, gguf_kv_key(r, i)), i);
+            (void)sum;
+            gguf_close(r);
+        } else {
+            bad++;
+            cr_assert(msg[0] != 0, "iteration %d: error %s without a message", it, gguf_strerror(e));
+        }
+        free(p);
+    }
+    cr_expect_gt(ok, 1000);
+    cr_expect_gt(bad, 1000);
+    free(b.p);
+}
+
+Test(gguf_read, open_file_errors)
+{
+    gguf_reader *r;
+    char msg[GGUF_MSG_SIZE];
+    char *dir = tu_mkdtemp();
+    cr_assert_not_null(dir);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/missing.gguf", dir);
+    cr_expect_eq(gguf_open(path, &r, msg), GGUF_ERR_IO);
+    cr_expect(strstr(msg, strerror(ENOENT)) != NULL, "%s", msg);
+    cr_expect_eq(gguf_open(dir, &r, msg), GGUF_ERR_IO);
+    snprintf(path, sizeof path, "%s/empty.gguf", dir);
+    cr_assert_eq(tu_write_file(path, "", 0), 0);
+    cr_expect_eq(gguf_open(path, &r, msg), GGUF_ERR_TRUNCATED);
+    bb b = {0};
+    mk_valid(&b);
+    cr_assert_eq(tu_write_file(path, b.p, b.n), 0);
+    cr_assert_eq(gguf_open(path, &r, msg), GGUF_OK, "%s", msg);
+    cr_expect_eq(memcmp(gguf_tensor_at(r, 1)->data, b.p + gguf_data_offset(r) + 32, 34), 0);
+    gguf_close(r);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+    free(b.p);
+}
+
+/* ======================= writer ======================= */
+
+/* Write a writer's declared tensors with data[i] = byte pattern, in pieces of `piece` bytes. */
+static void write_pattern(gguf_writer *w, const char *path, uint64_t data_bytes, size_t piece)
+{
+    char msg[GGUF_MSG_SIZE] = "";
+    cr_assert_eq(gguf_writer_open(w, path, msg), GGUF_OK, "%s", msg);
+    uint8_t *buf = malloc(data_bytes ? data_bytes : 1);
+    for (uint64_t i = 0; i < data_bytes; i++)
+        buf[i] = (uint8_t)(i * 13 + 5);
+    for (uint64_t off = 0; off < data_bytes; off += piece) {
+        size_t k = data_bytes - off < piece ? (size_t)(data_bytes - off) : piece;
+        cr_assert_eq(gguf_writer_write(w, buf + off, k, msg), GGUF_OK, "%s", msg);
+    }
+    cr_assert_eq(gguf_writer_finish(w, msg), GGUF_OK, "%s", msg);
+    free(buf);
+}
+
+/* The exact bytes of a tiny file, built by hand from the GGUF spec as llama.cpp writes it. */
+Test(gguf_write, golden_layout)
+{
+    gguf_writer *w = gguf_writer_create();
+    int64_t ne[1] = {2};
+    cr_assert_eq(gguf_writer_set_u32(w, "k", 5), GGUF_OK);
+    cr_assert_eq(gguf_writer_add_tensor(w, "t", 1, ne, GGUF_F32, NULL), GGUF_OK);
+    cr_assert_eq(gguf_writer_add_tensor(w, "u", 1, ne, GGUF_F16, NULL), GGUF_OK);
+    char *dir = tu_mkdtemp(), path[4096];
+    snprintf(path, sizeof path, "%s/g.gguf", dir);
+    write_pattern(w, path, 12, 5);
+    static const uint8_t want[] = {
+        'G', 'G', 'U', 'F', 3, 0, 0, 0,                   /* magic, version 3 */
+        2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,   /* 2 tensors, 1 kv */
+        1, 0, 0, 0, 0, 0, 0, 0, 'k', 4, 0, 0, 0, 5, 0, 0, 0, /* "k" u32 5 */
+        1, 0, 0, 0, 0, 0, 0, 0, 't', 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, /* "t" n_dims 1 ne 2 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,               /* F32, offset 0 */
+        1, 0, 0, 0, 0, 0, 0, 0, 'u', 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0,
+        1, 0, 0, 0, 32, 0, 0, 0, 0, 0, 0, 0,              /* F16, offset 32 */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* pad 107 -> 128 */
+        5, 18, 31, 44, 57, 70, 83, 96,                    /* t's 8 bytes */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        109, 122, 135, 148,                               /* u's 4 bytes */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    };
+    size_t n;
+    uint8_t *got = tu_read_file(path, &n);
+    cr_assert_not_null(got);
+    cr_expect_eq(n, sizeof want);
+    cr_expect_eq(gguf_writer_total_size(w), sizeof want);
+    for (size_t i = 0; i < n && i < sizeof want; i++)
+        cr_expect_eq(got[i], want[i], "byte %zu: %u != %u", i, got[i], want[i]);
+    free(got);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+    gguf_writer_free(w);
+}
+
+Test(gguf_write, roundtrip_every_value_type)
+{
+    gguf_writer *w = gguf_writer_create();
+    cr_assert_not_null(w);
+    const gguf_value scalars[] = {
+        {.type = GGUF_VAL_U8, .v.u64 = 200},          {.type = GGUF_VAL_I8, .v.i64 = -100},
+        {.type = GGUF_VAL_U16, .v.u64 = 65000},       {.type = GGUF_VAL_I16, .v.i64 = -30000},
+        {.type = GGUF_VAL_U32, .v.u64 = 4000000000u}, {.type = GGUF_VAL_I32, .v.i64 = -2000000000},
+        {.type = GGUF_VAL_F32, .v.f64 = 1.5},         {.type = GGUF_VAL_BOOL, .v.b = true},
+        {.type = GGUF_VAL_U64, .v.u64 = UINT64_MAX},  {.type = GGUF_VAL_I64, .v.i64 = INT64_MIN},
+        {.type = GGUF_VAL_F64, .v.f64 = -1e300},
+    };
+    char key[32];
+    for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++) {
+        snprintf(key, sizeof key, "scalar.%s", gguf_value_type_name(scalars[i].type));
+        cr_assert_eq(gguf_writer_set_value(w, key, &scalars[i]), GGUF_OK, "%s", key);
+    }
+    cr_assert_eq(gguf_writer_set_str(w, "str", "héllo"), GGUF_OK);
+    gguf_value nul = {.type = GGUF_VAL_STRING, .v.str = {"a\0b", 3}};
+    cr_assert_eq(gguf_writer_set_value(w, "str.nul", &nul), GGUF_OK);
+    cr_assert_eq(gguf_writer_set_str(w, "str.empty", ""), GGUF_OK);
+    uint8_t u8s[3] = {1, 2, 255};
+    int16_t i16s[2] = {-2, 7};
+    float f32s[3] = {0.25f, -1.0f, 3e38f};
+    double f64s[1] = {2.5};
+    bool bools[4] = {true, false, false, true};
+    int64_t i64s[2] = {INT64_MAX, -1};
+    cr_assert_eq(gguf_writer_set_array(w, "arr.u8", GGUF_VAL_U8, u8s, 3), GGUF_OK);
+    cr_assert_eq(gguf_writer_set_array(w, "arr.i16", GGUF_VAL_I16, i16s, 2), GGUF_OK);
+    cr_assert_eq(gguf_writer_set_array(w, "arr.f32", GGUF_VAL_F32, f32s, 3), GGUF_OK);
+    cr_assert_eq(gguf_writer_set_array(w, "arr.f64", GGUF_VAL_F64, f64s, 1), GGUF_OK);
+    cr_assert_eq(gguf_writer_set_array(w, "arr.bool", GGUF_VAL_BOOL, bools, 4), GGUF_OK);
+    cr_assert_eq(gguf_writer_set_array(w, "arr.i64", GGUF_VAL_I64, i64s, 2), GGUF_OK);
+    cr_assert_eq(gguf_writer_set_array(w, "arr.empty", GGUF_VAL_U32, NULL, 0), GGUF_OK);
+    const char *strs[] = {"<unk>", "", "▁the", "z"};
+    cr_assert_eq(gguf_writer_set_str_array(w, "arr.str", strs, 4), GGUF_OK);
+    cr_expect_eq(gguf_writer_set_array(w, "arr.nested", GGUF_VAL_ARRAY, u8s, 1), GGUF_ERR_VALUE_TYPE);
+    cr_expect_eq(gguf_writer_set_array(w, "arr.bad", (enum gguf_value_type)13, u8s, 1), GGUF_ERR_VALUE_TYPE);
+    uint8_t badbool = 2;
+    cr_expect_eq(gguf_writer_set_array(w, "arr.badbool", GGUF_VAL_BOOL, &badbool, 1), GGUF_ERR_VALUE_TYPE);
+    gguf_value over = {.type = GGUF_VAL_U8, .v.u64 = 256};
+    cr_expect_eq(gguf_writer_set_value(w, "over", &over), GGUF_ERR_ARG);
+    cr_expect_eq(gguf_writer_set_u32(w, "", 1), GGUF_ERR_NAME);
+
+    char *dir = tu_mkdtemp(), path[4096], msg[GGUF_MSG_SIZE];
+    snprintf(path, sizeof path, "%s/v.gguf", dir);
+    write_pattern(w, path, 0, 1);
+    gguf_reader *r;
+    cr_assert_eq(gguf_open(path, &r, msg), GGUF_OK, "%s", msg);
+    cr_expect_eq(gguf_n_kv(r), 11 + 3 + 8);
+    cr_expect_eq(gguf_n_tensors(r), 0);
+    for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++) {
+        snprintf(key, sizeof key, "scalar.%s", gguf_value_type_name(scalars[i].type));
+        int64_t k = gguf_find_kv(r, key);
+        cr_assert_eq(k, (int64_t)i, "%s", key);
+        const gguf_value *v = gguf_kv_value(r, k);
+        cr_expect_eq(v->type, scalars[i].type, "%s", key);
+        if (v->type == GGUF_VAL_F32 || v->type == GGUF_VAL_F64)
+            cr_expect_eq(v->v.f64, scalars[i].v.f64, "%s", key);
+        else if (v->type == GGUF_VAL_BOOL)
+            cr_expect_eq(v->v.b, scalars[i].v.b, "%s", key);
+        else
+            cr_expect_eq(v->v.u64, scalars[i].v.u64, "%s", key);
+    }
+    const gguf_str *s;
+    cr_assert_eq(gguf_get_str(r, "str", &s), GGUF_OK);
+    cr_expect_str_eq(s->str, "héllo");
+    cr_assert_eq(gguf_get_str(r, "str.nul", &s), GGUF_OK);
+    cr_expect_eq(s->len, 3);
+    cr_expect_eq(memcmp(s->str, "a\0b", 4), 0);
+    cr_assert_eq(gguf_get_str(r, "str.empty", &s), GGUF_OK);
+    cr_expect_eq(s->len, 0);
+    cr_expect_str_eq(s->str, "");
+    const gguf_value *a;
+    cr_assert_eq(gguf_get_array(r, "arr.u8", &a), GGUF_OK);
+    cr_expect_eq(memcmp(a->v.arr, u8s, 3), 0);
+    cr_assert_eq(gguf_get_array(r, "arr.i16", &a), GGUF_OK);
+    cr_expect_eq(memcmp(a->v.arr, i16s, sizeof i16s), 0);
+    cr_expect_eq((uintptr_t)a->v.arr % _Alignof(int16_t), 0);
+    cr_assert_eq(gguf_get_array(r, "arr.f32", &a), GGUF_OK);
+    cr_expect_eq(((const float *)a->v.arr)[2], 3e38f);
+    cr_assert_eq(gguf_get_array(r, "arr.f64", &a), GGUF_OK);
+    cr_expect_eq((uintptr_t)a->v.arr % _Alignof(double), 0);
+    cr_expect_eq(((const double *)a->v.arr)[0], 2.5);
+    cr_assert_eq(gguf_get_array(r, "arr.bool", &a), GGUF_OK);
+    cr_expect_eq(memcmp(a->v.arr, bools, 4), 0);
+    cr_assert_eq(gguf_get_array(r, "arr.i64", &a), GGUF_OK);
+    cr_expect_eq(((const int64_t *)a->v.arr)[0], INT64_MAX);
+    cr_expect_eq((uintptr_t)a->v.arr % _Alignof(int64_t), 0);
+    cr_assert_eq(gguf_get_array(r, "arr.empty", &a), GGUF_OK);
+    cr_expect_eq(a->n, 0);
+    cr_expect_eq(a->elem_type, GGUF_VAL_U32);
+    cr_assert_eq(gguf_get_array(r, "arr.str", &a), GGUF_OK);
+    cr_assert_eq(a->elem_type, GGUF_VAL_STRING);
+    cr_assert_eq(a->n, 4);
+    for (int i = 0; i < 4; i++) {
+        cr_expect_str_eq(a->v.strs[i].str, strs[i]);
+        cr_expect_eq(a->v.strs[i].len, strlen(strs[i]));
+    }
+    cr_expect_eq(gguf_find_kv(r, "over"), -1);
+    gguf_close(r);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+    gguf_writer_free(w);
+}
+
+Test(gguf_write, replace_in_place_and_remove)
+{
+    gguf_writer *w = gguf_writer_create();
+    cr_assert_eq(gguf_writer_set_u32(w, "a", 1), GGUF_OK);
+    cr_assert_eq(gguf_writer_set_str(w, "b", "x"), GGUF_OK);
+    cr_assert_eq(gguf_writer_set_u32(w, "c", 3), GGUF_OK);
+    cr_assert_eq(gguf_writer_set_str(w, "a", "now a string"), GGUF_OK);
+    cr_assert_eq(gguf_writer_remove(w, "b"), GGUF_OK);
+    cr_expect_eq(gguf_writer_remove(w, "b"), GGUF_ERR_NOT_FOUND);
+    cr_assert_eq(gguf_writer_set_u32(w, "d", 4), GGUF_OK);
+    void *buf;
+    size_t n;
+    gguf_reader *r;
+    cr_assert_eq(gguf_writer_kv_to_memory(w, &buf, &n, NULL), GGUF_OK);
+    cr_assert_eq(gguf_open_memory(buf, n, &r, NULL), GGUF_OK);
+    cr_assert_eq(gguf_n_kv(r), 3);
+    cr_expect_str_eq(gguf_kv_key(r, 0), "a");
+    cr_expect_str_eq(gguf_kv_key(r, 1), "c");
+    cr_expect_str_eq(gguf_kv_key(r, 2), "d");
+    cr_expect_str_eq(gguf_kv_value(r, 0)->v.str.str, "now a string");
+    cr_expect_eq(gguf_find_kv(r, "b"), -1);
+    gguf_close(r);
+    free(buf);
+    gguf_writer_free(w);
+}
+
+Test(gguf_write, many_keys_and_tensors)
+{
+    /* enough entries to grow the writer's and reader's indexes several times */
+    gguf_writer *w = gguf_writer_create();
+    char key[32];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(key, sizeof key, "k.%d", i);
+        cr_assert_eq(gguf_writer_set_u32(w, key, (uint32_t)i), GGUF_OK);
+    }
+    int64_t ne[1] = {1};
+    for (int i = 0; i < 2000; i++) {
+        snprintf(key, sizeof key, "t.%d", i);
+        cr_assert_eq(gguf_writer_add_tensor(w, key, 1, ne, GGUF_F32, NULL), GGUF_OK);
+    }
+    cr_expect_eq(gguf_writer_add_tensor(w, "t.1999", 1, ne, GGUF_F32, NULL), GGUF_ERR_DUPLICATE);
+    char *dir = tu_mkdtemp(), path[4096], msg[GGUF_MSG_SIZE];
+    snprintf(path, sizeof path, "%s/m.gguf", dir);
+    write_pattern(w, path, 2000 * 4, 3);
+    gguf_reader *r;
+    cr_assert_eq(gguf_open(path, &r, msg), GGUF_OK, "%s", msg);
+    cr_expect_eq(gguf_file_size(r), gguf_writer_total_size(w));
+    for (int i = 0; i < 3000; i += 7) {
+        snprintf(key, sizeof key, "k.%d", i);
+        int64_t v;
+        cr_expect_eq(gguf_get_int(r, key, &v), GGUF_OK);
+        cr_expect_eq(v, i);
+    }
+    for (int i = 0; i < 2000; i += 13) {
+        snprintf(key, sizeof key, "t.%d", i);
+        const gguf_tensor *t = gguf_tensor_at(r, gguf_find_tensor(r, key));
+        cr_assert_not_null(t, "%s", key);
+        cr_expect_eq(t->offset, (uint64_t)i * 32);
+        cr_expect_eq(((const uint8_t *)t->data)[3], (uint8_t)((4 * i + 3) * 13 + 5));
+    }
+    gguf_close(r);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+    gguf_writer_free(w);
+}
+
+typedef struct {
+    uint32_t alignment; /* 0: not set */
+} align_case;
+
+ParameterizedTestParameters(gguf_write, alignment_variants)
+{
+    static align_case cases[] = {{0}, {1}, {8}, {32}, {64}, {4096}};
+    return cr_make_param_array(align_case, cases, sizeof cases / sizeof cases[0]);
+}
+
+ParameterizedTest(align_case *ac, gguf_write, alignment_variants)
+{
+    gguf_writer *w = gguf_writer_create();
+    int64_t ne_a[2] = {3, 5}, ne_b[1] = {256}, ne_c[3] = {32, 2, 2};
+    cr_assert_eq(gguf_writer_set_str(w, "general.name", "t"), GGUF_OK);
+    cr_assert_eq(gguf_writer_add_tensor(w, "a", 2, ne_a, GGUF_F32, NULL), GGUF_OK);
+    /* alignment set after a tensor was added: offsets are recomputed */
+    if (ac->alignment)
+        cr_assert_eq(gguf_writer_set_u32(w, "general.alignment", ac->alignment), GGUF_OK);
+    cr_assert_eq(gguf_writer_add_tensor(w, "b", 1, ne_b, GGUF_Q6_K, NULL), GGUF_OK);
+    cr_assert_eq(gguf_writer_add_tensor(w, "c", 3, ne_c, GGUF_Q4_0, NULL), GGUF_OK);
+    const uint64_t sizes[3] = {60, 210, 4 * 18};
+    char *dir = tu_mkdtemp(), path[4096], msg[GGUF_MSG_SIZE];
+    snprintf(path, sizeof path, "%s/a.gguf", dir);
+    write_pattern(w, path, 60 + 210 + 72, 50);
+    size_t fsize;
+    uint8_t *bytes = tu_read_file(path, &fsize);
+    gguf_reader *r;
+    cr_assert_eq(gguf_open_memory(bytes, fsize, &r, msg), GGUF_OK, "%s", msg);
+    size_t a = ac->alignment ? ac->alignment : 32;
+    cr_expect_eq(gguf_alignment(r), a);
+    cr_expect_eq(gguf_data_offset(r) % a, 0);
+    cr_expect_eq(fsize, gguf_writer_total_size(w));
+    uint64_t off = 0, pat = 0;
+    for (int i = 0; i < 3; i++) {
+        const gguf_tensor *t = gguf_tensor_at(r, i);
+        cr_expect_eq(t->offset, off, "alignment %zu tensor %d", a, i);
+        cr_expect_eq(t->nbytes, sizes[i]);
+        for (uint64_t k = 0; k < sizes[i]; k++, pat++)
+            cr_assert_eq(((const uint8_t *)t->data)[k], (uint8_t)(pat * 13 + 5));
+        uint64_t padded = (sizes[i] + a - 1) / a * a;
+        for (uint64_t k = sizes[i]; k < padded; k++)
+            cr_assert_eq(((const uint8_t *)t->data)[k], 0, "padding byte %llu", (unsigned long long)k);
+        off += padded;
+    }
+    cr_expect_eq(gguf_data_offset(r) + off, fsize);
+    gguf_close(r);
+    free(bytes);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+    gguf_writer_free(w);
+}
+
+Test(gguf_write, argument_and_state_errors)
+{
+    gguf_writer *w = gguf_writer_create();
+    char msg[GGUF_MSG_SIZE];
+    int64_t ne[4] = {32, 2, 1, 1}, zero[2] = {32, 0}, neg[1] = {-32}, big[2] = {1ll << 40, 1ll << 40};
+    char n64[65];
+    memset(n64, 'n', 64);
+    n64[64] = 0;
+    cr_expect_eq(gguf_writer_set_u32(w, "general.alignment", 3), GGUF_ERR_ALIGN);
+    cr_expect_eq(gguf_writer_set_u32(w, "general.alignment", 0), GGUF_ERR_ALIGN);
+    cr_expect_eq(gguf_writer_set_i32(w, "general.alignment", 32), GGUF_ERR_VALUE_TYPE);
+    cr_expect_eq(gguf_writer_set_u64(w, "general.alignment", 32), GGUF_ERR_VALUE_TYPE);
+    cr_expect_eq(gguf_writer_add_tensor(w, "", 1, ne, GGUF_F32, msg), GGUF_ERR_NAME);
+    cr_expect_eq(gguf_writer_add_tensor(w, n64, 1, ne, GGUF_F32, msg), GGUF_ERR_NAME);
+    cr_expect_eq(gguf_writer_add_tensor(w, n64 + 1, 1, ne, GGUF_F32, msg), GGUF_OK, "%s", msg);
+    cr_expect_eq(gguf_writer_add_tensor(w, n64 + 1, 1, ne, GGUF_F32, msg), GGUF_ERR_DUPLICATE);
+    cr_expect_eq(gguf_writer_add_tensor(w, "x", 0, ne, GGUF_F32, msg), GGUF_ERR_SHAPE);
+    cr_expect_eq(gguf_writer_add_tensor(w, "x", 5, ne, GGUF_F32, msg), GGUF_ERR_SHAPE);
+    cr_expect_eq(gguf_writer_add_tensor(w, "x", 2, zero, GGUF_F32, msg), GGUF_ERR_SHAPE);
+    cr_expect_eq(gguf_writer_add_tensor(w, "x", 1, neg, GGUF_F32, msg), GGUF_ERR_SHAPE);
+    cr_expect_eq(gguf_writer_add_tensor(w, "x", 2, big, GGUF_F32, msg), GGUF_ERR_OVERFLOW);
+    int64_t wrap[1] = {1ll << 62};
+    cr_expect_eq(gguf_writer_add_tensor(w, "x", 1, wrap, GGUF_F32, msg), GGUF_ERR_OVERFLOW);
+    cr_expect_eq(gguf_writer_add_tensor(w, "x", 1, ne, 5, msg), GGUF_ERR_TENSOR_TYPE);
+    cr_expect_eq(gguf_writer_add_tensor(w, "x", 1, ne, GGUF_Q4_K, msg), GGUF_ERR_SHAPE);
+    cr_expect(strstr(msg, "x") != NULL, "%s", msg);
+    cr_expect_eq(gguf_writer_add_tensor(w, "x", 4, ne, GGUF_Q8_0, msg), GGUF_OK);
+    /* data: 32 f32 (128 bytes) + 2 q8_0 blocks (68 bytes) = 196; nothing may be written before open */
+    cr_expect_eq(gguf_writer_write(w, "x", 1, msg), GGUF_ERR_STATE);
+    cr_expect_eq(gguf_writer_finish(w, msg), GGUF_ERR_STATE);
+    char *dir = tu_mkdtemp(), path[4096];
+    snprintf(path, sizeof path, "%s/s.gguf", dir);
+    cr_assert_eq(gguf_writer_open(w, path, msg), GGUF_OK, "%s", msg);
+    cr_expect_eq(gguf_writer_open(w, path, msg), GGUF_ERR_STATE);
+    cr_expect_eq(gguf_writer_set_u32(w, "late", 1), GGUF_ERR_STATE);
+    cr_expect_eq(gguf_writer_add_tensor(w, "late", 1, ne, GGUF_F32, msg), GGUF_ERR_STATE);
+    static uint8_t data[400];
+    cr_expect_eq(gguf_writer_write(w, data, 197, msg), GGUF_ERR_STATE);
+    cr_expect_eq(gguf_writer_write(w, data, 150, msg), GGUF_OK);
+    cr_expect_eq(gguf_writer_finish(w, msg), GGUF_ERR_STATE);
+    cr_expect_eq(gguf_writer_write(w, data, 47, msg), GGUF_ERR_STATE);
+    cr_expect_eq(gguf_writer_write(w, data, 46, msg), GGUF_OK);
+    cr_expect_eq(gguf_writer_finish(w, msg), GGUF_OK, "%s", msg);
+    cr_expect_eq(gguf_writer_finish(w, msg), GGUF_ERR_STATE);
+    cr_expect_null(gguf_writer_temp_path(w));
+    gguf_writer_free(w);
+    struct stat st;
+    cr_expect_eq(stat(path, &st), 0);
+    /* header 24 + infos 95 + 57 = 176 -> 192, data 128 + 68 -> 96 */
+    cr_expect_eq(st.st_size, 192 + 128 + 96);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+}
+
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+Test(gguf_write, temp_file_and_free_before_finish)
+{
+    gguf_writer *w = gguf_writer_create();
+    int64_t ne[1] = {64};
+    cr_assert_eq(gguf_writer_add_tensor(w, "t", 1, ne, GGUF_F32, NULL), GGUF_OK);
+    char *dir = tu_mkdtemp(), path[4096], msg[GGUF_MSG_SIZE];
+    snprintf(path, sizeof path, "%s/out.gguf", dir);
+    cr_expect_null(gguf_writer_temp_path(w));
+    cr_assert_eq(gguf_writer_open(w, path, msg), GGUF_OK, "%s", msg);
+    const char *tmp = gguf_writer_temp_path(w);
+    cr_assert_not_null(tmp);
+    char prefix[4200];
+    snprintf(prefix, sizeof prefix, "%s/.out.gguf.qforge-tmp-", dir);
+    cr_expect_eq(strncmp(tmp, prefix, strlen(prefix)), 0, "temp %s", tmp);
+    cr_expect_eq(strlen(tmp), strlen(prefix) + 6);
+    cr_expect_eq(access(tmp, F_OK), 0);
+    cr_expect_neq(access(path, F_OK), 0);
+    char tcopy[4200];
+    snprintf(tcopy, sizeof tcopy, "%s", tmp);
+    static uint8_t data[256];
+    cr_assert_eq(gguf_writer_write(w, data, 100, msg), GGUF_OK);
+    gguf_writer_free(w);
+    cr_expect_neq(access(tcopy, F_OK), 0, "temp file survived free");
+    cr_expect_neq(access(path, F_OK), 0);
+    cr_expect_eq(count_entries(dir), 0);
+
+    /* a finished file replaces an existing one and gets a normal mode */
+    cr_assert_eq(tu_write_file(path, "old", 3), 0);
+    w = gguf_writer_create();
+    cr_assert_eq(gguf_writer_add_tensor(w, "t", 1, ne, GGUF_F32, NULL), GGUF_OK);
+    mode_t um = umask(022);
+    write_pattern(w, path, 256, 256);
+    umask(um);
+    gguf_writer_free(w);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_expect_eq(st.st_mode & 0777, 0644);
+    cr_expect_eq(st.st_size, 64 + 256); /* header 24 + info 33 -> 64, data 256 */
+    cr_expect_eq(count_entries(dir), 1);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+}
+
+Test(gguf_write, bad_arguments)
+{
+    gguf_writer *w = gguf_writer_create();
+    const char *strs[3] = {"a", NULL, "c"};
+    uint8_t u8 = 1;
+    cr_expect_eq(gguf_writer_set_str_array(w, "s", strs, 3), GGUF_ERR_ARG);
+    cr_expect_eq(gguf_writer_set_str_array(w, "s", strs, 1), GGUF_OK);
+    cr_expect_eq(gguf_writer_set_array(w, "a", GGUF_VAL_STRING, strs, 1), GGUF_ERR_ARG);
+    cr_expect_eq(gguf_writer_set_array(w, "a", GGUF_VAL_U8, NULL, 1), GGUF_ERR_ARG);
+    cr_expect_eq(gguf_writer_set_array(w, "a", GGUF_VAL_U8, &u8, (uint64_t)GGUF_MAX_ARRAY + 1), GGUF_ERR_LIMIT);
+    cr_expect_eq(gguf_writer_set_value(w, "v", NULL), GGUF_ERR_ARG);
+    cr_expect_eq(gguf_writer_set_str(w, "v", NULL), GGUF_ERR_ARG);
+    cr_expect_eq(gguf_writer_set_str(w, NULL, "x"), GGUF_ERR_ARG);
+    gguf_value bad = {.type = (enum gguf_value_type)13};
+    cr_expect_eq(gguf_writer_set_value(w, "v", &bad), GGUF_ERR_VALUE_TYPE);
+    gguf_value longstr = {.type = GGUF_VAL_STRING, .v.str = {"x", (uint64_t)GGUF_MAX_STRING + 1}};
+    cr_expect_eq(gguf_writer_set_value(w, "v", &longstr), GGUF_ERR_LIMIT);
+    cr_expect_eq(gguf_writer_remove(w, "v"), GGUF_ERR_NOT_FOUND);
+    void *buf;
+    size_t n;
+    gguf_reader *r;
+    cr_assert_eq(gguf_writer_kv_to_memory(w, &buf, &n, NULL), GGUF_OK);
+    cr_assert_eq(gguf_open_memory(buf, n, &r, NULL), GGUF_OK);
+    cr_expect_eq(gguf_n_kv(r), 1); /* only the valid "s" */
+    gguf_close(r);
+    free(buf);
+    gguf_writer_free(w);
+}
+
+Test(gguf_write, open_errors)
+{
+    gguf_writer *w = gguf_writer_create();
+    char msg[GGUF_MSG_SIZE] = "";
+    cr_expect_eq(gguf_writer_open(w, "/nonexistent-dir-qforge/x.gguf", msg), GGUF_ERR_IO);
+    cr_expect(strstr(msg, strerror(ENOENT)) != NULL, "%s", msg);
+    cr_expect_eq(gguf_writer_open(w, "somedir/", msg), GGUF_ERR_ARG);
+    gguf_writer_free(w);
+}
+
+/* EFBIG from a file-size limit (SIGXFSZ ignored) must come back as GGUF_ERR_IO with errno text,
+ * and the temp file must be gone. Each Criterion test runs in its own process. */
+Test(gguf_write, write_error_is_io)
+{
+    gguf_writer *w = gguf_writer_create();
+    int64_t ne[2] = {1024, 1024};
+    cr_assert_eq(gguf_writer_add_tensor(w, "big", 2, ne, GGUF_F32, NULL), GGUF_OK);
+    char *dir = tu_mkdtemp(), path[4096], msg[GGUF_MSG_SIZE] = "";
+    snprintf(path, sizeof path, "%s/big.gguf", dir);
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl = {100000, 100000};
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    cr_assert_eq(gguf_writer_open(w, path, msg), GGUF_OK, "%s", msg);
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s", gguf_writer_temp_path(w));
+    uint8_t *data = calloc(1, 1 << 16);
+    gguf_error e = GGUF_OK;
+    for (int i = 0; i < 64 && e == GGUF_OK; i++)
+        e = gguf_writer_write(w, data, 1 << 16, msg);
+    if (e == GGUF_OK)
+        e = gguf_writer_finish(w, msg);
+    cr_expect_eq(e, GGUF_ERR_IO, "%s", gguf_strerror(e));
+    cr_expect(strstr(msg, strerror(EFBIG)) != NULL, "message: %s", msg);
+    cr_expect_eq(gguf_writer_write(w, data, 1, msg), GGUF_ERR_STATE);
+    cr_expect_neq(access(tmp, F_OK), 0);
+    gguf_writer_free(w);
+    cr_expect_eq(count_entries(dir), 0);
+    free(data);
+    rmdir(dir);
+    free(dir);
+}
+
+Test(gguf_write, kv_to_memory_and_no_tensor_layout)
+{
+    gguf_writer *w = gguf_writer_create();
+    cr_assert_eq(gguf_writer_set_str(w, "general.architecture", "llama"), GGUF_OK);
+    cr_assert_eq(gguf_writer_set_u32(w, "x", 9), GGUF_OK);
+    int64_t ne[1] = {8};
+    cr_assert_eq(gguf_writer_add_tensor(w, "t", 1, ne, GGUF_F32, NULL), GGUF_OK);
+    void *buf;
+    size_t n;
+    cr_assert_eq(gguf_writer_kv_to_memory(w, &buf, &n, NULL), GGUF_OK);
+    /* 24 header + (8+20+4+8+5) + (8+1+4+4) = 86, no padding, n_tensors 0 */
+    cr_expect_eq(n, 86);
+    uint64_t nt;
+    memcpy(&nt, (uint8_t *)buf + 8, 8);
+    cr_expect_eq(nt, 0);
+    bb b = {0};
+    bb_hdr(&b, 3, 0, 2);
+    bb_kv_str(&b, "general.architecture", "llama");
+    bb_kv_u32(&b, "x", 9);
+    cr_assert_eq(b.n, n);
+    cr_expect_eq(memcmp(b.p, buf, n), 0);
+    gguf_reader *r;
+    cr_assert_eq(gguf_open_memory(buf, n, &r, NULL), GGUF_OK);
+    cr_expect_eq(gguf_n_kv(r), 2);
+    cr_expect_eq(gguf_data_offset(r), 96); /* aligned, past the end: there is no data */
+    gguf_close(r);
+    free(buf);
+    free(b.p);
+    gguf_writer_free(w);
+}
+
+/* ======================= reference files from llama.cpp ======================= */
+
+/* Read a shared GGUF, write it back with the writer (all KVs, all tensors, in order, data in
+ * uneven pieces) and require identical bytes. */
+static void byte_identical_rewrite(const char *rel, int64_t want_tensors, int64_t want_kv)
+{
+    TU_REQUIRE_SHARED();
+    char *src = tu_shared_path(rel);
+    char msg[GGUF_MSG_SIZE] = "";
+    gguf_reader *r;
+    cr_assert_eq(gguf_open(src, &r, msg), GGUF_OK, "%s: %s", rel, msg);
+    cr_expect_eq(gguf_n_tensors(r), want_tensors);
+    cr_expect_eq(gguf_n_kv(r), want_kv);
+    gguf_writer *w = gguf_writer_create();
+    cr_assert_eq(gguf_writer_copy_kv(w, r), GGUF_OK);
+    for (int64_t i = 0; i < gguf_n_tensors(r); i++) {
+        const gguf_tensor *t = gguf_tensor_at(r, i);
+        cr_assert_eq(gguf_writer_add_tensor(w, t->name, t->n_dims, t->ne, t->type, msg), GGUF_OK, "%s", msg);
+    }
+    cr_expect_eq(gguf_writer_total_size(w), gguf_file_size(r));
+    char *dir = tu_mkdtemp(), path[4096];
+    snprintf(path, sizeof path, "%s/copy.gguf", dir);
+    cr_assert_eq(gguf_writer_open(w, path, msg), GGUF_OK, "%s", msg);
+    for (int64_t i = 0; i < gguf_n_tensors(r); i++) {
+        const gguf_tensor *t = gguf_tensor_at(r, i);
+        for (uint64_t off = 0; off < t->nbytes; off += 77777) {
+            size_t k = t->nbytes - off < 77777 ? (size_t)(t->nbytes - off) : 77777;
+            cr_assert_eq(gguf_writer_write(w, (const uint8_t *)t->data + off, k, msg), GGUF_OK, "%s", msg);
+        }
+    }
+    cr_assert_eq(gguf_writer_finish(w, msg), GGUF_OK, "%s", msg);
+    gguf_writer_free(w);
+    size_t na, nb;
+    uint8_t *a = tu_read_file(src, &na), *b = tu_read_file(path, &nb);
+    cr_assert(a && b);
+    cr_expect_eq(nb, na, "%s: size %zu vs %zu", rel, nb, na);
+    size_t first = 0;
+    while (first < na && first < nb && a[first] == b[first])
+        first++;
+    cr_expect(first == na && na == nb, "%s: first difference at byte %zu", rel, first);
+    free(a);
+    free(b);
+    gguf_close(r);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+    free(src);
+}
+
+Test(gguf_reference, f32_byte_identical, .timeout = 120)
+{
+    byte_identical_rewrite("reference/classics-7m-f32.gguf", 57, 26);
+}
+
+Test(gguf_reference, q4_k_m_byte_identical, .timeout = 120)
+{
+    byte_identical_rewrite("reference/classics-7m-q4_k_m.gguf", 57, 26);
+}
+
+Test(gguf_reference, vocab_byte_identical, .timeout = 120)
+{
+    byte_identical_rewrite("golden/tokenizer/ggml-vocab-llama-spm.gguf", 0, 22);
+}
+
+Test(gguf_reference, q4_0_byte_identical, .timeout = 120)
+{
+    byte_identical_rewrite("reference/classics-7m-q4_0.gguf", 57, 26);
+}
+
+Test(gguf_reference, q8_0_byte_identical, .timeout = 120)
+{
+    byte_identical_rewrite("reference/classics-7m-q8_0.gguf", 57, 26);
+}
+
+/* A vocab-only file is all metadata: kv_to_memory must reproduce it exactly. */
+Test(gguf_reference, vocab_kv_to_memory_identical)
+{
+    TU_REQUIRE_SHARED();
+    char *src = tu_shared_path("golden/tokenizer/ggml-vocab-llama-spm.gguf");
+    size_t n;
+    uint8_t *bytes = tu_read_file(src, &n);
+    cr_assert_not_null(bytes);
+    gguf_reader *r;
+    char msg[GGUF_MSG_SIZE];
+    cr_assert_eq(gguf_open_memory(bytes, n, &r, msg), GGUF_OK, "%s", msg);
+    const gguf_value *toks;
+    cr_assert_eq(gguf_get_array(r, "tokenizer.ggml.tokens", &toks), GGUF_OK);
+    cr_expect_eq(toks->n, 32000);
+    cr_expect_str_eq(toks->v.strs[0].str, "<unk>");
+    gguf_writer *w = gguf_writer_create();
+    cr_assert_eq(gguf_writer_copy_kv(w, r), GGUF_OK);
+    void *buf;
+    size_t bn;
+    cr_assert_eq(gguf_writer_kv_to_memory(w, &buf, &bn, msg), GGUF_OK, "%s", msg);
+    cr_expect_eq(bn, n);
+    cr_expect(bn == n && memcmp(buf, bytes, n) == 0);
+    free(buf);
+    gguf_writer_free(w);
+    gguf_close(r);
+    free(bytes);
+    free(src);
+}
+
+Test(gguf_reference, f32_contents)
+{
+    TU_REQUIRE_SHARED();
+    char *src = tu_shared_path("reference/classics-7m-f32.gguf");
+    char msg[GGUF_MSG_SIZE] = "";
+    gguf_reader *r;
+    cr_assert_eq(gguf_open(src, &r, msg), GGUF_OK, "%s", msg);
+    cr_expect_eq(gguf_version(r), 3);
+    cr_expect_eq(gguf_alignment(r), 32);
+    cr_expect_eq(gguf_data_offset(r), 95360);
+    cr_expect_eq(gguf_file_size(r), 27371648);
+    const gguf_str *s;
+    cr_assert_eq(gguf_get_str(r, "general.architecture", &s), GGUF_OK);
+    cr_expect_str_eq(s->str, "llama");
+    int64_t v;
+    cr_assert_eq(gguf_get_int(r, "llama.vocab_size", &v), GGUF_OK);
+    cr_expect_eq(v, 4096);
+    cr_assert_eq(gguf_get_int(r, "llama.attention.head_count_kv", &v), GGUF_OK);
+    cr_expect_eq(v, 4);
+    double eps;
+    cr_assert_eq(gguf_get_float(r, "llama.attention.layer_norm_rms_epsilon", &eps), GGUF_OK);
+    cr_expect_eq(eps, (double)1e-5f);
+    bool bos;
+    cr_assert_eq(gguf_get_bool(r, "tokenizer.ggml.add_bos_token", &bos), GGUF_OK);
+    cr_expect(bos);
+    const gguf_value *toks;
+    cr_assert_eq(gguf_get_array(r, "tokenizer.ggml.tokens", &toks), GGUF_OK);
+    cr_expect_eq(toks->elem_type, GGUF_VAL_STRING);
+    cr_expect_eq(toks->n, 4096);
+    cr_expect_str_eq(toks->v.strs[1].str, "<s>");
+    const gguf_tensor *t = gguf_tensor_at(r, gguf_find_tensor(r, "token_embd.weight"));
+    cr_assert_not_null(t);
+    cr_expect_eq(t->type, GGUF_F32);
+    cr_expect_eq(t->n_dims, 2);
+    cr_expect_eq(t->ne[0], 256);
+    cr_expect_eq(t->ne[1], 4096);
+    cr_expect_eq(t->offset, 4194304);
+    cr_expect_eq(t->nbytes, 4194304);
+    gguf_close(r);
+    free(src);
+}

@@ -1,0 +1,317 @@
+/* Kernels: activation conversion (golden values), every weight type on every ISA this CPU has
+ * against the exact product of the dequantized operands, matmul thread independence.
+ *
+ * Tolerances (stated, see runtime/kernels.h):
+ *  - kernel vs exact double dot of the dequantized weight and the dequantized *converted*
+ *    activation: |diff| <= 2e-6 * sum|w_i x_i| + 1e-7 (only float rounding of block scales
+ *    and sums remains; integer parts are exact);
+ *  - kernel vs dequantize-then-F32 dot with the original activations: the activation
+ *    rounding is bounded per element (Q8_0/Q8_1: amax_block/254, Q8_K: amax_superblock/254,
+ *    F16: 2^-11 |x|, BF16: 2^-8 |x|), so |diff| <= sum |w_i| * bound_i + the above. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libquant/lq.h"
+#include "libquant/lq_blocks.h"
+#include "runtime/kernels.h"
+
+static const int k_types[] = {GGUF_F32,  GGUF_F16,  GGUF_BF16, GGUF_Q8_0, GGUF_Q4_0, GGUF_Q4_1, GGUF_Q5_0,
+                              GGUF_Q5_1, GGUF_Q2_K, GGUF_Q3_K, GGUF_Q4_K, GGUF_Q5_K, GGUF_Q6_K};
+#define N_TYPES (sizeof k_types / sizeof k_types[0])
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static float frand(void) /* uniform in [-1, 1) */
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+
+static void fill(float *x, int64_t n, float scale)
+{
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = frand() * scale;
+        if (i % 97 == 5)
+            x[i] *= 8; /* outliers, as activations have */
+    }
+}
+
+static double bound_act(int wtype, const float *x, int64_t n, const float *w_deq)
+{
+    int vt = rt_vec_dot_type(wtype);
+    double b = 0;
+    if (vt == GGUF_F32)
+        return 0;
+    if (vt == GGUF_F16 || vt == GGUF_BF16) {
+        double rel = vt == GGUF_F16 ? 1.0 / 2048 : 1.0 / 256;
+        for (int64_t i = 0; i < n; i++)
+            b += fabs(w_deq[i]) * fabs(x[i]) * rel;
+        return b;
+    }
+    int blk = vt == GGUF_Q8_K ? 256 : 32;
+    for (int64_t s = 0; s < n; s += blk) {
+        float amax = 0;
+        for (int j = 0; j < blk; j++)
+            amax = fmaxf(amax, fabsf(x[s + j]));
+        for (int j = 0; j < blk; j++)
+            b += fabs(w_deq[s + j]) * (amax / 254.0) * 1.0001;
+    }
+    return b;
+}
+
+/* Decode a converted activation row back to floats. */
+static void act_decode(int wtype, const void *a, float *x, int64_t n)
+{
+    int vt = rt_vec_dot_type(wtype);
+    if (vt == GGUF_F32) {
+        memcpy(x, a, (size_t)n * 4);
+    } else if (vt == GGUF_F16) {
+        lq_f16_to_f32_row(a, x, (size_t)n);
+    } else if (vt == GGUF_BF16) {
+        lq_bf16_to_f32_row(a, x, (size_t)n);
+    } else if (vt == GGUF_Q8_0) {
+        const lq_block_q8_0 *b = a;
+        for (int64_t i = 0; i < n; i++)
+            x[i] = lq_f16_to_f32(b[i / 32].d) * b[i / 32].qs[i % 32];
+    } else if (vt == GGUF_Q8_1) {
+        const lq_block_q8_1 *b = a;
+        for (int64_t i = 0; i < n; i++)
+            x[i] = lq_f16_to_f32(b[i / 32].d) * b[i / 32].qs[i % 32];
+    } else {
+        const lq_block_q8_K *b = a;
+        for (int64_t i = 0; i < n; i++)
+            x[i] = b[i / 256].d * b[i / 256].qs[i % 256];
+    }
+}
+
+Test(kernels, q8_0_activation_golden)
+{
+    /* amax 127 -> scale 1: ties go to even as in ggml's x86 build (2.5 -> 2, 3.5 -> 4, -0.5 -> 0). */
+    float x[32] = {127, 2.5f, 3.5f, -0.5f, -1.5f, 0.49f, -127, 10.5f};
+    for (int isa = 0; isa < RT_ISA_COUNT_; isa++) {
+        if (!rt_isa_supported(isa))
+            continue;
+        lq_block_q8_0 b;
+        rt_quantize_act(isa, GGUF_Q8_0, x, &b, 32);
+        cr_assert_eq(b.d, 0x3c00, "%s: d = 0x%04x", rt_isa_name(isa), b.d); /* fp16 1.0 */
+        const int8_t expect[8] = {127, 2, 4, 0, -2, 0, -127, 10};
+        for (int j = 0; j < 8; j++)
+            cr_assert_eq(b.qs[j], expect[j], "%s: q[%d] = %d, expected %d", rt_isa_name(isa), j, b.qs[j], expect[j]);
+        lq_block_q8_1 b1;
+        rt_quantize_act(isa, GGUF_Q4_1, x, &b1, 32);
+        cr_assert_eq(b1.s, lq_f32_to_f16(127 + 2 + 4 - 2 - 127 + 10), "%s: q8_1 sum", rt_isa_name(isa));
+    }
+}
+
+Test(kernels, q8_K_activation_golden)
+{
+    /* The signed value of largest magnitude maps to -127: here max = -2, iscale = 63.5. */
+    float x[256] = {0};
+    x[0] = -2.0f;
+    x[1] = 1.0f;
+    x[2] = 0.5f;
+    x[17] = -1.0f;
+    lq_block_q8_K b;
+    rt_quantize_act(RT_ISA_SCALAR, GGUF_Q4_K, x, &b, 256);
+    cr_assert_float_eq(b.d, 1.0f / 63.5f, 1e-9f);
+    cr_assert_eq(b.qs[0], -127); /* the extreme value maps to -127 */
+    cr_assert_eq(b.qs[1], 64);   /* 63.5 rounds to even: 64 */
+    cr_assert_eq(b.qs[2], 32);   /* 31.75 -> 32 */
+    cr_assert_eq(b.qs[17], -64); /* -63.5 -> -64 */
+    cr_assert_eq(b.bsums[0], -127 + 64 + 32);
+    cr_assert_eq(b.bsums[1], -64);
+}
+
+Test(kernels, activation_bytes_same_on_every_isa)
+{
+    const int64_t n = 1024;
+    float *x = malloc(n * sizeof *x);
+    fill(x, n, 3.0f);
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const size_t rs = rt_act_row_size(k_types[ti], n);
+        cr_assert(rs > 0);
+        unsigned char *ref = malloc(rs), *got = malloc(rs);
+        rt_quantize_act(RT_ISA_SCALAR, k_types[ti], x, ref, n);
+        for (int isa = 1; isa < RT_ISA_COUNT_; isa++) {
+            if (!rt_isa_supported(isa))
+                continue;
+            rt_quantize_act(isa, k_types[ti], x, got, n);
+            cr_assert(memcmp(ref, got, rs) == 0, "%s activations differ on %s", gguf_type_info(k_types[ti])->name,
+                      rt_isa_name(isa));
+        }
+        free(ref);
+        free(got);
+    }
+    free(x);
+}
+
+Test(kernels, every_type_every_isa_matches_exact_product)
+{
+    const int64_t n = 768;
+    const int rows = 3;
+    float *w = malloc(rows * n * sizeof *w), *x = malloc(n * sizeof *x), *wd = malloc(n * sizeof *wd),
+          *xd = malloc(n * sizeof *xd);
+    fill(w, rows * n, 0.05f);
+    fill(x, n, 2.0f);
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const int type = k_types[ti];
+        const char *tn = gguf_type_info(type)->name;
+        const size_t wrs = gguf_row_size(type, n);
+        unsigned char *wq = malloc(wrs * rows);
+        for (int r = 0; r < rows; r++)
+            cr_assert_eq(lq_quantize_row(type, w + r * n, wq + r * wrs, n, NULL), wrs);
+        unsigned char *act = malloc(rt_act_row_size(type, n));
+        rt_quantize_act(RT_ISA_SCALAR, type, x, act, n);
+        act_decode(type, act, xd, n);
+        for (int r = 0; r < rows; r++) {
+            cr_assert_eq(lq_dequantize_row(type, wq + r * wrs, wd, n), 0);
+            double exact = 0, mag = 0, orig = 0;
+            for (int64_t i = 0; i < n; i++) {
+                exact += (double)wd[i] * xd[i];
+                mag += fabs((double)wd[i] * xd[i]);
+                orig += (double)wd[i] * x[i];
+            }
+            if (rt_vec_dot_type(type) == GGUF_Q8_1) {
+                /* the activation carries s = fp16(d * sum q): the min term uses that rounded sum */
+                const lq_block_q8_1 *a = (const lq_block_q8_1 *)act;
+                const size_t bs = gguf_type_info(type)->type_size;
+                for (int64_t b = 0; b < n / 32; b++) {
+                    uint16_t mh;
+                    memcpy(&mh, wq + r * wrs + b * bs + 2, 2);
+                    int sq = 0;
+                    for (int j = 0; j < 32; j++)
+                        sq += a[b].qs[j];
+                    exact += (double)lq_f16_to_f32(mh) *
+                             ((double)lq_f16_to_f32(a[b].s) - (double)lq_f16_to_f32(a[b].d) * sq);
+                }
+            }
+            const double tol = 2e-6 * mag + 1e-7;
+            const double tol_orig = bound_act(type, x, n, wd) + tol;
+            for (int isa = 0; isa < RT_ISA_COUNT_; isa++) {
+                if (!rt_isa_supported(isa))
+                    continue;
+                const float got = rt_vec_dot(isa, type, n, wq + r * wrs, act);
+                cr_assert(fabs(got - exact) <= tol, "%s on %s row %d: %.9g vs exact %.9g (tol %.3g)", tn,
+                          rt_isa_name(isa), r, got, exact, tol);
+                cr_assert(fabs(got - orig) <= tol_orig, "%s on %s row %d: %.9g vs f32 %.9g (bound %.3g)", tn,
+                          rt_isa_name(isa), r, got, orig, tol_orig);
+            }
+        }
+        free(act);
+        free(wq);
+    }
+    free(w);
+    free(x);
+    free(wd);
+    free(xd);
+}
+
+/* rt_matmul against per-element dots, and bit-identical results for 1, 2 and 3 threads. */
+Test(kernels, matmul_matches_dots_and_is_thread_independent)
+{
+    const int64_t n = 512, rows = 37, ntok = 11; /* odd sizes exercise every tile edge */
+    float *w = malloc(rows * n * sizeof *w), *x = malloc(ntok * n * sizeof *x);
+    fill(w, rows * n, 0.05f);
+    fill(x, ntok * n, 1.0f);
+    float *y1 = malloc(rows * ntok * sizeof *y1), *y2 = malloc(rows * ntok * sizeof *y2);
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const int type = k_types[ti];
+        const size_t wrs = gguf_row_size(type, n), ars = rt_act_row_size(type, n);
+        unsigned char *wq = malloc(wrs * rows), *act = malloc(ars * ntok);
+        for (int r = 0; r < rows; r++)
+            lq_quantize_row(type, w + r * n, wq + r * wrs, n, NULL);
+        for (int isa = 0; isa < RT_ISA_COUNT_; isa++) {
+            if (!rt_isa_supported(isa))
+                continue;
+            rt_matmul(isa, type, wq, rows, n, x, n, ntok, y1, rows, act, 0, 1);
+            for (int nth = 2; nth <= 3; nth++) {
+                rt_matmul(isa, type, wq, rows, n, x, n, ntok, y2, rows, act, 0, nth);
+                cr_assert(memcmp(y1, y2, rows * ntok * sizeof *y1) == 0, "%s on %s: %d threads differ",
+                          gguf_type_info(type)->name, rt_isa_name(isa), nth);
+            }
+            for (int t = 0; t < ntok; t++) {
+                rt_quantize_act(isa, type, x + t * n, act, n);
+                for (int r = 0; r < rows; r++) {
+                    const float d = rt_vec_dot(isa, type, n, wq + r * wrs, act);
+                    cr_assert(fabsf(d - y1[t * rows + r]) <= 1e-5f * (1 + fabsf(d)), "%s on %s: [%d,%d] %g vs %g",
+                              gguf_type_info(type)->name, rt_isa_name(isa), t, r, y1[t * rows + r], d);
+                }
+            }
+        }
+        free(wq);
+        free(act);
+    }
+    free(w);
+    free(x);
+    free(y1);
+    free(y2);
+}
+
+Test(kernels, attention_row_and_helpers_agree_across_isas)
+{
+    const int T = 45, hd = 32;
+    const int64_t ldk = 64, ldv = 96;
+    float *q = malloc(hd * sizeof *q), *kt = malloc(hd * ldk * sizeof *kt), *v = malloc(T * ldv * sizeof *v);
+    float p[64], ref[32], got[32];
+    fill(q, hd, 1.0f);
+    fill(kt, hd * ldk, 1.0f);
+    fill(v, T * ldv, 1.0f);
+    rt_round_f16(RT_ISA_SCALAR, q, hd);
+    /* exact softmax-weighted sum for the scalar reference */
+    double s[64], mx = -1e30, sum = 0;
+    for (int j = 0; j < T; j++) {
+        s[j] = 0;
+        for (int d = 0; d < hd; d++)
+            s[j] += (double)q[d] * kt[d * ldk + j];
+        s[j] *= 1.0 / sqrt(hd);
+        mx = fmax(mx, s[j]);
+    }
+    for (int j = 0; j < T; j++)
+        sum += exp(s[j] - mx);
+    rt_attn_row(RT_ISA_SCALAR, q, kt, ldk, v, ldv, T, hd, 1.0f / sqrtf(hd), p, ref);
+    for (int d = 0; d < hd; d++) {
+        double e = 0;
+        for (int j = 0; j < T; j++)
+            e += exp(s[j] - mx) / sum * v[j * ldv + d];
+        cr_assert(fabs(ref[d] - e) < 2e-3, "scalar attention [%d] %g vs %g", d, ref[d], e); /* fp16 probabilities */
+    }
+    for (int isa = 1; isa < RT_ISA_COUNT_; isa++) {
+        if (!rt_isa_supported(isa))
+            continue;
+        rt_attn_row(isa, q, kt, ldk, v, ldv, T, hd, 1.0f / sqrtf(hd), p, got);
+        for (int d = 0; d < hd; d++)
+            cr_assert(fabsf(got[d] - ref[d]) < 1e-3f, "%s attention [%d] %g vs %g", rt_isa_name(isa), d, got[d], ref[d]);
+        float g1[67], g2[67], u[67];
+        fill(g1, 67, 6.0f);
+        fill(u, 67, 1.0f);
+        memcpy(g2, g1, sizeof g1);
+        rt_swiglu(RT_ISA_SCALAR, g1, u, 67);
+        rt_swiglu(isa, g2, u, 67);
+        for (int i = 0; i < 67; i++)
+            cr_assert(fabsf(g1[i] - g2[i]) <= 1e-6f * (1 + fabsf(g1[i])), "%s swiglu [%d]", rt_isa_name(isa), i);
+        fill(g1, 67, 100.0f);
+        memcpy(g2, g1, sizeof g1);
+        rt_round_f16(RT_ISA_SCALAR, g1, 67);
+        rt_round_f16(isa, g2, 67);
+        cr_assert(memcmp(g1, g2, sizeof g1) == 0, "%s fp16 rounding differs", rt_isa_name(isa));
+    }
+    free(q);
+    free(kt);
+    free(v);
+}
+
+Test(kernels, type_table)
+{
+    cr_assert_eq(rt_vec_dot_type(GGUF_Q4_0), GGUF_Q8_0);
+    cr_assert_eq(rt_vec_dot_type(GGUF_Q5_1), GGUF_Q8_1);
+    cr_assert_eq(rt_vec_dot_type(GGUF_Q6_K), GGUF_Q8_K);
+    cr_assert_eq(rt_vec_dot_type(GGUF_F16), GGUF_F16);
+    cr_assert_eq(rt_vec_dot_type(GGUF_Q8_K), -1);
+    cr_assert_eq(rt_act_row_size(GGUF_Q4_K, 512), 2 * sizeof(lq_block_q8_K));
+    cr_assert_eq(rt_act_row_size(GGUF_Q4_K, 500), 0);
+    cr_assert(rt_isa_supported(RT_ISA_SCALAR));
+    cr_assert(rt_isa_supported(rt_isa_detect()));
+}

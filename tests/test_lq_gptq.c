@@ -1,0 +1,705 @@
+/* GPTQ solver (libquant/lq_gptq.h) on synthetic problems: W random, H = 2/N X^T X from
+ * correlated random inputs X. Checks: lower H-weighted loss than llama.cpp's rounding for
+ * every type, exact reproduction of that rounding when H is diagonal, the reported losses
+ * against an independent recomputation, agreement with a plain unbatched double-precision
+ * GPTQ written here, damping retries, dead columns, thread-count / batch-width independence,
+ * act_order, argument errors. Self-contained: needs no shared data. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libquant/lq.h"
+#include "libquant/lq_gptq.h"
+#include "libquant/lq_internal.h"
+
+/* ---------- deterministic random numbers ---------- */
+
+static uint64_t rng_state;
+static double rng_u01(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return ((double)(rng_state >> 11) + 0.5) / 9007199254740992.0;
+}
+static double rng_gauss(void)
+{
+    const double u = rng_u01(), v = rng_u01();
+    return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
+}
+
+/* ---------- problems ---------- */
+
+typedef struct {
+    int64_t rows, cols;
+    float *W;  /* rows x cols */
+    double *H; /* cols x cols, full symmetric */
+    double *X; /* N x cols */
+    int64_t N;
+} problem;
+
+/* Inputs: AR(1) along the columns (neighbour correlation rho) times a per-column scale
+ * exp(skew * g); H = 2/N X^T X. Columns listed in dead[] (ndead of them) are always 0. */
+static problem make_problem(int64_t rows, int64_t cols, int64_t N, double rho, double skew,
+                            uint64_t seed, const int64_t *dead, int ndead)
+{
+    problem p = {rows, cols, NULL, NULL, NULL, N};
+    p.W = malloc((size_t)(rows * cols) * sizeof(float));
+    p.H = calloc((size_t)(cols * cols), sizeof(double));
+    p.X = malloc((size_t)(N * cols) * sizeof(double));
+    double *scale = malloc((size_t)cols * sizeof(double));
+    cr_assert(p.W && p.H && p.X && scale);
+    rng_state = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (int64_t i = 0; i < rows * cols; ++i)
+        p.W[i] = (float)(0.02 * rng_gauss());
+    for (int64_t j = 0; j < cols; ++j)
+        scale[j] = exp(skew * rng_gauss());
+    const double s = sqrt(1 - rho * rho);
+    for (int64_t t = 0; t < N; ++t) {
+        double prev = rng_gauss();
+        for (int64_t j = 0; j < cols; ++j) {
+            prev = rho * prev + s * rng_gauss();
+            p.X[t * cols + j] = prev * scale[j];
+        }
+        for (int k = 0; k < ndead; ++k)
+            p.X[t * cols + dead[k]] = 0;
+    }
+    for (int64_t t = 0; t < N; ++t) {
+        const double *x = p.X + t * cols;
+        for (int64_t i = 0; i < cols; ++i)
+            for (int64_t j = 0; j <= i; ++j)
+                p.H[i * cols + j] += x[i] * x[j];
+    }
+    for (int64_t i = 0; i < cols; ++i)
+        for (int64_t j = 0; j <= i; ++j) {
+            p.H[i * cols + j] *= 2.0 / (double)N;
+            p.H[j * cols + i] = p.H[i * cols + j];
+        }
+    free(scale);
+    return p;
+}
+
+static void free_problem(problem *p)
+{
+    free(p->W);
+    free(p->H);
+    free(p->X);
+}
+
+/* trace((W-Q) H (W-Q)^T), written out plainly. */
+static double hloss(const problem *p, const float *Q)
+{
+    const int64_t n = p->cols;
+    double *e = malloc((size_t)n * sizeof(double));
+    double total = 0;
+    for (int64_t r = 0; r < p->rows; ++r) {
+        for (int64_t j = 0; j < n; ++j)
+            e[j] = (double)p->W[r * n + j] - Q[r * n + j];
+        for (int64_t i = 0; i < n; ++i) {
+            double s = 0;
+            for (int64_t j = 0; j < n; ++j)
+                s += p->H[i * n + j] * e[j];
+            total += e[i] * s;
+        }
+    }
+    free(e);
+    return total;
+}
+
+static void *quantize_rows(int type, const float *W, int64_t rows, int64_t cols,
+                           const float *imat)
+{
+    const size_t rs = lq_row_size(type, cols);
+    uint8_t *out = malloc(rs * (size_t)rows);
+    for (int64_t r = 0; r < rows; ++r)
+        cr_assert_eq(lq_quantize_row(type, W + r * cols, out + rs * (size_t)r, cols, imat), rs);
+    return out;
+}
+
+static float *dequantize_rows(int type, const void *q, int64_t rows, int64_t cols)
+{
+    const size_t rs = lq_row_size(type, cols);
+    float *y = malloc((size_t)(rows * cols) * sizeof(float));
+    for (int64_t r = 0; r < rows; ++r)
+        cr_assert_eq(lq_dequantize_row(type, (const uint8_t *)q + rs * (size_t)r, y + r * cols,
+                                       cols), 0);
+    return y;
+}
+
+static float *diag_imatrix(const problem *p)
+{
+    float *d = malloc((size_t)p->cols * sizeof(float));
+    for (int64_t j = 0; j < p->cols; ++j)
+        d[j] = (float)p->H[j * p->cols + j];
+    return d;
+}
+
+static bool is_k(int type)
+{
+    return type == GGUF_Q2_K || type == GGUF_Q3_K || type == GGUF_Q4_K || type == GGUF_Q5_K ||
+           type == GGUF_Q6_K;
+}
+
+typedef struct {
+    uint8_t *q;
+    float *deq;
+    lq_gptq_result res;
+    lq_error rc;
+    char msg[LQ_MSG_SIZE];
+} run_out;
+
+static run_out run(int type, const problem *p, const lq_gptq_opts *o)
+{
+    run_out r;
+    memset(&r, 0, sizeof r);
+    r.q = malloc(lq_row_size(type, p->cols) * (size_t)p->rows);
+    r.deq = malloc((size_t)(p->rows * p->cols) * sizeof(float));
+    r.rc = lq_gptq_quantize(type, p->W, p->rows, p->cols, p->H, o, r.q, r.deq, &r.res, r.msg);
+    return r;
+}
+
+static void free_run(run_out *r)
+{
+    free(r->q);
+    free(r->deq);
+}
+
+static void assert_rel(double got, double want, double tol, const char *what)
+{
+    cr_assert(fabs(got - want) <= tol * fabs(want), "%s: got %.10g, want %.10g", what, got,
+              want);
+}
+
+/* ---------- GPTQ against rounding, every type ---------- */
+
+#define ROWS 48
+#define COLS 512
+#define NSAMP 1024
+
+/* ratio_max: loss_gptq / loss_rtn must be below this (measured ratios are in the docs). */
+static void check_beats_rtn(int type, double ratio_max)
+{
+    problem p = make_problem(ROWS, COLS, NSAMP, 0.9, 0.3, 11, NULL, 0);
+    lq_gptq_opts o;
+    lq_gptq_opts_init(&o);
+    run_out r = run(type, &p, &o);
+    cr_assert_eq(r.rc, LQ_OK, "%s", r.msg);
+    cr_assert_eq(r.res.retries, 0);
+    cr_assert_eq(r.res.dead_cols, 0);
+    assert_rel(r.res.damp_rel, 0.01, 1e-15, "damp_rel");
+
+    /* output decodes to exactly the solver's values */
+    float *dq = dequantize_rows(type, r.q, p.rows, p.cols);
+    cr_assert(memcmp(dq, r.deq, (size_t)(p.rows * p.cols) * sizeof(float)) == 0);
+
+    /* reported losses against an independent computation; the baseline is llama.cpp's
+     * rounding: imatrix = diag(H) for k-quants, none for legacy types */
+    const double lg = hloss(&p, dq);
+    assert_rel(r.res.loss_gptq, lg, 1e-9, "loss_gptq");
+    float *imat = is_k(type) ? diag_imatrix(&p) : NULL;
+    uint8_t *rq = quantize_rows(type, p.W, p.rows, p.cols, imat);
+    float *rd = dequantize_rows(type, rq, p.rows, p.cols);
+    const double lr = hloss(&p, rd);
+    assert_rel(r.res.loss_rtn, lr, 1e-9, "loss_rtn");
+
+    cr_log_info("%s: loss gptq %.6g rtn %.6g ratio %.4f", gguf_type_info(type)->name, lg, lr,
+                lg / lr);
+    cr_assert(lg < ratio_max * lr, "%s: gptq %.6g vs rtn %.6g (ratio %.4f, max %.2f)",
+              gguf_type_info(type)->name, lg, lr, lg / lr, ratio_max);
+    free(imat);
+    free(rq);
+    free(rd);
+    free(dq);
+    free_run(&r);
+    free_problem(&p);
+}
+
+Test(gptq, beats_rtn_q4_0) { check_beats_rtn(GGUF_Q4_0, 0.3); }
+Test(gptq, beats_rtn_q4_1) { check_beats_rtn(GGUF_Q4_1, 0.3); }
+Test(gptq, beats_rtn_q5_0) { check_beats_rtn(GGUF_Q5_0, 0.3); }
+Test(gptq, beats_rtn_q5_1) { check_beats_rtn(GGUF_Q5_1, 0.3); }
+Test(gptq, beats_rtn_q8_0) { check_beats_rtn(GGUF_Q8_0, 0.3); }
+Test(gptq, beats_rtn_q2_K) { check_beats_rtn(GGUF_Q2_K, 0.4); }
+Test(gptq, beats_rtn_q3_K) { check_beats_rtn(GGUF_Q3_K, 0.3); }
+Test(gptq, beats_rtn_q4_K) { check_beats_rtn(GGUF_Q4_K, 0.3); }
+Test(gptq, beats_rtn_q5_K) { check_beats_rtn(GGUF_Q5_K, 0.3); }
+Test(gptq, beats_rtn_q6_K) { check_beats_rtn(GGUF_Q6_K, 0.3); }
+
+/* ---------- diagonal H: no error to spread, so llama.cpp's rounding comes out ---------- */
+
+static problem diag_problem(int64_t rows, int64_t cols, double spread, uint64_t seed)
+{
+    problem p = {rows, cols, NULL, NULL, NULL, 0};
+    p.W = malloc((size_t)(rows * cols) * sizeof(float));
+    p.H = calloc((size_t)(cols * cols), sizeof(double));
+    rng_state = seed * 0x9E3779B97F4A7C15ull + 7;
+    for (int64_t i = 0; i < rows * cols; ++i)
+        p.W[i] = (float)(0.02 * rng_gauss());
+    for (int64_t j = 0; j < cols; ++j)
+        p.H[j * cols + j] = spread ? exp(spread * rng_gauss()) : 1.0;
+    return p;
+}
+
+static void check_identity_bytes(int type, const lq_gptq_opts *o, bool use_imat,
+                                 double spread)
+{
+    problem p = diag_problem(40, 512, spread, 5);
+    run_out r = run(type, &p, o);
+    cr_assert_eq(r.rc, LQ_OK, "%s", r.msg);
+    float *imat = use_imat ? diag_imatrix(&p) : NULL;
+    uint8_t *want = quantize_rows(type, p.W, p.rows, p.cols, imat);
+    const size_t bytes = lq_row_size(type, p.cols) * (size_t)p.rows;
+    size_t diff = 0;
+    for (size_t i = 0; i < bytes; ++i)
+        diff += r.q[i] != want[i];
+    cr_assert_eq(diff, 0, "%s: %zu of %zu bytes differ from lq_quantize_row",
+                 gguf_type_info(type)->name, diff, bytes);
+    cr_assert_eq(r.res.loss_gptq, r.res.loss_rtn);
+    free(imat);
+    free(want);
+    free_run(&r);
+    free_problem(&p);
+}
+
+/* H = I: legacy types under the default (plain) grid give lq_quantize_row(W, NULL) byte for
+ * byte: U is diagonal so nothing is propagated, every block's scale is chosen from the
+ * untouched weights by the reference rule, and values are rounded with the unrounded scale
+ * exactly as llama.cpp's reference quantizer does (the fp16 scale only decodes). */
+Test(gptq, identity_h_is_plain_rounding)
+{
+    lq_gptq_opts o;
+    lq_gptq_opts_init(&o);
+    const int types[] = {GGUF_Q8_0, GGUF_Q4_0, GGUF_Q4_1, GGUF_Q5_0, GGUF_Q5_1};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; ++i)
+        check_identity_bytes(types[i], &o, false, 0);
+}
+
+/* Diagonal H with varied entries: k-quants under the default (weighted) grid give
+ * lq_quantize_row(W, imatrix = diag(H)); under GRID_PLAIN, lq_quantize_row(W, NULL); and
+ * act_order (static grids, a permuted but still diagonal H) changes nothing. */
+Test(gptq, diagonal_h_is_imatrix_rounding)
+{
+    lq_gptq_opts o;
+    lq_gptq_opts_init(&o);
+    const int types[] = {GGUF_Q2_K, GGUF_Q3_K, GGUF_Q4_K, GGUF_Q5_K, GGUF_Q6_K};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; ++i) {
+        o.act_order = false;
+        o.grid = LQ_GPTQ_GRID_AUTO;
+        check_identity_bytes(types[i], &o, true, 1.0);
+        o.act_order = true;
+        check_identity_bytes(types[i], &o, true, 1.0);
+        o.act_order = false;
+        o.grid = LQ_GPTQ_GRID_PLAIN;
+        check_identity_bytes(types[i], &o, false, 1.0);
+    }
+    /* legacy types under GRID_PLAIN with a non-identity diagonal H */
+    o.grid = LQ_GPTQ_GRID_AUTO;
+    check_identity_bytes(GGUF_Q4_1, &o, false, 1.0);
+}
+
+/* ---------- an independent, unbatched GPTQ in double precision ---------- */
+
+/* In-place lower Cholesky; -1 if not positive definite. */
+static int chol_lower(double *A, int64_t n)
+{
+    for (int64_t j = 0; j < n; ++j) {
+        double s = A[j * n + j];
+        for (int64_t k = 0; k < j; ++k)
+            s -= A[j * n + k] * A[j * n + k];
+        if (!(s > 0))
+            return -1;
+        const double d = sqrt(s);
+        A[j * n + j] = d;
+        for (int64_t i = j + 1; i < n; ++i) {
+            double t = A[i * n + j];
+            for (int64_t k = 0; k < j; ++k)
+                t -= A[i * n + k] * A[j * n + k];
+            A[i * n + j] = t / d;
+        }
+    }
+    return 0;
+}
+
+/* U (upper, row-major) with (H + damp I)^-1 = U^T U. */
+static double *ref_hinv_upper(const problem *p, double damp)
+{
+    const int64_t n = p->cols;
+    double *A = malloc((size_t)(n * n) * sizeof(double));
+    double *Li = calloc((size_t)(n * n), sizeof(double));
+    memcpy(A, p->H, (size_t)(n * n) * sizeof(double));
+    for (int64_t i = 0; i < n; ++i)
+        A[i * n + i] += damp;
+    cr_assert_eq(chol_lower(A, n), 0);
+    for (int64_t j = 0; j < n; ++j) { /* Li = L^-1 by forward substitution */
+        Li[j * n + j] = 1 / A[j * n + j];
+        for (int64_t i = j + 1; i < n; ++i) {
+            double s = 0;
+            for (int64_t k = j; k < i; ++k)
+                s += A[i * n + k] * Li[k * n + j];
+            Li[i * n + j] = -s / A[i * n + i];
+        }
+    }
+    for (int64_t i = 0; i < n; ++i) /* A = Li^T Li = H^-1 */
+        for (int64_t j = 0; j <= i; ++j) {
+            double s = 0;
+            for (int64_t k = i; k < n; ++k)
+                s += Li[k * n + i] * Li[k * n + j];
+            A[i * n + j] = A[j * n + i] = s;
+        }
+    cr_assert_eq(chol_lower(A, n), 0);
+    double *U = calloc((size_t)(n * n), sizeof(double));
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = i; j < n; ++j)
+            U[i * n + j] = A[j * n + i];
+    free(A);
+    free(Li);
+    return U;
+}
+
+/* Q4_0, plain grid chosen from the error-updated weights at each block's first column. */
+static float *ref_gptq_q4_0(const problem *p, double damp)
+{
+    const int64_t n = p->cols;
+    double *U = ref_hinv_upper(p, damp);
+    double *w = malloc((size_t)n * sizeof(double));
+    float *Q = malloc((size_t)(p->rows * n) * sizeof(float));
+    for (int64_t r = 0; r < p->rows; ++r) {
+        for (int64_t j = 0; j < n; ++j)
+            w[j] = p->W[r * n + j];
+        float id = 0, dd = 0;
+        for (int64_t i = 0; i < n; ++i) {
+            if (i % 32 == 0) {
+                float x[32];
+                for (int k = 0; k < 32; ++k)
+                    x[k] = (float)w[i + k];
+                const float d = lq_q4_0_choose_ref(x);
+                id = d ? 1.0f / d : 0.0f;
+                dd = lq_f16_to_f32(lq_f32_to_f16(d));
+            }
+            const float v = (float)w[i] * id + 8.5f;
+            const int L = v <= 0 ? 0 : v >= 15 ? 15 : (int)v;
+            const float q = (float)(L - 8) * dd;
+            Q[r * n + i] = q;
+            const double e = (w[i] - q) / U[i * n + i];
+            for (int64_t j = i + 1; j < n; ++j)
+                w[j] -= e * U[i * n + j];
+        }
+    }
+    free(U);
+    free(w);
+    return Q;
+}
+
+Test(gptq, matches_unbatched_double_reference)
+{
+    problem p = make_problem(ROWS, COLS, NSAMP, 0.9, 0.3, 21, NULL, 0);
+    lq_gptq_opts o;
+    lq_gptq_opts_init(&o);
+    run_out r = run(GGUF_Q4_0, &p, &o);
+    cr_assert_eq(r.rc, LQ_OK, "%s", r.msg);
+    float *Q = ref_gptq_q4_0(&p, r.res.damp);
+    int64_t same = 0;
+    for (int64_t i = 0; i < p.rows * p.cols; ++i)
+        same += Q[i] == r.deq[i];
+    const double lref = hloss(&p, Q), lg = r.res.loss_gptq;
+    cr_log_info("reference: %lld of %lld values differ, loss %.9g vs %.9g",
+                (long long)(p.rows * p.cols - same), (long long)(p.rows * p.cols), lref, lg);
+    /* float vs double working precision flips a few near-tie roundings, which then
+     * propagate; the losses must still agree closely */
+    cr_assert_gt((double)same / (double)(p.rows * p.cols), 0.99);
+    assert_rel(lg, lref, 1e-3, "loss vs double reference");
+    free(Q);
+    free_run(&r);
+    free_problem(&p);
+}
+
+/* ---------- damping retries ---------- */
+
+/* Fewer samples than columns make X^T X singular; subtracting 5% of its mean diagonal gives
+ * H a negative eigenvalue of -0.05*mean. Damping 0.01*mean(diag H) leaves it negative, 0.1
+ * makes H positive definite: exactly one retry. */
+Test(gptq, retry_on_indefinite_h)
+{
+    problem p = make_problem(32, 256, 128, 0.5, 0.0, 3, NULL, 0);
+    double mean = 0;
+    for (int64_t j = 0; j < p.cols; ++j)
+        mean += p.H[j * p.cols + j];
+    mean /= (double)p.cols;
+    for (int64_t j = 0; j < p.cols; ++j)
+        p.H[j * p.cols + j] -= 0.05 * mean;
+    lq_gptq_opts o;
+    lq_gptq_opts_init(&o);
+    run_out r = run(GGUF_Q4_K, &p, &o);
+    cr_assert_eq(r.rc, LQ_OK, "%s", r.msg);
+    cr_assert_eq(r.res.retries, 1);
+    assert_rel(r.res.mean_diag, 0.95 * mean, 1e-12, "mean_diag");
+    assert_rel(r.res.damp_rel, 0.1, 1e-12, "damp_rel");
+    assert_rel(r.res.damp, 0.1 * r.res.mean_diag, 1e-12, "damp");
+    float *dq = dequantize_rows(GGUF_Q4_K, r.q, p.rows, p.cols);
+    cr_assert(memcmp(dq, r.deq, (size_t)(p.rows * p.cols) * sizeof(float)) == 0);
+    cr_assert(isfinite(r.res.loss_gptq));
+    free(dq);
+    free_run(&r);
+    free_problem(&p);
+}
+
+/* H = I - 2 J/n has eigenvalue -1 along (1,...,1) and a mean diagonal of 1 - 2/n: damping
+ * 0.01, 0.1 and 1 x mean fail, 10 x succeeds (3 retries); with max_retries = 2 the call fails
+ * and reports the last damping tried. */
+Test(gptq, retries_exhausted)
+{
+    const int64_t n = 64;
+    problem p = diag_problem(8, n, 0, 1);
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < n; ++j)
+            p.H[i * n + j] = (i == j) - 2.0 / (double)n;
+    lq_gptq_opts o;
+    lq_gptq_opts_init(&o);
+    run_out r = run(GGUF_Q8_0, &p, &o);
+    cr_assert_eq(r.rc, LQ_OK, "%s", r.msg);
+    cr_assert_eq(r.res.retries, 3);
+    assert_rel(r.res.damp_rel, 10, 1e-12, "damp_rel");
+    free_run(&r);
+
+    o.max_retries = 2;
+    r = run(GGUF_Q8_0, &p, &o);
+    cr_assert_eq(r.rc, LQ_ERR_NUMERIC);
+    cr_assert_eq(r.res.retries, 2);
+    assert_rel(r.res.damp_rel, 1, 1e-12, "damp_rel");
+    cr_assert(strstr(r.msg, "Cholesky") != NULL, "msg: %s", r.msg);
+    free_run(&r);
+    free_problem(&p);
+}
+
+/* ---------- dead columns ---------- */
+
+Test(gptq, dead_columns)
+{
+    const int64_t dead[] = {3, 100, 101, 256, 511};
+    const int nd = 5;
+    problem p = make_problem(ROWS, COLS, NSAMP, 0.9, 0.3, 4, dead, nd);
+    for (int k = 0; k < nd; ++k)
+        cr_assert_eq(p.H[dead[k] * COLS + dead[k]], 0.0);
+    lq_gptq_opts o;
+    lq_gptq_opts_init(&o);
+    const int types[] = {GGUF_Q4_0, GGUF_Q4_K};
+    for (size_t t = 0; t < 2; ++t) {
+        const int type = types[t];
+        run_out a = run(type, &p, &o);
+        cr_assert_eq(a.rc, LQ_OK, "%s", a.msg);
+        cr_assert_eq(a.res.dead_cols, nd);
+        cr_assert_eq(a.res.retries, 0);
+        cr_assert(a.res.loss_gptq < 0.3 * a.res.loss_rtn, "gptq %g rtn %g", a.res.loss_gptq,
+                  a.res.loss_rtn);
+        assert_rel(a.res.loss_gptq, hloss(&p, a.deq), 1e-9, "loss_gptq");
+        if (type == GGUF_Q4_0) /* symmetric grid: a zeroed weight decodes to exactly 0 */
+            for (int64_t r = 0; r < p.rows; ++r)
+                for (int k = 0; k < nd; ++k)
+                    cr_assert_eq(a.deq[r * COLS + dead[k]], 0.0f);
+        /* the weights of dead columns do not matter at all */
+        for (int64_t r = 0; r < p.rows; ++r)
+            for (int k = 0; k < nd; ++k)
+                p.W[r * COLS + dead[k]] = (float)(r % 2 ? 3.0 : -7.5);
+        run_out b = run(type, &p, &o);
+        cr_assert_eq(b.rc, LQ_OK, "%s", b.msg);
+        cr_assert(memcmp(a.q, b.q, lq_row_size(type, COLS) * ROWS) == 0);
+        cr_assert_eq(a.res.loss_gptq, b.res.loss_gptq);
+        free_run(&a);
+        free_run(&b);
+    }
+    free_problem(&p);
+}
+
+/* ---------- determinism ---------- */
+
+static void check_same(const run_out *a, const run_out *b, size_t bytes, const char *what)
+{
+    cr_assert_eq(a->rc, LQ_OK, "%s", a->msg);
+    cr_assert_eq(b->rc, LQ_OK, "%s", b->msg);
+    cr_assert(memcmp(a->q, b->q, bytes) == 0, "%s: bytes differ", what);
+    cr_assert(memcmp(&a->res.loss_gptq, &b->res.loss_gptq, sizeof(double)) == 0, "%s", what);
+    cr_assert(memcmp(&a->res.loss_rtn, &b->res.loss_rtn, sizeof(double)) == 0, "%s", what);
+}
+
+/* 70 rows = chunks of 32, 32 and 6 rows. */
+Test(gptq, thread_count_independent)
+{
+    problem p = make_problem(70, COLS, NSAMP, 0.9, 0.5, 8, NULL, 0);
+    const int types[] = {GGUF_Q4_0, GGUF_Q4_K, GGUF_Q6_K};
+    for (size_t t = 0; t < 3; ++t) {
+        const size_t bytes = lq_row_size(types[t], COLS) * 70;
+        for (int ao = 0; ao < 2; ++ao) {
+            lq_gptq_opts o;
+            lq_gptq_opts_init(&o);
+            o.act_order = ao;
+            o.nthreads = 1;
+            run_out a = run(types[t], &p, &o);
+            o.nthreads = 2;
+            run_out b = run(types[t], &p, &o);
+            o.nthreads = 3;
+            run_out c = run(types[t], &p, &o);
+            check_same(&a, &b, bytes, "1 vs 2 threads");
+            check_same(&a, &c, bytes, "1 vs 3 threads");
+            free_run(&a);
+            free_run(&b);
+            free_run(&c);
+        }
+    }
+    free_problem(&p);
+}
+
+/* The lazy batches only delay updates: any width gives the same bytes, with grids chosen
+ * during the loop (widths rounded to the block) or before it (act_order, any width). */
+Test(gptq, block_size_independent)
+{
+    problem p = make_problem(ROWS, COLS, NSAMP, 0.9, 0.5, 9, NULL, 0);
+    const int types[] = {GGUF_Q4_0, GGUF_Q4_K};
+    const int widths[] = {128, 1, 7, 64, 256, 300, 512};
+    for (size_t t = 0; t < 2; ++t) {
+        const size_t bytes = lq_row_size(types[t], COLS) * ROWS;
+        for (int ao = 0; ao < 2; ++ao) {
+            lq_gptq_opts o;
+            lq_gptq_opts_init(&o);
+            o.act_order = ao;
+            run_out a = run(types[t], &p, &o);
+            cr_assert_eq(a.res.block_size, 128);
+            for (size_t w = 1; w < sizeof widths / sizeof widths[0]; ++w) {
+                o.block_size = widths[w];
+                run_out b = run(types[t], &p, &o);
+                check_same(&a, &b, bytes, "block width");
+                free_run(&b);
+            }
+            free_run(&a);
+        }
+    }
+    free_problem(&p);
+}
+
+/* H given in float: the same result as the same values in double. */
+Test(gptq, float_hessian)
+{
+    problem p = make_problem(ROWS, COLS, NSAMP, 0.9, 0.3, 12, NULL, 0);
+    const size_t nn = (size_t)(COLS * COLS);
+    float *Hf = malloc(nn * sizeof(float));
+    for (size_t i = 0; i < nn; ++i) {
+        Hf[i] = (float)p.H[i];
+        p.H[i] = Hf[i];
+    }
+    lq_gptq_opts o;
+    lq_gptq_opts_init(&o);
+    run_out a = run(GGUF_Q5_K, &p, &o);
+    run_out b;
+    memset(&b, 0, sizeof b);
+    const size_t bytes = lq_row_size(GGUF_Q5_K, COLS) * ROWS;
+    b.q = malloc(bytes);
+    b.rc = lq_gptq_quantize_f32(GGUF_Q5_K, p.W, ROWS, COLS, Hf, &o, b.q, NULL, &b.res, b.msg);
+    check_same(&a, &b, bytes, "float H");
+    free(Hf);
+    free_run(&a);
+    free_run(&b);
+    free_problem(&p);
+}
+
+/* ---------- act_order ---------- */
+
+/* Inputs with strongly varying scales (skew 1: column scales e^(+-1)) make diag(H) skewed;
+ * quantizing the high-diag(H) columns first lowered the loss in every case measured (4 seeds x
+ * skews 0.5/1/2 x 7 types: act_order/default 0.49..0.89, see docs/gptq.md). That is a
+ * property of these problems, not a guarantee: act_order has to use grids fixed before the
+ * loop, which alone is slightly worse than grids chosen from updated weights. */
+Test(gptq, act_order_helps_skewed_h)
+{
+    problem p = make_problem(32, COLS, NSAMP, 0.9, 1.0, 101, NULL, 0);
+    const int types[] = {GGUF_Q4_0, GGUF_Q8_0, GGUF_Q3_K, GGUF_Q4_K};
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; ++t) {
+        lq_gptq_opts o;
+        lq_gptq_opts_init(&o);
+        run_out a = run(types[t], &p, &o);
+        o.act_order = true;
+        run_out b = run(types[t], &p, &o);
+        cr_assert_eq(a.rc, LQ_OK, "%s", a.msg);
+        cr_assert_eq(b.rc, LQ_OK, "%s", b.msg);
+        float *dq = dequantize_rows(types[t], b.q, p.rows, p.cols);
+        cr_assert(memcmp(dq, b.deq, (size_t)(p.rows * p.cols) * sizeof(float)) == 0);
+        assert_rel(b.res.loss_gptq, hloss(&p, dq), 1e-9, "act_order loss");
+        cr_log_info("%s: act_order %.6g default %.6g ratio %.3f", gguf_type_info(types[t])->name,
+                    b.res.loss_gptq, a.res.loss_gptq, b.res.loss_gptq / a.res.loss_gptq);
+        cr_assert(b.res.loss_gptq < 0.8 * a.res.loss_gptq, "%s: act_order %g vs %g",
+                  gguf_type_info(types[t])->name, b.res.loss_gptq, a.res.loss_gptq);
+        free(dq);
+        free_run(&a);
+        free_run(&b);
+    }
+    free_problem(&p);
+}
+
+/* ---------- arguments ---------- */
+
+Test(gptq, argument_errors)
+{
+    problem p = make_problem(4, 256, 64, 0.5, 0.0, 2, NULL, 0);
+    uint8_t *q = calloc(lq_row_size(GGUF_Q8_0, 256) * 4, 1);
+    uint8_t *zero = calloc(lq_row_size(GGUF_Q8_0, 256) * 4, 1);
+    char msg[LQ_MSG_SIZE];
+    lq_gptq_opts o;
+    lq_gptq_opts_init(&o);
+    cr_assert(lq_gptq_supports(GGUF_Q4_K) && lq_gptq_supports(GGUF_Q8_0));
+    cr_assert(!lq_gptq_supports(GGUF_F16) && !lq_gptq_supports(GGUF_Q8_K));
+
+#define EXPECT(call, code)                                                                   \
+    do {                                                                                     \
+        msg[0] = 0;                                                                          \
+        cr_assert_eq((call), (code), "%s", msg);                                             \
+        cr_assert(msg[0] != 0);                                                              \
+    } while (0)
+    EXPECT(lq_gptq_quantize(GGUF_F16, p.W, 4, 256, p.H, &o, q, NULL, NULL, msg), LQ_ERR_TYPE);
+    EXPECT(lq_gptq_quantize(GGUF_Q8_0, p.W, 4, 100, p.H, &o, q, NULL, NULL, msg), LQ_ERR_SHAPE);
+    EXPECT(lq_gptq_quantize(GGUF_Q4_K, p.W, 2, 288, p.H, &o, q, NULL, NULL, msg), LQ_ERR_SHAPE);
+    EXPECT(lq_gptq_quantize(GGUF_Q8_0, p.W, 4, 256, p.H, &o, NULL, NULL, NULL, msg), LQ_ERR_ARG);
+    EXPECT(lq_gptq_quantize(GGUF_Q8_0, p.W, 4, 256, NULL, &o, q, NULL, NULL, msg), LQ_ERR_ARG);
+    EXPECT(lq_gptq_quantize(GGUF_Q8_0, p.W, -1, 256, p.H, &o, q, NULL, NULL, msg), LQ_ERR_ARG);
+    o.damp = -0.1;
+    EXPECT(lq_gptq_quantize(GGUF_Q8_0, p.W, 4, 256, p.H, &o, q, NULL, NULL, msg), LQ_ERR_ARG);
+    o.damp = NAN;
+    EXPECT(lq_gptq_quantize(GGUF_Q8_0, p.W, 4, 256, p.H, &o, q, NULL, NULL, msg), LQ_ERR_ARG);
+    lq_gptq_opts_init(&o);
+    o.grid = (lq_gptq_grid)7;
+    EXPECT(lq_gptq_quantize(GGUF_Q8_0, p.W, 4, 256, p.H, &o, q, NULL, NULL, msg), LQ_ERR_ARG);
+    lq_gptq_opts_init(&o);
+    o.max_retries = -1;
+    EXPECT(lq_gptq_quantize(GGUF_Q8_0, p.W, 4, 256, p.H, &o, q, NULL, NULL, msg), LQ_ERR_ARG);
+    lq_gptq_opts_init(&o);
+
+    p.W[3 * 256 + 17] = NAN;
+    EXPECT(lq_gptq_quantize(GGUF_Q8_0, p.W, 4, 256, p.H, &o, q, NULL, NULL, msg), LQ_ERR_ARG);
+    cr_assert(strstr(msg, "row 3 column 17"), "%s", msg);
+    p.W[3 * 256 + 17] = 0;
+    p.H[10 * 256 + 5] = INFINITY; /* lower triangle */
+    EXPECT(lq_gptq_quantize(GGUF_Q8_0, p.W, 4, 256, p.H, &o, q, NULL, NULL, msg), LQ_ERR_ARG);
+    p.H[10 * 256 + 5] = 0;
+    p.H[9 * 256 + 9] = -1;
+    EXPECT(lq_gptq_quantize(GGUF_Q8_0, p.W, 4, 256, p.H, &o, q, NULL, NULL, msg), LQ_ERR_ARG);
+#undef EXPECT
+    /* nothing was written by any failing call; zero rows succeed and write nothing */
+    cr_assert(memcmp(q, zero, lq_row_size(GGUF_Q8_0, 256) * 4) == 0);
+    lq_gptq_result res;
+    cr_assert_eq(lq_gptq_quantize(GGUF_Q8_0, p.W, 0, 256, p.H, NULL, q, NULL, &res, NULL), LQ_OK);
+    cr_assert_eq(res.loss_gptq, 0.0);
+    cr_assert(memcmp(q, zero, lq_row_size(GGUF_Q8_0, 256) * 4) == 0);
+    /* only the lower triangle is read: garbage above the diagonal changes nothing */
+    p.H[9 * 256 + 9] = p.H[8 * 256 + 8];
+    uint8_t *q2 = malloc(lq_row_size(GGUF_Q8_0, 256) * 4);
+    cr_assert_eq(lq_gptq_quantize(GGUF_Q8_0, p.W, 4, 256, p.H, NULL, q, NULL, NULL, NULL), LQ_OK);
+    for (int i = 0; i < 256; ++i)
+        for (int j = i + 1; j < 256; ++j)
+            p.H[i * 256 + j] = 1e30;
+    cr_assert_eq(lq_gptq_quantize(GGUF_Q8_0, p.W, 4, 256, p.H, NULL, q2, NULL, NULL, NULL), LQ_OK);
+    cr_assert(memcmp(q, q2, lq_row_size(GGUF_Q8_0, 256) * 4) == 0);
+    free(q2);
+    free(q);
+    free(zero);
+    free_problem(&p);
+}

@@ -1,0 +1,473 @@
+/* Runtime: model validation, forward pass against a plain double-precision implementation
+ * written here, layer-by-layer API and hooks, weight swapping, thread independence.
+ *
+ * Tolerance vs the plain forward: the runtime rounds Q, K, V and the attention probabilities
+ * to fp16 (llama.cpp's f16 KV cache), so logits differ by up to ~1e-3 relative; we require
+ * max |Δlogit| <= 0.01 * (1 + max |logit|) and the same argmax on every row. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "libgguf/gguf.h"
+#include "libquant/lq.h"
+#include "libsrc/src.h"
+#include "runtime/runtime.h"
+#include "tests/testutil.h"
+
+/* ---------------------------------------------------------------- a tiny synthetic model */
+
+typedef struct {
+    const char *arch;       /* general.architecture */
+    const char *skip;       /* tensor to leave out */
+    const char *bad_shape;  /* tensor written with a wrong row count */
+    int head_kv;            /* llama.attention.head_count_kv */
+    int no_block_count;
+} tiny_opts;
+
+enum { TE = 64, TF = 96, TH = 4, THD = 16, TV = 40, TL = 2 };
+
+static uint64_t rng_state;
+static float frand(void)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((rng_state >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}
+
+static char *write_tiny(const tiny_opts *o)
+{
+    static char path[4096];
+    char *dir = tu_mkdtemp();
+    cr_assert_not_null(dir);
+    snprintf(path, sizeof path, "%s/tiny.gguf", dir);
+    free(dir);
+    const int hkv = o->head_kv ? o->head_kv : 2;
+    gguf_writer *w = gguf_writer_create();
+    cr_assert_not_null(w);
+    gguf_writer_set_str(w, "general.architecture", o->arch ? o->arch : "llama");
+    const char *a = o->arch ? o->arch : "llama";
+    char key[128];
+#define KEY(s) (snprintf(key, sizeof key, "%s.%s", a, s), key)
+    if (!o->no_block_count)
+        gguf_writer_set_u32(w, KEY("block_count"), TL);
+    gguf_writer_set_u32(w, KEY("embedding_length"), TE);
+    gguf_writer_set_u32(w, KEY("feed_forward_length"), TF);
+    gguf_writer_set_u32(w, KEY("attention.head_count"), TH);
+    gguf_writer_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)hkv);
+    gguf_writer_set_u32(w, KEY("context_length"), 64);
+    gguf_writer_set_f32(w, KEY("rope.freq_base"), 10000.0f);
+    gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
+#undef KEY
+    struct {
+        char name[64];
+        int64_t ne0, ne1;
+        float scale, bias;
+    } t[64];
+    int nt = 0;
+#define T(nm, a0, a1, sc, bi)                                                                      \
+    do {                                                                                           \
+        snprintf(t[nt].name, sizeof t[nt].name, "%s", nm);                                         \
+        t[nt].ne0 = a0;                                                                            \
+        t[nt].ne1 = a1;                                                                            \
+        t[nt].scale = sc;                                                                          \
+        t[nt].bias = bi;                                                                           \
+        nt++;                                                                                      \
+    } while (0)
+    T("token_embd.weight", TE, TV, 1.0f, 0);
+    T("output_norm.weight", TE, 1, 0.2f, 1.0f);
+    T("output.weight", TE, TV, 0.3f, 0);
+    for (int l = 0; l < TL; l++) {
+        char nm[64];
+#define LT(s, a0, a1, sc, bi)                                                                 \
+    do {                                                                                       \
+        snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, s);                                     \
+        T(nm, a0, a1, sc, bi);                                                                 \
+    } while (0)
+        LT("attn_norm", TE, 1, 0.2f, 1.0f);
+        LT("attn_q", TE, TH * THD, 0.25f, 0);
+        LT("attn_k", TE, hkv * THD, 0.25f, 0);
+        LT("attn_v", TE, hkv * THD, 0.25f, 0);
+        LT("attn_output", TH * THD, TE, 0.25f, 0);
+        LT("ffn_norm", TE, 1, 0.2f, 1.0f);
+        LT("ffn_gate", TE, TF, 0.25f, 0);
+        LT("ffn_up", TE, TF, 0.25f, 0);
+        LT("ffn_down", TF, TE, 0.2f, 0);
+#undef LT
+    }
+#undef T
+    for (int i = 0; i < nt; i++) {
+        if (o->skip && !strcmp(o->skip, t[i].name))
+            continue;
+        int64_t ne[2] = {t[i].ne0, t[i].ne1};
+        if (o->bad_shape && !strcmp(o->bad_shape, t[i].name))
+            ne[1] += 1;
+        cr_assert_eq(gguf_writer_add_tensor(w, t[i].name, t[i].ne1 == 1 ? 1 : 2, ne, GGUF_F32, NULL), GGUF_OK);
+    }
+    char msg[GGUF_MSG_SIZE];
+    cr_assert_eq(gguf_writer_open(w, path, msg), GGUF_OK, "%s", msg);
+    rng_state = 42;
+    for (int i = 0; i < nt; i++) {
+        if (o->skip && !strcmp(o->skip, t[i].name))
+            continue;
+        int64_t n = t[i].ne0 * (t[i].ne1 + (o->bad_shape && !strcmp(o->bad_shape, t[i].name)));
+        float *d = malloc((size_t)n * sizeof *d);
+        for (int64_t j = 0; j < n; j++)
+            d[j] = t[i].bias + t[i].scale * frand();
+        cr_assert_eq(gguf_writer_write(w, d, (size_t)n * 4, msg), GGUF_OK, "%s", msg);
+        free(d);
+    }
+    cr_assert_eq(gguf_writer_finish(w, msg), GGUF_OK, "%s", msg);
+    gguf_writer_free(w);
+    return path;
+}
+
+static rt_error load(const char *path, src_source **src, rt_model **m, char *msg)
+{
+    char smsg[SRC_MSG_SIZE];
+    src_error se = src_open(path, src, smsg);
+    cr_assert_eq(se, SRC_OK, "%s", smsg);
+    return rt_model_load(*src, m, msg);
+}
+
+/* ---------------------------------------------------------------- plain reference forward */
+
+static const float *tensor_f32(src_source *s, const char *name, int64_t *ne0, int64_t *ne1)
+{
+    int64_t i = src_find_tensor(s, name);
+    cr_assert(i >= 0, "%s missing", name);
+    const src_tensor *t = src_tensor_at(s, i);
+    cr_assert_eq(t->type, GGUF_F32);
+    if (ne0)
+        *ne0 = t->ne[0];
+    if (ne1)
+        *ne1 = t->ne[1];
+    return src_data(s, i);
+}
+
+/* y[o] = sum_i W[o][i] x[i], W with rows of n_in. */
+static void mv(const float *W, const double *x, int n_in, int n_out, double *y)
+{
+    for (int o = 0; o < n_out; o++) {
+        double s = 0;
+        for (int i = 0; i < n_in; i++)
+            s += (double)W[(size_t)o * n_in + i] * x[i];
+        y[o] = s;
+    }
+}
+
+static void rmsnorm(const double *x, const float *w, int n, double eps, double *y)
+{
+    double ss = 0;
+    for (int i = 0; i < n; i++)
+        ss += x[i] * x[i];
+    double sc = 1.0 / sqrt(ss / n + eps);
+    for (int i = 0; i < n; i++)
+        y[i] = x[i] * sc * w[i];
+}
+
+/* Llama forward in double: logits (T × V). */
+static void naive_forward(src_source *s, const rt_hparams *hp, const int32_t *tok, int T, double *logits)
+{
+    const int E = hp->n_embd, F = hp->n_ff, H = hp->n_head, KV = hp->n_head_kv, D = hp->head_dim, V = hp->n_vocab;
+    double *x = calloc((size_t)T * E, sizeof *x), *xn = malloc(E * sizeof *xn);
+    double *q = malloc((size_t)T * H * D * sizeof *q), *k = malloc((size_t)T * KV * D * sizeof *k),
+           *v = malloc((size_t)T * KV * D * sizeof *v), *att = malloc((size_t)H * D * sizeof *att),
+           *o = malloc(E * sizeof *o), *g = malloc(F * sizeof *g), *u = malloc(F * sizeof *u),
+           *sc = malloc(T * sizeof *sc);
+    const float *emb = tensor_f32(s, "token_embd.weight", NULL, NULL);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < E; i++)
+            x[(size_t)t * E + i] = emb[(size_t)tok[t] * E + i];
+    char nm[64];
+    for (int l = 0; l < hp->n_layer; l++) {
+#define W(s) (snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, s), tensor_f32(s_, nm, NULL, NULL))
+        src_source *s_ = s;
+        const float *an = W("attn_norm"), *wq = W("attn_q"), *wk = W("attn_k"), *wv = W("attn_v"),
+                    *wo = W("attn_output"), *fn = W("ffn_norm"), *wg = W("ffn_gate"), *wu = W("ffn_up"),
+                    *wd = W("ffn_down");
+#undef W
+        for (int t = 0; t < T; t++) {
+            rmsnorm(x + (size_t)t * E, an, E, hp->rms_eps, xn);
+            mv(wq, xn, E, H * D, q + (size_t)t * H * D);
+            mv(wk, xn, E, KV * D, k + (size_t)t * KV * D);
+            mv(wv, xn, E, KV * D, v + (size_t)t * KV * D);
+            for (int h = 0; h < H + KV; h++) { /* RoPE on adjacent pairs */
+                double *vec = h < H ? q + ((size_t)t * H + h) * D : k + ((size_t)t * KV + h - H) * D;
+                for (int i = 0; i < D / 2; i++) {
+                    double th = t * pow(hp->rope_base, -2.0 * i / D);
+                    double a0 = vec[2 * i], a1 = vec[2 * i + 1];
+                    vec[2 * i] = a0 * cos(th) - a1 * sin(th);
+                    vec[2 * i + 1] = a0 * sin(th) + a1 * cos(th);
+                }
+            }
+        }
+        for (int t = 0; t < T; t++) {
+            for (int h = 0; h < H; h++) {
+                const int gk = h / (H / KV);
+                double mx = -1e300, sum = 0;
+                for (int j = 0; j <= t; j++) {
+                    double d = 0;
+                    for (int i = 0; i < D; i++)
+                        d += q[((size_t)t * H + h) * D + i] * k[((size_t)j * KV + gk) * D + i];
+                    sc[j] = d / sqrt(D);
+                    mx = fmax(mx, sc[j]);
+                }
+                for (int j = 0; j <= t; j++)
+                    sum += (sc[j] = exp(sc[j] - mx));
+                for (int i = 0; i < D; i++) {
+                    double a = 0;
+                    for (int j = 0; j <= t; j++)
+                        a += sc[j] / sum * v[((size_t)j * KV + gk) * D + i];
+                    att[h * D + i] = a;
+                }
+            }
+            mv(wo, att, H * D, E, o);
+            for (int i = 0; i < E; i++)
+                x[(size_t)t * E + i] += o[i];
+        }
+        for (int t = 0; t < T; t++) {
+            rmsnorm(x + (size_t)t * E, fn, E, hp->rms_eps, xn);
+            mv(wg, xn, E, F, g);
+            mv(wu, xn, E, F, u);
+            for (int i = 0; i < F; i++)
+                g[i] = g[i] / (1 + exp(-g[i])) * u[i];
+            mv(wd, g, F, E, o);
+            for (int i = 0; i < E; i++)
+                x[(size_t)t * E + i] += o[i];
+        }
+    }
+    const float *onorm = tensor_f32(s, "output_norm.weight", NULL, NULL);
+    const float *out = src_find_tensor(s, "output.weight") >= 0 ? tensor_f32(s, "output.weight", NULL, NULL) : emb;
+    for (int t = 0; t < T; t++) {
+        rmsnorm(x + (size_t)t * E, onorm, E, hp->rms_eps, xn);
+        mv(out, xn, E, V, logits + (size_t)t * V);
+    }
+    free(x); free(xn); free(q); free(k); free(v); free(att); free(o); free(g); free(u); free(sc);
+}
+
+static void compare_logits(const float *got, const double *ref, int T, int V, const char *what)
+{
+    for (int t = 0; t < T; t++) {
+        double mx = 0, dmax = 0;
+        int ag = 0, ar = 0;
+        for (int i = 0; i < V; i++) {
+            const double r = ref[(size_t)t * V + i], g = got[(size_t)t * V + i];
+            mx = fmax(mx, fabs(r));
+            dmax = fmax(dmax, fabs(g - r));
+            if (g > got[(size_t)t * V + ag])
+                ag = i;
+            if (r > ref[(size_t)t * V + ar])
+                ar = i;
+        }
+        cr_assert(dmax <= 0.01 * (1 + mx), "%s: row %d max |Δlogit| %g (max |logit| %g)", what, t, dmax, mx);
+        cr_assert_eq(ag, ar, "%s: row %d argmax %d vs %d", what, t, ag, ar);
+    }
+}
+
+/* ---------------------------------------------------------------- tests on the tiny model */
+
+Test(runtime, tiny_model_matches_plain_forward_on_every_isa)
+{
+    src_source *src;
+    rt_model *m;
+    char msg[RT_MSG_SIZE];
+    cr_assert_eq(load(write_tiny(&(tiny_opts){0}), &src, &m, msg), RT_OK, "%s", msg);
+    const rt_hparams *hp = rt_model_hparams(m);
+    cr_assert_eq(hp->n_layer, TL);
+    cr_assert_eq(hp->n_head_kv, 2);
+    cr_assert_eq(hp->head_dim, THD);
+    cr_assert_eq(hp->n_vocab, TV);
+    cr_assert(!hp->tied_output);
+    const int T = 21;
+    int32_t tok[21];
+    for (int i = 0; i < T; i++)
+        tok[i] = (i * 7 + 3) % TV;
+    double *ref = malloc((size_t)T * TV * sizeof *ref);
+    naive_forward(src, hp, tok, T, ref);
+    float *lg = malloc((size_t)T * TV * sizeof *lg);
+    for (int isa = 0; isa < RT_ISA_COUNT_; isa++) {
+        if (!rt_isa_supported(isa))
+            continue;
+        cr_assert_eq(rt_model_set_isa(m, isa), RT_OK);
+        cr_assert_eq(rt_forward(m, tok, T, 0, lg, msg), RT_OK, "%s", msg);
+        compare_logits(lg, ref, T, TV, rt_isa_name(isa));
+    }
+    /* logits for a suffix equal the same rows of the full pass */
+    float *lg2 = malloc((size_t)T * TV * sizeof *lg2);
+    cr_assert_eq(rt_forward(m, tok, T, 5, lg2, msg), RT_OK);
+    compare_logits(lg2, ref + 5 * TV, T - 5, TV, "suffix");
+    free(lg2);
+    free(ref);
+    free(lg);
+    rt_model_free(m);
+    src_close(src);
+}
+
+typedef struct {
+    int calls[RT_HOOK_COUNT_];
+    int cols[RT_HOOK_COUNT_];
+    int stop_at;
+} hook_state;
+
+static int hook_fn(void *user, int layer, rt_hook_point pt, const float *x, int n_tokens, int n_cols)
+{
+    hook_state *h = user;
+    h->calls[pt]++;
+    h->cols[pt] = n_cols;
+    cr_assert(isfinite(x[(size_t)n_tokens * n_cols - 1]));
+    return h->stop_at && layer == 1 && pt == RT_HOOK_FFN_DOWN;
+}
+
+Test(runtime, layer_api_hooks_and_weight_swap)
+{
+    src_source *src;
+    rt_model *m;
+    char msg[RT_MSG_SIZE];
+    cr_assert_eq(load(write_tiny(&(tiny_opts){0}), &src, &m, msg), RT_OK, "%s", msg);
+    const int T = 17;
+    int32_t tok[17];
+    for (int i = 0; i < T; i++)
+        tok[i] = (i * 11 + 1) % TV;
+    float *full = malloc((size_t)T * TV * sizeof *full), *lg = malloc((size_t)T * TV * sizeof *lg);
+    float *hidden = malloc((size_t)T * TE * sizeof *hidden);
+    cr_assert_eq(rt_forward(m, tok, T, 0, full, msg), RT_OK);
+
+    hook_state hs = {0};
+    rt_hook hook = {hook_fn, &hs};
+    cr_assert_eq(rt_embed(m, tok, T, hidden, msg), RT_OK);
+    for (int l = 0; l < TL; l++)
+        cr_assert_eq(rt_layer_forward(m, l, hidden, T, &hook, msg), RT_OK, "%s", msg);
+    cr_assert_eq(rt_final_logits(m, hidden, T, lg, msg), RT_OK);
+    cr_assert(memcmp(lg, full, (size_t)T * TV * sizeof *lg) == 0, "layer-by-layer differs from rt_forward");
+    for (int p = 0; p < RT_HOOK_COUNT_; p++)
+        cr_assert_eq(hs.calls[p], TL, "hook point %d called %d times", p, hs.calls[p]);
+    cr_assert_eq(hs.cols[RT_HOOK_ATTN_QKV], TE);
+    cr_assert_eq(hs.cols[RT_HOOK_ATTN_OUT], TH * THD);
+    cr_assert_eq(hs.cols[RT_HOOK_FFN_GATE_UP], TE);
+    cr_assert_eq(hs.cols[RT_HOOK_FFN_DOWN], TF);
+    hs.stop_at = 1;
+    cr_assert_eq(rt_embed(m, tok, T, hidden, msg), RT_OK);
+    cr_assert_eq(rt_layer_forward(m, 0, hidden, T, &hook, msg), RT_OK);
+    cr_assert_eq(rt_layer_forward(m, 1, hidden, T, &hook, msg), RT_ERR_HOOK);
+
+    /* swap blk.0.ffn_down for its Q8_0 quantization: close, not equal; then back: identical */
+    int64_t ne0, ne1;
+    const float *wd = tensor_f32(src, "blk.0.ffn_down.weight", &ne0, &ne1);
+    const size_t rs = gguf_row_size(GGUF_Q8_0, ne0);
+    unsigned char *q = malloc(rs * (size_t)ne1);
+    for (int64_t r = 0; r < ne1; r++)
+        lq_quantize_row(GGUF_Q8_0, wd + r * ne0, q + r * rs, ne0, NULL);
+    float *copy = malloc((size_t)ne0 * ne1 * sizeof *copy);
+    memcpy(copy, wd, (size_t)ne0 * ne1 * sizeof *copy);
+    cr_assert_eq(rt_model_set_weight(m, "blk.0.ffn_down.weight", GGUF_Q8_0, q, msg), RT_OK, "%s", msg);
+    cr_assert_eq(rt_forward(m, tok, T, 0, lg, msg), RT_OK);
+    double dmax = 0;
+    for (int i = 0; i < T * TV; i++)
+        dmax = fmax(dmax, fabs(lg[i] - full[i]));
+    cr_assert(dmax > 0 && dmax < 0.05, "Q8_0 swap changed logits by %g", dmax);
+    cr_assert(rt_model_owned_bytes(m) >= rs * (size_t)ne1);
+    cr_assert_eq(rt_model_set_weight(m, "blk.0.ffn_down.weight", GGUF_F32, copy, msg), RT_OK);
+    cr_assert_eq(rt_forward(m, tok, T, 0, lg, msg), RT_OK);
+    cr_assert(memcmp(lg, full, (size_t)T * TV * sizeof *lg) == 0, "swapping back did not restore the logits");
+    cr_assert_eq(rt_model_set_weight(m, "blk.9.ffn_down.weight", GGUF_F32, copy, msg), RT_ERR_ARG);
+    cr_assert_eq(rt_model_set_weight(m, "blk.0.ffn_down.weight", GGUF_Q8_K, q, msg), RT_ERR_UNSUPPORTED);
+    cr_assert_eq(rt_model_set_weight(m, "blk.0.ffn_down.weight", GGUF_Q4_K, q, msg), RT_ERR_ARG); /* 96 % 256 */
+
+    int32_t bad[2] = {0, TV};
+    cr_assert_eq(rt_forward(m, bad, 2, 0, lg, msg), RT_ERR_ARG);
+    cr_assert(strstr(msg, "outside the vocabulary"), "%s", msg);
+    cr_assert_eq(rt_layer_forward(m, TL, hidden, T, NULL, msg), RT_ERR_ARG);
+    free(q);
+    free(copy);
+    free(full);
+    free(lg);
+    free(hidden);
+    rt_model_free(m);
+    src_close(src);
+}
+
+Test(runtime, validation_errors_name_the_problem)
+{
+    src_source *src;
+    rt_model *m = NULL;
+    char msg[RT_MSG_SIZE];
+    cr_assert_eq(load(write_tiny(&(tiny_opts){.skip = "blk.1.ffn_up.weight"}), &src, &m, msg), RT_ERR_MODEL);
+    cr_assert(strstr(msg, "'blk.1.ffn_up.weight' is missing"), "%s", msg);
+    cr_assert_null(m);
+    src_close(src);
+    cr_assert_eq(load(write_tiny(&(tiny_opts){.bad_shape = "blk.0.attn_k.weight"}), &src, &m, msg), RT_ERR_MODEL);
+    cr_assert(strstr(msg, "blk.0.attn_k.weight") && strstr(msg, "shape"), "%s", msg);
+    src_close(src);
+    cr_assert_eq(load(write_tiny(&(tiny_opts){.arch = "gpt2"}), &src, &m, msg), RT_ERR_UNSUPPORTED);
+    cr_assert(strstr(msg, "gpt2"), "%s", msg);
+    src_close(src);
+    cr_assert_eq(load(write_tiny(&(tiny_opts){.no_block_count = 1}), &src, &m, msg), RT_ERR_MODEL);
+    cr_assert(strstr(msg, "llama.block_count"), "%s", msg);
+    src_close(src);
+    cr_assert_eq(load(write_tiny(&(tiny_opts){.head_kv = 3}), &src, &m, msg), RT_ERR_MODEL);
+    src_close(src);
+    /* tied output: no output.weight uses token_embd */
+    cr_assert_eq(load(write_tiny(&(tiny_opts){.skip = "output.weight"}), &src, &m, msg), RT_OK, "%s", msg);
+    cr_assert(rt_model_hparams(m)->tied_output);
+    int32_t tok[5] = {1, 2, 3, 4, 5};
+    double ref[5 * TV];
+    float lg[5 * TV];
+    naive_forward(src, rt_model_hparams(m), tok, 5, ref);
+    cr_assert_eq(rt_forward(m, tok, 5, 0, lg, msg), RT_OK);
+    compare_logits(lg, ref, 5, TV, "tied");
+    rt_model_free(m);
+    src_close(src);
+}
+
+/* ---------------------------------------------------------------- the demo model */
+
+Test(runtime, classics_f32_matches_plain_forward_and_threads)
+{
+    TU_REQUIRE_SHARED();
+    char *path = tu_shared_path("reference/classics-7m-f32.gguf");
+    src_source *src;
+    rt_model *m;
+    char msg[RT_MSG_SIZE];
+    cr_assert_eq(load(path, &src, &m, msg), RT_OK, "%s", msg);
+    free(path);
+    const rt_hparams *hp = rt_model_hparams(m);
+    cr_assert_eq(hp->n_layer, 6);
+    cr_assert_eq(hp->n_embd, 256);
+    cr_assert_eq(hp->n_ff, 768);
+    cr_assert_eq(hp->n_head, 8);
+    cr_assert_eq(hp->n_head_kv, 4);
+    cr_assert_eq(hp->head_dim, 32);
+    cr_assert_eq(hp->n_vocab, 4096);
+    cr_assert_eq(hp->n_ctx_train, 256);
+    cr_assert_float_eq(hp->rope_base, 10000.0f, 1e-3f);
+    cr_assert_float_eq(hp->rms_eps, 1e-5f, 1e-9f);
+    const int T = 40, V = hp->n_vocab;
+    int32_t tok[40];
+    tok[0] = 1;
+    for (int i = 1; i < T; i++)
+        tok[i] = 3 + (i * 977) % (V - 3);
+    double *ref = malloc((size_t)T * V * sizeof *ref);
+    naive_forward(src, hp, tok, T, ref);
+    float *lg = malloc((size_t)T * V * sizeof *lg), *lg2 = malloc((size_t)T * V * sizeof *lg2);
+    for (int isa = 0; isa < RT_ISA_COUNT_; isa++) {
+        if (!rt_isa_supported(isa))
+            continue;
+        rt_model_set_isa(m, isa);
+        rt_model_set_threads(m, 1);
+        cr_assert_eq(rt_forward(m, tok, T, 0, lg, msg), RT_OK, "%s", msg);
+        compare_logits(lg, ref, T, V, rt_isa_name(isa));
+        for (int nth = 2; nth <= 3; nth++) {
+            rt_model_set_threads(m, nth);
+            cr_assert_eq(rt_forward(m, tok, T, 0, lg2, msg), RT_OK);
+            cr_assert(memcmp(lg, lg2, (size_t)T * V * sizeof *lg) == 0, "%s: %d threads change the logits",
+                      rt_isa_name(isa), nth);
+        }
+    }
+    free(ref);
+    free(lg);
+    free(lg2);
+    rt_model_free(m);
+    src_close(src);
+}

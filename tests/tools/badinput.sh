@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Malformed inputs through qforge-convert and qforge-inspect: every case must exit 2 with
+# exactly one stderr line "qforge-X: ...FILE...: problem" naming the offending file, and
+# convert must leave no output (or temp) file behind. Cases are built with python3 (stdlib)
+# from small qforge-synth checkpoints.
+set -u
+BIN=${QFORGE_BIN:-$(cd "$(dirname "$0")/../.." && pwd)/bin}
+for t in qforge-convert qforge-inspect qforge-synth; do
+  [ -x "$BIN/$t" ] || { echo "missing $BIN/$t"; exit 1; }
+done
+command -v python3 >/dev/null || { echo "python3 not available"; exit 77; }
+T=$(mktemp -d "${TMPDIR:-/tmp}/qforge-badinput-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+
+"$BIN/qforge-synth" --dim 32 --layers 2 --heads 4 --kv-heads 2 --ffn 48 --vocab 300 --shards 2 -o "$T/base2" >/dev/null || exit 1
+"$BIN/qforge-synth" --dim 32 --layers 2 --heads 4 --kv-heads 2 --ffn 48 --vocab 300 -o "$T/base1" >/dev/null || exit 1
+"$BIN/qforge-convert" "$T/base1" -o "$T/good.gguf" --outtype f32 >/dev/null || exit 1
+
+# Manifest lines: name|tool(s)|target|file named in the message|regex of the problem
+python3 - "$T" > "$T/manifest" <<'PY'
+import json, os, shutil, struct, sys
+T = sys.argv[1]
+B1, B2 = T + "/base1", T + "/base2"
+
+def case(name, base):
+    d = f"{T}/c/{name}"
+    shutil.copytree(base, d)
+    return d
+
+def st(header, data=b"", raw_len=None):
+    h = header.encode() if isinstance(header, str) else header
+    n = len(h) if raw_len is None else raw_len
+    return struct.pack("<Q", n) + h + data
+
+def put(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+def emit(name, tools, target, fname, regex):
+    print(f"{name}|{tools}|{target}|{fname}|{regex}")
+
+def single(name, blob, regex, tools="both"):
+    """a bad model.safetensors in an otherwise valid single-file checkpoint"""
+    d = case(name, B1)
+    put(d + "/model.safetensors", blob)
+    if tools in ("both", "convert"):
+        emit(name, "convert", d, "model.safetensors", regex)
+    if tools in ("both", "inspect"):
+        emit(name + "_file", "inspect", d + "/model.safetensors", "model.safetensors", regex)
+
+F = '{"dtype":"F32","shape":[%s],"data_offsets":[%d,%d]}'
+single("st_short", b"\x01\x00\x00", "too short for the 8-byte header length")
+single("st_header_cap", struct.pack("<Q", 1 << 62) + b"{}", "exceeds the cap of 100000000 bytes")
+single("st_header_past_end", struct.pack("<Q", 1000) + b"{}" + b" " * 90, "runs past the end of the file")
+single("st_not_utf8", st(b'{"\xff":1}'), "not valid UTF-8")
+single("st_truncated_json", st('{"a":'), "not valid JSON")
+single("st_duplicate_key", st('{"w":' + F % ("1", 0, 4) + ',"w":' + F % ("1", 4, 8) + '}', bytes(8)), "duplicate")
+single("st_not_object", st("[1, 2]"), "header is not a JSON object")
+single("st_metadata_value", st('{"__metadata__":{"format":7}}'), "value of 'format' is not a string")
+single("st_unknown_dtype", st('{"w":{"dtype":"Q4","shape":[1],"data_offsets":[0,4]}}', bytes(4)), "unknown dtype 'Q4'")
+single("st_negative_shape", st('{"w":' + F % ("-1", 0, 4) + '}', bytes(4)), "shape entry 0 is not a non-negative integer")
+single("st_overlap", st('{"a":' + F % ("2", 0, 8) + ',"b":' + F % ("2", 4, 12) + '}', bytes(12)), "overlap tensor 'a'")
+single("st_gap", st('{"a":' + F % ("1", 0, 4) + ',"b":' + F % ("1", 8, 12) + '}', bytes(12)), "gap of 4 bytes before tensor 'b'")
+single("st_wrong_size", st('{"a":' + F % ("3", 0, 8) + '}', bytes(8)), "hold 8 bytes but shape \\[3\\] of F32 needs 12")
+single("st_trailing_bytes", st('{"a":' + F % ("1", 0, 4) + '}', bytes(9)), "5 bytes after the last tensor")
+single("st_data_truncated", st('{"a":' + F % ("16", 0, 64) + '}', bytes(20)), "run past the end of the data")
+single("st_shape_overflow", st('{"a":' + F % ("4294967296,4294967296", 0, 4) + '}', bytes(4)), "element count overflows")
+single("st_offsets_reversed", st('{"a":' + F % ("1", 4, 0) + '}', bytes(4)), "end before they begin")
+single("st_offsets_not_pair", st('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0]}}', bytes(4)), "not an array of two integers")
+single("st_int8_tensor", st('{"model.embed_tokens.weight":{"dtype":"I8","shape":[300,32],"data_offsets":[0,9600]}}', bytes(9600)),
+       "tensor 'model.embed_tokens.weight' has unsupported dtype I8", tools="convert")
+
+def ckpt(name, base, fname, regex, mutate):
+    d = case(name, base)
+    mutate(d)
+    emit(name, "convert", d, fname, regex)
+    emit(name + "_dir", "inspect", d, fname, regex)
+
+def edit_json(path, fn):
+    with open(path) as f:
+        j = json.load(f)
+    j = fn(j)
+    with open(path, "w") as f:
+        json.dump(j, f)
+
+S1 = "model-00001-of-00002.safetensors"
+S2 = "model-00002-of-00002.safetensors"
+IX = "model.safetensors.index.json"
+ckpt("idx_missing_shard", B2, IX, f"shard '{S2}' is missing", lambda d: os.remove(f"{d}/{S2}"))
+ckpt("idx_not_json", B2, IX, "not valid JSON", lambda d: put(f"{d}/{IX}", b'{"weight_map": {'))
+ckpt("idx_not_object", B2, IX, "not a JSON object", lambda d: put(f"{d}/{IX}", b'["weight_map"]'))
+ckpt("idx_no_weight_map", B2, IX, 'no "weight_map"', lambda d: put(f"{d}/{IX}", b'{"metadata": {}}'))
+def wrong_shard(j):
+    wm = j["weight_map"]
+    k = next(k for k, v in sorted(wm.items()) if v == S1)
+    wm[k] = S2
+    return j
+ckpt("idx_wrong_shard", B2, IX, f"is mapped to '{S2}', which does not hold it", lambda d: edit_json(f"{d}/{IX}", wrong_shard))
+def unlisted(j):
+    del j["weight_map"]["model.norm.weight"]
+    return j
+ckpt("idx_unlisted_tensor", B2, S2 if True else S1, "tensor 'model.norm.weight' is not listed in model.safetensors.index.json",
+     lambda d: edit_json(f"{d}/{IX}", unlisted))
+def traversal(j):
+    j["weight_map"]["model.norm.weight"] = "../" + S2
+    return j
+ckpt("idx_path_traversal", B2, IX, "not a file in the directory", lambda d: edit_json(f"{d}/{IX}", traversal))
+ckpt("cfg_missing", B1, "config.json", "not found", lambda d: os.remove(f"{d}/config.json"))
+ckpt("cfg_not_object", B1, "config.json", "not a JSON object", lambda d: put(f"{d}/config.json", b"42"))
+ckpt("cfg_duplicate_key", B1, "config.json", "duplicate",
+     lambda d: put(f"{d}/config.json", b'{"architectures":["LlamaForCausalLM"],"hidden_size":32,"hidden_size":64}'))
+def arch(j):
+    j["architectures"] = ["GPT2LMHeadModel"]
+    return j
+ckpt("cfg_architecture", B1, "config.json", "architecture 'GPT2LMHeadModel' is not supported", lambda d: edit_json(f"{d}/config.json", arch))
+def dim(j):
+    j["hidden_size"] = 64
+    return j
+ckpt("cfg_shape_mismatch", B1, "model.safetensors", "but config.json implies", lambda d: edit_json(f"{d}/config.json", dim))
+def heads(j):
+    j["num_key_value_heads"] = 3
+    return j
+ckpt("cfg_kv_heads", B1, "config.json", "not a multiple of num_key_value_heads 3", lambda d: edit_json(f"{d}/config.json", heads))
+def noint(j):
+    j["num_hidden_layers"] = "two"
+    return j
+ckpt("cfg_not_integer", B1, "config.json", '"num_hidden_layers" is not an integer', lambda d: edit_json(f"{d}/config.json", noint))
+ckpt("tok_missing", B1, "tokenizer.model", "not found", lambda d: os.remove(f"{d}/tokenizer.model"))
+ckpt("tok_garbage", B1, "tokenizer.model", "protobuf", lambda d: put(f"{d}/tokenizer.model", b"\x0a\xff\xff\xff\xff\x0f"))
+def extra_tensor(d):
+    p = f"{d}/model.safetensors"
+    with open(p, "rb") as f:
+        b = f.read()
+    n = struct.unpack("<Q", b[:8])[0]
+    h = json.loads(b[8:8 + n])
+    data = b[8 + n:]
+    h["model.extra.weight"] = {"dtype": "BF16", "shape": [2], "data_offsets": [len(data), len(data) + 4]}
+    hb = json.dumps(h).encode()
+    put(p, struct.pack("<Q", len(hb)) + hb + data + bytes(4))
+ckpt("unexpected_tensor", B1, "model.safetensors", "tensor 'model.extra.weight' has no llama.cpp name", extra_tensor)
+
+# GGUF inputs
+with open(f"{T}/good.gguf", "rb") as f:
+    g = f.read()
+os.makedirs(f"{T}/g", exist_ok=True)
+def gguf(name, blob, regex, tools="both"):
+    p = f"{T}/g/{name}.gguf"
+    put(p, blob)
+    for tool in (["convert", "inspect"] if tools == "both" else [tools]):
+        emit(f"{name}_{tool}", tool, p, f"{name}.gguf", regex)
+gguf("gguf_truncated", g[:len(g) // 2], ".")
+gguf("gguf_bad_version", g[:4] + struct.pack("<I", 99) + g[8:], ".")
+gguf("gguf_huge_kv_count", g[:16] + struct.pack("<Q", 1 << 60) + g[24:], ".")
+gguf("gguf_header_only", g[:10], ".")
+# a valid GGUF holding a Q8_0 tensor: converts refuse it (inspect reads it fine)
+def s(x):
+    x = x.encode()
+    return struct.pack("<Q", len(x)) + x
+hdr = b"GGUF" + struct.pack("<IQQ", 3, 1, 1) + s("general.architecture") + struct.pack("<I", 8) + s("llama")
+hdr += s("w.weight") + struct.pack("<I", 2) + struct.pack("<qq", 32, 1) + struct.pack("<IQ", 8, 0)
+hdr += bytes((-len(hdr)) % 32)
+gguf("gguf_quantized", hdr + bytes(34) + bytes(30), "tensor 'w.weight' has type q8_0", tools="convert")
+PY
+[ -s "$T/manifest" ] || { echo "could not build the cases"; exit 1; }
+
+n=0; fails=0
+while IFS='|' read -r name tool target fname regex; do
+  n=$((n + 1))
+  rm -f "$T/out.gguf"
+  if [ "$tool" = convert ]; then
+    "$BIN/qforge-convert" "$target" -o "$T/out.gguf" --outtype f16 >/dev/null 2>"$T/err"; rc=$?
+  else
+    "$BIN/qforge-inspect" "$target" >/dev/null 2>"$T/err"; rc=$?
+  fi
+  lines=$(wc -l < "$T/err")
+  msg=$(head -n 1 "$T/err")
+  problem=""
+  [ $rc -eq 2 ] || problem="exit $rc, want 2"
+  [ -z "$problem" ] && [ "$lines" -ne 1 ] && problem="$lines stderr lines, want 1"
+  [ -z "$problem" ] && case "$msg" in "qforge-$tool: "*) ;; *) problem="message does not start with the program name";; esac
+  [ -z "$problem" ] && { grep -qF -- "$fname" <<<"$msg" || problem="message does not name $fname"; }
+  [ -z "$problem" ] && { grep -qE -- "$regex" <<<"$msg" || problem="message does not match /$regex/"; }
+  [ -z "$problem" ] && [ -e "$T/out.gguf" ] && problem="output file left behind"
+  [ -z "$problem" ] && ls -a "$T" | grep -q 'qforge-tmp' && problem="temp file left behind"
+  if [ -n "$problem" ]; then
+    fails=$((fails + 1))
+    echo "FAIL $name ($tool): $problem"
+    sed 's/^/    /' "$T/err" | head -n 3
+  fi
+done < "$T/manifest"
+echo "badinput: $n cases, $fails failed"
+[ $n -ge 25 ] && [ $fails -eq 0 ]

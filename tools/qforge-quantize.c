@@ -1,0 +1,696 @@
+/* qforge-quantize: GGUF (F32/F16/BF16) or checkpoint directory -> quantized GGUF, in one
+ * streaming pass, choosing tensor types as llama-quantize does (libquant/lq_mix.h). */
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libgguf/gguf.h"
+#include "libquant/lq.h"
+#include "libquant/lq_mix.h"
+#include "libsrc/imatrix.h"
+#include "libsrc/src.h"
+#include "tools/cli.h"
+
+/* F32 input rows quantized per step: about 4 MiB (at least one row). */
+#define CHUNK_FLOATS ((int64_t)1 << 20)
+
+typedef struct {
+    const char *input, *output, *type_name;
+    int ftype;
+    int nthreads;
+    bool dry_run;
+    const char *imatrix_path;
+    const char *report_path;
+    lq_mix_params mix;
+    lq_mix_overrides *overrides;
+} options;
+
+typedef struct {
+    int64_t src_index;
+    const src_tensor *t;
+    lq_mix_choice ch;
+    uint32_t n_dims;         /* as written: trailing dimensions of 1 dropped, like ggml */
+    int64_t nrows;
+    uint64_t in_bytes, out_bytes;
+    const float *imat;       /* importance per column (per expert slice), or NULL */
+    double rmse;             /* of the dequantized output against the input; < 0: not measured */
+    double seconds;
+} item;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: qforge-quantize [options] INPUT OUTPUT TYPE\n"
+            "\n"
+            "INPUT   a GGUF file (F32/F16/BF16 tensors) or a Hugging Face checkpoint directory\n"
+            "OUTPUT  the GGUF file to write (never one of the input files)\n"
+            "TYPE    Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K Q8_0 Q4_0 Q4_1\n"
+            "        Q5_0 Q5_1 F16 BF16 F32, the aliases Q3_K Q4_K Q5_K (_M), or llama.cpp's id\n"
+            "\n"
+            "options:\n"
+            "  -t, --threads N              worker threads (default: all cores)\n"
+            "  --pure                       no mixture: the base type for every quantized tensor\n"
+            "  --leave-output-tensor        keep output.weight in its input type\n"
+            "  --output-tensor-type T       type for output.weight\n"
+            "  --token-embedding-type T     type for token_embd.weight\n"
+            "  --tensor-type REGEX=T        type for tensors whose name matches REGEX (POSIX ERE);\n"
+            "                               repeatable, the first matching rule wins\n"
+            "  --imatrix FILE               importance matrix (llama-imatrix GGUF or legacy .dat)\n"
+            "  --dry-run                    print the plan and sizes; write no model\n"
+            "  --report FILE.json           per-tensor type, bytes and RMSE as JSON\n"
+            "  -h, --help                   this text\n");
+}
+
+static int parse_type_opt(const char *opt, const char *val)
+{
+    int t = val ? gguf_type_from_name(val) : -1;
+    if (t < 0 || !lq_mix_type_ok(t))
+        cli_die(CLI_USAGE, NULL, "%s: unknown or unsupported tensor type '%s'", opt, val ? val : "");
+    return t;
+}
+
+static void parse_args(int argc, char **argv, options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->mix = lq_mix_params_default();
+    o->overrides = lq_mix_overrides_create();
+    if (!o->overrides)
+        cli_die(CLI_INTERNAL, NULL, "out of memory");
+    const char *pos[3];
+    int npos = 0;
+    bool opts_done = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (opts_done || a[0] != '-' || a[1] == 0) {
+            if (npos == 3)
+                cli_die(CLI_USAGE, NULL, "too many arguments (see --help)");
+            pos[npos++] = a;
+        } else if (!strcmp(a, "--")) {
+            opts_done = true;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            exit(0);
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            o->nthreads = (int)cli_parse_long(a, next, 1, 4096);
+            i++;
+        } else if (!strcmp(a, "--pure")) {
+            o->mix.pure = true;
+        } else if (!strcmp(a, "--leave-output-tensor")) {
+            o->mix.leave_output = true;
+        } else if (!strcmp(a, "--output-tensor-type")) {
+            o->mix.output_tensor_type = parse_type_opt(a, next);
+            i++;
+        } else if (!strcmp(a, "--token-embedding-type")) {
+            o->mix.token_embedding_type = parse_type_opt(a, next);
+            i++;
+        } else if (!strcmp(a, "--tensor-type")) {
+            if (!next)
+                cli_die(CLI_USAGE, NULL, "--tensor-type needs REGEX=TYPE");
+            char msg[LQ_MSG_SIZE];
+            lq_error e = lq_mix_overrides_add(o->overrides, next, msg);
+            if (e != LQ_OK)
+                cli_die(e == LQ_ERR_NOMEM ? CLI_INTERNAL : CLI_USAGE, NULL, "--tensor-type: %s", msg);
+            i++;
+        } else if (!strcmp(a, "--imatrix")) {
+            if (!next)
+                cli_die(CLI_USAGE, NULL, "--imatrix needs a file");
+            o->imatrix_path = next;
+            i++;
+        } else if (!strcmp(a, "--dry-run")) {
+            o->dry_run = true;
+        } else if (!strcmp(a, "--report")) {
+            if (!next)
+                cli_die(CLI_USAGE, NULL, "--report needs a file");
+            o->report_path = next;
+            i++;
+        } else {
+            cli_die(CLI_USAGE, NULL, "unknown option '%s' (see --help)", a);
+        }
+    }
+    if (npos != 3) {
+        usage(stderr);
+        exit(CLI_USAGE);
+    }
+    o->input = pos[0];
+    o->output = pos[1];
+    o->type_name = pos[2];
+    o->ftype = lq_ftype_from_name(o->type_name);
+    if (o->ftype < 0)
+        cli_die(CLI_USAGE, NULL, "unknown file type '%s' (see --help)", o->type_name);
+    o->mix.overrides = o->overrides;
+    if (o->nthreads <= 0)
+        o->nthreads = omp_get_max_threads();
+}
+
+/* ---------------------------------------------------------------- model facts */
+
+static int64_t md_int(const gguf_reader *md, const char *arch, const char *suffix, int64_t dflt)
+{
+    char key[256];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    int64_t v;
+    if (gguf_get_int(md, key, &v) != GGUF_OK || v < 0 || v > (1 << 20))
+        return dflt;
+    return v;
+}
+
+static lq_mix_model model_facts(const src_source *s, char *arch_buf, size_t arch_size)
+{
+    const gguf_reader *md = src_metadata(s);
+    lq_mix_model m;
+    memset(&m, 0, sizeof m);
+    const gguf_str *arch = NULL;
+    snprintf(arch_buf, arch_size, "%s", "llama");
+    if (md && gguf_get_str(md, "general.architecture", &arch) == GGUF_OK)
+        snprintf(arch_buf, arch_size, "%s", arch->str);
+    m.arch = arch_buf;
+    /* block count: from the metadata, else the highest blk.N + 1 */
+    int64_t max_blk = -1;
+    for (int64_t i = 0; i < src_n_tensors(s); i++) {
+        int b;
+        if (sscanf(src_tensor_at(s, i)->name, "blk.%d.", &b) == 1 && b > max_blk)
+            max_blk = b;
+    }
+    m.n_layer = md ? (int)md_int(md, arch_buf, "block_count", max_blk + 1) : (int)(max_blk + 1);
+    if (md) {
+        m.n_head = (int)md_int(md, arch_buf, "attention.head_count", 0);
+        m.n_head_kv = (int)md_int(md, arch_buf, "attention.head_count_kv", m.n_head);
+        m.n_expert = (int)md_int(md, arch_buf, "expert_count", 0);
+    }
+    return m;
+}
+
+/* ---------------------------------------------------------------- formatting */
+
+static void fmt_shape(const src_tensor *t, uint32_t n_dims, char *buf, size_t size)
+{
+    size_t k = (size_t)snprintf(buf, size, "[");
+    for (uint32_t d = 0; d < n_dims && k < size; d++)
+        k += (size_t)snprintf(buf + k, size - k, d ? ", %lld" : "%lld", (long long)t->ne[d]);
+    if (k < size)
+        snprintf(buf + k, size - k, "]");
+}
+
+/* 1.2e-4 style (no padded exponent). */
+static void fmt_sci(double v, char buf[32])
+{
+    if (v == 0 || !isfinite(v)) {
+        snprintf(buf, 32, "%g", v);
+        return;
+    }
+    int ex = (int)floor(log10(fabs(v)));
+    double m = v / pow(10.0, ex);
+    if (fabs(m) >= 9.95) { /* rounds up to 10.0 */
+        m /= 10;
+        ex++;
+    }
+    snprintf(buf, 32, "%.1fe%d", m, ex);
+}
+
+static const char *tname(int type)
+{
+    const gguf_type_traits *tr = gguf_type_info(type);
+    return tr ? tr->name : "?";
+}
+
+static uint32_t ggml_n_dims(const src_tensor *t)
+{
+    uint32_t n = 1;
+    for (uint32_t d = 1; d < GGUF_MAX_DIMS; d++)
+        if (t->ne[d] > 1)
+            n = d + 1;
+    return n;
+}
+
+/* ---------------------------------------------------------------- quantizing one tensor */
+
+typedef struct {
+    unsigned char *raw; /* a chunk of input rows as stored (when they cannot be used in place) */
+    unsigned char *q;   /* the chunk's output bytes */
+    float *rows;        /* per thread: one input row as F32 and its dequantized copy */
+    double *rowerr;     /* squared error per row of the chunk */
+    int64_t cap_floats; /* elements per chunk (at least one row) */
+    size_t cap_bytes;   /* bytes of raw and q: no type is wider than F32 */
+    int64_t cap_rows;
+    int64_t max_ne0;
+    int nthreads;
+} buffers;
+
+static void buffers_init(buffers *b, const item *items, size_t n, int nthreads)
+{
+    int64_t max_ne0 = 1, min_ne0 = INT64_MAX;
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].t->ne[0] > max_ne0)
+            max_ne0 = items[i].t->ne[0];
+        if (items[i].t->ne[0] < min_ne0)
+            min_ne0 = items[i].t->ne[0];
+    }
+    b->max_ne0 = max_ne0;
+    b->nthreads = nthreads;
+    b->cap_floats = CHUNK_FLOATS > max_ne0 ? CHUNK_FLOATS : max_ne0;
+    b->cap_bytes = (size_t)b->cap_floats * sizeof(float);
+    b->cap_rows = b->cap_floats / (min_ne0 < INT64_MAX ? min_ne0 : 1) + 1;
+    b->raw = malloc(b->cap_bytes);
+    b->q = malloc(b->cap_bytes);
+    b->rows = malloc((size_t)nthreads * 2 * (size_t)max_ne0 * sizeof(float));
+    b->rowerr = malloc((size_t)b->cap_rows * sizeof(double));
+    if (!b->raw || !b->q || !b->rows || !b->rowerr)
+        cli_die(CLI_INTERNAL, NULL, "out of memory for %zu-byte buffers", b->cap_bytes);
+}
+
+static void buffers_free(buffers *b)
+{
+    free(b->raw);
+    free(b->q);
+    free(b->rows);
+    free(b->rowerr);
+}
+
+static bool is_float_type(int t) { return t == GGUF_F32 || t == GGUF_F16 || t == GGUF_BF16; }
+
+static void write_or_die(gguf_writer *w, const void *data, size_t n, const char *path)
+{
+    char msg[GGUF_MSG_SIZE];
+    gguf_error e = gguf_writer_write(w, data, n, msg);
+    if (e != GGUF_OK)
+        cli_die(cli_exit_gguf(e), path, "%s", msg);
+}
+
+/* Rows [r0, r0+nr) of a tensor in its stored layout: in place from a GGUF mapping when
+ * possible, else copied into b->raw. */
+static const unsigned char *input_rows(src_source *s, const item *it, int64_t r0, int64_t nr,
+                                       size_t in_rs, buffers *b, const options *o)
+{
+    const unsigned char *data = src_data(s, it->src_index);
+    if (data) {
+        const unsigned char *p = data + (size_t)r0 * in_rs;
+        if (((uintptr_t)p % sizeof(float)) == 0)
+            return p;
+    }
+    char msg[SRC_MSG_SIZE];
+    src_error e = src_read_raw(s, it->src_index, r0, nr, b->raw, msg);
+    if (e != SRC_OK)
+        cli_die(cli_exit_src(e), o->input, "%s", msg);
+    return b->raw;
+}
+
+static void copy_raw(src_source *s, item *it, gguf_writer *w, buffers *b, const options *o)
+{
+    const size_t rs = gguf_row_size(it->t->type, it->t->ne[0]);
+    int64_t step = (int64_t)(b->cap_bytes / rs);
+    if (step < 1)
+        step = 1;
+    for (int64_t r0 = 0; r0 < it->nrows; r0 += step) {
+        int64_t nr = it->nrows - r0 < step ? it->nrows - r0 : step;
+        write_or_die(w, input_rows(s, it, r0, nr, rs, b, o), (size_t)nr * rs, o->output);
+    }
+    it->rmse = is_float_type(it->t->type) ? 0.0 : -1.0;
+}
+
+/* Sum of squared differences in a fixed order (8 lanes, then the lanes in order), so the
+ * compiler can vectorize it and the result does not depend on threads. */
+static double sq_diff(const float *x, const float *y, int64_t n)
+{
+    double lane[8] = {0};
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int k = 0; k < 8; k++) {
+            double e = (double)x[j + k] - (double)y[j + k];
+            lane[k] += e * e;
+        }
+    for (; j < n; j++) {
+        double e = (double)x[j] - (double)y[j];
+        lane[0] += e * e;
+    }
+    double acc = 0;
+    for (int k = 0; k < 8; k++)
+        acc += lane[k];
+    return acc;
+}
+
+/* Convert, quantize and measure a tensor chunk by chunk; within a chunk every row is done by
+ * one thread start to finish (rows are independent, so the bytes do not depend on the thread
+ * count; the error is summed per row, then in row order). */
+static void quantize_tensor(src_source *s, item *it, gguf_writer *w, buffers *b, const options *o)
+{
+    const src_tensor *t = it->t;
+    const int type = it->ch.type, in_type = t->type;
+    const int64_t ne0 = t->ne[0], ne1 = t->ne[1], ne2 = t->ne[2];
+    const size_t rs = gguf_row_size(type, ne0), in_rs = gguf_row_size(in_type, ne0);
+    int64_t step = b->cap_floats / ne0;
+    if (step < 1)
+        step = 1;
+    double sq = 0;
+    for (int64_t r0 = 0; r0 < it->nrows;) {
+        int64_t nr = it->nrows - r0 < step ? it->nrows - r0 : step;
+        const float *imat = NULL;
+        if (it->imat) {
+            /* one importance vector per expert slice (ne[2]); chunks stay inside a slice */
+            int64_t end = (r0 / ne1 + 1) * ne1;
+            if (r0 + nr > end)
+                nr = end - r0;
+            imat = it->imat + ((r0 / ne1) % ne2) * ne0;
+        }
+        const unsigned char *in = input_rows(s, it, r0, nr, in_rs, b, o);
+        int bad = 0;
+#pragma omp parallel for num_threads(b->nthreads) schedule(static) reduction(| : bad)
+        for (int64_t r = 0; r < nr; r++) {
+            float *x = b->rows + (size_t)omp_get_thread_num() * 2 * (size_t)b->max_ne0;
+            float *d = x + b->max_ne0;
+            const unsigned char *src = in + (size_t)r * in_rs;
+            unsigned char *q = b->q + (size_t)r * rs;
+            if (in_type == GGUF_F32)
+                memcpy(x, src, (size_t)ne0 * sizeof(float));
+            else if (in_type == GGUF_F16)
+                lq_f16_to_f32_row((const uint16_t *)src, x, (size_t)ne0);
+            else
+                lq_bf16_to_f32_row((const uint16_t *)src, x, (size_t)ne0);
+            if (lq_quantize_row(type, x, q, ne0, imat) != rs || lq_dequantize_row(type, q, d, ne0) != 0) {
+                bad = 1;
+                b->rowerr[r] = 0;
+                continue;
+            }
+            b->rowerr[r] = sq_diff(x, d, ne0);
+        }
+        if (bad)
+            cli_die(CLI_INTERNAL, NULL, "tensor '%s': libquant cannot convert %s to %s", t->name,
+                    tname(in_type), tname(type));
+        for (int64_t r = 0; r < nr; r++)
+            sq += b->rowerr[r];
+        write_or_die(w, b->q, (size_t)nr * rs, o->output);
+        r0 += nr;
+    }
+    double n = (double)it->nrows * (double)ne0;
+    it->rmse = n > 0 ? sqrt(sq / n) : 0;
+}
+
+/* ---------------------------------------------------------------- report */
+
+static void write_report(const options *o, const item *items, size_t n, uint64_t in_total,
+                         uint64_t out_total, uint64_t file_bytes, double n_elements, double secs)
+{
+    json_t *root = json_object();
+    json_t *arr = json_array();
+    if (!root || !arr)
+        cli_die(CLI_INTERNAL, NULL, "out of memory");
+    json_object_set_new(root, "input", json_string(o->input));
+    json_object_set_new(root, "output", o->dry_run ? json_null() : json_string(o->output));
+    json_object_set_new(root, "type", json_string(lq_ftype_name(o->ftype)));
+    json_object_set_new(root, "file_type", json_integer(o->ftype));
+    json_object_set_new(root, "threads", json_integer(o->nthreads));
+    json_object_set_new(root, "dry_run", json_boolean(o->dry_run));
+    json_object_set_new(root, "imatrix", o->imatrix_path ? json_string(o->imatrix_path) : json_null());
+    for (size_t i = 0; i < n; i++) {
+        const item *it = &items[i];
+        json_t *e = json_object();
+        json_t *shape = json_array();
+        for (uint32_t d = 0; d < it->n_dims; d++)
+            json_array_append_new(shape, json_integer(it->t->ne[d]));
+        json_object_set_new(e, "name", json_string(it->t->name));
+        json_object_set_new(e, "shape", shape);
+        json_object_set_new(e, "input_type", json_string(tname(it->t->type)));
+        json_object_set_new(e, "type", json_string(tname(it->ch.type)));
+        json_object_set_new(e, "quantized", json_boolean(it->ch.quantize));
+        json_object_set_new(e, "manual", json_boolean(it->ch.manual));
+        json_object_set_new(e, "fallback", json_boolean(it->ch.fallback));
+        json_object_set_new(e, "imatrix", json_boolean(it->imat != NULL));
+        json_object_set_new(e, "input_bytes", json_integer((json_int_t)it->in_bytes));
+        json_object_set_new(e, "bytes", json_integer((json_int_t)it->out_bytes));
+        json_object_set_new(e, "rmse", it->rmse >= 0 ? json_real(it->rmse) : json_null());
+        json_array_append_new(arr, e);
+    }
+    json_object_set_new(root, "tensors", arr);
+    uint64_t largest = 0;
+    for (size_t i = 0; i < n; i++)
+        if (items[i].in_bytes > largest)
+            largest = items[i].in_bytes;
+    json_object_set_new(root, "input_bytes", json_integer((json_int_t)in_total));
+    json_object_set_new(root, "largest_input_tensor_bytes", json_integer((json_int_t)largest));
+    json_object_set_new(root, "output_bytes", json_integer((json_int_t)out_total));
+    json_object_set_new(root, "file_bytes", file_bytes ? json_integer((json_int_t)file_bytes) : json_null());
+    json_object_set_new(root, "n_elements", json_integer((json_int_t)n_elements));
+    json_object_set_new(root, "bpw", json_real(n_elements > 0 ? out_total * 8.0 / n_elements : 0));
+    json_object_set_new(root, "seconds", json_real(secs));
+    if (json_dump_file(root, o->report_path, JSON_INDENT(1) | JSON_ENSURE_ASCII) != 0)
+        cli_die(CLI_IO, o->report_path, "cannot write the report");
+    json_decref(root);
+}
+
+/* ---------------------------------------------------------------- main */
+
+int main(int argc, char **argv)
+{
+    cli_init(argv[0]);
+    options o;
+    parse_args(argc, argv, &o);
+    const double t0 = cli_now();
+
+    char msg[SRC_MSG_SIZE];
+    src_source *s = NULL;
+    src_error se = src_open(o.input, &s, msg);
+    if (se != SRC_OK)
+        cli_die(cli_exit_src(se), NULL, "%s", msg);
+
+    /* never overwrite an input (model, any of its files, the imatrix) */
+    if (!o.dry_run) {
+        bool clash = cli_same_file(o.output, o.input) ||
+                     (o.imatrix_path && cli_same_file(o.output, o.imatrix_path));
+        for (size_t i = 0; !clash && i < src_n_files(s); i++)
+            clash = cli_same_file(o.output, src_file(s, i));
+        if (clash)
+            cli_die(CLI_USAGE, o.output, "is an input file; refusing to overwrite it");
+    }
+    if (o.report_path) {
+        bool clash = cli_same_file(o.report_path, o.input) ||
+                     (!o.dry_run && cli_same_file(o.report_path, o.output)) ||
+                     (o.imatrix_path && cli_same_file(o.report_path, o.imatrix_path));
+        for (size_t i = 0; !clash && i < src_n_files(s); i++)
+            clash = cli_same_file(o.report_path, src_file(s, i));
+        if (clash || !strcmp(o.report_path, o.output))
+            cli_die(CLI_USAGE, o.report_path, "the report would overwrite an input or the output");
+    }
+
+    src_imatrix *im = NULL;
+    if (o.imatrix_path) {
+        se = src_imatrix_load(o.imatrix_path, &im, msg);
+        if (se != SRC_OK)
+            cli_die(cli_exit_src(se), NULL, "%s", msg);
+        o.mix.has_imatrix = true;
+    }
+
+    /* tensors in llama-quantize's order */
+    const size_t n = (size_t)src_n_tensors(s);
+    item *items = calloc(n ? n : 1, sizeof *items);
+    const char **names = calloc(n ? n : 1, sizeof *names);
+    size_t *order = calloc(n ? n : 1, sizeof *order);
+    lq_mix_tensor *mt = calloc(n ? n : 1, sizeof *mt);
+    lq_mix_choice *ch = calloc(n ? n : 1, sizeof *ch);
+    if (!items || !names || !order || !mt || !ch)
+        cli_die(CLI_INTERNAL, NULL, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        names[i] = src_tensor_at(s, (int64_t)i)->name;
+    if (lq_mix_sort(names, n, order) != LQ_OK)
+        cli_die(CLI_INTERNAL, NULL, "out of memory");
+    const bool ckpt = src_is_checkpoint(s);
+    double n_elements = 0;
+    uint64_t in_total = 0;
+    for (size_t k = 0; k < n; k++) {
+        item *it = &items[k];
+        it->src_index = (int64_t)order[k];
+        it->t = src_tensor_at(s, it->src_index);
+        it->n_dims = ggml_n_dims(it->t);
+        it->nrows = src_n_rows(it->t);
+        it->in_bytes = (uint64_t)it->nrows * gguf_row_size(it->t->type, it->t->ne[0]);
+        it->rmse = -1;
+        in_total += it->in_bytes;
+        n_elements += (double)it->nrows * (double)it->t->ne[0];
+        mt[k].name = it->t->name;
+        mt[k].n_dims = it->t->n_dims;
+        memcpy(mt[k].ne, it->t->ne, sizeof mt[k].ne);
+        /* a checkpoint is planned as if converted with --outtype f32 */
+        mt[k].type = ckpt ? GGUF_F32 : it->t->type;
+    }
+
+    char arch[128];
+    lq_mix_model model = model_facts(s, arch, sizeof arch);
+    char lmsg[LQ_MSG_SIZE];
+    lq_error le = lq_mix_plan(o.ftype, &model, mt, n, &o.mix, ch, lmsg);
+    if (le != LQ_OK)
+        cli_die(le == LQ_ERR_NOMEM ? CLI_INTERNAL : CLI_BAD_INPUT, o.input, "%s", lmsg);
+
+    size_t name_w = 0, shape_w = 0;
+    size_t n_fallback = 0, n_imat = 0;
+    for (size_t k = 0; k < n; k++) {
+        item *it = &items[k];
+        it->ch = ch[k];
+        const int type = it->ch.type;
+        if (!lq_can_quantize(type) && type != it->t->type)
+            cli_die(CLI_BAD_INPUT, o.input, "tensor '%s': cannot write type %s", it->t->name,
+                    tname(type));
+        if (type != it->t->type && !is_float_type(it->t->type))
+            cli_die(CLI_BAD_INPUT, o.input, "tensor '%s': requantizing from %s is not supported",
+                    it->t->name, tname(it->t->type));
+        it->out_bytes = (uint64_t)it->nrows * gguf_row_size(type, it->t->ne[0]);
+        if (strlen(it->t->name) > name_w)
+            name_w = strlen(it->t->name);
+        char shape[96];
+        fmt_shape(it->t, it->n_dims, shape, sizeof shape);
+        if (strlen(shape) > shape_w)
+            shape_w = strlen(shape);
+        if (it->ch.fallback) {
+            n_fallback++;
+            cli_warn(NULL, "%s: row length %lld does not fit %s, using %s", it->t->name,
+                     (long long)it->t->ne[0], tname(it->ch.wanted), tname(type));
+        }
+        /* importance only where the data is actually requantized to a block type */
+        bool converts = type != it->t->type;
+        if (im && converts && type != GGUF_F32 && type != GGUF_F16 && type != GGUF_BF16) {
+            size_t ni = 0;
+            const float *v = src_imatrix_find(im, it->t->name, &ni);
+            if (!v) {
+                cli_warn(NULL, "%s: no importance data for this tensor", it->t->name);
+            } else if (ni != (size_t)(it->t->ne[0] * it->t->ne[2])) {
+                if (strcmp(it->t->name, "token_embd.weight") &&
+                    strcmp(it->t->name, "per_layer_token_embd.weight"))
+                    cli_die(CLI_BAD_INPUT, o.imatrix_path,
+                            "importance data for '%s' has %zu values, the tensor needs %lld",
+                            it->t->name, ni, (long long)(it->t->ne[0] * it->t->ne[2]));
+            } else {
+                it->imat = v;
+                n_imat++;
+            }
+        }
+    }
+
+    /* the output file: the input's metadata, file type moved to the end as llama-quantize does */
+    gguf_writer *w = NULL;
+    if (!o.dry_run) {
+        w = gguf_writer_create();
+        if (!w)
+            cli_die(CLI_INTERNAL, NULL, "out of memory");
+        gguf_error ge = GGUF_OK;
+        if (src_metadata(s))
+            ge = gguf_writer_copy_kv(w, src_metadata(s));
+        if (ge != GGUF_OK)
+            cli_die(cli_exit_gguf(ge), o.input, "cannot copy metadata: %s", gguf_strerror(ge));
+        static const char *const moved[] = {"general.quantization_version", "general.file_type",
+                                            "split.no", "split.count", "split.tensors.count"};
+        for (size_t i = 0; i < sizeof moved / sizeof moved[0]; i++)
+            gguf_writer_remove(w, moved[i]); /* absent is fine */
+        ge = gguf_writer_set_u32(w, "general.quantization_version", 2);
+        if (ge == GGUF_OK)
+            ge = gguf_writer_set_u32(w, "general.file_type", (uint32_t)o.ftype);
+        if (ge == GGUF_OK && im) {
+            char buf[128];
+            static const char *const ikeys[] = {"quantize.imatrix.file", "quantize.imatrix.dataset",
+                                                "quantize.imatrix.entries_count",
+                                                "quantize.imatrix.chunks_count"};
+            for (size_t i = 0; i < 4; i++)
+                gguf_writer_remove(w, ikeys[i]);
+            snprintf(buf, sizeof buf, "%s", o.imatrix_path); /* llama-quantize keeps 127 bytes */
+            ge = gguf_writer_set_str(w, ikeys[0], buf);
+            if (ge == GGUF_OK && src_imatrix_dataset(im)) {
+                snprintf(buf, sizeof buf, "%s", src_imatrix_dataset(im));
+                ge = gguf_writer_set_str(w, ikeys[1], buf);
+            }
+            if (ge == GGUF_OK)
+                ge = gguf_writer_set_u32(w, ikeys[2], (uint32_t)src_imatrix_n_entries(im));
+            if (ge == GGUF_OK && src_imatrix_chunk_count(im) > 0)
+                ge = gguf_writer_set_u32(w, ikeys[3], (uint32_t)src_imatrix_chunk_count(im));
+        }
+        if (ge != GGUF_OK)
+            cli_die(cli_exit_gguf(ge), NULL, "cannot set metadata: %s", gguf_strerror(ge));
+        char gmsg[GGUF_MSG_SIZE];
+        for (size_t k = 0; k < n; k++) {
+            ge = gguf_writer_add_tensor(w, items[k].t->name, items[k].n_dims, items[k].t->ne,
+                                        items[k].ch.type, gmsg);
+            if (ge != GGUF_OK)
+                cli_die(cli_exit_gguf(ge), o.output, "tensor '%s': %s", items[k].t->name, gmsg);
+        }
+        ge = gguf_writer_open(w, o.output, gmsg);
+        if (ge != GGUF_OK)
+            cli_die(cli_exit_gguf(ge), o.output, "%s", gmsg);
+        cli_set_temp(gguf_writer_temp_path(w));
+    }
+
+    buffers b;
+    memset(&b, 0, sizeof b);
+    if (!o.dry_run)
+        buffers_init(&b, items, n, o.nthreads);
+    int wd = 3;
+    for (size_t v = n; v >= 1000; v /= 10)
+        wd++;
+    uint64_t out_total = 0;
+    for (size_t k = 0; k < n; k++) {
+        item *it = &items[k];
+        const double ts = cli_now();
+        if (!o.dry_run) {
+            if (it->ch.type == it->t->type)
+                copy_raw(s, it, w, &b, &o);
+            else
+                quantize_tensor(s, it, w, &b, &o);
+            src_release(s, it->src_index);
+        }
+        it->seconds = cli_now() - ts;
+        out_total += it->out_bytes;
+        char shape[96], ib[32], ob[32], rm[32];
+        fmt_shape(it->t, it->n_dims, shape, sizeof shape);
+        cli_bytes((double)it->in_bytes, ib);
+        cli_bytes((double)it->out_bytes, ob);
+        printf("[%*zu/%*zu] %-*s %-*s %4s -> %-4s %10s -> %-10s", wd, k + 1, wd, n, (int)name_w,
+               it->t->name, (int)shape_w, shape, tname(it->t->type), tname(it->ch.type), ib, ob);
+        if (it->rmse >= 0) {
+            fmt_sci(it->rmse, rm);
+            printf("  rmse %s", rm);
+        }
+        putchar('\n');
+        fflush(stdout);
+    }
+
+    uint64_t file_bytes = 0;
+    if (!o.dry_run) {
+        file_bytes = gguf_writer_total_size(w);
+        char gmsg[GGUF_MSG_SIZE];
+        gguf_error ge = gguf_writer_finish(w, gmsg);
+        if (ge != GGUF_OK)
+            cli_die(cli_exit_gguf(ge), o.output, "%s", gmsg);
+        cli_set_temp(NULL);
+        gguf_writer_free(w);
+    }
+    const double secs = cli_now() - t0;
+
+    char ib[32], ob[32];
+    printf("%s: %zu tensors, %.0f weights, type %s (file type %d)%s\n", cli_prog(), n, n_elements,
+           lq_ftype_name(o.ftype), o.ftype, o.dry_run ? ", dry run: nothing written" : "");
+    printf("  input  %10s  %6.2f bpw\n", cli_bytes((double)in_total, ib),
+           n_elements > 0 ? in_total * 8.0 / n_elements : 0.0);
+    printf("  output %10s  %6.2f bpw", cli_bytes((double)out_total, ob),
+           n_elements > 0 ? out_total * 8.0 / n_elements : 0.0);
+    if (!o.dry_run)
+        printf("  (%s: %llu bytes)", o.output, (unsigned long long)file_bytes);
+    printf("\n");
+    if (n_fallback)
+        printf("  %zu tensor(s) used a fallback type\n", n_fallback);
+    if (im)
+        printf("  importance matrix applied to %zu tensor(s)\n", n_imat);
+    printf("  %.2f s, %d thread(s)\n", secs, o.nthreads);
+
+    if (o.report_path)
+        write_report(&o, items, n, in_total, out_total, file_bytes, n_elements, secs);
+
+    buffers_free(&b);
+    free(items);
+    free(names);
+    free(order);
+    free(mt);
+    free(ch);
+    src_imatrix_free(im);
+    lq_mix_overrides_free(o.overrides);
+    src_close(s);
+    return 0;
+}
