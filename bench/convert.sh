@@ -39,6 +39,7 @@ printf '  largest tensor: %s, %d bytes (%.1f MiB); RSS bound %.1f MiB\n' "${larg
   "$(echo "$lbytes / 1048576" | bc -l)" "$(echo "$bound / 1048576" | bc -l)"
 # warm the page cache so the figures measure conversion, not the first disk read
 cat "$W"/model/*.safetensors > /dev/null
+echo "  load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores; threads: $THREADS"
 status=0
 for ot in $OUTTYPES; do
   rm -f "$W/out.gguf"
@@ -46,10 +47,11 @@ for ot in $OUTTYPES; do
     > "$W/convert.log" 2> "$W/time.log" || { cat "$W/time.log"; exit 1; }
   secs=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$W/time.log" | awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; print s }')
   rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$W/time.log")
+  cpu=$(awk -F': ' '/User time \(seconds\)|System time \(seconds\)/ { s += $2 } END { print s }' "$W/time.log")
   size=$(stat -c %s "$W/out.gguf")
   verdict=ok; [ $((rss * 1024)) -le $bound ] || { verdict="OVER the bound"; status=1; }
-  printf 'convert bf16 -> %-4s  %6.2f s  peak RSS %7.1f MiB (%s)  output %d bytes  %.0f MB/s written\n' \
-    "$ot" "$secs" "$(echo "$rss / 1024" | bc -l)" "$verdict" "$size" "$(echo "$size / 1000000 / $secs" | bc -l)"
+  printf 'convert bf16 -> %-4s  %6.2f s wall  %6.2f s CPU  peak RSS %6.1f MiB (%s)  output %d bytes\n' \
+    "$ot" "$secs" "$cpu" "$(echo "$rss / 1024" | bc -l)" "$verdict" "$size"
 done
 tail -n 1 "$W/convert.log"
 rm -f "$W/out.gguf"

@@ -166,8 +166,11 @@ int64_t gguf_find_tensor(const gguf_reader *r, const char *name); /* -1 if absen
 /* ---- streaming writer ----
  * 1. gguf_writer_create(); set metadata (kept in call order; setting a key again replaces
  *    its value in place); declare tensors in file order with gguf_writer_add_tensor().
- * 2. gguf_writer_open(path): creates ".NAME.qforge-tmp-XXXXXX" in the destination directory
- *    and writes the header, tensor infos (offsets computed up front) and padding.
+ * 2. gguf_writer_open(path): first removes stale temp files of NAME left by interrupted runs
+ *    (see gguf_writer_stale_removed), then creates ".NAME.qforge-tmp-XXXXXX" in the
+ *    destination directory, holds flock(LOCK_EX) on it until finish/free (the kernel drops it
+ *    when the process dies, kill -9 included), and writes the header, tensor infos (offsets
+ *    computed up front) and padding.
  * 3. gguf_writer_write(): the tensors' data, in declaration order, in as many pieces as
  *    wanted; alignment padding is inserted after each completed tensor.
  * 4. gguf_writer_finish(): checks every byte was written, fsyncs, renames onto path and
@@ -201,6 +204,12 @@ uint64_t gguf_writer_total_size(const gguf_writer *w); /* bytes of the finished 
 gguf_error gguf_writer_open(gguf_writer *w, const char *path, char *msg);
 /* Path of the temp file while open (for a signal handler to unlink), else NULL. */
 const char *gguf_writer_temp_path(const gguf_writer *w);
+/* How many stale temp files gguf_writer_open() removed (0 before open, or for NULL): regular
+ * files (never symlinks) in the destination directory named exactly ".NAME.qforge-tmp-" plus
+ * six characters [A-Za-z0-9], which no live process holds locked. A temp file of another
+ * process still writing the same output is locked and left alone. Cleaning is best effort:
+ * what cannot be opened, locked or unlinked stays and does not make open fail. */
+int gguf_writer_stale_removed(const gguf_writer *w);
 gguf_error gguf_writer_write(gguf_writer *w, const void *data, size_t n, char *msg);
 gguf_error gguf_writer_finish(gguf_writer *w, char *msg);
 

@@ -10,15 +10,20 @@
 #include "libgguf/gguf.h"
 #include "libgguf/gguf_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define WBUF_SIZE (1u << 20)
+#define TMP_TAG ".qforge-tmp-"
+#define TMP_SUFFIX_LEN 6   /* mkstemp's XXXXXX */
+#define LOCK_ATTEMPTS 16
 
 typedef struct {
     char *key;
@@ -57,7 +62,8 @@ struct gguf_writer {
     uint64_t data_size;  /* data section with padding */
     uint64_t data_bytes; /* sum of tensor sizes without padding */
     int state;
-    char *path, *tmp;
+    char *path, *tmp; /* while open, out.fd holds flock(LOCK_EX) on tmp */
+    int stale_removed;
     sink out;
     uint64_t written; /* tensor bytes written so far */
     size_t cur;       /* tensor being written */
@@ -82,10 +88,11 @@ void gguf_writer_free(gguf_writer *w)
 {
     if (!w)
         return;
-    if (w->out.fd >= 0)
-        close(w->out.fd);
+    /* unlink while the lock is still held, so no other process can take the name meanwhile */
     if (w->tmp && w->state != W_DONE)
         unlink(w->tmp);
+    if (w->out.fd >= 0)
+        close(w->out.fd);
     for (size_t i = 0; i < w->n_kv; i++) {
         free(w->kv[i].key);
         free(w->kv[i].store);
@@ -645,11 +652,11 @@ gguf_error gguf_writer_kv_to_memory(const gguf_writer *w, void **buf, size_t *si
 
 static gguf_error io_fail(gguf_writer *w, int err, const char *what, char *msg)
 {
+    if (w->tmp)
+        unlink(w->tmp); /* before close: the lock still guards the name */
     if (w->out.fd >= 0)
         close(w->out.fd);
     w->out.fd = -1;
-    if (w->tmp)
-        unlink(w->tmp);
     free(w->tmp);
     w->tmp = NULL;
     w->state = W_FAILED;
@@ -659,6 +666,106 @@ static gguf_error io_fail(gguf_writer *w, int err, const char *what, char *msg)
 const char *gguf_writer_temp_path(const gguf_writer *w)
 {
     return w && w->state == W_OPEN ? w->tmp : NULL;
+}
+
+int gguf_writer_stale_removed(const gguf_writer *w)
+{
+    return w ? w->stale_removed : 0;
+}
+
+/* Directory part of path ("." when there is none), malloc'ed; NULL on out of memory. */
+static char *dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+}
+
+/* Whether name is exactly "." base TMP_TAG followed by six of mkstemp's characters [A-Za-z0-9]. */
+static bool is_temp_name_of(const char *name, const char *base, size_t blen)
+{
+    if (name[0] != '.' || strncmp(name + 1, base, blen) != 0)
+        return false;
+    const char *p = name + 1 + blen;
+    if (strncmp(p, TMP_TAG, strlen(TMP_TAG)) != 0)
+        return false;
+    p += strlen(TMP_TAG);
+    for (int i = 0; i < TMP_SUFFIX_LEN; i++) {
+        char c = p[i]; /* the NUL fails this test, so p[i] never runs past the name */
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+            return false;
+    }
+    return p[TMP_SUFFIX_LEN] == 0;
+}
+
+/* Remove the temp files of base in dir that no live writer holds: a writer keeps flock(LOCK_EX)
+ * on its temp file until it is finished or freed, and the kernel drops that lock when the
+ * process dies (kill -9 included), so a temp file we can lock is stale. Only regular files
+ * are touched (symlinks are not followed). Best effort: a directory we cannot read, or an
+ * entry we cannot open, lock or unlink, is left as it is. Returns how many were removed. */
+static int remove_stale_temps(const char *dir, const char *base)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return 0;
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return 0;
+    }
+    size_t blen = strlen(base);
+    int removed = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (!is_temp_name_of(e->d_name, base, blen))
+            continue;
+        struct stat sn, sf;
+        /* skip FIFOs and devices before opening them (opening can block or have effects) */
+        if (fstatat(dfd, e->d_name, &sn, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sn.st_mode))
+            continue;
+        int fd = openat(dfd, e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        /* Unlink only while holding the lock, and only if the name still is the file we locked:
+         * a writer that finished has renamed it away, and a new writer gets a new name. */
+        if (fstat(fd, &sf) == 0 && S_ISREG(sf.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+            fstatat(dfd, e->d_name, &sn, AT_SYMLINK_NOFOLLOW) == 0 && sn.st_dev == sf.st_dev &&
+            sn.st_ino == sf.st_ino && unlinkat(dfd, e->d_name, 0) == 0)
+            removed++;
+        close(fd);
+    }
+    closedir(d);
+    return removed;
+}
+
+/* mkostemp on the template w->tmp and take flock(LOCK_EX) on it. Between mkostemp and flock,
+ * another process cleaning stale temps may lock and unlink the new file; then the lock is
+ * busy or the name no longer leads to our file, and we start again with a new name.
+ * Returns the descriptor, or -1 with errno set. */
+static int create_locked_temp(char *tmpl)
+{
+    size_t n = strlen(tmpl);
+    for (int attempt = 0; attempt < LOCK_ATTEMPTS; attempt++) {
+        memset(tmpl + n - TMP_SUFFIX_LEN, 'X', TMP_SUFFIX_LEN);
+        int fd = mkostemp(tmpl, O_CLOEXEC);
+        if (fd < 0)
+            return -1;
+        int rc;
+        while ((rc = flock(fd, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR)
+            ;
+        if (rc != 0 && errno != EWOULDBLOCK) {
+            int err = errno;
+            unlink(tmpl);
+            close(fd);
+            errno = err;
+            return -1;
+        }
+        struct stat sf, sn;
+        if (rc == 0 && fstat(fd, &sf) == 0 && lstat(tmpl, &sn) == 0 && sf.st_dev == sn.st_dev &&
+            sf.st_ino == sn.st_ino)
+            return fd;
+        close(fd); /* the name is not ours any more; the cleaner that took it removes it */
+    }
+    errno = EBUSY;
+    return -1;
 }
 
 gguf_error gguf_writer_open(gguf_writer *w, const char *path, char *msg)
@@ -679,20 +786,25 @@ gguf_error gguf_writer_open(gguf_writer *w, const char *path, char *msg)
     w->path = strdup(path);
     w->tmp = malloc(n);
     w->out.buf = malloc(WBUF_SIZE);
-    if (!w->path || !w->tmp || !w->out.buf)
+    char *dir = dir_of(path);
+    if (!w->path || !w->tmp || !w->out.buf || !dir) {
+        free(dir);
         return gguf_set_msg_(msg, GGUF_ERR_NOMEM, "out of memory");
+    }
+    w->stale_removed = remove_stale_temps(dir, base);
+    free(dir);
     if (!slash)
         snprintf(w->tmp, n, ".%s.qforge-tmp-XXXXXX", base);
     else if (dlen == 0)
         snprintf(w->tmp, n, "/.%s.qforge-tmp-XXXXXX", base);
     else
         snprintf(w->tmp, n, "%.*s/.%s.qforge-tmp-XXXXXX", (int)dlen, path, base);
-    int fd = mkostemp(w->tmp, O_CLOEXEC);
+    int fd = create_locked_temp(w->tmp);
     if (fd < 0) {
         int err = errno;
         free(w->tmp);
         w->tmp = NULL;
-        return gguf_set_msg_(msg, GGUF_ERR_IO, "cannot create a temp file next to the output: %s",
+        return gguf_set_msg_(msg, GGUF_ERR_IO, "cannot create and lock a temp file next to the output: %s",
                              strerror(err));
     }
     w->out.fd = fd;
@@ -761,16 +873,15 @@ gguf_error gguf_writer_finish(gguf_writer *w, char *msg)
         return io_fail(w, EIO, "internal size mismatch", msg);
     if (fsync(w->out.fd) != 0)
         return io_fail(w, errno, "fsync", msg);
-    int fd = w->out.fd;
-    w->out.fd = -1;
-    if (close(fd) != 0)
-        return io_fail(w, errno, "close", msg);
+    /* rename while the lock is held, so no cleaner can remove the temp file in between */
     if (rename(w->tmp, w->path) != 0)
         return io_fail(w, errno, "rename", msg);
     w->state = W_DONE;
+    /* the data is on disk after fsync; close can no longer report a lost write */
+    close(w->out.fd);
+    w->out.fd = -1;
     /* make the rename durable */
-    const char *slash = strrchr(w->path, '/');
-    char *dir = slash ? strndup(w->path, slash == w->path ? 1 : (size_t)(slash - w->path)) : strdup(".");
+    char *dir = dir_of(w->path);
     if (!dir)
         return gguf_set_msg_(msg, GGUF_ERR_NOMEM, "out of memory");
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -5,7 +5,8 @@
  *   (a) choose:  pick a block's scale(s)/min(s) from the values and per-column importance,
  *                writing the block header (and the levels the search found);
  *   (b) levels:  quantize values on a given, fixed grid (the header's fp16 scales for
- *                k-quants, an explicit scale for legacy types);
+ *                k-quants, an explicit scale for legacy types: a caller that wants the
+ *                stored grid passes the fp16-rounded scale);
  * plus a pack step that stores integer levels into the block's bit layout.
  * lq_quantize_row() chains them exactly as ggml does, so the bytes equal llama.cpp's.
  *
@@ -52,11 +53,12 @@ static inline int32_t lq_trunc_int(float f)
 /* Values whose largest magnitude is below this are treated as all zero (ggml's GROUP_MAX_EPS). */
 #define LQ_GROUP_EPS 1e-15f
 
-/* ---- scale searches (the ggml make_*_quants family) ---- */
+/* ---- scale searches (the ggml make_*_quants family); groups of n <= 32 values ---- */
 
-/* Symmetric grid L - nmax, L in 0..2*nmax-1, minimizing sum w*(x - s*(L-nmax))^2 over 19
- * trial inverse scales -(nmax + 0.1*k)/max, k = -9..9, each refit by least squares.
- * w NULL: w = x^2. Returns the scale s (0 if all |x| < LQ_GROUP_EPS, then L = 0). */
+/* Symmetric grid L - nmax, L in 0..2*nmax-1, minimizing sum w*(x - s*(L-nmax))^2: rounds with
+ * the inverse scale -nmax/max and 18 trials -(nmax + 0.1*k)/max, k = -9..9 (k != 0), each
+ * refit by least squares. w NULL: w = x^2. Returns the scale s (0 if all |x| < LQ_GROUP_EPS,
+ * then L = 0). */
 float lq_search_sym(int n, int nmax, const float *x, const float *w, int8_t *L);
 
 /* Q3_K reference search: start from -nmax/max rounding, then up to 5 passes of per-element

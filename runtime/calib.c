@@ -10,7 +10,7 @@
 #include "runtime/calib.h"
 
 #define HESS_MAX_N 65536
-#define HESS_BLOCK_ROWS 1024 /* rows converted to double per dsyrk call */
+#define HESS_BLOCK_ROWS 1024 /* rows summed per dsyrk call */
 
 static rt_error fail(char *msg, rt_error e, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -30,10 +30,11 @@ static rt_error fail(char *msg, rt_error e, const char *fmt, ...)
 
 struct rt_hess {
     int n;
-    int64_t count;
-    double *S;  /* sum of x x^T, lower triangle */
-    double *H;  /* scaled, full */
-    double *xd; /* HESS_BLOCK_ROWS x n */
+    int64_t count;   /* rows added, pending ones included */
+    int pending;     /* rows waiting in xd */
+    double *S;       /* sum of x x^T over flushed rows, lower triangle */
+    double *H;       /* scaled, full */
+    double *xd;      /* HESS_BLOCK_ROWS x n rows not yet in S */
 };
 
 rt_hess *rt_hess_create(int n)
@@ -71,6 +72,7 @@ void rt_hess_reset(rt_hess *h)
         return;
     memset(h->S, 0, (size_t)h->n * (size_t)h->n * sizeof(double));
     h->count = 0;
+    h->pending = 0;
 }
 
 int64_t rt_hess_count(const rt_hess *h)
@@ -78,30 +80,42 @@ int64_t rt_hess_count(const rt_hess *h)
     return h ? h->count : 0;
 }
 
+/* S += X^T X for the pending rows. Rows are summed in blocks of HESS_BLOCK_ROWS whatever
+ * the sizes of the add calls, and OpenBLAS splits a dsyrk over the output only, so S does not
+ * depend on how the rows arrived or on thread counts. */
+static void hess_flush(rt_hess *h)
+{
+    if (h->pending)
+        cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, h->n, h->pending, 1.0, h->xd, h->n,
+                    1.0, h->S, h->n);
+    h->pending = 0;
+}
+
 rt_error rt_hess_add(rt_hess *h, const float *x, int rows, char *msg)
 {
-    if (!h || !x || rows < 0)
+    if (!h || (!x && rows) || rows < 0)
         return fail(msg, RT_ERR_ARG, "rt_hess_add: bad arguments");
     const size_t n = (size_t)h->n;
-    for (int r0 = 0; r0 < rows; r0 += HESS_BLOCK_ROWS) {
-        const int k = rows - r0 < HESS_BLOCK_ROWS ? rows - r0 : HESS_BLOCK_ROWS;
-        const float *xs = x + (size_t)r0 * n;
-        for (size_t i = 0; i < (size_t)k * n; ++i) {
-            if (!isfinite(xs[i]))
-                return fail(msg, RT_ERR_ARG, "non-finite activation at row %zu column %zu",
-                            r0 + i / n, i % n);
-            h->xd[i] = xs[i];
-        }
-        /* S += X^T X: OpenBLAS splits this over the output, never over the rows summed */
-        cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, h->n, k, 1.0, h->xd, h->n, 1.0,
-                    h->S, h->n);
-        h->count += k;
+    for (size_t i = 0; i < (size_t)rows * n; ++i)
+        if (!isfinite(x[i]))
+            return fail(msg, RT_ERR_ARG, "non-finite activation at row %zu column %zu", i / n,
+                        i % n);
+    for (int r = 0; r < rows; ++r) {
+        if (h->pending == HESS_BLOCK_ROWS)
+            hess_flush(h);
+        double *d = h->xd + (size_t)h->pending * n;
+        const float *xs = x + (size_t)r * n;
+        for (size_t j = 0; j < n; ++j)
+            d[j] = xs[j];
+        h->pending++;
+        h->count++;
     }
     return RT_OK;
 }
 
 const double *rt_hess_matrix(rt_hess *h)
 {
+    hess_flush(h);
     const size_t n = (size_t)h->n;
     const double s = h->count ? 2.0 / (double)h->count : 0.0;
     for (size_t i = 0; i < n; ++i)

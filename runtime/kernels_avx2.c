@@ -78,6 +78,50 @@ static void quant_q8_1(const float *x, void *dst, int64_t n)
     }
 }
 
+
+/* Q8_K, byte-identical to the scalar converter: the first value of largest magnitude maps to
+ * -127, q = min(127, round-half-even(x * -127/max)), 16-value sums. */
+static void quant_q8_K(const float *x, void *dst, int64_t n)
+{
+    lq_block_q8_K *y = dst;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < n / 256; b++, x += 256) {
+        __m256 mx = _mm256_setzero_ps();
+        for (int j = 0; j < 256; j += 8)
+            mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
+        __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(mx, 1), _mm256_castps256_ps128(mx));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        if (amax == 0.f) {
+            memset(&y[b], 0, sizeof y[b]);
+            continue;
+        }
+        float max = amax;
+        for (int j = 0; j < 256; j++)
+            if (fabsf(x[j]) == amax) {
+                max = x[j];
+                break;
+            }
+        const float iscale = -127.f / max;
+        const __m256 mul = _mm256_set1_ps(iscale);
+        for (int j = 0; j < 256; j += 32) {
+            __m256i q = q8_pack(_mm256_mul_ps(_mm256_loadu_ps(x + j), mul), _mm256_mul_ps(_mm256_loadu_ps(x + j + 8), mul),
+                                _mm256_mul_ps(_mm256_loadu_ps(x + j + 16), mul),
+                                _mm256_mul_ps(_mm256_loadu_ps(x + j + 24), mul));
+            _mm256_storeu_si256((__m256i *)(y[b].qs + j), q);
+            /* sums of each 16 values: maddubs with ones gives pair sums, madd/hadd the rest */
+            __m256i s16 = _mm256_maddubs_epi16(_mm256_set1_epi8(1), q);
+            __m256i s32 = _mm256_madd_epi16(s16, _mm256_set1_epi16(1)); /* 8 sums of 4 */
+            __m256i h = _mm256_hadd_epi32(s32, s32);                  /* lane: s0+s1, s2+s3 | s4+s5, s6+s7 */
+            h = _mm256_hadd_epi32(h, h);
+            y[b].bsums[j / 16] = (int16_t)_mm256_extract_epi32(h, 0);
+            y[b].bsums[j / 16 + 1] = (int16_t)_mm256_extract_epi32(h, 4);
+        }
+        y[b].d = 1 / iscale;
+    }
+}
+
 static void quant_f16(const float *x, void *dst, int64_t n)
 {
     uint16_t *y = dst;
@@ -554,7 +598,7 @@ const rt_kernel_table rt_kernels_avx2 = {
     .attn = attn_avx2,
     .swiglu = swiglu_avx2,
     .round_f16 = round_f16_avx2,
-    .quant = {[GGUF_Q8_0] = quant_q8_0, [GGUF_Q8_1] = quant_q8_1, [GGUF_F16] = quant_f16},
+    .quant = {[GGUF_Q8_0] = quant_q8_0, [GGUF_Q8_1] = quant_q8_1, [GGUF_Q8_K] = quant_q8_K, [GGUF_F16] = quant_f16},
     .dot = {
         [GGUF_F32] = dot_f32, [GGUF_F16] = dot_f16, [GGUF_BF16] = dot_bf16,
         [GGUF_Q4_0] = dotq_Q4_0, [GGUF_Q4_1] = dotq_Q4_1, [GGUF_Q5_0] = dotq_Q5_0, [GGUF_Q5_1] = dotq_Q5_1,

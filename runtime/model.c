@@ -607,11 +607,12 @@ static void rms_norm_rows(const float *x, const float *w, int T, int n, float ep
     }
 }
 
-/* RoPE, NORM mode (pairs 2i, 2i+1), in place on T rows of nh heads of hd; positions 0..T-1. */
-static void rope_rows(const rt_model *m, float *x, int T, int nh, int hd)
+/* RoPE, NORM mode (pairs 2i, 2i+1), in place on rows r0..T-1 (row t at position t) of nh
+ * heads of hd. */
+static void rope_rows(const rt_model *m, float *x, int r0, int T, int nh, int hd)
 {
     const int H2 = hd / 2;
-    for (int t = 0; t < T; t++) {
+    for (int t = r0; t < T; t++) {
         const float *c = m->rope_cos + (size_t)t * H2, *s = m->rope_sin + (size_t)t * H2;
         for (int h = 0; h < nh; h++) {
             float *v = x + ((size_t)t * nh + h) * hd;
@@ -628,7 +629,7 @@ static void rope_rows(const rt_model *m, float *x, int T, int nh, int hd)
  * fp16 values; out (T × nh*hd). As llama.cpp without flash attention: scores in f32,
  * softmax with a double sum, probabilities rounded to fp16, then P·V with f32 sums.
  * K is transposed per KV head first (kt: nkv × hd rows of T) so scores vectorize. */
-static rt_error attention(rt_model *m, int T, char *msg)
+static rt_error attention(rt_model *m, int T, int r0, char *msg)
 {
     const rt_hparams *hp = &m->hp;
     const int nh = hp->n_head, nkv = hp->n_head_kv, hd = hp->head_dim, grp = nh / nkv;
@@ -645,10 +646,11 @@ static rt_error attention(rt_model *m, int T, char *msg)
     for (int t = 0; t < T; t++)
         for (size_t c = 0; c < KD; c++)
             m->kt[c * (size_t)T + t] = m->k[(size_t)t * KD + c];
-    const int64_t nwork = (int64_t)nh * T;
+    const int nq = T - r0; /* query rows r0..T-1 */
+    const int64_t nwork = (int64_t)nh * nq;
 #pragma omp parallel for schedule(static) num_threads(nth) if (nwork > 64)
     for (int64_t wi = 0; wi < nwork; wi++) {
-        const int h = (int)(wi / T), i = (int)(wi % T), g = h / grp;
+        const int h = (int)(wi / nq), i = r0 + (int)(wi % nq), g = h / grp;
         float *p = m->probs + (size_t)omp_get_thread_num() * T;
         rt_attn_row(m->isa, m->q + (size_t)i * QD + (size_t)h * hd, m->kt + (size_t)g * hd * T, T,
                     m->v + (size_t)g * hd, (int64_t)KD, i + 1, hd, scale, p, m->att + (size_t)i * QD + (size_t)h * hd);
@@ -691,55 +693,68 @@ rt_error rt_embed(rt_model *m, const int32_t *tokens, int n_tokens, float *hidde
     return RT_OK;
 }
 
+/* One layer on T tokens; only rows r0..T-1 of the output are computed (the rest of hidden is
+ * left as it was): the last layer of rt_forward needs only the rows it returns logits for. */
+static rt_error layer_forward(rt_model *m, int layer, float *hidden, int T, int r0, const rt_hook *hook, char *msg)
+{
+    rt_error e = ensure_scratch(m, T, msg);
+    if (e != RT_OK)
+        return e;
+    const rt_hparams *hp = &m->hp;
+    const rt_layer *L = &m->layers[layer];
+    const int E = hp->n_embd, F = hp->n_ff, hd = hp->head_dim;
+    const int QD = hp->n_head * hd, KD = hp->n_head_kv * hd;
+    const int nth = nthreads(m);
+    const int R = T - r0;
+
+    /* attention block: K and V for every row, Q and everything after for rows r0.. */
+    rms_norm_rows(hidden, L->attn_norm, T, E, hp->rms_eps, m->xn, nth);
+    if (call_hook(hook, layer, RT_HOOK_ATTN_QKV, m->xn, T, E))
+        return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
+    matmul(m, &L->wk, m->xn, T, m->k, 0);
+    matmul(m, &L->wv, m->xn, T, m->v, same_act(&L->wk, &L->wv));
+    if (same_act(&L->wk, &L->wq))
+        rt_matmul(m->isa, L->wq.type, L->wq.data, L->wq.ne1, E, m->xn + (size_t)r0 * E, E, R, m->q + (size_t)r0 * QD,
+                  QD, (char *)m->act + (size_t)r0 * rt_act_row_size(L->wq.type, E), 1, nth);
+    else
+        matmul(m, &L->wq, m->xn + (size_t)r0 * E, R, m->q + (size_t)r0 * QD, 0);
+    rope_rows(m, m->q, r0, T, hp->n_head, hd);
+    rope_rows(m, m->k, 0, T, hp->n_head_kv, hd);
+    /* the f16 KV cache (and Q converted to f16 for K·Q) */
+    rt_round_f16(m->isa, m->q + (size_t)r0 * QD, (int64_t)R * QD);
+    rt_round_f16(m->isa, m->k, (int64_t)T * KD);
+    rt_round_f16(m->isa, m->v, (int64_t)T * KD);
+    if ((e = attention(m, T, r0, msg)) != RT_OK)
+        return e;
+    float *att = m->att + (size_t)r0 * QD, *h = hidden + (size_t)r0 * E;
+    if (call_hook(hook, layer, RT_HOOK_ATTN_OUT, att, R, QD))
+        return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
+    matmul(m, &L->wo, att, R, m->xn, 0);
+    for (size_t i = 0; i < (size_t)R * E; i++)
+        h[i] += m->xn[i];
+
+    /* feed-forward block */
+    rms_norm_rows(h, L->ffn_norm, R, E, hp->rms_eps, m->xn, nth);
+    if (call_hook(hook, layer, RT_HOOK_FFN_GATE_UP, m->xn, R, E))
+        return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
+    matmul(m, &L->wg, m->xn, R, m->gate, 0);
+    matmul(m, &L->wu, m->xn, R, m->up, same_act(&L->wg, &L->wu));
+    swiglu_rows(m, m->gate, m->up, R, F, nth);
+    if (call_hook(hook, layer, RT_HOOK_FFN_DOWN, m->gate, R, F))
+        return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
+    matmul(m, &L->wd, m->gate, R, m->xn, 0);
+    for (size_t i = 0; i < (size_t)R * E; i++)
+        h[i] += m->xn[i];
+    return RT_OK;
+}
+
 rt_error rt_layer_forward(rt_model *m, int layer, float *hidden, int n_tokens, const rt_hook *hook, char *msg)
 {
     if (!m || !hidden || n_tokens < 1 || n_tokens > RT_MAX_TOKENS)
         return fail(msg, RT_ERR_ARG, "rt_layer_forward: bad arguments");
     if (layer < 0 || layer >= m->hp.n_layer)
         return fail(msg, RT_ERR_ARG, "layer %d is out of range (%d layers)", layer, m->hp.n_layer);
-    rt_error e = ensure_scratch(m, n_tokens, msg);
-    if (e != RT_OK)
-        return e;
-    const rt_hparams *hp = &m->hp;
-    const rt_layer *L = &m->layers[layer];
-    const int T = n_tokens, E = hp->n_embd, F = hp->n_ff, hd = hp->head_dim;
-    const int QD = hp->n_head * hd, KD = hp->n_head_kv * hd;
-    const int nth = nthreads(m);
-
-    /* attention block */
-    rms_norm_rows(hidden, L->attn_norm, T, E, hp->rms_eps, m->xn, nth);
-    if (call_hook(hook, layer, RT_HOOK_ATTN_QKV, m->xn, T, E))
-        return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
-    matmul(m, &L->wq, m->xn, T, m->q, 0);
-    matmul(m, &L->wk, m->xn, T, m->k, same_act(&L->wq, &L->wk));
-    matmul(m, &L->wv, m->xn, T, m->v, same_act(&L->wq, &L->wv) && same_act(&L->wk, &L->wv));
-    rope_rows(m, m->q, T, hp->n_head, hd);
-    rope_rows(m, m->k, T, hp->n_head_kv, hd);
-    /* the f16 KV cache (and Q converted to f16 for K·Q) */
-    rt_round_f16(m->isa, m->q, (int64_t)T * QD);
-    rt_round_f16(m->isa, m->k, (int64_t)T * KD);
-    rt_round_f16(m->isa, m->v, (int64_t)T * KD);
-    if ((e = attention(m, T, msg)) != RT_OK)
-        return e;
-    if (call_hook(hook, layer, RT_HOOK_ATTN_OUT, m->att, T, QD))
-        return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
-    matmul(m, &L->wo, m->att, T, m->xn, 0);
-    for (size_t i = 0; i < (size_t)T * E; i++)
-        hidden[i] += m->xn[i];
-
-    /* feed-forward block */
-    rms_norm_rows(hidden, L->ffn_norm, T, E, hp->rms_eps, m->xn, nth);
-    if (call_hook(hook, layer, RT_HOOK_FFN_GATE_UP, m->xn, T, E))
-        return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
-    matmul(m, &L->wg, m->xn, T, m->gate, 0);
-    matmul(m, &L->wu, m->xn, T, m->up, same_act(&L->wg, &L->wu));
-    swiglu_rows(m, m->gate, m->up, T, F, nth);
-    if (call_hook(hook, layer, RT_HOOK_FFN_DOWN, m->gate, T, F))
-        return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
-    matmul(m, &L->wd, m->gate, T, m->xn, 0);
-    for (size_t i = 0; i < (size_t)T * E; i++)
-        hidden[i] += m->xn[i];
-    return RT_OK;
+    return layer_forward(m, layer, hidden, n_tokens, 0, hook, msg);
 }
 
 rt_error rt_final_logits(rt_model *m, const float *hidden, int n_rows, float *logits, char *msg)
@@ -766,8 +781,9 @@ rt_error rt_forward(rt_model *m, const int32_t *tokens, int n_tokens, int first,
     float *hidden = m->hidden;
     if ((e = rt_embed(m, tokens, n_tokens, hidden, msg)) != RT_OK)
         return e;
-    for (int l = 0; l < m->hp.n_layer; l++)
-        if ((e = rt_layer_forward(m, l, hidden, n_tokens, NULL, msg)) != RT_OK)
+    const int L = m->hp.n_layer;
+    for (int l = 0; l < L; l++)
+        if ((e = layer_forward(m, l, hidden, n_tokens, l == L - 1 ? first : 0, NULL, msg)) != RT_OK)
             return e;
     return rt_final_logits(m, hidden + (size_t)first * m->hp.n_embd, n_tokens - first, logits, msg);
 }

@@ -330,6 +330,11 @@ static void check_demo_gptq(int type, double min_gain)
     cr_assert_eq(rt_model_load(src, &mr, msg), RT_OK, "%s", msg);
     const rt_hparams *hp = rt_model_hparams(mf);
     const int n_ctx = 128;
+    /* one thread: this machine is shared, and idle OpenMP threads spinning cost more than
+     * they bring on a model this small */
+    rt_model_set_threads(mf, 1);
+    rt_model_set_threads(mg, 1);
+    rt_model_set_threads(mr, 1);
 
     size_t nc, ne;
     int32_t *cal = tokenize_file(src, "text/calibration.txt", &nc);
@@ -344,6 +349,7 @@ static void check_demo_gptq(int type, double min_gain)
     rt_calib_opts o;
     rt_calib_opts_init(&o);
     o.default_type = type;
+    o.gptq.nthreads = 1;
     emit_log log;
     memset(&log, 0, sizeof log);
     o.emit = log_emit;
@@ -392,3 +398,116 @@ static void check_demo_gptq(int type, double min_gain)
 
 Test(calib, demo_gptq_q4_0) { check_demo_gptq(GGUF_Q4_0, 1.0); }
 Test(calib, demo_gptq_q3_K) { check_demo_gptq(GGUF_Q3_K, 1.0); }
+
+/* ---------- thread-count independence of the whole calibration ---------- */
+
+typedef struct {
+    uint64_t hash;
+    int count;
+} hash_log;
+
+static int hash_emit(void *user, const rt_calib_info *info, const void *data, size_t nbytes)
+{
+    hash_log *h = user;
+    const unsigned char *p = data;
+    for (size_t i = 0; i < nbytes; ++i)
+        h->hash = (h->hash ^ p[i]) * 1099511628211ull;
+    h->count++;
+    (void)info;
+    return 0;
+}
+
+static uint64_t calib_hash(src_source *src, const int32_t *chunks, int nch, int n_ctx, int nt)
+{
+    char msg[RT_MSG_SIZE];
+    rt_model *m;
+    cr_assert_eq(rt_model_load(src, &m, msg), RT_OK, "%s", msg);
+    rt_model_set_threads(m, nt);
+    rt_calib_opts o;
+    rt_calib_opts_init(&o);
+    o.default_type = GGUF_Q4_K;
+    o.gptq.nthreads = nt;
+    o.gptq.act_order = true;
+    hash_log h = {1469598103934665603ull, 0};
+    o.emit = hash_emit;
+    o.user = &h;
+    cr_assert_eq(rt_calib_gptq(m, src, chunks, nch, n_ctx, &o, msg), RT_OK, "%s", msg);
+    cr_assert_eq(h.count, 7 * rt_model_hparams(m)->n_layer);
+    rt_model_free(m);
+    return h.hash;
+}
+
+Test(calib, thread_count_independent)
+{
+    TU_REQUIRE_SHARED();
+    char *dir = tu_shared_path("models/classics-7m"), msg[RT_MSG_SIZE];
+    src_source *src;
+    cr_assert_eq(src_open(dir, &src, msg), SRC_OK, "%s", msg);
+    size_t nc;
+    int32_t *cal = tokenize_file(src, "text/calibration.txt", &nc);
+    int nch;
+    int32_t *chunks = rt_calib_chunks(cal, nc, 64, 1, 6, &nch);
+    cr_assert_eq(nch, 6);
+    const uint64_t a = calib_hash(src, chunks, nch, 64, 1);
+    const uint64_t b = calib_hash(src, chunks, nch, 64, 2);
+    cr_assert_eq(a, b, "quantized bytes differ between 1 and 2 threads");
+    free(cal);
+    free(chunks);
+    src_close(src);
+    free(dir);
+}
+
+/* A tensor left out (type_of -1) stays float; a weight source without the tensors, or a type
+ * the solver cannot write, fails cleanly. */
+static int only_down(void *user, const char *name, int64_t cols, int64_t rows)
+{
+    (void)user, (void)cols, (void)rows;
+    return strstr(name, "ffn_down") ? GGUF_Q8_0 : -1;
+}
+
+static int count_emit(void *user, const rt_calib_info *info, const void *data, size_t nbytes)
+{
+    (void)info, (void)data, (void)nbytes;
+    return ++*(int *)user >= 2; /* stop after the second tensor */
+}
+
+Test(calib, selection_and_errors)
+{
+    TU_REQUIRE_SHARED();
+    char *dir = tu_shared_path("models/classics-7m"), msg[RT_MSG_SIZE];
+    src_source *src;
+    cr_assert_eq(src_open(dir, &src, msg), SRC_OK, "%s", msg);
+    rt_model *m;
+    cr_assert_eq(rt_model_load(src, &m, msg), RT_OK, "%s", msg);
+    rt_model_set_threads(m, 1);
+    size_t nc;
+    int32_t *cal = tokenize_file(src, "text/calibration.txt", &nc);
+    int nch;
+    int32_t *chunks = rt_calib_chunks(cal, nc, 32, 1, 2, &nch);
+
+    rt_calib_opts o;
+    rt_calib_opts_init(&o);
+    o.gptq.nthreads = 1;
+    o.type_of = only_down;
+    int n = 0;
+    o.emit = count_emit;
+    o.user = &n;
+    cr_assert_eq(rt_calib_gptq(m, src, chunks, nch, 32, &o, msg), RT_ERR_HOOK);
+    cr_assert_eq(n, 2);
+    cr_assert(strstr(msg, "blk.1.ffn_down.weight"), "%s", msg);
+
+    o.type_of = NULL;
+    o.default_type = GGUF_F16;
+    cr_assert_eq(rt_calib_gptq(m, src, chunks, nch, 32, &o, msg), RT_ERR_ARG);
+    o.default_type = GGUF_Q4_0;
+    cr_assert_eq(rt_calib_gptq(m, src, chunks, 0, 32, &o, msg), RT_ERR_ARG);
+    int32_t badtok[32];
+    memcpy(badtok, chunks, sizeof badtok);
+    badtok[5] = 1 << 30;
+    cr_assert_eq(rt_calib_gptq(m, src, badtok, 1, 32, &o, msg), RT_ERR_ARG);
+    free(cal);
+    free(chunks);
+    rt_model_free(m);
+    src_close(src);
+    free(dir);
+}

@@ -3,12 +3,15 @@
 #include <criterion/parameterized.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <dirent.h>
 #include <unistd.h>
 
@@ -1093,6 +1096,258 @@ Test(gguf_write, temp_file_and_free_before_finish)
     cr_expect_eq(st.st_size, 64 + 256); /* header 24 + info 33 -> 64, data 256 */
     cr_expect_eq(count_entries(dir), 1);
     unlink(path);
+    rmdir(dir);
+    free(dir);
+}
+
+/* ---- stale temp files from interrupted runs ---- */
+
+static const int64_t NE_STALE[1] = {64}; /* one f32 tensor of 256 bytes */
+
+static gguf_writer *stale_writer(void)
+{
+    gguf_writer *w = gguf_writer_create();
+    cr_assert_not_null(w);
+    cr_assert_eq(gguf_writer_add_tensor(w, "t", 1, NE_STALE, GGUF_F32, NULL), GGUF_OK);
+    return w;
+}
+
+/* Name of the single entry of dir starting with prefix into out; how many there are. */
+static int find_prefixed(const char *dir, const char *prefix, char *out, size_t size)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 && n++ == 0)
+            snprintf(out, size, "%s/%s", dir, e->d_name);
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static void check_output(const char *path)
+{
+    gguf_reader *r;
+    char msg[GGUF_MSG_SIZE] = "";
+    cr_assert_eq(gguf_open(path, &r, msg), GGUF_OK, "%s", msg);
+    cr_expect_eq(gguf_n_tensors(r), 1);
+    cr_expect_eq(gguf_tensor_at(r, 0)->nbytes, 256);
+    gguf_close(r);
+}
+
+/* A writer killed with SIGKILL in the middle of writing leaves its temp file; so might any
+ * crash. The next open removes it, and an unlocked file of the same pattern, and says so. */
+Test(gguf_write, stale_temp_of_killed_writer_removed, .timeout = 30)
+{
+    char *dir = tu_mkdtemp(), path[4096], msg[GGUF_MSG_SIZE] = "", stale[4300], plain[4300];
+    cr_assert_not_null(dir);
+    snprintf(path, sizeof path, "%s/out.gguf", dir);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) { /* the interrupted run */
+        gguf_writer *w = stale_writer();
+        static uint8_t data[100];
+        if (gguf_writer_open(w, path, NULL) != GGUF_OK || gguf_writer_write(w, data, sizeof data, NULL) != GGUF_OK)
+            _exit(1);
+        raise(SIGKILL);
+        _exit(2);
+    }
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+    cr_assert_eq(find_prefixed(dir, ".out.gguf.qforge-tmp-", stale, sizeof stale), 1);
+    snprintf(plain, sizeof plain, "%s/.out.gguf.qforge-tmp-Ab3xZ9", dir);
+    cr_assert_eq(tu_write_file(plain, "junk", 4), 0);
+    cr_assert_eq(count_entries(dir), 2);
+
+    gguf_writer *w = stale_writer();
+    cr_expect_eq(gguf_writer_stale_removed(w), 0);
+    cr_expect_eq(gguf_writer_stale_removed(NULL), 0);
+    cr_assert_eq(gguf_writer_open(w, path, msg), GGUF_OK, "%s", msg);
+    cr_expect_eq(gguf_writer_stale_removed(w), 2);
+    cr_expect_neq(access(stale, F_OK), 0, "%s survived", stale);
+    cr_expect_neq(access(plain, F_OK), 0, "%s survived", plain);
+    cr_expect_eq(count_entries(dir), 1); /* our own temp file */
+    static uint8_t data[256];
+    cr_assert_eq(gguf_writer_write(w, data, sizeof data, msg), GGUF_OK, "%s", msg);
+    cr_assert_eq(gguf_writer_finish(w, msg), GGUF_OK, "%s", msg);
+    cr_expect_eq(gguf_writer_stale_removed(w), 2);
+    gguf_writer_free(w);
+    check_output(path);
+    cr_expect_eq(count_entries(dir), 1);
+
+    /* nothing left to clean: the next run reports 0 */
+    w = stale_writer();
+    cr_assert_eq(gguf_writer_open(w, path, msg), GGUF_OK, "%s", msg);
+    cr_expect_eq(gguf_writer_stale_removed(w), 0);
+    gguf_writer_free(w);
+    cr_expect_eq(count_entries(dir), 1);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+}
+
+/* A relative output path with no directory part cleans the current directory. */
+Test(gguf_write, stale_temp_relative_path)
+{
+    char *dir = tu_mkdtemp(), msg[GGUF_MSG_SIZE] = "";
+    cr_assert_not_null(dir);
+    cr_assert_eq(chdir(dir), 0); /* each Criterion test runs in its own process */
+    cr_assert_eq(tu_write_file(".rel.gguf.qforge-tmp-000000", "x", 1), 0);
+    gguf_writer *w = stale_writer();
+    cr_assert_eq(gguf_writer_open(w, "rel.gguf", msg), GGUF_OK, "%s", msg);
+    cr_expect_eq(gguf_writer_stale_removed(w), 1);
+    cr_expect_neq(access(".rel.gguf.qforge-tmp-000000", F_OK), 0);
+    gguf_writer_free(w);
+    cr_expect_eq(count_entries("."), 0);
+    cr_assert_eq(chdir("/"), 0);
+    rmdir(dir);
+    free(dir);
+}
+
+/* Temp files of processes still writing the same output are locked and must survive: a
+ * child runs a real writer (and holds a flock on a hand-made file) while we open, write and
+ * finish; then the child finishes too, which needs its temp file intact. */
+Test(gguf_write, live_temp_left_alone, .timeout = 30)
+{
+    char *dir = tu_mkdtemp(), path[4096], held[4300], msg[GGUF_MSG_SIZE] = "";
+    cr_assert_not_null(dir);
+    snprintf(path, sizeof path, "%s/out.gguf", dir);
+    snprintf(held, sizeof held, "%s/.out.gguf.qforge-tmp-Held00", dir);
+    int ready[2], go[2];
+    cr_assert_eq(pipe(ready), 0);
+    cr_assert_eq(pipe(go), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) { /* the other run, still alive */
+        close(ready[0]);
+        close(go[1]);
+        int hfd = open(held, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (hfd < 0 || flock(hfd, LOCK_EX) != 0)
+            _exit(10);
+        gguf_writer *w = stale_writer();
+        static uint8_t data[256];
+        if (gguf_writer_open(w, path, NULL) != GGUF_OK || gguf_writer_write(w, data, 100, NULL) != GGUF_OK)
+            _exit(11);
+        char tmp[4300];
+        snprintf(tmp, sizeof tmp, "%s", gguf_writer_temp_path(w));
+        if (write(ready[1], tmp, strlen(tmp) + 1) != (ssize_t)strlen(tmp) + 1)
+            _exit(12);
+        char c;
+        if (read(go[0], &c, 1) != 1) /* EOF: the parent test failed and exited */
+            _exit(13);
+        if (gguf_writer_write(w, data + 100, 156, NULL) != GGUF_OK || gguf_writer_finish(w, NULL) != GGUF_OK)
+            _exit(14);
+        gguf_writer_free(w);
+        _exit(access(held, F_OK) == 0 ? 0 : 15);
+    }
+    close(ready[1]);
+    close(go[0]);
+    char child_tmp[4300] = "";
+    size_t got = 0;
+    for (ssize_t k; got < sizeof child_tmp - 1 && (k = read(ready[0], child_tmp + got, sizeof child_tmp - 1 - got)) > 0;) {
+        got += (size_t)k;
+        if (child_tmp[got - 1] == 0)
+            break;
+    }
+    cr_assert(got > 0 && child_tmp[got - 1] == 0, "child sent no temp path");
+    cr_assert_eq(access(child_tmp, F_OK), 0);
+    cr_assert_eq(count_entries(dir), 2);
+
+    gguf_writer *w = stale_writer();
+    cr_assert_eq(gguf_writer_open(w, path, msg), GGUF_OK, "%s", msg);
+    cr_expect_eq(gguf_writer_stale_removed(w), 0);
+    cr_expect_eq(access(child_tmp, F_OK), 0, "live temp %s was removed", child_tmp);
+    cr_expect_eq(access(held, F_OK), 0, "locked %s was removed", held);
+    cr_expect_eq(count_entries(dir), 3);
+    static uint8_t data[256];
+    cr_assert_eq(gguf_writer_write(w, data, sizeof data, msg), GGUF_OK, "%s", msg);
+    cr_assert_eq(gguf_writer_finish(w, msg), GGUF_OK, "%s", msg);
+    gguf_writer_free(w);
+    cr_expect_eq(access(child_tmp, F_OK), 0);
+
+    cr_assert_eq(write(go[1], "g", 1), 1);
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    close(ready[0]);
+    close(go[1]);
+    check_output(path);
+    cr_expect_neq(access(child_tmp, F_OK), 0); /* renamed onto path by the child */
+
+    /* the child is gone, so its hand-made locked file is stale now */
+    w = stale_writer();
+    cr_assert_eq(gguf_writer_open(w, path, msg), GGUF_OK, "%s", msg);
+    cr_expect_eq(gguf_writer_stale_removed(w), 1);
+    cr_expect_neq(access(held, F_OK), 0);
+    gguf_writer_free(w);
+    cr_expect_eq(count_entries(dir), 1);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+}
+
+/* Only ".out.gguf.qforge-tmp-" + 6 of [A-Za-z0-9], regular files: everything else stays,
+ * symlinks and their targets included, and a FIFO does not block the open. */
+Test(gguf_write, stale_cleanup_other_names_untouched, .timeout = 30)
+{
+    char *dir = tu_mkdtemp(), path[4096], p[4400], msg[GGUF_MSG_SIZE] = "";
+    cr_assert_not_null(dir);
+    snprintf(path, sizeof path, "%s/out.gguf", dir);
+    static const char *const files[] = {
+        ".OTHER.qforge-tmp-1", ".other.gguf.qforge-tmp-abc123", "out.gguf",
+        ".out.gguf.qforge-tmp-abc12", ".out.gguf.qforge-tmp-abc1234", ".out.gguf.qforge-tmp-ab-123",
+        ".out.gguf.qforge-tmp-", "x.out.gguf.qforge-tmp-abc123", "out.gguf.qforge-tmp-abc123",
+        ".out.gguf.qforge-tmp-XXXXXX.qforge-tmp-abc123", ".out.gguf2.qforge-tmp-abc123",
+        ".out.qforge-tmp-abc123", "victim",
+    };
+    size_t nf = sizeof files / sizeof *files;
+    for (size_t i = 0; i < nf; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        cr_assert_eq(tu_write_file(p, files[i], strlen(files[i])), 0);
+    }
+    snprintf(p, sizeof p, "%s/.out.gguf.qforge-tmp-sym123", dir);
+    cr_assert_eq(symlink("victim", p), 0);
+    snprintf(p, sizeof p, "%s/.out.gguf.qforge-tmp-dir123", dir);
+    cr_assert_eq(mkdir(p, 0755), 0);
+    snprintf(p, sizeof p, "%s/.out.gguf.qforge-tmp-fif123", dir);
+    cr_assert_eq(mkfifo(p, 0644), 0);
+    int before = count_entries(dir);
+    cr_assert_eq(before, (int)nf + 3);
+
+    gguf_writer *w = stale_writer();
+    cr_assert_eq(gguf_writer_open(w, path, msg), GGUF_OK, "%s", msg);
+    cr_expect_eq(gguf_writer_stale_removed(w), 0);
+    cr_expect_eq(count_entries(dir), before + 1);
+    for (size_t i = 0; i < nf; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        size_t n = 0;
+        char *got = tu_read_file(p, &n);
+        cr_expect(got && n == strlen(files[i]) && memcmp(got, files[i], n) == 0, "%s changed", files[i]);
+        free(got);
+    }
+    struct stat st;
+    snprintf(p, sizeof p, "%s/.out.gguf.qforge-tmp-sym123", dir);
+    cr_expect(lstat(p, &st) == 0 && S_ISLNK(st.st_mode));
+    snprintf(p, sizeof p, "%s/.out.gguf.qforge-tmp-dir123", dir);
+    cr_expect(lstat(p, &st) == 0 && S_ISDIR(st.st_mode));
+    snprintf(p, sizeof p, "%s/.out.gguf.qforge-tmp-fif123", dir);
+    cr_expect(lstat(p, &st) == 0 && S_ISFIFO(st.st_mode));
+    gguf_writer_free(w);
+    cr_expect_eq(count_entries(dir), before);
+
+    for (size_t i = 0; i < nf; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        unlink(p);
+    }
+    static const char *const special[] = {".out.gguf.qforge-tmp-sym123", ".out.gguf.qforge-tmp-fif123"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, special[i]);
+        unlink(p);
+    }
+    snprintf(p, sizeof p, "%s/.out.gguf.qforge-tmp-dir123", dir);
+    rmdir(p);
+    cr_expect_eq(count_entries(dir), 0);
     rmdir(dir);
     free(dir);
 }

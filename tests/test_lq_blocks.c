@@ -371,6 +371,22 @@ Test(steps, legacy_ref_split_matches_block)
         lq_q5_1_pack(d1, mn, L, &e);
         cr_assert_eq(memcmp(&c, &e, sizeof c), 0);
     }
+    /* importance path: batched blocks equal block-by-block */
+    enum { NB = 11 };
+    float xs[NB * LQ_QK], ws[NB * LQ_QK];
+    lq_block_q4_1 a1[NB], b1[NB];
+    lq_block_q5_1 a2[NB], b2[NB];
+    fill_gauss(xs, NB * LQ_QK, 31);
+    for (int i = 0; i < NB * LQ_QK; ++i)
+        ws[i] = 0.5f + (float)(i % 9);
+    lq_q4_1_quantize_blocks_imat(NB, xs, ws, a1);
+    lq_q5_1_quantize_blocks_imat(NB, xs, ws, a2);
+    for (int b = 0; b < NB; ++b) {
+        lq_q4_1_quantize_block(xs + b * LQ_QK, ws + b * LQ_QK, &b1[b]);
+        lq_q5_1_quantize_block(xs + b * LQ_QK, ws + b * LQ_QK, &b2[b]);
+    }
+    cr_assert_eq(memcmp(a1, b1, sizeof a1), 0);
+    cr_assert_eq(memcmp(a2, b2, sizeof a2), 0);
 }
 
 /* ---------- sizes, shapes and errors ---------- */

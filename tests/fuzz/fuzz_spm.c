@@ -60,7 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         static const char text[] = "Hello, world! \xc3\xa9t\xc3\xa9 <s> ab\xe2\x96\x81" "a \xff\xfe end";
         int32_t *ids = NULL;
         size_t n_ids = 0;
-        re = rt_tok_encode(t, text, sizeof text - 1, RT_TOK_ADD_BOS | RT_TOK_PARSE_SPECIAL, &ids, &n_ids, rmsg);
+        re = rt_tok_encode(t, text, sizeof text - 1, (o.bos_id >= 0 ? RT_TOK_ADD_BOS : 0u) | RT_TOK_PARSE_SPECIAL, &ids,
+                           &n_ids, rmsg);
         if (re == RT_OK) {
             for (size_t i = 0; i < n_ids; i++)
                 FZ_CHECK(ids[i] >= 0 && ids[i] < (int32_t)n);

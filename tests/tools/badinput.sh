@@ -99,7 +99,7 @@ ckpt("idx_wrong_shard", B2, IX, f"is mapped to '{S2}', which does not hold it", 
 def unlisted(j):
     del j["weight_map"]["model.norm.weight"]
     return j
-ckpt("idx_unlisted_tensor", B2, S2 if True else S1, "tensor 'model.norm.weight' is not listed in model.safetensors.index.json",
+ckpt("idx_unlisted_tensor", B2, S2, "tensor 'model.norm.weight' is not listed in model.safetensors.index.json",
      lambda d: edit_json(f"{d}/{IX}", unlisted))
 def traversal(j):
     j["weight_map"]["model.norm.weight"] = "../" + S2
@@ -148,10 +148,10 @@ def gguf(name, blob, regex, tools="both"):
     put(p, blob)
     for tool in (["convert", "inspect"] if tools == "both" else [tools]):
         emit(f"{name}_{tool}", tool, p, f"{name}.gguf", regex)
-gguf("gguf_truncated", g[:len(g) // 2], ".")
-gguf("gguf_bad_version", g[:4] + struct.pack("<I", 99) + g[8:], ".")
-gguf("gguf_huge_kv_count", g[:16] + struct.pack("<Q", 1 << 60) + g[24:], ".")
-gguf("gguf_header_only", g[:10], ".")
+gguf("gguf_truncated", g[:len(g) // 2], "past the end|truncat")
+gguf("gguf_bad_version", g[:4] + struct.pack("<I", 99) + g[8:], "version")
+gguf("gguf_huge_kv_count", g[:16] + struct.pack("<Q", 1 << 60) + g[24:], "limit|exceed|cap")
+gguf("gguf_header_only", g[:10], "short|truncat")
 # a valid GGUF holding a Q8_0 tensor: converts refuse it (inspect reads it fine)
 def s(x):
     x = x.encode()
