@@ -8,13 +8,13 @@
 #   BIN_DIR   default: bin/ of this repository
 #   WORK_DIR  default: /tmp/qforge-bench-convert (needs ~4.6 GB free; the checkpoint is kept
 #             there between runs, delete it when done)
-# env: OUTTYPES (default "f16 bf16 f32"), THREADS (default 2)
+# env: OUTTYPES (default "f16 bf16 f32"), THREADS (default 1, qforge-convert's default)
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${1:-$root/bin}
 W=${2:-/tmp/qforge-bench-convert}
 OUTTYPES=${OUTTYPES:-f16 bf16 f32}
-THREADS=${THREADS:-2}
+THREADS=${THREADS:-1}
 [ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)"; exit 1; }
 for t in qforge-synth qforge-convert qforge-inspect; do
   [ -x "$BIN/$t" ] || { echo "missing $BIN/$t (run make)"; exit 1; }

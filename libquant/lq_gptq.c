@@ -319,7 +319,8 @@ static void h_row(const hmat *h, int64_t i, double *out)
 
 /* ---------------------------------------------------------------- factorization */
 
-/* A (lower triangle) = permuted H with dead diagonals 1, plus damp on the diagonal. */
+/* A = permuted H (symmetric, from H's lower triangle) with dead diagonals 1, plus damp on
+ * the diagonal. */
 static void fill_h(double *A, const hmat *h, const int64_t *perm, const uint8_t *dead,
                    double damp)
 {
@@ -327,7 +328,7 @@ static void fill_h(double *A, const hmat *h, const int64_t *perm, const uint8_t 
     for (int64_t i = 0; i < n; ++i) {
         const int64_t pi = perm ? perm[i] : i;
         for (int64_t j = 0; j < i; ++j)
-            A[i * n + j] = h_at(h, pi, perm ? perm[j] : j);
+            A[i * n + j] = A[j * n + i] = h_at(h, pi, perm ? perm[j] : j);
         A[i * n + i] = (dead[pi] ? 1.0 : h_at(h, pi, pi)) + damp;
     }
 }

@@ -32,7 +32,10 @@
  * rope_theta 10000, max_position_embeddings 2048), as llama.cpp sees them through AutoConfig.
  * general.file_type describes the source as stored (0 F32, 1 F16, 32 BF16 from the first 2-D
  * tensor); a writer sets its own. Not read: README.md model cards, generation_config.json
- * sampling settings, tokenizer.json post-processor templates.
+ * sampling settings, tokenizer.json post-processor templates, list-form chat templates, the
+ * CodeLlama (vocab 32016) and granite (vocab 49152) special cases of llama.cpp's LlamaModel.
+ * Vocabulary: config.json's vocab_size entries (tokenizer pieces, then "[PAD<id>]" fillers);
+ * a tokenizer with more pieces than vocab_size is refused (llama.cpp's converter fails on it too).
  */
 #include "libsrc/spm.h"
 #include "libsrc/src_internal.h"
@@ -1370,7 +1373,7 @@ static src_error build_metadata(src_source *s, ctx *x, char *msg)
         if (json_is_string(ct))
             W(gguf_writer_set_str(w, "tokenizer.chat_template", json_string_value(ct)));
     }
-    if (!tc || !json_is_string(json_object_get(tc, "chat_template"))) {
+    if (tc && !json_object_get(tc, "chat_template")) { /* llama.cpp reads it only with a tokenizer_config */
         char *jp = join(x->dir, "chat_template.jinja");
         FILE *f = jp ? fopen(jp, "rb") : NULL;
         if (f) {

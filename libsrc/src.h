@@ -13,8 +13,19 @@
  * Memory: nothing is read until asked; src_release() drops a tensor's mapped pages once
  * consumed, so streaming a model costs about one tensor of resident memory.
  *
- * Errors: src_error + one-line message in msg[SRC_MSG_SIZE] naming the file and the problem
- * ("model-00001.safetensors: tensor 'x' data_offsets overlap ..."). Never prints or exits.
+ * Errors: src_error + one-line message in msg[SRC_MSG_SIZE] that starts with the path of the
+ * offending file (the shard, index, config.json, tokenizer.model or GGUF file; the directory for
+ * problems of the whole checkpoint) and says what is wrong
+ * ("DIR/model-00001.safetensors: tensor 'x' data_offsets [4, 12] overlap tensor 'y' ..."), so a
+ * tool prints it as is: cli_die(cli_exit_src(e), NULL, "%s", msg). Never prints or exits.
+ *
+ * Checkpoint rules (details in libsrc/checkpoint.c): LlamaForCausalLM only; tensor order, names,
+ * Q/K permutation and metadata (keys, order, value types) as llama.cpp's convert_hf_to_gguf.py;
+ * general.file_type describes the source as stored (0 F32, 1 F16, 32 BF16), a writer sets its own.
+ * Safetensors validation: libsrc/safetensors.h.
+ *
+ * Threads: after src_open, src_read_f32/src_read_raw/src_release may be called from several
+ * threads at once (they only read the mappings); open/close are not concurrent.
  */
 #ifndef QFORGE_SRC_H
 #define QFORGE_SRC_H
@@ -72,7 +83,8 @@ src_error src_read_f32(src_source *s, int64_t i, int64_t row0, int64_t nrows, fl
 /* The same rows in the stored type's GGUF layout (after any permutation). */
 src_error src_read_raw(src_source *s, int64_t i, int64_t row0, int64_t nrows, void *dst, char *msg);
 /* Pointer to the whole tensor in GGUF layout when it can be had without copying (GGUF
- * sources), else NULL. Valid until src_close(). */
+ * sources: aligned, in the file's mapping), else NULL (always for checkpoints, whose data may be
+ * unaligned and permuted). Valid until src_close(). */
 const void *src_data(const src_source *s, int64_t i);
 /* Drop tensor i's pages from memory (MADV_DONTNEED); later reads map them in again. */
 void src_release(src_source *s, int64_t i);

@@ -172,8 +172,9 @@ rt_error rt_logp_read_header(FILE *f, uint64_t file_size, rt_logp_header *h, int
     }
     for (uint64_t i = 0; i < ntok; i++)
         if (t[i] < 0 || (uint32_t)t[i] >= h->n_vocab) {
+            const int32_t bad = t[i];
             free(t);
-            return fail(msg, RT_ERR_FORMAT, "token %lld = %d is outside the vocabulary", (long long)i, t[i]);
+            return fail(msg, RT_ERR_FORMAT, "token %lld = %d is outside the vocabulary", (long long)i, bad);
         }
     *tokens = t;
     return RT_OK;

@@ -2,6 +2,7 @@
  * converter output (the shared reference GGUF) and against a direct computation of the name
  * mapping and the Q/K permutation on synthetic checkpoints (bin/qforge-synth). */
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -584,6 +585,124 @@ Test(checkpoint, refused)
     cr_assert_eq(tu_run("rm '%s/model.safetensors.index.json'", d), 0);
     expect_open_fails(d, SRC_ERR_MISSING, "no model.safetensors and no model.safetensors.index.json");
 #undef FRESH
+    tu_run("rm -rf '%s'", dir);
+    free(dir);
+}
+
+/* ---------------------------------------------------------------- optional metadata paths */
+
+static void edit_json(const char *path, void (*fn)(json_t *))
+{
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    cr_assert(j, "%s: %s", path, je.text);
+    fn(j);
+    cr_assert_eq(json_dump_file(j, path, JSON_INDENT(1)), 0);
+    json_decref(j);
+}
+
+static void cfg_options(json_t *j)
+{
+    json_object_set_new(j, "_name_or_path", json_string("acme/Tiny-Chat-v1"));
+    json_object_set_new(j, "head_dim", json_integer(16));
+    json_object_set_new(j, "pad_token_id", json_integer(0));
+    json_object_set_new(j, "unk_token_id", json_integer(0));
+    json_object_set_new(j, "sep_token_id", json_integer(5000)); /* out of range: ignored, as llama.cpp */
+    json_t *rs = json_object();
+    json_object_set_new(rs, "type", json_string("linear"));
+    json_object_set_new(rs, "factor", json_real(2.0));
+    json_object_set_new(j, "rope_scaling", rs);
+    json_object_del(j, "rope_theta"); /* transformers' default 10000 */
+}
+
+static void tok_options(json_t *j)
+{
+    json_object_set_new(j, "add_prefix_space", json_false());
+    json_object_set_new(j, "chat_template", json_string("{{ messages }}"));
+    json_t *atd = json_object(), *a = json_object(), *b = json_object();
+    json_object_set_new(a, "content", json_string("<|im_end|>"));
+    json_object_set_new(a, "special", json_false());
+    json_object_set_new(b, "content", json_string("\xe2\x96\x81hello"));
+    json_object_set_new(b, "special", json_false());
+    json_object_set_new(atd, "299", a);
+    json_object_set_new(atd, "298", b);
+    json_object_set_new(j, "added_tokens_decoder", atd);
+}
+
+Test(checkpoint, optional_metadata)
+{
+    char *dir = tu_mkdtemp();
+    cr_assert(dir);
+    char d[2048], p[4096];
+    snprintf(d, sizeof d, "%.2000s/m", dir);
+    cr_assert_eq(tu_run("'%s/qforge-synth' --dim 64 --layers 1 --heads 4 --ffn 64 --vocab 300 -o '%s' > /dev/null",
+                        tu_bin(), d),
+                 0);
+    snprintf(p, sizeof p, "%s/config.json", d);
+    edit_json(p, cfg_options);
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", d);
+    edit_json(p, tok_options);
+    snprintf(p, sizeof p, "%s/added_tokens.json", d);
+    const char *added = "{\"<extra>\": 297, \"<far>\": 9999}";
+    cr_assert_eq(tu_write_file(p, added, strlen(added)), 0);
+    src_source *s;
+    char msg[SRC_MSG_SIZE];
+    cr_assert_eq(src_open(d, &s, msg), SRC_OK, "%s", msg);
+    cr_expect_eq(src_n_files(s), 5); /* config, shard, tokenizer_config, added_tokens, tokenizer.model */
+    const gguf_reader *md = src_metadata(s);
+    static const char *const keys[] = {
+        "general.architecture", "general.type", "general.name", "general.version", "general.organization",
+        "general.finetune", "general.basename", "general.size_label", "llama.block_count", "llama.context_length",
+        "llama.embedding_length", "llama.feed_forward_length", "llama.attention.head_count",
+        "llama.attention.head_count_kv", "llama.rope.scaling.type", "llama.rope.scaling.factor",
+        "llama.rope.freq_base", "llama.attention.layer_norm_rms_epsilon", "llama.attention.key_length",
+        "llama.attention.value_length", "general.file_type", "llama.vocab_size", "llama.rope.dimension_count",
+        "general.quantization_version", "tokenizer.ggml.add_space_prefix", "tokenizer.ggml.model",
+        "tokenizer.ggml.pre", "tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type",
+        "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id",
+        "tokenizer.ggml.padding_token_id", "tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token",
+        "tokenizer.chat_template"};
+    size_t nk = sizeof keys / sizeof keys[0];
+    cr_assert_eq(gguf_n_kv(md), (int64_t)nk);
+    for (size_t i = 0; i < nk; i++)
+        cr_expect_str_eq(gguf_kv_key(md, (int64_t)i), keys[i]);
+    const gguf_str *str;
+    struct { const char *k, *v; } strs[] = {
+        {"general.name", "Tiny Chat v1"}, {"general.version", "v1"},   {"general.organization", "Acme"},
+        {"general.finetune", "Chat"},     {"general.basename", "Tiny"}, {"general.size_label", "67K"},
+        {"llama.rope.scaling.type", "linear"}, {"tokenizer.chat_template", "{{ messages }}"}};
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        cr_assert_eq(gguf_get_str(md, strs[i].k, &str), GGUF_OK, "%s", strs[i].k);
+        cr_expect_str_eq(str->str, strs[i].v, "%s", strs[i].k);
+    }
+    double f;
+    cr_assert_eq(gguf_get_float(md, "llama.rope.scaling.factor", &f), GGUF_OK);
+    cr_expect_eq(f, 2.0);
+    cr_assert_eq(gguf_get_float(md, "llama.rope.freq_base", &f), GGUF_OK);
+    cr_expect_eq(f, 10000.0);
+    int64_t v;
+    cr_assert_eq(gguf_get_int(md, "llama.attention.key_length", &v), GGUF_OK);
+    cr_expect_eq(v, 16);
+    cr_assert_eq(gguf_get_int(md, "tokenizer.ggml.padding_token_id", &v), GGUF_OK);
+    cr_expect_eq(v, 0);
+    bool b = true;
+    cr_assert_eq(gguf_get_bool(md, "tokenizer.ggml.add_space_prefix", &b), GGUF_OK);
+    cr_expect(!b);
+    const gguf_value *tok, *ty, *sc;
+    cr_assert_eq(gguf_get_array(md, "tokenizer.ggml.tokens", &tok), GGUF_OK);
+    cr_assert_eq(gguf_get_array(md, "tokenizer.ggml.token_type", &ty), GGUF_OK);
+    cr_assert_eq(gguf_get_array(md, "tokenizer.ggml.scores", &sc), GGUF_OK);
+    const int32_t *tt = ty->v.arr;
+    const float *scv = sc->v.arr;
+    cr_expect_str_eq(tok->v.strs[299].str, "<|im_end|>"); /* looks special: CONTROL */
+    cr_expect_eq(tt[299], 3);
+    cr_expect_eq(scv[299], -1000.0f);
+    cr_expect_str_eq(tok->v.strs[298].str, " hello"); /* user-defined, U+2581 -> ' ' */
+    cr_expect_eq(tt[298], 4);
+    cr_expect_str_eq(tok->v.strs[297].str, "<extra>"); /* added_tokens.json */
+    cr_expect_eq(tt[297], 4);
+    cr_expect_eq(scv[297], -1000.0f);
+    src_close(s);
     tu_run("rm -rf '%s'", dir);
     free(dir);
 }

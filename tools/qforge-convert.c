@@ -25,7 +25,8 @@ static void usage(FILE *f)
             "        tokenizer.model) or a GGUF file with F32/F16/BF16 tensors\n"
             "-o      the GGUF file to write (written to a temp file, then renamed)\n"
             "--outtype  type of the 2-D weights (default f16); 1-D tensors and norms stay f32\n"
-            "-t, --threads N  conversion threads (default: all cores)\n");
+            "-t, --threads N  conversion threads (default 1: a plain rounding is memory-bound, and\n"
+            "                 OpenMP barriers cost more than they save on a busy machine)\n");
 }
 
 static bool ends_with(const char *s, const char *suf)
@@ -44,7 +45,7 @@ int main(int argc, char **argv)
 {
     cli_init(argv[0]);
     const char *input = NULL, *output = NULL;
-    int outtype = GGUF_F16, nthreads = 0;
+    int outtype = GGUF_F16, nthreads = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -161,14 +162,11 @@ int main(int argc, char **argv)
         }
         src_release(s, i);
         char shape[96], a[32], b[32];
-        if (t->n_dims <= 1)
-            snprintf(shape, sizeof shape, "[%lld]", (long long)ne0);
-        else
-            snprintf(shape, sizeof shape, "[%lld, %lld]", (long long)ne0, (long long)(rows / (t->ne[2] * t->ne[3])));
-        for (uint32_t d = 2; d < t->n_dims; d++) {
-            size_t l = strlen(shape) - 1;
-            snprintf(shape + l, sizeof shape - l, ", %lld]", (long long)t->ne[d]);
-        }
+        size_t o = (size_t)snprintf(shape, sizeof shape, "[");
+        for (uint32_t d = 0; d < t->n_dims && o < sizeof shape; d++)
+            o += (size_t)snprintf(shape + o, sizeof shape - o, "%s%lld", d ? ", " : "", (long long)t->ne[d]);
+        if (o < sizeof shape)
+            snprintf(shape + o, sizeof shape - o, "]");
         printf("[%*lld/%lld] %s %s %s -> %s  %s -> %s\n", width, (long long)(i + 1), (long long)n, t->name, shape,
                type_name(t->type), type_name(otype[i]), cli_bytes((double)in_row * (double)rows, a),
                cli_bytes((double)out_row * (double)rows, b));

@@ -237,8 +237,8 @@ int main(int argc, char **argv)
     char msg[RT_MSG_SIZE > SRC_MSG_SIZE ? RT_MSG_SIZE : SRC_MSG_SIZE];
     src_source *src = NULL;
     src_error se = src_open(o.model, &src, msg);
-    if (se != SRC_OK)
-        cli_die(cli_exit_src(se), o.model, "%s", msg);
+    if (se != SRC_OK) /* libsrc messages name the file already */
+        cli_die(cli_exit_src(se), strstr(msg, o.model) ? NULL : o.model, "%s", msg);
     rt_model *model = NULL;
     rt_error re = rt_model_load(src, &model, msg);
     if (re != RT_OK)

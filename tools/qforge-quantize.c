@@ -335,7 +335,8 @@ static double sq_diff(const float *x, const float *y, int64_t n)
 
 /* Convert, quantize and measure a tensor chunk by chunk; within a chunk every row is done by
  * one thread start to finish (rows are independent, so the bytes do not depend on the thread
- * count; the error is summed per row, then in row order). */
+ * count; the error is summed per row, then in row order). Rows are handed out dynamically so
+ * a thread preempted on a busy machine does not hold the others at the barrier. */
 static void quantize_tensor(src_source *s, item *it, gguf_writer *w, buffers *b, const options *o)
 {
     const src_tensor *t = it->t;
@@ -358,7 +359,7 @@ static void quantize_tensor(src_source *s, item *it, gguf_writer *w, buffers *b,
         }
         const unsigned char *in = input_rows(s, it, r0, nr, in_rs, b, o);
         int bad = 0;
-#pragma omp parallel for num_threads(b->nthreads) schedule(static) reduction(| : bad)
+#pragma omp parallel for num_threads(b->nthreads) schedule(dynamic, 4) reduction(| : bad)
         for (int64_t r = 0; r < nr; r++) {
             float *x = b->rows + (size_t)omp_get_thread_num() * 2 * (size_t)b->max_ne0;
             float *d = x + b->max_ne0;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "libgguf/gguf.h"
 #include "libquant/lq.h"
@@ -495,6 +496,12 @@ int main(int argc, char **argv)
         write_json("model.safetensors.index.json", idxj);
     }
     json_decref(wm);
+    if (o.shards == 1) { /* a stale index from an earlier sharded run would take precedence */
+        char *ip = path_in("model.safetensors.index.json");
+        if (unlink(ip) != 0 && errno != ENOENT)
+            cli_die(CLI_IO, ip, "cannot remove: %s", strerror(errno));
+        free(ip);
+    }
 
     json_t *c = json_object(), *arch = json_array();
     json_array_append_new(arch, json_string("LlamaForCausalLM"));

@@ -3,7 +3,7 @@
  * The input is split on the line "\n====\n" into up to five parts, written into the fixture
  * checkpoint (tests/fuzz/support.c: single model.safetensors, tokenizer.model) as
  *   config.json, tokenizer_config.json, tokenizer.json, added_tokens.json, chat_template.jinja
- * (a missing part: the file is absent). The directory is opened with src_open(); a failure
+ * (a missing or empty part: that file is absent; config.json is always written). The directory is opened with src_open(); a failure
  * must give a one-line message, a success must walk cleanly (metadata, every tensor row).
  * This covers the config.json -> GGUF metadata mapping (hyper-parameters, rope_scaling,
  * tie_word_embeddings, general.* name heuristics from _name_or_path, special token ids,
@@ -29,13 +29,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         const uint8_t *q = memmem(p, (size_t)(end - p), SEP, sl);
         size_t n = q ? (size_t)(q - p) : (size_t)(end - p);
-        fz_write(dir, names[k], p, n);
+        if (n || k == 0)
+            fz_write(dir, names[k], p, n);
+        else
+            fz_remove(dir, names[k]);
         p = q ? q + sl : NULL;
     }
     src_source *s = NULL;
     char msg[SRC_MSG_SIZE];
     msg[0] = 0;
     src_error e = src_open(dir, &s, msg);
+    fz_note("src_open", e == SRC_OK ? NULL : msg);
     if (e != SRC_OK) {
         FZ_CHECK(s == NULL && e < SRC_ERR_COUNT_);
         fz_check_msg(msg, sizeof msg);

@@ -4,7 +4,8 @@
  * The input is written to a memfd and opened through /proc/self/fd/N, so the file path of
  * libsrc's GGUF source (mmap) is what runs. Every failure must come back as an error with a
  * one-line message; an accepted model must have hyper-parameters in range, accept a short
- * forward pass on in-range token ids and refuse an out-of-range id with RT_ERR_ARG.
+ * forward pass on in-range token ids giving the same bits with 1 and 2 threads, and refuse an
+ * out-of-range id with RT_ERR_ARG.
  * Seeds: tiny models from qforge-synth + qforge-convert/qforge-quantize and the runtime's
  * bad-input cases (tests/fuzz/corpus/model/). */
 #include <stdio.h>
@@ -33,6 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char msg[RT_MSG_SIZE > SRC_MSG_SIZE ? RT_MSG_SIZE : SRC_MSG_SIZE];
     msg[0] = 0;
     src_error se = src_open(g_path, &s, msg);
+    fz_note("src_open", se == SRC_OK ? NULL : msg);
     if (se != SRC_OK) {
         FZ_CHECK(s == NULL);
         fz_check_msg(msg, SRC_MSG_SIZE);
@@ -43,6 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rt_tok *tok = NULL;
     msg[0] = 0;
     rt_error e = rt_tok_from_gguf(src_metadata(s), &tok, msg);
+    fz_note("rt_tok_from_gguf", e == RT_OK ? NULL : msg);
     if (e == RT_OK) {
         static const char text[] = "The quick brown fox \xe2\x80\x94 <s> jumps\n\xff";
         int32_t *ids = NULL;
@@ -63,6 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rt_model *m = NULL;
     msg[0] = 0;
     e = rt_model_load(s, &m, msg);
+    fz_note("rt_model_load", e == RT_OK ? NULL : msg);
     if (e != RT_OK) {
         FZ_CHECK(m == NULL && e < RT_ERR_COUNT_);
         fz_check_msg(msg, RT_MSG_SIZE);
@@ -87,6 +91,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < 3 * (size_t)hp->n_vocab; i++)
             h += logits[i] > 0;
         fz_sink += h;
+        /* results must not depend on the thread count (bit for bit, NaNs included) */
+        float *again = malloc(3 * (size_t)hp->n_vocab * sizeof *again);
+        FZ_CHECK(again != NULL);
+        rt_model_set_threads(m, 2);
+        FZ_CHECK(rt_forward(m, toks, 3, 0, again, msg) == RT_OK);
+        FZ_CHECK(memcmp(logits, again, 3 * (size_t)hp->n_vocab * sizeof *again) == 0);
+        free(again);
         toks[1] = hp->n_vocab;
         FZ_CHECK(rt_forward(m, toks, 3, 0, logits, msg) == RT_ERR_ARG);
         fz_check_msg(msg, RT_MSG_SIZE);

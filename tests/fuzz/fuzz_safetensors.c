@@ -17,6 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char msg[SRC_MSG_SIZE];
     msg[0] = 0;
     src_error e = src_st_open_memory(data, size, "fuzz.safetensors", &f, msg);
+    fz_note("src_st_open_memory", e == SRC_OK ? NULL : msg);
     if (e != SRC_OK) {
         FZ_CHECK(f == NULL && e < SRC_ERR_COUNT_);
         fz_check_msg(msg, sizeof msg);
@@ -65,6 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fz_write(dir, "model.safetensors", data, size);
         src_source *s = NULL;
         e = src_open(dir, &s, msg);
+        fz_note("src_open (as the fixture's model.safetensors)", e == SRC_OK ? NULL : msg);
         if (e == SRC_OK) {
             fz_walk_source(s);
             src_close(s);

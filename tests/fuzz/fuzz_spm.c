@@ -18,6 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char msg[SRC_MSG_SIZE];
     msg[0] = 0;
     src_error e = spm_load_memory(data, size, &m, msg);
+    fz_note("spm_load_memory", e == SRC_OK ? NULL : msg);
     if (e != SRC_OK) {
         FZ_CHECK(m == NULL && e < SRC_ERR_COUNT_);
         fz_check_msg(msg, sizeof msg);
@@ -56,6 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char rmsg[RT_MSG_SIZE];
     rmsg[0] = 0;
     rt_error re = rt_tok_create((int32_t)n, texts, lens, scores, types, &o, &t, rmsg);
+    fz_note("rt_tok_create", re == RT_OK ? NULL : rmsg);
     if (re == RT_OK) {
         static const char text[] = "Hello, world! \xc3\xa9t\xc3\xa9 <s> ab\xe2\x96\x81" "a \xff\xfe end";
         int32_t *ids = NULL;

@@ -17,6 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char msg[SRC_MSG_SIZE];
     msg[0] = 0;
     src_error e = src_open(dir, &s, msg);
+    fz_note("src_open", e == SRC_OK ? NULL : msg);
     if (e != SRC_OK) {
         FZ_CHECK(s == NULL && e < SRC_ERR_COUNT_);
         fz_check_msg(msg, sizeof msg);

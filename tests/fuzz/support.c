@@ -316,6 +316,15 @@ static uint64_t touch(const void *p, size_t n)
     return h;
 }
 
+void fz_note(const char *stage, const char *msg)
+{
+    static int verbose = -1;
+    if (verbose < 0)
+        verbose = getenv("QFORGE_FUZZ_VERBOSE") != NULL;
+    if (verbose)
+        fprintf(stderr, "%s: %s\n", stage, msg ? msg : "ok");
+}
+
 void fz_check_msg(const char *msg, size_t cap)
 {
     const char *end = memchr(msg, 0, cap);

@@ -47,6 +47,9 @@ void fz_walk_gguf(const gguf_reader *r);
 /* Open-and-walk a source: metadata, every tensor's rows through src_read_f32/src_read_raw
  * (float types), src_data, src_release, the file list. */
 void fz_walk_source(src_source *s);
+/* With QFORGE_FUZZ_VERBOSE set (for triaging seeds: run a target on files), print
+ * "STAGE: ok" or "STAGE: MESSAGE" to stderr. */
+void fz_note(const char *stage, const char *msg);
 /* After a failed call: the message must be one non-empty line inside its buffer. */
 void fz_check_msg(const char *msg, size_t cap);
 

@@ -11,7 +11,7 @@ BIN=${QFORGE_BIN:-$ROOT/bin}
 SHARED="$ROOT/../shared"
 T=$(mktemp -d "${TMPDIR:-/tmp}/qforge-seeds-XXXXXX")
 trap 'rm -rf "$T"' EXIT
-for d in safetensors st_index config spm gguf model tokenizer; do mkdir -p "$C/$d"; done
+for d in safetensors st_index config spm gguf model tokenizer text imatrix; do mkdir -p "$C/$d"; done
 
 # ---- valid files from the tools
 "$BIN/qforge-synth" --dim 8 --layers 1 --heads 2 --kv-heads 1 --ffn 16 --vocab 259 --ctx 64 --dtype bf16 -o "$T/t8" >/dev/null
@@ -239,6 +239,63 @@ texts = {
 for name, (flags, t) in texts.items():
     b = t if isinstance(t, bytes) else t.encode()
     w(f"tokenizer/{name}.txt", bytes([flags]) + b)
+
+# text files (plain or gzip)
+import gzip, zlib
+para = ("Prince Andrew looked at the sky. \u00c9t\u00e9, na\u00efve \u2014 \u4e2d\u6587 \U0001F600\n" * 20).encode()
+w("text/plain.txt", para)
+w("text/empty.txt", b"")
+w("text/gzip.txt.gz", gzip.compress(para, mtime=0))
+w("text/gzip-two-members.gz", gzip.compress(para[:300], mtime=0) + gzip.compress(para[300:], mtime=0))
+w("text/gzip-empty.gz", gzip.compress(b"", mtime=0))
+g = bytearray(gzip.compress(para, mtime=0)); g[-8] ^= 1
+w("text/bad-gzip-crc.gz", bytes(g))
+w("text/bad-gzip-truncated.gz", gzip.compress(para, mtime=0)[:40])
+w("text/bad-gzip-trailing-garbage.gz", gzip.compress(para, mtime=0) + b"garbage")
+hdr = b"\x1f\x8b\x08\x1c" + b"\0" * 4 + b"\0\xff" + b"\x04\0abcd" + b"name\0" + b"comment\0"
+co = zlib.compressobj(9, zlib.DEFLATED, -15); raw = co.compress(para) + co.flush()
+w("text/gzip-extra-name-comment.gz", hdr + raw + struct.pack("<II", zlib.crc32(para), len(para)))
+w("text/bad-utf8.txt", b"caf\xe9 au lait\n")
+w("text/bad-nul.txt", b"a\0b")
+w("text/bad-gzip-of-latin1.gz", gzip.compress(b"caf\xe9", mtime=0))
+w("text/gzip-bomb-1m.gz", gzip.compress(b"a" * (1 << 20), 9, mtime=0))
+
+# importance matrices: legacy .dat and GGUF
+def dat(entries, trailer=None):
+    out = struct.pack("<i", len(entries))
+    for name, ncall, vals in entries:
+        nb = name.encode()
+        out += struct.pack("<i", len(nb)) + nb + struct.pack("<ii", ncall, len(vals)) + struct.pack(f"<{len(vals)}f", *vals)
+    if trailer:
+        ds = trailer[1].encode()
+        out += struct.pack("<ii", trailer[0], len(ds)) + ds
+    return out
+w("imatrix/legacy.dat", dat([("blk.0.attn_q.weight", 10, [1.0, 2.0, 3.0, 4.0]), ("output.weight", 0, [0.5] * 8)], (10, "calibration.txt")))
+w("imatrix/bad-legacy-dup.dat", dat([("a", 1, [1.0]), ("a", 1, [2.0])]))
+w("imatrix/bad-legacy-nan.dat", dat([("a", 1, [float("nan")])]))
+w("imatrix/bad-legacy-count.dat", struct.pack("<ii", 1, 1) + b"a" + struct.pack("<ii", 1, 1 << 30))
+w("imatrix/bad-legacy-name.dat", struct.pack("<ii", 1, -5))
+w("imatrix/bad-legacy-empty.dat", struct.pack("<i", 0))
+def imx(tensors, kvs=None, align=None):
+    kvs = list(kvs if kvs is not None else [kv("imatrix.datasets", 9, arr(8, [gstr("calibration.txt")])),
+                                            kv("imatrix.chunk_count", 4, u32(10)), kv("imatrix.chunk_size", 4, u32(512))])
+    if align: kvs.append(kv("general.alignment", 4, u32(align)))
+    al = align or 32
+    infos, data = b"", b""
+    for name, ne, vals in tensors:
+        data += b"\0" * ((-len(data)) % al)
+        infos += gstr(name) + u32(len(ne)) + b"".join(struct.pack("<q", d) for d in ne) + u32(0) + struct.pack("<Q", len(data))
+        data += struct.pack(f"<{len(vals)}f", *vals)
+    return gguf(kvs, infos, len(tensors), data=data, align=al)
+good = [("blk.0.ffn_up.weight.in_sum2", [4, 2], [1.0] * 8), ("blk.0.ffn_up.weight.counts", [1, 2], [2.0, 0.0]),
+        ("blk.0.ffn_up.weight.in_sum", [4, 2], [0.5] * 8)]
+w("imatrix/gguf.imatrix", imx(good))
+w("imatrix/gguf-align1.imatrix", imx(good, kvs=[kv("imatrix.datasets", 9, arr(8, [gstr("c.txt")])), kv("imatrix.chunk_count", 4, u32(1)),
+                                              kv("imatrix.chunk_size", 4, u32(512)), kv("pad", 8, gstr("x"))], align=1))  # data at an odd offset
+w("imatrix/bad-gguf-no-meta.imatrix", imx(good, kvs=[]))
+w("imatrix/bad-gguf-no-counts.imatrix", imx(good[:1]))
+w("imatrix/bad-gguf-split.imatrix", imx([("w.in_sum2", [3], [1.0] * 3), ("w.counts", [1, 2], [1.0, 1.0])]))
+w("imatrix/bad-gguf-count-inf.imatrix", imx([("w.in_sum2", [2], [1.0] * 2), ("w.counts", [1], [float("inf")])]))
 PY
 du -sh "$C"
 du -sh "$C"/*
