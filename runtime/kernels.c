@@ -3,6 +3,7 @@
 #include "runtime/kernels.h"
 
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -510,6 +511,38 @@ static void attn_scalar(const float *q, const float *kt, int64_t ldk, const floa
     }
 }
 
+static double sum_exp_scalar(const float *x, int64_t n, float *mx)
+{
+    float m = x[0];
+    for (int64_t i = 1; i < n; i++)
+        m = x[i] > m ? x[i] : m;
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++)
+        sum += expf(x[i] - m);
+    *mx = m;
+    return sum;
+}
+
+static void rms_norm_scalar(const float *x, const float *w, int64_t n, float eps, float *y)
+{
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++)
+        sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / (double)n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    for (int64_t i = 0; i < n; i++)
+        y[i] = (x[i] * scale) * w[i];
+}
+
+static void transpose_scalar(const float *src, int64_t lds, int64_t rows, int64_t cols, float *dst, int64_t ldd)
+{
+    for (int64_t r0 = 0; r0 < rows; r0 += 16)
+        for (int64_t c0 = 0; c0 < cols; c0 += 16)
+            for (int64_t c = c0; c < cols && c < c0 + 16; c++)
+                for (int64_t r = r0; r < rows && r < r0 + 16; r++)
+                    dst[c * ldd + r] = src[r * lds + c];
+}
+
 static void swiglu_scalar(float *g, const float *u, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
@@ -524,6 +557,9 @@ static void round_f16_scalar(float *x, int64_t n)
 
 const rt_kernel_table rt_kernels_scalar = {
     .attn = attn_scalar,
+    .sum_exp = sum_exp_scalar,
+    .rms_norm = rms_norm_scalar,
+    .transpose = transpose_scalar,
     .swiglu = swiglu_scalar,
     .round_f16 = round_f16_scalar,
     .quant = {
@@ -801,11 +837,15 @@ static rt_dot_fn dot_fn(rt_isa isa, int wtype)
     return rt_kernels_scalar.dot[wtype];
 }
 
-static rt_gemm_fn gemm_fn(rt_isa isa, int wtype)
+/* The gemm for wtype and the table it comes from (its prep and sizes go with it). */
+static rt_gemm_fn gemm_fn(rt_isa isa, int wtype, const rt_kernel_table **from)
 {
     for (int i = isa; i > 0; i--)
-        if (table((rt_isa)i)->gemm[wtype])
+        if (table((rt_isa)i)->gemm[wtype]) {
+            *from = table((rt_isa)i);
             return table((rt_isa)i)->gemm[wtype];
+        }
+    *from = NULL;
     return NULL;
 }
 
@@ -820,7 +860,33 @@ void rt_attn_row(rt_isa isa, const float *q, const float *kt, int64_t ldk, const
     HELPER(attn)(q, kt, ldk, v, ldv, n, hd, scale, p, out);
 }
 
+size_t rt_attn_scratch(int n, int hd) { return (size_t)16 * (size_t)(n + 16) + (size_t)16 * (size_t)hd + 16; }
+
+void rt_attn_rows(rt_isa isa, const float *q, int64_t ldq, int i0, int m, const float *kt, int64_t ldk,
+                  const float *v, int64_t ldv, int hd, float scale, float *p, float *out, int64_t ldo)
+{
+    const rt_attn_rows_fn rows = HELPER(attn_rows);
+    if (rows && m <= 16) {
+        rows(q, ldq, i0, m, kt, ldk, v, ldv, hd, scale, p, out, ldo);
+        return;
+    }
+    for (int r = 0; r < m; r++)
+        HELPER(attn)(q + r * ldq, kt, ldk, v, ldv, i0 + r + 1, hd, scale, p, out + r * ldo);
+}
+
 void rt_swiglu(rt_isa isa, float *g, const float *u, int64_t n) { HELPER(swiglu)(g, u, n); }
+
+double rt_sum_exp(rt_isa isa, const float *x, int64_t n, float *mx) { return HELPER(sum_exp)(x, n, mx); }
+
+void rt_rms_norm(rt_isa isa, const float *x, const float *w, int64_t n, float eps, float *y)
+{
+    HELPER(rms_norm)(x, w, n, eps, y);
+}
+
+void rt_transpose(rt_isa isa, const float *src, int64_t lds, int64_t rows, int64_t cols, float *dst, int64_t ldd)
+{
+    HELPER(transpose)(src, lds, rows, cols, dst, ldd);
+}
 
 void rt_round_f16(rt_isa isa, float *x, int64_t n) { HELPER(round_f16)(x, n); }
 
@@ -863,9 +929,41 @@ static void gemm_by_dot(rt_dot_fn dot, int64_t n, const void *w, size_t wrs, int
     }
 }
 
+/* Sizes of the two parts of a matmul workspace: repacked activation tiles, per-thread scratch. */
+static void ws_parts(const rt_kernel_table *gt, int wtype, int64_t ncols, int64_t ntok, int nthreads,
+                     size_t *tile_bytes, size_t *tiles, size_t *per_thread)
+{
+    const int64_t ntiles = (ntok + RT_TOK_TILE - 1) / RT_TOK_TILE;
+    *tile_bytes = gt && gt->prep[wtype] && gt->tile_size ? gt->tile_size(wtype, ncols) : 0;
+    *tiles = ((size_t)ntiles * *tile_bytes + 63) & ~(size_t)63;
+    *per_thread = gt && gt->scratch_size ? (gt->scratch_size(wtype, ncols) + 63) & ~(size_t)63 : 0;
+    (void)nthreads;
+}
+
+size_t rt_matmul_workspace(rt_isa isa, int wtype, int64_t ncols, int64_t ntok, int nthreads)
+{
+    if (!rt_kernel_supported(wtype) || ntok <= 0)
+        return 0;
+    if (nthreads <= 0)
+        nthreads = omp_default_threads();
+    const rt_kernel_table *gt;
+    if (!gemm_fn(isa, wtype, &gt))
+        return 0;
+    size_t tb, tiles, per;
+    ws_parts(gt, wtype, ncols, ntok, nthreads, &tb, &tiles, &per);
+    return tiles + (size_t)nthreads * per;
+}
+
 void rt_matmul(rt_isa isa, int wtype, const void *w, int64_t nrows, int64_t ncols,
                const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy,
                void *act, int act_ready, int nthreads)
+{
+    rt_matmul_ws(isa, wtype, w, nrows, ncols, x, ldx, ntok, y, ldy, act, act_ready, nthreads, NULL, 0);
+}
+
+void rt_matmul_ws(rt_isa isa, int wtype, const void *w, int64_t nrows, int64_t ncols,
+                  const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy,
+                  void *act, int act_ready, int nthreads, void *ws, size_t ws_size)
 {
     if (!rt_kernel_supported(wtype) || nrows <= 0 || ntok <= 0)
         return;
@@ -881,17 +979,44 @@ void rt_matmul(rt_isa isa, int wtype, const void *w, int64_t nrows, int64_t ncol
             rt_quantize_act_rows(isa, wtype, x, ldx, ntok, ncols, act, nthreads);
         xa = act;
     }
-    const rt_gemm_fn gemm = gemm_fn(isa, wtype);
+    const rt_kernel_table *gt;
+    rt_gemm_fn gemm = gemm_fn(isa, wtype, &gt);
     const rt_dot_fn dot = dot_fn(isa, wtype);
-    const int64_t nblocks = (nrows + RT_ROW_BLOCK - 1) / RT_ROW_BLOCK;
-#pragma omp parallel for schedule(static) num_threads(nthreads) if (nblocks > 1)
-    for (int64_t bi = 0; bi < nblocks; bi++) {
-        const int64_t r0 = bi * RT_ROW_BLOCK;
-        const int nr = (int)(nrows - r0 < RT_ROW_BLOCK ? nrows - r0 : RT_ROW_BLOCK);
-        const void *wb = (const char *)w + (size_t)r0 * wrs;
-        if (gemm)
-            gemm(ncols, wb, wrs, nr, xa, xrs, (int)ntok, y + r0, ldy);
-        else
-            gemm_by_dot(dot, ncols, wb, wrs, nr, xa, xrs, (int)ntok, y + r0, ldy);
+    const rt_prep_fn prep = gemm ? gt->prep[wtype] : NULL;
+    const int64_t ntiles = (ntok + RT_TOK_TILE - 1) / RT_TOK_TILE;
+    size_t tile_bytes = 0, tiles_size = 0, ss = 0;
+    if (gemm)
+        ws_parts(gt, wtype, ncols, ntok, nthreads, &tile_bytes, &tiles_size, &ss);
+    const size_t need = tiles_size + (size_t)nthreads * ss;
+    char *own = NULL, *base = ws;
+    if (need && (!ws || ws_size < need || ((uintptr_t)ws & 63))) {
+        base = own = aligned_alloc(64, (need + 63) & ~(size_t)63);
+        if (!own) /* out of memory: plain dot products */
+            gemm = NULL;
     }
+    char *tiles = tile_bytes ? base : NULL, *scratch = ss ? base + tiles_size : NULL;
+    const int64_t nblocks = (nrows + RT_ROW_BLOCK - 1) / RT_ROW_BLOCK;
+#pragma omp parallel num_threads(nthreads) if (nblocks > 1 || ntiles > 1)
+    {
+        if (gemm && tile_bytes) {
+#pragma omp for schedule(static)
+            for (int64_t ti = 0; ti < ntiles; ti++) {
+                const int64_t t0 = ti * RT_TOK_TILE;
+                const int nt = (int)(ntok - t0 < RT_TOK_TILE ? ntok - t0 : RT_TOK_TILE);
+                prep(wtype, ncols, (const char *)xa + (size_t)t0 * xrs, xrs, nt, tiles + (size_t)ti * tile_bytes);
+            }
+        }
+        char *my_scratch = scratch ? scratch + (size_t)omp_get_thread_num() * ss : NULL;
+#pragma omp for schedule(static)
+        for (int64_t bi = 0; bi < nblocks; bi++) {
+            const int64_t r0 = bi * RT_ROW_BLOCK;
+            const int nr = (int)(nrows - r0 < RT_ROW_BLOCK ? nrows - r0 : RT_ROW_BLOCK);
+            const void *wb = (const char *)w + (size_t)r0 * wrs;
+            if (gemm)
+                gemm(wtype, ncols, wb, wrs, nr, xa, xrs, (int)ntok, tiles, tile_bytes, my_scratch, y + r0, ldy);
+            else
+                gemm_by_dot(dot, ncols, wb, wrs, nr, xa, xrs, (int)ntok, y + r0, ldy);
+        }
+    }
+    free(own);
 }

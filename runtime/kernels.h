@@ -65,10 +65,32 @@ void rt_matmul(rt_isa isa, int wtype, const void *w, int64_t nrows, int64_t ncol
                const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy,
                void *act, int act_ready, int nthreads);
 
+/* rt_matmul with a caller-owned workspace for the kernels' repacked activations and
+ * per-thread weight panels: ws (64-byte aligned) of ws_size bytes, see rt_matmul_workspace.
+ * A smaller (or NULL) workspace makes the call allocate its own. */
+size_t rt_matmul_workspace(rt_isa isa, int wtype, int64_t ncols, int64_t ntok, int nthreads);
+void rt_matmul_ws(rt_isa isa, int wtype, const void *w, int64_t nrows, int64_t ncols,
+                  const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy,
+                  void *act, int act_ready, int nthreads, void *ws, size_t ws_size);
+
 /* Elementwise helpers of the forward pass, per ISA (see rt_internal.h for the exact math). */
 void rt_attn_row(rt_isa isa, const float *q, const float *kt, int64_t ldk, const float *v, int64_t ldv, int n,
                  int hd, float scale, float *p, float *out);
+/* Rows i0..i0+m-1 of causal attention for one head (row i attends keys 0..i): queries
+ * q + (i-i0)*ldq, outputs out + (i-i0)*ldo, each as rt_attn_row computes it. p: scratch of
+ * rt_attn_scratch(i0 + m, hd) floats. */
+void rt_attn_rows(rt_isa isa, const float *q, int64_t ldq, int i0, int m, const float *kt, int64_t ldk,
+                  const float *v, int64_t ldv, int hd, float scale, float *p, float *out, int64_t ldo);
+size_t rt_attn_scratch(int n, int hd);
 void rt_swiglu(rt_isa isa, float *g, const float *u, int64_t n);
+/* ggml's rms_norm followed by the weight: y[i] = (x[i] * (1/sqrtf(mean + eps))) * w[i] with
+ * mean = (float)(sum of the f32 squares, in double / n). y may be x. */
+void rt_rms_norm(rt_isa isa, const float *x, const float *w, int64_t n, float eps, float *y);
+/* dst[c*ldd + r] = src[r*lds + c] for r < rows, c < cols (no overlap). */
+void rt_transpose(rt_isa isa, const float *src, int64_t lds, int64_t rows, int64_t cols, float *dst, int64_t ldd);
+/* *mx = max of x[0..n); returns sum expf(x[i] - *mx), each term an f32 (within 1 ulp of
+ * libm's expf on every ISA), summed in double. n >= 1. */
+double rt_sum_exp(rt_isa isa, const float *x, int64_t n, float *mx);
 void rt_round_f16(rt_isa isa, float *x, int64_t n);
 
 /* Convert ntok activation rows (stride ldx) for wtype into act (ntok rows of

@@ -223,8 +223,8 @@ F32_TILE(1, 3)
 F32_TILE(4, 1)
 F32_TILE(1, 1)
 
-static void gemm_f32(int64_t n, const void *wv, size_t wrs_b, int nr, const void *xv, size_t xrs_b, int nt,
-                     float *y, int64_t ldy)
+static void gemm_f32(int wtype, int64_t n, const void *wv, size_t wrs_b, int nr, const void *xv, size_t xrs_b,
+                     int nt, const void *tiles, size_t tile_bytes, void *scratch, float *y, int64_t ldy)
 {
     const float *w = wv, *x = xv;
     const size_t wrs = wrs_b / 4, xrs = xrs_b / 4;
@@ -412,22 +412,11 @@ static void gemm_quant(int wtype, int64_t n, const void *w, size_t wrs, int nr, 
     free(buf);
 }
 
-#define GEMM_Q(T)                                                                                  \
-    static void gemm_##T(int64_t n, const void *w, size_t wrs, int nr, const void *xa, size_t xrs, \
-                         int nt, float *y, int64_t ldy)                                            \
-    {                                                                                              \
-        gemm_quant(GGUF_##T, n, w, wrs, nr, xa, xrs, nt, y, ldy);                                  \
-    }
-GEMM_Q(Q4_0)
-GEMM_Q(Q4_1)
-GEMM_Q(Q5_0)
-GEMM_Q(Q5_1)
-GEMM_Q(Q8_0)
-GEMM_Q(Q2_K)
-GEMM_Q(Q3_K)
-GEMM_Q(Q4_K)
-GEMM_Q(Q5_K)
-GEMM_Q(Q6_K)
+static void gemm_q(int wtype, int64_t n, const void *w, size_t wrs, int nr, const void *xa, size_t xrs, int nt,
+                   const void *tiles, size_t tile_bytes, void *scratch, float *y, int64_t ldy)
+{
+    gemm_quant(wtype, n, w, wrs, nr, xa, xrs, nt, y, ldy);
+}
 
 /* Single dot products through the same cores (one row, one token). */
 #define DOT_Q(T)                                                                                   \
@@ -607,8 +596,8 @@ const rt_kernel_table rt_kernels_avx2 = {
     },
     .gemm = {
         [GGUF_F32] = gemm_f32,
-        [GGUF_Q4_0] = gemm_Q4_0, [GGUF_Q4_1] = gemm_Q4_1, [GGUF_Q5_0] = gemm_Q5_0, [GGUF_Q5_1] = gemm_Q5_1,
-        [GGUF_Q8_0] = gemm_Q8_0, [GGUF_Q2_K] = gemm_Q2_K, [GGUF_Q3_K] = gemm_Q3_K, [GGUF_Q4_K] = gemm_Q4_K,
-        [GGUF_Q5_K] = gemm_Q5_K, [GGUF_Q6_K] = gemm_Q6_K,
+        [GGUF_Q4_0] = gemm_q, [GGUF_Q4_1] = gemm_q, [GGUF_Q5_0] = gemm_q, [GGUF_Q5_1] = gemm_q,
+        [GGUF_Q8_0] = gemm_q, [GGUF_Q2_K] = gemm_q, [GGUF_Q3_K] = gemm_q, [GGUF_Q4_K] = gemm_q,
+        [GGUF_Q5_K] = gemm_q, [GGUF_Q6_K] = gemm_q,
     },
 };

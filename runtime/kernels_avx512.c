@@ -1,237 +1,889 @@
 /* AVX-512 (F/BW/VL/DQ) + VNNI kernels, used only when the CPU has them. Entries left NULL fall
- * back to the AVX2 table.
+ * back to the AVX2 table (F16, BF16 and the forward-pass helpers).
  *
- * F32: 4 weight rows × 6 tokens per tile in 24 zmm accumulators, masked tail loads.
- * Q8_0 class (Q4_0, Q5_0, Q8_0): vpdpbusd on |w| and sign(x, w) (exact int32 block sums).
- * Q8_K class (k-quants): two 32-value chunks per 512-bit maddubs/madd step.
- * Both quantized cores run on the rows rt_unpack_row prepared, as the AVX2 ones do. */
+ * Matrix products are blocked GEMMs whose 16 vector lanes are the 16 weight rows of one
+ * RT_ROW_BLOCK, so no horizontal sums are needed and each output vector is 16 contiguous
+ * outputs of one token:
+ *  - once per call, the row block is unpacked into a panel: F32 transposed (k-major), the
+ *    quantized types as unsigned bytes u (4 consecutive values per 32-bit lane, k-major) plus
+ *    per-block scales laid out 16 rows wide;
+ *  - once per matmul (prep), each tile of 16 tokens of converted activations is transposed the
+ *    same way, with per-token block data (scales, sums) 16 tokens wide;
+ *  - the core then broadcasts one activation value (F32) or 4 activation bytes (int8) per
+ *    token against the panel: vfmadd231ps / vpdpbusd, 16 rows at a time, up to 16 tokens.
+ * Integer block sums are exact: vpdpbusd(u, x) = sum((w + off) x) and the accumulator starts
+ * at -off * sum(x) (Q8_0 class: off = 8, 16, 128 for Q4_0, Q5_0, Q8_0). K-quant sub-block dot
+ * products are scaled by their integer scales with vpmulld, and the min / offset corrections
+ * sum(c_j * bsum_j) use vpdpwssd, as ggml sums them; block scales are applied in f32.
+ * Every output element is computed by the same sequence of operations whatever its position
+ * in a tile, so results do not depend on tiling or threads. */
 #include <immintrin.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "runtime/kernels.h"
 #include "runtime/rt_internal.h"
 
-static inline float hsum8(__m256 v)
+_Static_assert(RT_ROW_BLOCK == 16 && RT_TOK_TILE == 16, "AVX-512 tiles are 16 rows x 16 tokens");
+
+#define UNROLL _Pragma("GCC unroll 16")
+
+static inline uint32_t pack16(int lo, int hi) { return (uint32_t)(uint16_t)lo | (uint32_t)(uint16_t)hi << 16; }
+
+/* ---------------------------------------------------------------- 16 x 16 transposes */
+
+/* r[i] := column i of the 16 x 16 matrix of 32-bit values whose rows are r[0..15]. */
+static inline void tr16(__m512i r[16])
 {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
+    __m512i t[16];
+    UNROLL for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    /* r[4i + c], 128-bit lane L: rows 4i..4i+3 of column 4L + c */
+    UNROLL for (int i = 0; i < 4; i++) {
+        r[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i + 0], t[4 * i + 2]);
+        r[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i + 0], t[4 * i + 2]);
+        r[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        r[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    UNROLL for (int c = 0; c < 4; c++) {
+        const __m512i a = _mm512_shuffle_i32x4(r[c], r[4 + c], 0x44);
+        const __m512i b = _mm512_shuffle_i32x4(r[c], r[4 + c], 0xEE);
+        const __m512i e = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0x44);
+        const __m512i f = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0xEE);
+        t[c] = _mm512_shuffle_i32x4(a, e, 0x88);
+        t[4 + c] = _mm512_shuffle_i32x4(a, e, 0xDD);
+        t[8 + c] = _mm512_shuffle_i32x4(b, f, 0x88);
+        t[12 + c] = _mm512_shuffle_i32x4(b, f, 0xDD);
+    }
+    UNROLL for (int i = 0; i < 16; i++)
+        r[i] = t[i];
 }
 
-static inline float hsum16(__m512 v)
+/* out[k][16] := value k of 16 rows of ndw 32-bit values (rows rs bytes apart; rows >= nr read
+ * as zeros). out is 64-byte aligned. */
+static void transpose_rows(const void *src, size_t rs, int nr, int64_t ndw, void *out)
 {
-    return hsum8(_mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1)));
+    const char *s = src;
+    int32_t *o = out;
+    for (int64_t g = 0; g < ndw; g += 16) {
+        const int m = ndw - g >= 16 ? 16 : (int)(ndw - g);
+        const __mmask16 mk = (__mmask16)((1u << m) - 1);
+        __m512i r[16];
+        UNROLL for (int i = 0; i < 16; i++)
+            r[i] = i < nr ? _mm512_maskz_loadu_epi32(mk, s + (size_t)i * rs + (size_t)g * 4) : _mm512_setzero_si512();
+        tr16(r);
+        for (int i = 0; i < m; i++)
+            _mm512_store_si512(o + (size_t)(g + i) * 16, r[i]);
+    }
 }
 
 /* ---------------------------------------------------------------- F32 */
 
-#define F32_TILE(RM, RN)                                                                           \
-    static void f32_tile_##RM##x##RN(int64_t n, const float *w, size_t wrs, const float *x,        \
-                                     size_t xrs, float *y, int64_t ldy)                            \
-    {                                                                                              \
-        __m512 acc[RM][RN];                                                                        \
-        _Pragma("GCC unroll 8") for (int i = 0; i < RM; i++)                                       \
-            _Pragma("GCC unroll 8") for (int j = 0; j < RN; j++) acc[i][j] = _mm512_setzero_ps();  \
-        for (int64_t k = 0; k < n; k += 16) {                                                      \
-            const __mmask16 mk = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1); \
-            __m512 xv[RN];                                                                         \
-            _Pragma("GCC unroll 8") for (int j = 0; j < RN; j++) xv[j] =                           \
-                _mm512_maskz_loadu_ps(mk, x + j * xrs + k);                                        \
-            _Pragma("GCC unroll 8") for (int i = 0; i < RM; i++)                                   \
-            {                                                                                      \
-                const __m512 wv = _mm512_maskz_loadu_ps(mk, w + i * wrs + k);                      \
-                _Pragma("GCC unroll 8") for (int j = 0; j < RN; j++) acc[i][j] =                   \
-                    _mm512_fmadd_ps(wv, xv[j], acc[i][j]);                                         \
-            }                                                                                      \
-        }                                                                                          \
-        _Pragma("GCC unroll 8") for (int i = 0; i < RM; i++)                                       \
-            _Pragma("GCC unroll 8") for (int j = 0; j < RN; j++) y[j * ldy + i] = hsum16(acc[i][j]); \
-    }
-F32_TILE(4, 6)
-F32_TILE(1, 6)
-F32_TILE(4, 1)
-F32_TILE(1, 1)
-
-static void gemm_f32(int64_t n, const void *wv, size_t wrs_b, int nr, const void *xv, size_t xrs_b, int nt,
-                     float *y, int64_t ldy)
+static void prep_f32(int wtype, int64_t n, const void *xa, size_t xrs, int nt, void *tile)
 {
-    const float *w = wv, *x = xv;
-    const size_t wrs = wrs_b / 4, xrs = xrs_b / 4;
-    int t = 0;
-    for (; t + 6 <= nt; t += 6) {
-        int r = 0;
-        for (; r + 4 <= nr; r += 4)
-            f32_tile_4x6(n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
-        for (; r < nr; r++)
-            f32_tile_1x6(n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
+    transpose_rows(xa, xrs, nt, n, tile);
+}
+
+/* RN tokens (columns of the tile X) × the 16-row panel P: y[j*ldy + r] = sum_k P[k][r] X[k][j]. */
+#define F32_CORE(RN)                                                                                 \
+    static void f32_core_##RN(int64_t n, const float *P, const float *X, float *y, int64_t ldy,      \
+                              __mmask16 om)                                                          \
+    {                                                                                                \
+        __m512 acc[RN];                                                                              \
+        UNROLL for (int j = 0; j < RN; j++) acc[j] = _mm512_setzero_ps();                            \
+        for (int64_t k = 0; k < n; k++) {                                                            \
+            const __m512 wv = _mm512_load_ps(P + 16 * k);                                            \
+            const float *xk = X + 16 * k;                                                            \
+            UNROLL for (int j = 0; j < RN; j++) acc[j] = _mm512_fmadd_ps(wv, _mm512_set1_ps(xk[j]), acc[j]); \
+        }                                                                                            \
+        UNROLL for (int j = 0; j < RN; j++) _mm512_mask_storeu_ps(y + j * ldy, om, acc[j]);         \
     }
-    for (; t < nt; t++) {
-        int r = 0;
-        for (; r + 4 <= nr; r += 4)
-            f32_tile_4x1(n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
-        for (; r < nr; r++)
-            f32_tile_1x1(n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
+F32_CORE(16)
+F32_CORE(8)
+F32_CORE(4)
+F32_CORE(2)
+F32_CORE(1)
+
+static void gemm_f32(int wtype, int64_t n, const void *w, size_t wrs, int nr, const void *xa, size_t xrs, int nt,
+                     const void *tiles, size_t tile_bytes, void *scratch, float *y, int64_t ldy)
+{
+    float *P = scratch;
+    transpose_rows(w, wrs, nr, n, P);
+    const __mmask16 om = (__mmask16)((1u << nr) - 1);
+    /* The weights are read once per call, mostly from memory: fetch the next row block (the
+     * next call of this thread under a static schedule) into L2 while this one computes. */
+    const char *next = (const char *)w + 16 * wrs;
+    const size_t nlines = ((size_t)n * 4 + 63) / 64, ntiles = ((size_t)nt + 15) / 16;
+    const size_t per_tile = (nlines + ntiles - 1) / ntiles;
+    for (int t0 = 0; t0 < nt; t0 += 16) {
+        const size_t l0 = (size_t)(t0 / 16) * per_tile;
+        for (size_t l = l0; l < l0 + per_tile && l < nlines; l++)
+            for (int r = 0; r < 16; r++)
+                _mm_prefetch(next + r * wrs + 64 * l, _MM_HINT_T1);
+        const float *X = (const float *)((const char *)tiles + (size_t)(t0 / 16) * tile_bytes);
+        const int tn = nt - t0 < 16 ? nt - t0 : 16;
+        float *yt = y + (size_t)t0 * ldy;
+        if (tn == 16) {
+            f32_core_16(n, P, X, yt, ldy, om);
+            continue;
+        }
+        int j = 0;
+        if (tn - j >= 8)
+            f32_core_8(n, P, X + j, yt + j * ldy, ldy, om), j += 8;
+        if (tn - j >= 4)
+            f32_core_4(n, P, X + j, yt + j * ldy, ldy, om), j += 4;
+        if (tn - j >= 2)
+            f32_core_2(n, P, X + j, yt + j * ldy, ldy, om), j += 2;
+        if (tn - j >= 1)
+            f32_core_1(n, P, X + j, yt + j * ldy, ldy, om);
     }
 }
 
-static float dot_f32(int64_t n, const void *w, const void *xa)
+/* ---------------------------------------------------------------- activation tiles (int8) */
+
+/* Q8_0 / Q8_1 tile: xq int32 [nb][8][16] (4 bytes of block b, step k, token j), xd f32 [nb][16]
+ * (block scales), xc [nb][16] (Q8_0 class: int32 -off*sum(q); Q8_1: f32 d*sum as stored). */
+static size_t q8b_tile_size(int64_t n) { return (size_t)(n / 32) * (512 + 64 + 64); }
+/* Q8_K tile: xq int32 [nsb][64][16], xd f32 [nsb][16], xbp int32 [nsb][8][16] (pairs of the
+ * 16-value sums, or for Q4_K/Q5_K pairs of the 32-value sums). */
+static size_t q8k_tile_size(int64_t n) { return (size_t)(n / 256) * (4096 + 64 + 512); }
+
+static int q8_0_offset(int wtype) { return wtype == GGUF_Q4_0 ? 8 : wtype == GGUF_Q5_0 ? 16 : 128; }
+
+static void prep_q8b(int wtype, int64_t n, const void *xa, size_t xrs, int nt, void *tile)
 {
+    const int64_t nb = n / 32;
+    const int q81 = rt_vec_dot_type(wtype) == GGUF_Q8_1;
+    const size_t bs = q81 ? sizeof(lq_block_q8_1) : sizeof(lq_block_q8_0), qo = q81 ? 4 : 2;
+    int32_t *xq = tile;
+    float *xd = (float *)(xq + nb * 128);
+    int32_t *xc = (int32_t *)(xd + nb * 16);
+    const char *x = xa;
+    const __m512i ones = _mm512_set1_epi8(1), moff = _mm512_set1_epi32(-q8_0_offset(wtype));
+    for (int64_t b = 0; b < nb; b += 2) {
+        const int two = b + 1 < nb;
+        __m512i r[16];
+        for (int j = 0; j < 16; j++) {
+            if (j >= nt) {
+                r[j] = _mm512_setzero_si512();
+                continue;
+            }
+            const char *p = x + (size_t)j * xrs + (size_t)b * bs + qo;
+            const __m256i lo = _mm256_loadu_si256((const __m256i *)p);
+            const __m256i hi = two ? _mm256_loadu_si256((const __m256i *)(p + bs)) : _mm256_setzero_si256();
+            r[j] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+        }
+        tr16(r);
+        for (int h = 0; h <= two; h++) {
+            __m512i s = _mm512_setzero_si512();
+            UNROLL for (int k = 0; k < 8; k++) {
+                _mm512_store_si512(xq + ((b + h) * 8 + k) * 16, r[8 * h + k]);
+                s = _mm512_dpbusd_epi32(s, ones, r[8 * h + k]);
+            }
+            if (!q81)
+                _mm512_store_si512(xc + (b + h) * 16, _mm512_mullo_epi32(s, moff));
+        }
+    }
+    for (int j = 0; j < nt; j++) {
+        const char *row = x + (size_t)j * xrs;
+        for (int64_t b = 0; b < nb; b++) {
+            uint16_t d;
+            memcpy(&d, row + (size_t)b * bs, 2);
+            xd[b * 16 + j] = rt_h2f(d);
+            if (q81) {
+                uint16_t sh;
+                memcpy(&sh, row + (size_t)b * bs + 2, 2);
+                ((float *)xc)[b * 16 + j] = rt_h2f(sh);
+            }
+        }
+    }
+}
+
+static int kq_sub32(int wtype) { return wtype == GGUF_Q4_K || wtype == GGUF_Q5_K; }
+
+static void prep_q8k(int wtype, int64_t n, const void *xa, size_t xrs, int nt, void *tile)
+{
+    const int64_t nsb = n / 256;
+    int32_t *xq = tile;
+    float *xd = (float *)(xq + nsb * 1024);
+    uint32_t *xbp = (uint32_t *)(xd + nsb * 16);
+    const int s32 = kq_sub32(wtype);
+    const char *x = xa;
+    for (int64_t sb = 0; sb < nsb; sb++) {
+        for (int g = 0; g < 4; g++) {
+            __m512i r[16];
+            UNROLL for (int j = 0; j < 16; j++)
+                r[j] = j < nt ? _mm512_loadu_si512((const void *)(x + (size_t)j * xrs + (size_t)sb * sizeof(lq_block_q8_K) +
+                                                                  4 + 64 * g))
+                              : _mm512_setzero_si512();
+            tr16(r);
+            UNROLL for (int i = 0; i < 16; i++)
+                _mm512_store_si512(xq + (sb * 64 + 16 * g + i) * 16, r[i]);
+        }
+        for (int j = 0; j < nt; j++) {
+            const lq_block_q8_K *blk = (const lq_block_q8_K *)(x + (size_t)j * xrs) + sb;
+            const int16_t *bs = blk->bsums;
+            xd[sb * 16 + j] = blk->d;
+            for (int i = 0; i < 8; i++)
+                xbp[(sb * 8 + i) * 16 + j] = !s32 ? pack16(bs[2 * i], bs[2 * i + 1])
+                                             : i < 4 ? pack16(bs[4 * i] + bs[4 * i + 1], bs[4 * i + 2] + bs[4 * i + 3])
+                                                     : 0;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- weight panels (int8) */
+
+/* In the scratch of one call: rows (16 × n unsigned values, row-major), P (the same
+ * transposed: [n/4][16] 32-bit lanes), per-row data 16 wide: s0/s1 per block (Q8_0 class: d;
+ * Q8_1: d, m) or per super-block (k-quants: d, dmin), sc [nsb][16][16] int32 sub-block scales,
+ * pr [nsb][8][16] int16 pairs (k-quants: mins, or -offset*scale). */
+typedef struct {
+    uint8_t *rows, *P;
+    float *s0, *s1;
+    int32_t *sc;
+    uint32_t *pr;
+} qpanel;
+
+static size_t q_scratch_size(int64_t n)
+{
+    const size_t N = (size_t)n;
+    return 32 * N + 2 * 64 * (N / 32) + (N / 256) * (1024 + 512) + 64;
+}
+
+static qpanel q_layout(void *scratch, int64_t n)
+{
+    const size_t N = (size_t)n, nbs = (N / 32 > 1 ? N / 32 : 1);
+    qpanel p;
+    p.rows = scratch;
+    p.P = p.rows + 16 * N;
+    p.s0 = (float *)(p.P + 16 * N);
+    p.s1 = p.s0 + 16 * nbs;
+    p.sc = (int32_t *)(p.s1 + 16 * nbs);
+    p.pr = (uint32_t *)(p.sc + (N / 256) * 256);
+    return p;
+}
+
+static inline void nibbles32(const uint8_t *qs, __m256i hbits, uint8_t *dst)
+{
+    const __m128i v = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(0x0F);
+    const __m256i u = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+    _mm256_storeu_si256((__m256i *)dst, _mm256_or_si256(u, hbits));
+}
+
+/* Byte i = 0x10 if bit i of qh is set, else 0. */
+static inline __m256i bit4_bytes(const uint8_t qh[4])
+{
+    uint32_t x;
+    memcpy(&x, qh, 4);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x),
+                                    _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL,
+                                                       0x0303030303030303LL));
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+/* bytes of v with bit `bit` set -> val, else 0 */
+static inline __m256i bit_bytes(__m256i v, int bit, char val)
+{
+    const __m256i m = _mm256_set1_epi8((char)(1 << bit));
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, m), m), _mm256_set1_epi8(val));
+}
+
+static inline __m256i srl16(__m256i v, int s) { return _mm256_srl_epi16(v, _mm_cvtsi32_si128(s)); }
+
+/* Row r of the panel: unsigned values into u (n bytes), scales into column r. */
+static void unpack_row(int wtype, const void *wrow, int64_t n, uint8_t *u, int r, const qpanel *p)
+{
+    const int64_t nb = n / 32, nsb = n / 256;
+    const __m256i m3 = _mm256_set1_epi8(3), m15 = _mm256_set1_epi8(15);
+    switch (wtype) {
+    case GGUF_Q8_0: {
+        const lq_block_q8_0 *x = wrow;
+        const __m256i flip = _mm256_set1_epi8((char)0x80);
+        for (int64_t b = 0; b < nb; b++) {
+            p->s0[b * 16 + r] = rt_h2f(x[b].d);
+            _mm256_storeu_si256((__m256i *)(u + 32 * b),
+                                _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)x[b].qs), flip));
+        }
+        break;
+    }
+    case GGUF_Q4_0: {
+        const lq_block_q4_0 *x = wrow;
+        for (int64_t b = 0; b < nb; b++) {
+            p->s0[b * 16 + r] = rt_h2f(x[b].d);
+            nibbles32(x[b].qs, _mm256_setzero_si256(), u + 32 * b);
+        }
+        break;
+    }
+    case GGUF_Q5_0: {
+        const lq_block_q5_0 *x = wrow;
+        for (int64_t b = 0; b < nb; b++) {
+            p->s0[b * 16 + r] = rt_h2f(x[b].d);
+            nibbles32(x[b].qs, bit4_bytes(x[b].qh), u + 32 * b);
+        }
+        break;
+    }
+    case GGUF_Q4_1: {
+        const lq_block_q4_1 *x = wrow;
+        for (int64_t b = 0; b < nb; b++) {
+            p->s0[b * 16 + r] = rt_h2f(x[b].d);
+            p->s1[b * 16 + r] = rt_h2f(x[b].m);
+            nibbles32(x[b].qs, _mm256_setzero_si256(), u + 32 * b);
+        }
+        break;
+    }
+    case GGUF_Q5_1: {
+        const lq_block_q5_1 *x = wrow;
+        for (int64_t b = 0; b < nb; b++) {
+            p->s0[b * 16 + r] = rt_h2f(x[b].d);
+            p->s1[b * 16 + r] = rt_h2f(x[b].m);
+            nibbles32(x[b].qs, bit4_bytes(x[b].qh), u + 32 * b);
+        }
+        break;
+    }
+    case GGUF_Q2_K: {
+        const lq_block_q2_K *x = wrow;
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            uint8_t *o = u + 256 * sb;
+            for (int h = 0; h < 2; h++) {
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(x[sb].qs + 32 * h));
+                for (int s4 = 0; s4 < 4; s4++)
+                    _mm256_storeu_si256((__m256i *)(o + 128 * h + 32 * s4), _mm256_and_si256(srl16(q, 2 * s4), m3));
+            }
+            p->s0[sb * 16 + r] = rt_h2f(x[sb].d);
+            p->s1[sb * 16 + r] = rt_h2f(x[sb].dmin);
+            for (int j = 0; j < 16; j++)
+                p->sc[(sb * 16 + j) * 16 + r] = x[sb].scales[j] & 0xF;
+            for (int i = 0; i < 8; i++)
+                p->pr[(sb * 8 + i) * 16 + r] = pack16(x[sb].scales[2 * i] >> 4, x[sb].scales[2 * i + 1] >> 4);
+        }
+        break;
+    }
+    case GGUF_Q3_K: {
+        const lq_block_q3_K *x = wrow;
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            uint8_t *o = u + 256 * sb;
+            const __m256i hm = _mm256_loadu_si256((const __m256i *)x[sb].hmask);
+            for (int h = 0; h < 2; h++) {
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(x[sb].qs + 32 * h));
+                for (int s4 = 0; s4 < 4; s4++)
+                    _mm256_storeu_si256((__m256i *)(o + 128 * h + 32 * s4),
+                                        _mm256_or_si256(_mm256_and_si256(srl16(q, 2 * s4), m3), bit_bytes(hm, 4 * h + s4, 4)));
+            }
+            int8_t sc[16];
+            rt_q3k_scales(x[sb].scales, sc);
+            p->s0[sb * 16 + r] = rt_h2f(x[sb].d);
+            p->s1[sb * 16 + r] = 0;
+            for (int j = 0; j < 16; j++)
+                p->sc[(sb * 16 + j) * 16 + r] = sc[j];
+            for (int i = 0; i < 8; i++)
+                p->pr[(sb * 8 + i) * 16 + r] = pack16(-4 * sc[2 * i], -4 * sc[2 * i + 1]);
+        }
+        break;
+    }
+    case GGUF_Q4_K:
+    case GGUF_Q5_K: {
+        const int five = wtype == GGUF_Q5_K;
+        const size_t bsz = five ? sizeof(lq_block_q5_K) : sizeof(lq_block_q4_K);
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            const uint8_t *blk = (const uint8_t *)wrow + (size_t)sb * bsz;
+            uint16_t d, dmin;
+            memcpy(&d, blk, 2);
+            memcpy(&dmin, blk + 2, 2);
+            const uint8_t *scales = blk + 4, *ql = five ? blk + 48 : blk + 16;
+            const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
+            uint8_t *o = u + 256 * sb;
+            for (int c = 0; c < 4; c++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(ql + 32 * c));
+                __m256i lo = _mm256_and_si256(v, m15), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m15);
+                if (five) {
+                    lo = _mm256_or_si256(lo, bit_bytes(qh, 2 * c, 0x10));
+                    hi = _mm256_or_si256(hi, bit_bytes(qh, 2 * c + 1, 0x10));
+                }
+                _mm256_storeu_si256((__m256i *)(o + 64 * c), lo);
+                _mm256_storeu_si256((__m256i *)(o + 64 * c + 32), hi);
+            }
+            int mn[8];
+            for (int j = 0; j < 8; j++) {
+                int sc;
+                rt_kq_scale_min(j, scales, &sc, &mn[j]);
+                p->sc[(sb * 16 + j) * 16 + r] = sc;
+            }
+            for (int i = 0; i < 8; i++)
+                p->pr[(sb * 8 + i) * 16 + r] = i < 4 ? pack16(mn[2 * i], mn[2 * i + 1]) : 0;
+            p->s0[sb * 16 + r] = rt_h2f(d);
+            p->s1[sb * 16 + r] = rt_h2f(dmin);
+        }
+        break;
+    }
+    case GGUF_Q6_K: {
+        const lq_block_q6_K *x = wrow;
+        for (int64_t sb = 0; sb < nsb; sb++) {
+            uint8_t *o = u + 256 * sb;
+            for (int h = 0; h < 2; h++) {
+                const __m256i a = _mm256_loadu_si256((const __m256i *)(x[sb].ql + 64 * h));
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(x[sb].ql + 64 * h + 32));
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(x[sb].qh + 32 * h));
+                const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(q, m3), 4);
+                const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 2), m3), 4);
+                const __m256i h2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), m3), 4);
+                const __m256i h3 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 6), m3), 4);
+                _mm256_storeu_si256((__m256i *)(o + 128 * h), _mm256_or_si256(_mm256_and_si256(a, m15), h0));
+                _mm256_storeu_si256((__m256i *)(o + 128 * h + 32), _mm256_or_si256(_mm256_and_si256(b, m15), h1));
+                _mm256_storeu_si256((__m256i *)(o + 128 * h + 64),
+                                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), m15), h2));
+                _mm256_storeu_si256((__m256i *)(o + 128 * h + 96),
+                                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m15), h3));
+            }
+            p->s0[sb * 16 + r] = rt_h2f(x[sb].d);
+            p->s1[sb * 16 + r] = 0;
+            for (int j = 0; j < 16; j++)
+                p->sc[(sb * 16 + j) * 16 + r] = x[sb].scales[j];
+            for (int i = 0; i < 8; i++)
+                p->pr[(sb * 8 + i) * 16 + r] = pack16(-32 * x[sb].scales[2 * i], -32 * x[sb].scales[2 * i + 1]);
+        }
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* Unpack nr rows (the rest zero) and transpose them into the panel. */
+static void build_panel(int wtype, int64_t n, const void *w, size_t wrs, int nr, const qpanel *p)
+{
+    const int kq = rt_unpack_class(wtype) == RT_CLS_Q8_K;
+    const int64_t nblk = kq ? n / 256 : n / 32;
+    for (int r = 0; r < 16; r++) {
+        uint8_t *u = p->rows + (size_t)r * n;
+        if (r < nr) {
+            unpack_row(wtype, (const char *)w + (size_t)r * wrs, n, u, r, p);
+            continue;
+        }
+        memset(u, 0, (size_t)n);
+        for (int64_t b = 0; b < nblk; b++)
+            p->s0[b * 16 + r] = p->s1[b * 16 + r] = 0;
+        for (int64_t i = 0; kq && i < nblk * 16; i++)
+            p->sc[i * 16 + r] = 0;
+        for (int64_t i = 0; kq && i < nblk * 8; i++)
+            p->pr[i * 16 + r] = 0;
+    }
+    transpose_rows(p->rows, (size_t)n, 16, n / 4, p->P);
+}
+
+/* ---------------------------------------------------------------- integer cores */
+
+/* Q8_0 class: per block, acc += f32(-off*sum(x) + sum(u*x)) * (d_w * d_x). */
+#define Q80_CORE(RN)                                                                                 \
+    static void q80_core_##RN(int64_t nb, const uint8_t *P, const float *dw, const int32_t *xq,      \
+                              const float *xd, const int32_t *xc, float *y, int64_t ldy, __mmask16 om) \
+    {                                                                                                \
+        __m512 acc[RN];                                                                              \
+        UNROLL for (int j = 0; j < RN; j++) acc[j] = _mm512_setzero_ps();                            \
+        for (int64_t b = 0; b < nb; b++) {                                                           \
+            const __m512i *wp = (const __m512i *)P + 8 * b;                                          \
+            __m512i W[8];                                                                            \
+            UNROLL for (int k = 0; k < 8; k++) W[k] = _mm512_load_si512(wp + k);                     \
+            const __m512 dv = _mm512_load_ps(dw + 16 * b);                                           \
+            const int32_t *q = xq + 128 * b;                                                         \
+            UNROLL for (int j = 0; j < RN; j++) {                                                    \
+                __m512i ia = _mm512_set1_epi32(xc[16 * b + j]);                                      \
+                UNROLL for (int k = 0; k < 8; k++) ia =                                              \
+                    _mm512_dpbusd_epi32(ia, W[k], _mm512_set1_epi32(q[16 * k + j]));                 \
+                acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia),                                     \
+                                         _mm512_mul_ps(dv, _mm512_set1_ps(xd[16 * b + j])), acc[j]); \
+            }                                                                                        \
+        }                                                                                            \
+        UNROLL for (int j = 0; j < RN; j++) _mm512_mask_storeu_ps(y + j * ldy, om, acc[j]);         \
+    }
+Q80_CORE(16)
+Q80_CORE(8)
+Q80_CORE(4)
+Q80_CORE(2)
+Q80_CORE(1)
+
+/* Q8_1 class: per block, acc += f32(sum(u*x)) * (d_w * d_x) + m_w * s_x. */
+#define Q81_CORE(RN)                                                                                 \
+    static void q81_core_##RN(int64_t nb, const uint8_t *P, const float *dw, const float *mw,        \
+                              const int32_t *xq, const float *xd, const float *xs, float *y, int64_t ldy, \
+                              __mmask16 om)                                                          \
+    {                                                                                                \
+        __m512 acc[RN];                                                                              \
+        UNROLL for (int j = 0; j < RN; j++) acc[j] = _mm512_setzero_ps();                            \
+        for (int64_t b = 0; b < nb; b++) {                                                           \
+            const __m512i *wp = (const __m512i *)P + 8 * b;                                          \
+            __m512i W[8];                                                                            \
+            UNROLL for (int k = 0; k < 8; k++) W[k] = _mm512_load_si512(wp + k);                     \
+            const __m512 dv = _mm512_load_ps(dw + 16 * b), mv = _mm512_load_ps(mw + 16 * b);         \
+            const int32_t *q = xq + 128 * b;                                                         \
+            UNROLL for (int j = 0; j < RN; j++) {                                                    \
+                __m512i ia = _mm512_setzero_si512();                                                 \
+                UNROLL for (int k = 0; k < 8; k++) ia =                                              \
+                    _mm512_dpbusd_epi32(ia, W[k], _mm512_set1_epi32(q[16 * k + j]));                 \
+                acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia),                                     \
+                                         _mm512_mul_ps(dv, _mm512_set1_ps(xd[16 * b + j])), acc[j]); \
+                acc[j] = _mm512_fmadd_ps(mv, _mm512_set1_ps(xs[16 * b + j]), acc[j]);                \
+            }                                                                                        \
+        }                                                                                            \
+        UNROLL for (int j = 0; j < RN; j++) _mm512_mask_storeu_ps(y + j * ldy, om, acc[j]);         \
+    }
+Q81_CORE(16)
+Q81_CORE(8)
+Q81_CORE(4)
+Q81_CORE(2)
+Q81_CORE(1)
+
+/* K-quants, NSUB sub-blocks per super-block: isum = sum_j sc_j * sum(u*x over sub-block j)
+ * (+ sum_i corr pairs · bsum pairs when !MIN); acc += f32(isum) * (d_w d_x)
+ * (- f32(sum_i min pairs · bsum pairs) * (dmin_w d_x) when MIN). */
+#define QK_CORE(NAME, RN, NSUB, MIN)                                                                 \
+    static void NAME##_##RN(int64_t nsb, const uint8_t *P, const float *dw, const float *dmw,        \
+                            const int32_t *sc, const uint32_t *pr, const int32_t *xq, const float *xd, \
+                            const uint32_t *xbp, float *y, int64_t ldy, __mmask16 om)                \
+    {                                                                                                \
+        enum { STEPS = 64 / NSUB, NPAIR = NSUB / 2 };                                                \
+        __m512 acc[RN];                                                                              \
+        UNROLL for (int j = 0; j < RN; j++) acc[j] = _mm512_setzero_ps();                            \
+        for (int64_t sb = 0; sb < nsb; sb++) {                                                       \
+            __m512i is[RN];                                                                          \
+            UNROLL for (int j = 0; j < RN; j++) is[j] = _mm512_setzero_si512();                      \
+            const __m512i *wp = (const __m512i *)P + 64 * sb;                                        \
+            const int32_t *q = xq + 1024 * sb;                                                       \
+            for (int s = 0; s < NSUB; s++) {                                                         \
+                __m512i W[STEPS];                                                                    \
+                UNROLL for (int k = 0; k < STEPS; k++) W[k] = _mm512_load_si512(wp + STEPS * s + k); \
+                const __m512i scv = _mm512_load_si512(sc + (16 * sb + s) * 16);                      \
+                const int32_t *qs = q + STEPS * s * 16;                                              \
+                UNROLL for (int j = 0; j < RN; j++) {                                                \
+                    __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), W[0],                    \
+                                                    _mm512_set1_epi32(qs[j]));                       \
+                    UNROLL for (int k = 1; k < STEPS; k++) t =                                       \
+                        _mm512_dpbusd_epi32(t, W[k], _mm512_set1_epi32(qs[16 * k + j]));             \
+                    is[j] = _mm512_add_epi32(is[j], _mm512_mullo_epi32(t, scv));                     \
+                }                                                                                    \
+            }                                                                                        \
+            __m512i PR[NPAIR];                                                                       \
+            UNROLL for (int i = 0; i < NPAIR; i++) PR[i] = _mm512_load_si512(pr + (8 * sb + i) * 16); \
+            const __m512 dv = _mm512_load_ps(dw + 16 * sb);                                          \
+            const __m512 dmv = MIN ? _mm512_load_ps(dmw + 16 * sb) : _mm512_setzero_ps();            \
+            const uint32_t *bp = xbp + 128 * sb;                                                     \
+            UNROLL for (int j = 0; j < RN; j++) {                                                    \
+                const __m512 dx = _mm512_set1_ps(xd[16 * sb + j]);                                   \
+                __m512i m = _mm512_setzero_si512();                                                  \
+                UNROLL for (int i = 0; i < NPAIR; i++) {                                             \
+                    const __m512i b2 = _mm512_set1_epi32((int)bp[16 * i + j]);                       \
+                    if (MIN)                                                                         \
+                        m = _mm512_dpwssd_epi32(m, PR[i], b2);                                       \
+                    else                                                                             \
+                        is[j] = _mm512_dpwssd_epi32(is[j], PR[i], b2);                               \
+                }                                                                                    \
+                acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[j]), _mm512_mul_ps(dv, dx), acc[j]);  \
+                if (MIN)                                                                             \
+                    acc[j] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(dmv, dx), acc[j]); \
+            }                                                                                        \
+        }                                                                                            \
+        UNROLL for (int j = 0; j < RN; j++) _mm512_mask_storeu_ps(y + j * ldy, om, acc[j]);         \
+    }
+#define QK_CORES(NAME, NSUB, MIN)                                                                    \
+    QK_CORE(NAME, 8, NSUB, MIN)                                                                      \
+    QK_CORE(NAME, 4, NSUB, MIN)                                                                      \
+    QK_CORE(NAME, 2, NSUB, MIN)                                                                      \
+    QK_CORE(NAME, 1, NSUB, MIN)
+QK_CORES(qk16m, 16, 1) /* Q2_K */
+QK_CORES(qk16c, 16, 0) /* Q3_K, Q6_K */
+QK_CORES(qk8m, 8, 1)   /* Q4_K, Q5_K */
+
+typedef void (*qk_core_fn)(int64_t, const uint8_t *, const float *, const float *, const int32_t *,
+                           const uint32_t *, const int32_t *, const float *, const uint32_t *, float *, int64_t,
+                           __mmask16);
+
+static void gemm_q(int wtype, int64_t n, const void *w, size_t wrs, int nr, const void *xa, size_t xrs, int nt,
+                   const void *tiles, size_t tile_bytes, void *scratch, float *y, int64_t ldy)
+{
+    const qpanel p = q_layout(scratch, n);
+    build_panel(wtype, n, w, wrs, nr, &p);
+    const __mmask16 om = (__mmask16)((1u << nr) - 1);
+    const int cls = rt_unpack_class(wtype);
+    const int64_t nb = n / 32, nsb = n / 256;
+    const qk_core_fn *qk = NULL;
+    static const qk_core_fn qk16m[4] = {qk16m_8, qk16m_4, qk16m_2, qk16m_1};
+    static const qk_core_fn qk16c[4] = {qk16c_8, qk16c_4, qk16c_2, qk16c_1};
+    static const qk_core_fn qk8m[4] = {qk8m_8, qk8m_4, qk8m_2, qk8m_1};
+    if (cls == RT_CLS_Q8_K)
+        qk = wtype == GGUF_Q2_K ? qk16m : kq_sub32(wtype) ? qk8m : qk16c;
+    for (int t0 = 0; t0 < nt; t0 += 16) {
+        const char *tile = (const char *)tiles + (size_t)(t0 / 16) * tile_bytes;
+        const int tn = nt - t0 < 16 ? nt - t0 : 16;
+        float *yt = y + (size_t)t0 * ldy;
+        if (cls == RT_CLS_Q8_K) {
+            const int32_t *xq = (const int32_t *)tile;
+            const float *xd = (const float *)(xq + nsb * 1024);
+            const uint32_t *xbp = (const uint32_t *)(xd + nsb * 16);
+            for (int j = 0; j < tn;) {
+                const int k = tn - j >= 8 ? 0 : tn - j >= 4 ? 1 : tn - j >= 2 ? 2 : 3;
+                qk[k](nsb, p.P, p.s0, p.s1, p.sc, p.pr, xq + j, xd + j, xbp + j, yt + (size_t)j * ldy, ldy, om);
+                j += 8 >> k;
+            }
+            continue;
+        }
+        const int32_t *xq = (const int32_t *)tile;
+        const float *xd = (const float *)(xq + nb * 128);
+        const void *xc = xd + nb * 16;
+#define RUN(RN)                                                                                      \
+    do {                                                                                             \
+        if (cls == RT_CLS_Q8_0)                                                                      \
+            q80_core_##RN(nb, p.P, p.s0, xq + j, xd + j, (const int32_t *)xc + j, yt + (size_t)j * ldy, ldy, om); \
+        else                                                                                         \
+            q81_core_##RN(nb, p.P, p.s0, p.s1, xq + j, xd + j, (const float *)xc + j, yt + (size_t)j * ldy, ldy, om); \
+        j += RN;                                                                                     \
+    } while (0)
+        int j = 0;
+        if (tn == 16)
+            RUN(16);
+        if (tn - j >= 8)
+            RUN(8);
+        if (tn - j >= 4)
+            RUN(4);
+        if (tn - j >= 2)
+            RUN(2);
+        if (tn - j >= 1)
+            RUN(1);
+#undef RUN
+    }
+}
+
+/* ---------------------------------------------------------------- attention */
+
+/* expf as the AVX2 table computes it (same polynomial, same operations), 16 lanes. */
+static inline __m512 exp16(__m512 x)
+{
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-87.3f));
+    const __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
+    y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), r);
+    y = _mm512_add_ps(y, _mm512_set1_ps(1.0f));
+    const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
+}
+
+static inline __mmask16 tail16(int left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
+
+/* P·V for rows r0..r0+7 (mr valid) of the tile, NV (1 or 2) vectors of 16 dims from d0. */
+#define PV_ROWS(NV)                                                                                      static void pv_rows_##NV(const float *s, int ls, int r0, int mr, int nmax, const float *v, int64_t ldv,                              int d0, float *out, int64_t ldo)                                            {                                                                                                        __m512 a[8][NV];                                                                                     const float *pr[8];                                                                                  UNROLL for (int r = 0; r < 8; r++) {                                                                     pr[r] = s + (size_t)(r0 + (r < mr ? r : 0)) * ls;                                                    UNROLL for (int c = 0; c < NV; c++) a[r][c] = _mm512_setzero_ps();                               }                                                                                                    for (int j = 0; j < nmax; j++) {                                                                         const float *vj = v + (size_t)j * ldv + d0;                                                          __m512 vv[NV];                                                                                       UNROLL for (int c = 0; c < NV; c++) vv[c] = _mm512_loadu_ps(vj + 16 * c);                            UNROLL for (int r = 0; r < 8; r++) {                                                                     const __m512 pj = _mm512_set1_ps(pr[r][j]);                                                          UNROLL for (int c = 0; c < NV; c++) a[r][c] = _mm512_fmadd_ps(pj, vv[c], a[r][c]);               }                                                                                                }                                                                                                    for (int r = 0; r < mr; r++)                                                                             UNROLL for (int c = 0; c < NV; c++) _mm512_storeu_ps(out + (size_t)(r0 + r) * ldo + d0 + 16 * c, a[r][c]);     }
+PV_ROWS(1)
+PV_ROWS(2)
+
+static void attn_rows(const float *q, int64_t ldq, int i0, int m, const float *kt, int64_t ldk, const float *v,
+                      int64_t ldv, int hd, float scale, float *s, float *out, int64_t ldo)
+{
+    if (hd % 16 || m > 16 || ((uintptr_t)s & 63)) {
+        for (int r = 0; r < m; r++)
+            rt_kernels_avx2.attn(q + r * ldq, kt, ldk, v, ldv, i0 + r + 1, hd, scale, s, out + r * ldo);
+        return;
+    }
+    const int nk = i0 + m, ls = (nk + 15) & ~15;
+    float *qt = s + (size_t)16 * ls; /* the 16 query rows transposed: hd × 16 */
+    transpose_rows(q, (size_t)ldq * 4, m, hd, qt);
+    /* scores: s_j = scale * sum_d q[d] k_j[d], the sum in d order as the row kernels do */
+    const __m512 vscale = _mm512_set1_ps(scale);
+    for (int j = 0; j < nk; j += 16) {
+        const __mmask16 mk = tail16(nk - j);
+        __m512 acc[16];
+        UNROLL for (int r = 0; r < 16; r++) acc[r] = _mm512_setzero_ps();
+        for (int d = 0; d < hd; d++) {
+            const __m512 kv = _mm512_maskz_loadu_ps(mk, kt + (size_t)d * ldk + j);
+            const float *qd = qt + 16 * d;
+            UNROLL for (int r = 0; r < 16; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(qd[r]), kv, acc[r]);
+        }
+        UNROLL for (int r = 0; r < 16; r++) _mm512_store_ps(s + (size_t)r * ls + j, _mm512_mul_ps(acc[r], vscale));
+    }
+    /* softmax of row r over keys 0..i0+r (f32 exps, double sum), probabilities rounded to fp16,
+     * zeros after the last key */
+    for (int r = 0; r < m; r++) {
+        const int n = i0 + r + 1;
+        float *row = s + (size_t)r * ls;
+        __m512 vmx = _mm512_set1_ps(-INFINITY);
+        for (int j = 0; j < n; j += 16)
+            vmx = _mm512_mask_max_ps(vmx, tail16(n - j), vmx, _mm512_load_ps(row + j));
+        const __m512 vm = _mm512_set1_ps(_mm512_reduce_max_ps(vmx));
+        double sum = 0;
+        for (int j = 0; j < n; j += 16) {
+            const __m512 e = _mm512_maskz_mov_ps(tail16(n - j), exp16(_mm512_sub_ps(_mm512_load_ps(row + j), vm)));
+            _mm512_store_ps(row + j, e);
+            sum += (double)_mm512_reduce_add_ps(e);
+        }
+        const __m512 vinv = _mm512_set1_ps((float)(1.0 / sum));
+        for (int j = 0; j < ls; j += 16) {
+            const __m512 pj = _mm512_mul_ps(_mm512_load_ps(row + j), vinv);
+            _mm512_store_ps(row + j, _mm512_maskz_mov_ps(j < n ? tail16(n - j) : 0,
+                                                         _mm512_cvtph_ps(_mm512_cvtps_ph(pj, _MM_FROUND_TO_NEAREST_INT))));
+        }
+    }
+    /* out_r = sum_j p_rj v_j, in key order */
+    for (int d0 = 0; d0 < hd; d0 += 32)
+        for (int r0 = 0; r0 < m; r0 += 8) {
+            const int mr = m - r0 < 8 ? m - r0 : 8;
+            if (hd - d0 >= 32)
+                pv_rows_2(s, ls, r0, mr, i0 + r0 + mr, v, ldv, d0, out, ldo);
+            else
+                pv_rows_1(s, ls, r0, mr, i0 + r0 + mr, v, ldv, d0, out, ldo);
+        }
+}
+
+/* ---------------------------------------------------------------- log-sum-exp */
+
+/* expf(x) for 8 floats (x <= 0 in use), computed in double (|relative error| < 1e-14 before
+ * the final rounding, so the f32 result is libm's but for rare near-ties). */
+static inline __m256 expf_via_double(__m256 xf)
+{
+    __m512d x = _mm512_max_pd(_mm512_cvtps_pd(xf), _mm512_set1_pd(-120.0));
+    const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)),
+                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(6.93147180369123816490e-01), x);
+    r = _mm512_fnmadd_pd(n, _mm512_set1_pd(1.90821492927058770002e-10), r);
+    /* Taylor series to r^11: |r| <= 0.35 gives a truncation error below 7e-15 */
+    static const double c[12] = {1.0 / 39916800, 1.0 / 3628800, 1.0 / 362880, 1.0 / 40320, 1.0 / 5040, 1.0 / 720,
+                                 1.0 / 120,       1.0 / 24,      1.0 / 6,      0.5,         1.0,        1.0};
+    __m512d p = _mm512_set1_pd(c[0]);
+    for (int i = 1; i < 12; i++)
+        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(c[i]));
+    return _mm512_cvtpd_ps(_mm512_scalef_pd(p, n));
+}
+
+static double sum_exp(const float *x, int64_t n, float *mx)
+{
+    __m512 vm = _mm512_set1_ps(-INFINITY);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 mk = tail16((int)(n - i < 16 ? n - i : 16));
+        vm = _mm512_mask_max_ps(vm, mk, vm, _mm512_maskz_loadu_ps(mk, x + i));
+    }
+    const float m = _mm512_reduce_max_ps(vm);
+    const __m256 vmf = _mm256_set1_ps(m);
+    __m512d s = _mm512_setzero_pd();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        s = _mm512_add_pd(s, _mm512_cvtps_pd(expf_via_double(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmf))));
+    double sum = _mm512_reduce_add_pd(s);
+    for (; i < n; i++)
+        sum += expf(x[i] - m);
+    *mx = m;
+    return sum;
+}
+
+/* ---------------------------------------------------------------- row helpers */
+
+static void rms_norm(const float *x, const float *w, int64_t n, float eps, float *y)
+{
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 mk = tail16((int)(n - i < 16 ? n - i : 16));
+        const __m512 v = _mm512_maskz_loadu_ps(mk, x + i), sq = _mm512_mul_ps(v, v);
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(sq)));
+        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sq), 1))));
+    }
+    const float mean = (float)(_mm512_reduce_add_pd(_mm512_add_pd(s0, s1)) / (double)n);
+    const __m512 scale = _mm512_set1_ps(1.0f / sqrtf(mean + eps));
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 mk = tail16((int)(n - i < 16 ? n - i : 16));
+        const __m512 v = _mm512_maskz_loadu_ps(mk, x + i);
+        _mm512_mask_storeu_ps(y + i, mk, _mm512_mul_ps(_mm512_mul_ps(v, scale), _mm512_maskz_loadu_ps(mk, w + i)));
+    }
+}
+
+static void transpose(const float *src, int64_t lds, int64_t rows, int64_t cols, float *dst, int64_t ldd)
+{
+    for (int64_t r0 = 0; r0 < rows; r0 += 16) {
+        const int nr = rows - r0 < 16 ? (int)(rows - r0) : 16;
+        for (int64_t c0 = 0; c0 < cols; c0 += 16) {
+            const int nc = cols - c0 < 16 ? (int)(cols - c0) : 16;
+            __m512i r[16];
+            UNROLL for (int i = 0; i < 16; i++)
+                r[i] = i < nr ? _mm512_maskz_loadu_epi32(tail16(nc), src + (r0 + i) * lds + c0) : _mm512_setzero_si512();
+            tr16(r);
+            for (int i = 0; i < nc; i++)
+                _mm512_mask_storeu_epi32(dst + (c0 + i) * ldd + r0, tail16(nr), r[i]);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- sizes, single dots */
+
+static size_t tile_size(int wtype, int64_t n)
+{
+    switch (rt_vec_dot_type(wtype)) {
+    case GGUF_F32: return (size_t)n * 64;
+    case GGUF_Q8_0: case GGUF_Q8_1: return q8b_tile_size(n);
+    case GGUF_Q8_K: return q8k_tile_size(n);
+    default: return 0;
+    }
+}
+
+static size_t scratch_size(int wtype, int64_t n) { return wtype == GGUF_F32 ? (size_t)n * 64 + 64 : q_scratch_size(n); }
+
+static float dot_via_gemm(int wtype, int64_t n, const void *w, const void *xa)
+{
+    const size_t ts = (tile_size(wtype, n) + 63) & ~(size_t)63, ss = (scratch_size(wtype, n) + 63) & ~(size_t)63;
+    char *buf = aligned_alloc(64, ts + ss);
+    if (!buf)
+        return rt_kernels_scalar.dot[wtype](n, w, xa);
+    const size_t xrs = rt_act_row_size(wtype, n);
     float y;
-    f32_tile_1x1(n, w, 0, xa, 0, &y, 1);
+    if (wtype == GGUF_F32) {
+        prep_f32(wtype, n, xa, xrs, 1, buf);
+        gemm_f32(wtype, n, w, 0, 1, xa, xrs, 1, buf, ts, buf + ts, &y, 1);
+    } else {
+        (rt_vec_dot_type(wtype) == GGUF_Q8_K ? prep_q8k : prep_q8b)(wtype, n, xa, xrs, 1, buf);
+        gemm_q(wtype, n, w, 0, 1, xa, xrs, 1, buf, ts, buf + ts, &y, 1);
+    }
+    free(buf);
     return y;
 }
 
-/* ---------------------------------------------------------------- quantized cores */
-
-#define NT 4
-
-static void core_q8_0(int64_t n, const rt_unpacked *u, int nr, const void *xa, size_t xrs, int nt,
-                      const float *xd, float *y, int64_t ldy)
-{
-    const int64_t nb = n / 32;
-    for (int t0 = 0; t0 < nt; t0 += NT) {
-        const int tn = nt - t0 < NT ? nt - t0 : NT;
-        const lq_block_q8_0 *xb[NT];
-        const float *xdj[NT];
-        for (int j = 0; j < NT; j++) {
-            const size_t tj = (size_t)(t0 + (j < tn ? j : 0));
-            xb[j] = (const lq_block_q8_0 *)((const char *)xa + tj * xrs);
-            xdj[j] = xd + tj * nb;
-        }
-        for (int r = 0; r < nr; r++) {
-            __m256 acc[NT];
-            _Pragma("GCC unroll 8") for (int j = 0; j < NT; j++) acc[j] = _mm256_setzero_ps();
-            const int8_t *w = u[r].w;
-            const uint8_t *aw = u[r].aw;
-            const float *wd = u[r].d;
-            for (int64_t b = 0; b < nb; b++) {
-                const __m256i wv = _mm256_load_si256((const __m256i *)(w + 32 * b));
-                const __m256i av = _mm256_load_si256((const __m256i *)(aw + 32 * b));
-                _Pragma("GCC unroll 8") for (int j = 0; j < NT; j++)
-                {
-                    const __m256i xv = _mm256_loadu_si256((const __m256i *)xb[j][b].qs);
-                    const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), av, _mm256_sign_epi8(xv, wv));
-                    acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(wd[b] * xdj[j][b]), acc[j]);
-                }
-            }
-            for (int j = 0; j < tn; j++)
-                y[(t0 + j) * ldy + r] = hsum8(acc[j]);
-        }
-    }
-}
-
-static void core_q8_K(int64_t n, const rt_unpacked *u, int nr, const void *xa, size_t xrs, int nt, float *y,
-                      int64_t ldy)
-{
-    const int64_t nsb = n / 256;
-    for (int t0 = 0; t0 < nt; t0 += NT) {
-        const int tn = nt - t0 < NT ? nt - t0 : NT;
-        const lq_block_q8_K *xb[NT];
-        for (int j = 0; j < NT; j++)
-            xb[j] = (const lq_block_q8_K *)((const char *)xa + (size_t)(t0 + (j < tn ? j : 0)) * xrs);
-        for (int r = 0; r < nr; r++) {
-            __m256 acc[NT];
-            _Pragma("GCC unroll 8") for (int j = 0; j < NT; j++) acc[j] = _mm256_setzero_ps();
-            for (int64_t b = 0; b < nsb; b++) {
-                __m512i iacc[NT];
-                _Pragma("GCC unroll 8") for (int j = 0; j < NT; j++) iacc[j] = _mm512_setzero_si512();
-                const uint8_t *uv = u[r].aw + 256 * b;
-                const int16_t *sc = u[r].sc32 + 128 * b;
-                _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++)
-                {
-                    const __m512i wv = _mm512_loadu_si512((const void *)(uv + 64 * k));
-                    const __m512i sv = _mm512_loadu_si512((const void *)(sc + 32 * k));
-                    _Pragma("GCC unroll 8") for (int j = 0; j < NT; j++)
-                    {
-                        const __m512i xv = _mm512_loadu_si512((const void *)(xb[j][b].qs + 64 * k));
-                        iacc[j] = _mm512_add_epi32(iacc[j], _mm512_madd_epi16(_mm512_maddubs_epi16(wv, xv), sv));
-                    }
-                }
-                const __m256i corr = _mm256_load_si256((const __m256i *)(u[r].corr + 16 * b));
-                const __m256i mins = _mm256_load_si256((const __m256i *)(u[r].mins + 16 * b));
-                const float d = u[r].d[b], dmin = u[r].m[b];
-                _Pragma("GCC unroll 8") for (int j = 0; j < NT; j++)
-                {
-                    const __m256i bs = _mm256_loadu_si256((const __m256i *)xb[j][b].bsums);
-                    const __m256i i8 = _mm256_add_epi32(_mm512_castsi512_si256(iacc[j]),
-                                                        _mm512_extracti64x4_epi64(iacc[j], 1));
-                    const __m256i isum = _mm256_sub_epi32(i8, _mm256_madd_epi16(bs, corr));
-                    const float dx = xb[j][b].d;
-                    acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * dx), acc[j]);
-                    acc[j] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mins)), _mm256_set1_ps(dmin * dx),
-                                              acc[j]);
-                }
-            }
-            for (int j = 0; j < tn; j++)
-                y[(t0 + j) * ldy + r] = hsum8(acc[j]);
-        }
-    }
-}
-
-/* Unpack the row block and run the class core; the Q8_1 class stays on the AVX2 kernels. */
-static void gemm_quant(int wtype, int64_t n, const void *w, size_t wrs, int nr, const void *xa, size_t xrs, int nt,
-                       float *y, int64_t ldy)
-{
-    const int cls = rt_unpack_class(wtype);
-    const size_t us = rt_unpacked_size(wtype, n);
-    const int64_t nb = n / 32;
-    const size_t xd_n = cls == RT_CLS_Q8_0 ? (size_t)nt * nb : 0;
-    if (nr > 64)
-        nr = 64; /* the driver passes at most RT_ROW_BLOCK rows */
-    char *buf = aligned_alloc(64, ((us * (size_t)nr + xd_n * 4 + 63) & ~(size_t)63) + 64);
-    if (!buf) {
-        for (int t = 0; t < nt; t++)
-            for (int r = 0; r < nr; r++)
-                y[t * ldy + r] = rt_kernels_scalar.dot[wtype](n, (const char *)w + r * wrs, (const char *)xa + t * xrs);
-        return;
-    }
-    rt_unpacked u[64];
-    for (int r = 0; r < nr; r++)
-        rt_unpack_row(wtype, (const char *)w + (size_t)r * wrs, n, buf + (size_t)r * us, &u[r]);
-    if (cls == RT_CLS_Q8_0) {
-        float *xd = (float *)(buf + us * (size_t)nr);
-        for (int t = 0; t < nt; t++) {
-            const lq_block_q8_0 *xb = (const lq_block_q8_0 *)((const char *)xa + (size_t)t * xrs);
-            for (int64_t b = 0; b < nb; b++)
-                xd[(size_t)t * nb + b] = rt_h2f(xb[b].d);
-        }
-        core_q8_0(n, u, nr, xa, xrs, nt, xd, y, ldy);
-    } else {
-        core_q8_K(n, u, nr, xa, xrs, nt, y, ldy);
-    }
-    free(buf);
-}
-
-#define GEMM_Q(T)                                                                                  \
-    static void gemm_##T(int64_t n, const void *w, size_t wrs, int nr, const void *xa, size_t xrs, \
-                         int nt, float *y, int64_t ldy)                                            \
-    {                                                                                              \
-        gemm_quant(GGUF_##T, n, w, wrs, nr, xa, xrs, nt, y, ldy);                                  \
-    }                                                                                              \
-    static float dotq_##T(int64_t n, const void *w, const void *xa)                                \
-    {                                                                                              \
-        float y;                                                                                   \
-        gemm_quant(GGUF_##T, n, w, 0, 1, xa, 0, 1, &y, 1);                                         \
-        return y;                                                                                  \
-    }
-GEMM_Q(Q4_0)
-GEMM_Q(Q5_0)
-GEMM_Q(Q8_0)
-GEMM_Q(Q2_K)
-GEMM_Q(Q3_K)
-GEMM_Q(Q4_K)
-GEMM_Q(Q5_K)
-GEMM_Q(Q6_K)
+#define DOT(T)                                                                                       \
+    static float dot_##T(int64_t n, const void *w, const void *xa) { return dot_via_gemm(GGUF_##T, n, w, xa); }
+DOT(F32)
+DOT(Q4_0)
+DOT(Q4_1)
+DOT(Q5_0)
+DOT(Q5_1)
+DOT(Q8_0)
+DOT(Q2_K)
+DOT(Q3_K)
+DOT(Q4_K)
+DOT(Q5_K)
+DOT(Q6_K)
 
 const rt_kernel_table rt_kernels_avx512 = {
+    .attn_rows = attn_rows,
+    .sum_exp = sum_exp,
+    .rms_norm = rms_norm,
+    .transpose = transpose,
     .dot = {
-        [GGUF_F32] = dot_f32,
-        [GGUF_Q4_0] = dotq_Q4_0, [GGUF_Q5_0] = dotq_Q5_0, [GGUF_Q8_0] = dotq_Q8_0, [GGUF_Q2_K] = dotq_Q2_K,
-        [GGUF_Q3_K] = dotq_Q3_K, [GGUF_Q4_K] = dotq_Q4_K, [GGUF_Q5_K] = dotq_Q5_K, [GGUF_Q6_K] = dotq_Q6_K,
+        [GGUF_F32] = dot_F32, [GGUF_Q4_0] = dot_Q4_0, [GGUF_Q4_1] = dot_Q4_1, [GGUF_Q5_0] = dot_Q5_0,
+        [GGUF_Q5_1] = dot_Q5_1, [GGUF_Q8_0] = dot_Q8_0, [GGUF_Q2_K] = dot_Q2_K, [GGUF_Q3_K] = dot_Q3_K,
+        [GGUF_Q4_K] = dot_Q4_K, [GGUF_Q5_K] = dot_Q5_K, [GGUF_Q6_K] = dot_Q6_K,
     },
     .gemm = {
-        [GGUF_F32] = gemm_f32,
-        [GGUF_Q4_0] = gemm_Q4_0, [GGUF_Q5_0] = gemm_Q5_0, [GGUF_Q8_0] = gemm_Q8_0, [GGUF_Q2_K] = gemm_Q2_K,
-        [GGUF_Q3_K] = gemm_Q3_K, [GGUF_Q4_K] = gemm_Q4_K, [GGUF_Q5_K] = gemm_Q5_K, [GGUF_Q6_K] = gemm_Q6_K,
+        [GGUF_F32] = gemm_f32, [GGUF_Q4_0] = gemm_q, [GGUF_Q4_1] = gemm_q, [GGUF_Q5_0] = gemm_q,
+        [GGUF_Q5_1] = gemm_q, [GGUF_Q8_0] = gemm_q, [GGUF_Q2_K] = gemm_q, [GGUF_Q3_K] = gemm_q,
+        [GGUF_Q4_K] = gemm_q, [GGUF_Q5_K] = gemm_q, [GGUF_Q6_K] = gemm_q,
     },
+    .prep = {
+        [GGUF_F32] = prep_f32, [GGUF_Q4_0] = prep_q8b, [GGUF_Q4_1] = prep_q8b, [GGUF_Q5_0] = prep_q8b,
+        [GGUF_Q5_1] = prep_q8b, [GGUF_Q8_0] = prep_q8b, [GGUF_Q2_K] = prep_q8k, [GGUF_Q3_K] = prep_q8k,
+        [GGUF_Q4_K] = prep_q8k, [GGUF_Q5_K] = prep_q8k, [GGUF_Q6_K] = prep_q8k,
+    },
+    .tile_size = tile_size,
+    .scratch_size = scratch_size,
 };

@@ -44,11 +44,15 @@ struct rt_model {
     size_t owned_bytes;
     /* scratch, sized for cap tokens */
     int cap;
-    float *hidden, *xn, *q, *k, *v, *kt, *att, *gate, *up, *probs;
-    float *rope_cos, *rope_sin; /* cap × head_dim/2 */
-    size_t probs_cap;           /* floats in probs (one row of scores per thread) */
+    float *hidden, *hc, *xn, *q, *k, *v, *kt, *att, *gate, *up, *probs;
+    float *rope_cos, *rope_sin; /* rope_cap positions × head_dim/2 */
+    int rope_cap;
+    size_t probs_cap;           /* floats in probs (attention scratch of each thread) */
     void *act;
     size_t act_cap;
+    void *ws; /* matmul workspace (rt_matmul_ws), 64-byte aligned */
+    size_t ws_cap;
+    unsigned char *used; /* during loading: which source tensors the graph uses */
 };
 
 static const char *const err_names[RT_ERR_COUNT_] = {
@@ -138,6 +142,7 @@ static rt_error find_tensor(rt_model *m, const char *name, int64_t ne0, int64_t 
             return RT_OK;
         return fail(msg, RT_ERR_MODEL, "tensor '%s' is missing", name);
     }
+    m->used[*idx] = 1;
     const src_tensor *t = src_tensor_at(m->src, *idx);
     bool ok = t->ne[2] == 1 && t->ne[3] == 1 && t->ne[0] == ne0 && t->ne[1] == ne1;
     if (!ok)
@@ -204,6 +209,7 @@ static rt_error load_vec(rt_model *m, float **out, const char *name, int64_t n, 
             return RT_OK;
         return fail(msg, RT_ERR_MODEL, "tensor '%s' is missing", name);
     }
+    m->used[idx] = 1;
     const src_tensor *t = src_tensor_at(m->src, idx);
     if (t->ne[0] != n || t->ne[1] != 1 || t->ne[2] != 1 || t->ne[3] != 1)
         return fail(msg, RT_ERR_MODEL, "tensor '%s' has shape [%lld, %lld], expected [%lld]", name,
@@ -318,6 +324,44 @@ static rt_error read_hparams(rt_model *m, char *msg)
     if (te->ne[1] < 1 || te->ne[1] > CAP_VOCAB)
         return fail(msg, RT_ERR_MODEL, "vocabulary size %lld is out of range", (long long)te->ne[1]);
     hp->n_vocab = (int)te->ne[1];
+
+    /* Special token ids (tokenizer.ggml.bos_token_id, eos_, unknown_, padding_ ...): integers
+     * inside the vocabulary, else the file is broken; refuse it rather than guess. */
+    const int64_t nkv = gguf_n_kv(md);
+    for (int64_t i = 0; i < nkv; i++) {
+        const char *k = gguf_kv_key(md, i);
+        const size_t kl = strlen(k);
+        if (strncmp(k, "tokenizer.ggml.", 15) != 0 || kl < 24 || strcmp(k + kl - 9, "_token_id") != 0)
+            continue;
+        int64_t id;
+        if (gguf_get_int(md, k, &id) != GGUF_OK)
+            return fail(msg, RT_ERR_MODEL, "metadata key '%.200s' is not an integer", k);
+        if (id < 0 || id >= hp->n_vocab)
+            return fail(msg, RT_ERR_MODEL, "metadata key '%.200s' = %lld is outside the vocabulary (%d tokens)", k,
+                        (long long)id, hp->n_vocab);
+    }
+    return RT_OK;
+}
+
+/* llama.cpp refuses a file whose tensors are not all used by the graph ("wrong number of
+ * tensors"): name the first one we did not load. */
+static rt_error check_unused_tensors(rt_model *m, const unsigned char *used, char *msg)
+{
+    const int64_t nt = src_n_tensors(m->src);
+    for (int64_t i = 0; i < nt; i++) {
+        if (used[i])
+            continue;
+        const char *name = src_tensor_at(m->src, i)->name;
+        int layer;
+        if (sscanf(name, "blk.%d.", &layer) == 1 && layer >= m->hp.n_layer)
+            return fail(msg, RT_ERR_MODEL, "tensor '%s' belongs to layer %d but block_count is %d", name, layer,
+                        m->hp.n_layer);
+        int64_t n_used = 0;
+        for (int64_t j = 0; j < nt; j++)
+            n_used += used[j] != 0;
+        return fail(msg, RT_ERR_MODEL, "tensor '%s' is not used by the llama graph (%lld tensors, %lld used)", name,
+                    (long long)nt, (long long)n_used);
+    }
     return RT_OK;
 }
 
@@ -347,6 +391,7 @@ void rt_model_free(rt_model *m)
         free(m->layers);
     }
     free(m->hidden);
+    free(m->hc);
     free(m->xn);
     free(m->q);
     free(m->k);
@@ -359,6 +404,8 @@ void rt_model_free(rt_model *m)
     free(m->rope_cos);
     free(m->rope_sin);
     free(m->act);
+    free(m->ws);
+    free(m->used);
     free(m);
 }
 
@@ -372,6 +419,11 @@ rt_error rt_model_load(src_source *src, rt_model **out, char *msg)
         return fail(msg, RT_ERR_NOMEM, "out of memory");
     m->src = src;
     m->isa = rt_isa_detect();
+    m->used = calloc((size_t)src_n_tensors(src) + 1, 1);
+    if (!m->used) {
+        free(m);
+        return fail(msg, RT_ERR_NOMEM, "out of memory");
+    }
     rt_error e = read_hparams(m, msg);
     if (e != RT_OK)
         goto bad;
@@ -414,6 +466,10 @@ rt_error rt_model_load(src_source *src, rt_model **out, char *msg)
         if ((e = load_vec(m, &L->ffn_norm, name, E, false, msg)) != RT_OK)
             goto bad;
     }
+    if ((e = check_unused_tensors(m, m->used, msg)) != RT_OK)
+        goto bad;
+    free(m->used);
+    m->used = NULL;
     *out = m;
     return RT_OK;
 bad:
@@ -529,10 +585,11 @@ static size_t max_act_row(const rt_model *m)
     return mx;
 }
 
-static rt_error ensure_scratch(rt_model *m, int T, char *msg)
+/* Buffers for N token rows and RoPE tables for positions 0..P-1. */
+static rt_error ensure_scratch(rt_model *m, int N, int P, char *msg)
 {
     const rt_hparams *hp = &m->hp;
-    size_t act_need = max_act_row(m) * (size_t)T;
+    size_t act_need = max_act_row(m) * (size_t)N;
     if (act_need > m->act_cap) {
         free(m->act);
         m->act = malloc(act_need);
@@ -540,33 +597,42 @@ static rt_error ensure_scratch(rt_model *m, int T, char *msg)
         if (!m->act)
             return fail(msg, RT_ERR_NOMEM, "out of memory for activations");
     }
-    if (T <= m->cap)
-        return RT_OK;
-    const size_t t = (size_t)T, E = (size_t)hp->n_embd, F = (size_t)hp->n_ff,
-                 QD = (size_t)hp->n_head * hp->head_dim, KD = (size_t)hp->n_head_kv * hp->head_dim,
-                 H2 = (size_t)hp->head_dim / 2;
-    float **bufs[] = {&m->hidden, &m->xn, &m->q, &m->k, &m->v, &m->kt, &m->att, &m->gate, &m->up,
-                      &m->rope_cos, &m->rope_sin};
-    size_t sizes[] = {t * E, t * (E > QD ? E : QD), t * QD, t * KD, t * KD, t * KD, t * QD, t * F, t * F,
-                      t * H2, t * H2};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
-        free(*bufs[i]);
-        *bufs[i] = malloc(sizes[i] * sizeof(float));
-        if (!*bufs[i]) {
-            m->cap = 0;
-            return fail(msg, RT_ERR_NOMEM, "out of memory for %d tokens", T);
+    const size_t E = (size_t)hp->n_embd, F = (size_t)hp->n_ff, QD = (size_t)hp->n_head * hp->head_dim,
+                 KD = (size_t)hp->n_head_kv * hp->head_dim, H2 = (size_t)hp->head_dim / 2;
+    if (N > m->cap) {
+        const size_t t = (size_t)N;
+        float **bufs[] = {&m->hidden, &m->hc, &m->xn, &m->q, &m->k, &m->v, &m->kt, &m->att, &m->gate, &m->up};
+        size_t sizes[] = {t * E, t * E, t * (E > QD ? E : QD), t * QD, t * KD, t * KD, t * KD, t * QD, t * F, t * F};
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+            free(*bufs[i]);
+            *bufs[i] = malloc(sizes[i] * sizeof(float));
+            if (!*bufs[i]) {
+                m->cap = 0;
+                return fail(msg, RT_ERR_NOMEM, "out of memory for %d tokens", N);
+            }
         }
+        m->cap = N;
     }
-    m->cap = T;
-    /* RoPE table as ggml builds it: theta = pos, multiplied by base^(-2/head_dim) per pair. */
-    const float theta_scale = powf(hp->rope_base, -2.0f / (float)hp->head_dim);
-    for (int p = 0; p < T; p++) {
-        float theta = (float)p;
-        for (size_t i = 0; i < H2; i++) {
-            float th = m->rope_freqs ? theta / m->rope_freqs[i] : theta;
-            m->rope_cos[(size_t)p * H2 + i] = cosf(th);
-            m->rope_sin[(size_t)p * H2 + i] = sinf(th);
-            theta *= theta_scale;
+    if (P > m->rope_cap) {
+        free(m->rope_cos);
+        free(m->rope_sin);
+        m->rope_cos = malloc((size_t)P * H2 * sizeof(float));
+        m->rope_sin = malloc((size_t)P * H2 * sizeof(float));
+        if (!m->rope_cos || !m->rope_sin) {
+            m->rope_cap = 0;
+            return fail(msg, RT_ERR_NOMEM, "out of memory for %d positions", P);
+        }
+        m->rope_cap = P;
+        /* RoPE table as ggml builds it: theta = pos, multiplied by base^(-2/head_dim) per pair. */
+        const float theta_scale = powf(hp->rope_base, -2.0f / (float)hp->head_dim);
+        for (int p = 0; p < P; p++) {
+            float theta = (float)p;
+            for (size_t i = 0; i < H2; i++) {
+                float th = m->rope_freqs ? theta / m->rope_freqs[i] : theta;
+                m->rope_cos[(size_t)p * H2 + i] = cosf(th);
+                m->rope_sin[(size_t)p * H2 + i] = sinf(th);
+                theta *= theta_scale;
+            }
         }
     }
     return RT_OK;
@@ -580,8 +646,15 @@ static int nthreads(const rt_model *m) { return m->nthreads > 0 ? m->nthreads : 
  * vec-dot type and row length (shared inputs of q/k/v and gate/up). */
 static void matmul(rt_model *m, const rt_weight *w, const float *x, int T, float *y, int reuse)
 {
-    rt_matmul(m->isa, w->type, w->data, w->ne1, w->ne0, x, w->ne0, T, y, w->ne1, m->act, reuse,
-              nthreads(m));
+    const int nth = nthreads(m);
+    const size_t need = rt_matmul_workspace(m->isa, w->type, w->ne0, T, nth);
+    if (need > m->ws_cap) { /* kept across calls: large buffers freed each call cost page faults */
+        free(m->ws);
+        m->ws = aligned_alloc(64, (need + 63) & ~(size_t)63);
+        m->ws_cap = m->ws ? need : 0; /* without it rt_matmul_ws allocates for itself */
+    }
+    rt_matmul_ws(m->isa, w->type, w->data, w->ne1, w->ne0, x, w->ne0, T, y, w->ne1, m->act, reuse, nth, m->ws,
+                 m->ws_cap);
 }
 
 static int same_act(const rt_weight *a, const rt_weight *b)
@@ -591,31 +664,31 @@ static int same_act(const rt_weight *a, const rt_weight *b)
 }
 
 /* ggml's rms_norm (sum of squares in double) followed by the weight multiply. */
-static void rms_norm_rows(const float *x, const float *w, int T, int n, float eps, float *y, int nth)
+static void rms_norm_rows(const rt_model *m, const float *x, const float *w, int T, int n, float eps, float *y,
+                          int nth)
 {
 #pragma omp parallel for schedule(static) num_threads(nth) if (T > 16)
-    for (int t = 0; t < T; t++) {
-        const float *xr = x + (size_t)t * n;
-        float *yr = y + (size_t)t * n;
-        double sum = 0;
-        for (int i = 0; i < n; i++)
-            sum += (double)(xr[i] * xr[i]);
-        const float mean = (float)(sum / n);
-        const float scale = 1.0f / sqrtf(mean + eps);
-        for (int i = 0; i < n; i++)
-            yr[i] = (xr[i] * scale) * w[i];
-    }
+    for (int t = 0; t < T; t++)
+        rt_rms_norm(m->isa, x + (size_t)t * n, w, n, eps, y + (size_t)t * n);
 }
 
-/* RoPE, NORM mode (pairs 2i, 2i+1), in place on rows r0..T-1 (row t at position t) of nh
- * heads of hd. */
-static void rope_rows(const rt_model *m, float *x, int r0, int T, int nh, int hd)
+/* h += d, n floats */
+static void add_rows(float *restrict h, const float *restrict d, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h[i] += d[i];
+}
+
+/* RoPE, NORM mode (pairs 2i, 2i+1), in place on the N rows of x (row i at position i % T) of
+ * nh heads of hd. */
+static void rope_rows(const rt_model *m, float *x, int N, int T, int nh, int hd)
 {
     const int H2 = hd / 2;
-    for (int t = r0; t < T; t++) {
+    for (int r = 0; r < N; r++) {
+        const int t = r % T;
         const float *c = m->rope_cos + (size_t)t * H2, *s = m->rope_sin + (size_t)t * H2;
         for (int h = 0; h < nh; h++) {
-            float *v = x + ((size_t)t * nh + h) * hd;
+            float *v = x + ((size_t)r * nh + h) * hd;
             for (int i = 0; i < H2; i++) {
                 const float x0 = v[2 * i], x1 = v[2 * i + 1];
                 v[2 * i] = x0 * c[i] - x1 * s[i];
@@ -625,35 +698,41 @@ static void rope_rows(const rt_model *m, float *x, int r0, int T, int nh, int hd
     }
 }
 
-/* Causal attention for T tokens: q (T × nh*hd), k, v (T × nkv*hd), all already rounded to
- * fp16 values; out (T × nh*hd). As llama.cpp without flash attention: scores in f32,
+/* Causal attention within each of S sequences of T tokens: q (S*T × nh*hd), k, v (S*T ×
+ * nkv*hd), all already rounded to fp16 values; the outputs of query rows r0..T-1 of each
+ * sequence go to att, S*(T-r0) rows. As llama.cpp without flash attention: scores in f32,
  * softmax with a double sum, probabilities rounded to fp16, then P·V with f32 sums.
- * K is transposed per KV head first (kt: nkv × hd rows of T) so scores vectorize. */
-static rt_error attention(rt_model *m, int T, int r0, char *msg)
+ * K is transposed per sequence first (kt: nkv × hd rows of T) so scores vectorize. */
+static rt_error attention(rt_model *m, int S, int T, int r0, char *msg)
 {
     const rt_hparams *hp = &m->hp;
-    const int nh = hp->n_head, nkv = hp->n_head_kv, hd = hp->head_dim, grp = nh / nkv;
+    const int nh = hp->n_head, nkv = hp->n_head_kv, hd = hp->head_dim, grp = nh / nkv, R = T - r0;
     const size_t QD = (size_t)nh * hd, KD = (size_t)nkv * hd;
     const float scale = 1.0f / sqrtf((float)hd);
     const int nth = nthreads(m);
-    if ((size_t)T * nth > m->probs_cap) {
+    const size_t per = (rt_attn_scratch(T, hd) + 15) & ~(size_t)15; /* floats per thread */
+    if (per * nth > m->probs_cap) {
         free(m->probs);
-        m->probs = malloc((size_t)T * nth * sizeof(float));
-        m->probs_cap = m->probs ? (size_t)T * nth : 0;
+        m->probs = aligned_alloc(64, per * nth * sizeof(float));
+        m->probs_cap = m->probs ? per * nth : 0;
         if (!m->probs)
             return fail(msg, RT_ERR_NOMEM, "out of memory for attention scores");
     }
-    for (int t = 0; t < T; t++)
-        for (size_t c = 0; c < KD; c++)
-            m->kt[c * (size_t)T + t] = m->k[(size_t)t * KD + c];
-    const int nq = T - r0; /* query rows r0..T-1 */
-    const int64_t nwork = (int64_t)nh * nq;
-#pragma omp parallel for schedule(static) num_threads(nth) if (nwork > 64)
+    for (int s = 0; s < S; s++)
+        rt_transpose(m->isa, m->k + (size_t)s * T * KD, (int64_t)KD, T, (int64_t)KD, m->kt + (size_t)s * KD * T, T);
+    /* work items: (sequence, head, tile of 16 query rows r0..T-1) */
+    const int ntile = (R + 15) / 16;
+    const int64_t nwork = (int64_t)S * nh * ntile;
+#pragma omp parallel for schedule(static) num_threads(nth) if (nwork > 4)
     for (int64_t wi = 0; wi < nwork; wi++) {
-        const int h = (int)(wi / nq), i = r0 + (int)(wi % nq), g = h / grp;
-        float *p = m->probs + (size_t)omp_get_thread_num() * T;
-        rt_attn_row(m->isa, m->q + (size_t)i * QD + (size_t)h * hd, m->kt + (size_t)g * hd * T, T,
-                    m->v + (size_t)g * hd, (int64_t)KD, i + 1, hd, scale, p, m->att + (size_t)i * QD + (size_t)h * hd);
+        const int s = (int)(wi / ((int64_t)nh * ntile)), rem = (int)(wi % ((int64_t)nh * ntile));
+        const int h = rem / ntile, i0 = r0 + 16 * (rem % ntile), g = h / grp;
+        const int rows = T - i0 < 16 ? T - i0 : 16;
+        float *p = m->probs + (size_t)omp_get_thread_num() * per;
+        rt_attn_rows(m->isa, m->q + ((size_t)s * T + i0) * QD + (size_t)h * hd, (int64_t)QD, i0, rows,
+                     m->kt + (size_t)s * KD * T + (size_t)g * hd * T, T, m->v + (size_t)s * T * KD + (size_t)g * hd,
+                     (int64_t)KD, hd, scale, p, m->att + ((size_t)s * R + (size_t)(i0 - r0)) * QD + (size_t)h * hd,
+                     (int64_t)QD);
     }
     return RT_OK;
 }
@@ -693,11 +772,14 @@ rt_error rt_embed(rt_model *m, const int32_t *tokens, int n_tokens, float *hidde
     return RT_OK;
 }
 
-/* One layer on T tokens; only rows r0..T-1 of the output are computed (the rest of hidden is
- * left as it was): the last layer of rt_forward needs only the rows it returns logits for. */
-static rt_error layer_forward(rt_model *m, int layer, float *hidden, int T, int r0, const rt_hook *hook, char *msg)
+/* One layer on S sequences of T tokens (row s*T + t of hidden at position t). Only rows
+ * r0..T-1 of each sequence are computed (the last layer of a forward pass needs no more):
+ * they go to out, S*(T-r0) rows in sequence order; out may be hidden when r0 == 0. */
+static rt_error layer_forward(rt_model *m, int layer, float *hidden, int S, int T, int r0, float *out,
+                              const rt_hook *hook, char *msg)
 {
-    rt_error e = ensure_scratch(m, T, msg);
+    const int N = S * T, R = T - r0, NR = S * R;
+    rt_error e = ensure_scratch(m, N, T, msg);
     if (e != RT_OK)
         return e;
     const rt_hparams *hp = &m->hp;
@@ -705,46 +787,48 @@ static rt_error layer_forward(rt_model *m, int layer, float *hidden, int T, int 
     const int E = hp->n_embd, F = hp->n_ff, hd = hp->head_dim;
     const int QD = hp->n_head * hd, KD = hp->n_head_kv * hd;
     const int nth = nthreads(m);
-    const int R = T - r0;
 
-    /* attention block: K and V for every row, Q and everything after for rows r0.. */
-    rms_norm_rows(hidden, L->attn_norm, T, E, hp->rms_eps, m->xn, nth);
-    if (call_hook(hook, layer, RT_HOOK_ATTN_QKV, m->xn, T, E))
+    /* attention block: Q, K and V for every row, the rest for rows r0.. of each sequence */
+    rms_norm_rows(m, hidden, L->attn_norm, N, E, hp->rms_eps, m->xn, nth);
+    if (call_hook(hook, layer, RT_HOOK_ATTN_QKV, m->xn, N, E))
         return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
-    matmul(m, &L->wk, m->xn, T, m->k, 0);
-    matmul(m, &L->wv, m->xn, T, m->v, same_act(&L->wk, &L->wv));
-    if (same_act(&L->wk, &L->wq))
-        rt_matmul(m->isa, L->wq.type, L->wq.data, L->wq.ne1, E, m->xn + (size_t)r0 * E, E, R, m->q + (size_t)r0 * QD,
-                  QD, (char *)m->act + (size_t)r0 * rt_act_row_size(L->wq.type, E), 1, nth);
-    else
-        matmul(m, &L->wq, m->xn + (size_t)r0 * E, R, m->q + (size_t)r0 * QD, 0);
-    rope_rows(m, m->q, r0, T, hp->n_head, hd);
-    rope_rows(m, m->k, 0, T, hp->n_head_kv, hd);
+    matmul(m, &L->wk, m->xn, N, m->k, 0);
+    matmul(m, &L->wv, m->xn, N, m->v, same_act(&L->wk, &L->wv));
+    matmul(m, &L->wq, m->xn, N, m->q, same_act(&L->wk, &L->wq));
+    rope_rows(m, m->q, N, T, hp->n_head, hd);
+    rope_rows(m, m->k, N, T, hp->n_head_kv, hd);
     /* the f16 KV cache (and Q converted to f16 for K·Q) */
-    rt_round_f16(m->isa, m->q + (size_t)r0 * QD, (int64_t)R * QD);
-    rt_round_f16(m->isa, m->k, (int64_t)T * KD);
-    rt_round_f16(m->isa, m->v, (int64_t)T * KD);
-    if ((e = attention(m, T, r0, msg)) != RT_OK)
+    rt_round_f16(m->isa, m->q, (int64_t)N * QD);
+    rt_round_f16(m->isa, m->k, (int64_t)N * KD);
+    rt_round_f16(m->isa, m->v, (int64_t)N * KD);
+    if ((e = attention(m, S, T, r0, msg)) != RT_OK)
         return e;
-    float *att = m->att + (size_t)r0 * QD, *h = hidden + (size_t)r0 * E;
-    if (call_hook(hook, layer, RT_HOOK_ATTN_OUT, att, R, QD))
+    if (call_hook(hook, layer, RT_HOOK_ATTN_OUT, m->att, NR, QD))
         return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
-    matmul(m, &L->wo, att, R, m->xn, 0);
-    for (size_t i = 0; i < (size_t)R * E; i++)
-        h[i] += m->xn[i];
+    matmul(m, &L->wo, m->att, NR, m->xn, 0);
+    if (r0 == 0) {
+        if (out != hidden)
+            memcpy(out, hidden, (size_t)N * E * sizeof(float));
+        add_rows(out, m->xn, (size_t)N * E);
+    } else {
+        for (int s = 0; s < S; s++) {
+            float *o = out + (size_t)s * R * E;
+            memcpy(o, hidden + ((size_t)s * T + r0) * E, (size_t)R * E * sizeof(float));
+            add_rows(o, m->xn + (size_t)s * R * E, (size_t)R * E);
+        }
+    }
 
     /* feed-forward block */
-    rms_norm_rows(h, L->ffn_norm, R, E, hp->rms_eps, m->xn, nth);
-    if (call_hook(hook, layer, RT_HOOK_FFN_GATE_UP, m->xn, R, E))
+    rms_norm_rows(m, out, L->ffn_norm, NR, E, hp->rms_eps, m->xn, nth);
+    if (call_hook(hook, layer, RT_HOOK_FFN_GATE_UP, m->xn, NR, E))
         return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
-    matmul(m, &L->wg, m->xn, R, m->gate, 0);
-    matmul(m, &L->wu, m->xn, R, m->up, same_act(&L->wg, &L->wu));
-    swiglu_rows(m, m->gate, m->up, R, F, nth);
-    if (call_hook(hook, layer, RT_HOOK_FFN_DOWN, m->gate, R, F))
+    matmul(m, &L->wg, m->xn, NR, m->gate, 0);
+    matmul(m, &L->wu, m->xn, NR, m->up, same_act(&L->wg, &L->wu));
+    swiglu_rows(m, m->gate, m->up, NR, F, nth);
+    if (call_hook(hook, layer, RT_HOOK_FFN_DOWN, m->gate, NR, F))
         return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
-    matmul(m, &L->wd, m->gate, R, m->xn, 0);
-    for (size_t i = 0; i < (size_t)R * E; i++)
-        h[i] += m->xn[i];
+    matmul(m, &L->wd, m->gate, NR, m->xn, 0);
+    add_rows(out, m->xn, (size_t)NR * E);
     return RT_OK;
 }
 
@@ -754,36 +838,46 @@ rt_error rt_layer_forward(rt_model *m, int layer, float *hidden, int n_tokens, c
         return fail(msg, RT_ERR_ARG, "rt_layer_forward: bad arguments");
     if (layer < 0 || layer >= m->hp.n_layer)
         return fail(msg, RT_ERR_ARG, "layer %d is out of range (%d layers)", layer, m->hp.n_layer);
-    return layer_forward(m, layer, hidden, n_tokens, 0, hook, msg);
+    return layer_forward(m, layer, hidden, 1, n_tokens, 0, hidden, hook, msg);
 }
 
 rt_error rt_final_logits(rt_model *m, const float *hidden, int n_rows, float *logits, char *msg)
 {
     if (!m || !hidden || !logits || n_rows < 1 || n_rows > RT_MAX_TOKENS)
         return fail(msg, RT_ERR_ARG, "rt_final_logits: bad arguments");
-    rt_error e = ensure_scratch(m, n_rows, msg);
+    rt_error e = ensure_scratch(m, n_rows, 0, msg);
     if (e != RT_OK)
         return e;
     const rt_hparams *hp = &m->hp;
-    rms_norm_rows(hidden, m->out_norm, n_rows, hp->n_embd, hp->rms_eps, m->xn, nthreads(m));
+    rms_norm_rows(m, hidden, m->out_norm, n_rows, hp->n_embd, hp->rms_eps, m->xn, nthreads(m));
     const rt_weight *w = hp->tied_output ? &m->tok_embd : &m->output;
     matmul(m, w, m->xn, n_rows, logits, 0);
     return RT_OK;
 }
 
-rt_error rt_forward(rt_model *m, const int32_t *tokens, int n_tokens, int first, float *logits, char *msg)
+rt_error rt_forward_seqs(rt_model *m, const int32_t *tokens, int n_seq, int n_tokens, int first, float *logits,
+                         char *msg)
 {
-    if (!m || !tokens || !logits || n_tokens < 1 || n_tokens > RT_MAX_TOKENS || first < 0 || first >= n_tokens)
+    if (!m || !tokens || !logits || n_seq < 1 || n_tokens < 1 || n_tokens > RT_MAX_TOKENS ||
+        (int64_t)n_seq * n_tokens > RT_MAX_TOKENS || first < 0 || first >= n_tokens)
         return fail(msg, RT_ERR_ARG, "rt_forward: bad arguments");
-    rt_error e = ensure_scratch(m, n_tokens, msg);
+    const int N = n_seq * n_tokens;
+    rt_error e = ensure_scratch(m, N, n_tokens, msg);
     if (e != RT_OK)
         return e;
     float *hidden = m->hidden;
-    if ((e = rt_embed(m, tokens, n_tokens, hidden, msg)) != RT_OK)
+    if ((e = rt_embed(m, tokens, N, hidden, msg)) != RT_OK)
         return e;
     const int L = m->hp.n_layer;
+    float *last = first ? m->hc : hidden;
     for (int l = 0; l < L; l++)
-        if ((e = layer_forward(m, l, hidden, n_tokens, l == L - 1 ? first : 0, NULL, msg)) != RT_OK)
+        if ((e = layer_forward(m, l, hidden, n_seq, n_tokens, l == L - 1 ? first : 0, l == L - 1 ? last : hidden,
+                               NULL, msg)) != RT_OK)
             return e;
-    return rt_final_logits(m, hidden + (size_t)first * m->hp.n_embd, n_tokens - first, logits, msg);
+    return rt_final_logits(m, last, n_seq * (n_tokens - first), logits, msg);
+}
+
+rt_error rt_forward(rt_model *m, const int32_t *tokens, int n_tokens, int first, float *logits, char *msg)
+{
+    return rt_forward_seqs(m, tokens, 1, n_tokens, first, logits, msg);
 }

@@ -26,29 +26,35 @@ static int nthreads_or_default(int n) { return n > 0 ? n : omp_get_max_threads()
 
 /* ---------------------------------------------------------------- perplexity */
 
-rt_error rt_ppl_chunk_logits(rt_model *m, const int32_t *chunk, int n_ctx, int32_t bos, float *logits, char *msg)
+rt_error rt_ppl_chunks_logits(rt_model *m, const int32_t *chunks, int n_chunk, int n_ctx, int32_t bos, float *logits,
+                              char *msg)
 {
-    if (!m || !chunk || !logits || n_ctx < 4 || n_ctx > RT_MAX_TOKENS)
-        return fail(msg, RT_ERR_ARG, "rt_ppl_chunk_logits: bad arguments");
-    int32_t *t = malloc((size_t)n_ctx * sizeof *t);
+    if (!m || !chunks || !logits || n_ctx < 4 || n_ctx > RT_MAX_TOKENS || n_chunk < 1 ||
+        (int64_t)n_chunk * n_ctx > RT_MAX_TOKENS)
+        return fail(msg, RT_ERR_ARG, "rt_ppl_chunks_logits: bad arguments");
+    const size_t n = (size_t)n_chunk * n_ctx;
+    int32_t *t = malloc(n * sizeof *t);
     if (!t)
         return fail(msg, RT_ERR_NOMEM, "out of memory");
-    memcpy(t, chunk, (size_t)n_ctx * sizeof *t);
+    memcpy(t, chunks, n * sizeof *t);
     if (bos >= 0)
-        t[0] = bos;
-    rt_error e = rt_forward(m, t, n_ctx, n_ctx / 2, logits, msg);
+        for (int c = 0; c < n_chunk; c++)
+            t[(size_t)c * n_ctx] = bos;
+    rt_error e = rt_forward_seqs(m, t, n_chunk, n_ctx, n_ctx / 2, logits, msg);
     free(t);
     return e;
 }
 
+rt_error rt_ppl_chunk_logits(rt_model *m, const int32_t *chunk, int n_ctx, int32_t bos, float *logits, char *msg)
+{
+    return rt_ppl_chunks_logits(m, chunk, 1, n_ctx, bos, logits, msg);
+}
+
+/* llama-perplexity's log-softmax: max, sum of expf(logit - max) in double. */
 static double row_nll(const float *lg, int n_vocab, int32_t tok)
 {
-    float mx = lg[0];
-    for (int i = 1; i < n_vocab; i++)
-        mx = lg[i] > mx ? lg[i] : mx;
-    double sum = 0;
-    for (int i = 0; i < n_vocab; i++)
-        sum += expf(lg[i] - mx);
+    float mx;
+    const double sum = rt_sum_exp(rt_isa_detect(), lg, n_vocab, &mx);
     return -((double)(lg[tok] - mx) - log(sum));
 }
 

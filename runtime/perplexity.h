@@ -47,6 +47,11 @@ typedef struct {
  * bos >= 0), positions 0..n_ctx-1 are run and logits for positions first = n_ctx/2 ..
  * n_ctx-1 are written ((n_ctx - first) × n_vocab floats). Row r predicts chunk[first+r+1]. */
 rt_error rt_ppl_chunk_logits(rt_model *m, const int32_t *chunk, int n_ctx, int32_t bos, float *logits, char *msg);
+/* The same for n_chunk consecutive chunks (chunks[c*n_ctx ..]) in one pass (as llama-perplexity
+ * batches n_batch / n_ctx sequences): n_chunk × (n_ctx - first) rows of logits, chunk after
+ * chunk, each identical to rt_ppl_chunk_logits on that chunk. n_chunk * n_ctx <= RT_MAX_TOKENS. */
+rt_error rt_ppl_chunks_logits(rt_model *m, const int32_t *chunks, int n_chunk, int n_ctx, int32_t bos, float *logits,
+                              char *msg);
 
 /* nll of each of n rows of logits (n_vocab floats each) for its target, in llama.cpp's way
  * (max and target in float, sum of expf in double). nll_out: n doubles. OpenMP over rows. */

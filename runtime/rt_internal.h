@@ -97,15 +97,38 @@ static inline void rt_q3k_scales(const uint8_t *s, int8_t out[16])
 /* ---- kernel tables ---- */
 typedef void (*rt_quant_fn)(const float *x, void *dst, int64_t n);
 typedef float (*rt_dot_fn)(int64_t n, const void *w, const void *xa);
-/* nr weight rows (wrs bytes apart) × nt activation rows (xrs bytes apart) -> y[t*ldy + r]. */
-typedef void (*rt_gemm_fn)(int64_t n, const void *w, size_t wrs, int nr, const void *xa,
-                           size_t xrs, int nt, float *y, int64_t ldy);
+
+/* Activations are handled in tiles of RT_TOK_TILE tokens. A table may repack each tile of
+ * converted activations once per matmul (prep) into tile_size(wtype, n) bytes, 64-byte
+ * aligned; its gemm then reads the tiles (tiles, tile_bytes apart) instead of xa. */
+#define RT_TOK_TILE 16
+typedef void (*rt_prep_fn)(int wtype, int64_t n, const void *xa, size_t xrs, int nt, void *tile);
+
+/* nr (<= RT_ROW_BLOCK) weight rows (wrs bytes apart) × nt activation rows (xrs bytes apart,
+ * or the prepped tiles) -> y[t*ldy + r]. scratch: scratch_size(wtype, n) bytes private to the
+ * calling thread, 64-byte aligned (NULL when the table has no scratch_size). */
+typedef void (*rt_gemm_fn)(int wtype, int64_t n, const void *w, size_t wrs, int nr, const void *xa,
+                           size_t xrs, int nt, const void *tiles, size_t tile_bytes, void *scratch,
+                           float *y, int64_t ldy);
 
 /* One causal-attention query row over n keys: s_j = scale * (q · k_j) with k_j column j of kt
  * (hd rows of ldk floats), softmax (f32 exps, double sum), probabilities rounded to fp16,
  * out[0..hd) = sum_j p_j v_j (v: n rows of ldv floats). p: n floats of scratch. */
 typedef void (*rt_attn_fn)(const float *q, const float *kt, int64_t ldk, const float *v, int64_t ldv, int n,
                            int hd, float scale, float *p, float *out);
+/* Rows i0..i0+m-1 (m <= 16) of causal attention for one head: row i is q + (i-i0)*ldq and
+ * attends keys 0..i, its output goes to out + (i-i0)*ldo. Same math as rt_attn_fn per row.
+ * s: scratch of 16 * (i0 + m + 16) + 16 * hd floats. */
+typedef void (*rt_attn_rows_fn)(const float *q, int64_t ldq, int i0, int m, const float *kt, int64_t ldk,
+                                const float *v, int64_t ldv, int hd, float scale, float *s, float *out,
+                                int64_t ldo);
+/* *mx = max x[i]; returns sum_i expf(x[i] - *mx) with each term rounded to f32 and summed
+ * in double (llama-perplexity's log-softmax). */
+typedef double (*rt_sum_exp_fn)(const float *x, int64_t n, float *mx);
+/* y = x * (1/sqrtf(mean(x*x) + eps)) * w, the squares (f32 products) summed in double. */
+typedef void (*rt_rms_norm_fn)(const float *x, const float *w, int64_t n, float eps, float *y);
+/* dst[c*ldd + r] = src[r*lds + c], r < rows, c < cols */
+typedef void (*rt_transpose_fn)(const float *src, int64_t lds, int64_t rows, int64_t cols, float *dst, int64_t ldd);
 /* g[i] = silu(g[i]) * u[i] */
 typedef void (*rt_swiglu_fn)(float *g, const float *u, int64_t n);
 /* x[i] = fp16-rounded x[i] */
@@ -113,11 +136,18 @@ typedef void (*rt_round_fn)(float *x, int64_t n);
 
 typedef struct {
     rt_attn_fn attn;
+    rt_attn_rows_fn attn_rows; /* NULL: row by row with attn */
+    rt_sum_exp_fn sum_exp;
+    rt_rms_norm_fn rms_norm;
+    rt_transpose_fn transpose;
     rt_swiglu_fn swiglu;
     rt_round_fn round_f16;
     rt_quant_fn quant[GGUF_TYPE_MAX_]; /* by vec-dot type; NULL: use the scalar one */
     rt_dot_fn dot[GGUF_TYPE_MAX_];     /* by weight type; NULL: scalar */
     rt_gemm_fn gemm[GGUF_TYPE_MAX_];   /* by weight type; NULL: loops of dot */
+    rt_prep_fn prep[GGUF_TYPE_MAX_];   /* by weight type; NULL: the gemm reads xa */
+    size_t (*tile_size)(int wtype, int64_t n);
+    size_t (*scratch_size)(int wtype, int64_t n);
 } rt_kernel_table;
 
 extern const rt_kernel_table rt_kernels_scalar;

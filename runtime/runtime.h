@@ -119,5 +119,11 @@ rt_error rt_final_logits(rt_model *m, const float *hidden, int n_rows, float *lo
 /* The whole pass: logits for positions first..n_tokens-1 ((n_tokens-first) × n_vocab). */
 rt_error rt_forward(rt_model *m, const int32_t *tokens, int n_tokens, int first,
                     float *logits, char *msg);
+/* n_seq independent sequences of n_tokens each in one pass (tokens[s*n_tokens + t], positions
+ * 0..n_tokens-1 each; n_seq * n_tokens <= RT_MAX_TOKENS): logits for positions
+ * first..n_tokens-1 of every sequence, sequence after sequence. Each sequence's logits are
+ * bit-identical to rt_forward on it alone; batching only amortizes the weight passes. */
+rt_error rt_forward_seqs(rt_model *m, const int32_t *tokens, int n_seq, int n_tokens, int first,
+                         float *logits, char *msg);
 
 #endif

@@ -209,10 +209,86 @@ Test(kernels, every_type_every_isa_matches_exact_product)
     free(xd);
 }
 
+/* Exact double product of one weight row (dequantized) with one converted activation row
+ * (decoded), and sum |w_i x_i| for the tolerance. */
+static double exact_dot(int type, const void *wrow, const void *act, int64_t n, double *mag)
+{
+    float *wd = malloc(n * sizeof *wd), *xd = malloc(n * sizeof *xd);
+    cr_assert_eq(lq_dequantize_row(type, wrow, wd, n), 0);
+    act_decode(type, act, xd, n);
+    double e = 0, m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        e += (double)wd[i] * xd[i];
+        m += fabs((double)wd[i] * xd[i]);
+    }
+    if (rt_vec_dot_type(type) == GGUF_Q8_1) { /* the min term uses the stored fp16 s = d * sum q */
+        const lq_block_q8_1 *a = act;
+        const size_t bs = gguf_type_info(type)->type_size;
+        for (int64_t b = 0; b < n / 32; b++) {
+            uint16_t mh;
+            memcpy(&mh, (const unsigned char *)wrow + b * bs + 2, 2);
+            int sq = 0;
+            for (int j = 0; j < 32; j++)
+                sq += a[b].qs[j];
+            e += (double)lq_f16_to_f32(mh) * ((double)lq_f16_to_f32(a[b].s) - (double)lq_f16_to_f32(a[b].d) * sq);
+        }
+    }
+    free(wd);
+    free(xd);
+    *mag = m;
+    return e;
+}
+
+/* Every matmul element on every ISA against the exact product: 37 rows (two full row blocks
+ * and a partial one) × 37 tokens (two full token tiles and a partial one), rows of 768 values
+ * (3 super-blocks) and, for the 32-blocks and F32, 96 and 100 (an odd block count, a row that
+ * is not a multiple of 16). */
+Test(kernels, matmul_every_isa_matches_exact_product)
+{
+    const int64_t rows = 37, ntok = 37;
+    for (int shape = 0; shape < 3; shape++) {
+        for (size_t ti = 0; ti < N_TYPES; ti++) {
+            const int type = k_types[ti];
+            const int64_t n = shape == 0 ? 768 : shape == 1 ? 96 : 100;
+            if (n % gguf_type_info(type)->block_size)
+                continue;
+            const size_t wrs = gguf_row_size(type, n), ars = rt_act_row_size(type, n);
+            float *w = malloc(rows * n * sizeof *w), *x = malloc(ntok * n * sizeof *x),
+                  *y = malloc(rows * ntok * sizeof *y);
+            fill(w, rows * n, 0.05f);
+            fill(x, ntok * n, 1.0f);
+            unsigned char *wq = malloc(wrs * rows), *act = malloc(ars * ntok), *a1 = malloc(ars);
+            for (int r = 0; r < rows; r++)
+                lq_quantize_row(type, w + r * n, wq + r * wrs, n, NULL);
+            for (int isa = 0; isa < RT_ISA_COUNT_; isa++) {
+                if (!rt_isa_supported(isa))
+                    continue;
+                rt_matmul(isa, type, wq, rows, n, x, n, ntok, y, rows, act, 0, 2);
+                for (int t = 0; t < ntok; t++) {
+                    rt_quantize_act(RT_ISA_SCALAR, type, x + t * n, a1, n);
+                    for (int r = 0; r < rows; r++) {
+                        double mag;
+                        const double e = exact_dot(type, wq + r * wrs, a1, n, &mag);
+                        const float got = y[t * rows + r];
+                        cr_assert(fabs(got - e) <= 2e-6 * mag + 1e-7, "%s n=%lld on %s [t%d, r%d]: %.9g vs exact %.9g",
+                                  gguf_type_info(type)->name, (long long)n, rt_isa_name(isa), t, r, got, e);
+                    }
+                }
+            }
+            free(w);
+            free(x);
+            free(y);
+            free(wq);
+            free(act);
+            free(a1);
+        }
+    }
+}
+
 /* rt_matmul against per-element dots, and bit-identical results for 1, 2 and 3 threads. */
 Test(kernels, matmul_matches_dots_and_is_thread_independent)
 {
-    const int64_t n = 512, rows = 37, ntok = 11; /* odd sizes exercise every tile edge */
+    const int64_t n = 512, rows = 37, ntok = 27; /* odd sizes exercise every tile edge */
     float *w = malloc(rows * n * sizeof *w), *x = malloc(ntok * n * sizeof *x);
     fill(w, rows * n, 0.05f);
     fill(x, ntok * n, 1.0f);
@@ -301,6 +377,113 @@ Test(kernels, attention_row_and_helpers_agree_across_isas)
     free(q);
     free(kt);
     free(v);
+}
+
+/* Multi-row attention tiles against the scalar row kernel: tiles at the start, in the middle
+ * and partial, head sizes 32 and 48 (an odd number of 16-wide column groups), 64-byte
+ * aligned scratch as the model gives it. */
+Test(kernels, attention_rows_match_row_kernel)
+{
+    const int T = 45;
+    const int64_t ldq = 100, ldk = 64, ldv = 96, ldo = 72;
+    float *q = malloc(T * ldq * sizeof *q), *kt = malloc(48 * ldk * sizeof *kt), *v = malloc(T * ldv * sizeof *v);
+    float *ref = malloc(T * ldo * sizeof *ref), *got = malloc(T * ldo * sizeof *got);
+    float *p = aligned_alloc(64, rt_attn_scratch(T, 48) * sizeof(float) + 64);
+    fill(q, T * ldq, 1.0f);
+    fill(kt, 48 * ldk, 1.0f);
+    fill(v, T * ldv, 1.0f);
+    rt_round_f16(RT_ISA_SCALAR, q, T * ldq);
+    rt_round_f16(RT_ISA_SCALAR, kt, 48 * ldk);
+    rt_round_f16(RT_ISA_SCALAR, v, T * ldv);
+    const int tiles[][2] = {{0, 16}, {16, 16}, {29, 16}, {40, 5}, {3, 1}};
+    for (int hd = 32; hd <= 48; hd += 16) {
+        const float scale = 1.0f / sqrtf((float)hd);
+        for (int i = 0; i < T; i++)
+            rt_attn_row(RT_ISA_SCALAR, q + i * ldq, kt, ldk, v, ldv, i + 1, hd, scale, p, ref + i * ldo);
+        for (int isa = 0; isa < RT_ISA_COUNT_; isa++) {
+            if (!rt_isa_supported(isa))
+                continue;
+            for (size_t k = 0; k < sizeof tiles / sizeof tiles[0]; k++) {
+                const int i0 = tiles[k][0], m = tiles[k][1];
+                memset(got, 0, T * ldo * sizeof *got);
+                rt_attn_rows(isa, q + i0 * ldq, ldq, i0, m, kt, ldk, v, ldv, hd, scale, p, got + i0 * ldo, ldo);
+                for (int r = 0; r < m; r++)
+                    for (int d = 0; d < hd; d++) {
+                        const float a = got[(i0 + r) * ldo + d], b = ref[(i0 + r) * ldo + d];
+                        cr_assert(fabsf(a - b) <= 1e-3f, "%s hd %d tile %d+%d row %d [%d]: %g vs %g", rt_isa_name(isa),
+                                  hd, i0, m, i0 + r, d, a, b);
+                    }
+                if (i0 + m < T) /* nothing written past the tile */
+                    cr_assert_eq(got[(i0 + m) * ldo], 0.0f);
+            }
+        }
+    }
+    free(q);
+    free(kt);
+    free(v);
+    free(ref);
+    free(got);
+    free(p);
+}
+
+/* The log-sum-exp helper of the perplexity: the same max and (to 1e-9) the same sum as libm's
+ * expf summed in double, for rows with a wide range and lengths not a multiple of 16. */
+Test(kernels, sum_exp_matches_libm)
+{
+    const int lens[] = {1, 7, 16, 37, 4096};
+    float *x = malloc(4096 * sizeof *x);
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const int n = lens[li];
+        fill(x, n, 30.0f); /* logits in [-240, 240]: many terms underflow to 0 */
+        double ref = 0;
+        float m = x[0];
+        for (int i = 1; i < n; i++)
+            m = fmaxf(m, x[i]);
+        for (int i = 0; i < n; i++)
+            ref += expf(x[i] - m);
+        for (int isa = 0; isa < RT_ISA_COUNT_; isa++) {
+            if (!rt_isa_supported(isa))
+                continue;
+            float mx;
+            const double got = rt_sum_exp(isa, x, n, &mx);
+            cr_assert_eq(mx, m, "%s n=%d: max %g vs %g", rt_isa_name(isa), n, mx, m);
+            cr_assert(fabs(got - ref) <= 1e-9 * ref, "%s n=%d: %.17g vs %.17g", rt_isa_name(isa), n, got, ref);
+        }
+    }
+    free(x);
+}
+
+/* RMSNorm against a double computation, and transposes of odd shapes, on every ISA. */
+Test(kernels, rms_norm_and_transpose)
+{
+    const int n = 259;
+    float x[259], w[259], y[259];
+    fill(x, n, 3.0f);
+    fill(w, n, 1.0f);
+    double ss = 0;
+    for (int i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
+    const double sc = 1.0 / sqrt(ss / n + 1e-5);
+    float src[37 * 21], dst[21 * 40];
+    for (int i = 0; i < 37 * 21; i++)
+        src[i] = (float)i;
+    for (int isa = 0; isa < RT_ISA_COUNT_; isa++) {
+        if (!rt_isa_supported(isa))
+            continue;
+        rt_rms_norm(isa, x, w, n, 1e-5f, y);
+        for (int i = 0; i < n; i++)
+            cr_assert(fabs(y[i] - x[i] * sc * w[i]) <= 1e-6 * (1 + fabs(x[i] * sc * w[i])), "%s rms_norm [%d]",
+                      rt_isa_name(isa), i);
+        memset(dst, 0, sizeof dst);
+        rt_transpose(isa, src, 21, 37, 19, dst, 40); /* 37 rows of 19 of the 21 columns */
+        for (int r = 0; r < 37; r++)
+            for (int c = 0; c < 21; c++)
+                cr_assert_eq(dst[c * 40 + r], c < 19 ? src[r * 21 + c] : 0.0f, "%s transpose [%d,%d]", rt_isa_name(isa),
+                             r, c);
+        for (int c = 0; c < 21; c++)
+            for (int r = 37; r < 40; r++)
+                cr_assert_eq(dst[c * 40 + r], 0.0f, "%s transpose wrote outside", rt_isa_name(isa));
+    }
 }
 
 Test(kernels, type_table)

@@ -25,6 +25,9 @@ typedef struct {
     const char *bad_shape;  /* tensor written with a wrong row count */
     int head_kv;            /* llama.attention.head_count_kv */
     int no_block_count;
+    const char *extra;      /* an extra [TE] tensor the graph does not use */
+    int bos;                /* > 0: tokenizer.ggml.bos_token_id */
+    const char *bos_str;    /* tokenizer.ggml.bos_token_id written as a string */
 } tiny_opts;
 
 enum { TE = 64, TF = 96, TH = 4, THD = 16, TV = 40, TL = 2 };
@@ -60,6 +63,10 @@ static char *write_tiny(const tiny_opts *o)
     gguf_writer_set_f32(w, KEY("rope.freq_base"), 10000.0f);
     gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
 #undef KEY
+    if (o->bos > 0)
+        gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)o->bos);
+    if (o->bos_str)
+        gguf_writer_set_str(w, "tokenizer.ggml.bos_token_id", o->bos_str);
     struct {
         char name[64];
         int64_t ne0, ne1;
@@ -96,6 +103,8 @@ static char *write_tiny(const tiny_opts *o)
         LT("ffn_down", TF, TE, 0.2f, 0);
 #undef LT
     }
+    if (o->extra)
+        T(o->extra, TE, 1, 0.1f, 0);
 #undef T
     for (int i = 0; i < nt; i++) {
         if (o->skip && !strcmp(o->skip, t[i].name))
@@ -407,6 +416,23 @@ Test(runtime, validation_errors_name_the_problem)
     cr_assert(strstr(msg, "llama.block_count"), "%s", msg);
     src_close(src);
     cr_assert_eq(load(write_tiny(&(tiny_opts){.head_kv = 3}), &src, &m, msg), RT_ERR_MODEL);
+    src_close(src);
+    /* tensors the graph does not use are refused, as llama.cpp does */
+    cr_assert_eq(load(write_tiny(&(tiny_opts){.extra = "blk.2.attn_norm.weight"}), &src, &m, msg), RT_ERR_MODEL);
+    cr_assert(strstr(msg, "'blk.2.attn_norm.weight' belongs to layer 2 but block_count is 2"), "%s", msg);
+    src_close(src);
+    cr_assert_eq(load(write_tiny(&(tiny_opts){.extra = "blk.0.attn_q.bias"}), &src, &m, msg), RT_ERR_MODEL);
+    cr_assert(strstr(msg, "'blk.0.attn_q.bias' is not used by the llama graph"), "%s", msg);
+    src_close(src);
+    /* special token ids: integers inside the vocabulary */
+    cr_assert_eq(load(write_tiny(&(tiny_opts){.bos = TV}), &src, &m, msg), RT_ERR_MODEL);
+    cr_assert(strstr(msg, "'tokenizer.ggml.bos_token_id' = 40 is outside the vocabulary"), "%s", msg);
+    src_close(src);
+    cr_assert_eq(load(write_tiny(&(tiny_opts){.bos_str = "1"}), &src, &m, msg), RT_ERR_MODEL);
+    cr_assert(strstr(msg, "'tokenizer.ggml.bos_token_id' is not an integer"), "%s", msg);
+    src_close(src);
+    cr_assert_eq(load(write_tiny(&(tiny_opts){.bos = TV - 1}), &src, &m, msg), RT_OK, "%s", msg);
+    rt_model_free(m);
     src_close(src);
     /* tied output: no output.weight uses token_embd */
     cr_assert_eq(load(write_tiny(&(tiny_opts){.skip = "output.weight"}), &src, &m, msg), RT_OK, "%s", msg);

@@ -27,8 +27,8 @@ static void usage(FILE *f)
             "  -c, --ctx-size N         chunk length in tokens (default 512)\n"
             "      --chunks N           evaluate at most N chunks (default all)\n"
             "  -t, --threads N          threads (default: all cores)\n"
-            "  -b, --batch-size N       accepted for llama-perplexity compatibility; each chunk is\n"
-            "                           evaluated in one pass whatever N (same results)\n"
+            "  -b, --batch-size N       tokens per forward pass (default 2048): N / N_CTX chunks are\n"
+            "                           evaluated together, as llama-perplexity does (same results)\n"
             "      --kl-divergence-base FILE\n"
             "                           without --kl-divergence: also write the model's log-probabilities\n"
             "                           of every scored token to FILE (the base for a later comparison)\n"
@@ -237,12 +237,12 @@ int main(int argc, char **argv)
     char msg[RT_MSG_SIZE > SRC_MSG_SIZE ? RT_MSG_SIZE : SRC_MSG_SIZE];
     src_source *src = NULL;
     src_error se = src_open(o.model, &src, msg);
-    if (se != SRC_OK) /* libsrc messages name the file already */
-        cli_die(cli_exit_src(se), strstr(msg, o.model) ? NULL : o.model, "%s", msg);
+    if (se != SRC_OK) /* libsrc messages start with the file's path already */
+        cli_die(cli_exit_src(se), NULL, "%s", msg);
     rt_model *model = NULL;
     rt_error re = rt_model_load(src, &model, msg);
-    if (re != RT_OK)
-        cli_die(exit_for(re), o.model, "%s", msg);
+    if (re != RT_OK) /* a libsrc message passed on (reading a checkpoint shard) names its file */
+        cli_die(exit_for(re), strncmp(msg, o.model, strlen(o.model)) == 0 ? NULL : o.model, "%s", msg);
     rt_model_set_threads(model, nth);
     const rt_hparams *hp = rt_model_hparams(model);
     const int n_vocab = hp->n_vocab;
@@ -255,6 +255,8 @@ int main(int argc, char **argv)
     rt_logp_header bh = {0};
     int32_t bos = -1;
     int add_bos = 0;
+    size_t text_len = 0;
+    double t_tok = 0;
     {
         char tmsg[RT_MSG_SIZE];
         rt_tok *tok = NULL;
@@ -275,8 +277,8 @@ int main(int argc, char **argv)
             te = rt_tok_encode(tok, text, len, rt_tok_default_flags(tok), &tokens, &n_tokens, tmsg);
             if (te != RT_OK)
                 cli_die(exit_for(te), o.text, "tokenizer: %s", tmsg);
-            fprintf(stderr, "%s: tokenized %zu bytes into %zu tokens in %.2f s\n", cli_prog(), len, n_tokens,
-                    cli_now() - t0);
+            t_tok = cli_now() - t0;
+            text_len = len;
             free(text);
         }
         rt_tok_free(tok);
@@ -313,6 +315,9 @@ int main(int argc, char **argv)
         n_chunk = (int)(n_tokens / (size_t)n_ctx);
         if (o.chunks > 0 && o.chunks < n_chunk)
             n_chunk = o.chunks;
+        /* informational lines only once the input is known to be usable */
+        fprintf(stderr, "%s: tokenized %zu bytes into %zu tokens in %.2f s\n", cli_prog(), text_len, n_tokens,
+                t_tok);
     }
     if (hp->n_ctx_train > 0 && n_ctx > hp->n_ctx_train)
         cli_warn(o.model, "-c %d exceeds the model's training context (%d); positions beyond it are extrapolated",
@@ -337,7 +342,16 @@ int main(int argc, char **argv)
             cli_prog(), o.model, hp->n_layer, hp->n_embd, n_vocab, n_tokens, n_chunk, n_ctx, nth,
             rt_isa_name(rt_isa_detect()));
 
-    float *logits = malloc((size_t)(n_ctx - first) * n_vocab * sizeof(float));
+    /* chunks per forward pass, as llama-perplexity's n_batch / n_ctx sequences */
+    int n_seq = o.batch / n_ctx;
+    if (n_seq > RT_MAX_TOKENS / n_ctx)
+        n_seq = RT_MAX_TOKENS / n_ctx;
+    if (n_seq > n_chunk)
+        n_seq = n_chunk;
+    if (n_seq < 1)
+        n_seq = 1;
+    const size_t logits_per_chunk = (size_t)(n_ctx - first) * n_vocab;
+    float *logits = malloc((size_t)n_seq * logits_per_chunk * sizeof(float));
     double *nll = malloc((size_t)n_scored * sizeof *nll);
     unsigned char *recs = malloc((size_t)n_scored * rec_size);
     json_t *running = json_array();
@@ -351,14 +365,18 @@ int main(int argc, char **argv)
         printf("chunk             PPL               ln(PPL(Q)/PPL(base))          KL Divergence              Δp RMS            Same top p\n");
     for (int c = 0; c < n_chunk; c++) {
         const int32_t *ct = tokens + (size_t)c * n_ctx;
-        re = rt_ppl_chunk_logits(model, ct, n_ctx, add_bos ? bos : -1, logits, msg);
-        if (re != RT_OK)
-            cli_die(exit_for(re), o.model, "chunk %d: %s", c + 1, msg);
+        if (c % n_seq == 0) {
+            const int ns = n_chunk - c < n_seq ? n_chunk - c : n_seq;
+            re = rt_ppl_chunks_logits(model, ct, ns, n_ctx, add_bos ? bos : -1, logits, msg);
+            if (re != RT_OK)
+                cli_die(exit_for(re), o.model, "chunks %d-%d: %s", c + 1, c + ns, msg);
+        }
+        const float *lg = logits + (size_t)(c % n_seq) * logits_per_chunk;
         const int32_t *targets = ct + first + 1;
         if (o.kld) {
             if (fread(recs, rec_size, (size_t)n_scored, base_in) != (size_t)n_scored)
                 cli_die(CLI_BAD_INPUT, o.kld_base, "truncated at chunk %d", c + 1);
-            re = rt_kld_add(kld, logits, n_vocab, targets, recs, n_scored, nth, msg);
+            re = rt_kld_add(kld, lg, n_vocab, targets, recs, n_scored, nth, msg);
             if (re != RT_OK)
                 cli_die(exit_for(re), o.kld_base, "chunk %d: %s", c + 1, msg);
             rt_kld_stats s;
@@ -369,11 +387,11 @@ int main(int argc, char **argv)
             fflush(stdout);
             continue;
         }
-        rt_ppl_row_nll(logits, n_vocab, targets, n_scored, nll, nth);
+        rt_ppl_row_nll(lg, n_vocab, targets, n_scored, nll, nth);
         rt_ppl_add(&acc, nll, n_scored);
         if (base_out) {
             for (int r = 0; r < n_scored; r++)
-                rt_logp_encode(logits + (size_t)r * n_vocab, n_vocab, targets[r], recs + (size_t)r * rec_size);
+                rt_logp_encode(lg + (size_t)r * n_vocab, n_vocab, targets[r], recs + (size_t)r * rec_size);
             if (fwrite(recs, rec_size, (size_t)n_scored, base_out) != (size_t)n_scored)
                 cli_die(CLI_IO, o.kld_base, "write failed: %s", strerror(errno));
         }

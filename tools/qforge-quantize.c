@@ -230,12 +230,12 @@ static uint32_t ggml_n_dims(const src_tensor *t)
 /* ---------------------------------------------------------------- quantizing one tensor */
 
 typedef struct {
-    unsigned char *raw; /* a chunk of input rows as stored (when they cannot be used in place) */
-    unsigned char *q;   /* the chunk's output bytes */
-    float *rows;        /* per thread: one input row as F32 and its dequantized copy */
+    unsigned char *raw; /* a chunk of input rows as stored (raw copies that cannot be in place) */
+    unsigned char *q[2];/* output bytes of two chunks: one is written while the next is made */
+    float *rows;        /* per thread: one stored row, it as F32, and its dequantized copy */
     double *rowerr;     /* squared error per row of the chunk */
     int64_t cap_floats; /* elements per chunk (at least one row) */
-    size_t cap_bytes;   /* bytes of raw and q: no type is wider than F32 */
+    size_t cap_bytes;   /* bytes of raw and q[i]: no type is wider than F32 */
     int64_t cap_rows;
     int64_t max_ne0;
     int nthreads;
@@ -256,17 +256,19 @@ static void buffers_init(buffers *b, const item *items, size_t n, int nthreads)
     b->cap_bytes = (size_t)b->cap_floats * sizeof(float);
     b->cap_rows = b->cap_floats / (min_ne0 < INT64_MAX ? min_ne0 : 1) + 1;
     b->raw = malloc(b->cap_bytes);
-    b->q = malloc(b->cap_bytes);
-    b->rows = malloc((size_t)nthreads * 2 * (size_t)max_ne0 * sizeof(float));
+    b->q[0] = malloc(b->cap_bytes);
+    b->q[1] = malloc(b->cap_bytes);
+    b->rows = malloc((size_t)nthreads * 3 * (size_t)max_ne0 * sizeof(float));
     b->rowerr = malloc((size_t)b->cap_rows * sizeof(double));
-    if (!b->raw || !b->q || !b->rows || !b->rowerr)
+    if (!b->raw || !b->q[0] || !b->q[1] || !b->rows || !b->rowerr)
         cli_die(CLI_INTERNAL, NULL, "out of memory for %zu-byte buffers", b->cap_bytes);
 }
 
 static void buffers_free(buffers *b)
 {
     free(b->raw);
-    free(b->q);
+    free(b->q[0]);
+    free(b->q[1]);
     free(b->rows);
     free(b->rowerr);
 }
@@ -281,33 +283,31 @@ static void write_or_die(gguf_writer *w, const void *data, size_t n, const char 
         cli_die(cli_exit_gguf(e), path, "%s", msg);
 }
 
-/* Rows [r0, r0+nr) of a tensor in its stored layout: in place from a GGUF mapping when
- * possible, else copied into b->raw. */
-static const unsigned char *input_rows(src_source *s, const item *it, int64_t r0, int64_t nr,
-                                       size_t in_rs, buffers *b, const options *o)
+/* The whole tensor in its stored layout when the source maps it in place with rows aligned
+ * for their element type, else NULL. */
+static const unsigned char *in_place(src_source *s, const item *it)
 {
     const unsigned char *data = src_data(s, it->src_index);
-    if (data) {
-        const unsigned char *p = data + (size_t)r0 * in_rs;
-        if (((uintptr_t)p % sizeof(float)) == 0)
-            return p;
-    }
-    char msg[SRC_MSG_SIZE];
-    src_error e = src_read_raw(s, it->src_index, r0, nr, b->raw, msg);
-    if (e != SRC_OK)
-        cli_die(cli_exit_src(e), o->input, "%s", msg);
-    return b->raw;
+    return data && ((uintptr_t)data % sizeof(float)) == 0 ? data : NULL;
 }
 
 static void copy_raw(src_source *s, item *it, gguf_writer *w, buffers *b, const options *o)
 {
     const size_t rs = gguf_row_size(it->t->type, it->t->ne[0]);
+    const unsigned char *data = in_place(s, it);
     int64_t step = (int64_t)(b->cap_bytes / rs);
     if (step < 1)
         step = 1;
     for (int64_t r0 = 0; r0 < it->nrows; r0 += step) {
         int64_t nr = it->nrows - r0 < step ? it->nrows - r0 : step;
-        write_or_die(w, input_rows(s, it, r0, nr, rs, b, o), (size_t)nr * rs, o->output);
+        const unsigned char *p = data ? data + (size_t)r0 * rs : b->raw;
+        if (!data) {
+            char msg[SRC_MSG_SIZE];
+            src_error e = src_read_raw(s, it->src_index, r0, nr, b->raw, msg);
+            if (e != SRC_OK)
+                cli_die(cli_exit_src(e), NULL, "%s", msg);
+        }
+        write_or_die(w, p, (size_t)nr * rs, o->output);
     }
     it->rmse = is_float_type(it->t->type) ? 0.0 : -1.0;
 }
@@ -333,20 +333,24 @@ static double sq_diff(const float *x, const float *y, int64_t n)
     return acc;
 }
 
-/* Convert, quantize and measure a tensor chunk by chunk; within a chunk every row is done by
- * one thread start to finish (rows are independent, so the bytes do not depend on the thread
- * count; the error is summed per row, then in row order). Rows are handed out dynamically so
- * a thread preempted on a busy machine does not hold the others at the barrier. */
+/* Convert, quantize and measure a tensor chunk by chunk. Every row is read, converted,
+ * quantized and decoded again by one thread (rows are independent, so the bytes do not depend
+ * on the thread count; the error is summed per row, then in row order). Rows are handed out
+ * dynamically, and the master thread first writes the previous chunk, so writing overlaps the
+ * work on the next one. */
 static void quantize_tensor(src_source *s, item *it, gguf_writer *w, buffers *b, const options *o)
 {
     const src_tensor *t = it->t;
     const int type = it->ch.type, in_type = t->type;
     const int64_t ne0 = t->ne[0], ne1 = t->ne[1], ne2 = t->ne[2];
     const size_t rs = gguf_row_size(type, ne0), in_rs = gguf_row_size(in_type, ne0);
+    const unsigned char *data = in_place(s, it);
     int64_t step = b->cap_floats / ne0;
     if (step < 1)
         step = 1;
     double sq = 0;
+    size_t pending = 0; /* bytes of the previous chunk, in b->q[cur ^ 1] */
+    int cur = 0;
     for (int64_t r0 = 0; r0 < it->nrows;) {
         int64_t nr = it->nrows - r0 < step ? it->nrows - r0 : step;
         const float *imat = NULL;
@@ -357,35 +361,64 @@ static void quantize_tensor(src_source *s, item *it, gguf_writer *w, buffers *b,
                 nr = end - r0;
             imat = it->imat + ((r0 / ne1) % ne2) * ne0;
         }
-        const unsigned char *in = input_rows(s, it, r0, nr, in_rs, b, o);
+        unsigned char *qc = b->q[cur];
+        const unsigned char *qp = b->q[cur ^ 1];
+        gguf_error werr = GGUF_OK;
+        char wmsg[GGUF_MSG_SIZE] = "", rmsg[SRC_MSG_SIZE] = "";
+        src_error rerr = SRC_OK;
         int bad = 0;
-#pragma omp parallel for num_threads(b->nthreads) schedule(dynamic, 4) reduction(| : bad)
-        for (int64_t r = 0; r < nr; r++) {
-            float *x = b->rows + (size_t)omp_get_thread_num() * 2 * (size_t)b->max_ne0;
-            float *d = x + b->max_ne0;
-            const unsigned char *src = in + (size_t)r * in_rs;
-            unsigned char *q = b->q + (size_t)r * rs;
-            if (in_type == GGUF_F32)
-                memcpy(x, src, (size_t)ne0 * sizeof(float));
-            else if (in_type == GGUF_F16)
-                lq_f16_to_f32_row((const uint16_t *)src, x, (size_t)ne0);
-            else
-                lq_bf16_to_f32_row((const uint16_t *)src, x, (size_t)ne0);
-            if (lq_quantize_row(type, x, q, ne0, imat) != rs || lq_dequantize_row(type, q, d, ne0) != 0) {
-                bad = 1;
+#pragma omp parallel num_threads(b->nthreads) reduction(| : bad)
+        {
+#pragma omp master
+            if (pending)
+                werr = gguf_writer_write(w, qp, pending, wmsg);
+            float *buf = b->rows + (size_t)omp_get_thread_num() * 3 * (size_t)b->max_ne0;
+            float *x = buf + b->max_ne0, *d = x + b->max_ne0;
+#pragma omp for schedule(dynamic, 4) nowait
+            for (int64_t r = 0; r < nr; r++) {
                 b->rowerr[r] = 0;
-                continue;
+                const unsigned char *src = data ? data + (size_t)(r0 + r) * in_rs : (unsigned char *)buf;
+                if (!data) {
+                    char m[SRC_MSG_SIZE];
+                    src_error e = src_read_raw(s, it->src_index, r0 + r, 1, buf, m);
+                    if (e != SRC_OK) {
+#pragma omp critical(qforge_read_error)
+                        if (rerr == SRC_OK) {
+                            rerr = e;
+                            memcpy(rmsg, m, sizeof rmsg);
+                        }
+                        continue;
+                    }
+                }
+                unsigned char *q = qc + (size_t)r * rs;
+                if (in_type == GGUF_F32)
+                    memcpy(x, src, (size_t)ne0 * sizeof(float));
+                else if (in_type == GGUF_F16)
+                    lq_f16_to_f32_row((const uint16_t *)src, x, (size_t)ne0);
+                else
+                    lq_bf16_to_f32_row((const uint16_t *)src, x, (size_t)ne0);
+                if (lq_quantize_row(type, x, q, ne0, imat) != rs || lq_dequantize_row(type, q, d, ne0) != 0) {
+                    bad = 1;
+                    continue;
+                }
+                b->rowerr[r] = sq_diff(x, d, ne0);
             }
-            b->rowerr[r] = sq_diff(x, d, ne0);
         }
+        if (werr != GGUF_OK)
+            cli_die(cli_exit_gguf(werr), o->output, "%s", wmsg);
+        if (rerr != SRC_OK)
+            cli_die(cli_exit_src(rerr), NULL, "%s", rmsg);
         if (bad)
             cli_die(CLI_INTERNAL, NULL, "tensor '%s': libquant cannot convert %s to %s", t->name,
                     tname(in_type), tname(type));
         for (int64_t r = 0; r < nr; r++)
             sq += b->rowerr[r];
-        write_or_die(w, b->q, (size_t)nr * rs, o->output);
+        pending = (size_t)nr * rs;
+        cur ^= 1;
         r0 += nr;
     }
+    if (pending)
+        write_or_die(w, b->q[cur ^ 1], pending, o->output);
     double n = (double)it->nrows * (double)ne0;
     it->rmse = n > 0 ? sqrt(sq / n) : 0;
 }

@@ -50,7 +50,10 @@ void fz_walk_source(src_source *s);
 /* With QFORGE_FUZZ_VERBOSE set (for triaging seeds: run a target on files), print
  * "STAGE: ok" or "STAGE: MESSAGE" to stderr. */
 void fz_note(const char *stage, const char *msg);
-/* After a failed call: the message must be one non-empty line inside its buffer. */
+/* After a failed call: the message must be one non-empty line inside its buffer, free of
+ * control bytes (a hostile file must not put newlines or terminal escapes into it). With
+ * QFORGE_FUZZ_LAX_MSG set only "non-empty and terminated" is checked, so that fuzzing can go
+ * past a known message bug. */
 void fz_check_msg(const char *msg, size_t cap);
 
 extern volatile uint64_t fz_sink;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bad inputs a runtime meets, through qforge-perplexity: each broken model or text must exit 2
-# with exactly one stderr line (warnings aside) that starts "qforge-perplexity: " and names the
-# offending file; a context longer than the model's must only warn (exit 0).
+# with exactly one stderr line (warnings aside) that starts "qforge-perplexity: ", names the
+# offending file and holds no control bytes; a context longer than the model's must only warn
+# (exit 0).
 # The broken GGUFs are edits (python3, stdlib only) of a tiny model made here with
 # qforge-synth + qforge-convert (1 layer, n_embd 8, 2 heads / 1 KV head, FFN 16, vocab 259,
 # context 64, F32). Set QFORGE_BADINPUT_KEEP=DIR to keep the cases (tests/fuzz seeds use it).
@@ -233,6 +234,7 @@ run() {
     if [ "$lines" -ne 1 ]; then bad="$lines stderr lines (want 1)"
     elif ! grep -v ': warning: ' "$T/err" | grep -q '^qforge-perplexity: '; then bad="message does not start with 'qforge-perplexity: '"
     elif ! grep -v ': warning: ' "$T/err" | grep -qF "$file"; then bad="message does not name $file"
+    elif LC_ALL=C grep -q '[[:cntrl:]]' "$T/err"; then bad="control bytes in the message: $(cat -v "$T/err")"
     fi
   fi
   if [ -n "$bad" ]; then
@@ -264,6 +266,14 @@ run text-empty 2 "$T/empty.txt" "an empty text" -m "$T/good.gguf" -f "$T/empty.t
 head -c 100 "$T/good.gguf" > "$T/truncated.gguf"
 run model-truncated 2 "$T/truncated.gguf" "GGUF cut after 100 bytes" -m "$T/truncated.gguf" -f "$T/good.txt" -c 16
 run model-text-file 2 "$T/good.txt" "a text file given as the model" -m "$T/good.txt" -f "$T/good.txt" -c 16
+# tensor names with a newline and an ESC sequence, overlapping (from tests/fuzz/regress/model/)
+root=${QFORGE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+ov="$root/tests/fuzz/regress/model/gguf-overlap-control-names.gguf"
+if [ -f "$ov" ]; then
+  cp "$ov" "$T/control-names.gguf"
+  run model-control-names 2 "$T/control-names.gguf" "tensor names holding a newline and ESC[31m" \
+    -m "$T/control-names.gguf" -f "$T/good.txt" -c 16
+fi
 
 # -c beyond the model's context (64): a warning, and the run still completes
 "$P" -t 1 -m "$T/good.gguf" -f "$T/good.txt" -c 128 --chunks 1 >"$T/out" 2>"$T/err"; rc=$?

@@ -3,6 +3,8 @@
 # under 2 MB). Valid seeds come from bin/qforge-synth (+ qforge-convert / qforge-quantize) with
 # tiny dimensions and, when ../shared is present, the demo model's small files; bad-input seeds
 # are written by the python below and by tests/tools/badinput_runtime.sh (QFORGE_BADINPUT_KEEP).
+# Inputs that once failed (or guard a fixed bug) go to tests/fuzz/regress/<target>/ instead: bench/fuzz.sh
+# runs each of them once before fuzzing, so a known failure is reported without blocking the run.
 # Usage: tests/fuzz/corpus/make_seeds.sh   (from anywhere; needs `make` done first)
 set -eu
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -12,6 +14,7 @@ SHARED="$ROOT/../shared"
 T=$(mktemp -d "${TMPDIR:-/tmp}/qforge-seeds-XXXXXX")
 trap 'rm -rf "$T"' EXIT
 for d in safetensors st_index config spm gguf model tokenizer text imatrix; do mkdir -p "$C/$d"; done
+mkdir -p "$C/../regress/imatrix" "$C/../regress/model" "$C/../regress/config" "$C/../regress/st_index" "$C/../regress/safetensors"
 
 # ---- valid files from the tools
 "$BIN/qforge-synth" --dim 8 --layers 1 --heads 2 --kv-heads 1 --ffn 16 --vocab 259 --ctx 64 --dtype bf16 -o "$T/t8" >/dev/null
@@ -290,12 +293,25 @@ def imx(tensors, kvs=None, align=None):
 good = [("blk.0.ffn_up.weight.in_sum2", [4, 2], [1.0] * 8), ("blk.0.ffn_up.weight.counts", [1, 2], [2.0, 0.0]),
         ("blk.0.ffn_up.weight.in_sum", [4, 2], [0.5] * 8)]
 w("imatrix/gguf.imatrix", imx(good))
-w("imatrix/gguf-align1.imatrix", imx(good, kvs=[kv("imatrix.datasets", 9, arr(8, [gstr("c.txt")])), kv("imatrix.chunk_count", 4, u32(1)),
+w("../regress/imatrix/gguf-align1-misaligned.imatrix", imx(good, kvs=[kv("imatrix.datasets", 9, arr(8, [gstr("c.txt")])), kv("imatrix.chunk_count", 4, u32(1)),
                                               kv("imatrix.chunk_size", 4, u32(512)), kv("pad", 8, gstr("x"))], align=1))  # data at an odd offset
 w("imatrix/bad-gguf-no-meta.imatrix", imx(good, kvs=[]))
 w("imatrix/bad-gguf-no-counts.imatrix", imx(good[:1]))
 w("imatrix/bad-gguf-split.imatrix", imx([("w.in_sum2", [3], [1.0] * 3), ("w.counts", [1, 2], [1.0, 1.0])]))
 w("imatrix/bad-gguf-count-inf.imatrix", imx([("w.in_sum2", [2], [1.0] * 2), ("w.counts", [1], [float("inf")])]))
+# regression inputs for the message bugs (control bytes from the file reach error messages);
+# regress/model/model-align1-misaligned.gguf and gemm-f32-tail-store.gguf are kept as files
+R = "../regress"
+h = st(b'{"a\\\n":1}', pad=False)
+w(f"{R}/safetensors/json-error-newline.safetensors", h)
+w(f"{R}/config/json-error-newline.json", b'{"architectures": ["LlamaForCausalLM"], "model_type": "llama\\\n"}\n')
+w(f"{R}/st_index/json-error-control.json", b'{"weight_map": {\x1b[2J}}')
+ov = b""
+for n in (b"a\x1b[31m", b"b\nnext"):
+    ov += gstr(n) + u32(1) + struct.pack("<q", 8) + u32(0) + struct.pack("<Q", 0)
+w(f"{R}/model/gguf-overlap-control-names.gguf", gguf([], ov, 2, data=b"\0" * 64))
+def ent(name, vals): return struct.pack("<i", len(name)) + name + struct.pack("<ii", 1, len(vals)) + struct.pack(f"<{len(vals)}f", *vals)
+w(f"{R}/imatrix/legacy-control-name.dat", struct.pack("<i", 2) + ent(b"a\n\x1b[2J", [1.0]) + ent(b"a\n\x1b[2J", [2.0]))
 PY
 du -sh "$C"
 du -sh "$C"/*

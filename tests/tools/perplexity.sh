@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# qforge-perplexity smoke test on a tiny synthetic model (qforge-synth + qforge-convert; no
+# shared data needed): the run completes with llama-perplexity's exact "Final estimate" line,
+# --json agrees with it, a model compared with itself through --kl-divergence-base /
+# --kl-divergence gives KLD 0 and "same top p" 100 %, a quantized copy gives KLD > 0, the
+# thread count does not change the result, and command-line mistakes exit 1.
+set -u
+BIN=${QFORGE_BIN:-$(cd "$(dirname "$0")/../.." && pwd)/bin}
+P="$BIN/qforge-perplexity"
+for t in qforge-perplexity qforge-synth qforge-convert qforge-quantize; do
+  [ -x "$BIN/$t" ] || { echo "skipped: $BIN/$t is missing"; exit 77; }
+done
+command -v python3 >/dev/null || { echo "skipped: python3 not available"; exit 77; }
+T=$(mktemp -d "${TMPDIR:-/tmp}/qforge-ppl-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*"; [ -s "$T/err" ] && sed 's/^/  stderr: /' "$T/err" | head -n 5; exit 1; }
+
+"$BIN/qforge-synth" --dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 128 --vocab 300 --ctx 128 --dtype f32 \
+  -o "$T/ckpt" >/dev/null 2>"$T/err" || fail "qforge-synth"
+"$BIN/qforge-convert" "$T/ckpt" -o "$T/m.gguf" --outtype f32 >/dev/null 2>"$T/err" || fail "qforge-convert"
+"$BIN/qforge-quantize" "$T/m.gguf" "$T/q4.gguf" Q4_0 >/dev/null 2>"$T/err" || fail "qforge-quantize"
+python3 - "$T/text.txt" <<'PY'
+import sys
+words = ("it was the best of times it was the worst of times it was the age of wisdom it was the age "
+         "of foolishness it was the epoch of belief it was the epoch of incredulity").split()
+open(sys.argv[1], "w").write(" ".join(words[(i * 7) % len(words)] for i in range(700)) + "\n")
+PY
+
+# --- a plain run: the Final estimate line exactly as llama-perplexity prints it
+"$P" -m "$T/m.gguf" -f "$T/text.txt" -c 64 --chunks 4 -t 2 --json "$T/run.json" >"$T/out" 2>"$T/err" ||
+  fail "plain run exited $?"
+final=$(grep '^Final estimate' "$T/out")
+echo "$final" | grep -Eq '^Final estimate: PPL = [0-9]+\.[0-9]{4} \+/- [0-9]+\.[0-9]{5}$' ||
+  fail "Final estimate line format: '$final'"
+grep -Eq '^\[1\][0-9]+\.[0-9]{4},\[2\][0-9]+\.[0-9]{4},\[3\][0-9]+\.[0-9]{4},\[4\][0-9]+\.[0-9]{4},$' "$T/out" ||
+  fail "running perplexities: $(head -n 1 "$T/out")"
+python3 - "$T/run.json" "$final" <<'PY' || fail "--json does not parse or disagrees with stdout"
+import json, sys
+d = json.load(open(sys.argv[1]))
+ppl, unc = float(sys.argv[2].split()[4]), float(sys.argv[2].split()[6])
+assert d["n_ctx"] == 64 and d["n_chunk"] == 4 and d["threads"] == 2, d
+assert d["scored_tokens"] == 4 * (64 - 1 - 32), d["scored_tokens"]
+assert len(d["running_ppl"]) == 4 and abs(d["running_ppl"][-1] - d["ppl"]) < 1e-12
+assert abs(d["ppl"] - ppl) <= 5e-5 * max(1, ppl) and abs(d["ppl_unc"] - unc) <= 5e-6 * max(1, unc), (d, ppl, unc)
+assert 1 < d["ppl"] < 1000 and d["tokens_per_second"] > 0
+PY
+
+# --- one thread gives the same numbers
+"$P" -m "$T/m.gguf" -f "$T/text.txt" -c 64 --chunks 4 -t 1 >"$T/out1" 2>"$T/err" || fail "1-thread run"
+cmp -s <(grep -v '^$' "$T/out") <(grep -v '^$' "$T/out1") || fail "1 and 2 threads differ: $(tail -n 1 "$T/out1")"
+
+# --- KL divergence of the model against itself: 0, same top token everywhere
+"$P" -m "$T/m.gguf" -f "$T/text.txt" -c 64 --chunks 4 --kl-divergence-base "$T/base.logp" >"$T/out" 2>"$T/err" ||
+  fail "writing the KLD base"
+[ -s "$T/base.logp" ] || fail "no KLD base file"
+"$P" -m "$T/m.gguf" --kl-divergence-base "$T/base.logp" --kl-divergence --json "$T/self.json" >"$T/out" 2>"$T/err" ||
+  fail "--kl-divergence against itself"
+grep -q '^Mean    KLD:' "$T/out" && grep -q '^Same top p:' "$T/out" || fail "KLD report lines missing"
+python3 - "$T/self.json" <<'PY' || fail "self-KLD is not 0 / same top p not 100 %"
+import json, sys
+k = json.load(open(sys.argv[1]))["kld"]
+assert abs(k["kld"]) < 1e-4, k["kld"]
+assert k["same_top_p"] == 1.0, k["same_top_p"]
+assert abs(k["ppl"] - k["ppl_base"]) <= 1e-6 * k["ppl"], (k["ppl"], k["ppl_base"])
+PY
+# ... and a Q4_0 copy diverges a little
+"$P" -m "$T/q4.gguf" --kl-divergence-base "$T/base.logp" --kl-divergence --json "$T/q4.json" >"$T/out" 2>"$T/err" ||
+  fail "--kl-divergence of the Q4_0 copy"
+python3 - "$T/q4.json" <<'PY' || fail "Q4_0 KLD should be small but positive"
+import json, sys
+k = json.load(open(sys.argv[1]))["kld"]
+assert 1e-6 < k["kld"] < 1.0, k["kld"]
+assert 0.5 < k["same_top_p"] <= 1.0, k["same_top_p"]
+PY
+
+# --- command-line mistakes exit 1 with one "qforge-perplexity: " line
+usage() {
+  local why=$1; shift
+  "$P" "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  [ $rc -eq 1 ] || fail "$why: exit $rc, want 1"
+  grep -q '^qforge-perplexity: ' "$T/err" || fail "$why: message '$(tail -n 1 "$T/err")'"
+}
+usage "no arguments"
+usage "no model" -f "$T/text.txt"
+usage "no text" -m "$T/m.gguf"
+usage "unknown option" -m "$T/m.gguf" -f "$T/text.txt" --frobnicate
+usage "missing value" -m "$T/m.gguf" -f "$T/text.txt" -c
+usage "-c 0" -m "$T/m.gguf" -f "$T/text.txt" -c 0
+usage "-c not a number" -m "$T/m.gguf" -f "$T/text.txt" -c abc
+usage "-t 0" -m "$T/m.gguf" -f "$T/text.txt" -t 0
+usage "--chunks 0" -m "$T/m.gguf" -f "$T/text.txt" --chunks 0
+usage "--kl-divergence without a base" -m "$T/m.gguf" -f "$T/text.txt" --kl-divergence
+usage "-c differs from the base" -m "$T/m.gguf" --kl-divergence-base "$T/base.logp" --kl-divergence -c 32
+"$P" --help | grep -q '^usage: qforge-perplexity' || fail "--help"
+echo "qforge-perplexity smoke test passed"
