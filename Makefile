@@ -36,13 +36,15 @@ TOOLS := $(patsubst tools/%.c,$(BIN)/%,$(wildcard tools/qforge-*.c))
 TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 
 .PHONY: all test demo asan install clean deps help check-deps fuzz
+# Keep object files: they are intermediates of the pattern rules but reused by every binary.
+.SECONDARY:
 all: check-deps $(TOOLS)
 
 help:
 	@echo "make [all]      build libraries and tools into $(BIN)/"
 	@echo "make test       build and run the Criterion suite and the tool tests"
 	@echo "make demo       convert, quantize and evaluate the bundled demo model"
-	@echo "make asan       rebuild everything with -fsanitize=address,undefined (into build-asan/, bin-asan/)"
+	@echo "make asan       rebuild everything with -fsanitize=address,undefined; a following make test runs it"
 	@echo "make install    install tools into PREFIX (default /usr/local)"
 	@echo "make deps       install the Debian packages qforge needs"
 	@echo "make clean      remove build outputs"
