@@ -8,6 +8,8 @@
 #   bench/quantize.sh                 # all of it
 #   TYPES="Q4_K_M" THREADS="2" bench/quantize.sh
 #   GGUF=1 bench/quantize.sh          # also time F16 GGUF input (needs bin/qforge-convert)
+#   REPEAT=3 bench/quantize.sh        # runs per configuration (default 2; take the best: on a
+#                                     # shared VM the first write of fresh memory is often slow)
 #
 # The checkpoint is made once in $BENCH_DIR (default /tmp/qforge-bench-quantize) and kept.
 set -euo pipefail
@@ -16,6 +18,7 @@ bin=${QFORGE_BIN:-$root/bin}
 dir=${BENCH_DIR:-/tmp/qforge-bench-quantize}
 types=${TYPES:-"Q8_0 Q4_0 Q4_K_M"}
 threads=${THREADS:-"1 2"}
+repeat=${REPEAT:-2}
 ckpt="$dir/synth-772m-bf16"
 
 [ -x /usr/bin/time ] || { echo "bench: /usr/bin/time is missing (apt-get install time)"; exit 1; }
@@ -50,20 +53,24 @@ printf '%-34s %10s %10s %13s\n' "run" "wall" "CPU" "max RSS"
 for type in $types; do
   for t in $threads; do
     out="$dir/out-$type.gguf"
-    time_run "checkpoint -> $type, $t thread(s)" \
-      "$bin/qforge-quantize" -t "$t" --report "$dir/report-$type.json" "$ckpt" "$out" "$type"
-    rm -f "$out"
+    for r in $(seq 1 "$repeat"); do
+      time_run "checkpoint -> $type, $t thread(s)" \
+        "$bin/qforge-quantize" -t "$t" --report "$dir/report-$type.json" "$ckpt" "$out" "$type"
+      rm -f "$out"
+    done
   done
 done
 
 if [ "${GGUF:-0}" = 1 ] && [ -x "$bin/qforge-convert" ]; then
   f16="$dir/synth-772m-f16.gguf"
-  [ -f "$f16" ] || "$bin/qforge-convert" --outtype f16 "$ckpt" "$f16" > /dev/null
+  [ -f "$f16" ] || "$bin/qforge-convert" "$ckpt" -o "$f16" --outtype f16 > /dev/null
   cat "$f16" > /dev/null
   for type in $types; do
     for t in $threads; do
-      time_run "F16 GGUF -> $type, $t thread(s)" "$bin/qforge-quantize" -t "$t" "$f16" "$dir/out.gguf" "$type"
-      rm -f "$dir/out.gguf"
+      for r in $(seq 1 "$repeat"); do
+        time_run "F16 GGUF -> $type, $t thread(s)" "$bin/qforge-quantize" -t "$t" "$f16" "$dir/out.gguf" "$type"
+        rm -f "$dir/out.gguf"
+      done
     done
   done
 fi

@@ -507,9 +507,11 @@ static gguf_error parse(gguf_reader *r, char *msg)
         gguf_tensor *t = &r->tensors[i];
         if (t->offset > avail || t->nbytes > avail - t->offset) {
             free(sp);
+            char pr[GGUF_PRINT_SIZE];
             return gguf_set_msg_(msg, GGUF_ERR_OFFSET,
                                  "tensor \"%s\": %llu bytes at data offset %llu run past the end of the file",
-                                 t->name, (unsigned long long)t->nbytes, (unsigned long long)t->offset);
+                                 gguf_printable_(t->name, strlen(t->name), pr), (unsigned long long)t->nbytes,
+                                 (unsigned long long)t->offset);
         }
         t->data = r->base + r->data_offset + t->offset;
         sp[i] = (span){t->offset, t->offset + t->nbytes, i};
@@ -517,8 +519,10 @@ static gguf_error parse(gguf_reader *r, char *msg)
     qsort(sp, (size_t)r->n_tensors, sizeof *sp, span_cmp);
     for (int64_t i = 1; i < r->n_tensors; i++)
         if (sp[i].off < sp[i - 1].end) {
+            const char *a = r->tensors[sp[i - 1].i].name, *b = r->tensors[sp[i].i].name;
+            char pa[GGUF_PRINT_SIZE], pb[GGUF_PRINT_SIZE];
             gguf_error oe = gguf_set_msg_(msg, GGUF_ERR_OFFSET, "tensors \"%s\" and \"%s\" overlap",
-                                          r->tensors[sp[i - 1].i].name, r->tensors[sp[i].i].name);
+                                          gguf_printable_(a, strlen(a), pa), gguf_printable_(b, strlen(b), pb));
             free(sp);
             return oe;
         }

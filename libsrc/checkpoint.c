@@ -103,26 +103,19 @@ static size_t digits(const char *s)
 
 static char *join(const char *dir, const char *name)
 {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s/%s", dir, name);
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (p) {
+        memcpy(p, dir, a);
+        p[a] = '/';
+        memcpy(p + a + 1, name, b + 1);
+    }
     return p;
 }
 
-static const char *shown(const char *name, char buf[80])
+static const char *shown(const char *name, char buf[SRC_SHOWN_SIZE])
 {
-    size_t n = strlen(name);
-    if (n < 72) {
-        memcpy(buf, name, n + 1);
-    } else {
-        memcpy(buf, name, 68);
-        memcpy(buf + 68, "...", 4);
-    }
-    for (char *p = buf; *p; p++)
-        if ((unsigned char)*p < 0x20)
-            *p = '?';
-    return buf;
+    return src_printable_(name, strlen(name), buf, SRC_SHOWN_SIZE);
 }
 
 /* Reads a JSON object file. *out = NULL and SRC_OK when the file is absent and optional. */
@@ -164,9 +157,11 @@ static src_error load_json(src_source *s, const char *path, size_t cap, bool req
     json_error_t je;
     json_t *j = json_loadb(buf, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     free(buf);
-    if (!j)
-        return src_fail(msg, SRC_ERR_FORMAT, "%s: not valid JSON: %s (line %d, column %d)", path, je.text,
-                        je.line, je.column);
+    if (!j) {
+        char tb[JSON_ERROR_TEXT_LENGTH];
+        return src_fail(msg, SRC_ERR_FORMAT, "%s: not valid JSON: %s (line %d, column %d)", path,
+                        src_printable_(je.text, strlen(je.text), tb, sizeof tb), je.line, je.column);
+    }
     if (!json_is_object(j)) {
         json_decref(j);
         return src_fail(msg, SRC_ERR_FORMAT, "%s: not a JSON object", path);
@@ -241,7 +236,7 @@ static src_error parse_config(src_source *s, ctx *x, char *msg)
         return src_fail(msg, SRC_ERR_FORMAT, "%s: \"architectures\" is not a non-empty array of strings", P);
     const char *a = json_string_value(json_array_get(arch, 0));
     if (strcmp(a, "LlamaForCausalLM") != 0) {
-        char b[80];
+        char b[SRC_SHOWN_SIZE];
         return src_fail(msg, SRC_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (only LlamaForCausalLM)",
                         P, shown(a, b));
     }
@@ -305,7 +300,7 @@ static src_error parse_config(src_source *s, ctx *x, char *msg)
             c->rope_linear = true;
             c->rope_factor = json_number_value(fa);
         } else {
-            char b[80];
+            char b[SRC_SHOWN_SIZE];
             return src_fail(msg, SRC_ERR_UNSUPPORTED, "%s: rope_scaling type '%s' is not supported (only linear)",
                             P, shown(tys, b));
         }
@@ -317,9 +312,13 @@ static src_error parse_config(src_source *s, ctx *x, char *msg)
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+/* A file in the directory, shown as is in messages (no control characters). */
 static bool plain_file_name(const char *n)
 {
-    return n[0] && strchr(n, '/') == NULL && strcmp(n, ".") != 0 && strcmp(n, "..") != 0 && strlen(n) < 256;
+    size_t len = strlen(n);
+    char pr[256];
+    return len > 0 && len < sizeof pr && strchr(n, '/') == NULL && strcmp(n, ".") != 0 && strcmp(n, "..") != 0 &&
+           strcmp(src_printable_(n, len, pr, sizeof pr), n) == 0;
 }
 
 static src_error open_shard(src_source *s, ctx *x, const char *name, const char *referrer, char *msg)
@@ -329,7 +328,7 @@ static src_error open_shard(src_source *s, ctx *x, const char *name, const char 
         return src_fail(msg, SRC_ERR_NOMEM, "out of memory");
     src_error e;
     if (!file_exists(p)) {
-        char b[80];
+        char b[SRC_SHOWN_SIZE];
         e = referrer ? src_fail(msg, SRC_ERR_MISSING, "%s: shard '%s' is missing", referrer, shown(name, b))
                      : src_fail(msg, SRC_ERR_MISSING, "%s: not found", p);
         free(p);
@@ -391,7 +390,7 @@ static src_error open_weights(src_source *s, ctx *x, char *msg)
     const char *k;
     json_t *v;
     json_object_foreach(wm, k, v) {
-        char b[80], b2[80];
+        char b[SRC_SHOWN_SIZE], b2[SRC_SHOWN_SIZE];
         if (!json_is_string(v)) {
             e = src_fail(msg, SRC_ERR_FORMAT, "%s: weight_map entry '%s' is not a string", ipath, shown(k, b));
             free(names);
@@ -445,7 +444,7 @@ static src_error open_weights(src_source *s, ctx *x, char *msg)
         char **hit = bsearch(&sn, x->shard_names, nu, sizeof *x->shard_names, cmp_str);
         size_t si = (size_t)(hit - x->shard_names);
         if (src_st_find(s->shards[si], k) < 0) {
-            char b[80], b2[80];
+            char b[SRC_SHOWN_SIZE], b2[SRC_SHOWN_SIZE];
             e = src_fail(msg, SRC_ERR_FORMAT, "%s: tensor '%s' is mapped to '%s', which does not hold it", ipath,
                          shown(k, b), shown(sn, b2));
             goto out;
@@ -456,7 +455,7 @@ static src_error open_weights(src_source *s, ctx *x, char *msg)
         for (size_t ti = 0; ti < src_st_n_tensors(s->shards[si]); ti++) {
             const char *tn = src_st_tensor_at(s->shards[si], ti)->name;
             json_t *m = json_object_get(wm, tn);
-            char b[80], b2[80];
+            char b[SRC_SHOWN_SIZE], b2[SRC_SHOWN_SIZE];
             if (!m) {
                 e = src_fail(msg, SRC_ERR_FORMAT, "%s: tensor '%s' is not listed in %s",
                              src_st_path(s->shards[si]), shown(tn, b), "model.safetensors.index.json");
@@ -538,7 +537,7 @@ static src_error map_tensors(src_source *s, ctx *x, char *msg)
         src_st_file *sf = s->shards[refs[r].shard];
         const src_st_tensor *st = src_st_tensor_at(sf, refs[r].st);
         const char *SP = src_st_path(sf);
-        char b[80];
+        char b[SRC_SHOWN_SIZE];
         if (ends_with(hf, ".rotary_emb.inv_freq") || ends_with(hf, ".attention.masked_bias") ||
             ends_with(hf, ".attention.bias"))
             continue;
@@ -654,6 +653,15 @@ out:
 
 enum { T_VERSION = 1, T_TYPE = 2, T_SIZE = 4, T_FINETUNE = 8, T_BASENAME = 16 };
 
+/* Model ids (config.json's _name_or_path, the directory name) longer than this are not used for
+ * the names; Hugging Face ids are at most 96 bytes and a file name at most 255. An id of
+ * MODEL_ID_MAX bytes has at most MODEL_ID_MAX / 2 + 1 non-empty parts, each at most MODEL_ID_MAX
+ * bytes, and any join of its normalized parts (normalize_size adds at most one byte to a part of
+ * at least 3 bytes) fits in MODEL_ID_BUF: nothing below is ever cut. */
+#define MODEL_ID_MAX 255
+#define MODEL_ID_BUF (2 * (MODEL_ID_MAX + 1))
+#define MODEL_ID_PARTS (MODEL_ID_MAX / 2 + 1)
+
 static bool ieq(const char *a, const char *b) { return strcasecmp(a, b) == 0; }
 
 
@@ -766,7 +774,7 @@ static bool size_params(const char *l, double *out)
     size_t n = strlen(l);
     if (n < 2)
         return false;
-    char num[64];
+    char num[MODEL_ID_BUF];
     if (n - 1 >= sizeof num)
         return false;
     memcpy(num, l, n - 1);
@@ -836,11 +844,14 @@ static void id_to_title(const char *id, char *out, size_t n)
 }
 
 typedef struct {
-    char name[256], org[256], basename[256], finetune[256], version[256], size_label[256];
+    char name[MODEL_ID_BUF], org[MODEL_ID_BUF], basename[MODEL_ID_BUF], finetune[MODEL_ID_BUF],
+        version[MODEL_ID_BUF], size_label[MODEL_ID_BUF];
     bool has_name, has_org, has_basename, has_finetune, has_version, has_size;
 } model_id;
 
-static void join_parts(char parts[][64], const int *types, size_t np, int want, int exclude, bool dedup, char *out,
+/* The parts of the kinds in want (and none in exclude) joined with '-' into out[n], which
+ * MODEL_ID_BUF always holds (see MODEL_ID_MAX). */
+static void join_parts(char *const *parts, const int *types, size_t np, int want, int exclude, bool dedup, char *out,
                        size_t n, bool *has)
 {
     size_t o = 0;
@@ -862,10 +873,12 @@ static void join_parts(char parts[][64], const int *types, size_t np, int want, 
     }
 }
 
-/* Metadata.get_model_id_components; model_id may be modified. */
+/* Metadata.get_model_id_components for an id of at most MODEL_ID_MAX bytes. */
 static void model_id_components(const char *mid, int64_t total_params, model_id *m)
 {
     memset(m, 0, sizeof *m);
+    if (strlen(mid) > MODEL_ID_MAX)
+        return;
     if (strchr(mid, ' ')) {
         snprintf(m->name, sizeof m->name, "%s", mid);
         m->has_name = true;
@@ -884,17 +897,24 @@ static void model_id_components(const char *mid, int64_t total_params, model_id 
     }
     snprintf(m->name, sizeof m->name, "%s", full);
     m->has_name = true;
-    char parts[32][64];
-    int types[32] = {0};
-    size_t np = 0;
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", full);
-    for (char *p = buf, *q; p && np < 32; p = q) {
-        q = strchr(p, '-');
-        if (q)
-            *q++ = 0;
-        if (*p && strlen(p) < 60)
-            snprintf(parts[np++], 64, "%s", p);
+    /* the non-empty '-'-separated parts, each followed by its NUL and one spare byte for
+     * normalize_size: at most MODEL_ID_MAX + 2 * MODEL_ID_PARTS <= MODEL_ID_BUF bytes */
+    char store[MODEL_ID_BUF];
+    char *parts[MODEL_ID_PARTS];
+    int types[MODEL_ID_PARTS] = {0};
+    size_t np = 0, used = 0;
+    for (const char *p = full; *p;) {
+        size_t len = strcspn(p, "-");
+        if (len > 0) {
+            parts[np] = store + used;
+            memcpy(parts[np], p, len);
+            parts[np][len] = 0;
+            used += len + 2;
+            np++;
+        }
+        p += len;
+        if (*p == '-')
+            p++;
     }
     for (size_t i = 0; i < np; i++) {
         char *part = parts[i];
@@ -908,10 +928,10 @@ static void model_id_components(const char *mid, int64_t total_params, model_id 
             normalize_size(part);
             double lp, np2;
             if (total_params != 0 && size_params(part, &lp)) {
-                char next[64] = "";
+                char next[MODEL_ID_MAX + 2] = "";
                 bool follows = false;
                 if (i + 1 < np) {
-                    snprintf(next, sizeof next, "%s", parts[i + 1]);
+                    memcpy(next, parts[i + 1], strlen(parts[i + 1]) + 1);
                     normalize_size(next);
                     follows = re_active(next) && size_params(next + 1, &np2) &&
                               fabs(np2 - (double)llabs(total_params)) <= (double)(7 * llabs(total_params) / 8);
@@ -1122,7 +1142,7 @@ static src_error build_vocab(src_source *s, ctx *x, vocab *v, char *msg)
         const char *k;
         json_t *j;
         json_object_foreach(x->added, k, j) {
-            char b[80];
+            char b[SRC_SHOWN_SIZE];
             if (!json_is_integer(j) || json_integer_value(j) < 0) {
                 e = src_fail(msg, SRC_ERR_FORMAT, "%s: id of '%s' is not a non-negative integer", ap, shown(k, b));
                 break;
@@ -1142,7 +1162,7 @@ static src_error build_vocab(src_source *s, ctx *x, vocab *v, char *msg)
         const char *k;
         json_t *j;
         json_object_foreach(atd, k, j) {
-            char b[80];
+            char b[SRC_SHOWN_SIZE];
             char *end;
             errno = 0;
             long long id = strtoll(k, &end, 10);
@@ -1189,7 +1209,8 @@ static int64_t tensor_params(const src_source *s)
     return n;
 }
 
-static void dir_basename(const char *dir, char *out, size_t n)
+/* The last component of dir (resolved) into out[n]; false when it does not fit. */
+static bool dir_basename(const char *dir, char *out, size_t n)
 {
     char *rp = realpath(dir, NULL);
     const char *p = rp ? rp : dir;
@@ -1199,10 +1220,14 @@ static void dir_basename(const char *dir, char *out, size_t n)
     size_t st = len;
     while (st > 0 && p[st - 1] != '/')
         st--;
-    size_t k = len - st < n - 1 ? len - st : n - 1;
-    memcpy(out, p + st, k);
-    out[k] = 0;
+    size_t k = len - st;
+    bool fits = k < n;
+    if (fits) {
+        memcpy(out, p + st, k);
+        out[k] = 0;
+    }
     free(rp);
+    return fits;
 }
 
 static src_error build_metadata(src_source *s, ctx *x, char *msg)
@@ -1220,12 +1245,13 @@ static src_error build_metadata(src_source *s, ctx *x, char *msg)
 
     /* general.* */
     int64_t total = tensor_params(s);
-    char name[256] = "", org[256] = "", basename[256] = "", finetune[256] = "", version[256] = "", size_label[256] = "";
+    char name[MODEL_ID_BUF] = "", org[MODEL_ID_BUF] = "", basename[MODEL_ID_BUF] = "", finetune[MODEL_ID_BUF] = "",
+         version[MODEL_ID_BUF] = "", size_label[MODEL_ID_BUF] = "";
     bool h_name = false, h_org = false, h_base = false, h_fine = false, h_ver = false, h_size = false;
     model_id m;
     json_t *nop = json_object_get(x->config, "_name_or_path");
     const char *ids[2] = {NULL, NULL};
-    char dname[256];
+    char dname[MODEL_ID_MAX + 1];
     if (json_is_string(nop)) {
         int slashes = 0;
         for (const char *p = json_string_value(nop); *p; p++)
@@ -1233,8 +1259,8 @@ static src_error build_metadata(src_source *s, ctx *x, char *msg)
         if (slashes <= 1)
             ids[0] = json_string_value(nop);
     }
-    dir_basename(x->dir, dname, sizeof dname);
-    ids[1] = dname;
+    if (dir_basename(x->dir, dname, sizeof dname))
+        ids[1] = dname;
     for (int k = 0; k < 2; k++) {
         if (!ids[k])
             continue;

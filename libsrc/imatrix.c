@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "libgguf/gguf.h"
+#include "libsrc/src_internal.h"
 
 #define IM_MAX_FILE (4ull << 30)   /* legacy files larger than this are refused */
 #define IM_MAX_NAME 4096           /* legacy entry name length */
@@ -40,6 +41,12 @@ static void fail(char *msg, const char *path, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg + k, SRC_MSG_SIZE - (size_t)k, fmt, ap);
     va_end(ap);
+}
+
+/* A printable excerpt of an entry or tensor name (from the file) for messages. */
+static const char *shown(const char *name, size_t len, char buf[SRC_SHOWN_SIZE])
+{
+    return src_printable_(name, len, buf, SRC_SHOWN_SIZE);
 }
 
 void src_imatrix_free(src_imatrix *im)
@@ -89,15 +96,17 @@ static src_error finish(src_imatrix *im, const char *path, char *msg)
         return SRC_ERR_FORMAT;
     }
     qsort(im->e, im->n, sizeof *im->e, entry_cmp);
+    char b[SRC_SHOWN_SIZE];
     for (size_t i = 1; i < im->n; i++)
         if (strcmp(im->e[i - 1].name, im->e[i].name) == 0) {
-            fail(msg, path, "duplicate entry '%.200s'", im->e[i].name);
+            fail(msg, path, "duplicate entry '%s'", shown(im->e[i].name, strlen(im->e[i].name), b));
             return SRC_ERR_FORMAT;
         }
     for (size_t i = 0; i < im->n; i++)
         for (size_t j = 0; j < im->e[i].n; j++)
             if (!isfinite(im->e[i].values[j])) {
-                fail(msg, path, "entry '%.200s' contains a non-finite value", im->e[i].name);
+                fail(msg, path, "entry '%s' contains a non-finite value",
+                     shown(im->e[i].name, strlen(im->e[i].name), b));
                 return SRC_ERR_FORMAT;
             }
     return SRC_OK;
@@ -145,6 +154,7 @@ static src_error load_gguf(gguf_reader *r, src_imatrix *im, const char *path, ch
     }
 
     const int64_t nt = gguf_n_tensors(r);
+    char b[SRC_SHOWN_SIZE];
     for (int64_t i = 0; i < nt; i++) {
         const char *tn = gguf_tensor_at(r, i)->name;
         size_t base;
@@ -153,7 +163,7 @@ static src_error load_gguf(gguf_reader *r, src_imatrix *im, const char *path, ch
         char s2name[GGUF_MAX_NAME + 16];
         snprintf(s2name, sizeof s2name, "%.*s.in_sum2", (int)base, tn);
         if (gguf_find_tensor(r, s2name) < 0) {
-            fail(msg, path, "mismatched sums and counts for '%.*s'", (int)base, tn);
+            fail(msg, path, "mismatched sums and counts for '%s'", shown(tn, base, b));
             return SRC_ERR_FORMAT;
         }
     }
@@ -166,20 +176,20 @@ static src_error load_gguf(gguf_reader *r, src_imatrix *im, const char *path, ch
         snprintf(cname, sizeof cname, "%.*s.counts", (int)base, s2->name);
         int64_t ci = gguf_find_tensor(r, cname);
         if (ci < 0) {
-            fail(msg, path, "mismatched sums and counts for '%.*s'", (int)base, s2->name);
+            fail(msg, path, "mismatched sums and counts for '%s'", shown(s2->name, base, b));
             return SRC_ERR_FORMAT;
         }
         const gguf_tensor *ct = gguf_tensor_at(r, ci);
         if (s2->type != GGUF_F32 || ct->type != GGUF_F32) {
-            fail(msg, path, "sums and counts for '%.*s' must be F32", (int)base, s2->name);
+            fail(msg, path, "sums and counts for '%s' must be F32", shown(s2->name, base, b));
             return SRC_ERR_FORMAT;
         }
         /* the reader checked nbytes = elements * 4 and that the data lies in the file */
         const size_t nval = (size_t)(s2->nbytes / sizeof(float));
         const size_t ncounts = (size_t)(ct->nbytes / sizeof(float));
         if (nval == 0 || ncounts == 0 || nval % ncounts != 0) {
-            fail(msg, path, "'%.*s': %zu sums do not split into %zu matrices", (int)base, s2->name,
-                 nval, ncounts);
+            fail(msg, path, "'%s': %zu sums do not split into %zu matrices", shown(s2->name, base, b), nval,
+                 ncounts);
             return SRC_ERR_FORMAT;
         }
         char sname[GGUF_MAX_NAME + 16];
@@ -188,7 +198,7 @@ static src_error load_gguf(gguf_reader *r, src_imatrix *im, const char *path, ch
         if (si >= 0) {
             const gguf_tensor *st = gguf_tensor_at(r, si);
             if (st->type != GGUF_F32 || st->nbytes != s2->nbytes) {
-                fail(msg, path, "mismatched sums and counts for '%.*s'", (int)base, s2->name);
+                fail(msg, path, "mismatched sums and counts for '%s'", shown(s2->name, base, b));
                 return SRC_ERR_FORMAT;
             }
         }
@@ -200,18 +210,21 @@ static src_error load_gguf(gguf_reader *r, src_imatrix *im, const char *path, ch
             free(name);
             return SRC_ERR_NOMEM;
         }
-        const float *sums = s2->data, *counts = ct->data;
+        /* tensor data is only aligned to general.alignment, which may be 1: copy, never cast */
+        memcpy(values, s2->data, nval * sizeof(float));
+        const unsigned char *counts = ct->data;
         for (size_t j = 0; j < ncounts; j++) {
-            float c = counts[j];
+            float c;
+            memcpy(&c, counts + j * sizeof(float), sizeof c);
             if (!isfinite(c) || c < 0 || c > 9.2e18f) {
                 free(values);
                 free(name);
-                fail(msg, path, "'%.200s': bad count", s2->name);
+                fail(msg, path, "'%s': bad count", shown(s2->name, base, b));
                 return SRC_ERR_FORMAT;
             }
             const float count = (float)llroundf(c);
             for (size_t k = 0; k < ne0; k++)
-                values[j * ne0 + k] = count > 0.0f ? sums[j * ne0 + k] / count : 1.0f;
+                values[j * ne0 + k] = count > 0.0f ? values[j * ne0 + k] / count : 1.0f;
         }
         src_error e = add_entry(im, name, values, nval);
         if (e)

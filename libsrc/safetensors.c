@@ -1,5 +1,6 @@
 /* Validating safetensors reader; rules in libsrc/safetensors.h. */
 #include "libsrc/safetensors.h"
+#include "libsrc/src_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -104,20 +105,41 @@ static size_t utf8_invalid_at(const uint8_t *s, size_t len)
     return len;
 }
 
-/* Short printable excerpt of a (possibly hostile) name for messages. */
-static const char *shown(const char *name, char buf[80])
+const char *src_printable_(const char *s, size_t len, char *out, size_t size)
 {
-    size_t n = strlen(name);
-    if (n < 72) {
-        memcpy(buf, name, n + 1);
-    } else {
-        memcpy(buf, name, 68);
-        memcpy(buf + 68, "...", 4);
+    size_t o = 0, mark = 0, i = 0;
+    while (i < len) {
+        const unsigned char c = (unsigned char)s[i];
+        size_t n = 1;       /* input bytes of this character */
+        bool keep = c >= 0x20 && c < 0x7f;
+        if (c >= 0x80 && utf8_invalid_at((const uint8_t *)s + i, len - i < 4 ? len - i : 4) > 0) {
+            n = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+            const unsigned char c1 = (unsigned char)s[i + 1], c2 = n > 2 ? (unsigned char)s[i + 2] : 0;
+            /* not C1 controls (U+0080..U+009F, e.g. CSI) nor U+2028/U+2029 line breaks */
+            keep = !(c == 0xC2 && c1 < 0xA0) && !(c == 0xE2 && c1 == 0x80 && (c2 == 0xA8 || c2 == 0xA9));
+        }
+        const size_t w = keep ? n : 1;
+        if (o + w > size - 1) { /* does not fit: cut at the last character that leaves room for "..." */
+            memcpy(out + mark, "...", 3);
+            o = mark + 3;
+            break;
+        }
+        if (keep)
+            memcpy(out + o, s + i, n);
+        else
+            out[o] = '?';
+        o += w;
+        i += n;
+        if (o + 3 <= size - 1)
+            mark = o;
     }
-    for (char *p = buf; *p; p++)
-        if ((unsigned char)*p < 0x20)
-            *p = '?';
-    return buf;
+    out[o] = 0;
+    return out;
+}
+
+static const char *shown(const char *name, char buf[SRC_SHOWN_SIZE])
+{
+    return src_printable_(name, strlen(name), buf, SRC_SHOWN_SIZE);
 }
 
 static void free_parts(src_st_file *f)
@@ -182,7 +204,7 @@ static bool get_uint(const json_t *v, uint64_t *out)
 static src_error parse_tensor(src_st_file *f, const char *name, json_t *v, src_st_tensor *t,
                               char *msg)
 {
-    char nb[80];
+    char nb[SRC_SHOWN_SIZE];
     const char *L = f->path;
     const char *nm = shown(name, nb);
     if (!json_is_object(v))
@@ -196,7 +218,7 @@ static src_error parse_tensor(src_st_file *f, const char *name, json_t *v, src_s
         return fail(msg, SRC_ERR_FORMAT, L, "tensor '%s' \"dtype\" is not a string", nm);
     int di = dtype_index(json_string_value(dt));
     if (di < 0) {
-        char db[80];
+        char db[SRC_SHOWN_SIZE];
         return fail(msg, SRC_ERR_FORMAT, L, "tensor '%s' has unknown dtype '%s'", nm,
                     shown(json_string_value(dt), db));
     }
@@ -266,9 +288,11 @@ static src_error parse(src_st_file *f, char *msg)
     json_error_t jerr;
     json_t *root = json_loadb((const char *)h, (size_t)n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
                               &jerr);
-    if (!root)
+    if (!root) {
+        char tb[JSON_ERROR_TEXT_LENGTH];
         return fail(msg, SRC_ERR_FORMAT, L, "header is not valid JSON: %s (line %d, column %d)",
-                    jerr.text, jerr.line, jerr.column);
+                    src_printable_(jerr.text, strlen(jerr.text), tb, sizeof tb), jerr.line, jerr.column);
+    }
     src_error e = SRC_OK;
     if (!json_is_object(root)) {
         e = fail(msg, SRC_ERR_FORMAT, L, "header is not a JSON object");
@@ -298,7 +322,7 @@ static src_error parse(src_st_file *f, char *msg)
         const char *k;
         json_t *v;
         json_object_foreach(meta, k, v) {
-            char kb[80];
+            char kb[SRC_SHOWN_SIZE];
             if (!json_is_string(v)) {
                 e = fail(msg, SRC_ERR_FORMAT, L, "\"__metadata__\" value of '%s' is not a string",
                          shown(k, kb));
@@ -336,7 +360,7 @@ static src_error parse(src_st_file *f, char *msg)
     uint64_t start = 0;
     for (size_t i = 0; i < f->nt; i++) {
         src_st_tensor *t = &f->t[i];
-        char nb[80], pb[80];
+        char nb[SRC_SHOWN_SIZE], pb[SRC_SHOWN_SIZE];
         if (t->begin != start) {
             if (t->begin < start)
                 e = fail(msg, SRC_ERR_FORMAT, L,

@@ -47,6 +47,12 @@ src_error src_ckpt_open(const char *dir, src_source *s, char *msg);
 /* Message "fmt..." into msg (may be NULL); returns e. */
 src_error src_fail(char *msg, src_error e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Message-safe copy of untrusted bytes s[0..len) into out[size] (size >= 4): C0/C1 control
+ * characters, DEL, U+2028/U+2029 and bytes that are not UTF-8 become '?'; when it does not fit,
+ * it is cut at a character boundary and ends in "...". Returns out. (libsrc/safetensors.c) */
+const char *src_printable_(const char *s, size_t len, char *out, size_t size);
+#define SRC_SHOWN_SIZE 80 /* out size for names shown in messages */
+
 /* Appends a copy of path to s->files. */
 src_error src_add_file(src_source *s, const char *path, char *msg);
 

@@ -971,18 +971,15 @@ void rt_matmul_ws(rt_isa isa, int wtype, const void *w, int64_t nrows, int64_t n
         nthreads = omp_default_threads();
     const size_t wrs = gguf_row_size(wtype, ncols);
     const size_t xrs = rt_act_row_size(wtype, ncols);
-    const void *xa;
-    if (wtype == GGUF_F32 && !act_ready && ldx == ncols) {
-        xa = x; /* F32 weights use the activations as they are */
-    } else {
-        if (!act_ready)
-            rt_quantize_act_rows(isa, wtype, x, ldx, ntok, ncols, act, nthreads);
-        xa = act;
-    }
+    const int vt = rt_vec_dot_type(wtype);
+    /* F32 weights use the activations as they are */
+    const int direct = wtype == GGUF_F32 && ldx == ncols;
+    const void *xa = direct ? (const void *)x : act;
+    const rt_quant_fn quant = act_ready || direct ? NULL : quant_fn(isa, vt);
     const rt_kernel_table *gt;
     rt_gemm_fn gemm = gemm_fn(isa, wtype, &gt);
     const rt_dot_fn dot = dot_fn(isa, wtype);
-    const rt_prep_fn prep = gemm ? gt->prep[wtype] : NULL;
+    rt_prep_fn prep = gemm ? gt->prep[wtype] : NULL;
     const int64_t ntiles = (ntok + RT_TOK_TILE - 1) / RT_TOK_TILE;
     size_t tile_bytes = 0, tiles_size = 0, ss = 0;
     if (gemm)
@@ -992,18 +989,24 @@ void rt_matmul_ws(rt_isa isa, int wtype, const void *w, int64_t nrows, int64_t n
     if (need && (!ws || ws_size < need || ((uintptr_t)ws & 63))) {
         base = own = aligned_alloc(64, (need + 63) & ~(size_t)63);
         if (!own) /* out of memory: plain dot products */
-            gemm = NULL;
+            gemm = NULL, prep = NULL;
     }
+    if (act_ready >= 2 && !own)
+        prep = NULL; /* the workspace holds this activation's tiles already */
     char *tiles = tile_bytes ? base : NULL, *scratch = ss ? base + tiles_size : NULL;
     const int64_t nblocks = (nrows + RT_ROW_BLOCK - 1) / RT_ROW_BLOCK;
 #pragma omp parallel num_threads(nthreads) if (nblocks > 1 || ntiles > 1)
     {
-        if (gemm && tile_bytes) {
+        /* convert and repack the activations, one tile of tokens at a time */
+        if (quant || (gemm && tile_bytes && prep)) {
 #pragma omp for schedule(static)
             for (int64_t ti = 0; ti < ntiles; ti++) {
                 const int64_t t0 = ti * RT_TOK_TILE;
                 const int nt = (int)(ntok - t0 < RT_TOK_TILE ? ntok - t0 : RT_TOK_TILE);
-                prep(wtype, ncols, (const char *)xa + (size_t)t0 * xrs, xrs, nt, tiles + (size_t)ti * tile_bytes);
+                for (int64_t t = t0; quant && t < t0 + nt; t++)
+                    quant(x + t * ldx, (char *)act + (size_t)t * xrs, ncols);
+                if (gemm && tile_bytes && prep)
+                    prep(wtype, ncols, (const char *)xa + (size_t)t0 * xrs, xrs, nt, tiles + (size_t)ti * tile_bytes);
             }
         }
         char *my_scratch = scratch ? scratch + (size_t)omp_get_thread_num() * ss : NULL;

@@ -67,7 +67,9 @@ void rt_matmul(rt_isa isa, int wtype, const void *w, int64_t nrows, int64_t ncol
 
 /* rt_matmul with a caller-owned workspace for the kernels' repacked activations and
  * per-thread weight panels: ws (64-byte aligned) of ws_size bytes, see rt_matmul_workspace.
- * A smaller (or NULL) workspace makes the call allocate its own. */
+ * A smaller (or NULL) workspace makes the call allocate its own. act_ready = 2 says that,
+ * besides act, ws holds the repacked activations of the previous call on it, made for a
+ * weight of the same type and row length on the same ntok activations. */
 size_t rt_matmul_workspace(rt_isa isa, int wtype, int64_t ncols, int64_t ntok, int nthreads);
 void rt_matmul_ws(rt_isa isa, int wtype, const void *w, int64_t nrows, int64_t ncols,
                   const float *x, int64_t ldx, int64_t ntok, float *y, int64_t ldy,

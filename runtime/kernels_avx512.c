@@ -801,6 +801,68 @@ static void rms_norm(const float *x, const float *w, int64_t n, float eps, float
     }
 }
 
+/* silu(g) * u with the AVX2 table's exp: the same value in every lane as there */
+static void swiglu(float *g, const float *u, int64_t n)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 mk = tail16((int)(n - i < 16 ? n - i : 16));
+        const __m512 x = _mm512_maskz_loadu_ps(mk, g + i);
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        _mm512_mask_storeu_ps(g + i, mk,
+                              _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_maskz_loadu_ps(mk, u + i)));
+    }
+}
+
+/* Activation converters, byte-identical to the scalar ones (round half to even, as ggml). */
+static inline float amax16(__m512 a, __m512 b)
+{
+    return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
+}
+
+static void quant_q8_0(const float *x, void *dst, int64_t n)
+{
+    lq_block_q8_0 *y = dst;
+    for (int64_t b = 0; b < n / 32; b++, x += 32) {
+        const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+        const float amax = amax16(v0, v1);
+        const __m512 id = _mm512_set1_ps(amax != 0.f ? 127.f / amax : 0.f);
+        y[b].d = rt_f2h(amax / 127.f);
+        _mm_storeu_si128((__m128i *)y[b].qs, _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, id))));
+        _mm_storeu_si128((__m128i *)(y[b].qs + 16), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, id))));
+    }
+}
+
+static void quant_q8_K(const float *x, void *dst, int64_t n)
+{
+    lq_block_q8_K *y = dst;
+    for (int64_t b = 0; b < n / 256; b++, x += 256) {
+        __m512 m = _mm512_setzero_ps();
+        for (int j = 0; j < 256; j += 16)
+            m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + j)));
+        const float amax = _mm512_reduce_max_ps(m);
+        if (amax == 0.f) {
+            memset(&y[b], 0, sizeof y[b]);
+            continue;
+        }
+        float max = amax; /* the first value of largest magnitude, with its sign */
+        for (int j = 0; j < 256; j++)
+            if (fabsf(x[j]) == amax) {
+                max = x[j];
+                break;
+            }
+        const float iscale = -127.f / max;
+        const __m512 vs = _mm512_set1_ps(iscale);
+        for (int j = 0; j < 256; j += 16) {
+            const __m512i q = _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + j), vs)),
+                                               _mm512_set1_epi32(127));
+            _mm_storeu_si128((__m128i *)(y[b].qs + j), _mm512_cvtsepi32_epi8(q));
+            y[b].bsums[j / 16] = (int16_t)_mm512_reduce_add_epi32(q);
+        }
+        y[b].d = 1 / iscale;
+    }
+}
+
 static void transpose(const float *src, int64_t lds, int64_t rows, int64_t cols, float *dst, int64_t ldd)
 {
     for (int64_t r0 = 0; r0 < rows; r0 += 16) {
@@ -869,6 +931,8 @@ const rt_kernel_table rt_kernels_avx512 = {
     .sum_exp = sum_exp,
     .rms_norm = rms_norm,
     .transpose = transpose,
+    .swiglu = swiglu,
+    .quant = {[GGUF_Q8_0] = quant_q8_0, [GGUF_Q8_K] = quant_q8_K},
     .dot = {
         [GGUF_F32] = dot_F32, [GGUF_Q4_0] = dot_Q4_0, [GGUF_Q4_1] = dot_Q4_1, [GGUF_Q5_0] = dot_Q5_0,
         [GGUF_Q5_1] = dot_Q5_1, [GGUF_Q8_0] = dot_Q8_0, [GGUF_Q2_K] = dot_Q2_K, [GGUF_Q3_K] = dot_Q3_K,

@@ -53,6 +53,7 @@ struct rt_model {
     void *ws; /* matmul workspace (rt_matmul_ws), 64-byte aligned */
     size_t ws_cap;
     unsigned char *used; /* during loading: which source tensors the graph uses */
+    const rt_model *parent; /* a clone: weights, norms and layers are the parent's */
 };
 
 static const char *const err_names[RT_ERR_COUNT_] = {
@@ -371,10 +372,25 @@ static void weight_free(rt_weight *w)
     w->owned = NULL;
 }
 
+static void free_scratch(rt_model *m)
+{
+    float *bufs[] = {m->hidden, m->hc, m->xn, m->q, m->k, m->v, m->kt, m->att, m->gate, m->up, m->probs,
+                     m->rope_cos, m->rope_sin};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
+    free(m->act);
+    free(m->ws);
+}
+
 void rt_model_free(rt_model *m)
 {
     if (!m)
         return;
+    if (m->parent) {
+        free_scratch(m);
+        free(m);
+        return;
+    }
     weight_free(&m->tok_embd);
     weight_free(&m->output);
     free(m->out_norm);
@@ -390,21 +406,7 @@ void rt_model_free(rt_model *m)
         }
         free(m->layers);
     }
-    free(m->hidden);
-    free(m->hc);
-    free(m->xn);
-    free(m->q);
-    free(m->k);
-    free(m->v);
-    free(m->kt);
-    free(m->att);
-    free(m->gate);
-    free(m->up);
-    free(m->probs);
-    free(m->rope_cos);
-    free(m->rope_sin);
-    free(m->act);
-    free(m->ws);
+    free_scratch(m);
     free(m->used);
     free(m);
 }
@@ -477,6 +479,27 @@ bad:
     return e;
 }
 
+rt_error rt_model_clone(const rt_model *m, rt_model **out, char *msg)
+{
+    if (!m || !out)
+        return fail(msg, RT_ERR_ARG, "rt_model_clone: NULL argument");
+    *out = NULL;
+    rt_model *c = malloc(sizeof *c);
+    if (!c)
+        return fail(msg, RT_ERR_NOMEM, "out of memory");
+    *c = *m;
+    c->parent = m->parent ? m->parent : m;
+    c->owned_bytes = 0;
+    c->cap = c->rope_cap = 0;
+    c->hidden = c->hc = c->xn = c->q = c->k = c->v = c->kt = c->att = c->gate = c->up = c->probs = NULL;
+    c->rope_cos = c->rope_sin = NULL;
+    c->probs_cap = c->act_cap = c->ws_cap = 0;
+    c->act = c->ws = NULL;
+    c->used = NULL;
+    *out = c;
+    return RT_OK;
+}
+
 const rt_hparams *rt_model_hparams(const rt_model *m) { return &m->hp; }
 
 void rt_model_set_threads(rt_model *m, int nthreads) { m->nthreads = nthreads > 0 ? nthreads : 0; }
@@ -528,6 +551,8 @@ rt_error rt_model_set_weight(rt_model *m, const char *name, int type, const void
 {
     if (!m || !name || !data)
         return fail(msg, RT_ERR_ARG, "rt_model_set_weight: NULL argument");
+    if (m->parent)
+        return fail(msg, RT_ERR_ARG, "rt_model_set_weight: a clone shares its parent's weights");
     int64_t n;
     float **vec = vec_by_name(m, name, &n);
     if (vec) {
@@ -642,8 +667,9 @@ static rt_error ensure_scratch(rt_model *m, int N, int P, char *msg)
 
 static int nthreads(const rt_model *m) { return m->nthreads > 0 ? m->nthreads : omp_get_max_threads(); }
 
-/* y = W x for T tokens; reuse: activations already converted for a weight of the same
- * vec-dot type and row length (shared inputs of q/k/v and gate/up). */
+/* y = W x for T tokens; reuse (see reuse_level): 1 when act holds x converted for a weight
+ * of the same vec-dot type and row length, 2 when the workspace also holds its repacked tiles
+ * (the previous matmul had the same weight type) — the shared inputs of q/k/v and gate/up. */
 static void matmul(rt_model *m, const rt_weight *w, const float *x, int T, float *y, int reuse)
 {
     const int nth = nthreads(m);
@@ -657,10 +683,15 @@ static void matmul(rt_model *m, const rt_weight *w, const float *x, int T, float
                  m->ws_cap);
 }
 
-static int same_act(const rt_weight *a, const rt_weight *b)
+/* How much of the previous matmul's input preparation (for weight a, same input) weight b can
+ * reuse: 2 = converted activations and repacked tiles, 1 = converted activations, 0 = none. */
+static int reuse_level(const rt_weight *a, const rt_weight *b)
 {
-    return a->ne0 == b->ne0 && rt_vec_dot_type(a->type) == rt_vec_dot_type(b->type) &&
-           a->type != GGUF_F32;
+    if (a->ne0 != b->ne0)
+        return 0;
+    if (a->type == b->type)
+        return 2;
+    return rt_vec_dot_type(a->type) == rt_vec_dot_type(b->type) && a->type != GGUF_F32 ? 1 : 0;
 }
 
 /* ggml's rms_norm (sum of squares in double) followed by the weight multiply. */
@@ -679,34 +710,50 @@ static void add_rows(float *restrict h, const float *restrict d, size_t n)
         h[i] += d[i];
 }
 
-/* RoPE, NORM mode (pairs 2i, 2i+1), in place on the N rows of x (row i at position i % T) of
- * nh heads of hd. */
-static void rope_rows(const rt_model *m, float *x, int N, int T, int nh, int hd)
+/* Row t of out := row src(t) of a + row t of d; then xn := RMSNorm(out) * w when w is set.
+ * Row map: for S sequences of T rows of a, out keeps rows r0..T-1 of each (R = T - r0). */
+static void residual_rows(const rt_model *m, float *out, const float *a, const float *d, int S, int T, int r0,
+                          const float *w, float *xn, int nth)
+{
+    const int E = m->hp.n_embd, R = T - r0, NR = S * R;
+#pragma omp parallel for schedule(static) num_threads(nth) if (NR > 16)
+    for (int t = 0; t < NR; t++) {
+        float *o = out + (size_t)t * E;
+        const float *src = a + ((size_t)(t / R) * T + r0 + (size_t)(t % R)) * E;
+        if (o != src)
+            memcpy(o, src, (size_t)E * sizeof(float));
+        add_rows(o, d + (size_t)t * E, (size_t)E);
+        if (w)
+            rt_rms_norm(m->isa, o, w, E, m->hp.rms_eps, xn + (size_t)t * E);
+    }
+}
+
+/* RoPE, NORM mode (pairs 2i, 2i+1), in place on one row x of nh heads of hd at position t. */
+static void rope_row(const rt_model *m, float *x, int t, int nh, int hd)
 {
     const int H2 = hd / 2;
-    for (int r = 0; r < N; r++) {
-        const int t = r % T;
-        const float *c = m->rope_cos + (size_t)t * H2, *s = m->rope_sin + (size_t)t * H2;
-        for (int h = 0; h < nh; h++) {
-            float *v = x + ((size_t)r * nh + h) * hd;
-            for (int i = 0; i < H2; i++) {
-                const float x0 = v[2 * i], x1 = v[2 * i + 1];
-                v[2 * i] = x0 * c[i] - x1 * s[i];
-                v[2 * i + 1] = x0 * s[i] + x1 * c[i];
-            }
+    const float *c = m->rope_cos + (size_t)t * H2, *s = m->rope_sin + (size_t)t * H2;
+    for (int h = 0; h < nh; h++) {
+        float *v = x + (size_t)h * hd;
+        for (int i = 0; i < H2; i++) {
+            const float x0 = v[2 * i], x1 = v[2 * i + 1];
+            v[2 * i] = x0 * c[i] - x1 * s[i];
+            v[2 * i + 1] = x0 * s[i] + x1 * c[i];
         }
     }
 }
 
 /* Causal attention within each of S sequences of T tokens: q (S*T × nh*hd), k, v (S*T ×
- * nkv*hd), all already rounded to fp16 values; the outputs of query rows r0..T-1 of each
- * sequence go to att, S*(T-r0) rows. As llama.cpp without flash attention: scores in f32,
- * softmax with a double sum, probabilities rounded to fp16, then P·V with f32 sums.
- * K is transposed per sequence first (kt: nkv × hd rows of T) so scores vectorize. */
+ * nkv*hd) straight from their projections; RoPE is applied to q and k and all three are
+ * rounded to fp16 (llama.cpp's f16 KV cache, and Q converted to f16 for K·Q) first. The
+ * outputs of query rows r0..T-1 of each sequence go to att, S*(T-r0) rows. As llama.cpp
+ * without flash attention: scores in f32, softmax with a double sum, probabilities rounded
+ * to fp16, then P·V with f32 sums. K is transposed per sequence and KV head (kt: nkv × hd
+ * rows of T) so scores vectorize. */
 static rt_error attention(rt_model *m, int S, int T, int r0, char *msg)
 {
     const rt_hparams *hp = &m->hp;
-    const int nh = hp->n_head, nkv = hp->n_head_kv, hd = hp->head_dim, grp = nh / nkv, R = T - r0;
+    const int nh = hp->n_head, nkv = hp->n_head_kv, hd = hp->head_dim, grp = nh / nkv, R = T - r0, N = S * T;
     const size_t QD = (size_t)nh * hd, KD = (size_t)nkv * hd;
     const float scale = 1.0f / sqrtf((float)hd);
     const int nth = nthreads(m);
@@ -718,21 +765,37 @@ static rt_error attention(rt_model *m, int S, int T, int r0, char *msg)
         if (!m->probs)
             return fail(msg, RT_ERR_NOMEM, "out of memory for attention scores");
     }
-    for (int s = 0; s < S; s++)
-        rt_transpose(m->isa, m->k + (size_t)s * T * KD, (int64_t)KD, T, (int64_t)KD, m->kt + (size_t)s * KD * T, T);
     /* work items: (sequence, head, tile of 16 query rows r0..T-1) */
     const int ntile = (R + 15) / 16;
     const int64_t nwork = (int64_t)S * nh * ntile;
-#pragma omp parallel for schedule(static) num_threads(nth) if (nwork > 4)
-    for (int64_t wi = 0; wi < nwork; wi++) {
-        const int s = (int)(wi / ((int64_t)nh * ntile)), rem = (int)(wi % ((int64_t)nh * ntile));
-        const int h = rem / ntile, i0 = r0 + 16 * (rem % ntile), g = h / grp;
-        const int rows = T - i0 < 16 ? T - i0 : 16;
+#pragma omp parallel num_threads(nth) if (N > 16)
+    {
+#pragma omp for schedule(static)
+        for (int r = 0; r < N; r++) {
+            float *q = m->q + (size_t)r * QD, *k = m->k + (size_t)r * KD;
+            rope_row(m, q, r % T, nh, hd);
+            rope_row(m, k, r % T, nkv, hd);
+            rt_round_f16(m->isa, q, (int64_t)QD);
+            rt_round_f16(m->isa, k, (int64_t)KD);
+            rt_round_f16(m->isa, m->v + (size_t)r * KD, (int64_t)KD);
+        }
+#pragma omp for schedule(static)
+        for (int sg = 0; sg < S * nkv; sg++) {
+            const int s = sg / nkv, g = sg % nkv;
+            rt_transpose(m->isa, m->k + (size_t)s * T * KD + (size_t)g * hd, (int64_t)KD, T, hd,
+                         m->kt + (size_t)s * KD * T + (size_t)g * hd * T, T);
+        }
         float *p = m->probs + (size_t)omp_get_thread_num() * per;
-        rt_attn_rows(m->isa, m->q + ((size_t)s * T + i0) * QD + (size_t)h * hd, (int64_t)QD, i0, rows,
-                     m->kt + (size_t)s * KD * T + (size_t)g * hd * T, T, m->v + (size_t)s * T * KD + (size_t)g * hd,
-                     (int64_t)KD, hd, scale, p, m->att + ((size_t)s * R + (size_t)(i0 - r0)) * QD + (size_t)h * hd,
-                     (int64_t)QD);
+#pragma omp for schedule(static)
+        for (int64_t wi = 0; wi < nwork; wi++) {
+            const int s = (int)(wi / ((int64_t)nh * ntile)), rem = (int)(wi % ((int64_t)nh * ntile));
+            const int h = rem / ntile, i0 = r0 + 16 * (rem % ntile), g = h / grp;
+            const int rows = T - i0 < 16 ? T - i0 : 16;
+            rt_attn_rows(m->isa, m->q + ((size_t)s * T + i0) * QD + (size_t)h * hd, (int64_t)QD, i0, rows,
+                         m->kt + (size_t)s * KD * T + (size_t)g * hd * T, T,
+                         m->v + (size_t)s * T * KD + (size_t)g * hd, (int64_t)KD, hd, scale, p,
+                         m->att + ((size_t)s * R + (size_t)(i0 - r0)) * QD + (size_t)h * hd, (int64_t)QD);
+        }
     }
     return RT_OK;
 }
@@ -774,9 +837,11 @@ rt_error rt_embed(rt_model *m, const int32_t *tokens, int n_tokens, float *hidde
 
 /* One layer on S sequences of T tokens (row s*T + t of hidden at position t). Only rows
  * r0..T-1 of each sequence are computed (the last layer of a forward pass needs no more):
- * they go to out, S*(T-r0) rows in sequence order; out may be hidden when r0 == 0. */
-static rt_error layer_forward(rt_model *m, int layer, float *hidden, int S, int T, int r0, float *out,
-                              const rt_hook *hook, char *msg)
+ * they go to out, S*(T-r0) rows in sequence order; out may be hidden when r0 == 0.
+ * normed: m->xn already holds RMSNorm(hidden) with this layer's attn_norm. next_norm: also
+ * leave RMSNorm(out) with these weights in m->xn (the next step's first operation). */
+static rt_error layer_forward(rt_model *m, int layer, float *hidden, int S, int T, int r0, float *out, int normed,
+                              const float *next_norm, const rt_hook *hook, char *msg)
 {
     const int N = S * T, R = T - r0, NR = S * R;
     rt_error e = ensure_scratch(m, N, T, msg);
@@ -785,50 +850,36 @@ static rt_error layer_forward(rt_model *m, int layer, float *hidden, int S, int 
     const rt_hparams *hp = &m->hp;
     const rt_layer *L = &m->layers[layer];
     const int E = hp->n_embd, F = hp->n_ff, hd = hp->head_dim;
-    const int QD = hp->n_head * hd, KD = hp->n_head_kv * hd;
+    const int QD = hp->n_head * hd;
     const int nth = nthreads(m);
 
     /* attention block: Q, K and V for every row, the rest for rows r0.. of each sequence */
-    rms_norm_rows(m, hidden, L->attn_norm, N, E, hp->rms_eps, m->xn, nth);
+    if (!normed)
+        rms_norm_rows(m, hidden, L->attn_norm, N, E, hp->rms_eps, m->xn, nth);
     if (call_hook(hook, layer, RT_HOOK_ATTN_QKV, m->xn, N, E))
         return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
     matmul(m, &L->wk, m->xn, N, m->k, 0);
-    matmul(m, &L->wv, m->xn, N, m->v, same_act(&L->wk, &L->wv));
-    matmul(m, &L->wq, m->xn, N, m->q, same_act(&L->wk, &L->wq));
-    rope_rows(m, m->q, N, T, hp->n_head, hd);
-    rope_rows(m, m->k, N, T, hp->n_head_kv, hd);
-    /* the f16 KV cache (and Q converted to f16 for K·Q) */
-    rt_round_f16(m->isa, m->q, (int64_t)N * QD);
-    rt_round_f16(m->isa, m->k, (int64_t)N * KD);
-    rt_round_f16(m->isa, m->v, (int64_t)N * KD);
+    matmul(m, &L->wv, m->xn, N, m->v, reuse_level(&L->wk, &L->wv));
+    matmul(m, &L->wq, m->xn, N, m->q, reuse_level(&L->wv, &L->wq) == 2 ? 2 : reuse_level(&L->wk, &L->wq) ? 1 : 0);
     if ((e = attention(m, S, T, r0, msg)) != RT_OK)
         return e;
     if (call_hook(hook, layer, RT_HOOK_ATTN_OUT, m->att, NR, QD))
         return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
     matmul(m, &L->wo, m->att, NR, m->xn, 0);
-    if (r0 == 0) {
-        if (out != hidden)
-            memcpy(out, hidden, (size_t)N * E * sizeof(float));
-        add_rows(out, m->xn, (size_t)N * E);
-    } else {
-        for (int s = 0; s < S; s++) {
-            float *o = out + (size_t)s * R * E;
-            memcpy(o, hidden + ((size_t)s * T + r0) * E, (size_t)R * E * sizeof(float));
-            add_rows(o, m->xn + (size_t)s * R * E, (size_t)R * E);
-        }
-    }
+    /* residual and the feed-forward norm (each row of xn is read before it is overwritten) */
+    residual_rows(m, out, hidden, m->xn, S, T, r0, L->ffn_norm, m->xn, nth);
 
     /* feed-forward block */
-    rms_norm_rows(m, out, L->ffn_norm, NR, E, hp->rms_eps, m->xn, nth);
     if (call_hook(hook, layer, RT_HOOK_FFN_GATE_UP, m->xn, NR, E))
         return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
     matmul(m, &L->wg, m->xn, NR, m->gate, 0);
-    matmul(m, &L->wu, m->xn, NR, m->up, same_act(&L->wg, &L->wu));
+    matmul(m, &L->wu, m->xn, NR, m->up, reuse_level(&L->wg, &L->wu));
     swiglu_rows(m, m->gate, m->up, NR, F, nth);
     if (call_hook(hook, layer, RT_HOOK_FFN_DOWN, m->gate, NR, F))
         return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
     matmul(m, &L->wd, m->gate, NR, m->xn, 0);
-    add_rows(out, m->xn, (size_t)NR * E);
+    /* the residual, and with next_norm the norm the next step applies to these rows */
+    residual_rows(m, out, out, m->xn, S, R, 0, next_norm, m->xn, nth);
     return RT_OK;
 }
 
@@ -838,21 +889,28 @@ rt_error rt_layer_forward(rt_model *m, int layer, float *hidden, int n_tokens, c
         return fail(msg, RT_ERR_ARG, "rt_layer_forward: bad arguments");
     if (layer < 0 || layer >= m->hp.n_layer)
         return fail(msg, RT_ERR_ARG, "layer %d is out of range (%d layers)", layer, m->hp.n_layer);
-    return layer_forward(m, layer, hidden, 1, n_tokens, 0, hidden, hook, msg);
+    return layer_forward(m, layer, hidden, 1, n_tokens, 0, hidden, 0, NULL, hook, msg);
+}
+
+/* logits of n_rows rows: output(RMSNorm(hidden)); normed: m->xn holds RMSNorm(hidden). */
+static rt_error final_logits(rt_model *m, const float *hidden, int n_rows, int normed, float *logits, char *msg)
+{
+    rt_error e = ensure_scratch(m, n_rows, 0, msg);
+    if (e != RT_OK)
+        return e;
+    const rt_hparams *hp = &m->hp;
+    if (!normed)
+        rms_norm_rows(m, hidden, m->out_norm, n_rows, hp->n_embd, hp->rms_eps, m->xn, nthreads(m));
+    const rt_weight *w = hp->tied_output ? &m->tok_embd : &m->output;
+    matmul(m, w, m->xn, n_rows, logits, 0);
+    return RT_OK;
 }
 
 rt_error rt_final_logits(rt_model *m, const float *hidden, int n_rows, float *logits, char *msg)
 {
     if (!m || !hidden || !logits || n_rows < 1 || n_rows > RT_MAX_TOKENS)
         return fail(msg, RT_ERR_ARG, "rt_final_logits: bad arguments");
-    rt_error e = ensure_scratch(m, n_rows, 0, msg);
-    if (e != RT_OK)
-        return e;
-    const rt_hparams *hp = &m->hp;
-    rms_norm_rows(m, hidden, m->out_norm, n_rows, hp->n_embd, hp->rms_eps, m->xn, nthreads(m));
-    const rt_weight *w = hp->tied_output ? &m->tok_embd : &m->output;
-    matmul(m, w, m->xn, n_rows, logits, 0);
-    return RT_OK;
+    return final_logits(m, hidden, n_rows, 0, logits, msg);
 }
 
 rt_error rt_forward_seqs(rt_model *m, const int32_t *tokens, int n_seq, int n_tokens, int first, float *logits,
@@ -870,11 +928,15 @@ rt_error rt_forward_seqs(rt_model *m, const int32_t *tokens, int n_seq, int n_to
         return e;
     const int L = m->hp.n_layer;
     float *last = first ? m->hc : hidden;
-    for (int l = 0; l < L; l++)
-        if ((e = layer_forward(m, l, hidden, n_seq, n_tokens, l == L - 1 ? first : 0, l == L - 1 ? last : hidden,
-                               NULL, msg)) != RT_OK)
+    /* each layer leaves the next step's norm of its output in m->xn */
+    for (int l = 0; l < L; l++) {
+        const int end = l == L - 1;
+        e = layer_forward(m, l, hidden, n_seq, n_tokens, end ? first : 0, end ? last : hidden, l > 0,
+                          end ? m->out_norm : m->layers[l + 1].attn_norm, NULL, msg);
+        if (e != RT_OK)
             return e;
-    return rt_final_logits(m, last, n_seq * (n_tokens - first), logits, msg);
+    }
+    return final_logits(m, last, n_seq * (n_tokens - first), 1, logits, msg);
 }
 
 rt_error rt_forward(rt_model *m, const int32_t *tokens, int n_tokens, int first, float *logits, char *msg)

@@ -21,7 +21,8 @@
  *
  * Threads: matrix products and attention run OpenMP loops over output rows / heads inside
  * each call; results do not depend on the thread count. A model is not safe for concurrent
- * calls (it owns its scratch buffers).
+ * calls (it owns its scratch buffers); rt_model_clone gives another model on the same
+ * weights for a concurrent pass.
  * Errors: functions that can fail return rt_error and write one line into msg[RT_MSG_SIZE]
  * when msg is not NULL. The library never prints and never exits.
  */
@@ -72,6 +73,12 @@ typedef struct rt_model rt_model;
  * stay in its mapping). *out is owned by the caller; free with rt_model_free(). */
 rt_error rt_model_load(src_source *src, rt_model **out, char *msg);
 void rt_model_free(rt_model *m);
+
+/* A second model on the same weights, with scratch buffers of its own, so that two passes
+ * can run at once (one per thread). Nothing is copied: m must outlive the clone and keep its
+ * weights (rt_model_set_weight on m while a clone runs is a race; on a clone it is refused).
+ * Free with rt_model_free. */
+rt_error rt_model_clone(const rt_model *m, rt_model **out, char *msg);
 
 const rt_hparams *rt_model_hparams(const rt_model *m);
 /* Threads for the OpenMP loops (<= 0: OpenMP's default). */

@@ -122,6 +122,15 @@ Test(quantize, one_thread_gives_the_same_bytes)
     against_reference("reference/classics-7m-f32.gguf", "Q4_K_M", "reference/classics-7m-q4_k_m.gguf",
                       "-t 1");
 }
+/* Tiny chunks: many parallel steps per tensor, each written while the next is made. */
+Test(quantize, small_chunks_give_the_same_bytes)
+{
+    setenv("QFORGE_CHUNK_BYTES", "5000", 1);
+    against_reference("reference/classics-7m-f32.gguf", "Q4_K_M", "reference/classics-7m-q4_k_m.gguf",
+                      "-t 2");
+    against_reference("models/classics-7m", "Q8_0", "reference/classics-7m-q8_0.gguf", "-t 2");
+    unsetenv("QFORGE_CHUNK_BYTES");
+}
 Test(quantize, f32_checkpoint_to_q4_k_m_in_one_step)
 {
     against_reference("models/classics-7m-f32", "Q4_K_M", "reference/classics-7m-q4_k_m.gguf", "-t 2");

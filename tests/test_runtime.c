@@ -308,6 +308,33 @@ Test(runtime, tiny_model_matches_plain_forward_on_every_isa)
     cr_assert_eq(rt_forward(m, tok, T, 5, lg2, msg), RT_OK);
     compare_logits(lg2, ref + 5 * TV, T - 5, TV, "suffix");
     free(lg2);
+    /* three sequences in one pass: each bit-identical to its own pass, on every ISA and with
+     * 1 or 3 threads (first = 0 and first > 0: the last layer keeps only the needed rows) */
+    enum { NS = 3 };
+    int32_t toks[NS * 21];
+    for (int i = 0; i < NS * T; i++)
+        toks[i] = (i * 13 + 1) % TV;
+    float *one = malloc((size_t)T * TV * sizeof *one), *all = malloc((size_t)NS * T * TV * sizeof *all);
+    for (int isa = 0; isa < RT_ISA_COUNT_; isa++) {
+        if (!rt_isa_supported(isa))
+            continue;
+        rt_model_set_isa(m, isa);
+        for (int first = 0; first <= 9; first += 9)
+            for (int nth = 1; nth <= 3; nth += 2) {
+                rt_model_set_threads(m, nth);
+                cr_assert_eq(rt_forward_seqs(m, toks, NS, T, first, all, msg), RT_OK, "%s", msg);
+                for (int s = 0; s < NS; s++) {
+                    cr_assert_eq(rt_forward(m, toks + s * T, T, first, one, msg), RT_OK, "%s", msg);
+                    cr_assert(memcmp(one, all + (size_t)s * (T - first) * TV, (size_t)(T - first) * TV * sizeof *one) == 0,
+                              "%s, %d threads, first %d: sequence %d differs from its own pass", rt_isa_name(isa), nth,
+                              first, s);
+                }
+            }
+    }
+    cr_assert_eq(rt_forward_seqs(m, toks, 0, T, 0, all, msg), RT_ERR_ARG);
+    cr_assert_eq(rt_forward_seqs(m, toks, RT_MAX_TOKENS / T + 1, T, 0, all, msg), RT_ERR_ARG);
+    free(one);
+    free(all);
     free(ref);
     free(lg);
     rt_model_free(m);

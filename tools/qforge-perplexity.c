@@ -27,7 +27,7 @@ static void usage(FILE *f)
             "  -c, --ctx-size N         chunk length in tokens (default 512)\n"
             "      --chunks N           evaluate at most N chunks (default all)\n"
             "  -t, --threads N          threads (default: all cores)\n"
-            "  -b, --batch-size N       tokens per forward pass (default 2048): N / N_CTX chunks are\n"
+            "  -b, --batch-size N       tokens per forward pass (default 512): N / N_CTX chunks are\n"
             "                           evaluated together, as llama-perplexity does (same results)\n"
             "      --kl-divergence-base FILE\n"
             "                           without --kl-divergence: also write the model's log-probabilities\n"
@@ -44,7 +44,7 @@ typedef struct {
 
 static opts parse(int argc, char **argv)
 {
-    opts o = {.n_ctx = 512, .chunks = -1, .threads = 0, .batch = 2048};
+    opts o = {.n_ctx = 512, .chunks = -1, .threads = 0, .batch = 512};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -271,15 +271,20 @@ int main(int argc, char **argv)
             size_t len;
             char *text = read_text(o.text, &len);
             long long bad = utf8_invalid_at((const unsigned char *)text, len);
-            if (bad >= 0)
+            if (bad >= 0) {
+                free(text);
+                rt_tok_free(tok);
                 cli_die(CLI_BAD_INPUT, o.text, "not UTF-8 text (invalid byte at offset %lld)", bad);
+            }
             const double t0 = cli_now();
             te = rt_tok_encode(tok, text, len, rt_tok_default_flags(tok), &tokens, &n_tokens, tmsg);
-            if (te != RT_OK)
+            free(text);
+            if (te != RT_OK) {
+                rt_tok_free(tok);
                 cli_die(exit_for(te), o.text, "tokenizer: %s", tmsg);
+            }
             t_tok = cli_now() - t0;
             text_len = len;
-            free(text);
         }
         rt_tok_free(tok);
     }
@@ -350,55 +355,91 @@ int main(int argc, char **argv)
         n_seq = n_chunk;
     if (n_seq < 1)
         n_seq = 1;
-    const size_t logits_per_chunk = (size_t)(n_ctx - first) * n_vocab;
-    float *logits = malloc((size_t)n_seq * logits_per_chunk * sizeof(float));
-    double *nll = malloc((size_t)n_scored * sizeof *nll);
-    unsigned char *recs = malloc((size_t)n_scored * rec_size);
+    /* Workers: with several threads and several passes to make, each thread evaluates passes of
+     * its own on its own clone of the model, so there is no synchronization inside a pass (on a
+     * busy machine every barrier can cost a time slice). Results are taken in chunk order and
+     * each chunk's logits do not depend on the threads, so the output does not either. */
+    const int n_group = (n_chunk + n_seq - 1) / n_seq;
+    const int nw = nth < n_group ? nth : n_group;
+    rt_model **models = calloc((size_t)nw, sizeof *models);
+    if (!models)
+        cli_die(CLI_INTERNAL, NULL, "out of memory");
+    models[0] = model;
+    for (int w = 1; w < nw; w++)
+        if ((re = rt_model_clone(model, &models[w], msg)) != RT_OK)
+            cli_die(exit_for(re), o.model, "%s", msg);
+    for (int w = 0; w < nw; w++)
+        rt_model_set_threads(models[w], nw > 1 ? 1 : nth);
+    const size_t logits_per_chunk = (size_t)(n_ctx - first) * n_vocab, per_w = (size_t)n_seq * logits_per_chunk;
+    const size_t n_recs = base_out ? (size_t)nw * n_seq * n_scored : (size_t)n_scored;
+    float *logits = malloc((size_t)nw * per_w * sizeof(float));
+    double *nll = malloc((size_t)nw * n_seq * n_scored * sizeof *nll);
+    unsigned char *recs = malloc(n_recs * rec_size);
+    rt_error *errs = calloc((size_t)nw, sizeof *errs);
+    char(*msgs)[RT_MSG_SIZE] = calloc((size_t)nw, sizeof *msgs);
     json_t *running = json_array();
     rt_kld *kld = o.kld ? rt_kld_create() : NULL;
-    if (!logits || !nll || !recs || !running || (o.kld && !kld))
+    if (!logits || !nll || !recs || !errs || !msgs || !running || (o.kld && !kld))
         cli_die(CLI_INTERNAL, NULL, "out of memory");
     rt_ppl_acc acc = {0};
 
     const double t_eval = cli_now();
     if (o.kld)
         printf("chunk             PPL               ln(PPL(Q)/PPL(base))          KL Divergence              Δp RMS            Same top p\n");
-    for (int c = 0; c < n_chunk; c++) {
-        const int32_t *ct = tokens + (size_t)c * n_ctx;
-        if (c % n_seq == 0) {
-            const int ns = n_chunk - c < n_seq ? n_chunk - c : n_seq;
-            re = rt_ppl_chunks_logits(model, ct, ns, n_ctx, add_bos ? bos : -1, logits, msg);
-            if (re != RT_OK)
-                cli_die(exit_for(re), o.model, "chunks %d-%d: %s", c + 1, c + ns, msg);
+    for (int g0 = 0; g0 < n_group; g0 += nw) {
+        const int nr = n_group - g0 < nw ? n_group - g0 : nw;
+        if (nw > 1 && nr == 1) /* a last lone pass: all threads on it */
+            rt_model_set_threads(models[0], nth);
+#pragma omp parallel for schedule(static, 1) num_threads(nr) if (nr > 1)
+        for (int w = 0; w < nr; w++) {
+            const int c0 = (g0 + w) * n_seq, ns = n_chunk - c0 < n_seq ? n_chunk - c0 : n_seq;
+            float *lg = logits + (size_t)w * per_w;
+            errs[w] = rt_ppl_chunks_logits(models[w], tokens + (size_t)c0 * n_ctx, ns, n_ctx, add_bos ? bos : -1, lg,
+                                           msgs[w]);
+            for (int i = 0; errs[w] == RT_OK && !o.kld && i < ns; i++) {
+                const int32_t *targets = tokens + (size_t)(c0 + i) * n_ctx + first + 1;
+                const float *li = lg + (size_t)i * logits_per_chunk;
+                const size_t k = (size_t)w * n_seq + i;
+                rt_ppl_row_nll(li, n_vocab, targets, n_scored, nll + k * n_scored, nr > 1 ? 1 : nth);
+                for (int r = 0; base_out && r < n_scored; r++)
+                    rt_logp_encode(li + (size_t)r * n_vocab, n_vocab, targets[r],
+                                   recs + (k * n_scored + (size_t)r) * rec_size);
+            }
         }
-        const float *lg = logits + (size_t)(c % n_seq) * logits_per_chunk;
-        const int32_t *targets = ct + first + 1;
-        if (o.kld) {
-            if (fread(recs, rec_size, (size_t)n_scored, base_in) != (size_t)n_scored)
-                cli_die(CLI_BAD_INPUT, o.kld_base, "truncated at chunk %d", c + 1);
-            re = rt_kld_add(kld, lg, n_vocab, targets, recs, n_scored, nth, msg);
-            if (re != RT_OK)
-                cli_die(exit_for(re), o.kld_base, "chunk %d: %s", c + 1, msg);
-            rt_kld_stats s;
-            if (rt_kld_stats_get(kld, &s, NULL) == RT_OK)
-                printf("%4d    %9.4f ± %9.4f    %10.5f ± %10.5f    %10.5f ± %10.5f    %6.3f ± %6.3f %%    %6.3f ± %6.3f %%\n",
-                       c + 1, s.ppl, s.ppl_unc, s.ln_ratio, s.ln_ratio_unc, s.kld, s.kld_unc, 100 * s.rms_dp,
-                       100 * s.rms_dp_unc, 100 * s.same_top, 100 * s.same_top_unc);
-            fflush(stdout);
-            continue;
+        /* in chunk order */
+        for (int w = 0; w < nr; w++) {
+            const int c0 = (g0 + w) * n_seq, ns = n_chunk - c0 < n_seq ? n_chunk - c0 : n_seq;
+            if (errs[w] != RT_OK)
+                cli_die(exit_for(errs[w]), o.model, "chunks %d-%d: %s", c0 + 1, c0 + ns, msgs[w]);
+            for (int i = 0; i < ns; i++) {
+                const int c = c0 + i;
+                const size_t k = (size_t)w * n_seq + i;
+                const int32_t *targets = tokens + (size_t)c * n_ctx + first + 1;
+                if (o.kld) {
+                    if (fread(recs, rec_size, (size_t)n_scored, base_in) != (size_t)n_scored)
+                        cli_die(CLI_BAD_INPUT, o.kld_base, "truncated at chunk %d", c + 1);
+                    re = rt_kld_add(kld, logits + (size_t)w * per_w + (size_t)i * logits_per_chunk, n_vocab, targets,
+                                    recs, n_scored, nth, msg);
+                    if (re != RT_OK)
+                        cli_die(exit_for(re), o.kld_base, "chunk %d: %s", c + 1, msg);
+                    rt_kld_stats s;
+                    if (rt_kld_stats_get(kld, &s, NULL) == RT_OK)
+                        printf("%4d    %9.4f ± %9.4f    %10.5f ± %10.5f    %10.5f ± %10.5f    %6.3f ± %6.3f %%    %6.3f ± %6.3f %%\n",
+                               c + 1, s.ppl, s.ppl_unc, s.ln_ratio, s.ln_ratio_unc, s.kld, s.kld_unc, 100 * s.rms_dp,
+                               100 * s.rms_dp_unc, 100 * s.same_top, 100 * s.same_top_unc);
+                    fflush(stdout);
+                    continue;
+                }
+                rt_ppl_add(&acc, nll + k * n_scored, n_scored);
+                if (base_out &&
+                    fwrite(recs + k * n_scored * rec_size, rec_size, (size_t)n_scored, base_out) != (size_t)n_scored)
+                    cli_die(CLI_IO, o.kld_base, "write failed: %s", strerror(errno));
+                const double ppl = rt_ppl_value(&acc);
+                json_array_append_new(running, json_real(ppl));
+                printf("[%d]%.4f,", c + 1, ppl);
+                fflush(stdout);
+            }
         }
-        rt_ppl_row_nll(lg, n_vocab, targets, n_scored, nll, nth);
-        rt_ppl_add(&acc, nll, n_scored);
-        if (base_out) {
-            for (int r = 0; r < n_scored; r++)
-                rt_logp_encode(lg + (size_t)r * n_vocab, n_vocab, targets[r], recs + (size_t)r * rec_size);
-            if (fwrite(recs, rec_size, (size_t)n_scored, base_out) != (size_t)n_scored)
-                cli_die(CLI_IO, o.kld_base, "write failed: %s", strerror(errno));
-        }
-        const double ppl = rt_ppl_value(&acc);
-        json_array_append_new(running, json_real(ppl));
-        printf("[%d]%.4f,", c + 1, ppl);
-        fflush(stdout);
     }
     const double t_done = cli_now();
     const double secs = t_done - t_eval;
@@ -456,6 +497,11 @@ int main(int argc, char **argv)
     free(logits);
     free(nll);
     free(recs);
+    free(errs);
+    free(msgs);
+    for (int w = 1; w < nw; w++)
+        rt_model_free(models[w]);
+    free(models);
     free(tokens);
     rt_model_free(model);
     src_close(src);

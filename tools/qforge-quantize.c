@@ -1,22 +1,28 @@
 /* qforge-quantize: GGUF (F32/F16/BF16) or checkpoint directory -> quantized GGUF, in one
  * streaming pass, choosing tensor types as llama-quantize does (libquant/lq_mix.h). */
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "libgguf/gguf.h"
 #include "libquant/lq.h"
 #include "libquant/lq_mix.h"
 #include "libsrc/imatrix.h"
 #include "libsrc/src.h"
+#include "libsrc/text.h"
+#include "runtime/calib.h"
 #include "tools/cli.h"
 
-/* F32 input rows quantized per step: about 4 MiB (at least one row). */
-#define CHUNK_FLOATS ((int64_t)1 << 20)
+/* Output bytes made per parallel step (at least one row); raw copies go in steps of this too.
+ * The environment variable QFORGE_CHUNK_BYTES overrides it (tests use tiny chunks). */
+#define CHUNK_BYTES ((size_t)16 << 20)
+static size_t g_chunk_bytes = CHUNK_BYTES;
 
 typedef struct {
     const char *input, *output, *type_name;
@@ -27,6 +33,12 @@ typedef struct {
     const char *report_path;
     lq_mix_params mix;
     lq_mix_overrides *overrides;
+    /* calibration: --gptq, --imatrix-out */
+    bool gptq, act_order, gptq_sym;
+    double damp;
+    const char *calib_path, *imatrix_out;
+    int calib_samples, calib_ctx, npos;
+    uint64_t seed;
 } options;
 
 typedef struct {
@@ -45,6 +57,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: qforge-quantize [options] INPUT OUTPUT TYPE\n"
+            "       qforge-quantize [calibration options] --imatrix-out FILE INPUT\n"
             "\n"
             "INPUT   a GGUF file (F32/F16/BF16 tensors) or a Hugging Face checkpoint directory\n"
             "OUTPUT  the GGUF file to write (never one of the input files)\n"
@@ -62,6 +75,20 @@ static void usage(FILE *f)
             "  --imatrix FILE               importance matrix (llama-imatrix GGUF or legacy .dat)\n"
             "  --dry-run                    print the plan and sizes; write no model\n"
             "  --report FILE.json           per-tensor type, bytes and RMSE as JSON\n"
+            "  --gptq                       GPTQ (calibrated) for the linear weights of every layer,\n"
+            "                               each at the type the mixture picked; same file size\n"
+            "  --act-order                  GPTQ in descending order of activation energy\n"
+            "  --gptq-sym                   classic GPTQ objective ||(W-Q)x||^2 on the quantized\n"
+            "                               model's inputs (default: ||W x_float - Q x||^2)\n"
+            "  --damp X                     GPTQ damping, relative to mean diag(H) (default 0.01)\n"
+            "  --calib FILE                 calibration text, UTF-8 or .gz (default: the bundled\n"
+            "                               calibration/calibration.txt)\n"
+            "  --calib-samples N            calibration chunks (default 128)\n"
+            "  --calib-ctx N                tokens per chunk (default min(512, model context))\n"
+            "  --seed N                     seed of the random chunk choice (default 0)\n"
+            "  --imatrix-out FILE           write llama-imatrix's GGUF: with --gptq from the\n"
+            "                               sequential Hessians' inputs; alone (INPUT only) from\n"
+            "                               the float model\n"
             "  -h, --help                   this text\n");
 }
 
@@ -76,6 +103,8 @@ static int parse_type_opt(const char *opt, const char *val)
 static void parse_args(int argc, char **argv, options *o)
 {
     memset(o, 0, sizeof *o);
+    o->damp = 0.01;
+    o->calib_samples = 128;
     o->mix = lq_mix_params_default();
     o->overrides = lq_mix_overrides_create();
     if (!o->overrides)
@@ -123,6 +152,35 @@ static void parse_args(int argc, char **argv, options *o)
             i++;
         } else if (!strcmp(a, "--dry-run")) {
             o->dry_run = true;
+        } else if (!strcmp(a, "--gptq")) {
+            o->gptq = true;
+        } else if (!strcmp(a, "--act-order")) {
+            o->act_order = true;
+        } else if (!strcmp(a, "--gptq-sym")) {
+            o->gptq_sym = true;
+        } else if (!strcmp(a, "--damp")) {
+            char *end = NULL;
+            o->damp = next ? strtod(next, &end) : -1;
+            if (!next || *end || !(o->damp >= 0) || o->damp > 1e6)
+                cli_die(CLI_USAGE, NULL, "--damp needs a number >= 0");
+            i++;
+        } else if (!strcmp(a, "--calib") || !strcmp(a, "--imatrix-out")) {
+            if (!next)
+                cli_die(CLI_USAGE, NULL, "%s needs a file", a);
+            if (!strcmp(a, "--calib"))
+                o->calib_path = next;
+            else
+                o->imatrix_out = next;
+            i++;
+        } else if (!strcmp(a, "--calib-samples")) {
+            o->calib_samples = (int)cli_parse_long(a, next, 1, 1 << 20);
+            i++;
+        } else if (!strcmp(a, "--calib-ctx")) {
+            o->calib_ctx = (int)cli_parse_long(a, next, 2, 1 << 16);
+            i++;
+        } else if (!strcmp(a, "--seed")) {
+            o->seed = (uint64_t)cli_parse_long(a, next, 0, 0x7fffffffL);
+            i++;
         } else if (!strcmp(a, "--report")) {
             if (!next)
                 cli_die(CLI_USAGE, NULL, "--report needs a file");
@@ -132,10 +190,22 @@ static void parse_args(int argc, char **argv, options *o)
             cli_die(CLI_USAGE, NULL, "unknown option '%s' (see --help)", a);
         }
     }
+    o->npos = npos;
+    if (o->imatrix_out && npos == 1 && !o->gptq) {
+        o->input = pos[0];
+        if (o->nthreads <= 0)
+            o->nthreads = omp_get_max_threads();
+        return;
+    }
     if (npos != 3) {
         usage(stderr);
         exit(CLI_USAGE);
     }
+    if (o->imatrix_out && !o->gptq)
+        cli_die(CLI_USAGE, NULL, "--imatrix-out with OUTPUT and TYPE needs --gptq (alone: "
+                "qforge-quantize --imatrix-out FILE INPUT)");
+    if ((o->act_order || o->gptq_sym) && !o->gptq)
+        cli_die(CLI_USAGE, NULL, "--act-order and --gptq-sym need --gptq");
     o->input = pos[0];
     o->output = pos[1];
     o->type_name = pos[2];
@@ -229,37 +299,58 @@ static uint32_t ggml_n_dims(const src_tensor *t)
 
 /* ---------------------------------------------------------------- quantizing one tensor */
 
+/* Output is made in chunks of up to CHUNK_BYTES. While the threads make one chunk, the master
+ * thread first writes the previous one (kept in the other buffer), so writing overlaps work
+ * and there is one OpenMP barrier per chunk, not per few rows. */
 typedef struct {
-    unsigned char *raw; /* a chunk of input rows as stored (raw copies that cannot be in place) */
-    unsigned char *q[2];/* output bytes of two chunks: one is written while the next is made */
-    float *rows;        /* per thread: one stored row, it as F32, and its dequantized copy */
-    double *rowerr;     /* squared error per row of the chunk */
-    int64_t cap_floats; /* elements per chunk (at least one row) */
-    size_t cap_bytes;   /* bytes of raw and q[i]: no type is wider than F32 */
-    int64_t cap_rows;
+    unsigned char *q[2]; /* two chunk buffers */
+    int cur;             /* the buffer the next chunk goes to; the other holds `pending` bytes */
+    size_t pending;
+    unsigned char *raw;  /* raw copies that cannot be written in place */
+    float *rows;         /* per thread: one input row as F32 and its dequantized copy */
+    double *rowerr;      /* squared error per row of the chunk */
+    size_t cap_bytes;    /* bytes of q[i] and raw */
+    int64_t cap_rows;    /* rows of the longest chunk */
     int64_t max_ne0;
     int nthreads;
 } buffers;
 
+/* Rows per chunk for rows of rs bytes. */
+static int64_t chunk_rows(size_t rs, int64_t nrows)
+{
+    int64_t step = (int64_t)(g_chunk_bytes / rs);
+    if (step < 1)
+        step = 1;
+    return step < nrows ? step : nrows;
+}
+
 static void buffers_init(buffers *b, const item *items, size_t n, int nthreads)
 {
-    int64_t max_ne0 = 1, min_ne0 = INT64_MAX;
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].t->ne[0] > max_ne0)
-            max_ne0 = items[i].t->ne[0];
-        if (items[i].t->ne[0] < min_ne0)
-            min_ne0 = items[i].t->ne[0];
-    }
-    b->max_ne0 = max_ne0;
+    memset(b, 0, sizeof *b);
+    b->max_ne0 = 1;
     b->nthreads = nthreads;
-    b->cap_floats = CHUNK_FLOATS > max_ne0 ? CHUNK_FLOATS : max_ne0;
-    b->cap_bytes = (size_t)b->cap_floats * sizeof(float);
-    b->cap_rows = b->cap_floats / (min_ne0 < INT64_MAX ? min_ne0 : 1) + 1;
+    for (size_t i = 0; i < n; i++) {
+        const item *it = &items[i];
+        if (it->t->ne[0] > b->max_ne0)
+            b->max_ne0 = it->t->ne[0];
+        const int types[2] = {it->t->type, it->ch.type};
+        for (int k = 0; k < 2; k++) {
+            size_t rs = gguf_row_size(types[k], it->t->ne[0]);
+            int64_t rows = chunk_rows(rs, it->nrows);
+            if ((size_t)rows * rs > b->cap_bytes)
+                b->cap_bytes = (size_t)rows * rs;
+            if (rows > b->cap_rows)
+                b->cap_rows = rows;
+        }
+    }
+    if (b->cap_bytes == 0)
+        b->cap_bytes = 1;
+    /* pages are only touched as far as used */
     b->raw = malloc(b->cap_bytes);
     b->q[0] = malloc(b->cap_bytes);
     b->q[1] = malloc(b->cap_bytes);
-    b->rows = malloc((size_t)nthreads * 3 * (size_t)max_ne0 * sizeof(float));
-    b->rowerr = malloc((size_t)b->cap_rows * sizeof(double));
+    b->rows = malloc((size_t)nthreads * 2 * (size_t)b->max_ne0 * sizeof(float));
+    b->rowerr = malloc((size_t)(b->cap_rows > 0 ? b->cap_rows : 1) * sizeof(double));
     if (!b->raw || !b->q[0] || !b->q[1] || !b->rows || !b->rowerr)
         cli_die(CLI_INTERNAL, NULL, "out of memory for %zu-byte buffers", b->cap_bytes);
 }
@@ -283,6 +374,14 @@ static void write_or_die(gguf_writer *w, const void *data, size_t n, const char 
         cli_die(cli_exit_gguf(e), path, "%s", msg);
 }
 
+/* Write the chunk still held from the last quantized tensor. */
+static void flush_pending(buffers *b, gguf_writer *w, const options *o)
+{
+    if (b->pending)
+        write_or_die(w, b->q[b->cur ^ 1], b->pending, o->output);
+    b->pending = 0;
+}
+
 /* The whole tensor in its stored layout when the source maps it in place with rows aligned
  * for their element type, else NULL. */
 static const unsigned char *in_place(src_source *s, const item *it)
@@ -293,11 +392,10 @@ static const unsigned char *in_place(src_source *s, const item *it)
 
 static void copy_raw(src_source *s, item *it, gguf_writer *w, buffers *b, const options *o)
 {
+    flush_pending(b, w, o);
     const size_t rs = gguf_row_size(it->t->type, it->t->ne[0]);
     const unsigned char *data = in_place(s, it);
-    int64_t step = (int64_t)(b->cap_bytes / rs);
-    if (step < 1)
-        step = 1;
+    const int64_t step = chunk_rows(rs, it->nrows);
     for (int64_t r0 = 0; r0 < it->nrows; r0 += step) {
         int64_t nr = it->nrows - r0 < step ? it->nrows - r0 : step;
         const unsigned char *p = data ? data + (size_t)r0 * rs : b->raw;
@@ -333,11 +431,12 @@ static double sq_diff(const float *x, const float *y, int64_t n)
     return acc;
 }
 
-/* Convert, quantize and measure a tensor chunk by chunk. Every row is read, converted,
- * quantized and decoded again by one thread (rows are independent, so the bytes do not depend
- * on the thread count; the error is summed per row, then in row order). Rows are handed out
- * dynamically, and the master thread first writes the previous chunk, so writing overlaps the
- * work on the next one. */
+/* Convert, quantize and measure a tensor chunk by chunk. Every row is read (in place from a
+ * GGUF mapping, else with src_read_f32, which libsrc allows on several threads), converted,
+ * quantized and decoded again by one thread: rows are independent, so the bytes do not depend
+ * on the thread count, and the error is summed per row, then in row order. Rows are handed out
+ * dynamically so the master thread can write the previous chunk first. The last chunk stays
+ * pending (flush_pending). */
 static void quantize_tensor(src_source *s, item *it, gguf_writer *w, buffers *b, const options *o)
 {
     const src_tensor *t = it->t;
@@ -345,12 +444,8 @@ static void quantize_tensor(src_source *s, item *it, gguf_writer *w, buffers *b,
     const int64_t ne0 = t->ne[0], ne1 = t->ne[1], ne2 = t->ne[2];
     const size_t rs = gguf_row_size(type, ne0), in_rs = gguf_row_size(in_type, ne0);
     const unsigned char *data = in_place(s, it);
-    int64_t step = b->cap_floats / ne0;
-    if (step < 1)
-        step = 1;
+    const int64_t step = chunk_rows(rs, it->nrows);
     double sq = 0;
-    size_t pending = 0; /* bytes of the previous chunk, in b->q[cur ^ 1] */
-    int cur = 0;
     for (int64_t r0 = 0; r0 < it->nrows;) {
         int64_t nr = it->nrows - r0 < step ? it->nrows - r0 : step;
         const float *imat = NULL;
@@ -361,8 +456,9 @@ static void quantize_tensor(src_source *s, item *it, gguf_writer *w, buffers *b,
                 nr = end - r0;
             imat = it->imat + ((r0 / ne1) % ne2) * ne0;
         }
-        unsigned char *qc = b->q[cur];
-        const unsigned char *qp = b->q[cur ^ 1];
+        unsigned char *qc = b->q[b->cur];
+        const unsigned char *qp = b->q[b->cur ^ 1];
+        const size_t pending = b->pending;
         gguf_error werr = GGUF_OK;
         char wmsg[GGUF_MSG_SIZE] = "", rmsg[SRC_MSG_SIZE] = "";
         src_error rerr = SRC_OK;
@@ -372,15 +468,22 @@ static void quantize_tensor(src_source *s, item *it, gguf_writer *w, buffers *b,
 #pragma omp master
             if (pending)
                 werr = gguf_writer_write(w, qp, pending, wmsg);
-            float *buf = b->rows + (size_t)omp_get_thread_num() * 3 * (size_t)b->max_ne0;
-            float *x = buf + b->max_ne0, *d = x + b->max_ne0;
+            float *x = b->rows + (size_t)omp_get_thread_num() * 2 * (size_t)b->max_ne0;
+            float *d = x + b->max_ne0;
 #pragma omp for schedule(dynamic, 4) nowait
             for (int64_t r = 0; r < nr; r++) {
                 b->rowerr[r] = 0;
-                const unsigned char *src = data ? data + (size_t)(r0 + r) * in_rs : (unsigned char *)buf;
-                if (!data) {
+                if (data) {
+                    const unsigned char *src = data + (size_t)(r0 + r) * in_rs;
+                    if (in_type == GGUF_F32)
+                        memcpy(x, src, (size_t)ne0 * sizeof(float));
+                    else if (in_type == GGUF_F16)
+                        lq_f16_to_f32_row((const uint16_t *)src, x, (size_t)ne0);
+                    else
+                        lq_bf16_to_f32_row((const uint16_t *)src, x, (size_t)ne0);
+                } else {
                     char m[SRC_MSG_SIZE];
-                    src_error e = src_read_raw(s, it->src_index, r0 + r, 1, buf, m);
+                    src_error e = src_read_f32(s, it->src_index, r0 + r, 1, x, m);
                     if (e != SRC_OK) {
 #pragma omp critical(qforge_read_error)
                         if (rerr == SRC_OK) {
@@ -391,12 +494,6 @@ static void quantize_tensor(src_source *s, item *it, gguf_writer *w, buffers *b,
                     }
                 }
                 unsigned char *q = qc + (size_t)r * rs;
-                if (in_type == GGUF_F32)
-                    memcpy(x, src, (size_t)ne0 * sizeof(float));
-                else if (in_type == GGUF_F16)
-                    lq_f16_to_f32_row((const uint16_t *)src, x, (size_t)ne0);
-                else
-                    lq_bf16_to_f32_row((const uint16_t *)src, x, (size_t)ne0);
                 if (lq_quantize_row(type, x, q, ne0, imat) != rs || lq_dequantize_row(type, q, d, ne0) != 0) {
                     bad = 1;
                     continue;
@@ -413,17 +510,27 @@ static void quantize_tensor(src_source *s, item *it, gguf_writer *w, buffers *b,
                     tname(in_type), tname(type));
         for (int64_t r = 0; r < nr; r++)
             sq += b->rowerr[r];
-        pending = (size_t)nr * rs;
-        cur ^= 1;
+        b->pending = (size_t)nr * rs;
+        b->cur ^= 1;
         r0 += nr;
     }
-    if (pending)
-        write_or_die(w, b->q[cur ^ 1], pending, o->output);
     double n = (double)it->nrows * (double)ne0;
     it->rmse = n > 0 ? sqrt(sq / n) : 0;
 }
 
 /* ---------------------------------------------------------------- report */
+
+/* What GPTQ made, per item (index k of the items), kept until the item is written. */
+typedef struct {
+    const item *items;
+    size_t n;
+    unsigned char **data;
+    rt_calib_info *info;
+    rt_calib_stats st;
+    const char *calib;
+    int n_ctx;
+} gptq_state;
+static gptq_state g_gq;
 
 static void write_report(const options *o, const item *items, size_t n, uint64_t in_total,
                          uint64_t out_total, uint64_t file_bytes, double n_elements, double secs)
@@ -456,9 +563,23 @@ static void write_report(const options *o, const item *items, size_t n, uint64_t
         json_object_set_new(e, "input_bytes", json_integer((json_int_t)it->in_bytes));
         json_object_set_new(e, "bytes", json_integer((json_int_t)it->out_bytes));
         json_object_set_new(e, "rmse", it->rmse >= 0 ? json_real(it->rmse) : json_null());
+        if (o->gptq) {
+            const bool g = g_gq.info && g_gq.info[i].name;
+            json_object_set_new(e, "gptq_loss", g ? json_real(g_gq.info[i].res.loss_gptq) : json_null());
+            json_object_set_new(e, "rtn_loss", g ? json_real(g_gq.info[i].res.loss_rtn) : json_null());
+            json_object_set_new(e, "gptq_damp", g ? json_real(g_gq.info[i].res.damp_rel) : json_null());
+            json_object_set_new(e, "gptq_retries", g ? json_integer(g_gq.info[i].res.retries) : json_null());
+        }
         json_array_append_new(arr, e);
     }
     json_object_set_new(root, "tensors", arr);
+    if (o->gptq)
+        json_object_set_new(root, "gptq", json_pack("{s:s?, s:i, s:i, s:I, s:f, s:b, s:b, s:f, s:f, s:f, s:f}",
+            "calib", g_gq.calib, "calib_samples", o->calib_samples, "calib_ctx", g_gq.n_ctx,
+            "seed", (json_int_t)o->seed, "damp", o->damp, "act_order", o->act_order,
+            "asymmetric", !o->gptq_sym,
+            "seconds_forward", g_gq.st.forward, "seconds_hessian", g_gq.st.hessian,
+            "seconds_solver", g_gq.st.solver, "seconds_total", g_gq.st.total));
     uint64_t largest = 0;
     for (size_t i = 0; i < n; i++)
         if (items[i].in_bytes > largest)
@@ -475,6 +596,172 @@ static void write_report(const options *o, const item *items, size_t n, uint64_t
     json_decref(root);
 }
 
+/* ---------------------------------------------------------------- calibration (GPTQ, imatrix) */
+
+static int gptq_emit(void *user, const rt_calib_info *info, const void *data, size_t nbytes)
+{
+    gptq_state *g = user;
+    for (size_t k = 0; k < g->n; k++)
+        if (!strcmp(g->items[k].t->name, info->name)) {
+            if (nbytes != g->items[k].out_bytes || !(g->data[k] = malloc(nbytes)))
+                cli_die(CLI_INTERNAL, NULL, "%s: cannot keep %zu GPTQ bytes", info->name, nbytes);
+            memcpy(g->data[k], data, nbytes);
+            g->info[k] = *info;
+            g->info[k].name = g->items[k].t->name;
+            return 0;
+        }
+    cli_die(CLI_INTERNAL, NULL, "%s: GPTQ made a tensor the plan does not have", info->name);
+}
+
+/* "[gptq] layer 3/6: attn q,k,v  loss 1.2e-3 vs rtn 2.5e-3", plus any damping retries. */
+static int gptq_group_done(void *user, int layer, int n_layer, const rt_calib_info *in, int n)
+{
+    (void)user;
+    char label[96] = "", ls[32], lr[32];
+    double lg = 0, lrt = 0;
+    size_t k = 0;
+    for (int i = 0; i < n; i++) {
+        /* "blk.3.attn_q.weight": group prefix "attn", member "q" */
+        const char *nm = strchr(in[i].name + 4, '.') + 1, *dot = strchr(nm, '.');
+        const char *us = strchr(nm, '_');
+        const int plen = (int)(dot - nm), pre = us && us < dot ? (int)(us - nm) : plen;
+        const int mem = pre < plen ? plen - pre - 1 : 0;
+        if (n == 1)
+            snprintf(label, sizeof label, "%.*s", plen, nm);
+        else if (i == 0)
+            k = (size_t)snprintf(label, sizeof label, "%.*s %.*s", pre, nm, mem, nm + pre + 1);
+        else if (k < sizeof label)
+            k += (size_t)snprintf(label + k, sizeof label - k, ",%.*s", mem, nm + pre + 1);
+        lg += in[i].res.loss_gptq;
+        lrt += in[i].res.loss_rtn;
+    }
+    fmt_sci(lg, ls);
+    fmt_sci(lrt, lr);
+    printf("[gptq] layer %d/%d: %-12s loss %s vs rtn %s\n", layer + 1, n_layer, label, ls, lr);
+    for (int i = 0; i < n; i++)
+        if (in[i].res.retries)
+            printf("[gptq] %s: H not positive definite; damping raised to %g x mean diag(H) "
+                   "after %d retr%s\n", in[i].name, in[i].res.damp_rel, in[i].res.retries,
+                   in[i].res.retries == 1 ? "y" : "ies");
+    fflush(stdout);
+    return 0;
+}
+
+/* The bundled calibration text: ../calibration/ next to bin/, or PREFIX/share/qforge/. */
+static const char *default_calib(char *buf, size_t size)
+{
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char *slash = len > 0 ? (exe[len] = 0, strrchr(exe, '/')) : NULL;
+    if (!slash)
+        cli_die(CLI_IO, NULL, "cannot locate the executable to find calibration.txt; use --calib FILE");
+    *slash = 0;
+    static const char *const rel[] = {"../calibration/calibration.txt", "../share/qforge/calibration.txt"};
+    for (int i = 0; i < 2; i++) {
+        char path[4200], real[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", exe, rel[i]);
+        if (access(path, R_OK) == 0) {
+            snprintf(buf, size, "%s", realpath(path, real) ? real : path);
+            return buf;
+        }
+    }
+    cli_die(CLI_IO, NULL, "no calibration text: neither %s/%s nor %s/%s exists; use --calib FILE",
+            exe, rel[0], exe, rel[1]);
+}
+
+/* Run the calibration (GPTQ of the planned weights, or the float pass) and write the imatrix
+ * when asked. items NULL: importance only. */
+static void run_calibration(const options *o, src_source *s, const item *items, size_t n)
+{
+    char pbuf[4200], msg[RT_MSG_SIZE > SRC_MSG_SIZE ? RT_MSG_SIZE : SRC_MSG_SIZE];
+    const char *calib = o->calib_path ? o->calib_path : default_calib(pbuf, sizeof pbuf);
+    bool clash = o->imatrix_out && (cli_same_file(o->imatrix_out, o->input) ||
+                                    cli_same_file(o->imatrix_out, calib) ||
+                                    (items && !strcmp(o->imatrix_out, o->output)));
+    for (size_t i = 0; o->imatrix_out && i < src_n_files(s); i++)
+        clash = clash || cli_same_file(o->imatrix_out, src_file(s, i));
+    if (clash)
+        cli_die(CLI_USAGE, o->imatrix_out, "is an input or the output; refusing to overwrite it");
+    char *text = NULL;
+    size_t len = 0;
+    src_error se = src_text_load(calib, &text, &len, msg);
+    if (se != SRC_OK)
+        cli_die(cli_exit_src(se), NULL, "--calib: %s", msg);
+    rt_calib_plan *plan = calloc(n ? n : 1, sizeof *plan);
+    memset(&g_gq, 0, sizeof g_gq);
+    g_gq.items = items;
+    g_gq.n = n;
+    g_gq.data = calloc(n ? n : 1, sizeof(unsigned char *));
+    g_gq.info = calloc(n ? n : 1, sizeof(rt_calib_info));
+    g_gq.calib = calib;
+    rt_imatrix *im = o->imatrix_out ? rt_imatrix_create() : NULL;
+    if (!plan || !g_gq.data || !g_gq.info || (o->imatrix_out && !im))
+        cli_die(CLI_INTERNAL, NULL, "out of memory");
+    rt_calib_run_opts ro;
+    rt_calib_run_opts_init(&ro);
+    for (size_t k = 0; k < n; k++)
+        if (items[k].ch.type != items[k].t->type && lq_gptq_supports(items[k].ch.type))
+            plan[ro.n_plan++] = (rt_calib_plan){items[k].t->name, items[k].ch.type};
+    ro.plan = plan;
+    ro.gptq = items != NULL;
+    ro.n_samples = o->calib_samples;
+    ro.n_ctx = o->calib_ctx;
+    ro.seed = o->seed;
+    ro.nthreads = o->nthreads;
+    ro.calib.gptq.damp = o->damp;
+    ro.calib.gptq.act_order = o->act_order;
+    ro.calib.asym = !o->gptq_sym;
+    ro.calib.emit = gptq_emit;
+    ro.calib.group_done = gptq_group_done;
+    ro.calib.user = &g_gq;
+    ro.calib.imatrix = im;
+    ro.calib.stats = &g_gq.st;
+    printf("[%s] calibration text %s (%zu bytes), %d chunks (seed %llu)%s\n",
+           items ? "gptq" : "imatrix", calib, len, o->calib_samples, (unsigned long long)o->seed,
+           items ? (o->act_order ? (o->gptq_sym ? ", act-order, symmetric" : ", act-order")
+                                 : (o->gptq_sym ? ", symmetric" : ""))
+                 : ", float model");
+    fflush(stdout);
+    rt_error e = rt_calib_run(s, text, len, &ro, msg);
+    if (e != RT_OK)
+        cli_die(e == RT_ERR_NOMEM || e == RT_ERR_HOOK ? CLI_INTERNAL : e == RT_ERR_IO ? CLI_IO : CLI_BAD_INPUT,
+                e == RT_ERR_FORMAT ? calib : NULL, "%s", msg);
+    g_gq.n_ctx = ro.n_ctx_used;
+    const rt_calib_stats *st = &g_gq.st;
+    const double tt = st->total > 0 ? st->total : 1;
+    printf("[%s] %d tensors, %lld tokens (%zu in the text, %d x %d): %.2f s = forward %.2f s (%.0f%%), "
+           "Hessians %.2f s (%.0f%%), solver %.2f s (%.0f%%), other %.2f s; %d damping retries\n",
+           items ? "gptq" : "imatrix", st->n_tensors, (long long)st->tokens, ro.n_text_tokens,
+           ro.n_chunks_used, ro.n_ctx_used, st->total, st->forward, 100 * st->forward / tt,
+           st->hessian, 100 * st->hessian / tt, st->solver, 100 * st->solver / tt, st->other,
+           st->retries);
+    if (im) {
+        gguf_writer *w = gguf_writer_create();
+        char gmsg[GGUF_MSG_SIZE];
+        if (!w)
+            cli_die(CLI_INTERNAL, NULL, "out of memory");
+        e = rt_imatrix_declare(im, w, calib, (uint32_t)ro.n_chunks_used, (uint32_t)ro.n_ctx_used, msg);
+        if (e != RT_OK)
+            cli_die(CLI_INTERNAL, o->imatrix_out, "%s", msg);
+        gguf_error ge = gguf_writer_open(w, o->imatrix_out, gmsg);
+        if (ge != GGUF_OK)
+            cli_die(cli_exit_gguf(ge), o->imatrix_out, "%s", gmsg);
+        cli_set_temp(gguf_writer_temp_path(w));
+        if ((e = rt_imatrix_write_data(im, w, msg)) != RT_OK)
+            cli_die(e == RT_ERR_IO ? CLI_IO : CLI_INTERNAL, o->imatrix_out, "%s", msg);
+        if ((ge = gguf_writer_finish(w, gmsg)) != GGUF_OK)
+            cli_die(cli_exit_gguf(ge), o->imatrix_out, "%s", gmsg);
+        cli_set_temp(NULL);
+        gguf_writer_free(w);
+        printf("[%s] importance matrix: %zu entries -> %s\n", items ? "gptq" : "imatrix",
+               rt_imatrix_n_entries(im), o->imatrix_out);
+        rt_imatrix_free(im);
+    }
+    fflush(stdout);
+    free(plan);
+    free(text);
+}
+
 /* ---------------------------------------------------------------- main */
 
 int main(int argc, char **argv)
@@ -482,6 +769,9 @@ int main(int argc, char **argv)
     cli_init(argv[0]);
     options o;
     parse_args(argc, argv, &o);
+    const char *cb = getenv("QFORGE_CHUNK_BYTES");
+    if (cb && *cb)
+        g_chunk_bytes = (size_t)cli_parse_long("QFORGE_CHUNK_BYTES", cb, 1, 1L << 40);
     const double t0 = cli_now();
 
     char msg[SRC_MSG_SIZE];
@@ -489,6 +779,12 @@ int main(int argc, char **argv)
     src_error se = src_open(o.input, &s, msg);
     if (se != SRC_OK)
         cli_die(cli_exit_src(se), NULL, "%s", msg);
+    if (o.npos == 1) { /* --imatrix-out FILE INPUT */
+        run_calibration(&o, s, NULL, 0);
+        src_close(s);
+        lq_mix_overrides_free(o.overrides);
+        return 0;
+    }
 
     /* never overwrite an input (model, any of its files, the imatrix) */
     if (!o.dry_run) {
@@ -601,6 +897,9 @@ int main(int argc, char **argv)
         }
     }
 
+    if (o.gptq && !o.dry_run)
+        run_calibration(&o, s, items, n);
+
     /* the output file: the input's metadata, file type moved to the end as llama-quantize does */
     gguf_writer *w = NULL;
     if (!o.dry_run) {
@@ -663,7 +962,12 @@ int main(int argc, char **argv)
     for (size_t k = 0; k < n; k++) {
         item *it = &items[k];
         const double ts = cli_now();
-        if (!o.dry_run) {
+        const rt_calib_info *gi = g_gq.data && g_gq.data[k] ? &g_gq.info[k] : NULL;
+        if (!o.dry_run && gi) {
+            write_or_die(w, g_gq.data[k], it->out_bytes, o.output);
+            free(g_gq.data[k]);
+            it->rmse = gi->rmse;
+        } else if (!o.dry_run) {
             if (it->ch.type == it->t->type)
                 copy_raw(s, it, w, &b, &o);
             else
@@ -682,12 +986,18 @@ int main(int argc, char **argv)
             fmt_sci(it->rmse, rm);
             printf("  rmse %s", rm);
         }
+        if (gi) {
+            char lg[32], lr[32];
+            printf("  gptq loss %s vs rtn %s", (fmt_sci(gi->res.loss_gptq, lg), lg),
+                   (fmt_sci(gi->res.loss_rtn, lr), lr));
+        }
         putchar('\n');
         fflush(stdout);
     }
 
     uint64_t file_bytes = 0;
     if (!o.dry_run) {
+        flush_pending(&b, w, &o);
         file_bytes = gguf_writer_total_size(w);
         char gmsg[GGUF_MSG_SIZE];
         gguf_error ge = gguf_writer_finish(w, gmsg);
@@ -718,6 +1028,8 @@ int main(int argc, char **argv)
         write_report(&o, items, n, in_total, out_total, file_bytes, n_elements, secs);
 
     buffers_free(&b);
+    free(g_gq.data);
+    free(g_gq.info);
     free(items);
     free(names);
     free(order);

@@ -45,14 +45,19 @@ assert abs(d["ppl"] - ppl) <= 5e-5 * max(1, ppl) and abs(d["ppl_unc"] - unc) <= 
 assert 1 < d["ppl"] < 1000 and d["tokens_per_second"] > 0
 PY
 
-# --- one thread gives the same numbers
+# --- one thread, or one chunk per pass (-b 64), gives the same numbers
 "$P" -m "$T/m.gguf" -f "$T/text.txt" -c 64 --chunks 4 -t 1 >"$T/out1" 2>"$T/err" || fail "1-thread run"
 cmp -s <(grep -v '^$' "$T/out") <(grep -v '^$' "$T/out1") || fail "1 and 2 threads differ: $(tail -n 1 "$T/out1")"
+"$P" -m "$T/m.gguf" -f "$T/text.txt" -c 64 --chunks 4 -t 3 -b 64 >"$T/out1" 2>"$T/err" || fail "-b 64 run"
+cmp -s <(grep -v '^$' "$T/out") <(grep -v '^$' "$T/out1") || fail "-b 64 -t 3 differs: $(tail -n 1 "$T/out1")"
 
 # --- KL divergence of the model against itself: 0, same top token everywhere
 "$P" -m "$T/m.gguf" -f "$T/text.txt" -c 64 --chunks 4 --kl-divergence-base "$T/base.logp" >"$T/out" 2>"$T/err" ||
   fail "writing the KLD base"
 [ -s "$T/base.logp" ] || fail "no KLD base file"
+"$P" -m "$T/m.gguf" -f "$T/text.txt" -c 64 --chunks 4 -t 1 -b 128 --kl-divergence-base "$T/base1.logp" >/dev/null 2>"$T/err" ||
+  fail "writing the KLD base with 1 thread"
+cmp -s "$T/base.logp" "$T/base1.logp" || fail "the KLD base differs between thread counts / batch sizes"
 "$P" -m "$T/m.gguf" --kl-divergence-base "$T/base.logp" --kl-divergence --json "$T/self.json" >"$T/out" 2>"$T/err" ||
   fail "--kl-divergence against itself"
 grep -q '^Mean    KLD:' "$T/out" && grep -q '^Same top p:' "$T/out" || fail "KLD report lines missing"
