@@ -113,6 +113,8 @@ demo: all
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/share/qforge
+	install -m 644 calibration/calibration.txt $(DESTDIR)$(PREFIX)/share/qforge/
 
 clean:
 	rm -rf build build-asan bin bin-asan build-fuzz bin-fuzz
