@@ -964,6 +964,7 @@ int main(int argc, char **argv)
         const double ts = cli_now();
         const rt_calib_info *gi = g_gq.data && g_gq.data[k] ? &g_gq.info[k] : NULL;
         if (!o.dry_run && gi) {
+            flush_pending(&b, w, &o);
             write_or_die(w, g_gq.data[k], it->out_bytes, o.output);
             free(g_gq.data[k]);
             it->rmse = gi->rmse;
