@@ -352,7 +352,12 @@ static rt_error check_unused_tensors(rt_model *m, const unsigned char *used, cha
     for (int64_t i = 0; i < nt; i++) {
         if (used[i])
             continue;
-        const char *name = src_tensor_at(m->src, i)->name;
+        /* names come from the file: control bytes never reach a message */
+        char name[GGUF_MAX_NAME];
+        snprintf(name, sizeof name, "%s", src_tensor_at(m->src, i)->name);
+        for (char *c = name; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = '?';
         int layer;
         if (sscanf(name, "blk.%d.", &layer) == 1 && layer >= m->hp.n_layer)
             return fail(msg, RT_ERR_MODEL, "tensor '%s' belongs to layer %d but block_count is %d", name, layer,
