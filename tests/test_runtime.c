@@ -356,6 +356,50 @@ static int hook_fn(void *user, int layer, rt_hook_point pt, const float *x, int 
     return h->stop_at && layer == 1 && pt == RT_HOOK_FFN_DOWN;
 }
 
+/* Clones share the weights and run concurrently (one per OpenMP thread) with the parent's
+ * results; a clone refuses to swap a weight; clone and parent free independently. */
+Test(runtime, clones_run_concurrently)
+{
+    src_source *src;
+    rt_model *m, *c[2] = {NULL, NULL};
+    char msg[RT_MSG_SIZE];
+    cr_assert_eq(load(write_tiny(&(tiny_opts){0}), &src, &m, msg), RT_OK, "%s", msg);
+    enum { T = 19 };
+    int32_t tok[3][T];
+    for (int s = 0; s < 3; s++)
+        for (int i = 0; i < T; i++)
+            tok[s][i] = (i * 5 + s * 17 + 2) % TV;
+    float *ref = malloc((size_t)3 * T * TV * sizeof *ref), *got = malloc((size_t)3 * T * TV * sizeof *got);
+    for (int s = 0; s < 3; s++)
+        cr_assert_eq(rt_forward(m, tok[s], T, 0, ref + (size_t)s * T * TV, msg), RT_OK, "%s", msg);
+    cr_assert_eq(rt_model_clone(m, &c[0], msg), RT_OK, "%s", msg);
+    cr_assert_eq(rt_model_clone(c[0], &c[1], msg), RT_OK, "%s", msg); /* a clone of a clone */
+    rt_model *all[3] = {m, c[0], c[1]};
+    rt_error e[3];
+#pragma omp parallel for num_threads(3)
+    for (int s = 0; s < 3; s++) {
+        rt_model_set_threads(all[s], 1);
+        e[s] = rt_forward(all[s], tok[s], T, 0, got + (size_t)s * T * TV, NULL);
+    }
+    for (int s = 0; s < 3; s++) {
+        cr_assert_eq(e[s], RT_OK);
+        cr_assert(memcmp(ref + (size_t)s * T * TV, got + (size_t)s * T * TV, (size_t)T * TV * sizeof *got) == 0,
+                  "model %d differs", s);
+    }
+    float norm[TE];
+    for (int i = 0; i < TE; i++)
+        norm[i] = 1.0f;
+    cr_assert_eq(rt_model_set_weight(c[0], "output_norm.weight", GGUF_F32, norm, msg), RT_ERR_ARG);
+    rt_model_free(c[0]);
+    cr_assert_eq(rt_forward(c[1], tok[0], T, 0, got, msg), RT_OK, "%s", msg);
+    cr_assert(memcmp(ref, got, (size_t)T * TV * sizeof *got) == 0);
+    rt_model_free(c[1]);
+    rt_model_free(m);
+    free(ref);
+    free(got);
+    src_close(src);
+}
+
 Test(runtime, layer_api_hooks_and_weight_swap)
 {
     src_source *src;
