@@ -1046,31 +1046,22 @@ void rt_calib_run_opts_init(rt_calib_run_opts *o)
     o->calib.gptq.grid = LQ_GPTQ_GRID_WEIGHTED;
 }
 
-typedef struct {
-    const rt_calib_plan *plan;
-    size_t n;
-} plan_ref;
-
-static int plan_type(void *user, const char *name, int64_t cols, int64_t rows)
-{
-    const plan_ref *p = user;
-    (void)cols, (void)rows;
-    for (size_t i = 0; i < p->n; ++i)
-        if (p->plan[i].name && !strcmp(p->plan[i].name, name))
-            return p->plan[i].type;
-    return -1;
-}
-
 /* The caller's user pointer travels beside the plan: type_of gets the plan, the other
  * callbacks the caller's pointer. */
 typedef struct {
-    plan_ref plan;
+    const rt_calib_plan *plan;
+    size_t n_plan;
     const rt_calib_opts *caller;
 } run_ctx;
 
 static int run_type_of(void *user, const char *name, int64_t cols, int64_t rows)
 {
-    return plan_type(&((run_ctx *)user)->plan, name, cols, rows);
+    const run_ctx *r = user;
+    (void)cols, (void)rows;
+    for (size_t i = 0; i < r->n_plan; ++i)
+        if (r->plan[i].name && !strcmp(r->plan[i].name, name))
+            return r->plan[i].type;
+    return -1;
 }
 
 static int run_emit(void *user, const rt_calib_info *info, const void *data, size_t nbytes)
@@ -1091,6 +1082,9 @@ rt_error rt_calib_run(src_source *src, const char *text, size_t len, rt_calib_ru
     if (!src || !text || !o || o->n_samples < 1 || o->n_ctx > RT_MAX_TOKENS ||
         (!o->gptq && !o->calib.imatrix) || (o->gptq && o->n_plan && !o->plan))
         return fail(msg, RT_ERR_ARG, "rt_calib_run: bad arguments");
+    const int blas_threads = openblas_get_num_threads();
+    if (o->nthreads > 0)
+        openblas_set_num_threads(o->nthreads);
     rt_model *m = NULL;
     rt_tok *tok = NULL;
     int32_t *ids = NULL, *chunks = NULL;
@@ -1126,7 +1120,7 @@ rt_error rt_calib_run(src_source *src, const char *text, size_t len, rt_calib_ru
                              msg);
         goto out;
     }
-    run_ctx rc = {{o->plan, o->n_plan}, &o->calib};
+    run_ctx rc = {o->plan, o->n_plan, &o->calib};
     rt_calib_opts c = o->calib;
     c.type_of = run_type_of;
     c.emit = run_emit;
@@ -1135,6 +1129,7 @@ rt_error rt_calib_run(src_source *src, const char *text, size_t len, rt_calib_ru
     c.gptq.nthreads = o->nthreads;
     e = rt_calib_gptq(m, src, chunks, o->n_samples, n_ctx, &c, msg);
 out:
+    openblas_set_num_threads(blas_threads);
     free(chunks);
     free(ids);
     rt_tok_free(tok);

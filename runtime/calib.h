@@ -20,9 +20,11 @@
  * rt_imatrix holds those statistics and writes llama.cpp's imatrix GGUF format.
  *
  * Memory: the hidden states of all chunks (n_chunks * n_ctx * n_embd floats), one H
- * (n_ff^2 doubles at most), one weight in F32 plus its quantized copy.
- * Determinism: the runtime, the Hessian sums (OpenBLAS dsyrk, which splits work over
- * the output only) and the solver do not depend on the thread count.
+ * (n_ff^2 doubles at most), one weight in F32 plus its quantized copy; with the asymmetric
+ * target also a float model, its hidden states and the cross term C (like H).
+ * Determinism: the runtime, the Hessian and cross-term sums (OpenBLAS dsyrk/dgemm over fixed
+ * 1024-row blocks; OpenBLAS splits work over the output only) and the solver do not depend on
+ * the thread count.
  * Errors: rt_error + one line in msg[RT_MSG_SIZE]; never prints, never exits.
  */
 #ifndef QFORGE_RT_CALIB_H
@@ -126,11 +128,11 @@ typedef struct {
 typedef struct {
     lq_gptq_opts gptq;    /* solver options (nthreads also used for the Hessians' copies) */
     /* Asymmetric target: minimize sum ||W x_f - Q x_q||^2, x_f the float model's input of
-     * the weight, x_q the partly quantized model's (instead of ||(W - Q) x_q||^2). Needs a
-     * float copy of the model running beside it. GPTQ then runs on the corrected target
+     * the weight, x_q the partly quantized model's (instead of ||(W - Q) x_q||^2). A float
+     * model loaded from src runs beside m for that. GPTQ then runs on the corrected target
      * W' = W + W (C - H) (H + lambda I)^-1, C = 2/N sum x_f x_q^T, lambda the damping; the
      * losses are measured in that objective above its minimum (loss_rtn for the plain
-     * rounding of W). Default false. */
+     * rounding of W). Where x_f == x_q (layer 0's q,k,v) W' = W. Default false. */
     bool asym;
     /* Type for the linear weight `name` (GGUF name, ne0 x ne1 = cols x rows): a type
      * lq_gptq_supports(), or -1 to leave the weight as it is (float, not swapped). NULL:
@@ -183,7 +185,9 @@ typedef struct {
     int n_samples;        /* chunks, default 128 */
     int n_ctx;            /* tokens per chunk; <= 0 (default): min(512, model context) */
     uint64_t seed;        /* chunk choice (rt_calib_sample), default 0 */
-    int nthreads;         /* runtime and solver threads; <= 0: all cores */
+    int nthreads;         /* runtime, solver and OpenBLAS threads; <= 0: all cores. OpenBLAS's
+                             count is process-global: rt_calib_run sets it for its duration and
+                             restores it (not safe beside other OpenBLAS users in threads) */
     bool gptq;            /* true: GPTQ; false: only the float model's importance (imatrix) */
     /* GPTQ: the weights to quantize and their types (lq_gptq_supports). Linear weights not
      * listed stay float. Borrowed. */

@@ -673,7 +673,8 @@ static const char *default_calib(char *buf, size_t size)
  * when asked. items NULL: importance only. */
 static void run_calibration(const options *o, src_source *s, const item *items, size_t n)
 {
-    char pbuf[4200], msg[RT_MSG_SIZE > SRC_MSG_SIZE ? RT_MSG_SIZE : SRC_MSG_SIZE];
+    static char pbuf[4200]; /* the default path; the report refers to it */
+    char msg[RT_MSG_SIZE > SRC_MSG_SIZE ? RT_MSG_SIZE : SRC_MSG_SIZE];
     const char *calib = o->calib_path ? o->calib_path : default_calib(pbuf, sizeof pbuf);
     bool clash = o->imatrix_out && (cli_same_file(o->imatrix_out, o->input) ||
                                     cli_same_file(o->imatrix_out, calib) ||
@@ -729,12 +730,16 @@ static void run_calibration(const options *o, src_source *s, const item *items, 
     g_gq.n_ctx = ro.n_ctx_used;
     const rt_calib_stats *st = &g_gq.st;
     const double tt = st->total > 0 ? st->total : 1;
-    printf("[%s] %d tensors, %lld tokens (%zu in the text, %d x %d): %.2f s = forward %.2f s (%.0f%%), "
-           "Hessians %.2f s (%.0f%%), solver %.2f s (%.0f%%), other %.2f s; %d damping retries\n",
-           items ? "gptq" : "imatrix", st->n_tensors, (long long)st->tokens, ro.n_text_tokens,
-           ro.n_chunks_used, ro.n_ctx_used, st->total, st->forward, 100 * st->forward / tt,
-           st->hessian, 100 * st->hessian / tt, st->solver, 100 * st->solver / tt, st->other,
-           st->retries);
+    if (items)
+        printf("[gptq] %d tensors, %lld tokens (%zu in the text, %d x %d): %.2f s = forward %.2f s "
+               "(%.0f%%), Hessians %.2f s (%.0f%%), solver %.2f s (%.0f%%), other %.2f s; %d damping "
+               "retries\n", st->n_tensors, (long long)st->tokens, ro.n_text_tokens, ro.n_chunks_used,
+               ro.n_ctx_used, st->total, st->forward, 100 * st->forward / tt, st->hessian,
+               100 * st->hessian / tt, st->solver, 100 * st->solver / tt, st->other, st->retries);
+    else
+        printf("[imatrix] float model on %lld tokens (%zu in the text, %d x %d): %.2f s = forward "
+               "%.2f s, sums %.2f s\n", (long long)st->tokens, ro.n_text_tokens, ro.n_chunks_used,
+               ro.n_ctx_used, st->total, st->forward, st->hessian);
     if (im) {
         gguf_writer *w = gguf_writer_create();
         char gmsg[GGUF_MSG_SIZE];
