@@ -35,7 +35,7 @@ ALIBS := $(BUILD)/libruntime.a $(BUILD)/libsrc.a $(BUILD)/libquant.a $(BUILD)/li
 TOOLS := $(patsubst tools/%.c,$(BIN)/%,$(wildcard tools/qforge-*.c))
 TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 
-.PHONY: all test demo asan install clean deps help check-deps fuzz
+.PHONY: all test demo asan install clean deps help check-deps check-test-deps fuzz
 # Keep object files: they are intermediates of the pattern rules but reused by every binary.
 .SECONDARY:
 all: check-deps $(TOOLS)
@@ -63,8 +63,22 @@ check-deps:
 	  fi; \
 	fi
 
+# The tool tests also need python3 (they build malformed files with its standard library) and
+# /usr/bin/time: same policy, only for `make test` and `make deps`.
+check-test-deps:
+	@missing=""; command -v python3 >/dev/null || missing="python3"; \
+	[ -x /usr/bin/time ] || missing="$$missing time"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "qforge: installing $$missing for the tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	  else \
+	    echo "qforge: the tests need:$$missing"; echo "run: sudo apt-get install -y $$missing"; exit 1; \
+	  fi; \
+	fi
+
 deps:
-	@$(MAKE) --no-print-directory check-deps
+	@$(MAKE) --no-print-directory check-deps check-test-deps
 
 $(BUILD)/%.o: %.c | check-deps
 	@mkdir -p $(dir $@)
@@ -95,7 +109,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(call obj,$(CLI_
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CRIT_LIBS)
 
 # Criterion suites, one binary per module, then the tool tests (shell).
-test: all $(TESTS)
+test: all $(TESTS) | check-test-deps
 	@QFORGE_BIN=$(abspath $(BIN)) QFORGE_BUILD=$(abspath $(BUILD)) bash tests/run.sh $(TESTS)
 
 # `make asan` rebuilds everything with sanitizers; the choice is kept in build/.san so that
