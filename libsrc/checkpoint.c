@@ -295,8 +295,9 @@ static src_error parse_config(src_source *s, ctx *x, char *msg)
         const char *tys = json_is_string(ty) ? json_string_value(ty) : "";
         if (strcmp(tys, "default") == 0) {
             /* plain RoPE */
-        } else if (strcmp(tys, "linear") == 0 && json_is_number(fa) && isfinite(json_number_value(fa)) &&
-                   json_number_value(fa) > 0) {
+        } else if (strcmp(tys, "linear") == 0) {
+            if (!json_is_number(fa) || !isfinite(json_number_value(fa)) || json_number_value(fa) <= 0)
+                return src_fail(msg, SRC_ERR_FORMAT, "%s: rope_scaling \"factor\" is not a positive number", P);
             c->rope_linear = true;
             c->rope_factor = json_number_value(fa);
         } else {
@@ -1405,16 +1406,24 @@ static src_error build_metadata(src_source *s, ctx *x, char *msg)
         if (f) {
             struct stat st;
             char *txt = NULL;
-            if (fstat(fileno(f), &st) == 0 && st.st_size >= 0 && (uint64_t)st.st_size <= GGUF_MAX_STRING &&
-                (txt = malloc((size_t)st.st_size + 1)) && fread(txt, 1, (size_t)st.st_size, f) == (size_t)st.st_size) {
+            if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+                e = src_fail(msg, SRC_ERR_IO, "%s: not a regular file", jp);
+            } else if ((uint64_t)st.st_size > GGUF_MAX_STRING) {
+                e = src_fail(msg, SRC_ERR_LIMIT, "%s: %llu bytes, more than the cap of %u", jp,
+                             (unsigned long long)st.st_size, GGUF_MAX_STRING);
+            } else if (!(txt = malloc((size_t)st.st_size + 1))) {
+                e = src_fail(msg, SRC_ERR_NOMEM, "%s: out of memory", jp);
+            } else if (fread(txt, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+                e = src_fail(msg, SRC_ERR_IO, "%s: read failed", jp);
+            } else if (memchr(txt, 0, (size_t)st.st_size)) {
+                e = src_fail(msg, SRC_ERR_FORMAT, "%s: contains a NUL byte", jp);
+            } else {
                 txt[st.st_size] = 0;
                 gguf_error ge = gguf_writer_set_str(w, "tokenizer.chat_template", txt);
                 if (ge != GGUF_OK)
                     e = src_fail(msg, SRC_ERR_FORMAT, "%s: cannot store the chat template: %s", jp, gguf_strerror(ge));
                 else
                     e = src_add_file(s, jp, msg);
-            } else {
-                e = src_fail(msg, SRC_ERR_IO, "%s: cannot read (or larger than %u bytes)", jp, GGUF_MAX_STRING);
             }
             free(txt);
             fclose(f);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Malformed inputs through qforge-convert and qforge-inspect: every case must exit 2 with
-# exactly one stderr line "qforge-X: ...FILE...: problem" naming the offending file, and
+# exactly one stderr line "qforge-X: ...FILE...: problem" naming the offending file, with no
+# control bytes (a hostile file must not write escape sequences to the terminal), and
 # convert must leave no output (or temp) file behind. Cases are built with python3 (stdlib)
 # from small qforge-synth checkpoints.
 set -u
@@ -67,6 +68,8 @@ single("st_data_truncated", st('{"a":' + F % ("16", 0, 64) + '}', bytes(20)), "r
 single("st_shape_overflow", st('{"a":' + F % ("4294967296,4294967296", 0, 4) + '}', bytes(4)), "element count overflows")
 single("st_offsets_reversed", st('{"a":' + F % ("1", 4, 0) + '}', bytes(4)), "end before they begin")
 single("st_offsets_not_pair", st('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0]}}', bytes(4)), "not an array of two integers")
+single("st_json_error_control", st(b'{"w\x1b[2J\n":'), "not valid JSON")
+single("st_control_name", st('{"a\\nb\\u001b[31m":' + F % ("1", 0, 4) + '}', bytes(4)), "has no llama.cpp name", tools="convert")
 single("st_int8_tensor", st('{"model.embed_tokens.weight":{"dtype":"I8","shape":[300,32],"data_offsets":[0,9600]}}', bytes(9600)),
        "tensor 'model.embed_tokens.weight' has unsupported dtype I8", tools="convert")
 
@@ -127,6 +130,83 @@ def noint(j):
 ckpt("cfg_not_integer", B1, "config.json", '"num_hidden_layers" is not an integer', lambda d: edit_json(f"{d}/config.json", noint))
 ckpt("tok_missing", B1, "tokenizer.model", "not found", lambda d: os.remove(f"{d}/tokenizer.model"))
 ckpt("tok_garbage", B1, "tokenizer.model", "protobuf", lambda d: put(f"{d}/tokenizer.model", b"\x0a\xff\xff\xff\xff\x0f"))
+# config.json values: ranges, divisibility, unsupported features
+def cfg_set(key, val):
+    def fn(j):
+        if val is None:
+            del j[key]
+        else:
+            j[key] = val
+        return j
+    return lambda d: edit_json(f"{d}/config.json", fn)
+for name, key, val, regex in [
+        ("cfg_layers_zero", "num_hidden_layers", 0, r'"num_hidden_layers" = 0 is outside \[1, 4096\]'),
+        ("cfg_layers_huge", "num_hidden_layers", 5000, r'"num_hidden_layers" = 5000 is outside'),
+        ("cfg_vocab_huge", "vocab_size", 1 << 25, r'"vocab_size" = 33554432 is outside \[1, 16777216\]'),
+        ("cfg_ffn_huge", "intermediate_size", 1 << 21, r'"intermediate_size" = 2097152 is outside'),
+        ("cfg_ctx_huge", "max_position_embeddings", 1 << 40, r'"max_position_embeddings" = 1099511627776 is outside'),
+        ("cfg_float_size", "hidden_size", 32.5, r'"hidden_size" is not an integer'),
+        ("cfg_heads_not_dividing", "num_attention_heads", 5, "hidden_size 32 is not a multiple of num_attention_heads 5"),
+        ("cfg_head_dim_odd", "head_dim", 3, r"head dimension 3 is odd"),
+        ("cfg_eps_negative", "rms_norm_eps", -1, r'"rms_norm_eps" is not a positive number'),
+        ("cfg_rope_theta_zero", "rope_theta", 0, r'"rope_theta" is not a positive number'),
+        ("cfg_attention_bias", "attention_bias", True, "attention biases are not supported"),
+        ("cfg_mlp_bias", "mlp_bias", True, "MLP biases are not supported"),
+        ("cfg_act_gelu", "hidden_act", "gelu", r'"hidden_act" must be "silu"'),
+        ("cfg_rope_yarn", "rope_scaling", {"type": "yarn", "factor": 4.0}, "rope_scaling type 'yarn' is not supported"),
+        ("cfg_rope_factor_zero", "rope_scaling", {"type": "linear", "factor": 0}, r'rope_scaling "factor" is not a positive number'),
+        ("cfg_tie_not_bool", "tie_word_embeddings", "yes", r'"tie_word_embeddings" is not a boolean'),
+        ("cfg_arch_empty", "architectures", [], r'"architectures" is not a non-empty array of strings'),
+        ("cfg_arch_missing", "architectures", None, r'no "architectures"'),
+        ("cfg_bos_negative", "bos_token_id", -1, r'"bos_token_id" is negative')]:
+    ckpt(name, B1, "config.json", regex, cfg_set(key, val))
+ckpt("cfg_trailing_json", B1, "config.json", "not valid JSON: end of file expected",
+     lambda d: put(f"{d}/config.json", b'{"architectures":["LlamaForCausalLM"]}\n{"x":1}'))
+# index contents
+def wm_first(v):
+    def fn(j):
+        j["weight_map"][sorted(j["weight_map"])[0]] = v
+        return j
+    return fn
+ckpt("idx_weight_map_array", B2, IX, '"weight_map" is not an object',
+     lambda d: edit_json(f"{d}/{IX}", lambda j: {"weight_map": sorted(j["weight_map"].items())}))
+ckpt("idx_empty", B2, IX, '"weight_map" is empty', lambda d: put(f"{d}/{IX}", b'{"weight_map": {}}'))
+ckpt("idx_absolute_path", B2, IX, "names '/etc/passwd', not a file in the directory",
+     lambda d: edit_json(f"{d}/{IX}", wm_first("/etc/passwd")))
+ckpt("idx_dotdot", B2, IX, "names '..', not a file in the directory", lambda d: edit_json(f"{d}/{IX}", wm_first("..")))
+ckpt("idx_entry_not_string", B2, IX, "is not a string", lambda d: edit_json(f"{d}/{IX}", wm_first(7)))
+# tokenizer side files
+ckpt("added_tokens_negative", B1, "added_tokens.json", "id of '<x>' is not a non-negative integer",
+     lambda d: put(f"{d}/added_tokens.json", b'{"<x>": -1}'))
+ckpt("tokcfg_key_not_id", B1, "tokenizer_config.json", "added_tokens_decoder key 'abc' is not a token id",
+     lambda d: put(f"{d}/tokenizer_config.json", b'{"added_tokens_decoder": {"abc": {"content": "x"}}}'))
+ckpt("tokcfg_no_content", B1, "tokenizer_config.json", 'added token 5 has no "content" string',
+     lambda d: put(f"{d}/tokenizer_config.json", b'{"added_tokens_decoder": {"5": {"special": true}}}'))
+def tokjson_negative(d):
+    put(f"{d}/tokenizer_config.json", b'{"bos_token": "<s>"}')
+    put(f"{d}/tokenizer.json", b'{"added_tokens": [{"id": -3, "content": "<s>"}]}')
+ckpt("tokjson_negative_id", B1, "tokenizer.json", "negative id for 'bos_token'", tokjson_negative)
+ckpt("template_nul", B1, "chat_template.jinja", "contains a NUL byte",
+     lambda d: put(f"{d}/chat_template.jinja", b"{{ x }}\0"))
+# size caps, checked before reading: sparse files cost no disk
+def sparse(rel, size):
+    def m(d):
+        with open(f"{d}/{rel}", "ab") as f:
+            f.truncate(size)
+    return m
+ckpt("cap_config", B1, "config.json", "67108865 bytes, more than the cap of 67108864", sparse("config.json", (64 << 20) + 1))
+ckpt("cap_index", B2, IX, "67108865 bytes, more than the cap of 67108864", sparse(IX, (64 << 20) + 1))
+ckpt("cap_tokenizer_config", B1, "tokenizer_config.json", "more than the cap of 67108864",
+     sparse("tokenizer_config.json", (64 << 20) + 1))
+ckpt("cap_tokenizer_json", B1, "tokenizer.json", "536870913 bytes, more than the cap of 536870912",
+     sparse("tokenizer.json", (512 << 20) + 1))
+ckpt("cap_chat_template", B1, "chat_template.jinja", "more than the cap of 67108864", sparse("chat_template.jinja", (64 << 20) + 1))
+ckpt("cap_tokenizer_model", B1, "tokenizer.model", "268435457 bytes exceeds the 268435456-byte limit",
+     sparse("tokenizer.model", (256 << 20) + 1))
+# bytes from the file that would break the one-line message or drive the terminal
+ckpt("cfg_json_error_control", B1, "config.json", "not valid JSON",
+     lambda d: put(f"{d}/config.json", b'{"a\x1b[31m\n": tru'))
+ckpt("idx_json_error_control", B2, IX, "not valid JSON", lambda d: put(f"{d}/{IX}", b'{"weight_map": {"\x1b]0;x\x07'))
 def extra_tensor(d):
     p = f"{d}/model.safetensors"
     with open(p, "rb") as f:
@@ -177,6 +257,8 @@ while IFS='|' read -r name tool target fname regex; do
   problem=""
   [ $rc -eq 2 ] || problem="exit $rc, want 2"
   [ -z "$problem" ] && [ "$lines" -ne 1 ] && problem="$lines stderr lines, want 1"
+  [ -z "$problem" ] && [ "$(head -c -1 "$T/err" | LC_ALL=C tr -d '\040-\176\200-\377' | wc -c)" -ne 0 ] &&
+    problem="control bytes in the message"
   [ -z "$problem" ] && case "$msg" in "qforge-$tool: "*) ;; *) problem="message does not start with the program name";; esac
   [ -z "$problem" ] && { grep -qF -- "$fname" <<<"$msg" || problem="message does not name $fname"; }
   [ -z "$problem" ] && { grep -qE -- "$regex" <<<"$msg" || problem="message does not match /$regex/"; }
@@ -189,4 +271,4 @@ while IFS='|' read -r name tool target fname regex; do
   fi
 done < "$T/manifest"
 echo "badinput: $n cases, $fails failed"
-[ $n -ge 25 ] && [ $fails -eq 0 ]
+[ $n -ge 150 ] && [ $fails -eq 0 ]
