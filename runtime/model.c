@@ -299,6 +299,26 @@ static rt_error read_hparams(rt_model *m, char *msg)
     hp->rms_eps = 1e-5f;
     if ((e = get_float_key(md, a, "attention.layer_norm_rms_epsilon", true, &hp->rms_eps, msg)) != RT_OK)
         return e;
+    /* The tensors' own sizes before the RoPE keys: a wrong embedding_length or head count
+     * is reported as such, not as a RoPE dimension mismatch it implies. */
+    static const struct {
+        const char *tensor;
+        int dim; /* 0: columns (ne[0]) = n_embd; 1: rows = n_head·head_dim; 2: rows = n_head_kv·head_dim */
+    } core[] = {{"token_embd.weight", 0}, {"blk.0.attn_q.weight", 1}, {"blk.0.attn_k.weight", 2}};
+    for (size_t i = 0; i < sizeof core / sizeof core[0]; i++) {
+        int64_t k = src_find_tensor(m->src, core[i].tensor);
+        if (k < 0)
+            continue; /* reported with the other missing tensors */
+        const src_tensor *t = src_tensor_at(m->src, k);
+        if (core[i].dim == 0 && t->ne[0] != hp->n_embd)
+            return fail(msg, RT_ERR_MODEL, "embedding_length %d, but tensor '%s' has rows of %lld values", hp->n_embd,
+                        core[i].tensor, (long long)t->ne[0]);
+        const int heads = core[i].dim == 1 ? hp->n_head : hp->n_head_kv;
+        if (core[i].dim > 0 && t->ne[1] != (int64_t)heads * hp->head_dim)
+            return fail(msg, RT_ERR_MODEL, "%s %d × head dimension %d = %lld, but tensor '%s' has %lld rows",
+                        core[i].dim == 1 ? "head_count" : "head_count_kv", heads, hp->head_dim,
+                        (long long)heads * hp->head_dim, core[i].tensor, (long long)t->ne[1]);
+    }
     /* Scaled RoPE variants change the math: refuse rather than compute something else. */
     char key[256];
     snprintf(key, sizeof key, "%s.rope.scaling.type", a);

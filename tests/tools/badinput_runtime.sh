@@ -122,12 +122,53 @@ def t_reshape(m, name, ne):
 good = load(f"{T}/good.gguf")
 import copy
 cases = []
+# the problem each message must state (an extended regex)
+RE = {
+ "tokens-i32": "tokenizer.ggml.tokens is missing or not a string array",
+ "tokens-short": "tokenizer.ggml.tokens has 258 entries but token_embd.weight has 259 rows",
+ "tokens-missing": "tokenizer.ggml.tokens is missing or not a string array",
+ "tokens-duplicate": "duplicate token in vocabulary: '<0x08>' has ids 10 and 11",
+ "tokens-scalar": "tokenizer.ggml.tokens is missing or not a string array",
+ "scores-strings": "tokenizer.ggml.scores is not an f32/i32 array of at least 259 entries",
+ "scores-short": "tokenizer.ggml.scores is not an f32/i32 array of at least 259 entries",
+ "token-type-f32": "tokenizer.ggml.token_type is not an i32 array of at least 259 entries",
+ "token-type-short": "tokenizer.ggml.token_type is not an i32 array of at least 259 entries",
+ "tokenizer-model-gpt2": "tokenizer.ggml.model is 'gpt2'; only 'llama'",
+ "bos-out-of-range": "'tokenizer.ggml.bos_token_id' = 1000 is outside the vocabulary \\(259 tokens\\)",
+ "eos-out-of-range": "'tokenizer.ggml.eos_token_id' = 259 is outside the vocabulary",
+ "bos-wrong-type": "'tokenizer.ggml.bos_token_id' is not an integer",
+ "arch-missing": "'general.architecture' is missing",
+ "arch-gpt2": "architecture 'gpt2' is not supported",
+ "block-count-high": "tensor 'blk.1.attn_q.weight' is missing",
+ "block-count-low": "tensor 'blk.1.attn_norm.weight' belongs to layer 1 but block_count is 1",
+ "block-count-zero": "'llama.block_count' = 0 is out of range",
+ "block-count-missing": "'llama.block_count' is missing",
+ "block-count-string": "'llama.block_count' is not an integer",
+ "heads-not-dividing": "embedding_length 8 is not a multiple of head_count 3",
+ "heads-vs-tensors": "head_count_kv 1 × head dimension 2 = 2, but tensor 'blk.0.attn_k.weight' has 4 rows",
+ "kv-heads-not-dividing": "head_count 2 is not a multiple of head_count_kv 3",
+ "kv-heads-zero": "'llama.attention.head_count_kv' = 0 is out of range",
+ "embd-vs-tensors": "embedding_length 16, but tensor 'token_embd.weight' has rows of 8 values",
+ "ffn-vs-tensors": "tensor 'blk.0.ffn_gate.weight' has shape \\[8, 16, 1, 1\\], expected \\[8, 32\\]",
+ "eps-missing": "'llama.attention.layer_norm_rms_epsilon' is missing",
+ "eps-negative": "'llama.attention.layer_norm_rms_epsilon' = -1 is out of range",
+ "rope-dims": "partial RoPE \\(dimension_count 2 of 4\\) is not supported",
+ "shape-attn-q": "head_count 2 × head dimension 4 = 8, but tensor 'blk.0.attn_q.weight' has 4 rows",
+ "shape-embd-3d": "tensor 'token_embd.weight' has shape \\[8, 259, 2, 1\\], expected \\[8, 259\\]",
+ "shape-norm": "tensor 'blk.0.attn_norm.weight' has shape \\[16, 1\\], expected \\[8\\]",
+ "shape-output-rows": "tensor 'output.weight' has shape \\[8, 258, 1, 1\\], expected \\[8, 259\\]",
+ "missing-ffn-up": "tensor 'blk.0.ffn_up.weight' is missing",
+ "missing-output-norm": "tensor 'output_norm.weight' is missing",
+ "missing-token-embd": "tensor 'token_embd.weight' is missing",
+ "norm-nan": "tensor 'blk.0.ffn_norm.weight' has a non-finite value",
+ "unknown-tensor": "tensor 'blk.0.attn_q.bias' is not used by the llama graph",
+}
 def case(name, expect, why):
     m = copy.deepcopy(good)
     def deco(f):
         f(m)
         save(m, f"{T}/{name}.gguf")
-        cases.append((name, expect, why))
+        cases.append((name, expect, why, RE[name]))
     return deco
 
 toks = kv_get(good, "tokenizer.ggml.tokens")[2][1]
@@ -214,8 +255,8 @@ def _(m):
 @case("unknown-tensor", 2, "an extra tensor 'blk.0.attn_q.bias' the llama graph does not use (llama.cpp refuses)")
 def _(m): m["t"].append(["blk.0.attn_q.bias", [8], 0, b"\0" * 32])
 
-for name, expect, why in cases:
-    print(f"{name}|{expect}|{why}")
+for name, expect, why, regex in cases:
+    print(f"{name}|{expect}|{why}|{regex}")
 PY
 [ -s "$T/manifest" ] || { echo "FAIL: could not build the cases"; exit 1; }
 if [ -n "${QFORGE_BADINPUT_KEEP:-}" ]; then
@@ -223,9 +264,9 @@ if [ -n "${QFORGE_BADINPUT_KEEP:-}" ]; then
 fi
 
 fails=0; unhandled=()
-# run NAME EXPECTED-EXIT FILE-TO-BE-NAMED WHY ARGS...
+# run NAME EXPECTED-EXIT FILE-TO-BE-NAMED WHY PROBLEM-REGEX ARGS...
 run() {
-  local name=$1 want=$2 file=$3 why=$4; shift 4
+  local name=$1 want=$2 file=$3 why=$4 re=$5; shift 5
   "$P" -t 1 "$@" >"$T/out" 2>"$T/err"; local rc=$?
   local lines; lines=$(grep -v '^qforge-perplexity: warning: ' "$T/err" | grep -c '')
   local bad=""
@@ -235,6 +276,7 @@ run() {
     elif ! grep -v ': warning: ' "$T/err" | grep -q '^qforge-perplexity: '; then bad="message does not start with 'qforge-perplexity: '"
     elif ! grep -v ': warning: ' "$T/err" | grep -qF "$file"; then bad="message does not name $file"
     elif LC_ALL=C grep -q '[[:cntrl:]]' "$T/err"; then bad="control bytes in the message: $(cat -v "$T/err")"
+    elif ! grep -v ': warning: ' "$T/err" | grep -qE -- "$re"; then bad="message does not state /$re/"
     fi
   fi
   if [ -n "$bad" ]; then
@@ -251,27 +293,27 @@ run() {
   { echo "FAIL: the unmodified model does not run:"; cat "$T/err"; exit 1; }
 grep -q '^Final estimate: PPL = ' "$T/out" || { echo "FAIL: no Final estimate for the unmodified model"; exit 1; }
 
-while IFS='|' read -r name want why; do
-  run "$name" "$want" "$T/$name.gguf" "$why" -m "$T/$name.gguf" -f "$T/good.txt" -c 16 --chunks 1
+while IFS='|' read -r name want why re; do
+  run "$name" "$want" "$T/$name.gguf" "$why" "$re" -m "$T/$name.gguf" -f "$T/good.txt" -c 16 --chunks 1
 done < "$T/manifest"
 
 # text problems
-run text-not-utf8 2 "$T/latin1.txt" "ISO-8859-1 bytes in the text" -m "$T/good.gguf" -f "$T/latin1.txt" -c 16
-run text-too-short 2 "$T/short.txt" "fewer tokens than two chunks of -c 16" -m "$T/good.gguf" -f "$T/short.txt" -c 16
-run text-missing 3 "$T/none.txt" "the text file does not exist" -m "$T/good.gguf" -f "$T/none.txt" -c 16
-run text-directory 3 "$T" "the text is a directory" -m "$T/good.gguf" -f "$T" -c 16
+run text-not-utf8 2 "$T/latin1.txt" "ISO-8859-1 bytes in the text" "not UTF-8 text \\(invalid byte at offset 1503\\)" -m "$T/good.gguf" -f "$T/latin1.txt" -c 16
+run text-too-short 2 "$T/short.txt" "fewer tokens than two chunks of -c 16" "text too short: [0-9]+ tokens, perplexity with -c 16 needs at least 32" -m "$T/good.gguf" -f "$T/short.txt" -c 16
+run text-missing 3 "$T/none.txt" "the text file does not exist" "cannot open: No such file" -m "$T/good.gguf" -f "$T/none.txt" -c 16
+run text-directory 3 "$T" "the text is a directory" "not a regular file" -m "$T/good.gguf" -f "$T" -c 16
 : > "$T/empty.txt"
-run text-empty 2 "$T/empty.txt" "an empty text" -m "$T/good.gguf" -f "$T/empty.txt" -c 16
+run text-empty 2 "$T/empty.txt" "an empty text" "text too short" -m "$T/good.gguf" -f "$T/empty.txt" -c 16
 # the model file itself
 head -c 100 "$T/good.gguf" > "$T/truncated.gguf"
-run model-truncated 2 "$T/truncated.gguf" "GGUF cut after 100 bytes" -m "$T/truncated.gguf" -f "$T/good.txt" -c 16
-run model-text-file 2 "$T/good.txt" "a text file given as the model" -m "$T/good.txt" -f "$T/good.txt" -c 16
+run model-truncated 2 "$T/truncated.gguf" "GGUF cut after 100 bytes" "need at least [0-9]+ bytes, 76 are left" -m "$T/truncated.gguf" -f "$T/good.txt" -c 16
+run model-text-file 2 "$T/good.txt" "a text file given as the model" "not a GGUF file" -m "$T/good.txt" -f "$T/good.txt" -c 16
 # tensor names with a newline and an ESC sequence, overlapping (from tests/fuzz/regress/model/)
 root=${QFORGE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 ov="$root/tests/fuzz/regress/model/gguf-overlap-control-names.gguf"
 if [ -f "$ov" ]; then
   cp "$ov" "$T/control-names.gguf"
-  run model-control-names 2 "$T/control-names.gguf" "tensor names holding a newline and ESC[31m" \
+  run model-control-names 2 "$T/control-names.gguf" "tensor names holding a newline and ESC[31m" "tensors \"a\\?\\[31m\" and \"b\\?next\" overlap" \
     -m "$T/control-names.gguf" -f "$T/good.txt" -c 16
 fi
 
