@@ -688,6 +688,52 @@ static rt_error ensure_scratch(rt_model *m, int N, int P, char *msg)
     return RT_OK;
 }
 
+/* What ensure_scratch, matmul and attention allocate for passes of N = n_seq·seq_len tokens:
+ * kept next to them so the two stay in step. */
+uint64_t rt_model_scratch_bytes(const rt_model *m, int n_seq, int seq_len, int nthreads)
+{
+    if (!m || n_seq < 1 || seq_len < 1)
+        return 0;
+    const rt_hparams *hp = &m->hp;
+    const uint64_t N = (uint64_t)n_seq * (uint64_t)seq_len, E = (uint64_t)hp->n_embd, F = (uint64_t)hp->n_ff,
+                   QD = (uint64_t)hp->n_head * hp->head_dim, KD = (uint64_t)hp->n_head_kv * hp->head_dim,
+                   H2 = (uint64_t)hp->head_dim / 2;
+    const int nth = nthreads > 0 ? nthreads : omp_get_max_threads();
+    uint64_t floats = N * (E + E + (E > QD ? E : QD) + QD + 3 * KD + QD + 2 * F); /* ensure_scratch's buffers */
+    floats += 2 * (uint64_t)seq_len * H2;                                         /* RoPE tables */
+    floats += (uint64_t)nth * ((rt_attn_scratch(seq_len, hp->head_dim) + 15) & ~(size_t)15);
+    uint64_t ws = 0;
+    const rt_weight *out = hp->tied_output ? &m->tok_embd : &m->output;
+    for (int l = -1; l < hp->n_layer; l++) {
+        const rt_layer *L = l >= 0 ? &m->layers[l] : NULL;
+        const rt_weight *list[] = {L ? &L->wq : out, L ? &L->wk : out, L ? &L->wv : out, L ? &L->wo : out,
+                                   L ? &L->wg : out, L ? &L->wu : out, L ? &L->wd : out};
+        for (size_t i = 0; i < sizeof list / sizeof list[0]; i++) {
+            const uint64_t need = rt_matmul_workspace(m->isa, list[i]->type, list[i]->ne0, (int64_t)N, nth);
+            if (need > ws)
+                ws = need;
+        }
+    }
+    return floats * sizeof(float) + max_act_row(m) * N + ws + 64;
+}
+
+uint64_t rt_weights_bytes(const src_source *src)
+{
+    uint64_t total = 0;
+    const int64_t n = src_n_tensors(src);
+    for (int64_t i = 0; i < n; i++) {
+        const src_tensor *t = src_tensor_at(src, i);
+        uint64_t rows = 1;
+        for (uint32_t d = 1; d < GGUF_MAX_DIMS; d++)
+            rows *= (uint64_t)t->ne[d];
+        /* a GGUF is used where it is mapped; a checkpoint's tensors are read as F32 */
+        const uint64_t b = src_data(src, i) ? (uint64_t)gguf_row_size(t->type, t->ne[0]) * rows
+                                            : (uint64_t)t->ne[0] * rows * sizeof(float);
+        total += b;
+    }
+    return total;
+}
+
 /* ---------------------------------------------------------------- building blocks */
 
 static int nthreads(const rt_model *m) { return m->nthreads > 0 ? m->nthreads : omp_get_max_threads(); }

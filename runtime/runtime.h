@@ -88,6 +88,14 @@ rt_error rt_model_set_isa(rt_model *m, rt_isa isa);
 /* Bytes of weights the model owns (checkpoint tensors, swapped weights, norms). */
 size_t rt_model_owned_bytes(const rt_model *m);
 
+/* Memory, for a budget check before anything large is allocated (qforge-perplexity
+ * --max-memory). rt_weights_bytes: the weights of a source once loaded — a GGUF's tensor data
+ * (used where it is mapped, resident as it is read) or, for a checkpoint, F32 copies.
+ * rt_model_scratch_bytes: what one model (or clone) allocates for passes of n_seq sequences
+ * of seq_len tokens on nthreads threads (<= 0: OpenMP's default). */
+uint64_t rt_weights_bytes(const src_source *src);
+uint64_t rt_model_scratch_bytes(const rt_model *m, int n_seq, int seq_len, int nthreads);
+
 /* Replace weight `name` (a matrix such as "blk.3.ffn_down.weight", "token_embd.weight",
  * "output.weight", or an F32 norm vector) by `data` in GGUF layout of `type`, same shape.
  * The data is copied. RT_ERR_ARG for an unknown name, RT_ERR_UNSUPPORTED for a type the

@@ -130,6 +130,32 @@ long cli_parse_long(const char *opt, const char *val, long lo, long hi)
     return v;
 }
 
+uint64_t cli_parse_size(const char *opt, const char *val)
+{
+    char *end;
+    errno = 0;
+    const unsigned long long v = val && *val >= '0' && *val <= '9' ? strtoull(val, &end, 10) : 0;
+    int shift = -1;
+    if (val && *val >= '0' && *val <= '9' && !errno) {
+        static const char units[] = "BKMGT";
+        const char *u = *end ? strchr(units, *end >= 'a' ? *end - 32 : *end) : units;
+        if (u && *u) {
+            shift = (int)(u - units) * 10;
+            const char *rest = *end ? end + 1 : end;
+            if (*rest == 'i' && *u != 'B')
+                rest++;
+            if (*rest == 'B' && *u != 'B')
+                rest++;
+            if (*rest)
+                shift = -1;
+        }
+    }
+    if (shift < 0 || (shift && v > (UINT64_MAX >> shift)))
+        cli_die(CLI_USAGE, NULL, "%s expects a size such as 512M, 4G or 4GiB (0: no limit), got '%s'", opt,
+                val ? val : "");
+    return (uint64_t)v << shift;
+}
+
 char *cli_bytes(double n, char buf[32])
 {
     static const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};

@@ -5,6 +5,7 @@
 #define QFORGE_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdnoreturn.h>
 
 #include "libgguf/gguf.h"
@@ -44,6 +45,10 @@ double cli_now(void);
 
 /* Parse a non-negative integer option value; dies with a usage error naming opt. */
 long cli_parse_long(const char *opt, const char *val, long lo, long hi);
+
+/* Parse a byte size: digits with an optional K, M, G or T suffix (powers of 1024; "M", "MB"
+ * and "MiB" alike); dies with a usage error naming opt. */
+uint64_t cli_parse_size(const char *opt, const char *val);
 
 /* Human-readable byte count into buf ("26.2 KiB"). Returns buf. */
 char *cli_bytes(double n, char buf[32]);

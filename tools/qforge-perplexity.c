@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "runtime/perplexity.h"
 #include "runtime/runtime.h"
@@ -34,17 +35,23 @@ static void usage(FILE *f)
             "                           of every scored token to FILE (the base for a later comparison)\n"
             "      --kl-divergence      compare with the base FILE (its tokens are used; -f not needed)\n"
             "      --json FILE          write every figure to FILE as JSON\n"
+            "      --max-memory SIZE    refuse to start when the model, its scratch buffers and logits\n"
+            "                           need more than SIZE (e.g. 512M, 8G; default: the machine's\n"
+            "                           physical memory; 0: no check)\n"
             "  -h, --help               this help\n");
 }
 
 typedef struct {
     const char *model, *text, *kld_base, *json;
     int n_ctx, n_ctx_given, chunks, threads, batch, kld;
+    uint64_t max_memory; /* 0: no limit */
 } opts;
 
 static opts parse(int argc, char **argv)
 {
-    opts o = {.n_ctx = 512, .chunks = -1, .threads = 0, .batch = 512};
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    opts o = {.n_ctx = 512, .chunks = -1, .threads = 0, .batch = 512,
+              .max_memory = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -81,6 +88,9 @@ static opts parse(int argc, char **argv)
             o.kld_base = val;
         } else if (!strcmp(a, "--kl-divergence")) {
             o.kld = 1;
+        } else if (!strcmp(a, "--max-memory")) {
+            NEEDVAL();
+            o.max_memory = cli_parse_size(a, val);
         } else if (!strcmp(a, "--json")) {
             NEEDVAL();
             o.json = val;
@@ -239,6 +249,12 @@ int main(int argc, char **argv)
     src_error se = src_open(o.model, &src, msg);
     if (se != SRC_OK) /* libsrc messages start with the file's path already */
         cli_die(cli_exit_src(se), NULL, "%s", msg);
+    /* the weights alone, before a checkpoint is read into memory */
+    const uint64_t weights = rt_weights_bytes(src);
+    char b1[32], b2[32], b3[32], b4[32], b5[32];
+    if (o.max_memory && weights > o.max_memory)
+        cli_die(CLI_BAD_INPUT, o.model, "the weights need %s, more than --max-memory %s", cli_bytes((double)weights, b1),
+                cli_bytes((double)o.max_memory, b2));
     rt_model *model = NULL;
     rt_error re = rt_model_load(src, &model, msg);
     if (re != RT_OK) /* a libsrc message passed on (reading a checkpoint shard) names its file */
@@ -361,6 +377,21 @@ int main(int argc, char **argv)
      * each chunk's logits do not depend on the threads, so the output does not either. */
     const int n_group = (n_chunk + n_seq - 1) / n_seq;
     const int nw = nth < n_group ? nth : n_group;
+    const size_t logits_per_chunk = (size_t)(n_ctx - first) * n_vocab, per_w = (size_t)n_seq * logits_per_chunk;
+    const size_t n_recs = base_out ? (size_t)nw * n_seq * n_scored : (size_t)n_scored;
+    if (o.max_memory) { /* everything large, before it is allocated */
+        const uint64_t scratch = rt_model_scratch_bytes(model, n_seq, n_ctx, nth) +
+                                 (uint64_t)(nw - 1) * rt_model_scratch_bytes(model, n_seq, n_ctx, 1);
+        const uint64_t buffers = (uint64_t)nw * per_w * sizeof(float) + (uint64_t)nw * n_seq * n_scored * sizeof(double) +
+                                 (uint64_t)n_recs * rec_size + (uint64_t)n_tokens * sizeof(int32_t);
+        const uint64_t need = weights + scratch + buffers; /* norms copied on load: a few KiB per layer */
+        if (need > o.max_memory)
+            cli_die(CLI_BAD_INPUT, o.model,
+                    "needs %s (weights %s, scratch for %d pass(es) of %d x %d tokens %s, logits %s), more than "
+                    "--max-memory %s; lower -b or -t",
+                    cli_bytes((double)need, b1), cli_bytes((double)weights, b2), nw, n_seq, n_ctx,
+                    cli_bytes((double)scratch, b3), cli_bytes((double)buffers, b4), cli_bytes((double)o.max_memory, b5));
+    }
     rt_model **models = calloc((size_t)nw, sizeof *models);
     if (!models)
         cli_die(CLI_INTERNAL, NULL, "out of memory");
@@ -370,8 +401,6 @@ int main(int argc, char **argv)
             cli_die(exit_for(re), o.model, "%s", msg);
     for (int w = 0; w < nw; w++)
         rt_model_set_threads(models[w], nw > 1 ? 1 : nth);
-    const size_t logits_per_chunk = (size_t)(n_ctx - first) * n_vocab, per_w = (size_t)n_seq * logits_per_chunk;
-    const size_t n_recs = base_out ? (size_t)nw * n_seq * n_scored : (size_t)n_scored;
     float *logits = malloc((size_t)nw * per_w * sizeof(float));
     double *nll = malloc((size_t)nw * n_seq * n_scored * sizeof *nll);
     unsigned char *recs = malloc(n_recs * rec_size);

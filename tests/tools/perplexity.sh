@@ -3,7 +3,8 @@
 # shared data needed): the run completes with llama-perplexity's exact "Final estimate" line,
 # --json agrees with it, a model compared with itself through --kl-divergence-base /
 # --kl-divergence gives KLD 0 and "same top p" 100 %, a quantized copy gives KLD > 0, the
-# thread count does not change the result, and command-line mistakes exit 1.
+# thread count does not change the result, --max-memory refuses what does not fit (exit 2,
+# one line) and its estimate tracks the measured peak RSS, and command-line mistakes exit 1.
 set -u
 BIN=${QFORGE_BIN:-$(cd "$(dirname "$0")/../.." && pwd)/bin}
 P="$BIN/qforge-perplexity"
@@ -96,5 +97,32 @@ usage "-t 0" -m "$T/m.gguf" -f "$T/text.txt" -t 0
 usage "--chunks 0" -m "$T/m.gguf" -f "$T/text.txt" --chunks 0
 usage "--kl-divergence without a base" -m "$T/m.gguf" -f "$T/text.txt" --kl-divergence
 usage "-c differs from the base" -m "$T/m.gguf" --kl-divergence-base "$T/base.logp" --kl-divergence -c 32
+usage "--max-memory with a unit it does not know" -m "$T/m.gguf" -f "$T/text.txt" --max-memory 12Q
 "$P" --help | grep -q '^usage: qforge-perplexity' || fail "--help"
+
+# --- --max-memory: refused before loading when the weights alone do not fit, before the
+# buffers when the whole run does not; the estimate tracks the measured peak RSS
+one_line() { [ "$(grep -c '' "$T/err")" -eq 1 ] || fail "$1: $(grep -c '' "$T/err") stderr lines"; }
+"$P" -m "$T/m.gguf" -f "$T/text.txt" -c 64 -t 2 --max-memory 100K >"$T/out" 2>"$T/err"; rc=$?
+[ $rc -eq 2 ] || fail "--max-memory 100K: exit $rc, want 2"
+one_line "--max-memory 100K"
+grep -Eq "^qforge-perplexity: $T/m.gguf: the weights need [0-9.]+ KiB, more than --max-memory 100.0 KiB$" "$T/err" ||
+  fail "--max-memory 100K message: $(cat "$T/err")"
+wbytes=$(stat -c %s "$T/m.gguf")
+"$P" -m "$T/m.gguf" -f "$T/text.txt" -c 64 -t 2 --max-memory $((wbytes / 1024 + 1))K >"$T/out" 2>"$T/err"; rc=$?
+[ $rc -eq 2 ] || fail "--max-memory just above the weights: exit $rc, want 2"
+tail -n 1 "$T/err" | grep -Eq 'needs [0-9.]+ [KM]iB \(weights .*, scratch for 2 pass\(es\) of [0-9]+ x 64 tokens .*\), more than --max-memory' "$T/err" ||
+  fail "--max-memory message: $(cat "$T/err")"
+need_k=$(sed -n 's/.*: needs \([0-9.]*\) \([KM]\)iB.*/\1 \2/p' "$T/err" | awk '{print ($2 == "M") ? $1 * 1024 : $1}')
+/usr/bin/time -f '%M' -o "$T/rss" "$P" -m "$T/m.gguf" -f "$T/text.txt" -c 64 -t 2 --max-memory "$(awk -v n="$need_k" 'BEGIN { printf "%.0f", n + 103 }')K" \
+  >"$T/out" 2>"$T/err" || fail "a budget of the estimate ($need_k KiB, rounded up) is refused"
+grep -q '^Final estimate' "$T/out" || fail "no Final estimate within the budget"
+# (a sanitizer build's shadow memory makes RSS meaningless: `make asan` leaves build/.san)
+if [ -s "${QFORGE_BUILD:-/nonexistent}/.san" ]; then
+  echo "note: sanitizer build, estimate vs RSS not compared"
+else
+  awk -v need="$need_k" -v rss="$(cat "$T/rss")" 'BEGIN { exit !(rss <= need + 16384 && rss >= need * 0.5) }' ||
+    fail "estimate $need_k KiB vs peak RSS $(cat "$T/rss") KiB (allowed: RSS <= estimate + 16 MiB of program, >= half)"
+fi
+"$P" -m "$T/m.gguf" -f "$T/text.txt" -c 64 -t 2 --max-memory 0 >"$T/out" 2>"$T/err" || fail "--max-memory 0 (no check)"
 echo "qforge-perplexity smoke test passed"
