@@ -714,7 +714,7 @@ uint64_t rt_model_scratch_bytes(const rt_model *m, int n_seq, int seq_len, int n
                 ws = need;
         }
     }
-    return floats * sizeof(float) + max_act_row(m) * N + ws + 64;
+    return floats * sizeof(float) + max_act_row(m) * N + ws + 4096; /* + allocator headers, small buffers */
 }
 
 uint64_t rt_weights_bytes(const src_source *src)
@@ -727,8 +727,8 @@ uint64_t rt_weights_bytes(const src_source *src)
         for (uint32_t d = 1; d < GGUF_MAX_DIMS; d++)
             rows *= (uint64_t)t->ne[d];
         /* a GGUF is used where it is mapped; a checkpoint's tensors are read as F32 */
-        const uint64_t b = src_data(src, i) ? (uint64_t)gguf_row_size(t->type, t->ne[0]) * rows
-                                            : (uint64_t)t->ne[0] * rows * sizeof(float);
+        const uint64_t b = src_is_checkpoint(src) ? (uint64_t)t->ne[0] * rows * sizeof(float)
+                                                  : (uint64_t)gguf_row_size(t->type, t->ne[0]) * rows;
         total += b;
     }
     return total;

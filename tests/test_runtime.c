@@ -5,6 +5,7 @@
  * to fp16 (llama.cpp's f16 KV cache), so logits differ by up to ~1e-3 relative; we require
  * max |Δlogit| <= 0.01 * (1 + max |logit|) and the same argmax on every row. */
 #include <criterion/criterion.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -565,6 +566,53 @@ Test(runtime, classics_f32_matches_plain_forward_and_threads)
     free(ref);
     free(lg);
     free(lg2);
+    rt_model_free(m);
+    src_close(src);
+}
+
+/* rt_model_scratch_bytes (the --max-memory estimate) against what a pass really allocates:
+ * the heap in use (glibc mallinfo2) before and after the first pass of a fresh clone. */
+Test(runtime, scratch_estimate_matches_allocation)
+{
+    src_source *src;
+    rt_model *m, *c;
+    char msg[RT_MSG_SIZE];
+    const char *path = write_tiny(&(tiny_opts){0});
+    cr_assert_eq(load(path, &src, &m, msg), RT_OK, "%s", msg);
+    const int S = 3, T = 48, V = rt_model_hparams(m)->n_vocab;
+    int32_t *tok = malloc((size_t)S * T * sizeof *tok);
+    float *lg = malloc((size_t)S * T * V * sizeof *lg);
+    for (int i = 0; i < S * T; i++)
+        tok[i] = (i * 13 + 5) % V;
+    for (int nth = 1; nth <= 2; nth++) {
+        cr_assert_eq(rt_model_clone(m, &c, msg), RT_OK, "%s", msg);
+        rt_model_set_threads(c, nth);
+        const uint64_t est = rt_model_scratch_bytes(c, S, T, nth);
+        struct mallinfo2 a = mallinfo2();
+        cr_assert_eq(rt_forward_seqs(c, tok, S, T, 0, lg, msg), RT_OK, "%s", msg);
+        struct mallinfo2 b = mallinfo2();
+        const double used = (double)(b.uordblks + b.hblkhd) - (double)(a.uordblks + a.hblkhd);
+        if (used <= 0) { /* a sanitizer's allocator: mallinfo2 does not see it */
+            rt_model_free(c);
+            cr_skip_test("mallinfo2 does not report this allocator");
+        }
+        cr_assert(used <= (double)est && used >= 0.9 * (double)est,
+                  "%d thread(s): estimate %llu bytes, allocated %.0f", nth, (unsigned long long)est, used);
+        rt_model_free(c);
+    }
+    cr_assert_eq(rt_model_scratch_bytes(NULL, S, T, 1), 0);
+    cr_assert_eq(rt_model_scratch_bytes(m, 0, T, 1), 0);
+    /* weights: a GGUF's tensor bytes as mapped */
+    gguf_reader *r;
+    char gmsg[GGUF_MSG_SIZE];
+    cr_assert_eq(gguf_open(path, &r, gmsg), GGUF_OK, "%s", gmsg);
+    uint64_t sum = 0;
+    for (int64_t i = 0; i < gguf_n_tensors(r); i++)
+        sum += gguf_tensor_at(r, i)->nbytes;
+    gguf_close(r);
+    cr_assert_eq(rt_weights_bytes(src), sum);
+    free(tok);
+    free(lg);
     rt_model_free(m);
     src_close(src);
 }
