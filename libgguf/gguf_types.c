@@ -104,6 +104,9 @@ gguf_error gguf_set_msg_(char *msg, gguf_error e, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(msg, GGUF_MSG_SIZE, fmt, ap);
         va_end(ap);
+        for (unsigned char *p = (unsigned char *)msg; *p; p++) /* defense in depth: one line, no escapes */
+            if (*p < 0x20 || *p == 0x7f)
+                *p = '?';
     }
     return e;
 }

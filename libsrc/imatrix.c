@@ -41,6 +41,7 @@ static void fail(char *msg, const char *path, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg + k, SRC_MSG_SIZE - (size_t)k, fmt, ap);
     va_end(ap);
+    src_msg_clean_(msg);
 }
 
 /* A printable excerpt of an entry or tensor name (from the file) for messages. */

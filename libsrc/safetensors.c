@@ -73,6 +73,7 @@ static src_error fail(char *msg, src_error e, const char *label, const char *fmt
         va_start(ap, fmt);
         vsnprintf(msg + n, SRC_MSG_SIZE - (size_t)n, fmt, ap);
         va_end(ap);
+        src_msg_clean_(msg);
     }
     return e;
 }

@@ -34,8 +34,16 @@ src_error src_fail(char *msg, src_error e, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(msg, SRC_MSG_SIZE, fmt, ap);
         va_end(ap);
+        src_msg_clean_(msg);
     }
     return e;
+}
+
+void src_msg_clean_(char *msg)
+{
+    for (unsigned char *p = (unsigned char *)msg; p && *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            *p = '?';
 }
 
 src_error src_add_file(src_source *s, const char *path, char *msg)

@@ -1,5 +1,6 @@
 /* SentencePiece tokenizer.model reader: a bounds-checked protobuf wire-format walk. */
 #include "libsrc/spm.h"
+#include "libsrc/src_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -35,6 +36,7 @@ static void set_msg(char *msg, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, SRC_MSG_SIZE, fmt, ap);
     va_end(ap);
+    src_msg_clean_(msg);
 }
 
 static size_t pb_left(const pb_reader *r) { return (size_t)(r->end - r->p); }

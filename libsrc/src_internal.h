@@ -51,7 +51,9 @@ src_error src_fail(char *msg, src_error e, const char *fmt, ...) __attribute__((
  * characters, DEL, U+2028/U+2029 and bytes that are not UTF-8 become '?'; when it does not fit,
  * it is cut at a character boundary and ends in "...". Returns out. (libsrc/safetensors.c) */
 const char *src_printable_(const char *s, size_t len, char *out, size_t size);
-#define SRC_SHOWN_SIZE 80 /* out size for names shown in messages */
+#define SRC_SHOWN_SIZE 80
+/* Defense in depth for one-line messages: control bytes left in msg become '?'. */
+void src_msg_clean_(char *msg); /* out size for names shown in messages */
 
 /* Appends a copy of path to s->files. */
 src_error src_add_file(src_source *s, const char *path, char *msg);

@@ -9,6 +9,7 @@
 
 #include "libquant/lq.h"
 #include "runtime/calib.h"
+#include "runtime/rt_internal.h"
 #include "runtime/tokenizer.h"
 
 #define HESS_MAX_N 65536
@@ -24,6 +25,7 @@ static rt_error fail(char *msg, rt_error e, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(msg, RT_MSG_SIZE, fmt, ap);
         va_end(ap);
+        rt_msg_clean_(msg);
     }
     return e;
 }

@@ -79,6 +79,7 @@ __attribute__((format(printf, 3, 4))) static rt_error fail(char *msg, rt_error e
         va_start(ap, fmt);
         vsnprintf(msg, RT_MSG_SIZE, fmt, ap);
         va_end(ap);
+        rt_msg_clean_(msg);
     }
     return e;
 }

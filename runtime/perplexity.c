@@ -1,5 +1,6 @@
 /* Perplexity, log-probability records and KL-divergence statistics (see perplexity.h). */
 #include "runtime/perplexity.h"
+#include "runtime/rt_internal.h"
 
 #include <math.h>
 #include <omp.h>
@@ -18,6 +19,7 @@ __attribute__((format(printf, 3, 4))) static rt_error fail(char *msg, rt_error e
         va_start(ap, fmt);
         vsnprintf(msg, RT_MSG_SIZE, fmt, ap);
         va_end(ap);
+        rt_msg_clean_(msg);
     }
     return e;
 }

@@ -190,4 +190,13 @@ void rt_quant_q8_0_scalar(const float *x, void *dst, int64_t n);
 void rt_quant_q8_1_scalar(const float *x, void *dst, int64_t n);
 void rt_quant_q8_K_scalar(const float *x, void *dst, int64_t n);
 
+/* Defense in depth for one-line messages: a control byte that reached a message (from a name,
+ * key or string in a file) is shown as '?'. */
+static inline void rt_msg_clean_(char *msg)
+{
+    for (unsigned char *p = (unsigned char *)msg; p && *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            *p = '?';
+}
+
 #endif

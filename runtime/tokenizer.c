@@ -1,6 +1,7 @@
 /* llama.cpp's SPM tokenizer: special-token partition, U+2581 escaping, score-ordered bigram
  * merging over UTF-8 characters, byte fallback. */
 #include "runtime/tokenizer.h"
+#include "runtime/rt_internal.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -42,6 +43,7 @@ static void set_msg(char *msg, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, RT_MSG_SIZE, fmt, ap);
     va_end(ap);
+    rt_msg_clean_(msg);
 }
 
 void rt_tok_default_options(rt_tok_options *o)

@@ -50,6 +50,24 @@ static void put_str(FILE *f, const char *s, uint64_t len, size_t max)
         fprintf(f, "... (%" PRIu64 " bytes)", len);
 }
 
+/* A key or tensor name for the text listing: control bytes written as \xNN so that a file
+ * cannot move the cursor or recolor the terminal. Returns s itself when nothing needs escaping. */
+static const char *shown(const char *s, char buf[512])
+{
+    size_t o = 0;
+    bool esc = false;
+    for (const unsigned char *p = (const unsigned char *)s; *p && o < 500; p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            o += (size_t)snprintf(buf + o, 512 - o, "\\x%02x", *p);
+            esc = true;
+        } else {
+            buf[o++] = (char)*p;
+        }
+    }
+    buf[o] = 0;
+    return esc ? buf : s;
+}
+
 /* jansson string from bytes that may not be UTF-8: invalid bytes become "\xNN" text. */
 static json_t *jstr(const char *s, size_t len)
 {
@@ -177,6 +195,7 @@ static const char *tname(int type)
 
 static void metadata(const gguf_reader *r, json_t *root)
 {
+    char nb[512]; /* shown() */
     int64_t n = gguf_n_kv(r);
     if (g_json) {
         json_t *a = json_array();
@@ -204,7 +223,7 @@ static void metadata(const gguf_reader *r, json_t *root)
             snprintf(ty, sizeof ty, "%s[]", gguf_value_type_name(v->elem_type));
         else
             snprintf(ty, sizeof ty, "%s", gguf_value_type_name(v->type));
-        printf("  %-42s %-8s ", gguf_kv_key(r, i), ty);
+        printf("  %-42s %-8s ", shown(gguf_kv_key(r, i), nb), ty);
         put_value(stdout, v);
         putchar('\n');
     }
@@ -214,6 +233,7 @@ static void metadata(const gguf_reader *r, json_t *root)
 
 static int inspect_gguf(const char *path)
 {
+    char nb[512]; /* shown() */
     gguf_reader *r;
     char gm[GGUF_MSG_SIZE] = "";
     gguf_error ge = gguf_open(path, &r, gm);
@@ -255,7 +275,7 @@ static int inspect_gguf(const char *path)
         } else {
             char sh[96];
             shape_text(sh, sizeof sh, t->n_dims, t->ne);
-            printf("  %5lld  %-36s %-22s %-6s %12llu %12llu\n", (long long)i, t->name, sh, tname(t->type),
+            printf("  %5lld  %-36s %-22s %-6s %12llu %12llu\n", (long long)i, shown(t->name, nb), sh, tname(t->type),
                    (unsigned long long)t->offset, (unsigned long long)t->nbytes);
         }
     }
@@ -279,6 +299,7 @@ static int inspect_gguf(const char *path)
 
 static int inspect_safetensors(const char *path)
 {
+    char nb[512]; /* shown() */
     src_st_file *f;
     char msg[SRC_MSG_SIZE];
     src_error e = src_st_open(path, &f, msg);
@@ -331,7 +352,7 @@ static int inspect_safetensors(const char *path)
                 ne[d] = (int64_t)t->shape[d];
             char sh[160];
             shape_text(sh, sizeof sh, t->n_dims, ne);
-            printf("  %5zu  %-48s %-16s %-8s %12llu %12llu\n", i, t->name, sh, t->dtype,
+            printf("  %5zu  %-48s %-16s %-8s %12llu %12llu\n", i, shown(t->name, nb), sh, t->dtype,
                    (unsigned long long)t->begin, (unsigned long long)(t->end - t->begin));
         }
     }
@@ -349,6 +370,7 @@ static int inspect_safetensors(const char *path)
 
 static int inspect_checkpoint(const char *path)
 {
+    char nb[512]; /* shown() */
     src_source *s;
     char msg[SRC_MSG_SIZE];
     src_error e = src_open(path, &s, msg);
@@ -389,7 +411,7 @@ static int inspect_checkpoint(const char *path)
         } else {
             char sh[96];
             shape_text(sh, sizeof sh, t->n_dims, t->ne);
-            printf("  %5lld  %-36s %-22s %-6s %12llu\n", (long long)i, t->name, sh, tname(t->type),
+            printf("  %5lld  %-36s %-22s %-6s %12llu\n", (long long)i, shown(t->name, nb), sh, tname(t->type),
                    (unsigned long long)bytes);
         }
     }

@@ -275,5 +275,30 @@ while IFS='|' read -r name tool target fname regex; do
     sed 's/^/    /' "$T/err" | head -n 3
   fi
 done < "$T/manifest"
+# Valid files with hostile names: qforge-inspect lists them (exit 0) with control bytes escaped
+python3 - "$T" <<'PY'
+import json, struct, sys
+T = sys.argv[1]
+def s(x):
+    return struct.pack("<Q", len(x)) + x
+h = b"GGUF" + struct.pack("<IQQ", 3, 1, 2)
+h += s(b"general.name") + struct.pack("<I", 8) + s(b"evil\x1b[31mRED\x07\nline2")
+h += s(b"k\x1b[1mey") + struct.pack("<II", 4, 1)
+h += s(b"w\x1b]0;title\x07") + struct.pack("<IQIQ", 1, 8, 0, 0)
+h += bytes((-len(h)) % 32) + bytes(32)
+open(f"{T}/hostile.gguf", "wb").write(h)
+hdr = json.dumps({"a\nb\u001b[2J": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+open(f"{T}/hostile.safetensors", "wb").write(struct.pack("<Q", len(hdr)) + hdr + bytes(4))
+PY
+for f in hostile.gguf hostile.safetensors; do
+  n=$((n + 1))
+  "$BIN/qforge-inspect" "$T/$f" >"$T/out" 2>"$T/err"; rc=$?
+  if [ $rc -ne 0 ]; then
+    fails=$((fails + 1)); echo "FAIL inspect $f: exit $rc"; head -n 3 "$T/err"
+  elif [ "$(LC_ALL=C tr -d '\n\040-\176\200-\377' < "$T/out" | wc -c)" -ne 0 ]; then
+    fails=$((fails + 1)); echo "FAIL inspect $f: control bytes in the listing"; cat -v "$T/out" | head -n 8
+  fi
+done
+
 echo "badinput: $n cases, $fails failed"
 [ $n -ge 150 ] && [ $fails -eq 0 ]

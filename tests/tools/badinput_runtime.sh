@@ -139,6 +139,9 @@ RE = {
  "bos-wrong-type": "'tokenizer.ggml.bos_token_id' is not an integer",
  "arch-missing": "'general.architecture' is missing",
  "arch-gpt2": "architecture 'gpt2' is not supported",
+ "arch-control-bytes": "architecture 'll\\?\\[2J\\?ma' is not supported",
+ "tokenizer-model-control-bytes": "tokenizer.ggml.model is 'x\\?\\?y'",
+ "rope-scaling-control-bytes": "RoPE scaling 'yarn\\?rm -rf' is not supported",
  "block-count-high": "tensor 'blk.1.attn_q.weight' is missing",
  "block-count-low": "tensor 'blk.1.attn_norm.weight' belongs to layer 1 but block_count is 1",
  "block-count-zero": "'llama.block_count' = 0 is out of range",
@@ -204,6 +207,12 @@ def _(m): kv_set(m, "tokenizer.ggml.bos_token_id", STRING, b"1")
 def _(m): kv_del(m, "general.architecture")
 @case("arch-gpt2", 2, "general.architecture = gpt2")
 def _(m): kv_set(m, "general.architecture", STRING, b"gpt2")
+@case("arch-control-bytes", 2, "general.architecture holds ESC[2J and a newline (found by fuzz_model)")
+def _(m): kv_set(m, "general.architecture", STRING, b"ll\x1b[2J\nma")
+@case("tokenizer-model-control-bytes", 2, "tokenizer.ggml.model holds a BEL and a carriage return")
+def _(m): kv_set(m, "tokenizer.ggml.model", STRING, b"x\x07\ry")
+@case("rope-scaling-control-bytes", 2, "llama.rope.scaling.type holds a newline")
+def _(m): kv_set(m, "llama.rope.scaling.type", STRING, b"yarn\nrm -rf")
 @case("block-count-high", 2, "llama.block_count = 2 with tensors for 1 layer")
 def _(m): kv_set(m, "llama.block_count", 4, 2)
 @case("block-count-low", 2, "llama.block_count = 1 but tensors for 2 layers (llama.cpp: wrong number of tensors)")
