@@ -1,5 +1,6 @@
 /* GPTQ calibration through the runtime (see calib.h). */
 #include <cblas.h>
+#include <omp.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1078,6 +1079,63 @@ static int run_group_done(void *user, int layer, int n_layer, const rt_calib_inf
     return c->group_done ? c->group_done(c->user, layer, n_layer, infos, n) : 0;
 }
 
+/* See calib.h (Memory budget). Mirrors rt_calib_gptq's allocations: hidden states (and the
+ * float reference's), the group's Hessian + cross term, and the larger of the asymmetric
+ * target's and the solver's work for the largest planned tensor. */
+uint64_t rt_calib_run_bytes(const rt_model *m, const src_source *src, const rt_calib_run_opts *o,
+                            int n_chunks, int n_ctx, uint64_t *weights, uint64_t *hidden,
+                            uint64_t *work, uint64_t *held)
+{
+    const rt_hparams *hp = rt_model_hparams(m);
+    const bool asym = o->gptq && o->calib.asym;
+    const int nth = o->nthreads > 0 ? o->nthreads : omp_get_max_threads();
+    const uint64_t E = (uint64_t)hp->n_embd, F = (uint64_t)hp->n_ff,
+                   QD = (uint64_t)hp->n_head * (uint64_t)hp->head_dim;
+    const uint64_t wb = rt_weights_bytes(src) * (asym && src_is_checkpoint(src) ? 2 : 1);
+    const uint64_t per = (uint64_t)n_ctx * E * sizeof(float);
+    uint64_t hid = o->gptq ? (uint64_t)n_chunks * per * (asym ? 2 : 1) + per : per; /* imatrix: chunk by chunk */
+    uint64_t wk = rt_model_scratch_bytes(m, 1, n_ctx, nth) * (asym ? 2 : 1);
+    uint64_t q = 0;
+    if (asym) {
+        const uint64_t wmax = (uint64_t)n_ctx * (F > QD ? (F > E ? F : E) : QD);
+        hid += 2 * wmax * sizeof(float);
+    }
+    if (o->gptq) {
+        uint64_t n = 0, nel = 0;
+        for (size_t i = 0; i < o->n_plan; i++) {
+            const int64_t k = src_find_tensor(src, o->plan[i].name);
+            if (k < 0)
+                continue;
+            const src_tensor *t = src_tensor_at(src, k);
+            const uint64_t cols = (uint64_t)t->ne[0], rows = (uint64_t)t->ne[1];
+            q += 2 * (uint64_t)gguf_row_size(o->plan[i].type, t->ne[0]) * rows;
+            if (cols > n)
+                n = cols;
+            if (cols * rows > nel)
+                nel = cols * rows;
+        }
+        const uint64_t nn = n * n;
+        uint64_t group = 2 * nn * sizeof(double) + HESS_BLOCK_ROWS * n * sizeof(double); /* rt_hess */
+        if (asym)
+            group += nn * sizeof(double) + 2 * HESS_BLOCK_ROWS * n * sizeof(double); /* cross term */
+        group += (asym ? 3 : 2) * nel * sizeof(float) + nel;                        /* do_tensor */
+        const uint64_t target = asym ? 2 * nn * sizeof(double) + 2 * nel * sizeof(double) : 0;
+        const uint64_t solver = nn * (sizeof(double) + sizeof(float)) + 3 * nel * sizeof(double);
+        wk += group + (target > solver ? target : solver);
+    } else {
+        wk += 2 * (uint64_t)hp->n_layer * 7 * (F > E ? F : E) * sizeof(double); /* importance sums */
+    }
+    if (weights)
+        *weights = wb;
+    if (hidden)
+        *hidden = hid;
+    if (work)
+        *work = wk;
+    if (held)
+        *held = q;
+    return wb + hid + wk + q;
+}
+
 rt_error rt_calib_run(src_source *src, const char *text, size_t len, rt_calib_run_opts *o,
                       char *msg)
 {
@@ -1091,7 +1149,15 @@ rt_error rt_calib_run(src_source *src, const char *text, size_t len, rt_calib_ru
     rt_tok *tok = NULL;
     int32_t *ids = NULL, *chunks = NULL;
     size_t n_ids = 0;
-    rt_error e = rt_model_load(src, &m, msg);
+    rt_error e = RT_OK;
+    const uint64_t wb = rt_weights_bytes(src) * (o->gptq && o->calib.asym && src_is_checkpoint(src) ? 2 : 1);
+    if (o->max_memory && wb > o->max_memory) {
+        e = fail(msg, RT_ERR_BUDGET, "the weights need %.1f MiB%s, more than the memory budget of %.1f MiB",
+                 (double)wb / 1048576, wb != rt_weights_bytes(src) ? " (a float model runs beside)" : "",
+                 (double)o->max_memory / 1048576);
+        goto out;
+    }
+    e = rt_model_load(src, &m, msg);
     if (e != RT_OK)
         goto out;
     rt_model_set_threads(m, o->nthreads);
@@ -1117,6 +1183,18 @@ rt_error rt_calib_run(src_source *src, const char *text, size_t len, rt_calib_ru
         goto out;
     }
     o->n_chunks_used = o->n_samples;
+    if (o->max_memory) {
+        uint64_t w, h, k, q;
+        const uint64_t need = rt_calib_run_bytes(m, src, o, o->n_samples, n_ctx, &w, &h, &k, &q);
+        if (need > o->max_memory) {
+            e = fail(msg, RT_ERR_BUDGET,
+                     "needs %.1f MiB (weights %.1f, hidden states of %d x %d tokens %.1f, scratch and "
+                     "solver %.1f, quantized tensors %.1f), more than the memory budget of %.1f MiB",
+                     (double)need / 1048576, (double)w / 1048576, o->n_samples, n_ctx, (double)h / 1048576,
+                     (double)k / 1048576, (double)q / 1048576, (double)o->max_memory / 1048576);
+            goto out;
+        }
+    }
     if (!o->gptq) {
         e = rt_calib_imatrix(m, chunks, o->n_samples, n_ctx, o->calib.imatrix, o->calib.stats,
                              msg);

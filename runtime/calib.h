@@ -198,6 +198,8 @@ typedef struct {
                              gptq.nthreads by nthreads. rt_calib_run_opts_init sets asym and
                              the weighted grid (LQ_GPTQ_GRID_WEIGHTED): what measured best on
                              the demo model (docs/gptq.md) */
+    uint64_t max_memory;  /* > 0: refuse (RT_ERR_BUDGET) before the large allocations when the
+                             job's estimate (rt_calib_run's comment) exceeds it */
     int n_ctx_used;       /* out: the chunk length used */
     int n_chunks_used;    /* out: the chunks used (n_samples) */
     size_t n_text_tokens; /* out: tokens of the whole text */
@@ -205,12 +207,24 @@ typedef struct {
 
 void rt_calib_run_opts_init(rt_calib_run_opts *o);
 
-/* Load the model of src (float weights), tokenize text (len bytes, as llama-imatrix does:
+/* Memory budget (o->max_memory): the weights are checked before the model is loaded (with the
+ * asymmetric target a checkpoint's F32 weights count twice: a float model runs beside), then,
+ * with the chunks known, weights + hidden states of every chunk + the runtime's scratch + the
+ * largest group's Hessian, cross term and solver work + every quantized tensor twice (the
+ * copy swapped into the model and the one emit hands over, which the caller is assumed to
+ * keep). rt_calib_run_bytes() gives that estimate.
+ * Load the model of src (float weights), tokenize text (len bytes, as llama-imatrix does:
  * the tokenizer's default specials), draw the chunks (rt_calib_sample with the tokenizer's
  * BOS), then GPTQ (o->gptq) every weight of the plan through rt_calib_gptq — or run
  * rt_calib_imatrix into o->calib.imatrix (required then). Errors: RT_ERR_FORMAT (text shorter
  * than one chunk), those of rt_model_load/rt_tok_from_gguf/rt_calib_gptq, RT_ERR_ARG. */
 rt_error rt_calib_run(src_source *src, const char *text, size_t len, rt_calib_run_opts *o,
                       char *msg);
+/* The estimate above for model m (loaded from src) and n_chunks chunks of n_ctx tokens;
+ * *weights, *hidden, *work (scratch, Hessians, solver) and *held (quantized tensors) receive
+ * its parts when not NULL. */
+uint64_t rt_calib_run_bytes(const rt_model *m, const src_source *src, const rt_calib_run_opts *o,
+                            int n_chunks, int n_ctx, uint64_t *weights, uint64_t *hidden,
+                            uint64_t *work, uint64_t *held);
 
 #endif

@@ -65,6 +65,7 @@ static const char *const err_names[RT_ERR_COUNT_] = {
     [RT_ERR_ARG] = "invalid argument",
     [RT_ERR_HOOK] = "stopped by hook",
     [RT_ERR_FORMAT] = "malformed input",
+    [RT_ERR_BUDGET] = "over the memory budget",
 };
 
 const char *rt_strerror(rt_error e)

@@ -48,6 +48,7 @@ typedef enum {
     RT_ERR_ARG,         /* bad argument (token id out of range, n_tokens, layer, name) */
     RT_ERR_HOOK,        /* a hook asked to stop */
     RT_ERR_FORMAT,      /* malformed input file (perplexity: log-prob file, text) */
+    RT_ERR_BUDGET,      /* the job would need more memory than its budget allows */
     RT_ERR_COUNT_
 } rt_error;
 

@@ -39,6 +39,7 @@ typedef struct {
     const char *calib_path, *imatrix_out;
     int calib_samples, calib_ctx, npos;
     uint64_t seed;
+    uint64_t max_memory; /* calibration budget, 0: none */
 } options;
 
 typedef struct {
@@ -89,6 +90,9 @@ static void usage(FILE *f)
             "  --imatrix-out FILE           write llama-imatrix's GGUF: with --gptq from the\n"
             "                               sequential Hessians' inputs; alone (INPUT only) from\n"
             "                               the float model\n"
+            "  --max-memory SIZE            refuse a calibration (--gptq, --imatrix-out) whose\n"
+            "                               estimated memory exceeds SIZE (e.g. 4G; default: the\n"
+            "                               machine's physical memory; 0: no check)\n"
             "  -h, --help                   this text\n");
 }
 
@@ -103,6 +107,8 @@ static int parse_type_opt(const char *opt, const char *val)
 static void parse_args(int argc, char **argv, options *o)
 {
     memset(o, 0, sizeof *o);
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    o->max_memory = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
     o->damp = 0.01;
     o->calib_samples = 128;
     o->mix = lq_mix_params_default();
@@ -177,6 +183,9 @@ static void parse_args(int argc, char **argv, options *o)
             i++;
         } else if (!strcmp(a, "--calib-ctx")) {
             o->calib_ctx = (int)cli_parse_long(a, next, 2, 1 << 16);
+            i++;
+        } else if (!strcmp(a, "--max-memory")) {
+            o->max_memory = cli_parse_size(a, next);
             i++;
         } else if (!strcmp(a, "--seed")) {
             o->seed = (uint64_t)cli_parse_long(a, next, 0, 0x7fffffffL);
@@ -708,6 +717,7 @@ static void run_calibration(const options *o, src_source *s, const item *items, 
     ro.n_samples = o->calib_samples;
     ro.n_ctx = o->calib_ctx;
     ro.seed = o->seed;
+    ro.max_memory = o->max_memory;
     ro.nthreads = o->nthreads;
     ro.calib.gptq.damp = o->damp;
     ro.calib.gptq.act_order = o->act_order;
@@ -726,7 +736,9 @@ static void run_calibration(const options *o, src_source *s, const item *items, 
     rt_error e = rt_calib_run(s, text, len, &ro, msg);
     if (e != RT_OK)
         cli_die(e == RT_ERR_NOMEM || e == RT_ERR_HOOK ? CLI_INTERNAL : e == RT_ERR_IO ? CLI_IO : CLI_BAD_INPUT,
-                e == RT_ERR_FORMAT ? calib : NULL, "%s", msg);
+                e == RT_ERR_FORMAT ? calib : e == RT_ERR_BUDGET ? o->input : NULL, "%s%s", msg,
+                e == RT_ERR_BUDGET && !strncmp(msg, "needs", 5) ? "; lower --calib-samples or --calib-ctx, or raise --max-memory"
+                                                                 : "");
     g_gq.n_ctx = ro.n_ctx_used;
     const rt_calib_stats *st = &g_gq.st;
     const double tt = st->total > 0 ? st->total : 1;

@@ -76,4 +76,32 @@ for c in bad short missing; do
 done
 grep -q 'at byte 12' <("$q" --gptq --calib "$tmp/bad.txt" "$tmp/m" "$tmp/o.gguf" Q4_0 2>&1) \
   || fail "bad UTF-8 message should name the byte offset"
+
+# --max-memory: the weights refused before loading, the whole job before its buffers (exit 2,
+# one line, no output); a budget of the estimate runs, and the estimate tracks the peak RSS
+budget() { # expected-regex args...
+  local re=$1; shift
+  "$q" -t 1 "$@" >/dev/null 2>"$tmp/err"; local rc=$?
+  [ $rc -eq 2 ] || fail "--max-memory $*: exit $rc, want 2"
+  [ "$(wc -l <"$tmp/err")" -eq 1 ] || fail "--max-memory: stderr is not one line: $(cat "$tmp/err")"
+  grep -Eq "^qforge-quantize: $tmp/m: $re" "$tmp/err" || fail "--max-memory message: $(cat "$tmp/err")"
+  [ ! -e "$tmp/o.gguf" ] || fail "--max-memory: an output was written"
+}
+budget 'the weights need [0-9.]+ MiB \(a float model runs beside\), more than the memory budget of 1.0 MiB$' \
+  --gptq "${cal[@]}" --max-memory 1M "$tmp/m" "$tmp/o.gguf" Q4_0
+budget 'needs [0-9.]+ MiB \(weights [0-9.]+, hidden states of 4 x 64 tokens [0-9.]+, scratch and solver [0-9.]+, quantized tensors [0-9.]+\), more than the memory budget of 12.0 MiB; lower --calib-samples' \
+  --gptq "${cal[@]}" --max-memory 12M "$tmp/m" "$tmp/o.gguf" Q4_0
+budget 'needs [0-9.]+ MiB .*, more than the memory budget of 6.0 MiB' \
+  "${cal[@]}" --max-memory 6M --imatrix-out "$tmp/imx.gguf" "$tmp/m"
+[ ! -e "$tmp/imx.gguf" ] || fail "--max-memory: an imatrix was written"
+need=$("$q" -t 1 --gptq "${cal[@]}" --max-memory 13M "$tmp/m" "$tmp/o.gguf" Q4_0 2>&1 | sed -n 's/.*: needs \([0-9.]*\) MiB.*/\1/p')
+[ -n "$need" ] || fail "no estimate at --max-memory 13M"
+/usr/bin/time -f '%M' -o "$tmp/rss" "$q" -t 1 --gptq "${cal[@]}" --max-memory "$(awk -v n="$need" 'BEGIN { printf "%.0f", n * 1024 + 103 }')K" \
+  "$tmp/m" "$tmp/o.gguf" Q4_0 >/dev/null 2>"$tmp/err" || fail "a budget of the estimate ($need MiB) is refused: $(cat "$tmp/err")"
+if [ -s "${QFORGE_BUILD:-/nonexistent}/.san" ]; then
+  echo "note: sanitizer build, estimate vs RSS not compared"
+else
+  awk -v need="$need" -v rss="$(cat "$tmp/rss")" 'BEGIN { exit !(rss <= need * 1024 + 16384 && rss >= need * 1024 * 0.5) }' ||
+    fail "estimate $need MiB vs peak RSS $(cat "$tmp/rss") KiB (allowed: RSS <= estimate + 16 MiB, >= half)"
+fi
 echo ok
