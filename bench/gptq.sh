@@ -11,8 +11,9 @@
 #   REPEAT=2 bench/gptq.sh              # runs per configuration (take the best on a shared VM)
 #
 # On a loaded machine libgomp's default active waiting can make every OpenMP region wait for a
-# descheduled partner thread; OMP_WAIT_POLICY=passive in the environment avoids that, and the
-# script prints the variable so runs can be compared.
+# descheduled partner thread; the tools therefore run with OMP_WAIT_POLICY=passive unless the
+# environment sets it (OMP_WAIT_POLICY= , empty, gives libgomp's default). The script prints
+# the variable so runs can be compared.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${QFORGE_BIN:-$root/bin}
@@ -28,7 +29,7 @@ mkdir -p "$dir"
 cat "$model"/*.safetensors > /dev/null
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
-echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-(unset)}"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); OMP_WAIT_POLICY=${OMP_WAIT_POLICY-(unset: the tools choose passive)}"
 echo "model: models/classics-7m (BF16), Q4_K_M, calibration: bundled text, 128 x 256 tokens"
 printf '%-34s %10s %10s %10s  %s\n' run wall cpu "max RSS" "calibration: forward / Hessians / solver / other"
 

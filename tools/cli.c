@@ -36,6 +36,16 @@ void cli_init(const char *prog)
     sigaction(SIGHUP, &sa, NULL);
 }
 
+void cli_passive_omp(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY"))
+        return; /* the user's choice */
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0)
+        return;
+    execv("/proc/self/exe", argv);
+    unsetenv("OMP_WAIT_POLICY"); /* no /proc: run on with libgomp's default */
+}
+
 const char *cli_prog(void) { return g_prog; }
 
 void cli_set_temp(const char *path)

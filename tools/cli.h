@@ -24,6 +24,13 @@ enum {
 void cli_init(const char *prog);
 const char *cli_prog(void);
 
+/* libgomp reads OMP_WAIT_POLICY before main, and its default lets idle threads spin: on a
+ * machine with other work every OpenMP barrier can then wait for a descheduled partner (a
+ * GPTQ run took 7x longer). When the environment does not set the policy, set it to passive
+ * and re-execute the program (/proc/self/exe, same arguments); on an idle machine passive
+ * measured the same speed. Call first thing in main; returns when nothing was done. */
+void cli_passive_omp(char **argv);
+
 /* Print "PROG: FILE: message" (or "PROG: message" when file is NULL) to stderr, remove the
  * registered temp file, exit with code. */
 noreturn void cli_die(int code, const char *file, const char *fmt, ...)

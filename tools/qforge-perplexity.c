@@ -237,6 +237,7 @@ static void print_kld(const rt_kld_stats *s)
 
 int main(int argc, char **argv)
 {
+    cli_passive_omp(argv);
     cli_init(argv[0]);
     const double t_start = cli_now();
     opts o = parse(argc, argv);
@@ -484,6 +485,7 @@ int main(int argc, char **argv)
     json_object_set_new(js, "n_tokens_text", json_integer((json_int_t)n_tokens));
     json_object_set_new(js, "threads", json_integer(nth));
     json_object_set_new(js, "isa", json_string(rt_isa_name(rt_isa_detect())));
+    json_object_set_new(js, "omp_wait_policy", json_string(getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : ""));
 
     if (o.kld) {
         rt_kld_stats s;

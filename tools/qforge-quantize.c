@@ -783,6 +783,7 @@ static void run_calibration(const options *o, src_source *s, const item *items, 
 
 int main(int argc, char **argv)
 {
+    cli_passive_omp(argv);
     cli_init(argv[0]);
     options o;
     parse_args(argc, argv, &o);

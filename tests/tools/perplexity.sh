@@ -100,6 +100,12 @@ usage "-c differs from the base" -m "$T/m.gguf" --kl-divergence-base "$T/base.lo
 usage "--max-memory with a unit it does not know" -m "$T/m.gguf" -f "$T/text.txt" --max-memory 12Q
 "$P" --help | grep -q '^usage: qforge-perplexity' || fail "--help"
 
+# --- OpenMP wait policy: passive unless the environment chooses (the tool re-executes itself)
+grep -q "\"omp_wait_policy\": \"${OMP_WAIT_POLICY-passive}\"" "$T/run.json" || fail "OMP_WAIT_POLICY is not ${OMP_WAIT_POLICY-passive}"
+OMP_WAIT_POLICY=active "$P" -m "$T/m.gguf" -f "$T/text.txt" -c 64 --chunks 2 -t 2 --json "$T/active.json" >/dev/null 2>"$T/err" ||
+  fail "run with OMP_WAIT_POLICY=active"
+grep -q '"omp_wait_policy": "active"' "$T/active.json" || fail "OMP_WAIT_POLICY=active was not kept"
+
 # --- --max-memory: refused before loading when the weights alone do not fit, before the
 # buffers when the whole run does not; the estimate tracks the measured peak RSS
 one_line() { [ "$(grep -c '' "$T/err")" -eq 1 ] || fail "$1: $(grep -c '' "$T/err") stderr lines"; }
