@@ -9,14 +9,14 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 [ -d "$root/../shared" ] || echo "note: ../shared is absent; tests that need the shared data are skipped"
 pass=0; fail=0; skip=0; failed=()
 for t in "$@"; do
-  out=$(cd "$root" && "$t" -j2 --short-filename 2>&1); rc=$?
+  out=$(cd "$root" && "$t" -j2 --short-filename --verbose 2>&1); rc=$? # --verbose: [SKIP] lines
   line=$(printf '%s\n' "$out" | grep -a 'Synthesis:' | tail -n1)
   p=$(sed -n 's/.*Passing: \([0-9]*\).*/\1/p' <<<"$line"); f=$(sed -n 's/.*Failing: \([0-9]*\).*/\1/p' <<<"$line")
-  c=$(sed -n 's/.*Crashing: \([0-9]*\).*/\1/p' <<<"$line"); s=$(sed -n 's/.*Skipped: \([0-9]*\).*/\1/p' <<<"$line")
+  c=$(sed -n 's/.*Crashing: \([0-9]*\).*/\1/p' <<<"$line"); s=$(grep -ac '^\[SKIP\]' <<<"$out")
   p=${p:-0}; f=${f:-0}; c=${c:-0}; s=${s:-0}
   if [ -z "$line" ] || [ $rc -ne 0 ] && [ $((f + c)) -eq 0 ]; then f=$((f + 1)); fi
-  printf '%-28s %s\n' "$(basename "$t")" "${line:-no synthesis (exit $rc)}"
-  if [ $((f + c)) -gt 0 ]; then printf '%s\n' "$out" | grep -av '^\[----\]' | tail -n 40; failed+=("$(basename "$t")"); fi
+  printf '%-28s %s%s\n' "$(basename "$t")" "${line:-no synthesis (exit $rc)}" "$([ "${s:-0}" -gt 0 ] && echo " | Skipped: $s")"
+  if [ $((f + c)) -gt 0 ]; then printf '%s\n' "$out" | grep -av '^\[----\]\|^\[RUN \]\|^\[PASS\]' | tail -n 40; failed+=("$(basename "$t")"); fi
   pass=$((pass + p)); fail=$((fail + f + c)); skip=$((skip + s))
 done
 for t in "$root"/tests/tools/*.sh; do
