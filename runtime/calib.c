@@ -1079,6 +1079,13 @@ static int run_group_done(void *user, int layer, int n_layer, const rt_calib_inf
     return c->group_done ? c->group_done(c->user, layer, n_layer, infos, n) : 0;
 }
 
+/* The weights of the job: the model's, and with the asymmetric target a float model's beside
+ * it (a second F32 copy for a checkpoint; a GGUF's mapping is shared). */
+static uint64_t run_weights_bytes(const src_source *src, const rt_calib_run_opts *o)
+{
+    return rt_weights_bytes(src) * (o->gptq && o->calib.asym && src_is_checkpoint(src) ? 2 : 1);
+}
+
 /* See calib.h (Memory budget). Mirrors rt_calib_gptq's allocations: hidden states (and the
  * float reference's), the group's Hessian + cross term, and the larger of the asymmetric
  * target's and the solver's work for the largest planned tensor. */
@@ -1091,7 +1098,7 @@ uint64_t rt_calib_run_bytes(const rt_model *m, const src_source *src, const rt_c
     const int nth = o->nthreads > 0 ? o->nthreads : omp_get_max_threads();
     const uint64_t E = (uint64_t)hp->n_embd, F = (uint64_t)hp->n_ff,
                    QD = (uint64_t)hp->n_head * (uint64_t)hp->head_dim;
-    const uint64_t wb = rt_weights_bytes(src) * (asym && src_is_checkpoint(src) ? 2 : 1);
+    const uint64_t wb = run_weights_bytes(src, o);
     const uint64_t per = (uint64_t)n_ctx * E * sizeof(float);
     uint64_t hid = o->gptq ? (uint64_t)n_chunks * per * (asym ? 2 : 1) + per : per; /* imatrix: chunk by chunk */
     uint64_t wk = rt_model_scratch_bytes(m, 1, n_ctx, nth) * (asym ? 2 : 1);
@@ -1150,7 +1157,7 @@ rt_error rt_calib_run(src_source *src, const char *text, size_t len, rt_calib_ru
     int32_t *ids = NULL, *chunks = NULL;
     size_t n_ids = 0;
     rt_error e = RT_OK;
-    const uint64_t wb = rt_weights_bytes(src) * (o->gptq && o->calib.asym && src_is_checkpoint(src) ? 2 : 1);
+    const uint64_t wb = run_weights_bytes(src, o);
     if (o->max_memory && wb > o->max_memory) {
         e = fail(msg, RT_ERR_BUDGET, "the weights need %.1f MiB%s, more than the memory budget of %.1f MiB",
                  (double)wb / 1048576, wb != rt_weights_bytes(src) ? " (a float model runs beside)" : "",

@@ -251,20 +251,25 @@ static int log_emit(void *user, const rt_calib_info *info, const void *data, siz
     return 0;
 }
 
-static int32_t *tokenize_file(src_source *src, const char *rel, size_t *n)
+/* The shared text `rel` tokenized with src's vocabulary and cut into at most max_chunks chunks
+ * of n_ctx tokens (BOS 1 first); *n_chunks receives their number. */
+static int32_t *shared_chunks(src_source *src, const char *rel, int n_ctx, int max_chunks, int *n_chunks)
 {
     char *path = tu_shared_path(rel), *text, msg[RT_MSG_SIZE];
-    size_t len;
+    size_t len, n;
     cr_assert_eq(src_text_load(path, &text, &len, msg), SRC_OK, "%s", msg);
     rt_tok *tok;
     cr_assert_eq(rt_tok_from_gguf(src_metadata(src), &tok, msg), RT_OK, "%s", msg);
     int32_t *ids;
-    cr_assert_eq(rt_tok_encode(tok, text, len, rt_tok_default_flags(tok), &ids, n, msg), RT_OK,
+    cr_assert_eq(rt_tok_encode(tok, text, len, rt_tok_default_flags(tok), &ids, &n, msg), RT_OK,
                  "%s", msg);
+    int32_t *chunks = rt_calib_chunks(ids, n, n_ctx, 1, max_chunks, n_chunks);
+    cr_assert_not_null(chunks);
     rt_tok_free(tok);
+    free(ids);
     free(text);
     free(path);
-    return ids;
+    return chunks;
 }
 
 /* Mean KL(float || model) over the second half of each chunk, and the perplexity. */
@@ -333,12 +338,9 @@ static void check_demo_gptq(int type, double min_gain)
     rt_model_set_threads(mg, 1);
     rt_model_set_threads(mr, 1);
 
-    size_t nc, ne;
-    int32_t *cal = tokenize_file(src, "text/calibration.txt", &nc);
-    int32_t *ev = tokenize_file(src, "text/eval-classics.txt", &ne);
     int ncal, nev;
-    int32_t *cchunks = rt_calib_chunks(cal, nc, n_ctx, 1, 32, &ncal);
-    int32_t *echunks = rt_calib_chunks(ev, ne, n_ctx, 1, 16, &nev);
+    int32_t *cchunks = shared_chunks(src, "text/calibration.txt", n_ctx, 32, &ncal);
+    int32_t *echunks = shared_chunks(src, "text/eval-classics.txt", n_ctx, 16, &nev);
     cr_assert_eq(ncal, 32);
     cr_assert_eq(nev, 16);
 
@@ -382,8 +384,6 @@ static void check_demo_gptq(int type, double min_gain)
     cr_assert(kg * min_gain < kr, "%s: KLD gptq %.6f vs rounding %.6f",
               gguf_type_info(type)->name, kg, kr);
     free(base);
-    free(cal);
-    free(ev);
     free(cchunks);
     free(echunks);
     rt_model_free(mf);
@@ -442,10 +442,8 @@ Test(calib, thread_count_independent)
     char *dir = tu_shared_path("models/classics-7m"), msg[RT_MSG_SIZE];
     src_source *src;
     cr_assert_eq(src_open(dir, &src, msg), SRC_OK, "%s", msg);
-    size_t nc;
-    int32_t *cal = tokenize_file(src, "text/calibration.txt", &nc);
     int nch;
-    int32_t *chunks = rt_calib_chunks(cal, nc, 64, 1, 6, &nch);
+    int32_t *chunks = shared_chunks(src, "text/calibration.txt", 64, 6, &nch);
     cr_assert_eq(nch, 6);
     const uint64_t a = calib_hash(src, chunks, nch, 64, 1, false);
     const uint64_t b = calib_hash(src, chunks, nch, 64, 2, false);
@@ -454,7 +452,6 @@ Test(calib, thread_count_independent)
     const uint64_t d = calib_hash(src, chunks, nch, 64, 2, true);
     cr_assert_eq(c, d, "asymmetric: quantized bytes differ between 1 and 2 threads");
     cr_assert_neq(a, c);
-    free(cal);
     free(chunks);
     src_close(src);
     free(dir);
@@ -483,10 +480,8 @@ Test(calib, selection_and_errors)
     rt_model *m;
     cr_assert_eq(rt_model_load(src, &m, msg), RT_OK, "%s", msg);
     rt_model_set_threads(m, 1);
-    size_t nc;
-    int32_t *cal = tokenize_file(src, "text/calibration.txt", &nc);
     int nch;
-    int32_t *chunks = rt_calib_chunks(cal, nc, 32, 1, 2, &nch);
+    int32_t *chunks = shared_chunks(src, "text/calibration.txt", 32, 2, &nch);
 
     rt_calib_opts o;
     rt_calib_opts_init(&o);
@@ -508,7 +503,6 @@ Test(calib, selection_and_errors)
     memcpy(badtok, chunks, sizeof badtok);
     badtok[5] = 1 << 30;
     cr_assert_eq(rt_calib_gptq(m, src, badtok, 1, 32, &o, msg), RT_ERR_ARG);
-    free(cal);
     free(chunks);
     rt_model_free(m);
     src_close(src);
@@ -549,12 +543,9 @@ Test(calib, asymmetric_target)
     src_source *src;
     cr_assert_eq(src_open(dir, &src, msg), SRC_OK, "%s", msg);
     const int n_ctx = 128;
-    size_t nc, ne;
-    int32_t *cal = tokenize_file(src, "text/calibration.txt", &nc);
-    int32_t *ev = tokenize_file(src, "text/eval-classics.txt", &ne);
     int ncal, nev;
-    int32_t *cchunks = rt_calib_chunks(cal, nc, n_ctx, 1, 32, &ncal);
-    int32_t *echunks = rt_calib_chunks(ev, ne, n_ctx, 1, 16, &nev);
+    int32_t *cchunks = shared_chunks(src, "text/calibration.txt", n_ctx, 32, &ncal);
+    int32_t *echunks = shared_chunks(src, "text/eval-classics.txt", n_ctx, 16, &nev);
 
     tensor_hashes th[2];
     rt_imatrix *im[2];
@@ -627,8 +618,6 @@ Test(calib, asymmetric_target)
     rt_imatrix_free(im[0]);
     rt_imatrix_free(im[1]);
     free(base);
-    free(cal);
-    free(ev);
     free(cchunks);
     free(echunks);
     rt_model_free(mf);

@@ -1,5 +1,6 @@
 #include "tools/cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -142,28 +143,34 @@ long cli_parse_long(const char *opt, const char *val, long lo, long hi)
 
 uint64_t cli_parse_size(const char *opt, const char *val)
 {
-    char *end;
+    static const char units[] = "KMGT";
+    char *end = NULL;
     errno = 0;
     const unsigned long long v = val && *val >= '0' && *val <= '9' ? strtoull(val, &end, 10) : 0;
     int shift = -1;
-    if (val && *val >= '0' && *val <= '9' && !errno) {
-        static const char units[] = "BKMGT";
-        const char *u = *end ? strchr(units, *end >= 'a' ? *end - 32 : *end) : units;
-        if (u && *u) {
-            shift = (int)(u - units) * 10;
-            const char *rest = *end ? end + 1 : end;
-            if (*rest == 'i' && *u != 'B')
-                rest++;
-            if (*rest == 'B' && *u != 'B')
-                rest++;
-            if (*rest)
-                shift = -1;
+    if (end && !errno) {
+        const char *s = end, *u = *s ? strchr(units, toupper((unsigned char)*s)) : NULL;
+        shift = 0;
+        if (u) { /* K, M, G, T; optionally followed by "i" */
+            shift = 10 * (int)(u - units + 1);
+            if (*++s == 'i')
+                s++;
         }
+        if (*s == 'B')
+            s++;
+        if (*s)
+            shift = -1;
     }
     if (shift < 0 || (shift && v > (UINT64_MAX >> shift)))
         cli_die(CLI_USAGE, NULL, "%s expects a size such as 512M, 4G or 4GiB (0: no limit), got '%s'", opt,
                 val ? val : "");
     return (uint64_t)v << shift;
+}
+
+uint64_t cli_phys_memory(void)
+{
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
 }
 
 char *cli_bytes(double n, char buf[32])

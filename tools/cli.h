@@ -57,6 +57,9 @@ long cli_parse_long(const char *opt, const char *val, long lo, long hi);
  * and "MiB" alike); dies with a usage error naming opt. */
 uint64_t cli_parse_size(const char *opt, const char *val);
 
+/* The machine's physical memory in bytes (0 if unknown): the default --max-memory. */
+uint64_t cli_phys_memory(void);
+
 /* Human-readable byte count into buf ("26.2 KiB"). Returns buf. */
 char *cli_bytes(double n, char buf[32]);
 

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "runtime/perplexity.h"
 #include "runtime/runtime.h"
@@ -49,9 +48,7 @@ typedef struct {
 
 static opts parse(int argc, char **argv)
 {
-    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    opts o = {.n_ctx = 512, .chunks = -1, .threads = 0, .batch = 512,
-              .max_memory = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0};
+    opts o = {.n_ctx = 512, .chunks = -1, .threads = 0, .batch = 512, .max_memory = cli_phys_memory()};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;

@@ -107,8 +107,7 @@ static int parse_type_opt(const char *opt, const char *val)
 static void parse_args(int argc, char **argv, options *o)
 {
     memset(o, 0, sizeof *o);
-    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    o->max_memory = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+    o->max_memory = cli_phys_memory();
     o->damp = 0.01;
     o->calib_samples = 128;
     o->mix = lq_mix_params_default();
