@@ -21,16 +21,13 @@ PKG_LIBS   = $(filter-out -lgslcblas,$(shell pkg-config --libs gsl 2>/dev/null))
 CRIT_LIBS  = $(shell pkg-config --libs criterion 2>/dev/null)
 CFLAGS    += $(PKG_CFLAGS)
 
-LIBS := gguf quant src runtime
-lib_srcs = $(filter-out %_avx2.c %_avx512.c,$(wildcard lib$(1)/*.c))
-GGUF_SRC    := $(wildcard libgguf/*.c)
-QUANT_SRC   := $(wildcard libquant/*.c)
-SRC_SRC     := $(wildcard libsrc/*.c)
-RT_SRC      := $(wildcard runtime/*.c)
-CLI_SRC     := tools/cli.c
+# Library folders, each built into one static archive, in link order (users before what they use).
+LIBDIRS := $(foreach d,pipeline runtime input tokenizer arch libquant libgguf,$(if $(wildcard $(d)/*.c),$(d)))
+LIB_SRCS = $(wildcard $(1)/*.c)
+CLI_SRC  := tools/cli.c
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
-ALIBS := $(BUILD)/libruntime.a $(BUILD)/libsrc.a $(BUILD)/libquant.a $(BUILD)/libgguf.a
+ALIBS := $(foreach d,$(LIBDIRS),$(BUILD)/lib/$(d).a)
 
 TOOLS := $(patsubst tools/%.c,$(BIN)/%,$(wildcard tools/qforge-*.c))
 TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
@@ -92,13 +89,8 @@ $(BUILD)/%_avx512.o: %_avx512.c | check-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavxvnni -c $< -o $@
 
-$(BUILD)/libgguf.a: $(call obj,$(GGUF_SRC))
-	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
-$(BUILD)/libquant.a: $(call obj,$(QUANT_SRC))
-	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
-$(BUILD)/libsrc.a: $(call obj,$(SRC_SRC))
-	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
-$(BUILD)/libruntime.a: $(call obj,$(RT_SRC))
+.SECONDEXPANSION:
+$(BUILD)/lib/%.a: $$(call obj,$$(call LIB_SRCS,%))
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
 
 $(BIN)/qforge-%: $(BUILD)/tools/qforge-%.o $(call obj,$(CLI_SRC)) $(ALIBS)
@@ -141,8 +133,9 @@ FUZZ_CC     ?= clang
 FUZZ_SAN    := -fsanitize=address,undefined -fsanitize=integer-divide-by-zero -fno-sanitize-recover=all
 FUZZ_CFLAGS := -g -O1 -fno-omit-frame-pointer -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
                -fopenmp -I. -MMD -MP $(PKG_CFLAGS) $(FUZZ_SAN)
-FUZZ_LIBSRC := $(filter-out %_avx2.c %_avx512.c,$(GGUF_SRC) $(QUANT_SRC) $(SRC_SRC) $(RT_SRC))
-FUZZ_SIMD   := $(filter %_avx2.c %_avx512.c,$(GGUF_SRC) $(QUANT_SRC) $(SRC_SRC) $(RT_SRC))
+ALL_LIB_SRCS := $(foreach d,$(LIBDIRS),$(call LIB_SRCS,$(d)))
+FUZZ_LIBSRC := $(filter-out %_avx2.c %_avx512.c,$(ALL_LIB_SRCS))
+FUZZ_SIMD   := $(filter %_avx2.c %_avx512.c,$(ALL_LIB_SRCS))
 FUZZ_OBJS   := $(patsubst %.c,build-fuzz/%.o,$(FUZZ_LIBSRC) $(FUZZ_SIMD) $(wildcard tests/fuzz/support*.c))
 FUZZ_BINS   := $(patsubst tests/fuzz/%.c,bin-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 

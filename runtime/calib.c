@@ -11,7 +11,7 @@
 #include "libquant/lq.h"
 #include "runtime/calib.h"
 #include "runtime/rt_internal.h"
-#include "runtime/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 #define HESS_MAX_N 65536
 #define HESS_BLOCK_ROWS 1024 /* rows summed per dsyrk call */
@@ -676,7 +676,7 @@ static lq_error asym_rtn_loss(const job *jb, const float *W, const double *H,
 }
 
 /* Quantize one tensor on H, swap it into m, hand it to emit; *info receives the figures. */
-static rt_error do_tensor(rt_model *m, src_source *src, const job *jb, int layer,
+static rt_error do_tensor(rt_model *m, inp_source *src, const job *jb, int layer,
                           const double *H, const double *C, int64_t hess_rows,
                           const rt_calib_opts *o, rt_calib_stats *st, rt_calib_info *info,
                           char *msg)
@@ -698,14 +698,14 @@ static rt_error do_tensor(rt_model *m, src_source *src, const job *jb, int layer
         e = fail(msg, RT_ERR_NOMEM, "%s: out of memory", jb->name);
         goto out;
     }
-    char smsg[SRC_MSG_SIZE];
-    src_error se = src_read_f32(src, jb->idx, 0, jb->rows, W, smsg);
-    if (se != SRC_OK) {
-        e = fail(msg, se == SRC_ERR_NOMEM ? RT_ERR_NOMEM : RT_ERR_MODEL,
+    char smsg[INP_MSG_SIZE];
+    inp_error se = inp_read_f32(src, jb->idx, 0, jb->rows, W, smsg);
+    if (se != INP_OK) {
+        e = fail(msg, se == INP_ERR_NOMEM ? RT_ERR_NOMEM : RT_ERR_MODEL,
                  "%s: GPTQ needs float weights: %s", jb->name, smsg);
         goto out;
     }
-    src_release(src, jb->idx);
+    inp_release(src, jb->idx);
     memset(info, 0, sizeof *info);
     info->name = jb->name;
     info->layer = layer;
@@ -790,7 +790,7 @@ typedef struct {
     float *xf, *xq;  /* n_ctx x n_ff at most */
 } asym_ref;
 
-rt_error rt_calib_gptq(rt_model *m, src_source *src, const int32_t *chunks, int n_chunks,
+rt_error rt_calib_gptq(rt_model *m, inp_source *src, const int32_t *chunks, int n_chunks,
                        int n_ctx, const rt_calib_opts *o_in, char *msg)
 {
     const double t_start = now();
@@ -850,12 +850,12 @@ rt_error rt_calib_gptq(rt_model *m, src_source *src, const int32_t *chunks, int 
             for (int k = 0; k < 3 && k_groups[g].names[k]; ++k) {
                 job *jb = &jobs[nj];
                 snprintf(jb->name, sizeof jb->name, "blk.%d.%s.weight", l, k_groups[g].names[k]);
-                jb->idx = src_find_tensor(src, jb->name);
+                jb->idx = inp_find_tensor(src, jb->name);
                 if (jb->idx < 0) {
                     e = fail(msg, RT_ERR_MODEL, "%s: not in the tensor source", jb->name);
                     goto out;
                 }
-                const src_tensor *t = src_tensor_at(src, jb->idx);
+                const inp_tensor *t = inp_tensor_at(src, jb->idx);
                 if (t->n_dims != 2) {
                     e = fail(msg, RT_ERR_MODEL, "%s: not a matrix", jb->name);
                     goto out;
@@ -1081,15 +1081,15 @@ static int run_group_done(void *user, int layer, int n_layer, const rt_calib_inf
 
 /* The weights of the job: the model's, and with the asymmetric target a float model's beside
  * it (a second F32 copy for a checkpoint; a GGUF's mapping is shared). */
-static uint64_t run_weights_bytes(const src_source *src, const rt_calib_run_opts *o)
+static uint64_t run_weights_bytes(const inp_source *src, const rt_calib_run_opts *o)
 {
-    return rt_weights_bytes(src) * (o->gptq && o->calib.asym && src_is_checkpoint(src) ? 2 : 1);
+    return rt_weights_bytes(src) * (o->gptq && o->calib.asym && inp_is_checkpoint(src) ? 2 : 1);
 }
 
 /* See calib.h (Memory budget). Mirrors rt_calib_gptq's allocations: hidden states (and the
  * float reference's), the group's Hessian + cross term, and the larger of the asymmetric
  * target's and the solver's work for the largest planned tensor. */
-uint64_t rt_calib_run_bytes(const rt_model *m, const src_source *src, const rt_calib_run_opts *o,
+uint64_t rt_calib_run_bytes(const rt_model *m, const inp_source *src, const rt_calib_run_opts *o,
                             int n_chunks, int n_ctx, uint64_t *weights, uint64_t *hidden,
                             uint64_t *work, uint64_t *held)
 {
@@ -1110,10 +1110,10 @@ uint64_t rt_calib_run_bytes(const rt_model *m, const src_source *src, const rt_c
     if (o->gptq) {
         uint64_t n = 0, nel = 0;
         for (size_t i = 0; i < o->n_plan; i++) {
-            const int64_t k = src_find_tensor(src, o->plan[i].name);
+            const int64_t k = inp_find_tensor(src, o->plan[i].name);
             if (k < 0)
                 continue;
-            const src_tensor *t = src_tensor_at(src, k);
+            const inp_tensor *t = inp_tensor_at(src, k);
             const uint64_t cols = (uint64_t)t->ne[0], rows = (uint64_t)t->ne[1];
             q += 2 * (uint64_t)gguf_row_size(o->plan[i].type, t->ne[0]) * rows;
             if (cols > n)
@@ -1143,7 +1143,7 @@ uint64_t rt_calib_run_bytes(const rt_model *m, const src_source *src, const rt_c
     return wb + hid + wk + q;
 }
 
-rt_error rt_calib_run(src_source *src, const char *text, size_t len, rt_calib_run_opts *o,
+rt_error rt_calib_run(inp_source *src, const char *text, size_t len, rt_calib_run_opts *o,
                       char *msg)
 {
     if (!src || !text || !o || o->n_samples < 1 || o->n_ctx > RT_MAX_TOKENS ||
@@ -1153,7 +1153,7 @@ rt_error rt_calib_run(src_source *src, const char *text, size_t len, rt_calib_ru
     if (o->nthreads > 0)
         openblas_set_num_threads(o->nthreads);
     rt_model *m = NULL;
-    rt_tok *tok = NULL;
+    tok_model *tok = NULL;
     int32_t *ids = NULL, *chunks = NULL;
     size_t n_ids = 0;
     rt_error e = RT_OK;
@@ -1168,9 +1168,9 @@ rt_error rt_calib_run(src_source *src, const char *text, size_t len, rt_calib_ru
     if (e != RT_OK)
         goto out;
     rt_model_set_threads(m, o->nthreads);
-    if ((e = rt_tok_from_gguf(src_metadata(src), &tok, msg)) != RT_OK)
+    if ((e = rt_error_from_tok(tok_from_gguf(inp_metadata(src), &tok, msg))) != RT_OK)
         goto out;
-    if ((e = rt_tok_encode(tok, text, len, rt_tok_default_flags(tok), &ids, &n_ids, msg)) != RT_OK)
+    if ((e = rt_error_from_tok(tok_encode(tok, text, len, tok_default_flags(tok), &ids, &n_ids, msg))) != RT_OK)
         goto out;
     const rt_hparams *hp = rt_model_hparams(m);
     int n_ctx = o->n_ctx;
@@ -1183,7 +1183,7 @@ rt_error rt_calib_run(src_source *src, const char *text, size_t len, rt_calib_ru
                  "chunk of %d", n_ids, n_ctx);
         goto out;
     }
-    chunks = rt_calib_sample(ids, n_ids, n_ctx, rt_tok_bos(tok), o->n_samples, o->seed);
+    chunks = rt_calib_sample(ids, n_ids, n_ctx, tok_bos(tok), o->n_samples, o->seed);
     if (!chunks) {
         e = fail(msg, RT_ERR_NOMEM, "out of memory for %d chunks of %d tokens", o->n_samples,
                  n_ctx);
@@ -1219,7 +1219,7 @@ out:
     openblas_set_num_threads(blas_threads);
     free(chunks);
     free(ids);
-    rt_tok_free(tok);
+    tok_free(tok);
     rt_model_free(m);
     return e;
 }

@@ -35,7 +35,7 @@
 
 #include "libgguf/gguf.h"
 #include "libquant/lq_gptq.h"
-#include "libsrc/src.h"
+#include "input/input.h"
 #include "runtime/runtime.h"
 
 /* ---- Hessian accumulator ---- */
@@ -165,7 +165,7 @@ void rt_calib_opts_init(rt_calib_opts *o);
  * float: "GPTQ needs float weights"), RT_ERR_NOMEM, RT_ERR_UNSUPPORTED (a type the runtime
  * cannot run), RT_ERR_HOOK (emit asked to stop), and the solver's failures as RT_ERR_MODEL
  * with its message (e.g. H not factorizable). */
-rt_error rt_calib_gptq(rt_model *m, src_source *src, const int32_t *chunks, int n_chunks,
+rt_error rt_calib_gptq(rt_model *m, inp_source *src, const int32_t *chunks, int n_chunks,
                        int n_ctx, const rt_calib_opts *o, char *msg);
 
 /* The float model on the chunks (no weight changed): every linear weight's input added to
@@ -217,13 +217,13 @@ void rt_calib_run_opts_init(rt_calib_run_opts *o);
  * the tokenizer's default specials), draw the chunks (rt_calib_sample with the tokenizer's
  * BOS), then GPTQ (o->gptq) every weight of the plan through rt_calib_gptq — or run
  * rt_calib_imatrix into o->calib.imatrix (required then). Errors: RT_ERR_FORMAT (text shorter
- * than one chunk), those of rt_model_load/rt_tok_from_gguf/rt_calib_gptq, RT_ERR_ARG. */
-rt_error rt_calib_run(src_source *src, const char *text, size_t len, rt_calib_run_opts *o,
+ * than one chunk), those of rt_model_load/tok_from_gguf/rt_calib_gptq, RT_ERR_ARG. */
+rt_error rt_calib_run(inp_source *src, const char *text, size_t len, rt_calib_run_opts *o,
                       char *msg);
 /* The estimate above for model m (loaded from src) and n_chunks chunks of n_ctx tokens;
  * *weights, *hidden, *work (scratch, Hessians, solver) and *held (quantized tensors) receive
  * its parts when not NULL. */
-uint64_t rt_calib_run_bytes(const rt_model *m, const src_source *src, const rt_calib_run_opts *o,
+uint64_t rt_calib_run_bytes(const rt_model *m, const inp_source *src, const rt_calib_run_opts *o,
                             int n_chunks, int n_ctx, uint64_t *weights, uint64_t *hidden,
                             uint64_t *work, uint64_t *held);
 

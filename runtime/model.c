@@ -10,6 +10,7 @@
 
 #include "libquant/lq.h"
 #include "runtime/rt_internal.h"
+#include "tokenizer/tok_error.h"
 
 /* Caps on hyper-parameters read from a file (far above any Llama). */
 #define CAP_LAYERS 4096
@@ -33,7 +34,7 @@ typedef struct {
 } rt_layer;
 
 struct rt_model {
-    src_source *src;
+    inp_source *src;
     rt_hparams hp;
     rt_weight tok_embd, output; /* output.data == NULL when tied */
     float *out_norm;
@@ -87,6 +88,19 @@ __attribute__((format(printf, 3, 4))) static rt_error fail(char *msg, rt_error e
 
 /* ---------------------------------------------------------------- loading */
 
+rt_error rt_error_from_tok(int e)
+{
+    switch ((tok_error)e) {
+    case TOK_OK: return RT_OK;
+    case TOK_ERR_IO: return RT_ERR_IO;
+    case TOK_ERR_NOMEM: return RT_ERR_NOMEM;
+    case TOK_ERR_FORMAT: return RT_ERR_FORMAT;
+    case TOK_ERR_UNSUPPORTED: return RT_ERR_UNSUPPORTED;
+    case TOK_ERR_ARG: return RT_ERR_ARG;
+    default: return RT_ERR_MODEL;
+    }
+}
+
 static rt_error get_int_key(const gguf_reader *md, const char *arch, const char *suffix, bool required,
                             int64_t lo, int64_t hi, int64_t *out, char *msg)
 {
@@ -139,14 +153,14 @@ static void *xmalloc(rt_model *m, size_t n)
 static rt_error find_tensor(rt_model *m, const char *name, int64_t ne0, int64_t ne1, bool optional,
                             int64_t *idx, char *msg)
 {
-    *idx = src_find_tensor(m->src, name);
+    *idx = inp_find_tensor(m->src, name);
     if (*idx < 0) {
         if (optional)
             return RT_OK;
         return fail(msg, RT_ERR_MODEL, "tensor '%s' is missing", name);
     }
     m->used[*idx] = 1;
-    const src_tensor *t = src_tensor_at(m->src, *idx);
+    const inp_tensor *t = inp_tensor_at(m->src, *idx);
     bool ok = t->ne[2] == 1 && t->ne[3] == 1 && t->ne[0] == ne0 && t->ne[1] == ne1;
     if (!ok)
         return fail(msg, RT_ERR_MODEL, "tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
@@ -167,7 +181,7 @@ static rt_error load_weight(rt_model *m, rt_weight *w, const char *name, int64_t
     rt_error e = find_tensor(m, name, ne0, ne1, optional, &idx, msg);
     if (e != RT_OK || idx < 0)
         return e;
-    const src_tensor *t = src_tensor_at(m->src, idx);
+    const inp_tensor *t = inp_tensor_at(m->src, idx);
     const gguf_type_traits *tr = gguf_type_info(t->type);
     if (!rt_kernel_supported(t->type))
         return fail(msg, RT_ERR_UNSUPPORTED, "tensor '%s' has type %s, which the runtime cannot multiply",
@@ -175,7 +189,7 @@ static rt_error load_weight(rt_model *m, rt_weight *w, const char *name, int64_t
     if (ne0 % tr->block_size)
         return fail(msg, RT_ERR_MODEL, "tensor '%s': row length %lld is not a multiple of the %s block size %u",
                     name, (long long)ne0, tr->name, tr->block_size);
-    const void *data = src_data(m->src, idx);
+    const void *data = inp_data(m->src, idx);
     if (data) {
         w->type = t->type;
         w->data = data;
@@ -188,13 +202,13 @@ static rt_error load_weight(rt_model *m, rt_weight *w, const char *name, int64_t
     float *buf = xmalloc(m, n);
     if (!buf)
         return fail(msg, RT_ERR_NOMEM, "out of memory reading tensor '%s' (%zu bytes)", name, n);
-    char smsg[SRC_MSG_SIZE];
-    src_error se = src_read_f32(m->src, idx, 0, ne1, buf, smsg);
-    if (se != SRC_OK) {
+    char smsg[INP_MSG_SIZE];
+    inp_error se = inp_read_f32(m->src, idx, 0, ne1, buf, smsg);
+    if (se != INP_OK) {
         free(buf);
-        return fail(msg, se == SRC_ERR_NOMEM ? RT_ERR_NOMEM : RT_ERR_IO, "%s", smsg);
+        return fail(msg, se == INP_ERR_NOMEM ? RT_ERR_NOMEM : RT_ERR_IO, "%s", smsg);
     }
-    src_release(m->src, idx);
+    inp_release(m->src, idx);
     w->type = GGUF_F32;
     w->data = buf;
     w->owned = buf;
@@ -206,14 +220,14 @@ static rt_error load_weight(rt_model *m, rt_weight *w, const char *name, int64_t
 static rt_error load_vec(rt_model *m, float **out, const char *name, int64_t n, bool optional, char *msg)
 {
     *out = NULL;
-    int64_t idx = src_find_tensor(m->src, name);
+    int64_t idx = inp_find_tensor(m->src, name);
     if (idx < 0) {
         if (optional)
             return RT_OK;
         return fail(msg, RT_ERR_MODEL, "tensor '%s' is missing", name);
     }
     m->used[idx] = 1;
-    const src_tensor *t = src_tensor_at(m->src, idx);
+    const inp_tensor *t = inp_tensor_at(m->src, idx);
     if (t->ne[0] != n || t->ne[1] != 1 || t->ne[2] != 1 || t->ne[3] != 1)
         return fail(msg, RT_ERR_MODEL, "tensor '%s' has shape [%lld, %lld], expected [%lld]", name,
                     (long long)t->ne[0], (long long)t->ne[1], (long long)n);
@@ -225,11 +239,11 @@ static rt_error load_vec(rt_model *m, float **out, const char *name, int64_t n, 
     float *buf = xmalloc(m, (size_t)n * 4);
     if (!buf)
         return fail(msg, RT_ERR_NOMEM, "out of memory");
-    char smsg[SRC_MSG_SIZE];
-    src_error se = src_read_f32(m->src, idx, 0, 1, buf, smsg);
-    if (se != SRC_OK) {
+    char smsg[INP_MSG_SIZE];
+    inp_error se = inp_read_f32(m->src, idx, 0, 1, buf, smsg);
+    if (se != INP_OK) {
         free(buf);
-        return fail(msg, se == SRC_ERR_NOMEM ? RT_ERR_NOMEM : RT_ERR_IO, "%s", smsg);
+        return fail(msg, se == INP_ERR_NOMEM ? RT_ERR_NOMEM : RT_ERR_IO, "%s", smsg);
     }
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(buf[i])) {
@@ -242,7 +256,7 @@ static rt_error load_vec(rt_model *m, float **out, const char *name, int64_t n, 
 
 static rt_error read_hparams(rt_model *m, char *msg)
 {
-    const gguf_reader *md = src_metadata(m->src);
+    const gguf_reader *md = inp_metadata(m->src);
     if (!md)
         return fail(msg, RT_ERR_MODEL, "the source has no metadata");
     const gguf_str *arch = NULL;
@@ -308,10 +322,10 @@ static rt_error read_hparams(rt_model *m, char *msg)
         int dim; /* 0: columns (ne[0]) = n_embd; 1: rows = n_head·head_dim; 2: rows = n_head_kv·head_dim */
     } core[] = {{"token_embd.weight", 0}, {"blk.0.attn_q.weight", 1}, {"blk.0.attn_k.weight", 2}};
     for (size_t i = 0; i < sizeof core / sizeof core[0]; i++) {
-        int64_t k = src_find_tensor(m->src, core[i].tensor);
+        int64_t k = inp_find_tensor(m->src, core[i].tensor);
         if (k < 0)
             continue; /* reported with the other missing tensors */
-        const src_tensor *t = src_tensor_at(m->src, k);
+        const inp_tensor *t = inp_tensor_at(m->src, k);
         if (core[i].dim == 0 && t->ne[0] != hp->n_embd)
             return fail(msg, RT_ERR_MODEL, "embedding_length %d, but tensor '%s' has rows of %lld values", hp->n_embd,
                         core[i].tensor, (long long)t->ne[0]);
@@ -334,10 +348,10 @@ static rt_error read_hparams(rt_model *m, char *msg)
                     (long long)nrot, hp->head_dim);
 
     /* vocabulary: tokenizer.ggml.tokens, else the rows of token_embd */
-    int64_t ti = src_find_tensor(m->src, "token_embd.weight");
+    int64_t ti = inp_find_tensor(m->src, "token_embd.weight");
     if (ti < 0)
         return fail(msg, RT_ERR_MODEL, "tensor 'token_embd.weight' is missing");
-    const src_tensor *te = src_tensor_at(m->src, ti);
+    const inp_tensor *te = inp_tensor_at(m->src, ti);
     const gguf_value *toks = NULL;
     if (gguf_get_array(md, "tokenizer.ggml.tokens", &toks) == GGUF_OK) {
         if (toks->n != (uint64_t)te->ne[1])
@@ -370,13 +384,13 @@ static rt_error read_hparams(rt_model *m, char *msg)
  * tensors"): name the first one we did not load. */
 static rt_error check_unused_tensors(rt_model *m, const unsigned char *used, char *msg)
 {
-    const int64_t nt = src_n_tensors(m->src);
+    const int64_t nt = inp_n_tensors(m->src);
     for (int64_t i = 0; i < nt; i++) {
         if (used[i])
             continue;
         /* names come from the file: control bytes never reach a message */
         char name[GGUF_MAX_NAME];
-        snprintf(name, sizeof name, "%s", src_tensor_at(m->src, i)->name);
+        snprintf(name, sizeof name, "%s", inp_tensor_at(m->src, i)->name);
         for (char *c = name; *c; c++)
             if ((unsigned char)*c < 0x20 || *c == 0x7f)
                 *c = '?';
@@ -438,7 +452,7 @@ void rt_model_free(rt_model *m)
     free(m);
 }
 
-rt_error rt_model_load(src_source *src, rt_model **out, char *msg)
+rt_error rt_model_load(inp_source *src, rt_model **out, char *msg)
 {
     if (!src || !out)
         return fail(msg, RT_ERR_ARG, "rt_model_load: NULL argument");
@@ -448,7 +462,7 @@ rt_error rt_model_load(src_source *src, rt_model **out, char *msg)
         return fail(msg, RT_ERR_NOMEM, "out of memory");
     m->src = src;
     m->isa = rt_isa_detect();
-    m->used = calloc((size_t)src_n_tensors(src) + 1, 1);
+    m->used = calloc((size_t)inp_n_tensors(src) + 1, 1);
     if (!m->used) {
         free(m);
         return fail(msg, RT_ERR_NOMEM, "out of memory");
@@ -719,17 +733,17 @@ uint64_t rt_model_scratch_bytes(const rt_model *m, int n_seq, int seq_len, int n
     return floats * sizeof(float) + max_act_row(m) * N + ws + 4096; /* + allocator headers, small buffers */
 }
 
-uint64_t rt_weights_bytes(const src_source *src)
+uint64_t rt_weights_bytes(const inp_source *src)
 {
     uint64_t total = 0;
-    const int64_t n = src_n_tensors(src);
+    const int64_t n = inp_n_tensors(src);
     for (int64_t i = 0; i < n; i++) {
-        const src_tensor *t = src_tensor_at(src, i);
+        const inp_tensor *t = inp_tensor_at(src, i);
         uint64_t rows = 1;
         for (uint32_t d = 1; d < GGUF_MAX_DIMS; d++)
             rows *= (uint64_t)t->ne[d];
         /* a GGUF is used where it is mapped; a checkpoint's tensors are read as F32 */
-        const uint64_t b = src_is_checkpoint(src) ? (uint64_t)t->ne[0] * rows * sizeof(float)
+        const uint64_t b = inp_is_checkpoint(src) ? (uint64_t)t->ne[0] * rows * sizeof(float)
                                                   : (uint64_t)gguf_row_size(t->type, t->ne[0]) * rows;
         total += b;
     }

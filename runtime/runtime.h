@@ -1,7 +1,7 @@
 /* runtime — the reference Llama forward pass, as llama.cpp computes it on the CPU.
  *
- * A model is assembled from a tensor source (libsrc/src.h): hyper-parameters from its GGUF
- * metadata ("llama.*" keys), weights zero-copy from a mapped GGUF (src_data) or, for a
+ * A model is assembled from a tensor source (input/input.h): hyper-parameters from its GGUF
+ * metadata ("llama.*" keys), weights zero-copy from a mapped GGUF (inp_data) or, for a
  * checkpoint source, read as F32 into memory the model owns. Everything is validated on
  * load (architecture, every tensor present with the shape the hyper-parameters imply, types
  * the kernels know); failures return an rt_error with a one-line message.
@@ -33,7 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "libsrc/src.h"
+#include "input/input.h"
 #include "runtime/kernels.h"
 
 #define RT_MSG_SIZE 512
@@ -53,6 +53,8 @@ typedef enum {
 } rt_error;
 
 const char *rt_strerror(rt_error e);
+/* The runtime's code for a tokenizer error (tokenizer/tok_error.h): same meaning, LIMIT -> MODEL. */
+rt_error rt_error_from_tok(int tok_error_code);
 
 typedef struct {
     int n_layer;
@@ -72,7 +74,7 @@ typedef struct rt_model rt_model;
 
 /* Build a model on a source. The source is borrowed: it must outlive the model (GGUF weights
  * stay in its mapping). *out is owned by the caller; free with rt_model_free(). */
-rt_error rt_model_load(src_source *src, rt_model **out, char *msg);
+rt_error rt_model_load(inp_source *src, rt_model **out, char *msg);
 void rt_model_free(rt_model *m);
 
 /* A second model on the same weights, with scratch buffers of its own, so that two passes
@@ -94,7 +96,7 @@ size_t rt_model_owned_bytes(const rt_model *m);
  * (used where it is mapped, resident as it is read) or, for a checkpoint, F32 copies.
  * rt_model_scratch_bytes: what one model (or clone) allocates for passes of n_seq sequences
  * of seq_len tokens on nthreads threads (<= 0: OpenMP's default). */
-uint64_t rt_weights_bytes(const src_source *src);
+uint64_t rt_weights_bytes(const inp_source *src);
 uint64_t rt_model_scratch_bytes(const rt_model *m, int n_seq, int seq_len, int nthreads);
 
 /* Replace weight `name` (a matrix such as "blk.3.ffn_down.weight", "token_embd.weight",

@@ -8,11 +8,11 @@
 #include <string.h>
 
 #include "libquant/lq.h"
-#include "libsrc/imatrix.h"
-#include "libsrc/text.h"
+#include "input/imatrix.h"
+#include "input/text.h"
 #include "runtime/calib.h"
 #include "runtime/perplexity.h"
-#include "runtime/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "tests/testutil.h"
 
 /* ---------- Hessians and chunks ---------- */
@@ -161,7 +161,7 @@ Test(imatrix, sums_and_llama_format)
     }
     cr_assert_null(rt_imatrix_sums(im, "nope", NULL, NULL, NULL));
 
-    /* written as llama-imatrix does, read back by libsrc's imatrix reader */
+    /* written as llama-imatrix does, read back by input's imatrix reader */
     char *dir = tu_mkdtemp(), path[4096];
     snprintf(path, sizeof path, "%s/im.gguf", dir);
     gguf_writer *w = gguf_writer_create();
@@ -171,21 +171,21 @@ Test(imatrix, sums_and_llama_format)
     cr_assert_eq(rt_imatrix_write_data(im, w, msg), RT_OK, "%s", msg);
     cr_assert_eq(gguf_writer_finish(w, gmsg), GGUF_OK, "%s", gmsg);
     gguf_writer_free(w);
-    src_imatrix *li;
-    char smsg[SRC_MSG_SIZE];
-    cr_assert_eq(src_imatrix_load(path, &li, smsg), SRC_OK, "%s", smsg);
-    cr_assert_eq(src_imatrix_n_entries(li), 2);
-    cr_assert_eq(src_imatrix_chunk_count(li), 7);
-    cr_assert_str_eq(src_imatrix_dataset(li), "cal.txt");
+    inp_imatrix *li;
+    char smsg[INP_MSG_SIZE];
+    cr_assert_eq(inp_imatrix_load(path, &li, smsg), INP_OK, "%s", smsg);
+    cr_assert_eq(inp_imatrix_n_entries(li), 2);
+    cr_assert_eq(inp_imatrix_chunk_count(li), 7);
+    cr_assert_str_eq(inp_imatrix_dataset(li), "cal.txt");
     size_t nv;
-    const float *v = src_imatrix_find(li, "blk.0.ffn_up.weight", &nv);
+    const float *v = inp_imatrix_find(li, "blk.0.ffn_up.weight", &nv);
     cr_assert(v && nv == (size_t)n);
     for (int j = 0; j < n; ++j)
         cr_assert_eq(v[j], (float)s2[j] / 3.0f);
-    v = src_imatrix_find(li, "blk.0.attn_k.weight", &nv);
+    v = inp_imatrix_find(li, "blk.0.attn_k.weight", &nv);
     cr_assert(v && nv == 3);
     cr_assert_eq(v[2], (0.75f * 0.75f + 1.5f * 1.5f) / 2.0f);
-    src_imatrix_free(li);
+    inp_imatrix_free(li);
 
     /* the raw file: keys, tensor names, shapes and the in_sum tensor */
     gguf_reader *r;
@@ -253,19 +253,19 @@ static int log_emit(void *user, const rt_calib_info *info, const void *data, siz
 
 /* The shared text `rel` tokenized with src's vocabulary and cut into at most max_chunks chunks
  * of n_ctx tokens (BOS 1 first); *n_chunks receives their number. */
-static int32_t *shared_chunks(src_source *src, const char *rel, int n_ctx, int max_chunks, int *n_chunks)
+static int32_t *shared_chunks(inp_source *src, const char *rel, int n_ctx, int max_chunks, int *n_chunks)
 {
     char *path = tu_shared_path(rel), *text, msg[RT_MSG_SIZE];
     size_t len, n;
-    cr_assert_eq(src_text_load(path, &text, &len, msg), SRC_OK, "%s", msg);
-    rt_tok *tok;
-    cr_assert_eq(rt_tok_from_gguf(src_metadata(src), &tok, msg), RT_OK, "%s", msg);
+    cr_assert_eq(inp_text_load(path, &text, &len, msg), INP_OK, "%s", msg);
+    tok_model *tok;
+    cr_assert_eq(tok_from_gguf(inp_metadata(src), &tok, msg), RT_OK, "%s", msg);
     int32_t *ids;
-    cr_assert_eq(rt_tok_encode(tok, text, len, rt_tok_default_flags(tok), &ids, &n, msg), RT_OK,
+    cr_assert_eq(tok_encode(tok, text, len, tok_default_flags(tok), &ids, &n, msg), RT_OK,
                  "%s", msg);
     int32_t *chunks = rt_calib_chunks(ids, n, n_ctx, 1, max_chunks, n_chunks);
     cr_assert_not_null(chunks);
-    rt_tok_free(tok);
+    tok_free(tok);
     free(ids);
     free(text);
     free(path);
@@ -324,8 +324,8 @@ static void check_demo_gptq(int type, double min_gain)
 {
     TU_REQUIRE_SHARED();
     char *dir = tu_shared_path("models/classics-7m"), msg[RT_MSG_SIZE];
-    src_source *src;
-    cr_assert_eq(src_open(dir, &src, msg), SRC_OK, "%s", msg);
+    inp_source *src;
+    cr_assert_eq(inp_open(dir, &src, msg), INP_OK, "%s", msg);
     rt_model *mf, *mg, *mr;
     cr_assert_eq(rt_model_load(src, &mf, msg), RT_OK, "%s", msg);
     cr_assert_eq(rt_model_load(src, &mg, msg), RT_OK, "%s", msg);
@@ -360,13 +360,13 @@ static void check_demo_gptq(int type, double min_gain)
                  log.ratio_max);
 
     /* the same tensors rounded by llama.cpp's rule (imatrix-free) */
-    for (int64_t i = 0; i < src_n_tensors(src); ++i) {
-        const src_tensor *t = src_tensor_at(src, i);
+    for (int64_t i = 0; i < inp_n_tensors(src); ++i) {
+        const inp_tensor *t = inp_tensor_at(src, i);
         if (strncmp(t->name, "blk.", 4) || t->n_dims != 2)
             continue;
         float *w = malloc((size_t)(t->ne[0] * t->ne[1]) * sizeof(float));
         void *q = malloc(lq_row_size(type, t->ne[0]) * (size_t)t->ne[1]);
-        cr_assert_eq(src_read_f32(src, i, 0, t->ne[1], w, msg), SRC_OK, "%s", msg);
+        cr_assert_eq(inp_read_f32(src, i, 0, t->ne[1], w, msg), INP_OK, "%s", msg);
         cr_assert_eq(lq_quantize_rows(type, w, q, t->ne[1], t->ne[0], NULL, 0, msg), LQ_OK);
         cr_assert_eq(rt_model_set_weight(mr, t->name, type, q, msg), RT_OK, "%s", msg);
         free(w);
@@ -389,7 +389,7 @@ static void check_demo_gptq(int type, double min_gain)
     rt_model_free(mf);
     rt_model_free(mg);
     rt_model_free(mr);
-    src_close(src);
+    inp_close(src);
     free(dir);
 }
 
@@ -414,7 +414,7 @@ static int hash_emit(void *user, const rt_calib_info *info, const void *data, si
     return 0;
 }
 
-static uint64_t calib_hash(src_source *src, const int32_t *chunks, int nch, int n_ctx, int nt,
+static uint64_t calib_hash(inp_source *src, const int32_t *chunks, int nch, int n_ctx, int nt,
                            bool asym)
 {
     char msg[RT_MSG_SIZE];
@@ -440,8 +440,8 @@ Test(calib, thread_count_independent)
 {
     TU_REQUIRE_SHARED();
     char *dir = tu_shared_path("models/classics-7m"), msg[RT_MSG_SIZE];
-    src_source *src;
-    cr_assert_eq(src_open(dir, &src, msg), SRC_OK, "%s", msg);
+    inp_source *src;
+    cr_assert_eq(inp_open(dir, &src, msg), INP_OK, "%s", msg);
     int nch;
     int32_t *chunks = shared_chunks(src, "text/calibration.txt", 64, 6, &nch);
     cr_assert_eq(nch, 6);
@@ -453,7 +453,7 @@ Test(calib, thread_count_independent)
     cr_assert_eq(c, d, "asymmetric: quantized bytes differ between 1 and 2 threads");
     cr_assert_neq(a, c);
     free(chunks);
-    src_close(src);
+    inp_close(src);
     free(dir);
 }
 
@@ -475,8 +475,8 @@ Test(calib, selection_and_errors)
 {
     TU_REQUIRE_SHARED();
     char *dir = tu_shared_path("models/classics-7m"), msg[RT_MSG_SIZE];
-    src_source *src;
-    cr_assert_eq(src_open(dir, &src, msg), SRC_OK, "%s", msg);
+    inp_source *src;
+    cr_assert_eq(inp_open(dir, &src, msg), INP_OK, "%s", msg);
     rt_model *m;
     cr_assert_eq(rt_model_load(src, &m, msg), RT_OK, "%s", msg);
     rt_model_set_threads(m, 1);
@@ -505,7 +505,7 @@ Test(calib, selection_and_errors)
     cr_assert_eq(rt_calib_gptq(m, src, badtok, 1, 32, &o, msg), RT_ERR_ARG);
     free(chunks);
     rt_model_free(m);
-    src_close(src);
+    inp_close(src);
     free(dir);
 }
 
@@ -540,8 +540,8 @@ Test(calib, asymmetric_target)
 {
     TU_REQUIRE_SHARED();
     char *dir = tu_shared_path("models/classics-7m"), msg[RT_MSG_SIZE];
-    src_source *src;
-    cr_assert_eq(src_open(dir, &src, msg), SRC_OK, "%s", msg);
+    inp_source *src;
+    cr_assert_eq(inp_open(dir, &src, msg), INP_OK, "%s", msg);
     const int n_ctx = 128;
     int ncal, nev;
     int32_t *cchunks = shared_chunks(src, "text/calibration.txt", n_ctx, 32, &ncal);
@@ -621,7 +621,7 @@ Test(calib, asymmetric_target)
     free(cchunks);
     free(echunks);
     rt_model_free(mf);
-    src_close(src);
+    inp_close(src);
     free(dir);
 }
 
@@ -646,9 +646,9 @@ Test(calib, run)
     char *dir = tu_shared_path("models/classics-7m"), *tp = tu_shared_path("text/calibration.txt");
     char msg[RT_MSG_SIZE], *text;
     size_t len;
-    cr_assert_eq(src_text_load(tp, &text, &len, msg), SRC_OK, "%s", msg);
-    src_source *src;
-    cr_assert_eq(src_open(dir, &src, msg), SRC_OK, "%s", msg);
+    cr_assert_eq(inp_text_load(tp, &text, &len, msg), INP_OK, "%s", msg);
+    inp_source *src;
+    cr_assert_eq(inp_open(dir, &src, msg), INP_OK, "%s", msg);
     const rt_calib_plan plan[] = {{"blk.0.ffn_down.weight", GGUF_Q4_K},
                                   {"token_embd.weight", GGUF_Q4_K}, /* not a layer weight */
                                   {"blk.1.attn_v.weight", GGUF_Q8_0}};
@@ -691,6 +691,6 @@ Test(calib, run)
     cr_assert(strstr(msg, "fewer than one chunk of 256"), "%s", msg);
     free(text);
     free(tp);
-    src_close(src);
+    inp_close(src);
     free(dir);
 }

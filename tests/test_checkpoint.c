@@ -1,4 +1,4 @@
-/* libsrc sources: the GGUF source, and Hugging Face checkpoints checked against llama.cpp's
+/* input sources: the GGUF source, and Hugging Face checkpoints checked against llama.cpp's
  * converter output (the shared reference GGUF) and against a direct computation of the name
  * mapping and the Q/K permutation on synthetic checkpoints (bin/qforge-synth). */
 #include <criterion/criterion.h>
@@ -11,8 +11,8 @@
 
 #include "libgguf/gguf.h"
 #include "libquant/lq.h"
-#include "libsrc/safetensors.h"
-#include "libsrc/src.h"
+#include "input/safetensors.h"
+#include "input/input.h"
 #include "tests/testutil.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -77,24 +77,24 @@ static void expect_kv_match(const gguf_reader *got, const gguf_reader *ref, cons
 }
 
 /* Each tensor of s equals the F32 reference tensor: name, shape, order, and values. */
-static void expect_tensors_match_reference(src_source *s, const gguf_reader *ref)
+static void expect_tensors_match_reference(inp_source *s, const gguf_reader *ref)
 {
-    cr_assert_eq(src_n_tensors(s), gguf_n_tensors(ref));
+    cr_assert_eq(inp_n_tensors(s), gguf_n_tensors(ref));
     for (int64_t i = 0; i < gguf_n_tensors(ref); i++) {
         const gguf_tensor *rt = gguf_tensor_at(ref, i);
-        const src_tensor *t = src_tensor_at(s, i);
+        const inp_tensor *t = inp_tensor_at(s, i);
         cr_assert_str_eq(t->name, rt->name, "tensor %lld", (long long)i);
         cr_expect_eq(t->n_dims, rt->n_dims, "%s", t->name);
         for (int d = 0; d < 4; d++)
             cr_expect_eq(t->ne[d], rt->ne[d], "%s ne[%d]", t->name, d);
         cr_assert_eq(rt->type, GGUF_F32);
-        size_t n = (size_t)(t->ne[0] * src_n_rows(t));
+        size_t n = (size_t)(t->ne[0] * inp_n_rows(t));
         float *buf = malloc(n * sizeof *buf);
         cr_assert(buf);
-        char msg[SRC_MSG_SIZE];
-        cr_assert_eq(src_read_f32(s, i, 0, src_n_rows(t), buf, msg), SRC_OK, "%s", msg);
+        char msg[INP_MSG_SIZE];
+        cr_assert_eq(inp_read_f32(s, i, 0, inp_n_rows(t), buf, msg), INP_OK, "%s", msg);
         cr_expect_eq(memcmp(buf, rt->data, n * 4), 0, "data of %s differs", t->name);
-        src_release(s, i);
+        inp_release(s, i);
         free(buf);
     }
 }
@@ -141,51 +141,51 @@ Test(source, gguf_file)
     cr_assert_eq(gguf_writer_finish(w, gm), GGUF_OK, "%s", gm);
     gguf_writer_free(w);
 
-    src_source *s;
-    char msg[SRC_MSG_SIZE];
-    cr_assert_eq(src_open(path, &s, msg), SRC_OK, "%s", msg);
-    cr_expect(!src_is_checkpoint(s));
-    cr_assert_eq(src_n_tensors(s), 4);
-    cr_expect_eq(src_n_files(s), 1);
-    cr_expect_str_eq(src_file(s, 0), path);
-    cr_expect_eq(gguf_find_kv(src_metadata(s), "general.architecture"), 0);
-    cr_expect_eq(src_find_tensor(s, "c.bf16"), 2);
-    cr_expect_eq(src_find_tensor(s, "zz"), -1);
-    cr_expect_eq(src_n_rows(src_tensor_at(s, 0)), 3);
-    cr_expect_eq(memcmp(src_data(s, 0), f, sizeof f), 0);
-    cr_expect_eq(memcmp(src_data(s, 3), q, sizeof q), 0);
+    inp_source *s;
+    char msg[INP_MSG_SIZE];
+    cr_assert_eq(inp_open(path, &s, msg), INP_OK, "%s", msg);
+    cr_expect(!inp_is_checkpoint(s));
+    cr_assert_eq(inp_n_tensors(s), 4);
+    cr_expect_eq(inp_n_files(s), 1);
+    cr_expect_str_eq(inp_file(s, 0), path);
+    cr_expect_eq(gguf_find_kv(inp_metadata(s), "general.architecture"), 0);
+    cr_expect_eq(inp_find_tensor(s, "c.bf16"), 2);
+    cr_expect_eq(inp_find_tensor(s, "zz"), -1);
+    cr_expect_eq(inp_n_rows(inp_tensor_at(s, 0)), 3);
+    cr_expect_eq(memcmp(inp_data(s, 0), f, sizeof f), 0);
+    cr_expect_eq(memcmp(inp_data(s, 3), q, sizeof q), 0);
     float out[12];
-    cr_assert_eq(src_read_f32(s, 0, 1, 2, out, msg), SRC_OK, "%s", msg);
+    cr_assert_eq(inp_read_f32(s, 0, 1, 2, out, msg), INP_OK, "%s", msg);
     cr_expect_eq(memcmp(out, f + 4, 8 * sizeof(float)), 0);
-    cr_assert_eq(src_read_f32(s, 1, 0, 3, out, msg), SRC_OK, "%s", msg);
+    cr_assert_eq(inp_read_f32(s, 1, 0, 3, out, msg), INP_OK, "%s", msg);
     for (int i = 0; i < 12; i++)
         cr_expect_eq(out[i], f[i] * 3, "f16 %d: %g", i, out[i]);
-    cr_assert_eq(src_read_f32(s, 2, 0, 3, out, msg), SRC_OK, "%s", msg);
+    cr_assert_eq(inp_read_f32(s, 2, 0, 3, out, msg), INP_OK, "%s", msg);
     for (int i = 0; i < 12; i++)
         cr_expect_eq(out[i], lq_bf16_to_f32(bh[i]), "bf16 %d", i);
     /* quantized: raw rows only */
-    cr_expect_eq(src_read_f32(s, 3, 0, 1, out, msg), SRC_ERR_UNSUPPORTED);
+    cr_expect_eq(inp_read_f32(s, 3, 0, 1, out, msg), INP_ERR_UNSUPPORTED);
     cr_expect(strstr(msg, "tensor 'd.q8_0' has type q8_0") != NULL, "%s", msg);
     uint8_t raw[34];
-    cr_assert_eq(src_read_raw(s, 3, 1, 1, raw, msg), SRC_OK, "%s", msg);
+    cr_assert_eq(inp_read_raw(s, 3, 1, 1, raw, msg), INP_OK, "%s", msg);
     cr_expect_eq(memcmp(raw, q + 34, 34), 0);
     /* bad ranges */
-    cr_expect_eq(src_read_f32(s, 0, 2, 2, out, msg), SRC_ERR_ARG);
-    cr_expect_eq(src_read_f32(s, 0, -1, 1, out, msg), SRC_ERR_ARG);
-    cr_expect_eq(src_read_f32(s, 9, 0, 1, out, msg), SRC_ERR_ARG);
+    cr_expect_eq(inp_read_f32(s, 0, 2, 2, out, msg), INP_ERR_ARG);
+    cr_expect_eq(inp_read_f32(s, 0, -1, 1, out, msg), INP_ERR_ARG);
+    cr_expect_eq(inp_read_f32(s, 9, 0, 1, out, msg), INP_ERR_ARG);
     /* released pages come back */
     for (int64_t i = 0; i < 4; i++)
-        src_release(s, i);
-    cr_expect_eq(memcmp(src_data(s, 0), f, sizeof f), 0);
-    src_close(s);
+        inp_release(s, i);
+    cr_expect_eq(memcmp(inp_data(s, 0), f, sizeof f), 0);
+    inp_close(s);
 
     /* not GGUF, not a directory */
     snprintf(path, sizeof path, "%s/x.bin", dir);
     cr_assert_eq(tu_write_file(path, "hello", 5), 0);
-    cr_expect_eq(src_open(path, &s, msg), SRC_ERR_FORMAT);
+    cr_expect_eq(inp_open(path, &s, msg), INP_ERR_FORMAT);
     cr_expect(strstr(msg, "x.bin: not a GGUF file") != NULL, "%s", msg);
     snprintf(path, sizeof path, "%s/absent", dir);
-    cr_expect_eq(src_open(path, &s, msg), SRC_ERR_IO);
+    cr_expect_eq(inp_open(path, &s, msg), INP_ERR_IO);
     tu_run("rm -rf '%s'", dir);
     free(dir);
 }
@@ -196,19 +196,19 @@ Test(checkpoint, classics_bf16_matches_llama_cpp)
 {
     TU_REQUIRE_SHARED();
     char *m = shared_model("classics-7m"), *rp = tu_shared_path("reference/classics-7m-f32.gguf");
-    src_source *s;
+    inp_source *s;
     gguf_reader *ref;
-    char msg[SRC_MSG_SIZE], gm[GGUF_MSG_SIZE];
-    cr_assert_eq(src_open(m, &s, msg), SRC_OK, "%s", msg);
+    char msg[INP_MSG_SIZE], gm[GGUF_MSG_SIZE];
+    cr_assert_eq(inp_open(m, &s, msg), INP_OK, "%s", msg);
     cr_assert_eq(gguf_open(rp, &ref, gm), GGUF_OK, "%s", gm);
-    cr_expect(src_is_checkpoint(s));
-    cr_expect_eq(src_n_files(s), 6); /* config, index, 2 shards, tokenizer_config, tokenizer.model */
-    cr_expect_eq(src_data(s, 0), NULL);
-    cr_expect_eq(src_tensor_at(s, 0)->type, GGUF_BF16);
+    cr_expect(inp_is_checkpoint(s));
+    cr_expect_eq(inp_n_files(s), 6); /* config, index, 2 shards, tokenizer_config, tokenizer.model */
+    cr_expect_eq(inp_data(s, 0), NULL);
+    cr_expect_eq(inp_tensor_at(s, 0)->type, GGUF_BF16);
     expect_tensors_match_reference(s, ref);
     /* the directory is named as llama.cpp saw it: every KV matches, in order, except the
      * file type, which describes the source (BF16 = 32) */
-    const gguf_reader *md = src_metadata(s);
+    const gguf_reader *md = inp_metadata(s);
     cr_assert_eq(gguf_n_kv(md), gguf_n_kv(ref));
     for (int64_t i = 0; i < gguf_n_kv(ref); i++) {
         cr_expect_str_eq(gguf_kv_key(md, i), gguf_kv_key(ref, i));
@@ -218,7 +218,7 @@ Test(checkpoint, classics_bf16_matches_llama_cpp)
             cr_expect(value_eq(gguf_kv_value(md, i), gguf_kv_value(ref, i)), "%s", gguf_kv_key(ref, i));
     }
     gguf_close(ref);
-    src_close(s);
+    inp_close(s);
     free(m);
     free(rp);
 }
@@ -227,20 +227,20 @@ Test(checkpoint, classics_f32_matches_llama_cpp)
 {
     TU_REQUIRE_SHARED();
     char *m = shared_model("classics-7m-f32"), *rp = tu_shared_path("reference/classics-7m-f32.gguf");
-    src_source *s;
+    inp_source *s;
     gguf_reader *ref;
-    char msg[SRC_MSG_SIZE], gm[GGUF_MSG_SIZE];
-    cr_assert_eq(src_open(m, &s, msg), SRC_OK, "%s", msg);
+    char msg[INP_MSG_SIZE], gm[GGUF_MSG_SIZE];
+    cr_assert_eq(inp_open(m, &s, msg), INP_OK, "%s", msg);
     cr_assert_eq(gguf_open(rp, &ref, gm), GGUF_OK, "%s", gm);
     expect_tensors_match_reference(s, ref);
     static const char *const pre[] = {"llama.", "tokenizer.ggml.", "general.architecture", "general.type",
                                       "general.basename", "general.size_label", "general.quantization_version"};
-    expect_kv_match(src_metadata(s), ref, pre, 7);
+    expect_kv_match(inp_metadata(s), ref, pre, 7);
     const gguf_str *name;
-    cr_assert_eq(gguf_get_str(src_metadata(s), "general.name", &name), GGUF_OK);
+    cr_assert_eq(gguf_get_str(inp_metadata(s), "general.name", &name), GGUF_OK);
     cr_expect_str_eq(name->str, "Classics 7m F32"); /* gguf-py: the directory name, "f32" a type tag */
     gguf_close(ref);
-    src_close(s);
+    inp_close(s);
     free(m);
     free(rp);
 }
@@ -357,12 +357,12 @@ static void check_synth(const synth_case *c)
     char *dir = tu_mkdtemp();
     cr_assert(dir);
     cr_assert_eq(tu_run("'%s/qforge-synth' %s -o '%s' > /dev/null", tu_bin(), c->args, dir), 0, "synth %s", c->args);
-    src_source *s;
-    char msg[SRC_MSG_SIZE];
-    cr_assert_eq(src_open(dir, &s, msg), SRC_OK, "%s", msg);
+    inp_source *s;
+    char msg[INP_MSG_SIZE];
+    cr_assert_eq(inp_open(dir, &s, msg), INP_OK, "%s", msg);
     int n_expect = 9 * c->layers + 2 + (c->tied ? 0 : 1);
-    cr_assert_eq(src_n_tensors(s), n_expect);
-    cr_expect_eq(src_find_tensor(s, "output.weight") >= 0, !c->tied);
+    cr_assert_eq(inp_n_tensors(s), n_expect);
+    cr_expect_eq(inp_find_tensor(s, "output.weight") >= 0, !c->tied);
 
     /* shards in name order, tensors in name order within each: llama.cpp's order */
     char *shards[64];
@@ -382,25 +382,25 @@ static void check_synth(const synth_case *c)
     for (int k = 0; k < ns; k++) {
         char p[4096];
         snprintf(p, sizeof p, "%s/%s", dir, shards[k]);
-        src_st_file *f;
-        cr_assert_eq(src_st_open(p, &f, msg), SRC_OK, "%s", msg);
-        size_t nt = src_st_n_tensors(f);
+        inp_st_file *f;
+        cr_assert_eq(inp_st_open(p, &f, msg), INP_OK, "%s", msg);
+        size_t nt = inp_st_n_tensors(f);
         char **names = malloc(nt * sizeof *names);
         for (size_t i = 0; i < nt; i++)
-            names[i] = (char *)src_st_tensor_at(f, i)->name;
+            names[i] = (char *)inp_st_tensor_at(f, i)->name;
         qsort(names, nt, sizeof *names, cmp_strp);
         for (size_t i = 0; i < nt; i++, idx++) {
-            const src_st_tensor *st = src_st_tensor_at(f, (size_t)src_st_find(f, names[i]));
-            const uint8_t *in = src_st_data(f, (size_t)src_st_find(f, names[i]));
+            const inp_st_tensor *st = inp_st_tensor_at(f, (size_t)inp_st_find(f, names[i]));
+            const uint8_t *in = inp_st_data(f, (size_t)inp_st_find(f, names[i]));
             char gname[64];
             gguf_name_of(names[i], gname);
-            const src_tensor *t = src_tensor_at(s, idx);
+            const inp_tensor *t = inp_tensor_at(s, idx);
             cr_assert(t);
             cr_assert_str_eq(t->name, gname, "position %lld", (long long)idx);
             cr_expect_eq(t->type, c->type);
             uint64_t rows = st->n_dims == 2 ? st->shape[0] : 1, cols = st->n_dims == 2 ? st->shape[1] : st->shape[0];
             cr_expect_eq(t->ne[0], (int64_t)cols);
-            cr_expect_eq(src_n_rows(t), (int64_t)rows);
+            cr_expect_eq(inp_n_rows(t), (int64_t)rows);
             /* expected GGUF rows: q/k permuted (heads for q, kv heads for k), others as stored */
             int groups = strstr(gname, "attn_q.") ? c->heads : strstr(gname, "attn_k.") ? c->kv : 0;
             size_t rb = cols * esz;
@@ -416,12 +416,12 @@ static void check_synth(const synth_case *c)
             } else {
                 memcpy(want, in, rows * rb);
             }
-            cr_assert_eq(src_read_raw(s, idx, 0, (int64_t)rows, got, msg), SRC_OK, "%s", msg);
+            cr_assert_eq(inp_read_raw(s, idx, 0, (int64_t)rows, got, msg), INP_OK, "%s", msg);
             cr_expect_eq(memcmp(got, want, rows * rb), 0, "raw rows of %s", gname);
             /* float rows from the middle */
             if (rows >= 3) {
                 float *fl = malloc(2 * cols * sizeof *fl);
-                cr_assert_eq(src_read_f32(s, idx, 1, 2, fl, msg), SRC_OK, "%s", msg);
+                cr_assert_eq(inp_read_f32(s, idx, 1, 2, fl, msg), INP_OK, "%s", msg);
                 size_t badv = 0;
                 for (size_t e = 0; e < 2 * cols; e++)
                     badv += fl[e] != to_f32(c->type, want + rb + e * esz);
@@ -434,12 +434,12 @@ static void check_synth(const synth_case *c)
             free(got);
         }
         free(names);
-        src_st_close(f);
+        inp_st_close(f);
         free(shards[k]);
     }
     cr_expect_eq(idx, n_expect);
 
-    const gguf_reader *md = src_metadata(s);
+    const gguf_reader *md = inp_metadata(s);
     int64_t v;
     struct { const char *k; int64_t want; } ints[] = {
         {"llama.block_count", c->layers},       {"llama.attention.head_count", c->heads},
@@ -471,7 +471,7 @@ static void check_synth(const synth_case *c)
         cr_expect_eq(tt[259], 1);
         cr_expect_eq(scv[261], -2.0f);
     }
-    src_close(s);
+    inp_close(s);
     tu_run("rm -rf '%s'", dir);
     free(dir);
 }
@@ -510,18 +510,18 @@ Test(checkpoint, synthetic_convert_bf16_to_f16)
     snprintf(p, sizeof p, "%s/o.gguf", dir);
     snprintf(m, sizeof m, "%s/m", dir);
     gguf_reader *r;
-    src_source *s;
-    char gm[GGUF_MSG_SIZE], msg[SRC_MSG_SIZE];
+    inp_source *s;
+    char gm[GGUF_MSG_SIZE], msg[INP_MSG_SIZE];
     cr_assert_eq(gguf_open(p, &r, gm), GGUF_OK, "%s", gm);
-    cr_assert_eq(src_open(m, &s, msg), SRC_OK, "%s", msg);
-    cr_assert_eq(gguf_n_tensors(r), src_n_tensors(s));
+    cr_assert_eq(inp_open(m, &s, msg), INP_OK, "%s", msg);
+    cr_assert_eq(gguf_n_tensors(r), inp_n_tensors(s));
     for (int64_t i = 0; i < gguf_n_tensors(r); i++) {
         const gguf_tensor *t = gguf_tensor_at(r, i);
-        const src_tensor *st = src_tensor_at(s, i);
+        const inp_tensor *st = inp_tensor_at(s, i);
         cr_assert_str_eq(t->name, st->name);
-        size_t n = (size_t)(st->ne[0] * src_n_rows(st));
+        size_t n = (size_t)(st->ne[0] * inp_n_rows(st));
         float *x = malloc(n * sizeof *x);
-        cr_assert_eq(src_read_f32(s, i, 0, src_n_rows(st), x, msg), SRC_OK, "%s", msg);
+        cr_assert_eq(inp_read_f32(s, i, 0, inp_n_rows(st), x, msg), INP_OK, "%s", msg);
         size_t bad = 0;
         if (st->n_dims == 1) {
             cr_expect_eq(t->type, GGUF_F32, "%s", t->name);
@@ -534,7 +534,7 @@ Test(checkpoint, synthetic_convert_bf16_to_f16)
         cr_expect_eq(bad, 0, "%s", t->name);
         free(x);
     }
-    src_close(s);
+    inp_close(s);
     gguf_close(r);
     tu_run("rm -rf '%s'", dir);
     free(dir);
@@ -542,11 +542,11 @@ Test(checkpoint, synthetic_convert_bf16_to_f16)
 
 /* ---------------------------------------------------------------- refused checkpoints */
 
-static void expect_open_fails(const char *dir, src_error e, const char *want)
+static void expect_open_fails(const char *dir, inp_error e, const char *want)
 {
-    src_source *s = NULL;
-    char msg[SRC_MSG_SIZE] = "";
-    src_error got = src_open(dir, &s, msg);
+    inp_source *s = NULL;
+    char msg[INP_MSG_SIZE] = "";
+    inp_error got = inp_open(dir, &s, msg);
     cr_expect_eq(got, e, "got %d (%s), want %d", got, msg, e);
     cr_expect(s == NULL);
     cr_expect(strstr(msg, want) != NULL, "message '%s' lacks '%s'", msg, want);
@@ -562,28 +562,28 @@ Test(checkpoint, refused)
 #define FRESH() cr_assert_eq(tu_run("rm -rf '%s' && '%s/qforge-synth' %s -o '%s' > /dev/null", d, tu_bin(), syn, d), 0)
     FRESH();
     cr_assert_eq(tu_run("sed -i 's/LlamaForCausalLM/MistralForCausalLM/' '%s/config.json'", d), 0);
-    expect_open_fails(d, SRC_ERR_UNSUPPORTED, "config.json: architecture 'MistralForCausalLM' is not supported");
+    expect_open_fails(d, INP_ERR_UNSUPPORTED, "config.json: architecture 'MistralForCausalLM' is not supported");
     FRESH();
     cr_assert_eq(tu_run("rm '%s/model-00002-of-00003.safetensors'", d), 0);
-    expect_open_fails(d, SRC_ERR_MISSING, "model.safetensors.index.json: shard 'model-00002-of-00003.safetensors' is missing");
+    expect_open_fails(d, INP_ERR_MISSING, "model.safetensors.index.json: shard 'model-00002-of-00003.safetensors' is missing");
     FRESH();
     cr_assert_eq(tu_run("sed -i 's/\"hidden_size\": 32/\"hidden_size\": 64/' '%s/config.json'", d), 0);
-    expect_open_fails(d, SRC_ERR_MODEL, "but config.json implies");
+    expect_open_fails(d, INP_ERR_MODEL, "but config.json implies");
     FRESH();
     cr_assert_eq(tu_run("sed -i 's/\"num_hidden_layers\": 2/\"num_hidden_layers\": 1/' '%s/config.json'", d), 0);
-    expect_open_fails(d, SRC_ERR_MODEL, "is beyond the 1 layers of config.json");
+    expect_open_fails(d, INP_ERR_MODEL, "is beyond the 1 layers of config.json");
     FRESH();
     cr_assert_eq(tu_run("sed -i 's/\"num_hidden_layers\": 2/\"num_hidden_layers\": 3/' '%s/config.json'", d), 0);
-    expect_open_fails(d, SRC_ERR_MISSING, "no tensor 'model.layers.2.input_layernorm.weight' in the checkpoint");
+    expect_open_fails(d, INP_ERR_MISSING, "no tensor 'model.layers.2.input_layernorm.weight' in the checkpoint");
     FRESH();
     cr_assert_eq(tu_run("rm '%s/tokenizer.model'", d), 0);
-    expect_open_fails(d, SRC_ERR_MISSING, "tokenizer.model: not found");
+    expect_open_fails(d, INP_ERR_MISSING, "tokenizer.model: not found");
     FRESH();
     cr_assert_eq(tu_run("sed -i 's/\"vocab_size\": 260/\"vocab_size\": 259/' '%s/config.json'", d), 0);
-    expect_open_fails(d, SRC_ERR_MODEL, "but config.json implies [259, 32]");
+    expect_open_fails(d, INP_ERR_MODEL, "but config.json implies [259, 32]");
     FRESH();
     cr_assert_eq(tu_run("rm '%s/model.safetensors.index.json'", d), 0);
-    expect_open_fails(d, SRC_ERR_MISSING, "no model.safetensors and no model.safetensors.index.json");
+    expect_open_fails(d, INP_ERR_MISSING, "no model.safetensors and no model.safetensors.index.json");
 #undef FRESH
     tu_run("rm -rf '%s'", dir);
     free(dir);
@@ -645,11 +645,11 @@ Test(checkpoint, optional_metadata)
     snprintf(p, sizeof p, "%s/added_tokens.json", d);
     const char *added = "{\"<extra>\": 297, \"<far>\": 9999}";
     cr_assert_eq(tu_write_file(p, added, strlen(added)), 0);
-    src_source *s;
-    char msg[SRC_MSG_SIZE];
-    cr_assert_eq(src_open(d, &s, msg), SRC_OK, "%s", msg);
-    cr_expect_eq(src_n_files(s), 5); /* config, shard, tokenizer_config, added_tokens, tokenizer.model */
-    const gguf_reader *md = src_metadata(s);
+    inp_source *s;
+    char msg[INP_MSG_SIZE];
+    cr_assert_eq(inp_open(d, &s, msg), INP_OK, "%s", msg);
+    cr_expect_eq(inp_n_files(s), 5); /* config, shard, tokenizer_config, added_tokens, tokenizer.model */
+    const gguf_reader *md = inp_metadata(s);
     static const char *const keys[] = {
         "general.architecture", "general.type", "general.name", "general.version", "general.organization",
         "general.finetune", "general.basename", "general.size_label", "llama.block_count", "llama.context_length",
@@ -702,7 +702,7 @@ Test(checkpoint, optional_metadata)
     cr_expect_str_eq(tok->v.strs[297].str, "<extra>"); /* added_tokens.json */
     cr_expect_eq(tt[297], 4);
     cr_expect_eq(scv[297], -1000.0f);
-    src_close(s);
+    inp_close(s);
     tu_run("rm -rf '%s'", dir);
     free(dir);
 }

@@ -1,4 +1,4 @@
-/* libsrc/imatrix.c: importance matrices in llama.cpp's GGUF and legacy .dat formats — the
+/* input/imatrix.c: importance matrices in llama.cpp's GGUF and legacy .dat formats — the
  * values handed to the quantizers, and every malformed file refused with one line that names
  * the file and holds no control bytes. Files are built here; no shared data needed. */
 #include <criterion/criterion.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "libgguf/gguf.h"
-#include "libsrc/imatrix.h"
+#include "input/imatrix.h"
 #include "tests/testutil.h"
 
 static char *g_dir;
@@ -32,12 +32,12 @@ static const char *path_of(const char *name)
 
 /* Load must fail with `want`, one line starting with the path, containing `needle`, no
  * control bytes. */
-static void refused(const char *path, src_error want, const char *needle)
+static void refused(const char *path, inp_error want, const char *needle)
 {
-    src_imatrix *im = (src_imatrix *)1;
-    char msg[SRC_MSG_SIZE];
+    inp_imatrix *im = (inp_imatrix *)1;
+    char msg[INP_MSG_SIZE];
     msg[0] = 0;
-    src_error e = src_imatrix_load(path, &im, msg);
+    inp_error e = inp_imatrix_load(path, &im, msg);
     cr_assert_eq(e, want, "%s: got error %d (%s), want %d", path, (int)e, msg, (int)want);
     cr_assert_null(im);
     cr_assert_eq(strncmp(msg, path, strlen(path)), 0, "message does not start with the path: %s", msg);
@@ -47,11 +47,11 @@ static void refused(const char *path, src_error want, const char *needle)
     cr_assert_null(strstr(msg + strlen(path) + 1, path), "path printed twice: %s", msg);
 }
 
-static src_imatrix *loaded(const char *path)
+static inp_imatrix *loaded(const char *path)
 {
-    src_imatrix *im = NULL;
-    char msg[SRC_MSG_SIZE];
-    cr_assert_eq(src_imatrix_load(path, &im, msg), SRC_OK, "%s", msg);
+    inp_imatrix *im = NULL;
+    char msg[INP_MSG_SIZE];
+    cr_assert_eq(inp_imatrix_load(path, &im, msg), INP_OK, "%s", msg);
     cr_assert_not_null(im);
     return im;
 }
@@ -107,29 +107,29 @@ static buf legacy_valid(bool trailer)
 Test(imatrix, legacy_values_are_sums_over_calls)
 {
     buf b = legacy_valid(true);
-    src_imatrix *im = loaded(write_buf("a.dat", &b));
-    cr_assert(src_imatrix_is_legacy(im));
-    cr_assert_eq(src_imatrix_n_entries(im), 2);
-    cr_assert_str_eq(src_imatrix_name(im, 0), "blk.0.attn_q.weight");
-    cr_assert_str_eq(src_imatrix_name(im, 1), "blk.0.ffn_up.weight");
-    cr_assert_null(src_imatrix_name(im, 2));
-    cr_assert_eq(src_imatrix_chunk_count(im), 12);
-    cr_assert_str_eq(src_imatrix_dataset(im), "wiki.txt");
+    inp_imatrix *im = loaded(write_buf("a.dat", &b));
+    cr_assert(inp_imatrix_is_legacy(im));
+    cr_assert_eq(inp_imatrix_n_entries(im), 2);
+    cr_assert_str_eq(inp_imatrix_name(im, 0), "blk.0.attn_q.weight");
+    cr_assert_str_eq(inp_imatrix_name(im, 1), "blk.0.ffn_up.weight");
+    cr_assert_null(inp_imatrix_name(im, 2));
+    cr_assert_eq(inp_imatrix_chunk_count(im), 12);
+    cr_assert_str_eq(inp_imatrix_dataset(im), "wiki.txt");
     size_t n = 0;
-    const float *v = src_imatrix_find(im, "blk.0.ffn_up.weight", &n);
+    const float *v = inp_imatrix_find(im, "blk.0.ffn_up.weight", &n);
     cr_assert(v && n == 4);
     cr_assert(v[0] == 1.0f && v[1] == 2.0f && v[2] == 0.5f && v[3] == 1.5f);
-    v = src_imatrix_find(im, "blk.0.attn_q.weight", &n); /* ncall 0: the sums as stored */
+    v = inp_imatrix_find(im, "blk.0.attn_q.weight", &n); /* ncall 0: the sums as stored */
     cr_assert(v && n == 3);
     cr_assert(memcmp(v, k_q, sizeof k_q) == 0);
-    cr_assert_null(src_imatrix_find(im, "blk.0.attn_k.weight", &n));
-    src_imatrix_free(im);
+    cr_assert_null(inp_imatrix_find(im, "blk.0.attn_k.weight", &n));
+    inp_imatrix_free(im);
 
     b = legacy_valid(false);
     im = loaded(write_buf("b.dat", &b));
-    cr_assert_eq(src_imatrix_chunk_count(im), 0);
-    cr_assert_null(src_imatrix_dataset(im));
-    src_imatrix_free(im);
+    cr_assert_eq(inp_imatrix_chunk_count(im), 0);
+    cr_assert_null(inp_imatrix_dataset(im));
+    inp_imatrix_free(im);
 }
 
 Test(imatrix, legacy_malformed_files_are_refused)
@@ -193,7 +193,7 @@ Test(imatrix, legacy_malformed_files_are_refused)
     b = CASE("empty-file", "file of 0 bytes");
 #undef CASE
     for (int i = 0; i < n; i++)
-        refused(write_buf(c[i].name, &c[i].b), SRC_ERR_FORMAT, c[i].needle);
+        refused(write_buf(c[i].name, &c[i].b), INP_ERR_FORMAT, c[i].needle);
 }
 
 /* Every prefix that cuts into the entries is refused; cuts inside the optional trailer are
@@ -206,31 +206,31 @@ Test(imatrix, legacy_every_truncation)
         buf b = full;
         b.n = len;
         const char *p = write_buf("cut.dat", &b);
-        src_imatrix *im = NULL;
-        char msg[SRC_MSG_SIZE];
-        src_error e = src_imatrix_load(p, &im, msg);
+        inp_imatrix *im = NULL;
+        char msg[INP_MSG_SIZE];
+        inp_error e = inp_imatrix_load(p, &im, msg);
         if (len < entries_end) {
-            cr_assert_eq(e, SRC_ERR_FORMAT, "prefix %zu accepted", len);
+            cr_assert_eq(e, INP_ERR_FORMAT, "prefix %zu accepted", len);
             cr_assert_null(im);
         } else {
-            cr_assert_eq(e, SRC_OK, "prefix %zu: %s", len, msg);
-            cr_assert_eq(src_imatrix_n_entries(im), 2);
-            src_imatrix_free(im);
+            cr_assert_eq(e, INP_OK, "prefix %zu: %s", len, msg);
+            cr_assert_eq(inp_imatrix_n_entries(im), 2);
+            inp_imatrix_free(im);
         }
     }
 }
 
 Test(imatrix, file_errors)
 {
-    refused(path_of("absent.dat"), SRC_ERR_IO, "cannot open");
-    refused(g_dir, SRC_ERR_IO, "");
-    src_imatrix *im;
-    char msg[SRC_MSG_SIZE];
-    cr_assert_eq(src_imatrix_load(NULL, &im, msg), SRC_ERR_ARG);
-    cr_assert_eq(src_imatrix_load("x", NULL, msg), SRC_ERR_ARG);
-    cr_assert_eq(src_imatrix_n_entries(NULL), 0);
-    cr_assert_null(src_imatrix_find(NULL, "x", NULL));
-    src_imatrix_free(NULL);
+    refused(path_of("absent.dat"), INP_ERR_IO, "cannot open");
+    refused(g_dir, INP_ERR_IO, "");
+    inp_imatrix *im;
+    char msg[INP_MSG_SIZE];
+    cr_assert_eq(inp_imatrix_load(NULL, &im, msg), INP_ERR_ARG);
+    cr_assert_eq(inp_imatrix_load("x", NULL, msg), INP_ERR_ARG);
+    cr_assert_eq(inp_imatrix_n_entries(NULL), 0);
+    cr_assert_null(inp_imatrix_find(NULL, "x", NULL));
+    inp_imatrix_free(NULL);
 }
 
 /* ---------------------------------------------------------------- GGUF */
@@ -299,21 +299,21 @@ static const float k_count26[1] = {2.6f};
 
 static void check_valid_gguf(const char *p)
 {
-    src_imatrix *im = loaded(p);
-    cr_assert_not(src_imatrix_is_legacy(im));
-    cr_assert_eq(src_imatrix_n_entries(im), 2);
-    cr_assert_str_eq(src_imatrix_name(im, 0), "blk.0.attn_q.weight");
-    cr_assert_eq(src_imatrix_chunk_count(im), 9);
-    cr_assert_str_eq(src_imatrix_dataset(im), "calibration.txt");
+    inp_imatrix *im = loaded(p);
+    cr_assert_not(inp_imatrix_is_legacy(im));
+    cr_assert_eq(inp_imatrix_n_entries(im), 2);
+    cr_assert_str_eq(inp_imatrix_name(im, 0), "blk.0.attn_q.weight");
+    cr_assert_eq(inp_imatrix_chunk_count(im), 9);
+    cr_assert_str_eq(inp_imatrix_dataset(im), "calibration.txt");
     size_t n;
-    const float *v = src_imatrix_find(im, "blk.0.ffn_up.weight", &n);
+    const float *v = inp_imatrix_find(im, "blk.0.ffn_up.weight", &n);
     cr_assert(v && n == 8);
     const float want_up[8] = {1, 2, 3, 4, 1, 1, 1, 1}; /* count 0: importance 1 */
     cr_assert(memcmp(v, want_up, sizeof want_up) == 0);
-    v = src_imatrix_find(im, "blk.0.attn_q.weight", &n);
+    v = inp_imatrix_find(im, "blk.0.attn_q.weight", &n);
     cr_assert(v && n == 3);
     cr_assert(v[0] == 1.0f && v[1] == 2.0f && v[2] == 3.0f, "count 2.6 rounds to 3");
-    src_imatrix_free(im);
+    inp_imatrix_free(im);
 }
 
 Test(imatrix, gguf_values_are_sums_over_rounded_counts)
@@ -375,7 +375,7 @@ Test(imatrix, gguf_malformed_files_are_refused)
          {{"a\n\033[31m.counts", GGUF_F32, 1, 1, k_count26}}, 1, 0},
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
-        refused(write_gguf(c[i].file, c[i].t, c[i].nt, c[i].meta_mask, 0, 0), SRC_ERR_FORMAT, c[i].needle);
+        refused(write_gguf(c[i].file, c[i].t, c[i].nt, c[i].meta_mask, 0, 0), INP_ERR_FORMAT, c[i].needle);
 }
 
 /* A broken GGUF (not an imatrix problem) is reported with libgguf's reason, path once. */
@@ -390,5 +390,5 @@ Test(imatrix, broken_gguf_container)
     cr_assert_lt(n, sizeof cut.b);
     put(&cut, b, n - 40); /* into the data: the last 24 bytes are alignment padding */
     free(b);
-    refused(write_buf("cut.gguf", &cut), SRC_ERR_FORMAT, "");
+    refused(write_buf("cut.gguf", &cut), INP_ERR_FORMAT, "");
 }

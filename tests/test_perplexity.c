@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "libsrc/src.h"
+#include "input/input.h"
 #include "runtime/perplexity.h"
 #include "runtime/runtime.h"
-#include "runtime/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "tests/testutil.h"
 
 Test(perplexity, uniform_logits_give_vocab_size)
@@ -194,18 +194,18 @@ Test(perplexity, logp_file_roundtrip_and_corruption)
 
 static double eval_ppl(const char *model, const char *text, int n_ctx, double *unc)
 {
-    char msg[RT_MSG_SIZE > SRC_MSG_SIZE ? RT_MSG_SIZE : SRC_MSG_SIZE];
-    src_source *src;
-    cr_assert_eq(src_open(model, &src, msg), SRC_OK, "%s", msg);
+    char msg[RT_MSG_SIZE > INP_MSG_SIZE ? RT_MSG_SIZE : INP_MSG_SIZE];
+    inp_source *src;
+    cr_assert_eq(inp_open(model, &src, msg), INP_OK, "%s", msg);
     rt_model *m;
     cr_assert_eq(rt_model_load(src, &m, msg), RT_OK, "%s", msg);
-    rt_tok *tok;
-    cr_assert_eq(rt_tok_from_gguf(src_metadata(src), &tok, msg), RT_OK, "%s", msg);
+    tok_model *tok;
+    cr_assert_eq(tok_from_gguf(inp_metadata(src), &tok, msg), RT_OK, "%s", msg);
     size_t len, ntok;
     char *txt = tu_read_file(text, &len);
     cr_assert_not_null(txt);
     int32_t *ids;
-    cr_assert_eq(rt_tok_encode(tok, txt, len, rt_tok_default_flags(tok), &ids, &ntok, msg), RT_OK, "%s", msg);
+    cr_assert_eq(tok_encode(tok, txt, len, tok_default_flags(tok), &ids, &ntok, msg), RT_OK, "%s", msg);
     const int V = rt_model_hparams(m)->n_vocab, first = n_ctx / 2, ns = n_ctx - 1 - first;
     const int n_chunk = (int)(ntok / (size_t)n_ctx);
     /* one thread (no barriers to wait on when the machine is busy), three chunks per pass as
@@ -217,7 +217,7 @@ static double eval_ppl(const char *model, const char *text, int n_ctx, double *u
     rt_ppl_acc acc = {0};
     for (int c0 = 0; c0 < n_chunk; c0 += PASS) {
         const int np = n_chunk - c0 < PASS ? n_chunk - c0 : PASS;
-        cr_assert_eq(rt_ppl_chunks_logits(m, ids + (size_t)c0 * n_ctx, np, n_ctx, rt_tok_bos(tok), lg, msg), RT_OK,
+        cr_assert_eq(rt_ppl_chunks_logits(m, ids + (size_t)c0 * n_ctx, np, n_ctx, tok_bos(tok), lg, msg), RT_OK,
                      "%s", msg);
         for (int i = 0; i < np; i++) {
             const int32_t *ct = ids + (size_t)(c0 + i) * n_ctx;
@@ -230,9 +230,9 @@ static double eval_ppl(const char *model, const char *text, int n_ctx, double *u
     free(nll);
     free(ids);
     free(txt);
-    rt_tok_free(tok);
+    tok_free(tok);
     rt_model_free(m);
-    src_close(src);
+    inp_close(src);
     return rt_ppl_value(&acc);
 }
 

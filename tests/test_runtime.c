@@ -14,7 +14,7 @@
 
 #include "libgguf/gguf.h"
 #include "libquant/lq.h"
-#include "libsrc/src.h"
+#include "input/input.h"
 #include "runtime/runtime.h"
 #include "tests/testutil.h"
 
@@ -133,27 +133,27 @@ static char *write_tiny(const tiny_opts *o)
     return path;
 }
 
-static rt_error load(const char *path, src_source **src, rt_model **m, char *msg)
+static rt_error load(const char *path, inp_source **src, rt_model **m, char *msg)
 {
-    char smsg[SRC_MSG_SIZE];
-    src_error se = src_open(path, src, smsg);
-    cr_assert_eq(se, SRC_OK, "%s", smsg);
+    char smsg[INP_MSG_SIZE];
+    inp_error se = inp_open(path, src, smsg);
+    cr_assert_eq(se, INP_OK, "%s", smsg);
     return rt_model_load(*src, m, msg);
 }
 
 /* ---------------------------------------------------------------- plain reference forward */
 
-static const float *tensor_f32(src_source *s, const char *name, int64_t *ne0, int64_t *ne1)
+static const float *tensor_f32(inp_source *s, const char *name, int64_t *ne0, int64_t *ne1)
 {
-    int64_t i = src_find_tensor(s, name);
+    int64_t i = inp_find_tensor(s, name);
     cr_assert(i >= 0, "%s missing", name);
-    const src_tensor *t = src_tensor_at(s, i);
+    const inp_tensor *t = inp_tensor_at(s, i);
     cr_assert_eq(t->type, GGUF_F32);
     if (ne0)
         *ne0 = t->ne[0];
     if (ne1)
         *ne1 = t->ne[1];
-    return src_data(s, i);
+    return inp_data(s, i);
 }
 
 /* y[o] = sum_i W[o][i] x[i], W with rows of n_in. */
@@ -178,7 +178,7 @@ static void rmsnorm(const double *x, const float *w, int n, double eps, double *
 }
 
 /* Llama forward in double: logits (T × V). */
-static void naive_forward(src_source *s, const rt_hparams *hp, const int32_t *tok, int T, double *logits)
+static void naive_forward(inp_source *s, const rt_hparams *hp, const int32_t *tok, int T, double *logits)
 {
     const int E = hp->n_embd, F = hp->n_ff, H = hp->n_head, KV = hp->n_head_kv, D = hp->head_dim, V = hp->n_vocab;
     double *x = calloc((size_t)T * E, sizeof *x), *xn = malloc(E * sizeof *xn);
@@ -193,7 +193,7 @@ static void naive_forward(src_source *s, const rt_hparams *hp, const int32_t *to
     char nm[64];
     for (int l = 0; l < hp->n_layer; l++) {
 #define W(s) (snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, s), tensor_f32(s_, nm, NULL, NULL))
-        src_source *s_ = s;
+        inp_source *s_ = s;
         const float *an = W("attn_norm"), *wq = W("attn_q"), *wk = W("attn_k"), *wv = W("attn_v"),
                     *wo = W("attn_output"), *fn = W("ffn_norm"), *wg = W("ffn_gate"), *wu = W("ffn_up"),
                     *wd = W("ffn_down");
@@ -249,7 +249,7 @@ static void naive_forward(src_source *s, const rt_hparams *hp, const int32_t *to
         }
     }
     const float *onorm = tensor_f32(s, "output_norm.weight", NULL, NULL);
-    const float *out = src_find_tensor(s, "output.weight") >= 0 ? tensor_f32(s, "output.weight", NULL, NULL) : emb;
+    const float *out = inp_find_tensor(s, "output.weight") >= 0 ? tensor_f32(s, "output.weight", NULL, NULL) : emb;
     for (int t = 0; t < T; t++) {
         rmsnorm(x + (size_t)t * E, onorm, E, hp->rms_eps, xn);
         mv(out, xn, E, V, logits + (size_t)t * V);
@@ -280,7 +280,7 @@ static void compare_logits(const float *got, const double *ref, int T, int V, co
 
 Test(runtime, tiny_model_matches_plain_forward_on_every_isa)
 {
-    src_source *src;
+    inp_source *src;
     rt_model *m;
     char msg[RT_MSG_SIZE];
     cr_assert_eq(load(write_tiny(&(tiny_opts){0}), &src, &m, msg), RT_OK, "%s", msg);
@@ -339,7 +339,7 @@ Test(runtime, tiny_model_matches_plain_forward_on_every_isa)
     free(ref);
     free(lg);
     rt_model_free(m);
-    src_close(src);
+    inp_close(src);
 }
 
 typedef struct {
@@ -361,7 +361,7 @@ static int hook_fn(void *user, int layer, rt_hook_point pt, const float *x, int 
  * results; a clone refuses to swap a weight; clone and parent free independently. */
 Test(runtime, clones_run_concurrently)
 {
-    src_source *src;
+    inp_source *src;
     rt_model *m, *c[2] = {NULL, NULL};
     char msg[RT_MSG_SIZE];
     cr_assert_eq(load(write_tiny(&(tiny_opts){0}), &src, &m, msg), RT_OK, "%s", msg);
@@ -398,12 +398,12 @@ Test(runtime, clones_run_concurrently)
     rt_model_free(m);
     free(ref);
     free(got);
-    src_close(src);
+    inp_close(src);
 }
 
 Test(runtime, layer_api_hooks_and_weight_swap)
 {
-    src_source *src;
+    inp_source *src;
     rt_model *m;
     char msg[RT_MSG_SIZE];
     cr_assert_eq(load(write_tiny(&(tiny_opts){0}), &src, &m, msg), RT_OK, "%s", msg);
@@ -466,46 +466,46 @@ Test(runtime, layer_api_hooks_and_weight_swap)
     free(lg);
     free(hidden);
     rt_model_free(m);
-    src_close(src);
+    inp_close(src);
 }
 
 Test(runtime, validation_errors_name_the_problem)
 {
-    src_source *src;
+    inp_source *src;
     rt_model *m = NULL;
     char msg[RT_MSG_SIZE];
     cr_assert_eq(load(write_tiny(&(tiny_opts){.skip = "blk.1.ffn_up.weight"}), &src, &m, msg), RT_ERR_MODEL);
     cr_assert(strstr(msg, "'blk.1.ffn_up.weight' is missing"), "%s", msg);
     cr_assert_null(m);
-    src_close(src);
+    inp_close(src);
     cr_assert_eq(load(write_tiny(&(tiny_opts){.bad_shape = "blk.0.attn_k.weight"}), &src, &m, msg), RT_ERR_MODEL);
     cr_assert(strstr(msg, "head_count_kv 2 × head dimension 16 = 32, but tensor 'blk.0.attn_k.weight' has 33 rows"), "%s", msg);
-    src_close(src);
+    inp_close(src);
     cr_assert_eq(load(write_tiny(&(tiny_opts){.arch = "gpt2"}), &src, &m, msg), RT_ERR_UNSUPPORTED);
     cr_assert(strstr(msg, "gpt2"), "%s", msg);
-    src_close(src);
+    inp_close(src);
     cr_assert_eq(load(write_tiny(&(tiny_opts){.no_block_count = 1}), &src, &m, msg), RT_ERR_MODEL);
     cr_assert(strstr(msg, "llama.block_count"), "%s", msg);
-    src_close(src);
+    inp_close(src);
     cr_assert_eq(load(write_tiny(&(tiny_opts){.head_kv = 3}), &src, &m, msg), RT_ERR_MODEL);
-    src_close(src);
+    inp_close(src);
     /* tensors the graph does not use are refused, as llama.cpp does */
     cr_assert_eq(load(write_tiny(&(tiny_opts){.extra = "blk.2.attn_norm.weight"}), &src, &m, msg), RT_ERR_MODEL);
     cr_assert(strstr(msg, "'blk.2.attn_norm.weight' belongs to layer 2 but block_count is 2"), "%s", msg);
-    src_close(src);
+    inp_close(src);
     cr_assert_eq(load(write_tiny(&(tiny_opts){.extra = "blk.0.attn_q.bias"}), &src, &m, msg), RT_ERR_MODEL);
     cr_assert(strstr(msg, "'blk.0.attn_q.bias' is not used by the llama graph"), "%s", msg);
-    src_close(src);
+    inp_close(src);
     /* special token ids: integers inside the vocabulary */
     cr_assert_eq(load(write_tiny(&(tiny_opts){.bos = TV}), &src, &m, msg), RT_ERR_MODEL);
     cr_assert(strstr(msg, "'tokenizer.ggml.bos_token_id' = 40 is outside the vocabulary"), "%s", msg);
-    src_close(src);
+    inp_close(src);
     cr_assert_eq(load(write_tiny(&(tiny_opts){.bos_str = "1"}), &src, &m, msg), RT_ERR_MODEL);
     cr_assert(strstr(msg, "'tokenizer.ggml.bos_token_id' is not an integer"), "%s", msg);
-    src_close(src);
+    inp_close(src);
     cr_assert_eq(load(write_tiny(&(tiny_opts){.bos = TV - 1}), &src, &m, msg), RT_OK, "%s", msg);
     rt_model_free(m);
-    src_close(src);
+    inp_close(src);
     /* tied output: no output.weight uses token_embd */
     cr_assert_eq(load(write_tiny(&(tiny_opts){.skip = "output.weight"}), &src, &m, msg), RT_OK, "%s", msg);
     cr_assert(rt_model_hparams(m)->tied_output);
@@ -516,7 +516,7 @@ Test(runtime, validation_errors_name_the_problem)
     cr_assert_eq(rt_forward(m, tok, 5, 0, lg, msg), RT_OK);
     compare_logits(lg, ref, 5, TV, "tied");
     rt_model_free(m);
-    src_close(src);
+    inp_close(src);
 }
 
 /* ---------------------------------------------------------------- the demo model */
@@ -525,7 +525,7 @@ Test(runtime, classics_f32_matches_plain_forward_and_threads)
 {
     TU_REQUIRE_SHARED();
     char *path = tu_shared_path("reference/classics-7m-f32.gguf");
-    src_source *src;
+    inp_source *src;
     rt_model *m;
     char msg[RT_MSG_SIZE];
     cr_assert_eq(load(path, &src, &m, msg), RT_OK, "%s", msg);
@@ -567,14 +567,14 @@ Test(runtime, classics_f32_matches_plain_forward_and_threads)
     free(lg);
     free(lg2);
     rt_model_free(m);
-    src_close(src);
+    inp_close(src);
 }
 
 /* rt_model_scratch_bytes (the --max-memory estimate) against what a pass really allocates:
  * the heap in use (glibc mallinfo2) before and after the first pass of a fresh clone. */
 Test(runtime, scratch_estimate_matches_allocation)
 {
-    src_source *src;
+    inp_source *src;
     rt_model *m, *c;
     char msg[RT_MSG_SIZE];
     const char *path = write_tiny(&(tiny_opts){0});
@@ -614,5 +614,5 @@ Test(runtime, scratch_estimate_matches_allocation)
     free(tok);
     free(lg);
     rt_model_free(m);
-    src_close(src);
+    inp_close(src);
 }

@@ -1,4 +1,4 @@
-/* libsrc/text.c: calibration and evaluation text, plain or gzip — what is accepted and what is
+/* input/text.c: calibration and evaluation text, plain or gzip — what is accepted and what is
  * refused (not UTF-8, NUL bytes, corrupt or truncated gzip, missing files). */
 #include <criterion/criterion.h>
 #include <stdint.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "libsrc/text.h"
+#include "input/text.h"
 #include "tests/testutil.h"
 
 static char *tmpfile_with(const char *dir, const char *name, const void *data, size_t n)
@@ -44,10 +44,10 @@ static char *gz_file(const char *dir, const char *name, const char *const *parts
     return path;
 }
 
-static src_error load(const char *path, char **text, size_t *len, char *msg)
+static inp_error load(const char *path, char **text, size_t *len, char *msg)
 {
     msg[0] = 0;
-    return src_text_load(path, text, len, msg);
+    return inp_text_load(path, text, len, msg);
 }
 
 Test(text, plain_and_gzip)
@@ -59,21 +59,21 @@ Test(text, plain_and_gzip)
     char *p2 = gz_file(dir, "b.txt", parts, 1); /* gzip whatever the name */
     char *p3 = gz_file(dir, "c.gz", parts, 2);  /* two members */
     char *p4 = tmpfile_with(dir, "empty.txt", "", 0);
-    char *text, msg[SRC_MSG_SIZE];
+    char *text, msg[INP_MSG_SIZE];
     size_t len;
 
-    cr_assert_eq(load(p1, &text, &len, msg), SRC_OK, "%s", msg);
+    cr_assert_eq(load(p1, &text, &len, msg), INP_OK, "%s", msg);
     cr_assert_eq(len, strlen(s));
     cr_assert(memcmp(text, s, len) == 0 && text[len] == 0);
     free(text);
-    cr_assert_eq(load(p2, &text, &len, msg), SRC_OK, "%s", msg);
+    cr_assert_eq(load(p2, &text, &len, msg), INP_OK, "%s", msg);
     cr_assert_str_eq(text, "erster Teil, ");
     free(text);
-    cr_assert_eq(load(p3, &text, &len, msg), SRC_OK, "%s", msg);
+    cr_assert_eq(load(p3, &text, &len, msg), INP_OK, "%s", msg);
     cr_assert_str_eq(text, "erster Teil, zweiter Teil\n");
     cr_assert_eq(len, 26);
     free(text);
-    cr_assert_eq(load(p4, &text, &len, msg), SRC_OK, "%s", msg);
+    cr_assert_eq(load(p4, &text, &len, msg), INP_OK, "%s", msg);
     cr_assert_eq(len, 0);
     cr_assert(text && text[0] == 0);
     free(text);
@@ -87,7 +87,7 @@ Test(text, plain_and_gzip)
 Test(text, rejects_bad_input)
 {
     char *dir = tu_mkdtemp();
-    char *text = (char *)1, msg[SRC_MSG_SIZE];
+    char *text = (char *)1, msg[INP_MSG_SIZE];
     size_t len = 7;
     static const struct {
         const char *bytes;
@@ -103,9 +103,9 @@ Test(text, rejects_bad_input)
         {"nul\0byte", 8, 3},           /* NUL */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
-        cr_assert_eq(src_text_check(bad[i].bytes, bad[i].n), bad[i].offset, "case %zu", i);
+        cr_assert_eq(inp_text_check(bad[i].bytes, bad[i].n), bad[i].offset, "case %zu", i);
         char *p = tmpfile_with(dir, "bad.txt", bad[i].bytes, bad[i].n);
-        cr_assert_eq(load(p, &text, &len, msg), SRC_ERR_FORMAT, "case %zu", i);
+        cr_assert_eq(load(p, &text, &len, msg), INP_ERR_FORMAT, "case %zu", i);
         char want[64];
         snprintf(want, sizeof want, "at byte %zu", bad[i].offset);
         cr_assert(strstr(msg, want), "case %zu: %s", i, msg);
@@ -113,7 +113,7 @@ Test(text, rejects_bad_input)
         cr_assert_eq(len, 0);
         free(p);
     }
-    cr_assert_eq(src_text_check("\xF0\x9F\x98\x80\xC3\xA9", 6), 6);
+    cr_assert_eq(inp_text_check("\xF0\x9F\x98\x80\xC3\xA9", 6), 6);
 
     /* a gzip stream cut short, and bytes that only look like gzip */
     const char *parts[] = {"some text that will be compressed and then truncated, repeated "
@@ -123,17 +123,17 @@ Test(text, rejects_bad_input)
     unsigned char *raw = tu_read_file(gz, &n);
     cr_assert(raw && n > 20);
     char *cut = tmpfile_with(dir, "cut.gz", raw, n - 6);
-    cr_assert_eq(load(cut, &text, &len, msg), SRC_ERR_FORMAT, "%s", msg);
+    cr_assert_eq(load(cut, &text, &len, msg), INP_ERR_FORMAT, "%s", msg);
     cr_assert(strstr(msg, "gzip"), "%s", msg);
     char *fake = tmpfile_with(dir, "fake.txt", "\x1f\x8b garbage that is not deflate", 30);
-    cr_assert_eq(load(fake, &text, &len, msg), SRC_ERR_FORMAT, "%s", msg);
+    cr_assert_eq(load(fake, &text, &len, msg), INP_ERR_FORMAT, "%s", msg);
 
     char *missing = malloc(strlen(dir) + 16);
     sprintf(missing, "%s/nope.txt", dir);
-    cr_assert_eq(load(missing, &text, &len, msg), SRC_ERR_IO);
+    cr_assert_eq(load(missing, &text, &len, msg), INP_ERR_IO);
     cr_assert(strstr(msg, "nope.txt"), "%s", msg);
-    cr_assert_eq(load(dir, &text, &len, msg), SRC_ERR_IO, "%s", msg); /* a directory */
-    cr_assert_eq(src_text_load(NULL, &text, &len, NULL), SRC_ERR_ARG);
+    cr_assert_eq(load(dir, &text, &len, msg), INP_ERR_IO, "%s", msg); /* a directory */
+    cr_assert_eq(inp_text_load(NULL, &text, &len, NULL), INP_ERR_ARG);
     free(raw);
     free(gz);
     free(cut);

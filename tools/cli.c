@@ -104,13 +104,13 @@ int cli_exit_gguf(gguf_error e)
     }
 }
 
-int cli_exit_src(src_error e)
+int cli_exit_src(inp_error e)
 {
     switch (e) {
-    case SRC_OK: return CLI_OK;
-    case SRC_ERR_IO: return CLI_IO;
-    case SRC_ERR_NOMEM: return CLI_INTERNAL;
-    case SRC_ERR_ARG: return CLI_USAGE;
+    case INP_OK: return CLI_OK;
+    case INP_ERR_IO: return CLI_IO;
+    case INP_ERR_NOMEM: return CLI_INTERNAL;
+    case INP_ERR_ARG: return CLI_USAGE;
     default: return CLI_BAD_INPUT;
     }
 }

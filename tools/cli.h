@@ -9,7 +9,7 @@
 #include <stdnoreturn.h>
 
 #include "libgguf/gguf.h"
-#include "libsrc/src.h"
+#include "input/input.h"
 
 enum {
     CLI_OK = 0,
@@ -42,7 +42,7 @@ void cli_set_temp(const char *path);
 
 /* Exit codes for library errors: format problems are bad input (2), I/O is 3. */
 int cli_exit_gguf(gguf_error e);
-int cli_exit_src(src_error e);
+int cli_exit_src(inp_error e);
 
 /* True when both paths name the same existing file (same device and inode). */
 bool cli_same_file(const char *a, const char *b);

@@ -1,6 +1,6 @@
 /* qforge-convert: Hugging Face checkpoint directory (or float GGUF) -> F32/F16/BF16 GGUF.
  *
- * Streams tensor by tensor in row chunks through libsrc (names, Q/K permutation and metadata
+ * Streams tensor by tensor in row chunks through input (names, Q/K permutation and metadata
  * as llama.cpp's convert_hf_to_gguf.py) into the streaming GGUF writer; each tensor's input
  * pages are dropped once written, so memory stays near one tensor. 1-D tensors and *_norm
  * weights stay F32 whatever the output type, as in llama.cpp. */
@@ -10,7 +10,7 @@
 
 #include "libgguf/gguf.h"
 #include "libquant/lq.h"
-#include "libsrc/src.h"
+#include "input/input.h"
 #include "tools/cli.h"
 
 /* floats converted per step: 4 MiB of F32 (at least one row) */
@@ -84,23 +84,23 @@ int main(int argc, char **argv)
     }
 
     double t0 = cli_now();
-    char msg[SRC_MSG_SIZE];
-    src_source *s = NULL;
-    src_error se = src_open(input, &s, msg);
-    if (se != SRC_OK)
+    char msg[INP_MSG_SIZE];
+    inp_source *s = NULL;
+    inp_error se = inp_open(input, &s, msg);
+    if (se != INP_OK)
         cli_die(cli_exit_src(se), NULL, "%s", msg);
-    for (size_t i = 0; i < src_n_files(s); i++)
-        if (cli_same_file(output, src_file(s, i)))
-            cli_die(CLI_USAGE, output, "is an input file (%s); refusing to overwrite it", src_file(s, i));
+    for (size_t i = 0; i < inp_n_files(s); i++)
+        if (cli_same_file(output, inp_file(s, i)))
+            cli_die(CLI_USAGE, output, "is an input file (%s); refusing to overwrite it", inp_file(s, i));
 
-    int64_t n = src_n_tensors(s);
+    int64_t n = inp_n_tensors(s);
     int *otype = malloc((n ? (size_t)n : 1) * sizeof *otype);
     if (!otype)
         cli_die(CLI_INTERNAL, NULL, "out of memory");
     gguf_writer *w = gguf_writer_create();
     if (!w)
         cli_die(CLI_INTERNAL, NULL, "out of memory");
-    gguf_error ge = gguf_writer_copy_kv(w, src_metadata(s));
+    gguf_error ge = gguf_writer_copy_kv(w, inp_metadata(s));
     if (ge == GGUF_OK)
         ge = gguf_writer_set_u32(w, "general.file_type", outtype == GGUF_F32 ? 0 : outtype == GGUF_F16 ? 1 : 32);
     if (ge != GGUF_OK)
@@ -109,15 +109,15 @@ int main(int argc, char **argv)
     uint64_t in_total = 0, out_total = 0;
     int64_t max_row = 1;
     for (int64_t i = 0; i < n; i++) {
-        const src_tensor *t = src_tensor_at(s, i);
+        const inp_tensor *t = inp_tensor_at(s, i);
         if (t->type != GGUF_F32 && t->type != GGUF_F16 && t->type != GGUF_BF16)
             cli_die(CLI_BAD_INPUT, input, "tensor '%s' has type %s; only f32, f16 and bf16 tensors convert", t->name,
                     type_name(t->type));
         otype[i] = (t->n_dims <= 1 || ends_with(t->name, "_norm.weight")) ? GGUF_F32 : outtype;
         if ((ge = gguf_writer_add_tensor(w, t->name, t->n_dims, t->ne, otype[i], gm)) != GGUF_OK)
             cli_die(cli_exit_gguf(ge), input, "tensor '%s': %s", t->name, gm);
-        in_total += gguf_row_size(t->type, t->ne[0]) * (uint64_t)src_n_rows(t);
-        out_total += gguf_row_size(otype[i], t->ne[0]) * (uint64_t)src_n_rows(t);
+        in_total += gguf_row_size(t->type, t->ne[0]) * (uint64_t)inp_n_rows(t);
+        out_total += gguf_row_size(otype[i], t->ne[0]) * (uint64_t)inp_n_rows(t);
         if (t->ne[0] > max_row)
             max_row = t->ne[0];
     }
@@ -134,20 +134,20 @@ int main(int argc, char **argv)
     for (int64_t k = n; k >= 10; k /= 10)
         width++;
     for (int64_t i = 0; i < n; i++) {
-        const src_tensor *t = src_tensor_at(s, i);
-        int64_t rows = src_n_rows(t), ne0 = t->ne[0];
+        const inp_tensor *t = inp_tensor_at(s, i);
+        int64_t rows = inp_n_rows(t), ne0 = t->ne[0];
         int64_t step = chunk_floats / ne0;
         size_t in_row = gguf_row_size(t->type, ne0), out_row = gguf_row_size(otype[i], ne0);
         for (int64_t r = 0; r < rows; r += step) {
             int64_t nr = rows - r < step ? rows - r : step;
             const void *out;
             if (t->type == otype[i]) {
-                se = src_read_raw(s, i, r, nr, obuf, msg);
+                se = inp_read_raw(s, i, r, nr, obuf, msg);
                 out = obuf;
             } else {
-                se = src_read_f32(s, i, r, nr, fbuf, msg);
+                se = inp_read_f32(s, i, r, nr, fbuf, msg);
                 out = fbuf;
-                if (se == SRC_OK && otype[i] != GGUF_F32) {
+                if (se == INP_OK && otype[i] != GGUF_F32) {
                     char lm[LQ_MSG_SIZE] = "";
                     lq_error le = lq_quantize_rows(otype[i], fbuf, obuf, nr, ne0, NULL, nthreads, lm);
                     if (le != LQ_OK)
@@ -155,12 +155,12 @@ int main(int argc, char **argv)
                     out = obuf;
                 }
             }
-            if (se != SRC_OK)
+            if (se != INP_OK)
                 cli_die(cli_exit_src(se), NULL, "%s", msg);
             if ((ge = gguf_writer_write(w, out, (size_t)nr * out_row, gm)) != GGUF_OK)
                 cli_die(cli_exit_gguf(ge), output, "%s", gm);
         }
-        src_release(s, i);
+        inp_release(s, i);
         char shape[96], a[32], b[32];
         size_t o = (size_t)snprintf(shape, sizeof shape, "[");
         for (uint32_t d = 0; d < t->n_dims && o < sizeof shape; d++)
@@ -184,6 +184,6 @@ int main(int argc, char **argv)
     free(fbuf);
     free(obuf);
     free(otype);
-    src_close(s);
+    inp_close(s);
     return CLI_OK;
 }

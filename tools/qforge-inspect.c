@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 
 #include "libgguf/gguf.h"
-#include "libsrc/safetensors.h"
-#include "libsrc/src.h"
+#include "input/safetensors.h"
+#include "input/input.h"
 #include "tools/cli.h"
 
 #define ARRAY_SHOWN 8     /* array items shown in text */
@@ -300,42 +300,42 @@ static int inspect_gguf(const char *path)
 static int inspect_safetensors(const char *path)
 {
     char nb[512]; /* shown() */
-    src_st_file *f;
-    char msg[SRC_MSG_SIZE];
-    src_error e = src_st_open(path, &f, msg);
-    if (e != SRC_OK)
+    inp_st_file *f;
+    char msg[INP_MSG_SIZE];
+    inp_error e = inp_st_open(path, &f, msg);
+    if (e != INP_OK)
         cli_die(cli_exit_src(e), NULL, "%s", msg);
-    size_t nt = src_st_n_tensors(f), nm = src_st_n_metadata(f);
-    uint64_t data = src_st_file_size(f) - 8 - src_st_header_size(f);
+    size_t nt = inp_st_n_tensors(f), nm = inp_st_n_metadata(f);
+    uint64_t data = inp_st_file_size(f) - 8 - inp_st_header_size(f);
     json_t *root = NULL, *ta = NULL;
     if (g_json) {
         root = json_object();
         json_object_set_new(root, "file", jstr(path, strlen(path)));
         json_object_set_new(root, "format", json_string("safetensors"));
-        json_object_set_new(root, "header_size", json_integer((json_int_t)src_st_header_size(f)));
-        json_object_set_new(root, "data_offset", json_integer((json_int_t)(8 + src_st_header_size(f))));
-        json_object_set_new(root, "file_size", json_integer((json_int_t)src_st_file_size(f)));
+        json_object_set_new(root, "header_size", json_integer((json_int_t)inp_st_header_size(f)));
+        json_object_set_new(root, "data_offset", json_integer((json_int_t)(8 + inp_st_header_size(f))));
+        json_object_set_new(root, "file_size", json_integer((json_int_t)inp_st_file_size(f)));
         json_t *m = json_object();
         for (size_t i = 0; i < nm; i++)
-            json_object_set_new(m, src_st_metadata_key(f, i),
-                                jstr(src_st_metadata_value(f, i), strlen(src_st_metadata_value(f, i))));
+            json_object_set_new(m, inp_st_metadata_key(f, i),
+                                jstr(inp_st_metadata_value(f, i), strlen(inp_st_metadata_value(f, i))));
         json_object_set_new(root, "metadata", m);
         ta = json_array();
     } else {
         printf("%s: safetensors, header %llu bytes, %zu tensors, data %llu bytes at %llu, %llu bytes\n", path,
-               (unsigned long long)src_st_header_size(f), nt, (unsigned long long)data,
-               (unsigned long long)(8 + src_st_header_size(f)), (unsigned long long)src_st_file_size(f));
+               (unsigned long long)inp_st_header_size(f), nt, (unsigned long long)data,
+               (unsigned long long)(8 + inp_st_header_size(f)), (unsigned long long)inp_st_file_size(f));
         printf("metadata (%zu keys):\n", nm);
         for (size_t i = 0; i < nm; i++) {
-            printf("  %-42s ", src_st_metadata_key(f, i));
-            put_str(stdout, src_st_metadata_value(f, i), strlen(src_st_metadata_value(f, i)), STRING_SHOWN);
+            printf("  %-42s ", inp_st_metadata_key(f, i));
+            put_str(stdout, inp_st_metadata_value(f, i), strlen(inp_st_metadata_value(f, i)), STRING_SHOWN);
             putchar('\n');
         }
         printf("tensors (%zu, in data order; shape as stored, outermost first):\n  %5s  %-48s %-16s %-8s %12s %12s\n",
                nt, "#", "name", "shape", "dtype", "offset", "bytes");
     }
     for (size_t i = 0; i < nt; i++) {
-        const src_st_tensor *t = src_st_tensor_at(f, i);
+        const inp_st_tensor *t = inp_st_tensor_at(f, i);
         if (g_json) {
             json_t *o = json_object(), *sh = json_array();
             json_object_set_new(o, "name", jstr(t->name, strlen(t->name)));
@@ -347,7 +347,7 @@ static int inspect_safetensors(const char *path)
             json_object_set_new(o, "bytes", json_integer((json_int_t)(t->end - t->begin)));
             json_array_append_new(ta, o);
         } else {
-            int64_t ne[SRC_ST_MAX_DIMS];
+            int64_t ne[INP_ST_MAX_DIMS];
             for (uint32_t d = 0; d < t->n_dims; d++)
                 ne[d] = (int64_t)t->shape[d];
             char sh[160];
@@ -362,7 +362,7 @@ static int inspect_safetensors(const char *path)
         putchar('\n');
         json_decref(root);
     }
-    src_st_close(f);
+    inp_st_close(f);
     return CLI_OK;
 }
 
@@ -371,34 +371,34 @@ static int inspect_safetensors(const char *path)
 static int inspect_checkpoint(const char *path)
 {
     char nb[512]; /* shown() */
-    src_source *s;
-    char msg[SRC_MSG_SIZE];
-    src_error e = src_open(path, &s, msg);
-    if (e != SRC_OK)
+    inp_source *s;
+    char msg[INP_MSG_SIZE];
+    inp_error e = inp_open(path, &s, msg);
+    if (e != INP_OK)
         cli_die(cli_exit_src(e), NULL, "%s", msg);
-    int64_t nt = src_n_tensors(s);
+    int64_t nt = inp_n_tensors(s);
     json_t *root = NULL, *ta = NULL;
     if (g_json) {
         root = json_object();
         json_object_set_new(root, "file", jstr(path, strlen(path)));
         json_object_set_new(root, "format", json_string("checkpoint"));
         json_t *fa = json_array();
-        for (size_t i = 0; i < src_n_files(s); i++)
-            json_array_append_new(fa, jstr(src_file(s, i), strlen(src_file(s, i))));
+        for (size_t i = 0; i < inp_n_files(s); i++)
+            json_array_append_new(fa, jstr(inp_file(s, i), strlen(inp_file(s, i))));
         json_object_set_new(root, "files", fa);
     } else {
-        printf("%s: Hugging Face checkpoint, %zu input files, %lld tensors as GGUF\n", path, src_n_files(s),
+        printf("%s: Hugging Face checkpoint, %zu input files, %lld tensors as GGUF\n", path, inp_n_files(s),
                (long long)nt);
     }
-    metadata(src_metadata(s), root);
+    metadata(inp_metadata(s), root);
     if (g_json)
         ta = json_array();
     else
         printf("tensors (%lld, GGUF names and order):\n  %5s  %-36s %-22s %-6s %12s\n", (long long)nt, "#", "name",
                "shape", "type", "bytes");
     for (int64_t i = 0; i < nt; i++) {
-        const src_tensor *t = src_tensor_at(s, i);
-        uint64_t bytes = gguf_row_size(t->type, t->ne[0]) * (uint64_t)src_n_rows(t);
+        const inp_tensor *t = inp_tensor_at(s, i);
+        uint64_t bytes = gguf_row_size(t->type, t->ne[0]) * (uint64_t)inp_n_rows(t);
         if (g_json) {
             json_t *o = json_object(), *sh = json_array();
             json_object_set_new(o, "name", json_string(t->name));
@@ -421,7 +421,7 @@ static int inspect_checkpoint(const char *path)
         putchar('\n');
         json_decref(root);
     }
-    src_close(s);
+    inp_close(s);
     return CLI_OK;
 }
 

@@ -10,7 +10,7 @@
 
 #include "runtime/perplexity.h"
 #include "runtime/runtime.h"
-#include "runtime/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "tools/cli.h"
 
 static void usage(FILE *f)
@@ -152,9 +152,9 @@ static char *read_text(const char *path, size_t *n)
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
         cli_die(CLI_IO, path, "not a regular file");
-    if ((uint64_t)st.st_size > RT_TOK_MAX_TEXT)
+    if ((uint64_t)st.st_size > TOK_MAX_TEXT)
         cli_die(CLI_BAD_INPUT, path, "text is too large (%lld bytes; at most %zu)", (long long)st.st_size,
-                (size_t)RT_TOK_MAX_TEXT);
+                (size_t)TOK_MAX_TEXT);
     char *buf = malloc((size_t)st.st_size + 1);
     if (!buf)
         cli_die(CLI_INTERNAL, path, "out of memory");
@@ -242,10 +242,10 @@ int main(int argc, char **argv)
         omp_set_num_threads(o.threads);
     const int nth = o.threads > 0 ? o.threads : omp_get_max_threads();
 
-    char msg[RT_MSG_SIZE > SRC_MSG_SIZE ? RT_MSG_SIZE : SRC_MSG_SIZE];
-    src_source *src = NULL;
-    src_error se = src_open(o.model, &src, msg);
-    if (se != SRC_OK) /* libsrc messages start with the file's path already */
+    char msg[RT_MSG_SIZE > INP_MSG_SIZE ? RT_MSG_SIZE : INP_MSG_SIZE];
+    inp_source *src = NULL;
+    inp_error se = inp_open(o.model, &src, msg);
+    if (se != INP_OK) /* input messages start with the file's path already */
         cli_die(cli_exit_src(se), NULL, "%s", msg);
     /* the weights alone, before a checkpoint is read into memory */
     const uint64_t weights = rt_weights_bytes(src);
@@ -255,7 +255,7 @@ int main(int argc, char **argv)
                 cli_bytes((double)o.max_memory, b2));
     rt_model *model = NULL;
     rt_error re = rt_model_load(src, &model, msg);
-    if (re != RT_OK) /* a libsrc message passed on (reading a checkpoint shard) names its file */
+    if (re != RT_OK) /* a input message passed on (reading a checkpoint shard) names its file */
         cli_die(exit_for(re), strncmp(msg, o.model, strlen(o.model)) == 0 ? NULL : o.model, "%s", msg);
     rt_model_set_threads(model, nth);
     const rt_hparams *hp = rt_model_hparams(model);
@@ -273,34 +273,34 @@ int main(int argc, char **argv)
     double t_tok = 0;
     {
         char tmsg[RT_MSG_SIZE];
-        rt_tok *tok = NULL;
-        rt_error te = rt_tok_from_gguf(src_metadata(src), &tok, tmsg);
+        tok_model *tok = NULL;
+        rt_error te = rt_error_from_tok(tok_from_gguf(inp_metadata(src), &tok, tmsg));
         if (te != RT_OK)
             cli_die(exit_for(te), o.model, "tokenizer: %s", tmsg);
-        if (rt_tok_n_tokens(tok) != n_vocab)
-            cli_die(CLI_BAD_INPUT, o.model, "tokenizer has %d tokens but the model %d", rt_tok_n_tokens(tok), n_vocab);
-        bos = rt_tok_bos(tok);
-        add_bos = (rt_tok_default_flags(tok) & RT_TOK_ADD_BOS) && bos >= 0;
+        if (tok_n_tokens(tok) != n_vocab)
+            cli_die(CLI_BAD_INPUT, o.model, "tokenizer has %d tokens but the model %d", tok_n_tokens(tok), n_vocab);
+        bos = tok_bos(tok);
+        add_bos = (tok_default_flags(tok) & TOK_ADD_BOS) && bos >= 0;
         if (!o.kld) {
             size_t len;
             char *text = read_text(o.text, &len);
             long long bad = utf8_invalid_at((const unsigned char *)text, len);
             if (bad >= 0) {
                 free(text);
-                rt_tok_free(tok);
+                tok_free(tok);
                 cli_die(CLI_BAD_INPUT, o.text, "not UTF-8 text (invalid byte at offset %lld)", bad);
             }
             const double t0 = cli_now();
-            te = rt_tok_encode(tok, text, len, rt_tok_default_flags(tok), &tokens, &n_tokens, tmsg);
+            te = rt_error_from_tok(tok_encode(tok, text, len, tok_default_flags(tok), &tokens, &n_tokens, tmsg));
             free(text);
             if (te != RT_OK) {
-                rt_tok_free(tok);
+                tok_free(tok);
                 cli_die(exit_for(te), o.text, "tokenizer: %s", tmsg);
             }
             t_tok = cli_now() - t0;
             text_len = len;
         }
-        rt_tok_free(tok);
+        tok_free(tok);
     }
 
     if (o.kld) {
@@ -532,6 +532,6 @@ int main(int argc, char **argv)
     free(models);
     free(tokens);
     rt_model_free(model);
-    src_close(src);
+    inp_close(src);
     return 0;
 }

@@ -13,9 +13,9 @@
 #include "libgguf/gguf.h"
 #include "libquant/lq.h"
 #include "libquant/lq_mix.h"
-#include "libsrc/imatrix.h"
-#include "libsrc/src.h"
-#include "libsrc/text.h"
+#include "input/imatrix.h"
+#include "input/input.h"
+#include "input/text.h"
 #include "runtime/calib.h"
 #include "tools/cli.h"
 
@@ -43,8 +43,8 @@ typedef struct {
 } options;
 
 typedef struct {
-    int64_t src_index;
-    const src_tensor *t;
+    int64_t inp_index;
+    const inp_tensor *t;
     lq_mix_choice ch;
     uint32_t n_dims;         /* as written: trailing dimensions of 1 dropped, like ggml */
     int64_t nrows;
@@ -237,9 +237,9 @@ static int64_t md_int(const gguf_reader *md, const char *arch, const char *suffi
     return v;
 }
 
-static lq_mix_model model_facts(const src_source *s, char *arch_buf, size_t arch_size)
+static lq_mix_model model_facts(const inp_source *s, char *arch_buf, size_t arch_size)
 {
-    const gguf_reader *md = src_metadata(s);
+    const gguf_reader *md = inp_metadata(s);
     lq_mix_model m;
     memset(&m, 0, sizeof m);
     const gguf_str *arch = NULL;
@@ -249,9 +249,9 @@ static lq_mix_model model_facts(const src_source *s, char *arch_buf, size_t arch
     m.arch = arch_buf;
     /* block count: from the metadata, else the highest blk.N + 1 */
     int64_t max_blk = -1;
-    for (int64_t i = 0; i < src_n_tensors(s); i++) {
+    for (int64_t i = 0; i < inp_n_tensors(s); i++) {
         int b;
-        if (sscanf(src_tensor_at(s, i)->name, "blk.%d.", &b) == 1 && b > max_blk)
+        if (sscanf(inp_tensor_at(s, i)->name, "blk.%d.", &b) == 1 && b > max_blk)
             max_blk = b;
     }
     m.n_layer = md ? (int)md_int(md, arch_buf, "block_count", max_blk + 1) : (int)(max_blk + 1);
@@ -265,7 +265,7 @@ static lq_mix_model model_facts(const src_source *s, char *arch_buf, size_t arch
 
 /* ---------------------------------------------------------------- formatting */
 
-static void fmt_shape(const src_tensor *t, uint32_t n_dims, char *buf, size_t size)
+static void fmt_shape(const inp_tensor *t, uint32_t n_dims, char *buf, size_t size)
 {
     size_t k = (size_t)snprintf(buf, size, "[");
     for (uint32_t d = 0; d < n_dims && k < size; d++)
@@ -296,7 +296,7 @@ static const char *tname(int type)
     return tr ? tr->name : "?";
 }
 
-static uint32_t ggml_n_dims(const src_tensor *t)
+static uint32_t ggml_n_dims(const inp_tensor *t)
 {
     uint32_t n = 1;
     for (uint32_t d = 1; d < GGUF_MAX_DIMS; d++)
@@ -392,13 +392,13 @@ static void flush_pending(buffers *b, gguf_writer *w, const options *o)
 
 /* The whole tensor in its stored layout when the source maps it in place with rows aligned
  * for their element type, else NULL. */
-static const unsigned char *in_place(src_source *s, const item *it)
+static const unsigned char *in_place(inp_source *s, const item *it)
 {
-    const unsigned char *data = src_data(s, it->src_index);
+    const unsigned char *data = inp_data(s, it->inp_index);
     return data && ((uintptr_t)data % sizeof(float)) == 0 ? data : NULL;
 }
 
-static void copy_raw(src_source *s, item *it, gguf_writer *w, buffers *b, const options *o)
+static void copy_raw(inp_source *s, item *it, gguf_writer *w, buffers *b, const options *o)
 {
     flush_pending(b, w, o);
     const size_t rs = gguf_row_size(it->t->type, it->t->ne[0]);
@@ -408,9 +408,9 @@ static void copy_raw(src_source *s, item *it, gguf_writer *w, buffers *b, const 
         int64_t nr = it->nrows - r0 < step ? it->nrows - r0 : step;
         const unsigned char *p = data ? data + (size_t)r0 * rs : b->raw;
         if (!data) {
-            char msg[SRC_MSG_SIZE];
-            src_error e = src_read_raw(s, it->src_index, r0, nr, b->raw, msg);
-            if (e != SRC_OK)
+            char msg[INP_MSG_SIZE];
+            inp_error e = inp_read_raw(s, it->inp_index, r0, nr, b->raw, msg);
+            if (e != INP_OK)
                 cli_die(cli_exit_src(e), NULL, "%s", msg);
         }
         write_or_die(w, p, (size_t)nr * rs, o->output);
@@ -440,14 +440,14 @@ static double sq_diff(const float *x, const float *y, int64_t n)
 }
 
 /* Convert, quantize and measure a tensor chunk by chunk. Every row is read (in place from a
- * GGUF mapping, else with src_read_f32, which libsrc allows on several threads), converted,
+ * GGUF mapping, else with inp_read_f32, which input allows on several threads), converted,
  * quantized and decoded again by one thread: rows are independent, so the bytes do not depend
  * on the thread count, and the error is summed per row, then in row order. Rows are handed out
  * dynamically so the master thread can write the previous chunk first. The last chunk stays
  * pending (flush_pending). */
-static void quantize_tensor(src_source *s, item *it, gguf_writer *w, buffers *b, const options *o)
+static void quantize_tensor(inp_source *s, item *it, gguf_writer *w, buffers *b, const options *o)
 {
-    const src_tensor *t = it->t;
+    const inp_tensor *t = it->t;
     const int type = it->ch.type, in_type = t->type;
     const int64_t ne0 = t->ne[0], ne1 = t->ne[1], ne2 = t->ne[2];
     const size_t rs = gguf_row_size(type, ne0), in_rs = gguf_row_size(in_type, ne0);
@@ -468,8 +468,8 @@ static void quantize_tensor(src_source *s, item *it, gguf_writer *w, buffers *b,
         const unsigned char *qp = b->q[b->cur ^ 1];
         const size_t pending = b->pending;
         gguf_error werr = GGUF_OK;
-        char wmsg[GGUF_MSG_SIZE] = "", rmsg[SRC_MSG_SIZE] = "";
-        src_error rerr = SRC_OK;
+        char wmsg[GGUF_MSG_SIZE] = "", rmsg[INP_MSG_SIZE] = "";
+        inp_error rerr = INP_OK;
         int bad = 0;
 #pragma omp parallel num_threads(b->nthreads) reduction(| : bad)
         {
@@ -490,11 +490,11 @@ static void quantize_tensor(src_source *s, item *it, gguf_writer *w, buffers *b,
                     else
                         lq_bf16_to_f32_row((const uint16_t *)src, x, (size_t)ne0);
                 } else {
-                    char m[SRC_MSG_SIZE];
-                    src_error e = src_read_f32(s, it->src_index, r0 + r, 1, x, m);
-                    if (e != SRC_OK) {
+                    char m[INP_MSG_SIZE];
+                    inp_error e = inp_read_f32(s, it->inp_index, r0 + r, 1, x, m);
+                    if (e != INP_OK) {
 #pragma omp critical(qforge_read_error)
-                        if (rerr == SRC_OK) {
+                        if (rerr == INP_OK) {
                             rerr = e;
                             memcpy(rmsg, m, sizeof rmsg);
                         }
@@ -511,7 +511,7 @@ static void quantize_tensor(src_source *s, item *it, gguf_writer *w, buffers *b,
         }
         if (werr != GGUF_OK)
             cli_die(cli_exit_gguf(werr), o->output, "%s", wmsg);
-        if (rerr != SRC_OK)
+        if (rerr != INP_OK)
             cli_die(cli_exit_src(rerr), NULL, "%s", rmsg);
         if (bad)
             cli_die(CLI_INTERNAL, NULL, "tensor '%s': libquant cannot convert %s to %s", t->name,
@@ -679,22 +679,22 @@ static const char *default_calib(char *buf, size_t size)
 
 /* Run the calibration (GPTQ of the planned weights, or the float pass) and write the imatrix
  * when asked. items NULL: importance only. */
-static void run_calibration(const options *o, src_source *s, const item *items, size_t n)
+static void run_calibration(const options *o, inp_source *s, const item *items, size_t n)
 {
     static char pbuf[4200]; /* the default path; the report refers to it */
-    char msg[RT_MSG_SIZE > SRC_MSG_SIZE ? RT_MSG_SIZE : SRC_MSG_SIZE];
+    char msg[RT_MSG_SIZE > INP_MSG_SIZE ? RT_MSG_SIZE : INP_MSG_SIZE];
     const char *calib = o->calib_path ? o->calib_path : default_calib(pbuf, sizeof pbuf);
     bool clash = o->imatrix_out && (cli_same_file(o->imatrix_out, o->input) ||
                                     cli_same_file(o->imatrix_out, calib) ||
                                     (items && !strcmp(o->imatrix_out, o->output)));
-    for (size_t i = 0; o->imatrix_out && i < src_n_files(s); i++)
-        clash = clash || cli_same_file(o->imatrix_out, src_file(s, i));
+    for (size_t i = 0; o->imatrix_out && i < inp_n_files(s); i++)
+        clash = clash || cli_same_file(o->imatrix_out, inp_file(s, i));
     if (clash)
         cli_die(CLI_USAGE, o->imatrix_out, "is an input or the output; refusing to overwrite it");
     char *text = NULL;
     size_t len = 0;
-    src_error se = src_text_load(calib, &text, &len, msg);
-    if (se != SRC_OK)
+    inp_error se = inp_text_load(calib, &text, &len, msg);
+    if (se != INP_OK)
         cli_die(cli_exit_src(se), NULL, "--calib: %s", msg);
     rt_calib_plan *plan = calloc(n ? n : 1, sizeof *plan);
     memset(&g_gq, 0, sizeof g_gq);
@@ -791,14 +791,14 @@ int main(int argc, char **argv)
         g_chunk_bytes = (size_t)cli_parse_long("QFORGE_CHUNK_BYTES", cb, 1, 1L << 40);
     const double t0 = cli_now();
 
-    char msg[SRC_MSG_SIZE];
-    src_source *s = NULL;
-    src_error se = src_open(o.input, &s, msg);
-    if (se != SRC_OK)
+    char msg[INP_MSG_SIZE];
+    inp_source *s = NULL;
+    inp_error se = inp_open(o.input, &s, msg);
+    if (se != INP_OK)
         cli_die(cli_exit_src(se), NULL, "%s", msg);
     if (o.npos == 1) { /* --imatrix-out FILE INPUT */
         run_calibration(&o, s, NULL, 0);
-        src_close(s);
+        inp_close(s);
         lq_mix_overrides_free(o.overrides);
         return 0;
     }
@@ -807,8 +807,8 @@ int main(int argc, char **argv)
     if (!o.dry_run) {
         bool clash = cli_same_file(o.output, o.input) ||
                      (o.imatrix_path && cli_same_file(o.output, o.imatrix_path));
-        for (size_t i = 0; !clash && i < src_n_files(s); i++)
-            clash = cli_same_file(o.output, src_file(s, i));
+        for (size_t i = 0; !clash && i < inp_n_files(s); i++)
+            clash = cli_same_file(o.output, inp_file(s, i));
         if (clash)
             cli_die(CLI_USAGE, o.output, "is an input file; refusing to overwrite it");
     }
@@ -816,22 +816,22 @@ int main(int argc, char **argv)
         bool clash = cli_same_file(o.report_path, o.input) ||
                      (!o.dry_run && cli_same_file(o.report_path, o.output)) ||
                      (o.imatrix_path && cli_same_file(o.report_path, o.imatrix_path));
-        for (size_t i = 0; !clash && i < src_n_files(s); i++)
-            clash = cli_same_file(o.report_path, src_file(s, i));
+        for (size_t i = 0; !clash && i < inp_n_files(s); i++)
+            clash = cli_same_file(o.report_path, inp_file(s, i));
         if (clash || !strcmp(o.report_path, o.output))
             cli_die(CLI_USAGE, o.report_path, "the report would overwrite an input or the output");
     }
 
-    src_imatrix *im = NULL;
+    inp_imatrix *im = NULL;
     if (o.imatrix_path) {
-        se = src_imatrix_load(o.imatrix_path, &im, msg);
-        if (se != SRC_OK)
+        se = inp_imatrix_load(o.imatrix_path, &im, msg);
+        if (se != INP_OK)
             cli_die(cli_exit_src(se), NULL, "%s", msg);
         o.mix.has_imatrix = true;
     }
 
     /* tensors in llama-quantize's order */
-    const size_t n = (size_t)src_n_tensors(s);
+    const size_t n = (size_t)inp_n_tensors(s);
     item *items = calloc(n ? n : 1, sizeof *items);
     const char **names = calloc(n ? n : 1, sizeof *names);
     size_t *order = calloc(n ? n : 1, sizeof *order);
@@ -840,18 +840,18 @@ int main(int argc, char **argv)
     if (!items || !names || !order || !mt || !ch)
         cli_die(CLI_INTERNAL, NULL, "out of memory");
     for (size_t i = 0; i < n; i++)
-        names[i] = src_tensor_at(s, (int64_t)i)->name;
+        names[i] = inp_tensor_at(s, (int64_t)i)->name;
     if (lq_mix_sort(names, n, order) != LQ_OK)
         cli_die(CLI_INTERNAL, NULL, "out of memory");
-    const bool ckpt = src_is_checkpoint(s);
+    const bool ckpt = inp_is_checkpoint(s);
     double n_elements = 0;
     uint64_t in_total = 0;
     for (size_t k = 0; k < n; k++) {
         item *it = &items[k];
-        it->src_index = (int64_t)order[k];
-        it->t = src_tensor_at(s, it->src_index);
+        it->inp_index = (int64_t)order[k];
+        it->t = inp_tensor_at(s, it->inp_index);
         it->n_dims = ggml_n_dims(it->t);
-        it->nrows = src_n_rows(it->t);
+        it->nrows = inp_n_rows(it->t);
         it->in_bytes = (uint64_t)it->nrows * gguf_row_size(it->t->type, it->t->ne[0]);
         it->rmse = -1;
         in_total += it->in_bytes;
@@ -898,7 +898,7 @@ int main(int argc, char **argv)
         bool converts = type != it->t->type;
         if (im && converts && type != GGUF_F32 && type != GGUF_F16 && type != GGUF_BF16) {
             size_t ni = 0;
-            const float *v = src_imatrix_find(im, it->t->name, &ni);
+            const float *v = inp_imatrix_find(im, it->t->name, &ni);
             if (!v) {
                 cli_warn(NULL, "%s: no importance data for this tensor", it->t->name);
             } else if (ni != (size_t)(it->t->ne[0] * it->t->ne[2])) {
@@ -924,8 +924,8 @@ int main(int argc, char **argv)
         if (!w)
             cli_die(CLI_INTERNAL, NULL, "out of memory");
         gguf_error ge = GGUF_OK;
-        if (src_metadata(s))
-            ge = gguf_writer_copy_kv(w, src_metadata(s));
+        if (inp_metadata(s))
+            ge = gguf_writer_copy_kv(w, inp_metadata(s));
         if (ge != GGUF_OK)
             cli_die(cli_exit_gguf(ge), o.input, "cannot copy metadata: %s", gguf_strerror(ge));
         static const char *const moved[] = {"general.quantization_version", "general.file_type",
@@ -944,14 +944,14 @@ int main(int argc, char **argv)
                 gguf_writer_remove(w, ikeys[i]);
             snprintf(buf, sizeof buf, "%s", o.imatrix_path); /* llama-quantize keeps 127 bytes */
             ge = gguf_writer_set_str(w, ikeys[0], buf);
-            if (ge == GGUF_OK && src_imatrix_dataset(im)) {
-                snprintf(buf, sizeof buf, "%s", src_imatrix_dataset(im));
+            if (ge == GGUF_OK && inp_imatrix_dataset(im)) {
+                snprintf(buf, sizeof buf, "%s", inp_imatrix_dataset(im));
                 ge = gguf_writer_set_str(w, ikeys[1], buf);
             }
             if (ge == GGUF_OK)
-                ge = gguf_writer_set_u32(w, ikeys[2], (uint32_t)src_imatrix_n_entries(im));
-            if (ge == GGUF_OK && src_imatrix_chunk_count(im) > 0)
-                ge = gguf_writer_set_u32(w, ikeys[3], (uint32_t)src_imatrix_chunk_count(im));
+                ge = gguf_writer_set_u32(w, ikeys[2], (uint32_t)inp_imatrix_n_entries(im));
+            if (ge == GGUF_OK && inp_imatrix_chunk_count(im) > 0)
+                ge = gguf_writer_set_u32(w, ikeys[3], (uint32_t)inp_imatrix_chunk_count(im));
         }
         if (ge != GGUF_OK)
             cli_die(cli_exit_gguf(ge), NULL, "cannot set metadata: %s", gguf_strerror(ge));
@@ -990,7 +990,7 @@ int main(int argc, char **argv)
                 copy_raw(s, it, w, &b, &o);
             else
                 quantize_tensor(s, it, w, &b, &o);
-            src_release(s, it->src_index);
+            inp_release(s, it->inp_index);
         }
         it->seconds = cli_now() - ts;
         out_total += it->out_bytes;
@@ -1053,8 +1053,8 @@ int main(int argc, char **argv)
     free(order);
     free(mt);
     free(ch);
-    src_imatrix_free(im);
+    inp_imatrix_free(im);
     lq_mix_overrides_free(o.overrides);
-    src_close(s);
+    inp_close(s);
     return 0;
 }

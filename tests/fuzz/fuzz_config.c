@@ -1,9 +1,9 @@
-/* libFuzzer target: a checkpoint's JSON files as libsrc/checkpoint.c reads them.
+/* libFuzzer target: a checkpoint's JSON files as input/checkpoint.c reads them.
  *
  * The input is split on the line "\n====\n" into up to five parts, written into the fixture
  * checkpoint (tests/fuzz/support.c: single model.safetensors, tokenizer.model) as
  *   config.json, tokenizer_config.json, tokenizer.json, added_tokens.json, chat_template.jinja
- * (a missing or empty part: that file is absent; config.json is always written). The directory is opened with src_open(); a failure
+ * (a missing or empty part: that file is absent; config.json is always written). The directory is opened with inp_open(); a failure
  * must give a one-line message, a success must walk cleanly (metadata, every tensor row).
  * This covers the config.json -> GGUF metadata mapping (hyper-parameters, rope_scaling,
  * tie_word_embeddings, general.* name heuristics from _name_or_path, special token ids,
@@ -35,18 +35,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fz_remove(dir, names[k]);
         p = q ? q + sl : NULL;
     }
-    src_source *s = NULL;
-    char msg[SRC_MSG_SIZE];
+    inp_source *s = NULL;
+    char msg[INP_MSG_SIZE];
     msg[0] = 0;
-    src_error e = src_open(dir, &s, msg);
-    fz_note("src_open", e == SRC_OK ? NULL : msg);
-    if (e != SRC_OK) {
-        FZ_CHECK(s == NULL && e < SRC_ERR_COUNT_);
+    inp_error e = inp_open(dir, &s, msg);
+    fz_note("inp_open", e == INP_OK ? NULL : msg);
+    if (e != INP_OK) {
+        FZ_CHECK(s == NULL && e < INP_ERR_COUNT_);
         fz_check_msg(msg, sizeof msg);
         return 0;
     }
-    FZ_CHECK(src_is_checkpoint(s));
+    FZ_CHECK(inp_is_checkpoint(s));
     fz_walk_source(s);
-    src_close(s);
+    inp_close(s);
     return 0;
 }

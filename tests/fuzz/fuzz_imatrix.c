@@ -1,4 +1,4 @@
-/* libFuzzer target: importance matrix files (src_imatrix_load, libsrc/imatrix.h), GGUF or
+/* libFuzzer target: importance matrix files (inp_imatrix_load, input/imatrix.h), GGUF or
  * legacy .dat, written to a memfd and loaded through /proc/self/fd/N.
  *
  * A rejected file must give a one-line message; an accepted one has at least one entry,
@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "libsrc/imatrix.h"
+#include "input/imatrix.h"
 #include "tests/fuzz/support.h"
 
 static int g_fd = -1;
@@ -24,35 +24,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     FZ_CHECK(ftruncate(g_fd, 0) == 0);
     FZ_CHECK(pwrite(g_fd, data, size, 0) == (ssize_t)size);
-    src_imatrix *im = NULL;
-    char msg[SRC_MSG_SIZE];
+    inp_imatrix *im = NULL;
+    char msg[INP_MSG_SIZE];
     msg[0] = 0;
-    src_error e = src_imatrix_load(g_path, &im, msg);
-    fz_note("src_imatrix_load", e == SRC_OK ? NULL : msg);
-    if (e != SRC_OK) {
-        FZ_CHECK(im == NULL && e < SRC_ERR_COUNT_);
+    inp_error e = inp_imatrix_load(g_path, &im, msg);
+    fz_note("inp_imatrix_load", e == INP_OK ? NULL : msg);
+    if (e != INP_OK) {
+        FZ_CHECK(im == NULL && e < INP_ERR_COUNT_);
         fz_check_msg(msg, sizeof msg);
         return 0;
     }
-    size_t n = src_imatrix_n_entries(im);
+    size_t n = inp_imatrix_n_entries(im);
     FZ_CHECK(n >= 1);
     for (size_t i = 0; i < n; i++) {
-        const char *name = src_imatrix_name(im, i);
+        const char *name = inp_imatrix_name(im, i);
         FZ_CHECK(name != NULL);
         if (i > 0)
-            FZ_CHECK(strcmp(src_imatrix_name(im, i - 1), name) < 0);
+            FZ_CHECK(strcmp(inp_imatrix_name(im, i - 1), name) < 0);
         size_t nv = 0;
-        const float *v = src_imatrix_find(im, name, &nv);
+        const float *v = inp_imatrix_find(im, name, &nv);
         FZ_CHECK(v != NULL && nv >= 1);
         for (size_t k = 0; k < nv; k++)
             FZ_CHECK(isfinite(v[k]));
     }
-    FZ_CHECK(src_imatrix_name(im, n) == NULL);
-    FZ_CHECK(src_imatrix_find(im, "no such tensor \x01", NULL) == NULL);
-    const char *ds = src_imatrix_dataset(im);
+    FZ_CHECK(inp_imatrix_name(im, n) == NULL);
+    FZ_CHECK(inp_imatrix_find(im, "no such tensor \x01", NULL) == NULL);
+    const char *ds = inp_imatrix_dataset(im);
     if (ds)
         fz_sink += strlen(ds);
-    FZ_CHECK(src_imatrix_chunk_count(im) >= 0);
-    src_imatrix_free(im);
+    FZ_CHECK(inp_imatrix_chunk_count(im) >= 0);
+    inp_imatrix_free(im);
     return 0;
 }

@@ -1,8 +1,8 @@
-/* libFuzzer target: a GGUF model as the runtime loads it (src_open on a GGUF file ->
- * rt_tok_from_gguf -> rt_model_load -> a 3-token rt_forward).
+/* libFuzzer target: a GGUF model as the runtime loads it (inp_open on a GGUF file ->
+ * tok_from_gguf -> rt_model_load -> a 3-token rt_forward).
  *
  * The input is written to a memfd and opened through /proc/self/fd/N, so the file path of
- * libsrc's GGUF source (mmap) is what runs. Every failure must come back as an error with a
+ * input's GGUF source (mmap) is what runs. Every failure must come back as an error with a
  * one-line message; an accepted model must have hyper-parameters in range, accept a short
  * forward pass on in-range token ids giving the same bits with 1 and 2 threads, and refuse an
  * out-of-range id with RT_ERR_ARG.
@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "runtime/runtime.h"
-#include "runtime/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "tests/fuzz/support.h"
 
 static int g_fd = -1;
@@ -30,34 +30,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(ftruncate(g_fd, 0) == 0);
     FZ_CHECK(pwrite(g_fd, data, size, 0) == (ssize_t)size);
 
-    src_source *s = NULL;
-    char msg[RT_MSG_SIZE > SRC_MSG_SIZE ? RT_MSG_SIZE : SRC_MSG_SIZE];
+    inp_source *s = NULL;
+    char msg[RT_MSG_SIZE > INP_MSG_SIZE ? RT_MSG_SIZE : INP_MSG_SIZE];
     msg[0] = 0;
-    src_error se = src_open(g_path, &s, msg);
-    fz_note("src_open", se == SRC_OK ? NULL : msg);
-    if (se != SRC_OK) {
+    inp_error se = inp_open(g_path, &s, msg);
+    fz_note("inp_open", se == INP_OK ? NULL : msg);
+    if (se != INP_OK) {
         FZ_CHECK(s == NULL);
-        fz_check_msg(msg, SRC_MSG_SIZE);
+        fz_check_msg(msg, INP_MSG_SIZE);
         return 0;
     }
-    FZ_CHECK(!src_is_checkpoint(s));
+    FZ_CHECK(!inp_is_checkpoint(s));
 
-    rt_tok *tok = NULL;
+    tok_model *tok = NULL;
     msg[0] = 0;
-    rt_error e = rt_tok_from_gguf(src_metadata(s), &tok, msg);
-    fz_note("rt_tok_from_gguf", e == RT_OK ? NULL : msg);
+    rt_error e = tok_from_gguf(inp_metadata(s), &tok, msg);
+    fz_note("tok_from_gguf", e == RT_OK ? NULL : msg);
     if (e == RT_OK) {
         static const char text[] = "The quick brown fox \xe2\x80\x94 <s> jumps\n\xff";
         int32_t *ids = NULL;
         size_t n = 0;
-        e = rt_tok_encode(tok, text, sizeof text - 1, rt_tok_default_flags(tok), &ids, &n, msg);
+        e = tok_encode(tok, text, sizeof text - 1, tok_default_flags(tok), &ids, &n, msg);
         if (e == RT_OK)
             for (size_t i = 0; i < n; i++)
-                FZ_CHECK(ids[i] >= 0 && ids[i] < rt_tok_n_tokens(tok));
+                FZ_CHECK(ids[i] >= 0 && ids[i] < tok_n_tokens(tok));
         else
             fz_check_msg(msg, RT_MSG_SIZE);
         free(ids);
-        rt_tok_free(tok);
+        tok_free(tok);
     } else {
         FZ_CHECK(tok == NULL);
         fz_check_msg(msg, RT_MSG_SIZE);
@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (e != RT_OK) {
         FZ_CHECK(m == NULL && e < RT_ERR_COUNT_);
         fz_check_msg(msg, RT_MSG_SIZE);
-        src_close(s);
+        inp_close(s);
         return 0;
     }
     const rt_hparams *hp = rt_model_hparams(m);
@@ -104,6 +104,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(logits);
     }
     rt_model_free(m);
-    src_close(s);
+    inp_close(s);
     return 0;
 }

@@ -1,32 +1,32 @@
-/* libFuzzer target: SentencePiece tokenizer.model parsing (spm_load_memory, libsrc/spm.h).
+/* libFuzzer target: SentencePiece tokenizer.model parsing (tok_spm_load_memory, tokenizer/spm_model.h).
  *
  * A rejected buffer must give a one-line message. An accepted model must honour the header:
- * piece count within SPM_MAX_PIECES, each piece 1..SPM_MAX_PIECE_LEN bytes, NUL-terminated,
+ * piece count within TOK_SPM_MAX_PIECES, each piece 1..TOK_SPM_MAX_PIECE_LEN bytes, NUL-terminated,
  * unique; types and GGUF token types in range; out-of-range getters give their documented
  * defaults. The pieces then build a runtime tokenizer the way the converter's GGUF would
- * (rt_tok_create with spm_token_type) which must encode a fixed text with in-range ids
+ * (tok_create with tok_spm_token_type) which must encode a fixed text with in-range ids
  * (or refuse the vocabulary with RT_ERR_MODEL). */
 #include <string.h>
 
-#include "libsrc/spm.h"
-#include "runtime/tokenizer.h"
+#include "tokenizer/spm_model.h"
+#include "tokenizer/tokenizer.h"
 #include "tests/fuzz/support.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    spm_model *m = NULL;
-    char msg[SRC_MSG_SIZE];
+    tok_spm_model *m = NULL;
+    char msg[TOK_MSG_SIZE];
     msg[0] = 0;
-    src_error e = spm_load_memory(data, size, &m, msg);
-    fz_note("spm_load_memory", e == SRC_OK ? NULL : msg);
-    if (e != SRC_OK) {
-        FZ_CHECK(m == NULL && e < SRC_ERR_COUNT_);
+    tok_error e = tok_spm_load_memory(data, size, &m, msg);
+    fz_note("tok_spm_load_memory", e == TOK_OK ? NULL : msg);
+    if (e != TOK_OK) {
+        FZ_CHECK(m == NULL && e < TOK_ERR_COUNT_);
         fz_check_msg(msg, sizeof msg);
         return 0;
     }
-    int64_t n = spm_n_pieces(m);
-    FZ_CHECK(n >= 0 && n <= (int64_t)SPM_MAX_PIECES);
-    const spm_spec *spec = spm_get_spec(m);
+    int64_t n = tok_spm_n_pieces(m);
+    FZ_CHECK(n >= 0 && n <= (int64_t)TOK_SPM_MAX_PIECES);
+    const tok_spm_spec *spec = tok_spm_get_spec(m);
     FZ_CHECK(spec != NULL);
     fz_sink += (uint64_t)spec->vocab_size + (uint64_t)spec->bos_id;
     const char **texts = malloc((size_t)(n ? n : 1) * sizeof *texts);
@@ -36,33 +36,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(texts && lens && scores && types);
     for (int64_t i = 0; i < n; i++) {
         size_t len = 0;
-        const char *p = spm_piece(m, i, &len);
-        FZ_CHECK(p != NULL && len >= 1 && len <= SPM_MAX_PIECE_LEN && p[len] == 0);
-        int ty = spm_type(m, i), gt = spm_token_type(m, i);
-        FZ_CHECK(ty >= SPM_NORMAL && ty <= SPM_BYTE);
-        FZ_CHECK(gt >= SPM_TOKEN_NORMAL && gt <= SPM_TOKEN_BYTE && gt != SPM_TOKEN_USER_DEFINED);
+        const char *p = tok_spm_piece(m, i, &len);
+        FZ_CHECK(p != NULL && len >= 1 && len <= TOK_SPM_MAX_PIECE_LEN && p[len] == 0);
+        int ty = tok_spm_type(m, i), gt = tok_spm_token_type(m, i);
+        FZ_CHECK(ty >= TOK_SPM_NORMAL && ty <= TOK_SPM_BYTE);
+        FZ_CHECK(gt >= TOK_SPM_TOKEN_NORMAL && gt <= TOK_SPM_TOKEN_BYTE && gt != TOK_SPM_TOKEN_USER_DEFINED);
         texts[i] = p;
         lens[i] = len;
-        scores[i] = spm_score(m, i);
+        scores[i] = tok_spm_score(m, i);
         types[i] = gt;
     }
-    FZ_CHECK(spm_piece(m, n, NULL) == NULL && spm_piece(m, -1, NULL) == NULL);
-    FZ_CHECK(spm_type(m, n) == 0 && spm_token_type(m, -1) == 0 && spm_score(m, n) == 0.0f);
+    FZ_CHECK(tok_spm_piece(m, n, NULL) == NULL && tok_spm_piece(m, -1, NULL) == NULL);
+    FZ_CHECK(tok_spm_type(m, n) == 0 && tok_spm_token_type(m, -1) == 0 && tok_spm_score(m, n) == 0.0f);
 
-    rt_tok_options o;
-    rt_tok_default_options(&o);
+    tok_options o;
+    tok_default_options(&o);
     o.bos_id = n > 1 ? 1 : -1;
     o.eos_id = n > 2 ? 2 : -1;
-    rt_tok *t = NULL;
+    tok_model *t = NULL;
     char rmsg[RT_MSG_SIZE];
     rmsg[0] = 0;
-    rt_error re = rt_tok_create((int32_t)n, texts, lens, scores, types, &o, &t, rmsg);
-    fz_note("rt_tok_create", re == RT_OK ? NULL : rmsg);
+    rt_error re = tok_create((int32_t)n, texts, lens, scores, types, &o, &t, rmsg);
+    fz_note("tok_create", re == RT_OK ? NULL : rmsg);
     if (re == RT_OK) {
         static const char text[] = "Hello, world! \xc3\xa9t\xc3\xa9 <s> ab\xe2\x96\x81" "a \xff\xfe end";
         int32_t *ids = NULL;
         size_t n_ids = 0;
-        re = rt_tok_encode(t, text, sizeof text - 1, (o.bos_id >= 0 ? RT_TOK_ADD_BOS : 0u) | RT_TOK_PARSE_SPECIAL, &ids,
+        re = tok_encode(t, text, sizeof text - 1, (o.bos_id >= 0 ? TOK_ADD_BOS : 0u) | TOK_PARSE_SPECIAL, &ids,
                            &n_ids, rmsg);
         if (re == RT_OK) {
             for (size_t i = 0; i < n_ids; i++)
@@ -72,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fz_check_msg(rmsg, sizeof rmsg);
         }
         free(ids);
-        rt_tok_free(t);
+        tok_free(t);
     } else {
         FZ_CHECK(t == NULL && (re == RT_ERR_MODEL || re == RT_ERR_NOMEM));
         fz_check_msg(rmsg, sizeof rmsg);
@@ -81,6 +81,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(lens);
     free(scores);
     free(types);
-    spm_free(m);
+    tok_spm_free(m);
     return 0;
 }

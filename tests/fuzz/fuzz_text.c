@@ -1,7 +1,7 @@
-/* libFuzzer target: calibration / evaluation text files (src_text_load, libsrc/text.h).
+/* libFuzzer target: calibration / evaluation text files (inp_text_load, input/text.h).
  *
  * The input is written to a memfd and loaded through /proc/self/fd/N. A rejected file must give
- * a one-line message; an accepted one must be valid UTF-8 without NUL (src_text_check agrees),
+ * a one-line message; an accepted one must be valid UTF-8 without NUL (inp_text_check agrees),
  * NUL-terminated, and byte-identical to the input unless the input starts with the gzip magic.
  * Seeds: plain and gzip texts, concatenated gzip members, corrupt and truncated streams. */
 #include <stdio.h>
@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "libsrc/text.h"
+#include "input/text.h"
 #include "tests/fuzz/support.h"
 
 static int g_fd = -1;
@@ -26,17 +26,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(pwrite(g_fd, data, size, 0) == (ssize_t)size);
     char *text = NULL;
     size_t len = 12345;
-    char msg[SRC_MSG_SIZE];
+    char msg[INP_MSG_SIZE];
     msg[0] = 0;
-    src_error e = src_text_load(g_path, &text, &len, msg);
-    fz_note("src_text_load", e == SRC_OK ? NULL : msg);
-    if (e != SRC_OK) {
-        FZ_CHECK(text == NULL && len == 0 && e < SRC_ERR_COUNT_);
+    inp_error e = inp_text_load(g_path, &text, &len, msg);
+    fz_note("inp_text_load", e == INP_OK ? NULL : msg);
+    if (e != INP_OK) {
+        FZ_CHECK(text == NULL && len == 0 && e < INP_ERR_COUNT_);
         fz_check_msg(msg, sizeof msg);
         return 0;
     }
     FZ_CHECK(text != NULL && text[len] == 0);
-    FZ_CHECK(src_text_check(text, len) == len);
+    FZ_CHECK(inp_text_check(text, len) == len);
     bool gz = size >= 2 && data[0] == 0x1f && data[1] == 0x8b;
     if (!gz)
         FZ_CHECK(len == size && memcmp(text, data, size) == 0);

@@ -1,4 +1,4 @@
-/* libFuzzer target: the runtime's SentencePiece tokenizer (runtime/tokenizer.h) on arbitrary bytes.
+/* libFuzzer target: the runtime's SentencePiece tokenizer (tokenizer/tokenizer.h) on arbitrary bytes.
  *
  * Input: byte 0 = flags (bit 0 BOS, bit 1 EOS, bit 2 parse special, bit 3 use vocabulary B),
  * the rest = the text.
@@ -7,7 +7,7 @@
  *     binary's bin-fuzz/; when neither exists, a synthetic vocabulary (byte tokens + merges).
  *   Vocabulary B: synthetic, with USER_DEFINED / CONTROL / UNUSED / empty tokens, missing byte
  *     tokens, no space prefix and the phi-3 rstrip rule.
- * Checks: ids in range; BOS/EOS where asked; rt_tok_encode_into agrees with rt_tok_encode and
+ * Checks: ids in range; BOS/EOS where asked; tok_encode_into agrees with tok_encode and
  * reports the needed size when the buffer is short. With vocabulary A and no special parsing:
  *   - decoding the ids (specials shown) gives back " " + text, U+2581 read as a space;
  *   - for texts up to 256 bytes the ids equal a plain O(n^2) implementation of llama.cpp's
@@ -18,11 +18,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "libsrc/spm.h"
-#include "runtime/tokenizer.h"
+#include "tokenizer/spm_model.h"
+#include "tokenizer/tokenizer.h"
 #include "tests/fuzz/support.h"
 
-static rt_tok *g_a, *g_b;
+static tok_model *g_a, *g_b;
 
 /* ---- text -> id for the reference (sorted table) ---- */
 typedef struct {
@@ -59,39 +59,39 @@ static int32_t ref_lookup(const char *s, size_t n)
     return -1;
 }
 
-static rt_tok *from_spm(const uint8_t *buf, size_t n)
+static tok_model *from_spm(const uint8_t *buf, size_t n)
 {
-    spm_model *m = NULL;
-    char msg[SRC_MSG_SIZE];
-    if (spm_load_memory(buf, n, &m, msg) != SRC_OK) {
+    tok_spm_model *m = NULL;
+    char msg[INP_MSG_SIZE];
+    if (tok_spm_load_memory(buf, n, &m, msg) != INP_OK) {
         fprintf(stderr, "fuzz_tokenizer: vocabulary: %s\n", msg);
         return NULL;
     }
-    int32_t np = (int32_t)spm_n_pieces(m);
+    int32_t np = (int32_t)tok_spm_n_pieces(m);
     const char **texts = malloc((size_t)np * sizeof *texts);
     size_t *lens = malloc((size_t)np * sizeof *lens);
     float *scores = malloc((size_t)np * sizeof *scores);
     int32_t *types = malloc((size_t)np * sizeof *types);
     FZ_CHECK(texts && lens && scores && types);
     for (int32_t i = 0; i < np; i++) {
-        texts[i] = spm_piece(m, i, &lens[i]);
-        scores[i] = spm_score(m, i);
-        types[i] = spm_token_type(m, i);
+        texts[i] = tok_spm_piece(m, i, &lens[i]);
+        scores[i] = tok_spm_score(m, i);
+        types[i] = tok_spm_token_type(m, i);
     }
-    rt_tok *t = NULL;
-    char rmsg[RT_MSG_SIZE];
-    if (rt_tok_create(np, texts, lens, scores, types, NULL, &t, rmsg) != RT_OK)
+    tok_model *t = NULL;
+    char rmsg[TOK_MSG_SIZE];
+    if (tok_create(np, texts, lens, scores, types, NULL, &t, rmsg) != TOK_OK)
         fprintf(stderr, "fuzz_tokenizer: vocabulary: %s\n", rmsg);
     free(texts);
     free(lens);
     free(scores);
     free(types);
-    spm_free(m);
+    tok_spm_free(m);
     return t;
 }
 
 /* Byte tokens, then pieces made of pairs of common letters. */
-static rt_tok *synthetic(bool variant_b)
+static tok_model *synthetic(bool variant_b)
 {
     enum { MAXT = 1024 };
     static char store[MAXT][16];
@@ -102,7 +102,7 @@ static rt_tok *synthetic(bool variant_b)
     const char *head[] = {"<unk>", "<s>", "</s>"};
     for (int i = 0; i < 3; i++) {
         snprintf(store[n], 16, "%s", head[i]);
-        types[n] = i == 0 ? RT_TOK_UNKNOWN : RT_TOK_CONTROL;
+        types[n] = i == 0 ? TOK_UNKNOWN : TOK_CONTROL;
         scores[n] = 0;
         n++;
     }
@@ -110,7 +110,7 @@ static rt_tok *synthetic(bool variant_b)
         if (variant_b && (b % 7 == 3))
             continue; /* some bytes have no fallback token */
         snprintf(store[n], 16, "<0x%02X>", b);
-        types[n] = RT_TOK_BYTE;
+        types[n] = TOK_BYTE;
         scores[n] = 0;
         n++;
     }
@@ -118,27 +118,27 @@ static rt_tok *synthetic(bool variant_b)
     float sc = -1;
     for (int i = 0; i < 10; i++) {
         snprintf(store[n], 16, "%s", units[i]);
-        types[n] = RT_TOK_NORMAL;
+        types[n] = TOK_NORMAL;
         scores[n] = sc--;
         n++;
     }
     for (int i = 0; i < 10; i++)
         for (int j = 0; j < 10; j++) {
             snprintf(store[n], 16, "%s%s", units[i], units[j]);
-            types[n] = RT_TOK_NORMAL;
+            types[n] = TOK_NORMAL;
             scores[n] = (float)((i * 7 + j * 3) % 11) - 20.0f; /* ties on purpose */
             n++;
         }
     for (int i = 0; i < 10; i++) {
         snprintf(store[n], 16, "%s%s%s", units[i], units[(i + 1) % 10], units[(i + 2) % 10]);
-        types[n] = RT_TOK_NORMAL;
+        types[n] = TOK_NORMAL;
         scores[n] = -5.0f - (float)i;
         n++;
     }
     if (variant_b) {
         const char *extra[] = {"<|user|>", "<|end|>", "</s>x", "ab", "", "[PAD7]", "<s>"};
-        const int32_t ety[] = {RT_TOK_USER_DEFINED, RT_TOK_USER_DEFINED, RT_TOK_CONTROL, RT_TOK_USER_DEFINED,
-                               RT_TOK_NORMAL, RT_TOK_UNUSED, RT_TOK_UNDEFINED};
+        const int32_t ety[] = {TOK_USER_DEFINED, TOK_USER_DEFINED, TOK_CONTROL, TOK_USER_DEFINED,
+                               TOK_NORMAL, TOK_UNUSED, TOK_UNDEFINED};
         for (int i = 0; i < 7; i++) {
             if (i == 6) /* "<s>" already exists: make a distinct UNDEFINED token instead */
                 snprintf(store[n], 16, "<s2>");
@@ -151,16 +151,16 @@ static rt_tok *synthetic(bool variant_b)
     }
     for (int32_t i = 0; i < n; i++)
         texts[i] = store[i];
-    rt_tok_options o;
-    rt_tok_default_options(&o);
+    tok_options o;
+    tok_default_options(&o);
     if (variant_b) {
         o.add_space_prefix = false;
         o.rstrip_special = true;
         o.add_eos = true;
     }
-    rt_tok *t = NULL;
-    char msg[RT_MSG_SIZE];
-    if (rt_tok_create(n, texts, NULL, scores, types, &o, &t, msg) != RT_OK) {
+    tok_model *t = NULL;
+    char msg[TOK_MSG_SIZE];
+    if (tok_create(n, texts, NULL, scores, types, &o, &t, msg) != TOK_OK) {
         fprintf(stderr, "fuzz_tokenizer: synthetic vocabulary: %s\n", msg);
         abort();
     }
@@ -218,11 +218,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         g_a = synthetic(false);
     }
     g_b = synthetic(true);
-    g_ntab = rt_tok_n_tokens(g_a);
+    g_ntab = tok_n_tokens(g_a);
     g_tab = malloc((size_t)g_ntab * sizeof *g_tab);
     FZ_CHECK(g_tab != NULL);
     for (int32_t i = 0; i < g_ntab; i++) {
-        g_tab[i].s = rt_tok_text(g_a, i, &g_tab[i].n);
+        g_tab[i].s = tok_text(g_a, i, &g_tab[i].n);
         g_tab[i].id = i;
     }
     qsort(g_tab, (size_t)g_ntab, sizeof *g_tab, cmp_entry);
@@ -250,7 +250,7 @@ static size_t reference(const char *s, size_t n, int32_t *out)
             int32_t id = ref_lookup(s + start[i], len[i] + len[i + 1]);
             if (id < 0)
                 continue;
-            float sc = rt_tok_score(g_a, id);
+            float sc = tok_score(g_a, id);
             if (best == SIZE_MAX || sc > best_score) {
                 best = i;
                 best_score = sc;
@@ -303,48 +303,48 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned sel = data[0];
     const char *text = (const char *)data + 1;
     size_t len = size - 1;
-    unsigned flags = (sel & 1 ? RT_TOK_ADD_BOS : 0u) | (sel & 2 ? RT_TOK_ADD_EOS : 0u) |
-                     (sel & 4 ? RT_TOK_PARSE_SPECIAL : 0u);
-    const rt_tok *t = sel & 8 ? g_b : g_a;
-    int32_t nt = rt_tok_n_tokens(t);
+    unsigned flags = (sel & 1 ? TOK_ADD_BOS : 0u) | (sel & 2 ? TOK_ADD_EOS : 0u) |
+                     (sel & 4 ? TOK_PARSE_SPECIAL : 0u);
+    const tok_model *t = sel & 8 ? g_b : g_a;
+    int32_t nt = tok_n_tokens(t);
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    char msg[RT_MSG_SIZE];
+    char msg[TOK_MSG_SIZE];
     msg[0] = 0;
-    rt_error e = rt_tok_encode(t, text, len, flags, &ids, &n_ids, msg);
-    if (e != RT_OK) {
+    tok_error e = tok_encode(t, text, len, flags, &ids, &n_ids, msg);
+    if (e != TOK_OK) {
         FZ_CHECK(ids == NULL && n_ids == 0);
-        FZ_CHECK(e == RT_ERR_MODEL && t == g_b); /* only B lacks byte tokens */
+        FZ_CHECK(e == TOK_ERR_MODEL && t == g_b); /* only B lacks byte tokens */
         fz_check_msg(msg, sizeof msg);
         return 0;
     }
     for (size_t i = 0; i < n_ids; i++)
         FZ_CHECK(ids[i] >= 0 && ids[i] < nt);
-    if (flags & RT_TOK_ADD_BOS)
-        FZ_CHECK(n_ids >= 1 && ids[0] == rt_tok_bos(t));
-    if (flags & RT_TOK_ADD_EOS)
-        FZ_CHECK(n_ids >= 1 && ids[n_ids - 1] == rt_tok_eos(t));
+    if (flags & TOK_ADD_BOS)
+        FZ_CHECK(n_ids >= 1 && ids[0] == tok_bos(t));
+    if (flags & TOK_ADD_EOS)
+        FZ_CHECK(n_ids >= 1 && ids[n_ids - 1] == tok_eos(t));
 
     /* encode_into: same ids; a short buffer reports the size needed */
     int32_t *again = malloc((n_ids ? n_ids : 1) * sizeof *again);
     FZ_CHECK(again != NULL);
     size_t n2 = 0;
-    FZ_CHECK(rt_tok_encode_into(t, text, len, flags, again, n_ids, &n2, msg) == RT_OK);
+    FZ_CHECK(tok_encode_into(t, text, len, flags, again, n_ids, &n2, msg) == TOK_OK);
     FZ_CHECK(n2 == n_ids && (n_ids == 0 || memcmp(again, ids, n_ids * sizeof *ids) == 0));
     if (n_ids > 0) {
-        FZ_CHECK(rt_tok_encode_into(t, text, len, flags, again, n_ids - 1, &n2, msg) == RT_ERR_ARG);
+        FZ_CHECK(tok_encode_into(t, text, len, flags, again, n_ids - 1, &n2, msg) == TOK_ERR_ARG);
         FZ_CHECK(n2 == n_ids);
     }
     free(again);
 
-    if (t == g_a && !(flags & RT_TOK_PARSE_SPECIAL)) {
-        size_t lo = (flags & RT_TOK_ADD_BOS) ? 1 : 0, hi = n_ids - ((flags & RT_TOK_ADD_EOS) ? 1 : 0);
+    if (t == g_a && !(flags & TOK_PARSE_SPECIAL)) {
+        size_t lo = (flags & TOK_ADD_BOS) ? 1 : 0, hi = n_ids - ((flags & TOK_ADD_EOS) ? 1 : 0);
         /* round trip */
         size_t cap = 3 * len + 16, dl = 0;
         char *dec = malloc(cap);
         FZ_CHECK(dec != NULL);
         for (size_t i = lo; i < hi; i++) {
-            int64_t k = rt_tok_piece(t, ids[i], true, dec + dl, cap - dl);
+            int64_t k = tok_piece(t, ids[i], true, dec + dl, cap - dl);
             FZ_CHECK(k >= 0 && (size_t)k <= cap - dl);
             dl += (size_t)k;
         }

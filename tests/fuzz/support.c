@@ -434,42 +434,42 @@ void fz_walk_gguf(const gguf_reader *r)
     FZ_CHECK(gguf_tensor_at(r, gguf_n_tensors(r)) == NULL);
 }
 
-void fz_walk_source(src_source *s)
+void fz_walk_source(inp_source *s)
 {
-    const gguf_reader *meta = src_metadata(s);
+    const gguf_reader *meta = inp_metadata(s);
     FZ_CHECK(meta != NULL);
     fz_walk_gguf(meta);
-    for (size_t i = 0; i < src_n_files(s); i++)
-        FZ_CHECK(src_file(s, i) != NULL);
-    char msg[SRC_MSG_SIZE];
-    for (int64_t i = 0; i < src_n_tensors(s); i++) {
-        const src_tensor *t = src_tensor_at(s, i);
-        FZ_CHECK(t != NULL && src_find_tensor(s, t->name) >= 0);
-        FZ_CHECK(t->ne[0] > 0 && src_n_rows(t) > 0);
+    for (size_t i = 0; i < inp_n_files(s); i++)
+        FZ_CHECK(inp_file(s, i) != NULL);
+    char msg[INP_MSG_SIZE];
+    for (int64_t i = 0; i < inp_n_tensors(s); i++) {
+        const inp_tensor *t = inp_tensor_at(s, i);
+        FZ_CHECK(t != NULL && inp_find_tensor(s, t->name) >= 0);
+        FZ_CHECK(t->ne[0] > 0 && inp_n_rows(t) > 0);
         size_t row = gguf_row_size(t->type, t->ne[0]);
         FZ_CHECK(row > 0);
         /* bounded by the fuzz input size, which the caller caps */
-        int64_t rows = src_n_rows(t);
+        int64_t rows = inp_n_rows(t);
         if ((uint64_t)rows * (uint64_t)t->ne[0] > ((uint64_t)1 << 24))
             continue;
         bool is_float = t->type == GGUF_F32 || t->type == GGUF_F16 || t->type == GGUF_BF16;
         float *f = malloc((size_t)rows * (size_t)t->ne[0] * sizeof *f);
         void *raw = malloc((size_t)rows * row);
         FZ_CHECK(f && raw);
-        src_error e = src_read_raw(s, i, 0, rows, raw, msg);
-        FZ_CHECK(e == SRC_OK);
+        inp_error e = inp_read_raw(s, i, 0, rows, raw, msg);
+        FZ_CHECK(e == INP_OK);
         fz_sink += touch(raw, (size_t)rows * row);
-        e = src_read_f32(s, i, 0, rows, f, msg);
-        FZ_CHECK(is_float ? e == SRC_OK : e == SRC_ERR_UNSUPPORTED);
+        e = inp_read_f32(s, i, 0, rows, f, msg);
+        FZ_CHECK(is_float ? e == INP_OK : e == INP_ERR_UNSUPPORTED);
         if (rows > 1) { /* a row range reads the same bytes as the whole */
-            e = src_read_raw(s, i, 1, rows - 1, f, msg);
-            FZ_CHECK(e == SRC_OK && memcmp(f, (uint8_t *)raw + row, (size_t)(rows - 1) * row) == 0);
+            e = inp_read_raw(s, i, 1, rows - 1, f, msg);
+            FZ_CHECK(e == INP_OK && memcmp(f, (uint8_t *)raw + row, (size_t)(rows - 1) * row) == 0);
         }
-        e = src_read_raw(s, i, rows, 1, raw, msg);
-        FZ_CHECK(e == SRC_ERR_ARG);
-        const void *d = src_data(s, i);
-        FZ_CHECK(src_is_checkpoint(s) ? d == NULL : d != NULL);
-        src_release(s, i);
+        e = inp_read_raw(s, i, rows, 1, raw, msg);
+        FZ_CHECK(e == INP_ERR_ARG);
+        const void *d = inp_data(s, i);
+        FZ_CHECK(inp_is_checkpoint(s) ? d == NULL : d != NULL);
+        inp_release(s, i);
         free(f);
         free(raw);
     }

@@ -3,7 +3,7 @@
  * A fixture is a tiny Llama checkpoint directory written once per process under $TMPDIR
  * (or /dev/shm): hidden 4, 2 heads / 1 KV head, FFN 4, 2 layers, vocab 8, BF16/F16/F32
  * tensors, an 8-piece tokenizer.model. Targets that fuzz one file of a checkpoint write
- * the fuzzed bytes next to the fixed files and open the directory with src_open().
+ * the fuzzed bytes next to the fixed files and open the directory with inp_open().
  * Every check failure aborts, so the fuzzer reports it. */
 #ifndef QFORGE_FUZZ_SUPPORT_H
 #define QFORGE_FUZZ_SUPPORT_H
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 
 #include "libgguf/gguf.h"
-#include "libsrc/src.h"
+#include "input/input.h"
 
 #define FZ_CHECK(c)                                                                                \
     do {                                                                                           \
@@ -44,9 +44,9 @@ void fz_remove(const char *dir, const char *name);
 
 /* Touch every key, value and tensor byte of a reader and check its invariants. */
 void fz_walk_gguf(const gguf_reader *r);
-/* Open-and-walk a source: metadata, every tensor's rows through src_read_f32/src_read_raw
- * (float types), src_data, src_release, the file list. */
-void fz_walk_source(src_source *s);
+/* Open-and-walk a source: metadata, every tensor's rows through inp_read_f32/inp_read_raw
+ * (float types), inp_data, inp_release, the file list. */
+void fz_walk_source(inp_source *s);
 /* With QFORGE_FUZZ_VERBOSE set (for triaging seeds: run a target on files), print
  * "STAGE: ok" or "STAGE: MESSAGE" to stderr. */
 void fz_note(const char *stage, const char *msg);

@@ -1,6 +1,6 @@
 /* SentencePiece tokenizer.model reader: a bounds-checked protobuf wire-format walk. */
-#include "libsrc/spm.h"
-#include "libsrc/src_internal.h"
+#include "tokenizer/spm_model.h"
+#include "tokenizer/tok_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -10,14 +10,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
-struct spm_model {
+struct tok_spm_model {
     int64_t n;
     uint32_t *off;   /* piece i = arena + off[i], len[i] bytes, then a NUL */
     uint32_t *len;
     float *score;
     uint8_t *type;
     char *arena;
-    spm_spec spec;
+    tok_spm_spec spec;
 };
 
 enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_SGROUP = 3, WT_EGROUP = 4, WT_I32 = 5 };
@@ -34,91 +34,91 @@ static void set_msg(char *msg, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, SRC_MSG_SIZE, fmt, ap);
+    vsnprintf(msg, TOK_MSG_SIZE, fmt, ap);
     va_end(ap);
-    src_msg_clean_(msg);
+    tok_msg_clean_(msg);
 }
 
 static size_t pb_left(const pb_reader *r) { return (size_t)(r->end - r->p); }
 static size_t pb_pos(const pb_reader *r) { return (size_t)(r->p - r->base); }
 
-static src_error pb_varint(pb_reader *r, uint64_t *v, const char *what, char *msg)
+static tok_error pb_varint(pb_reader *r, uint64_t *v, const char *what, char *msg)
 {
     size_t at = pb_pos(r);
     uint64_t x = 0;
     for (int i = 0; i < 10; i++) {
         if (r->p >= r->end) {
             set_msg(msg, "protobuf: truncated varint (%s) at byte %zu", what, at);
-            return SRC_ERR_FORMAT;
+            return TOK_ERR_FORMAT;
         }
         uint8_t b = *r->p++;
         if (i == 9 && b > 1) {
             set_msg(msg, "protobuf: varint (%s) at byte %zu is longer than 10 bytes or exceeds 64 bits",
                     what, at);
-            return SRC_ERR_FORMAT;
+            return TOK_ERR_FORMAT;
         }
         x |= (uint64_t)(b & 0x7f) << (7 * i);
         if (!(b & 0x80)) {
             *v = x;
-            return SRC_OK;
+            return TOK_OK;
         }
     }
     /* unreachable: the tenth byte either ends the varint or is rejected above */
     set_msg(msg, "protobuf: bad varint (%s) at byte %zu", what, at);
-    return SRC_ERR_FORMAT;
+    return TOK_ERR_FORMAT;
 }
 
 /* Field key: field number (1 .. 2^29-1) and wire type. */
-static src_error pb_key(pb_reader *r, uint32_t *field, int *wt, char *msg)
+static tok_error pb_key(pb_reader *r, uint32_t *field, int *wt, char *msg)
 {
     size_t at = pb_pos(r);
     uint64_t k;
-    src_error e = pb_varint(r, &k, "field key", msg);
+    tok_error e = pb_varint(r, &k, "field key", msg);
     if (e)
         return e;
     if (k > UINT32_MAX || (k >> 3) == 0) {
         set_msg(msg, "protobuf: invalid field key %" PRIu64 " at byte %zu", k, at);
-        return SRC_ERR_FORMAT;
+        return TOK_ERR_FORMAT;
     }
     *field = (uint32_t)(k >> 3);
     *wt = (int)(k & 7);
-    return SRC_OK;
+    return TOK_OK;
 }
 
 /* A length-delimited payload: *sub views its bytes and r moves past them. */
-static src_error pb_bytes(pb_reader *r, pb_reader *sub, const char *what, char *msg)
+static tok_error pb_bytes(pb_reader *r, pb_reader *sub, const char *what, char *msg)
 {
     size_t at = pb_pos(r);
     uint64_t n;
-    src_error e = pb_varint(r, &n, what, msg);
+    tok_error e = pb_varint(r, &n, what, msg);
     if (e)
         return e;
     if (n > pb_left(r)) {
         set_msg(msg, "protobuf: %s at byte %zu: length %" PRIu64 " runs past the end (%zu bytes left)",
                 what, at, n, pb_left(r));
-        return SRC_ERR_FORMAT;
+        return TOK_ERR_FORMAT;
     }
     sub->base = r->base;
     sub->p = r->p;
     sub->end = r->p + n;
     r->p += n;
-    return SRC_OK;
+    return TOK_OK;
 }
 
-static src_error pb_fixed(pb_reader *r, size_t n, uint8_t *out, const char *what, char *msg)
+static tok_error pb_fixed(pb_reader *r, size_t n, uint8_t *out, const char *what, char *msg)
 {
     if (pb_left(r) < n) {
         set_msg(msg, "protobuf: truncated %zu-byte value (%s) at byte %zu (%zu bytes left)", n, what,
                 pb_pos(r), pb_left(r));
-        return SRC_ERR_FORMAT;
+        return TOK_ERR_FORMAT;
     }
     if (out)
         memcpy(out, r->p, n);
     r->p += n;
-    return SRC_OK;
+    return TOK_OK;
 }
 
-static src_error pb_skip(pb_reader *r, uint32_t field, int wt, char *msg)
+static tok_error pb_skip(pb_reader *r, uint32_t field, int wt, char *msg)
 {
     uint64_t v;
     pb_reader sub;
@@ -131,25 +131,25 @@ static src_error pb_skip(pb_reader *r, uint32_t field, int wt, char *msg)
     case WT_EGROUP:
         set_msg(msg, "protobuf: field %" PRIu32 " at byte %zu uses a group wire type (%d), not supported",
                 field, pb_pos(r), wt);
-        return SRC_ERR_FORMAT;
+        return TOK_ERR_FORMAT;
     default:
         set_msg(msg, "protobuf: field %" PRIu32 " at byte %zu has invalid wire type %d", field, pb_pos(r), wt);
-        return SRC_ERR_FORMAT;
+        return TOK_ERR_FORMAT;
     }
 }
 
-static src_error want_wt(int wt, int expect, const char *what, const pb_reader *r, char *msg)
+static tok_error want_wt(int wt, int expect, const char *what, const pb_reader *r, char *msg)
 {
     if (wt == expect)
-        return SRC_OK;
+        return TOK_OK;
     set_msg(msg, "protobuf: %s at byte %zu has wire type %d, expected %d", what, pb_pos(r), wt, expect);
-    return SRC_ERR_FORMAT;
+    return TOK_ERR_FORMAT;
 }
 
 /* int32/enum/bool scalar fields (varint). */
-static src_error read_int32(pb_reader *r, int wt, const char *what, int32_t *out, char *msg)
+static tok_error read_int32(pb_reader *r, int wt, const char *what, int32_t *out, char *msg)
 {
-    src_error e = want_wt(wt, WT_VARINT, what, r, msg);
+    tok_error e = want_wt(wt, WT_VARINT, what, r, msg);
     uint64_t v = 0;
     if (!e)
         e = pb_varint(r, &v, what, msg);
@@ -158,9 +158,9 @@ static src_error read_int32(pb_reader *r, int wt, const char *what, int32_t *out
     return e;
 }
 
-static src_error read_bool(pb_reader *r, int wt, const char *what, bool *out, char *msg)
+static tok_error read_bool(pb_reader *r, int wt, const char *what, bool *out, char *msg)
 {
-    src_error e = want_wt(wt, WT_VARINT, what, r, msg);
+    tok_error e = want_wt(wt, WT_VARINT, what, r, msg);
     uint64_t v = 0;
     if (!e)
         e = pb_varint(r, &v, what, msg);
@@ -169,12 +169,12 @@ static src_error read_bool(pb_reader *r, int wt, const char *what, bool *out, ch
     return e;
 }
 
-static src_error parse_trainer(pb_reader r, spm_spec *s, char *msg)
+static tok_error parse_trainer(pb_reader r, tok_spm_spec *s, char *msg)
 {
     while (r.p < r.end) {
         uint32_t f;
         int wt;
-        src_error e = pb_key(&r, &f, &wt, msg);
+        tok_error e = pb_key(&r, &f, &wt, msg);
         if (e)
             return e;
         switch (f) {
@@ -191,15 +191,15 @@ static src_error parse_trainer(pb_reader r, spm_spec *s, char *msg)
         if (e)
             return e;
     }
-    return SRC_OK;
+    return TOK_OK;
 }
 
-static src_error parse_normalizer(pb_reader r, spm_spec *s, char *msg)
+static tok_error parse_normalizer(pb_reader r, tok_spm_spec *s, char *msg)
 {
     while (r.p < r.end) {
         uint32_t f;
         int wt;
-        src_error e = pb_key(&r, &f, &wt, msg);
+        tok_error e = pb_key(&r, &f, &wt, msg);
         if (e)
             return e;
         switch (f) {
@@ -211,21 +211,21 @@ static src_error parse_normalizer(pb_reader r, spm_spec *s, char *msg)
         if (e)
             return e;
     }
-    return SRC_OK;
+    return TOK_OK;
 }
 
 /* One SentencePiece message; the piece bytes are copied to the arena at *arena_used. */
-static src_error parse_piece(pb_reader r, spm_model *m, int64_t i, size_t *arena_used, char *msg)
+static tok_error parse_piece(pb_reader r, tok_spm_model *m, int64_t i, size_t *arena_used, char *msg)
 {
     const uint8_t *text = NULL;
     size_t text_len = 0;
     float score = 0.0f;
-    int32_t type = SPM_NORMAL;
+    int32_t type = TOK_SPM_NORMAL;
     size_t start = pb_pos(&r);
     while (r.p < r.end) {
         uint32_t f;
         int wt;
-        src_error e = pb_key(&r, &f, &wt, msg);
+        tok_error e = pb_key(&r, &f, &wt, msg);
         if (e)
             return e;
         if (f == 1) {
@@ -233,10 +233,10 @@ static src_error parse_piece(pb_reader r, spm_model *m, int64_t i, size_t *arena
             e = want_wt(wt, WT_LEN, "piece text", &r, msg);
             if (!e)
                 e = pb_bytes(&r, &s, "piece text", msg);
-            if (!e && pb_left(&s) > SPM_MAX_PIECE_LEN) {
+            if (!e && pb_left(&s) > TOK_SPM_MAX_PIECE_LEN) {
                 set_msg(msg, "protobuf: piece %" PRId64 " is %zu bytes long (limit %u)", i, pb_left(&s),
-                        SPM_MAX_PIECE_LEN);
-                return SRC_ERR_LIMIT;
+                        TOK_SPM_MAX_PIECE_LEN);
+                return TOK_ERR_LIMIT;
             }
             if (!e) {
                 text = s.p;
@@ -261,10 +261,10 @@ static src_error parse_piece(pb_reader r, spm_model *m, int64_t i, size_t *arena
     }
     if (text_len == 0) {
         set_msg(msg, "protobuf: piece %" PRId64 " (at byte %zu) has an empty or missing text", i, start);
-        return SRC_ERR_FORMAT;
+        return TOK_ERR_FORMAT;
     }
-    if (type < SPM_NORMAL || type > SPM_BYTE)
-        type = SPM_NORMAL; /* unknown enum value: protobuf reads the default */
+    if (type < TOK_SPM_NORMAL || type > TOK_SPM_BYTE)
+        type = TOK_SPM_NORMAL; /* unknown enum value: protobuf reads the default */
     memcpy(m->arena + *arena_used, text, text_len);
     m->arena[*arena_used + text_len] = 0;
     m->off[i] = (uint32_t)*arena_used;
@@ -272,7 +272,7 @@ static src_error parse_piece(pb_reader r, spm_model *m, int64_t i, size_t *arena
     m->score[i] = score;
     m->type[i] = (uint8_t)type;
     *arena_used += text_len + 1;
-    return SRC_OK;
+    return TOK_OK;
 }
 
 static uint64_t hash_bytes(const char *s, size_t n)
@@ -284,20 +284,20 @@ static uint64_t hash_bytes(const char *s, size_t n)
 }
 
 /* SentencePiece refuses a model whose pieces repeat. */
-static src_error check_unique(const spm_model *m, char *msg)
+static tok_error check_unique(const tok_spm_model *m, char *msg)
 {
     if (m->n == 0)
-        return SRC_OK;
+        return TOK_OK;
     size_t cap = 16;
     while (cap < (size_t)m->n * 2)
         cap *= 2;
     int32_t *slot = malloc(cap * sizeof *slot);
     if (!slot) {
         set_msg(msg, "out of memory");
-        return SRC_ERR_NOMEM;
+        return TOK_ERR_NOMEM;
     }
     memset(slot, 0xff, cap * sizeof *slot);
-    src_error e = SRC_OK;
+    tok_error e = TOK_OK;
     for (int64_t i = 0; i < m->n && !e; i++) {
         const char *t = m->arena + m->off[i];
         size_t h = (size_t)hash_bytes(t, m->len[i]) & (cap - 1);
@@ -309,7 +309,7 @@ static src_error check_unique(const spm_model *m, char *msg)
             }
             if (m->len[j] == m->len[i] && memcmp(m->arena + m->off[j], t, m->len[i]) == 0) {
                 set_msg(msg, "protobuf: piece %" PRId64 " repeats piece %" PRId32, i, j);
-                e = SRC_ERR_FORMAT;
+                e = TOK_ERR_FORMAT;
                 break;
             }
         }
@@ -318,9 +318,9 @@ static src_error check_unique(const spm_model *m, char *msg)
     return e;
 }
 
-static spm_model *model_alloc(int64_t n, size_t arena)
+static tok_spm_model *model_alloc(int64_t n, size_t arena)
 {
-    spm_model *m = calloc(1, sizeof *m);
+    tok_spm_model *m = calloc(1, sizeof *m);
     if (!m)
         return NULL;
     size_t k = n ? (size_t)n : 1;
@@ -330,17 +330,17 @@ static spm_model *model_alloc(int64_t n, size_t arena)
     m->type = malloc(k);
     m->arena = malloc(arena);
     if (!m->off || !m->len || !m->score || !m->type || !m->arena) {
-        spm_free(m);
+        tok_spm_free(m);
         return NULL;
     }
-    m->spec = (spm_spec){.model_type = 1, .vocab_size = 8000, .treat_whitespace_as_suffix = false,
+    m->spec = (tok_spm_spec){.model_type = 1, .vocab_size = 8000, .treat_whitespace_as_suffix = false,
                          .byte_fallback = false, .unk_id = 0, .bos_id = 1, .eos_id = 2, .pad_id = -1,
                          .add_dummy_prefix = true, .remove_extra_whitespaces = true,
                          .escape_whitespaces = true};
     return m;
 }
 
-void spm_free(spm_model *m)
+void tok_spm_free(tok_spm_model *m)
 {
     if (!m)
         return;
@@ -352,16 +352,16 @@ void spm_free(spm_model *m)
     free(m);
 }
 
-src_error spm_load_memory(const void *buf, size_t n, spm_model **out, char *msg)
+tok_error tok_spm_load_memory(const void *buf, size_t n, tok_spm_model **out, char *msg)
 {
     if (!out || (!buf && n)) {
-        set_msg(msg, "spm_load_memory: invalid argument");
-        return SRC_ERR_ARG;
+        set_msg(msg, "tok_spm_load_memory: invalid argument");
+        return TOK_ERR_ARG;
     }
     *out = NULL;
-    if (n > SPM_MAX_FILE) {
-        set_msg(msg, "protobuf: %zu bytes exceeds the %u-byte limit for a tokenizer model", n, SPM_MAX_FILE);
-        return SRC_ERR_LIMIT;
+    if (n > TOK_SPM_MAX_FILE) {
+        set_msg(msg, "protobuf: %zu bytes exceeds the %u-byte limit for a tokenizer model", n, TOK_SPM_MAX_FILE);
+        return TOK_ERR_LIMIT;
     }
     static const uint8_t empty[1];
     const uint8_t *b = n ? buf : empty;
@@ -373,28 +373,28 @@ src_error spm_load_memory(const void *buf, size_t n, spm_model **out, char *msg)
         uint32_t f;
         int wt;
         pb_reader sub;
-        src_error e = pb_key(&r, &f, &wt, msg);
+        tok_error e = pb_key(&r, &f, &wt, msg);
         if (!e && f >= 1 && f <= 3)
             e = want_wt(wt, WT_LEN, f == 1 ? "pieces" : f == 2 ? "trainer_spec" : "normalizer_spec", &r, msg);
         if (!e)
             e = f <= 3 ? pb_bytes(&r, &sub, "message", msg) : pb_skip(&r, f, wt, msg);
         if (e)
             return e;
-        if (f == 1 && ++n_pieces > SPM_MAX_PIECES) {
-            set_msg(msg, "protobuf: more than %u pieces", SPM_MAX_PIECES);
-            return SRC_ERR_LIMIT;
+        if (f == 1 && ++n_pieces > TOK_SPM_MAX_PIECES) {
+            set_msg(msg, "protobuf: more than %u pieces", TOK_SPM_MAX_PIECES);
+            return TOK_ERR_LIMIT;
         }
     }
 
     /* Pass 2: parse. Piece texts total at most n bytes, plus a NUL each. */
-    spm_model *m = model_alloc(n_pieces, n + (size_t)n_pieces + 1);
+    tok_spm_model *m = model_alloc(n_pieces, n + (size_t)n_pieces + 1);
     if (!m) {
         set_msg(msg, "out of memory for %" PRId64 " pieces", n_pieces);
-        return SRC_ERR_NOMEM;
+        return TOK_ERR_NOMEM;
     }
     r = (pb_reader){b, b + n, b};
     size_t arena_used = 0;
-    src_error e = SRC_OK;
+    tok_error e = TOK_OK;
     while (r.p < r.end && !e) {
         uint32_t f;
         int wt;
@@ -419,43 +419,43 @@ src_error spm_load_memory(const void *buf, size_t n, spm_model **out, char *msg)
     if (!e)
         e = check_unique(m, msg);
     if (e) {
-        spm_free(m);
+        tok_spm_free(m);
         return e;
     }
     *out = m;
-    return SRC_OK;
+    return TOK_OK;
 }
 
-src_error spm_load_file(const char *path, spm_model **out, char *msg)
+tok_error tok_spm_load_file(const char *path, tok_spm_model **out, char *msg)
 {
     if (!path || !out) {
-        set_msg(msg, "spm_load_file: invalid argument");
-        return SRC_ERR_ARG;
+        set_msg(msg, "tok_spm_load_file: invalid argument");
+        return TOK_ERR_ARG;
     }
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) {
         set_msg(msg, "%s: cannot open: %s", path, strerror(errno));
-        return SRC_ERR_IO;
+        return TOK_ERR_IO;
     }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         set_msg(msg, "%s: not a regular file", path);
         fclose(f);
-        return SRC_ERR_IO;
+        return TOK_ERR_IO;
     }
-    if ((uint64_t)st.st_size > SPM_MAX_FILE) {
+    if ((uint64_t)st.st_size > TOK_SPM_MAX_FILE) {
         set_msg(msg, "%s: %lld bytes exceeds the %u-byte limit for a tokenizer model", path,
-                (long long)st.st_size, SPM_MAX_FILE);
+                (long long)st.st_size, TOK_SPM_MAX_FILE);
         fclose(f);
-        return SRC_ERR_LIMIT;
+        return TOK_ERR_LIMIT;
     }
     size_t n = (size_t)st.st_size;
     uint8_t *buf = malloc(n ? n : 1);
     if (!buf) {
         set_msg(msg, "%s: out of memory", path);
         fclose(f);
-        return SRC_ERR_NOMEM;
+        return TOK_ERR_NOMEM;
     }
     size_t got = fread(buf, 1, n, f);
     int err = ferror(f) ? errno : 0;
@@ -463,19 +463,19 @@ src_error spm_load_file(const char *path, spm_model **out, char *msg)
     if (got != n) {
         set_msg(msg, "%s: read failed: %s", path, err ? strerror(err) : "file shrank while reading");
         free(buf);
-        return SRC_ERR_IO;
+        return TOK_ERR_IO;
     }
-    char inner[SRC_MSG_SIZE];
-    src_error e = spm_load_memory(buf, n, out, inner);
+    char inner[TOK_MSG_SIZE];
+    tok_error e = tok_spm_load_memory(buf, n, out, inner);
     free(buf);
     if (e)
         set_msg(msg, "%s: %s", path, inner);
     return e;
 }
 
-int64_t spm_n_pieces(const spm_model *m) { return m ? m->n : 0; }
+int64_t tok_spm_n_pieces(const tok_spm_model *m) { return m ? m->n : 0; }
 
-const char *spm_piece(const spm_model *m, int64_t i, size_t *len)
+const char *tok_spm_piece(const tok_spm_model *m, int64_t i, size_t *len)
 {
     if (!m || i < 0 || i >= m->n)
         return NULL;
@@ -484,32 +484,32 @@ const char *spm_piece(const spm_model *m, int64_t i, size_t *len)
     return m->arena + m->off[i];
 }
 
-float spm_score(const spm_model *m, int64_t i)
+float tok_spm_score(const tok_spm_model *m, int64_t i)
 {
     return (m && i >= 0 && i < m->n) ? m->score[i] : 0.0f;
 }
 
-int spm_type(const spm_model *m, int64_t i)
+int tok_spm_type(const tok_spm_model *m, int64_t i)
 {
     return (m && i >= 0 && i < m->n) ? m->type[i] : 0;
 }
 
-int spm_token_type(const spm_model *m, int64_t i)
+int tok_spm_token_type(const tok_spm_model *m, int64_t i)
 {
-    switch (spm_type(m, i)) {
+    switch (tok_spm_type(m, i)) {
     case 0: return 0;
-    case SPM_UNKNOWN: return SPM_TOKEN_UNKNOWN;
-    case SPM_CONTROL: return SPM_TOKEN_CONTROL;
-    case SPM_UNUSED: return SPM_TOKEN_UNUSED;
-    case SPM_BYTE: return SPM_TOKEN_BYTE;
-    default: return SPM_TOKEN_NORMAL; /* NORMAL and USER_DEFINED */
+    case TOK_SPM_UNKNOWN: return TOK_SPM_TOKEN_UNKNOWN;
+    case TOK_SPM_CONTROL: return TOK_SPM_TOKEN_CONTROL;
+    case TOK_SPM_UNUSED: return TOK_SPM_TOKEN_UNUSED;
+    case TOK_SPM_BYTE: return TOK_SPM_TOKEN_BYTE;
+    default: return TOK_SPM_TOKEN_NORMAL; /* NORMAL and USER_DEFINED */
     }
 }
 
-const spm_spec *spm_get_spec(const spm_model *m) { return m ? &m->spec : NULL; }
+const tok_spm_spec *tok_spm_get_spec(const tok_spm_model *m) { return m ? &m->spec : NULL; }
 
-size_t spm_pad_text(int64_t id, char buf[SPM_PAD_TEXT_SIZE])
+size_t tok_spm_pad_text(int64_t id, char buf[TOK_SPM_PAD_TEXT_SIZE])
 {
-    int k = snprintf(buf, SPM_PAD_TEXT_SIZE, "[PAD%" PRId64 "]", id);
+    int k = snprintf(buf, TOK_SPM_PAD_TEXT_SIZE, "[PAD%" PRId64 "]", id);
     return k > 0 ? (size_t)k : 0;
 }

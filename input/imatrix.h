@@ -12,32 +12,32 @@
  * is 0); for legacy files sums / ncall (the sums as stored when ncall is 0) — exactly what
  * llama-quantize feeds its quantizers. Non-finite values are rejected, as llama-quantize does.
  *
- * Errors use libsrc's src_error and SRC_MSG_SIZE messages. Never prints or exits.
+ * Errors use input's inp_error and INP_MSG_SIZE messages. Never prints or exits.
  */
-#ifndef QFORGE_SRC_IMATRIX_H
-#define QFORGE_SRC_IMATRIX_H
+#ifndef QFORGE_INP_IMATRIX_H
+#define QFORGE_INP_IMATRIX_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "libsrc/src.h"
+#include "input/input.h"
 
-typedef struct src_imatrix src_imatrix;
+typedef struct inp_imatrix inp_imatrix;
 
 /* Read a GGUF or legacy imatrix file. On success *out is owned by the caller. */
-src_error src_imatrix_load(const char *path, src_imatrix **out, char *msg);
-void src_imatrix_free(src_imatrix *im);
+inp_error inp_imatrix_load(const char *path, inp_imatrix **out, char *msg);
+void inp_imatrix_free(inp_imatrix *im);
 
-size_t src_imatrix_n_entries(const src_imatrix *im);
-const char *src_imatrix_name(const src_imatrix *im, size_t i); /* sorted by name */
+size_t inp_imatrix_n_entries(const inp_imatrix *im);
+const char *inp_imatrix_name(const inp_imatrix *im, size_t i); /* sorted by name */
 /* Importance values of weight `name` (n = n_per_row * n_mat floats), NULL if absent.
- * Valid until src_imatrix_free(). */
-const float *src_imatrix_find(const src_imatrix *im, const char *name, size_t *n);
+ * Valid until inp_imatrix_free(). */
+const float *inp_imatrix_find(const inp_imatrix *im, const char *name, size_t *n);
 /* Chunks the matrix was computed on (0 if unknown). */
-int64_t src_imatrix_chunk_count(const src_imatrix *im);
+int64_t inp_imatrix_chunk_count(const inp_imatrix *im);
 /* First dataset name, or NULL. */
-const char *src_imatrix_dataset(const src_imatrix *im);
-bool src_imatrix_is_legacy(const src_imatrix *im);
+const char *inp_imatrix_dataset(const inp_imatrix *im);
+bool inp_imatrix_is_legacy(const inp_imatrix *im);
 
 #endif

@@ -1,5 +1,5 @@
 /* Importance matrix reader (GGUF and legacy .dat). See imatrix.h for the formats. */
-#include "libsrc/imatrix.h"
+#include "input/imatrix.h"
 
 #include <errno.h>
 #include <math.h>
@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 
 #include "libgguf/gguf.h"
-#include "libsrc/src_internal.h"
+#include "input/inp_internal.h"
 
 #define IM_MAX_FILE (4ull << 30)   /* legacy files larger than this are refused */
 #define IM_MAX_NAME 4096           /* legacy entry name length */
@@ -21,7 +21,7 @@ typedef struct {
     size_t n;
 } im_entry;
 
-struct src_imatrix {
+struct inp_imatrix {
     im_entry *e;
     size_t n, cap;
     int64_t chunk_count;
@@ -34,23 +34,23 @@ static void fail(char *msg, const char *path, const char *fmt, ...)
 {
     if (!msg)
         return;
-    int k = snprintf(msg, SRC_MSG_SIZE, "%s: ", path);
-    if (k < 0 || k >= SRC_MSG_SIZE)
+    int k = snprintf(msg, INP_MSG_SIZE, "%s: ", path);
+    if (k < 0 || k >= INP_MSG_SIZE)
         k = 0;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg + k, SRC_MSG_SIZE - (size_t)k, fmt, ap);
+    vsnprintf(msg + k, INP_MSG_SIZE - (size_t)k, fmt, ap);
     va_end(ap);
-    src_msg_clean_(msg);
+    inp_msg_clean_(msg);
 }
 
 /* A printable excerpt of an entry or tensor name (from the file) for messages. */
-static const char *shown(const char *name, size_t len, char buf[SRC_SHOWN_SIZE])
+static const char *shown(const char *name, size_t len, char buf[INP_SHOWN_SIZE])
 {
-    return src_printable_(name, len, buf, SRC_SHOWN_SIZE);
+    return inp_printable_(name, len, buf, INP_SHOWN_SIZE);
 }
 
-void src_imatrix_free(src_imatrix *im)
+void inp_imatrix_free(inp_imatrix *im)
 {
     if (!im)
         return;
@@ -64,7 +64,7 @@ void src_imatrix_free(src_imatrix *im)
 }
 
 /* Append an entry taking ownership of name and values (freed on failure). */
-static src_error add_entry(src_imatrix *im, char *name, float *values, size_t n)
+static inp_error add_entry(inp_imatrix *im, char *name, float *values, size_t n)
 {
     if (im->n == im->cap) {
         size_t cap = im->cap ? im->cap * 2 : 64;
@@ -72,7 +72,7 @@ static src_error add_entry(src_imatrix *im, char *name, float *values, size_t n)
         if (!e) {
             free(name);
             free(values);
-            return SRC_ERR_NOMEM;
+            return INP_ERR_NOMEM;
         }
         im->e = e;
         im->cap = cap;
@@ -81,7 +81,7 @@ static src_error add_entry(src_imatrix *im, char *name, float *values, size_t n)
     im->e[im->n].values = values;
     im->e[im->n].n = n;
     im->n++;
-    return SRC_OK;
+    return INP_OK;
 }
 
 static int entry_cmp(const void *a, const void *b)
@@ -90,27 +90,27 @@ static int entry_cmp(const void *a, const void *b)
 }
 
 /* Sort by name; duplicates are an error. */
-static src_error finish(src_imatrix *im, const char *path, char *msg)
+static inp_error finish(inp_imatrix *im, const char *path, char *msg)
 {
     if (im->n == 0) {
         fail(msg, path, "no importance matrix entries");
-        return SRC_ERR_FORMAT;
+        return INP_ERR_FORMAT;
     }
     qsort(im->e, im->n, sizeof *im->e, entry_cmp);
-    char b[SRC_SHOWN_SIZE];
+    char b[INP_SHOWN_SIZE];
     for (size_t i = 1; i < im->n; i++)
         if (strcmp(im->e[i - 1].name, im->e[i].name) == 0) {
             fail(msg, path, "duplicate entry '%s'", shown(im->e[i].name, strlen(im->e[i].name), b));
-            return SRC_ERR_FORMAT;
+            return INP_ERR_FORMAT;
         }
     for (size_t i = 0; i < im->n; i++)
         for (size_t j = 0; j < im->e[i].n; j++)
             if (!isfinite(im->e[i].values[j])) {
                 fail(msg, path, "entry '%s' contains a non-finite value",
                      shown(im->e[i].name, strlen(im->e[i].name), b));
-                return SRC_ERR_FORMAT;
+                return INP_ERR_FORMAT;
             }
-    return SRC_OK;
+    return INP_OK;
 }
 
 static char *dup_n(const char *s, size_t n)
@@ -134,14 +134,14 @@ static bool strip_suffix(const char *name, const char *suffix, size_t *base_len)
     return true;
 }
 
-static src_error load_gguf(gguf_reader *r, src_imatrix *im, const char *path, char *msg)
+static inp_error load_gguf(gguf_reader *r, inp_imatrix *im, const char *path, char *msg)
 {
     /* the metadata llama-quantize insists on */
     static const char *const keys[] = {"imatrix.datasets", "imatrix.chunk_count", "imatrix.chunk_size"};
     for (size_t i = 0; i < 3; i++)
         if (gguf_find_kv(r, keys[i]) < 0) {
             fail(msg, path, "missing imatrix metadata '%s'", keys[i]);
-            return SRC_ERR_FORMAT;
+            return INP_ERR_FORMAT;
         }
     int64_t v;
     if (gguf_get_int(r, "imatrix.chunk_count", &v) == GGUF_OK && v > 0)
@@ -151,11 +151,11 @@ static src_error load_gguf(gguf_reader *r, src_imatrix *im, const char *path, ch
         ds->n > 0) {
         im->dataset = dup_n(ds->v.strs[0].str, strlen(ds->v.strs[0].str));
         if (!im->dataset)
-            return SRC_ERR_NOMEM;
+            return INP_ERR_NOMEM;
     }
 
     const int64_t nt = gguf_n_tensors(r);
-    char b[SRC_SHOWN_SIZE];
+    char b[INP_SHOWN_SIZE];
     for (int64_t i = 0; i < nt; i++) {
         const char *tn = gguf_tensor_at(r, i)->name;
         size_t base;
@@ -165,7 +165,7 @@ static src_error load_gguf(gguf_reader *r, src_imatrix *im, const char *path, ch
         snprintf(s2name, sizeof s2name, "%.*s.in_sum2", (int)base, tn);
         if (gguf_find_tensor(r, s2name) < 0) {
             fail(msg, path, "mismatched sums and counts for '%s'", shown(tn, base, b));
-            return SRC_ERR_FORMAT;
+            return INP_ERR_FORMAT;
         }
     }
     for (int64_t i = 0; i < nt; i++) {
@@ -178,12 +178,12 @@ static src_error load_gguf(gguf_reader *r, src_imatrix *im, const char *path, ch
         int64_t ci = gguf_find_tensor(r, cname);
         if (ci < 0) {
             fail(msg, path, "mismatched sums and counts for '%s'", shown(s2->name, base, b));
-            return SRC_ERR_FORMAT;
+            return INP_ERR_FORMAT;
         }
         const gguf_tensor *ct = gguf_tensor_at(r, ci);
         if (s2->type != GGUF_F32 || ct->type != GGUF_F32) {
             fail(msg, path, "sums and counts for '%s' must be F32", shown(s2->name, base, b));
-            return SRC_ERR_FORMAT;
+            return INP_ERR_FORMAT;
         }
         /* the reader checked nbytes = elements * 4 and that the data lies in the file */
         const size_t nval = (size_t)(s2->nbytes / sizeof(float));
@@ -191,7 +191,7 @@ static src_error load_gguf(gguf_reader *r, src_imatrix *im, const char *path, ch
         if (nval == 0 || ncounts == 0 || nval % ncounts != 0) {
             fail(msg, path, "'%s': %zu sums do not split into %zu matrices", shown(s2->name, base, b), nval,
                  ncounts);
-            return SRC_ERR_FORMAT;
+            return INP_ERR_FORMAT;
         }
         char sname[GGUF_MAX_NAME + 16];
         snprintf(sname, sizeof sname, "%.*s.in_sum", (int)base, s2->name);
@@ -200,7 +200,7 @@ static src_error load_gguf(gguf_reader *r, src_imatrix *im, const char *path, ch
             const gguf_tensor *st = gguf_tensor_at(r, si);
             if (st->type != GGUF_F32 || st->nbytes != s2->nbytes) {
                 fail(msg, path, "mismatched sums and counts for '%s'", shown(s2->name, base, b));
-                return SRC_ERR_FORMAT;
+                return INP_ERR_FORMAT;
             }
         }
         const size_t ne0 = nval / ncounts;
@@ -209,7 +209,7 @@ static src_error load_gguf(gguf_reader *r, src_imatrix *im, const char *path, ch
         if (!values || !name) {
             free(values);
             free(name);
-            return SRC_ERR_NOMEM;
+            return INP_ERR_NOMEM;
         }
         /* tensor data is only aligned to general.alignment, which may be 1: copy, never cast */
         memcpy(values, s2->data, nval * sizeof(float));
@@ -221,13 +221,13 @@ static src_error load_gguf(gguf_reader *r, src_imatrix *im, const char *path, ch
                 free(values);
                 free(name);
                 fail(msg, path, "'%s': bad count", shown(s2->name, base, b));
-                return SRC_ERR_FORMAT;
+                return INP_ERR_FORMAT;
             }
             const float count = (float)llroundf(c);
             for (size_t k = 0; k < ne0; k++)
                 values[j * ne0 + k] = count > 0.0f ? values[j * ne0 + k] / count : 1.0f;
         }
-        src_error e = add_entry(im, name, values, nval);
+        inp_error e = add_entry(im, name, values, nval);
         if (e)
             return e;
     }
@@ -251,48 +251,48 @@ static bool take(cursor *c, void *dst, size_t n)
     return true;
 }
 
-static src_error load_legacy(const unsigned char *buf, size_t size, src_imatrix *im,
+static inp_error load_legacy(const unsigned char *buf, size_t size, inp_imatrix *im,
                              const char *path, char *msg)
 {
     cursor c = {buf, size};
     int32_t n_entries;
     if (!take(&c, &n_entries, 4) || n_entries < 1) {
         fail(msg, path, "not an imatrix file (no entries)");
-        return SRC_ERR_FORMAT;
+        return INP_ERR_FORMAT;
     }
     for (int32_t i = 0; i < n_entries; i++) {
         int32_t len;
         if (!take(&c, &len, 4) || len < 1 || len > IM_MAX_NAME || (size_t)len > c.left) {
             fail(msg, path, "entry %d: bad name length", (int)i + 1);
-            return SRC_ERR_FORMAT;
+            return INP_ERR_FORMAT;
         }
         char *name = dup_n((const char *)c.p, (size_t)len);
         if (!name)
-            return SRC_ERR_NOMEM;
+            return INP_ERR_NOMEM;
         c.p += len;
         c.left -= (size_t)len;
         if (strlen(name) != (size_t)len) {
             free(name);
             fail(msg, path, "entry %d: name contains a NUL byte", (int)i + 1);
-            return SRC_ERR_FORMAT;
+            return INP_ERR_FORMAT;
         }
         int32_t ncall, nval;
         if (!take(&c, &ncall, 4) || !take(&c, &nval, 4) || nval < 1 ||
             (size_t)nval > c.left / sizeof(float)) {
             free(name);
             fail(msg, path, "entry %d: bad value count", (int)i + 1);
-            return SRC_ERR_FORMAT;
+            return INP_ERR_FORMAT;
         }
         float *values = malloc((size_t)nval * sizeof(float));
         if (!values) {
             free(name);
-            return SRC_ERR_NOMEM;
+            return INP_ERR_NOMEM;
         }
         take(&c, values, (size_t)nval * sizeof(float));
         if (ncall > 0)
             for (int32_t k = 0; k < nval; k++)
                 values[k] = values[k] / (float)ncall;
-        src_error e = add_entry(im, name, values, (size_t)nval);
+        inp_error e = add_entry(im, name, values, (size_t)nval);
         if (e)
             return e;
     }
@@ -303,7 +303,7 @@ static src_error load_legacy(const unsigned char *buf, size_t size, src_imatrix 
         if (take(&c, &len, 4) && len > 0 && (size_t)len <= c.left && len <= IM_MAX_NAME) {
             im->dataset = dup_n((const char *)c.p, (size_t)len);
             if (!im->dataset)
-                return SRC_ERR_NOMEM;
+                return INP_ERR_NOMEM;
             im->dataset[strnlen(im->dataset, (size_t)len)] = 0;
         }
     }
@@ -311,57 +311,57 @@ static src_error load_legacy(const unsigned char *buf, size_t size, src_imatrix 
     return finish(im, path, msg);
 }
 
-static src_error read_whole(const char *path, unsigned char **buf, size_t *size, char *msg)
+static inp_error read_whole(const char *path, unsigned char **buf, size_t *size, char *msg)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
         fail(msg, path, "cannot open: %s", strerror(errno));
-        return SRC_ERR_IO;
+        return INP_ERR_IO;
     }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);
         fail(msg, path, "not a regular file");
-        return SRC_ERR_IO;
+        return INP_ERR_IO;
     }
     if ((uint64_t)st.st_size > IM_MAX_FILE) {
         fclose(f);
         fail(msg, path, "file too large for a legacy imatrix");
-        return SRC_ERR_LIMIT;
+        return INP_ERR_LIMIT;
     }
     size_t n = (size_t)st.st_size;
     unsigned char *b = malloc(n ? n : 1);
     if (!b) {
         fclose(f);
-        return SRC_ERR_NOMEM;
+        return INP_ERR_NOMEM;
     }
     if (fread(b, 1, n, f) != n) {
         free(b);
         fclose(f);
         fail(msg, path, "read failed");
-        return SRC_ERR_IO;
+        return INP_ERR_IO;
     }
     fclose(f);
     *buf = b;
     *size = n;
-    return SRC_OK;
+    return INP_OK;
 }
 
-src_error src_imatrix_load(const char *path, src_imatrix **out, char *msg)
+inp_error inp_imatrix_load(const char *path, inp_imatrix **out, char *msg)
 {
     if (!path || !out) {
         if (msg)
-            snprintf(msg, SRC_MSG_SIZE, "src_imatrix_load: bad arguments");
-        return SRC_ERR_ARG;
+            snprintf(msg, INP_MSG_SIZE, "inp_imatrix_load: bad arguments");
+        return INP_ERR_ARG;
     }
     *out = NULL;
-    src_imatrix *im = calloc(1, sizeof *im);
+    inp_imatrix *im = calloc(1, sizeof *im);
     if (!im)
-        return SRC_ERR_NOMEM;
+        return INP_ERR_NOMEM;
     char gmsg[GGUF_MSG_SIZE];
     gguf_reader *r = NULL;
     gguf_error ge = gguf_open(path, &r, gmsg);
-    src_error e;
+    inp_error e;
     if (ge == GGUF_OK) {
         e = load_gguf(r, im, path, msg);
         gguf_close(r);
@@ -369,31 +369,31 @@ src_error src_imatrix_load(const char *path, src_imatrix **out, char *msg)
         unsigned char *buf = NULL;
         size_t size = 0;
         e = read_whole(path, &buf, &size, msg);
-        if (e == SRC_OK)
+        if (e == INP_OK)
             e = load_legacy(buf, size, im, path, msg);
         free(buf);
     } else {
         fail(msg, path, "%s", gmsg);
-        e = ge == GGUF_ERR_IO ? SRC_ERR_IO : ge == GGUF_ERR_NOMEM ? SRC_ERR_NOMEM : SRC_ERR_FORMAT;
+        e = ge == GGUF_ERR_IO ? INP_ERR_IO : ge == GGUF_ERR_NOMEM ? INP_ERR_NOMEM : INP_ERR_FORMAT;
     }
-    if (e != SRC_OK) {
-        if (e == SRC_ERR_NOMEM && msg)
+    if (e != INP_OK) {
+        if (e == INP_ERR_NOMEM && msg)
             fail(msg, path, "out of memory");
-        src_imatrix_free(im);
+        inp_imatrix_free(im);
         return e;
     }
     *out = im;
-    return SRC_OK;
+    return INP_OK;
 }
 
-size_t src_imatrix_n_entries(const src_imatrix *im) { return im ? im->n : 0; }
+size_t inp_imatrix_n_entries(const inp_imatrix *im) { return im ? im->n : 0; }
 
-const char *src_imatrix_name(const src_imatrix *im, size_t i)
+const char *inp_imatrix_name(const inp_imatrix *im, size_t i)
 {
     return im && i < im->n ? im->e[i].name : NULL;
 }
 
-const float *src_imatrix_find(const src_imatrix *im, const char *name, size_t *n)
+const float *inp_imatrix_find(const inp_imatrix *im, const char *name, size_t *n)
 {
     if (!im || !name)
         return NULL;
@@ -406,6 +406,6 @@ const float *src_imatrix_find(const src_imatrix *im, const char *name, size_t *n
     return e->values;
 }
 
-int64_t src_imatrix_chunk_count(const src_imatrix *im) { return im ? im->chunk_count : 0; }
-const char *src_imatrix_dataset(const src_imatrix *im) { return im ? im->dataset : NULL; }
-bool src_imatrix_is_legacy(const src_imatrix *im) { return im && im->legacy; }
+int64_t inp_imatrix_chunk_count(const inp_imatrix *im) { return im ? im->chunk_count : 0; }
+const char *inp_imatrix_dataset(const inp_imatrix *im) { return im ? im->dataset : NULL; }
+bool inp_imatrix_is_legacy(const inp_imatrix *im) { return im && im->legacy; }

@@ -4,7 +4,7 @@
  *   config.json                   required; architectures[0] must be LlamaForCausalLM
  *   model.safetensors.index.json  if present: weight_map {tensor: shard file}; else
  *   model.safetensors             the single weights file
- *   tokenizer.model               required (SentencePiece; libsrc/spm.h)
+ *   tokenizer.model               required (SentencePiece; tokenizer/spm_model.h)
  *   tokenizer_config.json         optional: add_bos/add_eos, added_tokens_decoder, chat_template,
  *                                 add_prefix_space, *_token strings
  *   tokenizer.json                optional: only its added_tokens, to resolve *_token strings to ids
@@ -37,8 +37,8 @@
  * Vocabulary: config.json's vocab_size entries (tokenizer pieces, then "[PAD<id>]" fillers);
  * a tokenizer with more pieces than vocab_size is refused (llama.cpp's converter fails on it too).
  */
-#include "libsrc/spm.h"
-#include "libsrc/src_internal.h"
+#include "tokenizer/spm_model.h"
+#include "input/inp_internal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -113,66 +113,66 @@ static char *join(const char *dir, const char *name)
     return p;
 }
 
-static const char *shown(const char *name, char buf[SRC_SHOWN_SIZE])
+static const char *shown(const char *name, char buf[INP_SHOWN_SIZE])
 {
-    return src_printable_(name, strlen(name), buf, SRC_SHOWN_SIZE);
+    return inp_printable_(name, strlen(name), buf, INP_SHOWN_SIZE);
 }
 
-/* Reads a JSON object file. *out = NULL and SRC_OK when the file is absent and optional. */
-static src_error load_json(src_source *s, const char *path, size_t cap, bool required, json_t **out,
+/* Reads a JSON object file. *out = NULL and INP_OK when the file is absent and optional. */
+static inp_error load_json(inp_source *s, const char *path, size_t cap, bool required, json_t **out,
                            char *msg)
 {
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) {
         if (errno == ENOENT && !required)
-            return SRC_OK;
+            return INP_OK;
         if (errno == ENOENT)
-            return src_fail(msg, SRC_ERR_MISSING, "%s: not found", path);
-        return src_fail(msg, SRC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+            return inp_fail(msg, INP_ERR_MISSING, "%s: not found", path);
+        return inp_fail(msg, INP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);
-        return src_fail(msg, SRC_ERR_IO, "%s: not a regular file", path);
+        return inp_fail(msg, INP_ERR_IO, "%s: not a regular file", path);
     }
     if ((uint64_t)st.st_size > cap) {
         fclose(f);
-        return src_fail(msg, SRC_ERR_LIMIT, "%s: %lld bytes, more than the cap of %zu", path,
+        return inp_fail(msg, INP_ERR_LIMIT, "%s: %lld bytes, more than the cap of %zu", path,
                         (long long)st.st_size, cap);
     }
     size_t n = (size_t)st.st_size;
     char *buf = malloc(n ? n : 1);
     if (!buf) {
         fclose(f);
-        return src_fail(msg, SRC_ERR_NOMEM, "%s: out of memory", path);
+        return inp_fail(msg, INP_ERR_NOMEM, "%s: out of memory", path);
     }
     size_t got = fread(buf, 1, n, f);
     int rerr = ferror(f);
     fclose(f);
     if (got != n || rerr) {
         free(buf);
-        return src_fail(msg, SRC_ERR_IO, "%s: read error", path);
+        return inp_fail(msg, INP_ERR_IO, "%s: read error", path);
     }
     json_error_t je;
     json_t *j = json_loadb(buf, n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     free(buf);
     if (!j) {
         char tb[JSON_ERROR_TEXT_LENGTH];
-        return src_fail(msg, SRC_ERR_FORMAT, "%s: not valid JSON: %s (line %d, column %d)", path,
-                        src_printable_(je.text, strlen(je.text), tb, sizeof tb), je.line, je.column);
+        return inp_fail(msg, INP_ERR_FORMAT, "%s: not valid JSON: %s (line %d, column %d)", path,
+                        inp_printable_(je.text, strlen(je.text), tb, sizeof tb), je.line, je.column);
     }
     if (!json_is_object(j)) {
         json_decref(j);
-        return src_fail(msg, SRC_ERR_FORMAT, "%s: not a JSON object", path);
+        return inp_fail(msg, INP_ERR_FORMAT, "%s: not a JSON object", path);
     }
-    src_error e = src_add_file(s, path, msg);
-    if (e != SRC_OK) {
+    inp_error e = inp_add_file(s, path, msg);
+    if (e != INP_OK) {
         json_decref(j);
         return e;
     }
     *out = j;
-    return SRC_OK;
+    return INP_OK;
 }
 
 static bool file_exists(const char *path)
@@ -182,62 +182,62 @@ static bool file_exists(const char *path)
 }
 
 /* Integer key: required, or *v keeps its default when absent/null. */
-static src_error cfg_int(ctx *x, const char *key, int64_t *v, bool required, int64_t lo, int64_t hi,
+static inp_error cfg_int(ctx *x, const char *key, int64_t *v, bool required, int64_t lo, int64_t hi,
                          char *msg)
 {
     json_t *j = json_object_get(x->config, key);
     if (!j || json_is_null(j)) {
         if (required)
-            return src_fail(msg, SRC_ERR_MISSING, "%s: no \"%s\"", x->cfg_path, key);
-        return SRC_OK;
+            return inp_fail(msg, INP_ERR_MISSING, "%s: no \"%s\"", x->cfg_path, key);
+        return INP_OK;
     }
     if (!json_is_integer(j))
-        return src_fail(msg, SRC_ERR_FORMAT, "%s: \"%s\" is not an integer", x->cfg_path, key);
+        return inp_fail(msg, INP_ERR_FORMAT, "%s: \"%s\" is not an integer", x->cfg_path, key);
     json_int_t i = json_integer_value(j);
     if (i < lo || i > hi)
-        return src_fail(msg, SRC_ERR_MODEL, "%s: \"%s\" = %lld is outside [%lld, %lld]", x->cfg_path, key,
+        return inp_fail(msg, INP_ERR_MODEL, "%s: \"%s\" = %lld is outside [%lld, %lld]", x->cfg_path, key,
                         (long long)i, (long long)lo, (long long)hi);
     *v = i;
-    return SRC_OK;
+    return INP_OK;
 }
 
-static src_error cfg_num(ctx *x, const char *key, double *v, char *msg)
+static inp_error cfg_num(ctx *x, const char *key, double *v, char *msg)
 {
     json_t *j = json_object_get(x->config, key);
     if (!j || json_is_null(j))
-        return SRC_OK;
+        return INP_OK;
     if (!json_is_number(j) || !isfinite(json_number_value(j)) || json_number_value(j) <= 0)
-        return src_fail(msg, SRC_ERR_FORMAT, "%s: \"%s\" is not a positive number", x->cfg_path, key);
+        return inp_fail(msg, INP_ERR_FORMAT, "%s: \"%s\" is not a positive number", x->cfg_path, key);
     *v = json_number_value(j);
-    return SRC_OK;
+    return INP_OK;
 }
 
-static src_error cfg_bool_false(ctx *x, const char *key, const char *what, char *msg)
+static inp_error cfg_bool_false(ctx *x, const char *key, const char *what, char *msg)
 {
     json_t *j = json_object_get(x->config, key);
     if (json_is_true(j))
-        return src_fail(msg, SRC_ERR_UNSUPPORTED, "%s: \"%s\" is true: %s are not supported", x->cfg_path,
+        return inp_fail(msg, INP_ERR_UNSUPPORTED, "%s: \"%s\" is true: %s are not supported", x->cfg_path,
                         key, what);
-    return SRC_OK;
+    return INP_OK;
 }
 
 /* ---------------------------------------------------------------- config.json */
 
-static src_error parse_config(src_source *s, ctx *x, char *msg)
+static inp_error parse_config(inp_source *s, ctx *x, char *msg)
 {
-    src_error e = load_json(s, x->cfg_path, JSON_CAP, true, &x->config, msg);
-    if (e != SRC_OK)
+    inp_error e = load_json(s, x->cfg_path, JSON_CAP, true, &x->config, msg);
+    if (e != INP_OK)
         return e;
     const char *P = x->cfg_path;
     json_t *arch = json_object_get(x->config, "architectures");
     if (!arch)
-        return src_fail(msg, SRC_ERR_MISSING, "%s: no \"architectures\"", P);
+        return inp_fail(msg, INP_ERR_MISSING, "%s: no \"architectures\"", P);
     if (!json_is_array(arch) || json_array_size(arch) == 0 || !json_is_string(json_array_get(arch, 0)))
-        return src_fail(msg, SRC_ERR_FORMAT, "%s: \"architectures\" is not a non-empty array of strings", P);
+        return inp_fail(msg, INP_ERR_FORMAT, "%s: \"architectures\" is not a non-empty array of strings", P);
     const char *a = json_string_value(json_array_get(arch, 0));
     if (strcmp(a, "LlamaForCausalLM") != 0) {
-        char b[SRC_SHOWN_SIZE];
-        return src_fail(msg, SRC_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (only LlamaForCausalLM)",
+        char b[INP_SHOWN_SIZE];
+        return inp_fail(msg, INP_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (only LlamaForCausalLM)",
                         P, shown(a, b));
     }
     llama_cfg *c = &x->c;
@@ -262,32 +262,32 @@ static src_error parse_config(src_source *s, ctx *x, char *msg)
         c->head_dim_given = true;
     } else {
         if (c->hidden % c->heads != 0)
-            return src_fail(msg, SRC_ERR_MODEL, "%s: hidden_size %lld is not a multiple of num_attention_heads %lld",
+            return inp_fail(msg, INP_ERR_MODEL, "%s: hidden_size %lld is not a multiple of num_attention_heads %lld",
                             P, (long long)c->hidden, (long long)c->heads);
         c->head_dim = c->hidden / c->heads;
     }
     if (c->heads % c->kv_heads != 0)
-        return src_fail(msg, SRC_ERR_MODEL, "%s: num_attention_heads %lld is not a multiple of num_key_value_heads %lld",
+        return inp_fail(msg, INP_ERR_MODEL, "%s: num_attention_heads %lld is not a multiple of num_key_value_heads %lld",
                         P, (long long)c->heads, (long long)c->kv_heads);
     if (c->head_dim % 2 != 0)
-        return src_fail(msg, SRC_ERR_MODEL, "%s: head dimension %lld is odd (RoPE needs pairs)", P,
+        return inp_fail(msg, INP_ERR_MODEL, "%s: head dimension %lld is odd (RoPE needs pairs)", P,
                         (long long)c->head_dim);
     if (c->heads * c->head_dim > MAX_DIM)
-        return src_fail(msg, SRC_ERR_LIMIT, "%s: heads x head_dim exceeds %d", P, MAX_DIM);
+        return inp_fail(msg, INP_ERR_LIMIT, "%s: heads x head_dim exceeds %d", P, MAX_DIM);
     json_t *tie = json_object_get(x->config, "tie_word_embeddings");
     if (tie && !json_is_null(tie) && !json_is_boolean(tie))
-        return src_fail(msg, SRC_ERR_FORMAT, "%s: \"tie_word_embeddings\" is not a boolean", P);
+        return inp_fail(msg, INP_ERR_FORMAT, "%s: \"tie_word_embeddings\" is not a boolean", P);
     c->tied = json_is_true(tie);
     if ((e = cfg_bool_false(x, "attention_bias", "attention biases", msg)) ||
         (e = cfg_bool_false(x, "mlp_bias", "MLP biases", msg)))
         return e;
     json_t *act = json_object_get(x->config, "hidden_act");
     if (act && !json_is_null(act) && (!json_is_string(act) || strcmp(json_string_value(act), "silu") != 0))
-        return src_fail(msg, SRC_ERR_UNSUPPORTED, "%s: \"hidden_act\" must be \"silu\"", P);
+        return inp_fail(msg, INP_ERR_UNSUPPORTED, "%s: \"hidden_act\" must be \"silu\"", P);
     json_t *rs = json_object_get(x->config, "rope_scaling");
     if (rs && !json_is_null(rs)) {
         if (!json_is_object(rs))
-            return src_fail(msg, SRC_ERR_FORMAT, "%s: \"rope_scaling\" is not an object", P);
+            return inp_fail(msg, INP_ERR_FORMAT, "%s: \"rope_scaling\" is not an object", P);
         json_t *ty = json_object_get(rs, "rope_type");
         if (!ty)
             ty = json_object_get(rs, "type");
@@ -297,16 +297,16 @@ static src_error parse_config(src_source *s, ctx *x, char *msg)
             /* plain RoPE */
         } else if (strcmp(tys, "linear") == 0) {
             if (!json_is_number(fa) || !isfinite(json_number_value(fa)) || json_number_value(fa) <= 0)
-                return src_fail(msg, SRC_ERR_FORMAT, "%s: rope_scaling \"factor\" is not a positive number", P);
+                return inp_fail(msg, INP_ERR_FORMAT, "%s: rope_scaling \"factor\" is not a positive number", P);
             c->rope_linear = true;
             c->rope_factor = json_number_value(fa);
         } else {
-            char b[SRC_SHOWN_SIZE];
-            return src_fail(msg, SRC_ERR_UNSUPPORTED, "%s: rope_scaling type '%s' is not supported (only linear)",
+            char b[INP_SHOWN_SIZE];
+            return inp_fail(msg, INP_ERR_UNSUPPORTED, "%s: rope_scaling type '%s' is not supported (only linear)",
                             P, shown(tys, b));
         }
     }
-    return SRC_OK;
+    return INP_OK;
 }
 
 /* ---------------------------------------------------------------- shards and index */
@@ -319,52 +319,52 @@ static bool plain_file_name(const char *n)
     size_t len = strlen(n);
     char pr[256];
     return len > 0 && len < sizeof pr && strchr(n, '/') == NULL && strcmp(n, ".") != 0 && strcmp(n, "..") != 0 &&
-           strcmp(src_printable_(n, len, pr, sizeof pr), n) == 0;
+           strcmp(inp_printable_(n, len, pr, sizeof pr), n) == 0;
 }
 
-static src_error open_shard(src_source *s, ctx *x, const char *name, const char *referrer, char *msg)
+static inp_error open_shard(inp_source *s, ctx *x, const char *name, const char *referrer, char *msg)
 {
     char *p = join(x->dir, name);
     if (!p)
-        return src_fail(msg, SRC_ERR_NOMEM, "out of memory");
-    src_error e;
+        return inp_fail(msg, INP_ERR_NOMEM, "out of memory");
+    inp_error e;
     if (!file_exists(p)) {
-        char b[SRC_SHOWN_SIZE];
-        e = referrer ? src_fail(msg, SRC_ERR_MISSING, "%s: shard '%s' is missing", referrer, shown(name, b))
-                     : src_fail(msg, SRC_ERR_MISSING, "%s: not found", p);
+        char b[INP_SHOWN_SIZE];
+        e = referrer ? inp_fail(msg, INP_ERR_MISSING, "%s: shard '%s' is missing", referrer, shown(name, b))
+                     : inp_fail(msg, INP_ERR_MISSING, "%s: not found", p);
         free(p);
         return e;
     }
-    src_st_file *f;
-    e = src_st_open(p, &f, msg);
-    if (e == SRC_OK) {
+    inp_st_file *f;
+    e = inp_st_open(p, &f, msg);
+    if (e == INP_OK) {
         s->shards[s->n_shards++] = f;
-        e = src_add_file(s, p, msg);
+        e = inp_add_file(s, p, msg);
     }
     free(p);
     return e;
 }
 
-static src_error open_weights(src_source *s, ctx *x, char *msg)
+static inp_error open_weights(inp_source *s, ctx *x, char *msg)
 {
     char *ipath = join(x->dir, "model.safetensors.index.json");
     if (!ipath)
-        return src_fail(msg, SRC_ERR_NOMEM, "out of memory");
+        return inp_fail(msg, INP_ERR_NOMEM, "out of memory");
     json_t *index = NULL;
-    src_error e = load_json(s, ipath, JSON_CAP, false, &index, msg);
-    if (e != SRC_OK)
+    inp_error e = load_json(s, ipath, JSON_CAP, false, &index, msg);
+    if (e != INP_OK)
         goto out;
     if (!index) {
         s->shards = calloc(1, sizeof *s->shards);
         if (!s->shards) {
-            e = src_fail(msg, SRC_ERR_NOMEM, "out of memory");
+            e = inp_fail(msg, INP_ERR_NOMEM, "out of memory");
             goto out;
         }
         char *single = join(x->dir, "model.safetensors");
         bool have = single && file_exists(single);
         free(single);
         if (!have) {
-            e = src_fail(msg, SRC_ERR_MISSING, "%s: no model.safetensors and no model.safetensors.index.json",
+            e = inp_fail(msg, INP_ERR_MISSING, "%s: no model.safetensors and no model.safetensors.index.json",
                          x->dir);
             goto out;
         }
@@ -373,32 +373,32 @@ static src_error open_weights(src_source *s, ctx *x, char *msg)
     }
     json_t *wm = json_object_get(index, "weight_map");
     if (!wm) {
-        e = src_fail(msg, SRC_ERR_MISSING, "%s: no \"weight_map\"", ipath);
+        e = inp_fail(msg, INP_ERR_MISSING, "%s: no \"weight_map\"", ipath);
         goto out;
     }
     if (!json_is_object(wm)) {
-        e = src_fail(msg, SRC_ERR_FORMAT, "%s: \"weight_map\" is not an object", ipath);
+        e = inp_fail(msg, INP_ERR_FORMAT, "%s: \"weight_map\" is not an object", ipath);
         goto out;
     }
     /* distinct shard names, sorted */
     size_t nw = json_object_size(wm);
     char **names = calloc(nw ? nw : 1, sizeof *names);
     if (!names) {
-        e = src_fail(msg, SRC_ERR_NOMEM, "out of memory");
+        e = inp_fail(msg, INP_ERR_NOMEM, "out of memory");
         goto out;
     }
     size_t nn = 0;
     const char *k;
     json_t *v;
     json_object_foreach(wm, k, v) {
-        char b[SRC_SHOWN_SIZE], b2[SRC_SHOWN_SIZE];
+        char b[INP_SHOWN_SIZE], b2[INP_SHOWN_SIZE];
         if (!json_is_string(v)) {
-            e = src_fail(msg, SRC_ERR_FORMAT, "%s: weight_map entry '%s' is not a string", ipath, shown(k, b));
+            e = inp_fail(msg, INP_ERR_FORMAT, "%s: weight_map entry '%s' is not a string", ipath, shown(k, b));
             free(names);
             goto out;
         }
         if (!plain_file_name(json_string_value(v))) {
-            e = src_fail(msg, SRC_ERR_FORMAT, "%s: weight_map entry '%s' names '%s', not a file in the directory",
+            e = inp_fail(msg, INP_ERR_FORMAT, "%s: weight_map entry '%s' names '%s', not a file in the directory",
                          ipath, shown(k, b), shown(json_string_value(v), b2));
             free(names);
             goto out;
@@ -406,7 +406,7 @@ static src_error open_weights(src_source *s, ctx *x, char *msg)
         names[nn++] = (char *)json_string_value(v);
     }
     if (nn == 0) {
-        e = src_fail(msg, SRC_ERR_FORMAT, "%s: \"weight_map\" is empty", ipath);
+        e = inp_fail(msg, INP_ERR_FORMAT, "%s: \"weight_map\" is empty", ipath);
         free(names);
         goto out;
     }
@@ -416,7 +416,7 @@ static src_error open_weights(src_source *s, ctx *x, char *msg)
         if (nu == 0 || strcmp(names[nu - 1], names[i]) != 0)
             names[nu++] = names[i];
     if (nu > MAX_SHARDS) {
-        e = src_fail(msg, SRC_ERR_LIMIT, "%s: %zu shards, more than the cap of %d", ipath, nu, MAX_SHARDS);
+        e = inp_fail(msg, INP_ERR_LIMIT, "%s: %zu shards, more than the cap of %d", ipath, nu, MAX_SHARDS);
         free(names);
         goto out;
     }
@@ -424,47 +424,47 @@ static src_error open_weights(src_source *s, ctx *x, char *msg)
     x->shard_names = calloc(nu, sizeof *x->shard_names);
     if (!s->shards || !x->shard_names) {
         free(names);
-        e = src_fail(msg, SRC_ERR_NOMEM, "out of memory");
+        e = inp_fail(msg, INP_ERR_NOMEM, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < nu; i++) {
         if (!(x->shard_names[i] = strdup(names[i]))) {
             free(names);
-            e = src_fail(msg, SRC_ERR_NOMEM, "out of memory");
+            e = inp_fail(msg, INP_ERR_NOMEM, "out of memory");
             goto out;
         }
         x->n_shard_names++;
     }
     free(names);
     for (size_t i = 0; i < nu; i++)
-        if ((e = open_shard(s, x, x->shard_names[i], ipath, msg)) != SRC_OK)
+        if ((e = open_shard(s, x, x->shard_names[i], ipath, msg)) != INP_OK)
             goto out;
     /* every mapped tensor is in its shard */
     json_object_foreach(wm, k, v) {
         const char *sn = json_string_value(v);
         char **hit = bsearch(&sn, x->shard_names, nu, sizeof *x->shard_names, cmp_str);
         size_t si = (size_t)(hit - x->shard_names);
-        if (src_st_find(s->shards[si], k) < 0) {
-            char b[SRC_SHOWN_SIZE], b2[SRC_SHOWN_SIZE];
-            e = src_fail(msg, SRC_ERR_FORMAT, "%s: tensor '%s' is mapped to '%s', which does not hold it", ipath,
+        if (inp_st_find(s->shards[si], k) < 0) {
+            char b[INP_SHOWN_SIZE], b2[INP_SHOWN_SIZE];
+            e = inp_fail(msg, INP_ERR_FORMAT, "%s: tensor '%s' is mapped to '%s', which does not hold it", ipath,
                          shown(k, b), shown(sn, b2));
             goto out;
         }
     }
     /* every shard tensor is mapped, to that shard */
     for (size_t si = 0; si < nu; si++) {
-        for (size_t ti = 0; ti < src_st_n_tensors(s->shards[si]); ti++) {
-            const char *tn = src_st_tensor_at(s->shards[si], ti)->name;
+        for (size_t ti = 0; ti < inp_st_n_tensors(s->shards[si]); ti++) {
+            const char *tn = inp_st_tensor_at(s->shards[si], ti)->name;
             json_t *m = json_object_get(wm, tn);
-            char b[SRC_SHOWN_SIZE], b2[SRC_SHOWN_SIZE];
+            char b[INP_SHOWN_SIZE], b2[INP_SHOWN_SIZE];
             if (!m) {
-                e = src_fail(msg, SRC_ERR_FORMAT, "%s: tensor '%s' is not listed in %s",
-                             src_st_path(s->shards[si]), shown(tn, b), "model.safetensors.index.json");
+                e = inp_fail(msg, INP_ERR_FORMAT, "%s: tensor '%s' is not listed in %s",
+                             inp_st_path(s->shards[si]), shown(tn, b), "model.safetensors.index.json");
                 goto out;
             }
             if (strcmp(json_string_value(m), x->shard_names[si]) != 0) {
-                e = src_fail(msg, SRC_ERR_FORMAT, "%s: holds tensor '%s', which the index maps to '%s'",
-                             src_st_path(s->shards[si]), shown(tn, b), shown(json_string_value(m), b2));
+                e = inp_fail(msg, INP_ERR_FORMAT, "%s: holds tensor '%s', which the index maps to '%s'",
+                             inp_st_path(s->shards[si]), shown(tn, b), shown(json_string_value(m), b2));
                 goto out;
             }
         }
@@ -511,39 +511,39 @@ static void expected_shape(const llama_cfg *c, int kind, uint64_t *rows, uint64_
     }
 }
 
-static src_error map_tensors(src_source *s, ctx *x, char *msg)
+static inp_error map_tensors(inp_source *s, ctx *x, char *msg)
 {
     const llama_cfg *c = &x->c;
     size_t total = 0;
     for (size_t i = 0; i < s->n_shards; i++)
-        total += src_st_n_tensors(s->shards[i]);
+        total += inp_st_n_tensors(s->shards[i]);
     hf_ref *refs = malloc((total ? total : 1) * sizeof *refs);
     size_t nseen = (size_t)c->layers * N_LAYER_T + N_GLOBAL;
     bool *seen = calloc(nseen, 1);
     s->t = calloc(total ? total : 1, sizeof *s->t);
     s->slot = calloc(total ? total : 1, sizeof *s->slot);
-    src_error e = SRC_OK;
+    inp_error e = INP_OK;
     if (!refs || !seen || !s->t || !s->slot) {
-        e = src_fail(msg, SRC_ERR_NOMEM, "out of memory");
+        e = inp_fail(msg, INP_ERR_NOMEM, "out of memory");
         goto out;
     }
     size_t nr = 0;
     for (size_t i = 0; i < s->n_shards; i++)
-        for (size_t j = 0; j < src_st_n_tensors(s->shards[i]); j++)
-            refs[nr++] = (hf_ref){src_st_tensor_at(s->shards[i], j)->name, i, j};
+        for (size_t j = 0; j < inp_st_n_tensors(s->shards[i]); j++)
+            refs[nr++] = (hf_ref){inp_st_tensor_at(s->shards[i], j)->name, i, j};
     qsort(refs, nr, sizeof *refs, cmp_ref);
 
     for (size_t r = 0; r < nr; r++) {
         const char *hf = refs[r].hf;
-        src_st_file *sf = s->shards[refs[r].shard];
-        const src_st_tensor *st = src_st_tensor_at(sf, refs[r].st);
-        const char *SP = src_st_path(sf);
-        char b[SRC_SHOWN_SIZE];
+        inp_st_file *sf = s->shards[refs[r].shard];
+        const inp_st_tensor *st = inp_st_tensor_at(sf, refs[r].st);
+        const char *SP = inp_st_path(sf);
+        char b[INP_SHOWN_SIZE];
         if (ends_with(hf, ".rotary_emb.inv_freq") || ends_with(hf, ".attention.masked_bias") ||
             ends_with(hf, ".attention.bias"))
             continue;
         if (st->gguf_type < 0) {
-            e = src_fail(msg, SRC_ERR_UNSUPPORTED, "%s: tensor '%s' has unsupported dtype %s", SP, shown(hf, b),
+            e = inp_fail(msg, INP_ERR_UNSUPPORTED, "%s: tensor '%s' has unsupported dtype %s", SP, shown(hf, b),
                          st->dtype);
             goto out;
         }
@@ -570,7 +570,7 @@ static src_error map_tensors(src_source *s, ctx *x, char *msg)
             if (kind >= 0) {
                 layer = nd > 9 ? LLONG_MAX : strtoll(p, NULL, 10);
                 if (layer >= c->layers) {
-                    e = src_fail(msg, SRC_ERR_MODEL, "%s: tensor '%s' is beyond the %lld layers of config.json", SP,
+                    e = inp_fail(msg, INP_ERR_MODEL, "%s: tensor '%s' is beyond the %lld layers of config.json", SP,
                                  shown(hf, b), (long long)c->layers);
                     goto out;
                 }
@@ -578,13 +578,13 @@ static src_error map_tensors(src_source *s, ctx *x, char *msg)
             }
         }
         if (kind < 0 && glob < 0) {
-            e = src_fail(msg, SRC_ERR_UNSUPPORTED, "%s: tensor '%s' has no llama.cpp name (unexpected tensor)", SP,
+            e = inp_fail(msg, INP_ERR_UNSUPPORTED, "%s: tensor '%s' has no llama.cpp name (unexpected tensor)", SP,
                          shown(hf, b));
             goto out;
         }
         size_t seen_ix = kind >= 0 ? (size_t)layer * N_LAYER_T + (size_t)kind : (size_t)c->layers * N_LAYER_T + (size_t)glob;
         if (seen[seen_ix]) { /* unreachable with the index checks; kept as a guard */
-            e = src_fail(msg, SRC_ERR_FORMAT, "%s: tensor '%s' appears twice", SP, shown(hf, b));
+            e = inp_fail(msg, INP_ERR_FORMAT, "%s: tensor '%s' appears twice", SP, shown(hf, b));
             goto out;
         }
         seen[seen_ix] = true;
@@ -608,19 +608,19 @@ static src_error map_tensors(src_source *s, ctx *x, char *msg)
                 snprintf(want, sizeof want, "[%" PRIu64 ", %" PRIu64 "]", rows, cols);
             else
                 snprintf(want, sizeof want, "[%" PRIu64 "]", rows);
-            e = src_fail(msg, SRC_ERR_MODEL, "%s: tensor '%s' has shape %s but config.json implies %s", SP,
+            e = inp_fail(msg, INP_ERR_MODEL, "%s: tensor '%s' has shape %s but config.json implies %s", SP,
                          shown(hf, b), got, want);
             goto out;
         }
-        src_tensor *t = &s->t[s->n];
-        src_slot *sl = &s->slot[s->n];
+        inp_tensor *t = &s->t[s->n];
+        inp_slot *sl = &s->slot[s->n];
         memcpy(t->name, gname, sizeof gname);
         t->n_dims = st->n_dims;
         t->ne[0] = (int64_t)(cols ? cols : rows);
         t->ne[1] = cols ? (int64_t)rows : 1;
         t->ne[2] = t->ne[3] = 1;
         t->type = st->gguf_type;
-        sl->data = src_st_data(sf, refs[r].st);
+        sl->data = inp_st_data(sf, refs[r].st);
         sl->nbytes = st->end - st->begin;
         sl->row_bytes = (size_t)t->ne[0] * (st->dtype_bits / 8);
         sl->perm_groups = kind == L_Q ? c->heads : kind == L_K ? c->kv_heads : 0;
@@ -632,17 +632,17 @@ static src_error map_tensors(src_source *s, ctx *x, char *msg)
     for (int64_t l = 0; l < c->layers; l++)
         for (int k = 0; k < N_LAYER_T; k++)
             if (!seen[(size_t)l * N_LAYER_T + (size_t)k]) {
-                e = src_fail(msg, SRC_ERR_MISSING, "%s: no tensor 'model.layers.%lld.%s' in the checkpoint", x->dir,
+                e = inp_fail(msg, INP_ERR_MISSING, "%s: no tensor 'model.layers.%lld.%s' in the checkpoint", x->dir,
                              (long long)l, k_layer[k].hf);
                 goto out;
             }
     size_t g = (size_t)c->layers * N_LAYER_T;
     if (!seen[g + G_EMBD])
-        e = src_fail(msg, SRC_ERR_MISSING, "%s: no tensor 'model.embed_tokens.weight' in the checkpoint", x->dir);
+        e = inp_fail(msg, INP_ERR_MISSING, "%s: no tensor 'model.embed_tokens.weight' in the checkpoint", x->dir);
     else if (!seen[g + G_NORM])
-        e = src_fail(msg, SRC_ERR_MISSING, "%s: no tensor 'model.norm.weight' in the checkpoint", x->dir);
+        e = inp_fail(msg, INP_ERR_MISSING, "%s: no tensor 'model.norm.weight' in the checkpoint", x->dir);
     else if (!seen[g + G_OUTPUT] && !c->tied)
-        e = src_fail(msg, SRC_ERR_MISSING,
+        e = inp_fail(msg, INP_ERR_MISSING,
                      "%s: no tensor 'lm_head.weight' in the checkpoint and tie_word_embeddings is false", x->dir);
 out:
     free(refs);
@@ -1015,7 +1015,7 @@ static void size_notation(int64_t n, char *out, size_t sz)
     do {                                                                                            \
         gguf_error ge_ = (call);                                                                    \
         if (ge_ != GGUF_OK) {                                                                       \
-            e = src_fail(msg, ge_ == GGUF_ERR_NOMEM ? SRC_ERR_NOMEM : SRC_ERR_FORMAT,               \
+            e = inp_fail(msg, ge_ == GGUF_ERR_NOMEM ? INP_ERR_NOMEM : INP_ERR_FORMAT,               \
                          "%s: cannot build metadata: %s", x->dir, gguf_strerror(ge_));              \
             goto out;                                                                               \
         }                                                                                           \
@@ -1070,39 +1070,39 @@ static void vocab_free(vocab *v)
     free(v->type);
 }
 
-static src_error vocab_set(vocab *v, int64_t id, const char *text, float score, int32_t type, char *msg)
+static inp_error vocab_set(vocab *v, int64_t id, const char *text, float score, int32_t type, char *msg)
 {
     char *c = strdup(text);
     if (!c)
-        return src_fail(msg, SRC_ERR_NOMEM, "out of memory");
+        return inp_fail(msg, INP_ERR_NOMEM, "out of memory");
     free(v->owned[id]);
     v->owned[id] = c;
     v->text[id] = c;
     v->score[id] = score;
     v->type[id] = type;
-    return SRC_OK;
+    return INP_OK;
 }
 
-static src_error build_vocab(src_source *s, ctx *x, vocab *v, char *msg)
+static inp_error build_vocab(inp_source *s, ctx *x, vocab *v, char *msg)
 {
     char *tp = join(x->dir, "tokenizer.model");
     if (!tp)
-        return src_fail(msg, SRC_ERR_NOMEM, "out of memory");
-    spm_model *m = NULL;
-    src_error e;
+        return inp_fail(msg, INP_ERR_NOMEM, "out of memory");
+    tok_spm_model *m = NULL;
+    inp_error e;
     if (!file_exists(tp)) {
-        e = src_fail(msg, SRC_ERR_MISSING, "%s: not found (only SentencePiece tokenizers are supported)", tp);
+        e = inp_fail(msg, INP_ERR_MISSING, "%s: not found (only SentencePiece tokenizers are supported)", tp);
         free(tp);
         return e;
     }
-    e = spm_load_file(tp, &m, msg);
-    if (e == SRC_OK)
-        e = src_add_file(s, tp, msg);
-    if (e != SRC_OK)
+    e = inp_error_from_tok(tok_spm_load_file(tp, &m, msg));
+    if (e == INP_OK)
+        e = inp_add_file(s, tp, msg);
+    if (e != INP_OK)
         goto out;
-    int64_t V = x->c.vocab, np = spm_n_pieces(m);
+    int64_t V = x->c.vocab, np = tok_spm_n_pieces(m);
     if (np > V) {
-        e = src_fail(msg, SRC_ERR_MODEL, "%s: %lld pieces, more than config.json's vocab_size %lld", tp,
+        e = inp_fail(msg, INP_ERR_MODEL, "%s: %lld pieces, more than config.json's vocab_size %lld", tp,
                      (long long)np, (long long)V);
         goto out;
     }
@@ -1112,50 +1112,50 @@ static src_error build_vocab(src_source *s, ctx *x, vocab *v, char *msg)
     v->score = calloc((size_t)V, sizeof *v->score);
     v->type = calloc((size_t)V, sizeof *v->type);
     if (!v->text || !v->owned || !v->score || !v->type) {
-        e = src_fail(msg, SRC_ERR_NOMEM, "out of memory for the vocabulary");
+        e = inp_fail(msg, INP_ERR_NOMEM, "out of memory for the vocabulary");
         goto out;
     }
     for (int64_t i = 0; i < V; i++) {
         if (i < np) {
             size_t len;
-            const char *p = spm_piece(m, i, &len);
+            const char *p = tok_spm_piece(m, i, &len);
             if (strlen(p) != len) {
-                e = src_fail(msg, SRC_ERR_UNSUPPORTED, "%s: piece %lld contains a NUL byte", tp, (long long)i);
+                e = inp_fail(msg, INP_ERR_UNSUPPORTED, "%s: piece %lld contains a NUL byte", tp, (long long)i);
                 goto out;
             }
-            if ((e = vocab_set(v, i, p, spm_score(m, i), spm_token_type(m, i), msg)) != SRC_OK)
+            if ((e = vocab_set(v, i, p, tok_spm_score(m, i), tok_spm_token_type(m, i), msg)) != INP_OK)
                 goto out;
         } else {
-            char pad[SPM_PAD_TEXT_SIZE];
-            spm_pad_text(i, pad);
-            if ((e = vocab_set(v, i, pad, -10000.0f, SPM_TOKEN_UNUSED, msg)) != SRC_OK)
+            char pad[TOK_SPM_PAD_TEXT_SIZE];
+            tok_spm_pad_text(i, pad);
+            if ((e = vocab_set(v, i, pad, -10000.0f, TOK_SPM_TOKEN_UNUSED, msg)) != INP_OK)
                 goto out;
         }
     }
     /* added_tokens.json: {text: id} */
     char *ap = join(x->dir, "added_tokens.json");
     if (!ap) {
-        e = src_fail(msg, SRC_ERR_NOMEM, "out of memory");
+        e = inp_fail(msg, INP_ERR_NOMEM, "out of memory");
         goto out;
     }
     e = load_json(s, ap, JSON_CAP, false, &x->added, msg);
-    if (e == SRC_OK && x->added) {
+    if (e == INP_OK && x->added) {
         const char *k;
         json_t *j;
         json_object_foreach(x->added, k, j) {
-            char b[SRC_SHOWN_SIZE];
+            char b[INP_SHOWN_SIZE];
             if (!json_is_integer(j) || json_integer_value(j) < 0) {
-                e = src_fail(msg, SRC_ERR_FORMAT, "%s: id of '%s' is not a non-negative integer", ap, shown(k, b));
+                e = inp_fail(msg, INP_ERR_FORMAT, "%s: id of '%s' is not a non-negative integer", ap, shown(k, b));
                 break;
             }
             if (json_integer_value(j) >= V)
                 continue; /* llama.cpp ignores out-of-range ids */
-            if ((e = vocab_set(v, json_integer_value(j), k, -1000.0f, SPM_TOKEN_USER_DEFINED, msg)) != SRC_OK)
+            if ((e = vocab_set(v, json_integer_value(j), k, -1000.0f, TOK_SPM_TOKEN_USER_DEFINED, msg)) != INP_OK)
                 break;
         }
     }
     free(ap);
-    if (e != SRC_OK)
+    if (e != INP_OK)
         goto out;
     /* tokenizer_config.json added_tokens_decoder: {"id": {"content": ..., "special": ...}} */
     json_t *atd = x->tok_config ? json_object_get(x->tok_config, "added_tokens_decoder") : NULL;
@@ -1163,46 +1163,46 @@ static src_error build_vocab(src_source *s, ctx *x, vocab *v, char *msg)
         const char *k;
         json_t *j;
         json_object_foreach(atd, k, j) {
-            char b[SRC_SHOWN_SIZE];
+            char b[INP_SHOWN_SIZE];
             char *end;
             errno = 0;
             long long id = strtoll(k, &end, 10);
             json_t *content = json_object_get(j, "content");
             if (!*k || *end || errno || id < 0) {
-                e = src_fail(msg, SRC_ERR_FORMAT, "%s/tokenizer_config.json: added_tokens_decoder key '%s' is not a token id",
+                e = inp_fail(msg, INP_ERR_FORMAT, "%s/tokenizer_config.json: added_tokens_decoder key '%s' is not a token id",
                              x->dir, shown(k, b));
                 goto out;
             }
             if (id >= V) {
-                e = src_fail(msg, SRC_ERR_MODEL, "%s/tokenizer_config.json: added token id %lld is beyond vocab_size %lld",
+                e = inp_fail(msg, INP_ERR_MODEL, "%s/tokenizer_config.json: added token id %lld is beyond vocab_size %lld",
                              x->dir, id, (long long)V);
                 goto out;
             }
             if (!json_is_string(content)) {
-                e = src_fail(msg, SRC_ERR_FORMAT, "%s/tokenizer_config.json: added token %lld has no \"content\" string",
+                e = inp_fail(msg, INP_ERR_FORMAT, "%s/tokenizer_config.json: added token %lld has no \"content\" string",
                              x->dir, id);
                 goto out;
             }
             const char *txt = json_string_value(content);
             if (json_is_true(json_object_get(j, "special")) || looks_special(txt)) {
-                e = vocab_set(v, id, txt, -1000.0f, SPM_TOKEN_CONTROL, msg);
+                e = vocab_set(v, id, txt, -1000.0f, TOK_SPM_TOKEN_CONTROL, msg);
             } else {
                 char *r = replace_spaces(txt);
-                e = r ? vocab_set(v, id, r, -1000.0f, SPM_TOKEN_USER_DEFINED, msg)
-                      : src_fail(msg, SRC_ERR_NOMEM, "out of memory");
+                e = r ? vocab_set(v, id, r, -1000.0f, TOK_SPM_TOKEN_USER_DEFINED, msg)
+                      : inp_fail(msg, INP_ERR_NOMEM, "out of memory");
                 free(r);
             }
-            if (e != SRC_OK)
+            if (e != INP_OK)
                 goto out;
         }
     }
 out:
-    spm_free(m);
+    tok_spm_free(m);
     free(tp);
     return e;
 }
 
-static int64_t tensor_params(const src_source *s)
+static int64_t tensor_params(const inp_source *s)
 {
     int64_t n = 0;
     for (int64_t i = 0; i < s->n; i++)
@@ -1231,17 +1231,17 @@ static bool dir_basename(const char *dir, char *out, size_t n)
     return fits;
 }
 
-static src_error build_metadata(src_source *s, ctx *x, char *msg)
+static inp_error build_metadata(inp_source *s, ctx *x, char *msg)
 {
     const llama_cfg *c = &x->c;
     gguf_writer *w = gguf_writer_create();
     vocab v = {0};
     void *buf = NULL;
     size_t size = 0;
-    src_error e = SRC_OK;
+    inp_error e = INP_OK;
     if (!w)
-        return src_fail(msg, SRC_ERR_NOMEM, "out of memory");
-    if ((e = build_vocab(s, x, &v, msg)) != SRC_OK)
+        return inp_fail(msg, INP_ERR_NOMEM, "out of memory");
+    if ((e = build_vocab(s, x, &v, msg)) != INP_OK)
         goto out;
 
     /* general.* */
@@ -1355,7 +1355,7 @@ static src_error build_metadata(src_source *s, ctx *x, char *msg)
                     json_t *aid = json_object_get(at, "id");
                     if (json_is_integer(aid)) {
                         if (json_integer_value(aid) < 0) {
-                            e = src_fail(msg, SRC_ERR_FORMAT, "%s/tokenizer.json: negative id for '%s'", x->dir, key);
+                            e = inp_fail(msg, INP_ERR_FORMAT, "%s/tokenizer.json: negative id for '%s'", x->dir, key);
                             goto out;
                         }
                         if (json_integer_value(aid) < c->vocab) {
@@ -1375,7 +1375,7 @@ static src_error build_metadata(src_source *s, ctx *x, char *msg)
         if (!json_is_integer(j))
             continue;
         if (json_integer_value(j) < 0) {
-            e = src_fail(msg, SRC_ERR_FORMAT, "%s: \"%s\" is negative", x->cfg_path, key);
+            e = inp_fail(msg, INP_ERR_FORMAT, "%s: \"%s\" is negative", x->cfg_path, key);
             goto out;
         }
         if (id_of[k] >= 0 || json_integer_value(j) >= c->vocab)
@@ -1407,42 +1407,42 @@ static src_error build_metadata(src_source *s, ctx *x, char *msg)
             struct stat st;
             char *txt = NULL;
             if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-                e = src_fail(msg, SRC_ERR_IO, "%s: not a regular file", jp);
+                e = inp_fail(msg, INP_ERR_IO, "%s: not a regular file", jp);
             } else if ((uint64_t)st.st_size > GGUF_MAX_STRING) {
-                e = src_fail(msg, SRC_ERR_LIMIT, "%s: %llu bytes, more than the cap of %u", jp,
+                e = inp_fail(msg, INP_ERR_LIMIT, "%s: %llu bytes, more than the cap of %u", jp,
                              (unsigned long long)st.st_size, GGUF_MAX_STRING);
             } else if (!(txt = malloc((size_t)st.st_size + 1))) {
-                e = src_fail(msg, SRC_ERR_NOMEM, "%s: out of memory", jp);
+                e = inp_fail(msg, INP_ERR_NOMEM, "%s: out of memory", jp);
             } else if (fread(txt, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
-                e = src_fail(msg, SRC_ERR_IO, "%s: read failed", jp);
+                e = inp_fail(msg, INP_ERR_IO, "%s: read failed", jp);
             } else if (memchr(txt, 0, (size_t)st.st_size)) {
-                e = src_fail(msg, SRC_ERR_FORMAT, "%s: contains a NUL byte", jp);
+                e = inp_fail(msg, INP_ERR_FORMAT, "%s: contains a NUL byte", jp);
             } else {
                 txt[st.st_size] = 0;
                 gguf_error ge = gguf_writer_set_str(w, "tokenizer.chat_template", txt);
                 if (ge != GGUF_OK)
-                    e = src_fail(msg, SRC_ERR_FORMAT, "%s: cannot store the chat template: %s", jp, gguf_strerror(ge));
+                    e = inp_fail(msg, INP_ERR_FORMAT, "%s: cannot store the chat template: %s", jp, gguf_strerror(ge));
                 else
-                    e = src_add_file(s, jp, msg);
+                    e = inp_add_file(s, jp, msg);
             }
             free(txt);
             fclose(f);
         }
         free(jp);
-        if (e != SRC_OK)
+        if (e != INP_OK)
             goto out;
     }
 
     char gm[GGUF_MSG_SIZE] = "";
     gguf_error ge = gguf_writer_kv_to_memory(w, &buf, &size, gm);
     if (ge != GGUF_OK) {
-        e = src_fail(msg, ge == GGUF_ERR_NOMEM ? SRC_ERR_NOMEM : SRC_ERR_FORMAT, "%s: cannot build metadata: %s",
+        e = inp_fail(msg, ge == GGUF_ERR_NOMEM ? INP_ERR_NOMEM : INP_ERR_FORMAT, "%s: cannot build metadata: %s",
                      x->dir, gm);
         goto out;
     }
     ge = gguf_open_memory(buf, size, &s->meta, gm);
     if (ge != GGUF_OK) {
-        e = src_fail(msg, SRC_ERR_FORMAT, "%s: metadata does not read back: %s", x->dir, gm);
+        e = inp_fail(msg, INP_ERR_FORMAT, "%s: metadata does not read back: %s", x->dir, gm);
         goto out;
     }
     s->meta_buf = buf;
@@ -1456,25 +1456,25 @@ out:
 
 /* ---------------------------------------------------------------- entry */
 
-src_error src_ckpt_open(const char *dir, src_source *s, char *msg)
+inp_error inp_ckpt_open(const char *dir, inp_source *s, char *msg)
 {
     ctx x = {.dir = dir};
-    src_error e = SRC_OK;
+    inp_error e = INP_OK;
     char *tcp = NULL, *tjp = NULL;
     if (!(x.cfg_path = join(dir, "config.json")) || !(tcp = join(dir, "tokenizer_config.json")) ||
         !(tjp = join(dir, "tokenizer.json"))) {
-        e = src_fail(msg, SRC_ERR_NOMEM, "out of memory");
+        e = inp_fail(msg, INP_ERR_NOMEM, "out of memory");
         goto out;
     }
-    if ((e = parse_config(s, &x, msg)) != SRC_OK)
+    if ((e = parse_config(s, &x, msg)) != INP_OK)
         goto out;
-    if ((e = open_weights(s, &x, msg)) != SRC_OK)
+    if ((e = open_weights(s, &x, msg)) != INP_OK)
         goto out;
-    if ((e = map_tensors(s, &x, msg)) != SRC_OK)
+    if ((e = map_tensors(s, &x, msg)) != INP_OK)
         goto out;
-    if ((e = load_json(s, tcp, JSON_CAP, false, &x.tok_config, msg)) != SRC_OK)
+    if ((e = load_json(s, tcp, JSON_CAP, false, &x.tok_config, msg)) != INP_OK)
         goto out;
-    if (x.tok_config && (e = load_json(s, tjp, TOKENIZER_JSON_CAP, false, &x.tok_json, msg)) != SRC_OK)
+    if (x.tok_config && (e = load_json(s, tjp, TOKENIZER_JSON_CAP, false, &x.tok_json, msg)) != INP_OK)
         goto out;
     e = build_metadata(s, &x, msg);
 out:

@@ -6,10 +6,10 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "libsrc/src_internal.h"
-#include "libsrc/text.h"
+#include "input/inp_internal.h"
+#include "input/text.h"
 
-size_t src_text_check(const char *text, size_t n)
+size_t inp_text_check(const char *text, size_t n)
 {
     const unsigned char *s = (const unsigned char *)text;
     size_t i = 0;
@@ -47,11 +47,11 @@ size_t src_text_check(const char *text, size_t n)
 }
 
 /* Whole stream through zlib's gz reader (which also passes plain files through unchanged). */
-static src_error read_all(const char *path, char **out, size_t *out_len, char *msg)
+static inp_error read_all(const char *path, char **out, size_t *out_len, char *msg)
 {
     FILE *probe = fopen(path, "rb");
     if (!probe)
-        return src_fail(msg, SRC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return inp_fail(msg, INP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     unsigned char magic[2] = {0, 0};
     const size_t got = fread(magic, 1, 2, probe);
     fclose(probe);
@@ -59,29 +59,29 @@ static src_error read_all(const char *path, char **out, size_t *out_len, char *m
 
     gzFile f = gzopen(path, "rb");
     if (!f)
-        return src_fail(msg, SRC_ERR_IO, "%s: cannot open: %s", path,
+        return inp_fail(msg, INP_ERR_IO, "%s: cannot open: %s", path,
                         errno ? strerror(errno) : "out of memory");
     size_t cap = 1 << 16, len = 0;
     char *buf = malloc(cap + 1);
     if (!buf) {
         gzclose(f);
-        return src_fail(msg, SRC_ERR_NOMEM, "%s: out of memory", path);
+        return inp_fail(msg, INP_ERR_NOMEM, "%s: out of memory", path);
     }
-    src_error e = SRC_OK;
+    inp_error e = INP_OK;
     for (;;) {
         if (len == cap) {
-            if (cap >= SRC_TEXT_MAX) {
+            if (cap >= INP_TEXT_MAX) {
                 /* one byte more decides whether the text is over the cap */
                 char extra;
                 if (gzread(f, &extra, 1) > 0)
-                    e = src_fail(msg, SRC_ERR_LIMIT, "%s: text is larger than %zu bytes", path,
-                                 SRC_TEXT_MAX);
+                    e = inp_fail(msg, INP_ERR_LIMIT, "%s: text is larger than %zu bytes", path,
+                                 INP_TEXT_MAX);
                 break;
             }
-            size_t ncap = cap * 2 < SRC_TEXT_MAX ? cap * 2 : SRC_TEXT_MAX;
+            size_t ncap = cap * 2 < INP_TEXT_MAX ? cap * 2 : INP_TEXT_MAX;
             char *nb = realloc(buf, ncap + 1);
             if (!nb) {
-                e = src_fail(msg, SRC_ERR_NOMEM, "%s: out of memory", path);
+                e = inp_fail(msg, INP_ERR_NOMEM, "%s: out of memory", path);
                 break;
             }
             buf = nb;
@@ -93,9 +93,9 @@ static src_error read_all(const char *path, char **out, size_t *out_len, char *m
             int zerr = 0;
             const char *zs = gzerror(f, &zerr);
             if (zerr == Z_ERRNO)
-                e = src_fail(msg, SRC_ERR_IO, "%s: read error: %s", path, strerror(errno));
+                e = inp_fail(msg, INP_ERR_IO, "%s: read error: %s", path, strerror(errno));
             else
-                e = src_fail(msg, SRC_ERR_FORMAT, "%s: corrupt gzip data after %zu bytes: %s",
+                e = inp_fail(msg, INP_ERR_FORMAT, "%s: corrupt gzip data after %zu bytes: %s",
                              path, len, zs ? zs : "unknown error");
             break;
         }
@@ -104,7 +104,7 @@ static src_error read_all(const char *path, char **out, size_t *out_len, char *m
             int zerr = 0;
             const char *zs = gzerror(f, &zerr);
             if (zerr != Z_OK && zerr != Z_STREAM_END)
-                e = src_fail(msg, zerr == Z_ERRNO ? SRC_ERR_IO : SRC_ERR_FORMAT,
+                e = inp_fail(msg, zerr == Z_ERRNO ? INP_ERR_IO : INP_ERR_FORMAT,
                              "%s: %s gzip data after %zu bytes: %s", path,
                              zerr == Z_BUF_ERROR ? "truncated" : "corrupt", len,
                              zs ? zs : "unknown error");
@@ -113,40 +113,40 @@ static src_error read_all(const char *path, char **out, size_t *out_len, char *m
         len += (size_t)r;
     }
     const int cr = gzclose(f);
-    if (e == SRC_OK && cr != Z_OK)
-        e = src_fail(msg, gz && cr != Z_ERRNO ? SRC_ERR_FORMAT : SRC_ERR_IO,
+    if (e == INP_OK && cr != Z_OK)
+        e = inp_fail(msg, gz && cr != Z_ERRNO ? INP_ERR_FORMAT : INP_ERR_IO,
                      "%s: error at the end of the %s stream", path, gz ? "gzip" : "file");
-    if (e != SRC_OK) {
+    if (e != INP_OK) {
         free(buf);
         return e;
     }
     buf[len] = 0;
     *out = buf;
     *out_len = len;
-    return SRC_OK;
+    return INP_OK;
 }
 
-src_error src_text_load(const char *path, char **text, size_t *len, char *msg)
+inp_error inp_text_load(const char *path, char **text, size_t *len, char *msg)
 {
     if (text)
         *text = NULL;
     if (len)
         *len = 0;
     if (!path || !text || !len)
-        return src_fail(msg, SRC_ERR_ARG, "src_text_load: NULL argument");
+        return inp_fail(msg, INP_ERR_ARG, "inp_text_load: NULL argument");
     char *buf = NULL;
     size_t n = 0;
-    src_error e = read_all(path, &buf, &n, msg);
-    if (e != SRC_OK)
+    inp_error e = read_all(path, &buf, &n, msg);
+    if (e != INP_OK)
         return e;
-    const size_t bad = src_text_check(buf, n);
+    const size_t bad = inp_text_check(buf, n);
     if (bad < n) {
         const int nul = buf[bad] == 0;
         free(buf);
-        return src_fail(msg, SRC_ERR_FORMAT, "%s: %s at byte %zu", path,
+        return inp_fail(msg, INP_ERR_FORMAT, "%s: %s at byte %zu", path,
                         nul ? "NUL byte (not a text file)" : "invalid UTF-8", bad);
     }
     *text = buf;
     *len = n;
-    return SRC_OK;
+    return INP_OK;
 }

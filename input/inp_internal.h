@@ -1,14 +1,14 @@
-/* libsrc internals shared by source.c (dispatch, GGUF source, row reads) and checkpoint.c
+/* input internals shared by source.c (dispatch, GGUF source, row reads) and checkpoint.c
  * (Hugging Face checkpoint directories). Not part of the public contract. */
-#ifndef QFORGE_SRC_INTERNAL_H
-#define QFORGE_SRC_INTERNAL_H
+#ifndef QFORGE_INP_INTERNAL_H
+#define QFORGE_INP_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "libsrc/safetensors.h"
-#include "libsrc/src.h"
+#include "input/safetensors.h"
+#include "input/input.h"
 
 /* Where one tensor's bytes are and how its rows are ordered. */
 typedef struct {
@@ -18,9 +18,9 @@ typedef struct {
     int64_t perm_groups;   /* > 0: llama.cpp's Q/K row permutation with this many heads */
     int shard;             /* checkpoint: index into shards; -1 for GGUF */
     size_t st_index;       /* checkpoint: tensor index in its shard */
-} src_slot;
+} inp_slot;
 
-struct src_source {
+struct inp_source {
     bool ckpt;
     char *path;
     /* metadata */
@@ -28,13 +28,13 @@ struct src_source {
     void *meta_buf;        /* checkpoint: serialized KV set the reader borrows */
     /* tensors, in file (GGUF) or conversion (checkpoint) order */
     int64_t n;
-    src_tensor *t;
-    src_slot *slot;
+    inp_tensor *t;
+    inp_slot *slot;
     /* GGUF: our own read-only mapping of the file, so pages can be dropped safely */
     uint8_t *map;
     size_t map_size;
     /* checkpoint */
-    src_st_file **shards;
+    inp_st_file **shards;
     size_t n_shards;
     /* every input file */
     char **files;
@@ -42,24 +42,24 @@ struct src_source {
 };
 
 /* Fills s (already zeroed; s->path set) from a checkpoint directory. */
-src_error src_ckpt_open(const char *dir, src_source *s, char *msg);
+inp_error inp_ckpt_open(const char *dir, inp_source *s, char *msg);
 
 /* Message "fmt..." into msg (may be NULL); returns e. */
-src_error src_fail(char *msg, src_error e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+inp_error inp_fail(char *msg, inp_error e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Message-safe copy of untrusted bytes s[0..len) into out[size] (size >= 4): C0/C1 control
  * characters, DEL, U+2028/U+2029 and bytes that are not UTF-8 become '?'; when it does not fit,
- * it is cut at a character boundary and ends in "...". Returns out. (libsrc/safetensors.c) */
-const char *src_printable_(const char *s, size_t len, char *out, size_t size);
-#define SRC_SHOWN_SIZE 80
+ * it is cut at a character boundary and ends in "...". Returns out. (input/safetensors.c) */
+const char *inp_printable_(const char *s, size_t len, char *out, size_t size);
+#define INP_SHOWN_SIZE 80
 /* Defense in depth for one-line messages: control bytes left in msg become '?'. */
-void src_msg_clean_(char *msg); /* out size for names shown in messages */
+void inp_msg_clean_(char *msg); /* out size for names shown in messages */
 
 /* Appends a copy of path to s->files. */
-src_error src_add_file(src_source *s, const char *path, char *msg);
+inp_error inp_add_file(inp_source *s, const char *path, char *msg);
 
 /* Exact half-precision conversions. */
-void src_f16_to_f32(const uint16_t *x, float *y, size_t n);
-void src_bf16_to_f32(const uint16_t *x, float *y, size_t n);
+void inp_f16_to_f32(const uint16_t *x, float *y, size_t n);
+void inp_bf16_to_f32(const uint16_t *x, float *y, size_t n);
 
 #endif

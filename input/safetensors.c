@@ -1,6 +1,6 @@
-/* Validating safetensors reader; rules in libsrc/safetensors.h. */
-#include "libsrc/safetensors.h"
-#include "libsrc/src_internal.h"
+/* Validating safetensors reader; rules in input/safetensors.h. */
+#include "input/safetensors.h"
+#include "input/inp_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,13 +20,13 @@ struct name_ix {
     size_t i;
 };
 
-struct src_st_file {
+struct inp_st_file {
     char *path;            /* label used in messages */
     const uint8_t *buf;    /* whole file */
     size_t size;
     bool mapped;
     uint64_t header_len;   /* N */
-    src_st_tensor *t;      /* data order */
+    inp_st_tensor *t;      /* data order */
     size_t nt;
     struct name_ix *by_name; /* sorted by name */
     char **mkey, **mval;
@@ -55,25 +55,25 @@ static int dtype_index(const char *s)
     return -1;
 }
 
-uint32_t src_st_dtype_bits(const char *dtype)
+uint32_t inp_st_dtype_bits(const char *dtype)
 {
     int i = dtype ? dtype_index(dtype) : -1;
     return i < 0 ? 0 : k_dtypes[i].bits;
 }
 
-static src_error fail(char *msg, src_error e, const char *label, const char *fmt, ...)
+static inp_error fail(char *msg, inp_error e, const char *label, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static src_error fail(char *msg, src_error e, const char *label, const char *fmt, ...)
+static inp_error fail(char *msg, inp_error e, const char *label, const char *fmt, ...)
 {
     if (msg) {
-        int n = snprintf(msg, SRC_MSG_SIZE, "%s: ", label);
-        if (n < 0 || n >= SRC_MSG_SIZE)
+        int n = snprintf(msg, INP_MSG_SIZE, "%s: ", label);
+        if (n < 0 || n >= INP_MSG_SIZE)
             n = 0;
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(msg + n, SRC_MSG_SIZE - (size_t)n, fmt, ap);
+        vsnprintf(msg + n, INP_MSG_SIZE - (size_t)n, fmt, ap);
         va_end(ap);
-        src_msg_clean_(msg);
+        inp_msg_clean_(msg);
     }
     return e;
 }
@@ -106,7 +106,7 @@ static size_t utf8_invalid_at(const uint8_t *s, size_t len)
     return len;
 }
 
-const char *src_printable_(const char *s, size_t len, char *out, size_t size)
+const char *inp_printable_(const char *s, size_t len, char *out, size_t size)
 {
     size_t o = 0, mark = 0, i = 0;
     while (i < len) {
@@ -138,12 +138,12 @@ const char *src_printable_(const char *s, size_t len, char *out, size_t size)
     return out;
 }
 
-static const char *shown(const char *name, char buf[SRC_SHOWN_SIZE])
+static const char *shown(const char *name, char buf[INP_SHOWN_SIZE])
 {
-    return src_printable_(name, strlen(name), buf, SRC_SHOWN_SIZE);
+    return inp_printable_(name, strlen(name), buf, INP_SHOWN_SIZE);
 }
 
-static void free_parts(src_st_file *f)
+static void free_parts(inp_st_file *f)
 {
     if (f->t)
         for (size_t i = 0; i < f->nt; i++)
@@ -159,7 +159,7 @@ static void free_parts(src_st_file *f)
     free(f->path);
 }
 
-void src_st_close(src_st_file *f)
+void inp_st_close(inp_st_file *f)
 {
     if (!f)
         return;
@@ -171,7 +171,7 @@ void src_st_close(src_st_file *f)
 
 static int cmp_offsets(const void *a, const void *b)
 {
-    const src_st_tensor *x = a, *y = b;
+    const inp_st_tensor *x = a, *y = b;
     if (x->begin != y->begin)
         return x->begin < y->begin ? -1 : 1;
     if (x->end != y->end)
@@ -184,7 +184,7 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(((const struct name_ix *)a)->name, ((const struct name_ix *)b)->name);
 }
 
-static void shape_str(const src_st_tensor *t, char *buf, size_t n)
+static void shape_str(const inp_st_tensor *t, char *buf, size_t n)
 {
     size_t o = (size_t)snprintf(buf, n, "[");
     for (uint32_t d = 0; d < t->n_dims && o < n; d++)
@@ -202,40 +202,40 @@ static bool get_uint(const json_t *v, uint64_t *out)
     return true;
 }
 
-static src_error parse_tensor(src_st_file *f, const char *name, json_t *v, src_st_tensor *t,
+static inp_error parse_tensor(inp_st_file *f, const char *name, json_t *v, inp_st_tensor *t,
                               char *msg)
 {
-    char nb[SRC_SHOWN_SIZE];
+    char nb[INP_SHOWN_SIZE];
     const char *L = f->path;
     const char *nm = shown(name, nb);
     if (!json_is_object(v))
-        return fail(msg, SRC_ERR_FORMAT, L, "tensor '%s' entry is not a JSON object", nm);
+        return fail(msg, INP_ERR_FORMAT, L, "tensor '%s' entry is not a JSON object", nm);
     json_t *dt = json_object_get(v, "dtype");
     json_t *sh = json_object_get(v, "shape");
     json_t *of = json_object_get(v, "data_offsets");
     if (!dt)
-        return fail(msg, SRC_ERR_FORMAT, L, "tensor '%s' has no \"dtype\"", nm);
+        return fail(msg, INP_ERR_FORMAT, L, "tensor '%s' has no \"dtype\"", nm);
     if (!json_is_string(dt))
-        return fail(msg, SRC_ERR_FORMAT, L, "tensor '%s' \"dtype\" is not a string", nm);
+        return fail(msg, INP_ERR_FORMAT, L, "tensor '%s' \"dtype\" is not a string", nm);
     int di = dtype_index(json_string_value(dt));
     if (di < 0) {
-        char db[SRC_SHOWN_SIZE];
-        return fail(msg, SRC_ERR_FORMAT, L, "tensor '%s' has unknown dtype '%s'", nm,
+        char db[INP_SHOWN_SIZE];
+        return fail(msg, INP_ERR_FORMAT, L, "tensor '%s' has unknown dtype '%s'", nm,
                     shown(json_string_value(dt), db));
     }
     if (!sh)
-        return fail(msg, SRC_ERR_FORMAT, L, "tensor '%s' has no \"shape\"", nm);
+        return fail(msg, INP_ERR_FORMAT, L, "tensor '%s' has no \"shape\"", nm);
     if (!json_is_array(sh))
-        return fail(msg, SRC_ERR_FORMAT, L, "tensor '%s' \"shape\" is not an array", nm);
+        return fail(msg, INP_ERR_FORMAT, L, "tensor '%s' \"shape\" is not an array", nm);
     if (!of)
-        return fail(msg, SRC_ERR_FORMAT, L, "tensor '%s' has no \"data_offsets\"", nm);
+        return fail(msg, INP_ERR_FORMAT, L, "tensor '%s' has no \"data_offsets\"", nm);
     if (!json_is_array(of) || json_array_size(of) != 2)
-        return fail(msg, SRC_ERR_FORMAT, L,
+        return fail(msg, INP_ERR_FORMAT, L,
                     "tensor '%s' \"data_offsets\" is not an array of two integers", nm);
     size_t rank = json_array_size(sh);
-    if (rank > SRC_ST_MAX_DIMS)
-        return fail(msg, SRC_ERR_LIMIT, L, "tensor '%s' has %zu dimensions, more than the cap of %d",
-                    nm, rank, SRC_ST_MAX_DIMS);
+    if (rank > INP_ST_MAX_DIMS)
+        return fail(msg, INP_ERR_LIMIT, L, "tensor '%s' has %zu dimensions, more than the cap of %d",
+                    nm, rank, INP_ST_MAX_DIMS);
     t->dtype = k_dtypes[di].name;
     t->dtype_bits = k_dtypes[di].bits;
     t->gguf_type = k_dtypes[di].gguf_type;
@@ -244,7 +244,7 @@ static src_error parse_tensor(src_st_file *f, const char *name, json_t *v, src_s
     bool overflow = false;
     for (size_t d = 0; d < rank; d++) {
         if (!get_uint(json_array_get(sh, d), &t->shape[d]))
-            return fail(msg, SRC_ERR_FORMAT, L,
+            return fail(msg, INP_ERR_FORMAT, L,
                         "tensor '%s' shape entry %zu is not a non-negative integer", nm, d);
         if (t->shape[d] != 0 && nel > UINT64_MAX / t->shape[d])
             overflow = true;
@@ -252,51 +252,51 @@ static src_error parse_tensor(src_st_file *f, const char *name, json_t *v, src_s
             nel *= t->shape[d];
     }
     if (!get_uint(json_array_get(of, 0), &t->begin) || !get_uint(json_array_get(of, 1), &t->end))
-        return fail(msg, SRC_ERR_FORMAT, L,
+        return fail(msg, INP_ERR_FORMAT, L,
                     "tensor '%s' \"data_offsets\" are not non-negative integers", nm);
     if (t->end < t->begin)
-        return fail(msg, SRC_ERR_FORMAT, L,
+        return fail(msg, INP_ERR_FORMAT, L,
                     "tensor '%s' data_offsets [%" PRIu64 ", %" PRIu64 "] end before they begin", nm,
                     t->begin, t->end);
     if (overflow || nel > SIZE_MAX / 64)
-        return fail(msg, SRC_ERR_FORMAT, L, "tensor '%s' element count overflows", nm);
+        return fail(msg, INP_ERR_FORMAT, L, "tensor '%s' element count overflows", nm);
     t->n_elements = nel;
-    return SRC_OK;
+    return INP_OK;
 }
 
-static src_error parse(src_st_file *f, char *msg)
+static inp_error parse(inp_st_file *f, char *msg)
 {
     const char *L = f->path;
     if (f->size < 8)
-        return fail(msg, SRC_ERR_FORMAT, L,
+        return fail(msg, INP_ERR_FORMAT, L,
                     "file is %zu bytes, too short for the 8-byte header length", f->size);
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--)
         n = (n << 8) | f->buf[i];
-    if (n > SRC_ST_MAX_HEADER)
-        return fail(msg, SRC_ERR_LIMIT, L,
-                    "header length %" PRIu64 " exceeds the cap of %llu bytes", n, SRC_ST_MAX_HEADER);
+    if (n > INP_ST_MAX_HEADER)
+        return fail(msg, INP_ERR_LIMIT, L,
+                    "header length %" PRIu64 " exceeds the cap of %llu bytes", n, INP_ST_MAX_HEADER);
     if (n > f->size - 8)
-        return fail(msg, SRC_ERR_FORMAT, L,
+        return fail(msg, INP_ERR_FORMAT, L,
                     "header length %" PRIu64 " runs past the end of the file (%zu bytes)", n,
                     f->size);
     f->header_len = n;
     const uint8_t *h = f->buf + 8;
     size_t bad = utf8_invalid_at(h, (size_t)n);
     if (bad < n)
-        return fail(msg, SRC_ERR_FORMAT, L, "header is not valid UTF-8 (byte %zu of the header)",
+        return fail(msg, INP_ERR_FORMAT, L, "header is not valid UTF-8 (byte %zu of the header)",
                     bad);
     json_error_t jerr;
     json_t *root = json_loadb((const char *)h, (size_t)n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
                               &jerr);
     if (!root) {
         char tb[JSON_ERROR_TEXT_LENGTH];
-        return fail(msg, SRC_ERR_FORMAT, L, "header is not valid JSON: %s (line %d, column %d)",
-                    src_printable_(jerr.text, strlen(jerr.text), tb, sizeof tb), jerr.line, jerr.column);
+        return fail(msg, INP_ERR_FORMAT, L, "header is not valid JSON: %s (line %d, column %d)",
+                    inp_printable_(jerr.text, strlen(jerr.text), tb, sizeof tb), jerr.line, jerr.column);
     }
-    src_error e = SRC_OK;
+    inp_error e = INP_OK;
     if (!json_is_object(root)) {
-        e = fail(msg, SRC_ERR_FORMAT, L, "header is not a JSON object");
+        e = fail(msg, INP_ERR_FORMAT, L, "header is not a JSON object");
         goto out;
     }
     size_t total = json_object_size(root);
@@ -305,27 +305,27 @@ static src_error parse(src_st_file *f, char *msg)
     f->t = calloc(nt ? nt : 1, sizeof *f->t);
     f->by_name = malloc((nt ? nt : 1) * sizeof *f->by_name);
     if (!f->t || !f->by_name) {
-        e = fail(msg, SRC_ERR_NOMEM, L, "out of memory for %zu tensor entries", nt);
+        e = fail(msg, INP_ERR_NOMEM, L, "out of memory for %zu tensor entries", nt);
         goto out;
     }
     if (meta && !json_is_null(meta)) {
         if (!json_is_object(meta)) {
-            e = fail(msg, SRC_ERR_FORMAT, L, "\"__metadata__\" is not a JSON object");
+            e = fail(msg, INP_ERR_FORMAT, L, "\"__metadata__\" is not a JSON object");
             goto out;
         }
         size_t nm = json_object_size(meta);
         f->mkey = calloc(nm ? nm : 1, sizeof *f->mkey);
         f->mval = calloc(nm ? nm : 1, sizeof *f->mval);
         if (!f->mkey || !f->mval) {
-            e = fail(msg, SRC_ERR_NOMEM, L, "out of memory for metadata");
+            e = fail(msg, INP_ERR_NOMEM, L, "out of memory for metadata");
             goto out;
         }
         const char *k;
         json_t *v;
         json_object_foreach(meta, k, v) {
-            char kb[SRC_SHOWN_SIZE];
+            char kb[INP_SHOWN_SIZE];
             if (!json_is_string(v)) {
-                e = fail(msg, SRC_ERR_FORMAT, L, "\"__metadata__\" value of '%s' is not a string",
+                e = fail(msg, INP_ERR_FORMAT, L, "\"__metadata__\" value of '%s' is not a string",
                          shown(k, kb));
                 goto out;
             }
@@ -333,7 +333,7 @@ static src_error parse(src_st_file *f, char *msg)
             f->mval[f->nm] = strdup(json_string_value(v));
             f->nm++;
             if (!f->mkey[f->nm - 1] || !f->mval[f->nm - 1]) {
-                e = fail(msg, SRC_ERR_NOMEM, L, "out of memory for metadata");
+                e = fail(msg, INP_ERR_NOMEM, L, "out of memory for metadata");
                 goto out;
             }
         }
@@ -344,14 +344,14 @@ static src_error parse(src_st_file *f, char *msg)
         json_object_foreach(root, k, v) {
             if (strcmp(k, "__metadata__") == 0)
                 continue;
-            src_st_tensor *t = &f->t[f->nt];
+            inp_st_tensor *t = &f->t[f->nt];
             t->name = strdup(k);
             if (!t->name) {
-                e = fail(msg, SRC_ERR_NOMEM, L, "out of memory for tensor names");
+                e = fail(msg, INP_ERR_NOMEM, L, "out of memory for tensor names");
                 goto out;
             }
             f->nt++;
-            if ((e = parse_tensor(f, k, v, t, msg)) != SRC_OK)
+            if ((e = parse_tensor(f, k, v, t, msg)) != INP_OK)
                 goto out;
         }
     }
@@ -360,16 +360,16 @@ static src_error parse(src_st_file *f, char *msg)
     uint64_t data_size = (uint64_t)f->size - 8 - n;
     uint64_t start = 0;
     for (size_t i = 0; i < f->nt; i++) {
-        src_st_tensor *t = &f->t[i];
-        char nb[SRC_SHOWN_SIZE], pb[SRC_SHOWN_SIZE];
+        inp_st_tensor *t = &f->t[i];
+        char nb[INP_SHOWN_SIZE], pb[INP_SHOWN_SIZE];
         if (t->begin != start) {
             if (t->begin < start)
-                e = fail(msg, SRC_ERR_FORMAT, L,
+                e = fail(msg, INP_ERR_FORMAT, L,
                          "tensor '%s' data_offsets [%" PRIu64 ", %" PRIu64
                          "] overlap tensor '%s' (which ends at %" PRIu64 ")",
                          shown(t->name, nb), t->begin, t->end, shown(f->t[i - 1].name, pb), start);
             else
-                e = fail(msg, SRC_ERR_FORMAT, L,
+                e = fail(msg, INP_ERR_FORMAT, L,
                          "gap of %" PRIu64 " bytes before tensor '%s' (data_offsets [%" PRIu64
                          ", %" PRIu64 "], previous data ends at %" PRIu64 ")",
                          t->begin - start, shown(t->name, nb), t->begin, t->end, start);
@@ -377,7 +377,7 @@ static src_error parse(src_st_file *f, char *msg)
         }
         uint64_t bits = t->n_elements * t->dtype_bits; /* n_elements ≤ SIZE_MAX/64 */
         if (bits % 8 != 0) {
-            e = fail(msg, SRC_ERR_FORMAT, L,
+            e = fail(msg, INP_ERR_FORMAT, L,
                      "tensor '%s' of dtype %s has %" PRIu64 " elements, which do not fill whole bytes",
                      shown(t->name, nb), t->dtype, t->n_elements);
             goto out;
@@ -385,14 +385,14 @@ static src_error parse(src_st_file *f, char *msg)
         if (t->end - t->begin != bits / 8) {
             char sb[200];
             shape_str(t, sb, sizeof sb);
-            e = fail(msg, SRC_ERR_FORMAT, L,
+            e = fail(msg, INP_ERR_FORMAT, L,
                      "tensor '%s' data_offsets [%" PRIu64 ", %" PRIu64 "] hold %" PRIu64
                      " bytes but shape %s of %s needs %" PRIu64,
                      shown(t->name, nb), t->begin, t->end, t->end - t->begin, sb, t->dtype, bits / 8);
             goto out;
         }
         if (t->end > data_size) {
-            e = fail(msg, SRC_ERR_FORMAT, L,
+            e = fail(msg, INP_ERR_FORMAT, L,
                      "tensor '%s' data_offsets [%" PRIu64 ", %" PRIu64
                      "] run past the end of the data (%" PRIu64 " bytes)",
                      shown(t->name, nb), t->begin, t->end, data_size);
@@ -401,7 +401,7 @@ static src_error parse(src_st_file *f, char *msg)
         start = t->end;
     }
     if (start != data_size) {
-        e = fail(msg, SRC_ERR_FORMAT, L,
+        e = fail(msg, INP_ERR_FORMAT, L,
                  "%" PRIu64 " bytes after the last tensor's data (data is %" PRIu64
                  " bytes, tensors cover %" PRIu64 ")",
                  data_size - start, data_size, start);
@@ -417,66 +417,66 @@ out:
     return e;
 }
 
-static src_error finish_open(src_st_file *f, src_st_file **out, char *msg)
+static inp_error finish_open(inp_st_file *f, inp_st_file **out, char *msg)
 {
-    src_error e = parse(f, msg);
-    if (e != SRC_OK) {
-        src_st_close(f);
+    inp_error e = parse(f, msg);
+    if (e != INP_OK) {
+        inp_st_close(f);
         return e;
     }
     *out = f;
-    return SRC_OK;
+    return INP_OK;
 }
 
-src_error src_st_open_memory(const void *buf, size_t size, const char *label, src_st_file **out,
+inp_error inp_st_open_memory(const void *buf, size_t size, const char *label, inp_st_file **out,
                              char *msg)
 {
     if (!out || (!buf && size))
-        return fail(msg, SRC_ERR_ARG, label ? label : "(buffer)", "invalid argument");
+        return fail(msg, INP_ERR_ARG, label ? label : "(buffer)", "invalid argument");
     *out = NULL;
-    src_st_file *f = calloc(1, sizeof *f);
+    inp_st_file *f = calloc(1, sizeof *f);
     if (!f)
-        return fail(msg, SRC_ERR_NOMEM, label ? label : "(buffer)", "out of memory");
+        return fail(msg, INP_ERR_NOMEM, label ? label : "(buffer)", "out of memory");
     f->path = strdup(label ? label : "(buffer)");
     if (!f->path) {
         free(f);
-        return fail(msg, SRC_ERR_NOMEM, label ? label : "(buffer)", "out of memory");
+        return fail(msg, INP_ERR_NOMEM, label ? label : "(buffer)", "out of memory");
     }
     f->buf = buf;
     f->size = size;
     return finish_open(f, out, msg);
 }
 
-src_error src_st_open(const char *path, src_st_file **out, char *msg)
+inp_error inp_st_open(const char *path, inp_st_file **out, char *msg)
 {
     if (!out || !path)
-        return fail(msg, SRC_ERR_ARG, path ? path : "(null)", "invalid argument");
+        return fail(msg, INP_ERR_ARG, path ? path : "(null)", "invalid argument");
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(msg, SRC_ERR_IO, path, "cannot open: %s", strerror(errno));
+        return fail(msg, INP_ERR_IO, path, "cannot open: %s", strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int err = errno;
         close(fd);
-        return fail(msg, SRC_ERR_IO, path, "cannot stat: %s", strerror(err));
+        return fail(msg, INP_ERR_IO, path, "cannot stat: %s", strerror(err));
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return fail(msg, SRC_ERR_IO, path, "not a regular file");
+        return fail(msg, INP_ERR_IO, path, "not a regular file");
     }
     if ((uint64_t)st.st_size > SIZE_MAX) {
         close(fd);
-        return fail(msg, SRC_ERR_LIMIT, path, "file too large to map");
+        return fail(msg, INP_ERR_LIMIT, path, "file too large to map");
     }
     size_t size = (size_t)st.st_size;
-    src_st_file *f = calloc(1, sizeof *f);
+    inp_st_file *f = calloc(1, sizeof *f);
     char *p = strdup(path);
     if (!f || !p) {
         free(f);
         free(p);
         close(fd);
-        return fail(msg, SRC_ERR_NOMEM, path, "out of memory");
+        return fail(msg, INP_ERR_NOMEM, path, "out of memory");
     }
     f->path = p;
     f->size = size;
@@ -487,7 +487,7 @@ src_error src_st_open(const char *path, src_st_file **out, char *msg)
             close(fd);
             free_parts(f);
             free(f);
-            return fail(msg, SRC_ERR_IO, path, "cannot map: %s", strerror(err));
+            return fail(msg, INP_ERR_IO, path, "cannot map: %s", strerror(err));
         }
         f->buf = m;
         f->mapped = true;
@@ -498,17 +498,17 @@ src_error src_st_open(const char *path, src_st_file **out, char *msg)
     return finish_open(f, out, msg);
 }
 
-const char *src_st_path(const src_st_file *f) { return f->path; }
-uint64_t src_st_header_size(const src_st_file *f) { return f->header_len; }
-uint64_t src_st_file_size(const src_st_file *f) { return f->size; }
-size_t src_st_n_tensors(const src_st_file *f) { return f->nt; }
+const char *inp_st_path(const inp_st_file *f) { return f->path; }
+uint64_t inp_st_header_size(const inp_st_file *f) { return f->header_len; }
+uint64_t inp_st_file_size(const inp_st_file *f) { return f->size; }
+size_t inp_st_n_tensors(const inp_st_file *f) { return f->nt; }
 
-const src_st_tensor *src_st_tensor_at(const src_st_file *f, size_t i)
+const inp_st_tensor *inp_st_tensor_at(const inp_st_file *f, size_t i)
 {
     return i < f->nt ? &f->t[i] : NULL;
 }
 
-int64_t src_st_find(const src_st_file *f, const char *name)
+int64_t inp_st_find(const inp_st_file *f, const char *name)
 {
     size_t lo = 0, hi = f->nt;
     while (lo < hi) {
@@ -524,14 +524,14 @@ int64_t src_st_find(const src_st_file *f, const char *name)
     return -1;
 }
 
-const void *src_st_data(const src_st_file *f, size_t i)
+const void *inp_st_data(const inp_st_file *f, size_t i)
 {
     if (i >= f->nt)
         return NULL;
     return f->buf + 8 + f->header_len + f->t[i].begin;
 }
 
-void src_st_release(src_st_file *f, size_t i)
+void inp_st_release(inp_st_file *f, size_t i)
 {
     if (!f->mapped || i >= f->nt || f->t[i].end == f->t[i].begin)
         return;
@@ -546,6 +546,6 @@ void src_st_release(src_st_file *f, size_t i)
     madvise((void *)(f->buf + a), b - a, MADV_DONTNEED);
 }
 
-size_t src_st_n_metadata(const src_st_file *f) { return f->nm; }
-const char *src_st_metadata_key(const src_st_file *f, size_t i) { return i < f->nm ? f->mkey[i] : NULL; }
-const char *src_st_metadata_value(const src_st_file *f, size_t i) { return i < f->nm ? f->mval[i] : NULL; }
+size_t inp_st_n_metadata(const inp_st_file *f) { return f->nm; }
+const char *inp_st_metadata_key(const inp_st_file *f, size_t i) { return i < f->nm ? f->mkey[i] : NULL; }
+const char *inp_st_metadata_value(const inp_st_file *f, size_t i) { return i < f->nm ? f->mval[i] : NULL; }

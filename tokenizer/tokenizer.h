@@ -1,11 +1,11 @@
-/* rt_tok — llama.cpp's SentencePiece ("llama", SPM) tokenizer.
+/* tok_model — llama.cpp's SentencePiece ("llama", SPM) tokenizer.
  *
  * Built from plain arrays (token bytes, scores, GGUF token types), so it does not depend on a
- * file format; rt_tok_from_gguf() fills them from a GGUF's tokenizer.ggml.* metadata.
+ * file format; tok_from_gguf() fills them from a GGUF's tokenizer.ggml.* metadata.
  *
  * Encoding follows llama.cpp (src/llama-vocab.cpp, llama_vocab::tokenize with the SPM type):
  *  1. The text is split around special tokens: CONTROL/UNKNOWN tokens only with
- *     RT_TOK_PARSE_SPECIAL, USER_DEFINED tokens always; longest token text first.
+ *     TOK_PARSE_SPECIAL, USER_DEFINED tokens always; longest token text first.
  *  2. BOS first when asked. Each remaining text fragment gets a leading ' ' when add_space_prefix
  *     is set and it starts the text or follows a special token; ' ' becomes U+2581.
  *  3. The fragment is split into characters by the high bits of each lead byte, as llama.cpp
@@ -16,7 +16,7 @@
  *     to the one-byte token).
  *  5. EOS last when asked.
  * llama-perplexity tokenizes its whole input at once with add_special (BOS for SPM vocabs) and
- * parse_special = false: flags RT_TOK_ADD_BOS.
+ * parse_special = false: flags TOK_ADD_BOS.
  *
  * Vocabulary fix-ups done as llama.cpp does at load: empty tokens get the text "[EMPTY_<id>]";
  * a repeated token text is an error; tokens named like end-of-generation / FIM markers
@@ -27,86 +27,86 @@
  * sorts equal-length special tokens in no defined order (here: by id), and has gpt-oss/o200k/
  * gemma4 name workarounds (BPE vocabularies) that are not done here.
  *
- * Memory/threads: an rt_tok is immutable after creation and owns copies of everything; encode
+ * Memory/threads: a tok_model is immutable after creation and owns copies of everything; encode
  * uses only local scratch, so one tokenizer may be shared by threads.
- * Errors: the runtime's rt_error (runtime/runtime.h) + one line in msg[RT_MSG_SIZE] (msg may be
- * NULL): RT_ERR_NOMEM; RT_ERR_ARG (bad argument, text too long, id out of range, BOS/EOS asked
- * for but absent, output buffer too small); RT_ERR_MODEL (unusable vocabulary: duplicate token,
- * bad special id, missing arrays, a byte with no byte-fallback token); RT_ERR_UNSUPPORTED
+ * Errors: tok_error (tokenizer/tok_error.h) + one line in msg[TOK_MSG_SIZE] (msg may be
+ * NULL): TOK_ERR_NOMEM; TOK_ERR_ARG (bad argument, text too long, id out of range, BOS/EOS asked
+ * for but absent, output buffer too small); TOK_ERR_MODEL (unusable vocabulary: duplicate token,
+ * bad special id, missing arrays, a byte with no byte-fallback token); TOK_ERR_UNSUPPORTED
  * (tokenizer.ggml.model other than "llama"). Never prints or exits.
  */
-#ifndef QFORGE_RT_TOKENIZER_H
-#define QFORGE_RT_TOKENIZER_H
+#ifndef QFORGE_TOKENIZER_H
+#define QFORGE_TOKENIZER_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "libgguf/gguf.h"
-#include "runtime/runtime.h"
+#include "tokenizer/tok_error.h"
 
-#define RT_TOK_MAX_TOKENS (1 << 24)        /* vocabulary entries */
-#define RT_TOK_MAX_TEXT ((size_t)1 << 30)  /* bytes of one encode input (after escaping) */
+#define TOK_MAX_TOKENS (1 << 24)        /* vocabulary entries */
+#define TOK_MAX_TEXT ((size_t)1 << 30)  /* bytes of one encode input (after escaping) */
 
 /* GGUF token types (tokenizer.ggml.token_type). */
-enum rt_tok_type {
-    RT_TOK_UNDEFINED = 0, RT_TOK_NORMAL = 1, RT_TOK_UNKNOWN = 2, RT_TOK_CONTROL = 3,
-    RT_TOK_USER_DEFINED = 4, RT_TOK_UNUSED = 5, RT_TOK_BYTE = 6
+enum tok_type {
+    TOK_UNDEFINED = 0, TOK_NORMAL = 1, TOK_UNKNOWN = 2, TOK_CONTROL = 3,
+    TOK_USER_DEFINED = 4, TOK_UNUSED = 5, TOK_BYTE = 6
 };
 
 /* Encode flags. */
 enum {
-    RT_TOK_ADD_BOS = 1,        /* prepend the BOS token */
-    RT_TOK_ADD_EOS = 2,        /* append the EOS token */
-    RT_TOK_PARSE_SPECIAL = 4,  /* CONTROL/UNKNOWN token texts in the input become those tokens */
+    TOK_ADD_BOS = 1,        /* prepend the BOS token */
+    TOK_ADD_EOS = 2,        /* append the EOS token */
+    TOK_PARSE_SPECIAL = 4,  /* CONTROL/UNKNOWN token texts in the input become those tokens */
 };
 
 typedef struct {
     int32_t bos_id;         /* -1: none. Default 1 (llama.cpp's SPM default) */
     int32_t eos_id;         /* -1: none. Default 2 */
     bool add_space_prefix;  /* tokenizer.ggml.add_space_prefix; default true */
-    bool add_bos;           /* tokenizer.ggml.add_bos_token; default true (see rt_tok_default_flags) */
+    bool add_bos;           /* tokenizer.ggml.add_bos_token; default true (see tok_default_flags) */
     bool add_eos;           /* tokenizer.ggml.add_eos_token; default false */
     bool rstrip_special;    /* phi-3 rule, see above; default false */
-} rt_tok_options;
+} tok_options;
 
-void rt_tok_default_options(rt_tok_options *o);
+void tok_default_options(tok_options *o);
 
-typedef struct rt_tok rt_tok;
+typedef struct tok_model tok_model;
 
 /* Build a tokenizer from n tokens: texts[i] of lens[i] bytes (lens NULL: NUL-terminated),
- * scores (NULL: all 0), types (enum rt_tok_type; NULL: all NORMAL), opt (NULL: defaults).
- * Everything is copied. bos_id/eos_id must be -1 or < n. *out is freed with rt_tok_free(). */
-rt_error rt_tok_create(int32_t n, const char *const *texts, const size_t *lens, const float *scores,
-                           const int32_t *types, const rt_tok_options *opt, rt_tok **out, char *msg);
+ * scores (NULL: all 0), types (enum tok_type; NULL: all NORMAL), opt (NULL: defaults).
+ * Everything is copied. bos_id/eos_id must be -1 or < n. *out is freed with tok_free(). */
+tok_error tok_create(int32_t n, const char *const *texts, const size_t *lens, const float *scores,
+                           const int32_t *types, const tok_options *opt, tok_model **out, char *msg);
 /* From GGUF metadata: tokenizer.ggml.model must be "llama"; tokens, scores (F32), token_type
  * (I32), bos/eos ids, add_space_prefix, add_bos_token, add_eos_token and general.name as
  * llama.cpp reads them (out-of-range special ids keep the defaults, as llama.cpp does). */
-rt_error rt_tok_from_gguf(const gguf_reader *r, rt_tok **out, char *msg);
-void rt_tok_free(rt_tok *t);
+tok_error tok_from_gguf(const gguf_reader *r, tok_model **out, char *msg);
+void tok_free(tok_model *t);
 
-int32_t rt_tok_n_tokens(const rt_tok *t);
-int32_t rt_tok_bos(const rt_tok *t);          /* -1 if none */
-int32_t rt_tok_eos(const rt_tok *t);          /* -1 if none */
-/* What llama.cpp's add_special means for this vocabulary: RT_TOK_ADD_BOS / RT_TOK_ADD_EOS bits. */
-unsigned rt_tok_default_flags(const rt_tok *t);
+int32_t tok_n_tokens(const tok_model *t);
+int32_t tok_bos(const tok_model *t);          /* -1 if none */
+int32_t tok_eos(const tok_model *t);          /* -1 if none */
+/* What llama.cpp's add_special means for this vocabulary: TOK_ADD_BOS / TOK_ADD_EOS bits. */
+unsigned tok_default_flags(const tok_model *t);
 /* Token text as stored (U+2581 for spaces), owned by t; NULL if id is out of range. */
-const char *rt_tok_text(const rt_tok *t, int32_t id, size_t *len);
-float rt_tok_score(const rt_tok *t, int32_t id);
-int rt_tok_type(const rt_tok *t, int32_t id); /* as given at creation; -1 if out of range */
+const char *tok_text(const tok_model *t, int32_t id, size_t *len);
+float tok_score(const tok_model *t, int32_t id);
+int tok_type(const tok_model *t, int32_t id); /* as given at creation; -1 if out of range */
 
 /* Tokenize len bytes of text (any bytes; NUL is an ordinary byte). On success *ids is a
  * malloc'ed array of *n_ids tokens that the caller frees (NULL when *n_ids is 0). */
-rt_error rt_tok_encode(const rt_tok *t, const char *text, size_t len, unsigned flags, int32_t **ids,
+tok_error tok_encode(const tok_model *t, const char *text, size_t len, unsigned flags, int32_t **ids,
                            size_t *n_ids, char *msg);
-/* The same into out[cap]; RT_ERR_ARG with *n_out = tokens needed (> cap) when cap is too small. */
-rt_error rt_tok_encode_into(const rt_tok *t, const char *text, size_t len, unsigned flags, int32_t *out,
+/* The same into out[cap]; TOK_ERR_ARG with *n_out = tokens needed (> cap) when cap is too small. */
+tok_error tok_encode_into(const tok_model *t, const char *text, size_t len, unsigned flags, int32_t *out,
                                 size_t cap, size_t *n_out, char *msg);
 
 /* llama.cpp's token_to_piece: NORMAL tokens with U+2581 turned into ' ', BYTE tokens as their
  * byte, USER_DEFINED as stored, CONTROL/UNKNOWN as stored only when special (else empty),
  * UNUSED/UNDEFINED empty. Writes min(length, cap) bytes (no NUL) and returns the full length,
  * or -1 for an invalid id. */
-int64_t rt_tok_piece(const rt_tok *t, int32_t id, bool special, char *buf, size_t cap);
+int64_t tok_piece(const tok_model *t, int32_t id, bool special, char *buf, size_t cap);
 
 #endif

@@ -1,7 +1,7 @@
 /* llama.cpp's SPM tokenizer: special-token partition, U+2581 escaping, score-ordered bigram
  * merging over UTF-8 characters, byte fallback. */
-#include "runtime/tokenizer.h"
-#include "runtime/rt_internal.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/tok_internal.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -16,7 +16,7 @@ enum {
     ATTR_USER_DEFINED = 1 << 4, ATTR_BYTE = 1 << 5, ATTR_LSTRIP = 1 << 7, ATTR_RSTRIP = 1 << 8,
 };
 
-struct rt_tok {
+struct tok_model {
     int32_t n;
     char *arena;       /* every token text, each followed by a NUL */
     size_t *off;       /* text of token i = arena + off[i], len[i] bytes */
@@ -31,7 +31,7 @@ struct rt_tok {
     int32_t byte_tok[256]; /* byte fallback token per byte, -1 if none */
     int32_t *special;  /* CONTROL/USER_DEFINED/UNKNOWN tokens, longest text first */
     int32_t n_special;
-    rt_tok_options opt;
+    tok_options opt;
 };
 
 static void set_msg(char *msg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -41,14 +41,14 @@ static void set_msg(char *msg, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, RT_MSG_SIZE, fmt, ap);
+    vsnprintf(msg, TOK_MSG_SIZE, fmt, ap);
     va_end(ap);
-    rt_msg_clean_(msg);
+    tok_msg_clean_(msg);
 }
 
-void rt_tok_default_options(rt_tok_options *o)
+void tok_default_options(tok_options *o)
 {
-    *o = (rt_tok_options){.bos_id = 1, .eos_id = 2, .add_space_prefix = true, .add_bos = true,
+    *o = (tok_options){.bos_id = 1, .eos_id = 2, .add_space_prefix = true, .add_bos = true,
                           .add_eos = false, .rstrip_special = false};
 }
 
@@ -62,7 +62,7 @@ static inline uint64_t hash_bytes(const char *s, size_t n)
     return h ^ (h >> 29);
 }
 
-static int32_t lookup(const rt_tok *t, const char *s, size_t n)
+static int32_t lookup(const tok_model *t, const char *s, size_t n)
 {
     if (n > t->max_len)
         return -1;
@@ -76,7 +76,7 @@ static int32_t lookup(const rt_tok *t, const char *s, size_t n)
 }
 
 /* Insert id; returns the id already holding the same text, or -1. */
-static int32_t insert(rt_tok *t, int32_t id)
+static int32_t insert(tok_model *t, int32_t id)
 {
     const char *s = t->arena + t->off[id];
     size_t n = t->len[id];
@@ -112,19 +112,19 @@ static const char *const control_names[] = {
 static uint32_t attr_of_type(int32_t type)
 {
     switch (type) {
-    case RT_TOK_NORMAL: return ATTR_NORMAL;
-    case RT_TOK_UNKNOWN: return ATTR_UNKNOWN;
-    case RT_TOK_CONTROL: return ATTR_CONTROL;
-    case RT_TOK_USER_DEFINED: return ATTR_USER_DEFINED;
-    case RT_TOK_UNUSED: return ATTR_UNUSED;
-    case RT_TOK_BYTE: return ATTR_BYTE;
+    case TOK_NORMAL: return ATTR_NORMAL;
+    case TOK_UNKNOWN: return ATTR_UNKNOWN;
+    case TOK_CONTROL: return ATTR_CONTROL;
+    case TOK_USER_DEFINED: return ATTR_USER_DEFINED;
+    case TOK_UNUSED: return ATTR_UNUSED;
+    case TOK_BYTE: return ATTR_BYTE;
     default: return 0; /* UNDEFINED */
     }
 }
 
 static int cmp_special(const void *a, const void *b, void *ctx)
 {
-    const rt_tok *t = ctx;
+    const tok_model *t = ctx;
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
     uint32_t lx = t->len[x], ly = t->len[y];
     if (lx != ly)
@@ -132,7 +132,7 @@ static int cmp_special(const void *a, const void *b, void *ctx)
     return x < y ? -1 : x > y;
 }
 
-void rt_tok_free(rt_tok *t)
+void tok_free(tok_model *t)
 {
     if (!t)
         return;
@@ -147,27 +147,27 @@ void rt_tok_free(rt_tok *t)
     free(t);
 }
 
-rt_error rt_tok_create(int32_t n, const char *const *texts, const size_t *lens, const float *scores,
-                           const int32_t *types, const rt_tok_options *opt, rt_tok **out, char *msg)
+tok_error tok_create(int32_t n, const char *const *texts, const size_t *lens, const float *scores,
+                           const int32_t *types, const tok_options *opt, tok_model **out, char *msg)
 {
     if (!out || n < 0 || (n > 0 && !texts)) {
-        set_msg(msg, "rt_tok_create: invalid argument");
-        return RT_ERR_ARG;
+        set_msg(msg, "tok_create: invalid argument");
+        return TOK_ERR_ARG;
     }
     *out = NULL;
-    if (n > RT_TOK_MAX_TOKENS) {
-        set_msg(msg, "%" PRId32 " tokens exceeds the limit of %d", n, RT_TOK_MAX_TOKENS);
-        return RT_ERR_MODEL;
+    if (n > TOK_MAX_TOKENS) {
+        set_msg(msg, "%" PRId32 " tokens exceeds the limit of %d", n, TOK_MAX_TOKENS);
+        return TOK_ERR_MODEL;
     }
-    rt_tok_options o;
+    tok_options o;
     if (opt)
         o = *opt;
     else
-        rt_tok_default_options(&o);
+        tok_default_options(&o);
     if (o.bos_id < -1 || o.bos_id >= n || o.eos_id < -1 || o.eos_id >= n) {
         set_msg(msg, "special token ids bos=%" PRId32 " eos=%" PRId32 " outside the %" PRId32 "-token vocabulary",
                 o.bos_id, o.eos_id, n);
-        return RT_ERR_MODEL;
+        return TOK_ERR_MODEL;
     }
 
     /* Arena size; empty texts become "[EMPTY_<id>]" as in llama.cpp. */
@@ -175,17 +175,17 @@ rt_error rt_tok_create(int32_t n, const char *const *texts, const size_t *lens, 
     for (int32_t i = 0; i < n; i++) {
         if (!texts[i]) {
             set_msg(msg, "token %" PRId32 " has no text", i);
-            return RT_ERR_ARG;
+            return TOK_ERR_ARG;
         }
         size_t l = lens ? lens[i] : strlen(texts[i]);
         if (l > UINT32_MAX - 64 || total > SIZE_MAX - l - 64) {
             set_msg(msg, "token %" PRId32 " is too long", i);
-            return RT_ERR_MODEL;
+            return TOK_ERR_MODEL;
         }
         total += (l ? l : 32) + 1;
     }
 
-    rt_tok *t = calloc(1, sizeof *t);
+    tok_model *t = calloc(1, sizeof *t);
     if (!t)
         goto nomem;
     t->n = n;
@@ -221,14 +221,14 @@ rt_error rt_tok_create(int32_t n, const char *const *texts, const size_t *lens, 
         if (l > t->max_len)
             t->max_len = l;
         t->score[i] = scores ? scores[i] : 0.0f;
-        t->type[i] = types ? types[i] : RT_TOK_NORMAL;
+        t->type[i] = types ? types[i] : TOK_NORMAL;
         t->attr[i] = attr_of_type(t->type[i]);
         int32_t dup = insert(t, i);
         if (dup >= 0) {
             set_msg(msg, "duplicate token in vocabulary: '%.64s' has ids %" PRId32 " and %" PRId32,
                     t->arena + t->off[i], dup, i);
-            rt_tok_free(t);
-            return RT_ERR_MODEL;
+            tok_free(t);
+            return TOK_ERR_MODEL;
         }
     }
 
@@ -273,56 +273,56 @@ rt_error rt_tok_create(int32_t n, const char *const *texts, const size_t *lens, 
     }
 
     *out = t;
-    return RT_OK;
+    return TOK_OK;
 nomem:
-    rt_tok_free(t);
+    tok_free(t);
     set_msg(msg, "out of memory for a %" PRId32 "-token vocabulary", n);
-    return RT_ERR_NOMEM;
+    return TOK_ERR_NOMEM;
 }
 
-rt_error rt_tok_from_gguf(const gguf_reader *r, rt_tok **out, char *msg)
+tok_error tok_from_gguf(const gguf_reader *r, tok_model **out, char *msg)
 {
     if (!r || !out) {
-        set_msg(msg, "rt_tok_from_gguf: invalid argument");
-        return RT_ERR_ARG;
+        set_msg(msg, "tok_from_gguf: invalid argument");
+        return TOK_ERR_ARG;
     }
     *out = NULL;
     const gguf_str *model;
     if (gguf_get_str(r, "tokenizer.ggml.model", &model) != GGUF_OK) {
         set_msg(msg, "tokenizer.ggml.model is missing or not a string");
-        return RT_ERR_MODEL;
+        return TOK_ERR_MODEL;
     }
     if (strcmp(model->str, "llama") != 0) {
         set_msg(msg, "tokenizer.ggml.model is '%.64s'; only 'llama' (SentencePiece) is supported", model->str);
-        return RT_ERR_UNSUPPORTED;
+        return TOK_ERR_UNSUPPORTED;
     }
     const gguf_value *tok, *sc = NULL, *ty = NULL;
     if (gguf_get_array(r, "tokenizer.ggml.tokens", &tok) != GGUF_OK || tok->elem_type != GGUF_VAL_STRING) {
         set_msg(msg, "tokenizer.ggml.tokens is missing or not a string array");
-        return RT_ERR_MODEL;
+        return TOK_ERR_MODEL;
     }
-    if (tok->n > RT_TOK_MAX_TOKENS) {
-        set_msg(msg, "%" PRIu64 " tokens exceeds the limit of %d", tok->n, RT_TOK_MAX_TOKENS);
-        return RT_ERR_MODEL;
+    if (tok->n > TOK_MAX_TOKENS) {
+        set_msg(msg, "%" PRIu64 " tokens exceeds the limit of %d", tok->n, TOK_MAX_TOKENS);
+        return TOK_ERR_MODEL;
     }
     int32_t n = (int32_t)tok->n;
     if (gguf_find_kv(r, "tokenizer.ggml.scores") >= 0) {
         if (gguf_get_array(r, "tokenizer.ggml.scores", &sc) != GGUF_OK ||
             (sc->elem_type != GGUF_VAL_F32 && sc->elem_type != GGUF_VAL_I32) || sc->n < tok->n) {
             set_msg(msg, "tokenizer.ggml.scores is not an f32/i32 array of at least %" PRId32 " entries", n);
-            return RT_ERR_MODEL;
+            return TOK_ERR_MODEL;
         }
     }
     if (gguf_find_kv(r, "tokenizer.ggml.token_type") >= 0) {
         if (gguf_get_array(r, "tokenizer.ggml.token_type", &ty) != GGUF_OK || ty->elem_type != GGUF_VAL_I32 ||
             ty->n < tok->n) {
             set_msg(msg, "tokenizer.ggml.token_type is not an i32 array of at least %" PRId32 " entries", n);
-            return RT_ERR_MODEL;
+            return TOK_ERR_MODEL;
         }
     }
 
-    rt_tok_options o;
-    rt_tok_default_options(&o);
+    tok_options o;
+    tok_default_options(&o);
     /* llama.cpp: a default id outside the vocabulary is disabled; a stored id outside it is ignored. */
     int32_t *ids[2] = {&o.bos_id, &o.eos_id};
     const char *keys[2] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"};
@@ -359,7 +359,7 @@ rt_error rt_tok_from_gguf(const gguf_reader *r, rt_tok **out, char *msg)
         free(lens);
         free(scores);
         set_msg(msg, "out of memory");
-        return RT_ERR_NOMEM;
+        return TOK_ERR_NOMEM;
     }
     for (int32_t i = 0; i < n; i++) {
         texts[i] = tok->v.strs[i].str;
@@ -368,25 +368,25 @@ rt_error rt_tok_from_gguf(const gguf_reader *r, rt_tok **out, char *msg)
             scores[i] = sc->elem_type == GGUF_VAL_F32 ? ((const float *)sc->v.arr)[i]
                                                       : (float)((const int32_t *)sc->v.arr)[i];
     }
-    rt_error e = rt_tok_create(n, texts, lens, scores, ty ? (const int32_t *)ty->v.arr : NULL, &o, out, msg);
+    tok_error e = tok_create(n, texts, lens, scores, ty ? (const int32_t *)ty->v.arr : NULL, &o, out, msg);
     free(texts);
     free(lens);
     free(scores);
     return e;
 }
 
-int32_t rt_tok_n_tokens(const rt_tok *t) { return t ? t->n : 0; }
-int32_t rt_tok_bos(const rt_tok *t) { return t ? t->opt.bos_id : -1; }
-int32_t rt_tok_eos(const rt_tok *t) { return t ? t->opt.eos_id : -1; }
+int32_t tok_n_tokens(const tok_model *t) { return t ? t->n : 0; }
+int32_t tok_bos(const tok_model *t) { return t ? t->opt.bos_id : -1; }
+int32_t tok_eos(const tok_model *t) { return t ? t->opt.eos_id : -1; }
 
-unsigned rt_tok_default_flags(const rt_tok *t)
+unsigned tok_default_flags(const tok_model *t)
 {
     if (!t)
         return 0;
-    return (t->opt.add_bos ? RT_TOK_ADD_BOS : 0u) | (t->opt.add_eos ? RT_TOK_ADD_EOS : 0u);
+    return (t->opt.add_bos ? TOK_ADD_BOS : 0u) | (t->opt.add_eos ? TOK_ADD_EOS : 0u);
 }
 
-const char *rt_tok_text(const rt_tok *t, int32_t id, size_t *len)
+const char *tok_text(const tok_model *t, int32_t id, size_t *len)
 {
     if (!t || id < 0 || id >= t->n)
         return NULL;
@@ -395,17 +395,17 @@ const char *rt_tok_text(const rt_tok *t, int32_t id, size_t *len)
     return t->arena + t->off[id];
 }
 
-float rt_tok_score(const rt_tok *t, int32_t id)
+float tok_score(const tok_model *t, int32_t id)
 {
     return (t && id >= 0 && id < t->n) ? t->score[id] : 0.0f;
 }
 
-int rt_tok_type(const rt_tok *t, int32_t id)
+int tok_type(const tok_model *t, int32_t id)
 {
     return (t && id >= 0 && id < t->n) ? t->type[id] : -1;
 }
 
-int64_t rt_tok_piece(const rt_tok *t, int32_t id, bool special, char *buf, size_t cap)
+int64_t tok_piece(const tok_model *t, int32_t id, bool special, char *buf, size_t cap)
 {
     if (!t || id < 0 || id >= t->n || (!buf && cap))
         return -1;
@@ -509,9 +509,9 @@ typedef struct {
     size_t sym_cap;
     bigram *heap;
     size_t heap_n, heap_cap;
-} spm_work;
+} tok_spm_work;
 
-static void work_free(spm_work *w)
+static void work_free(tok_spm_work *w)
 {
     free(w->buf);
     free(w->start);
@@ -527,7 +527,7 @@ static inline bool before(const bigram *a, const bigram *b)
     return a->score > b->score || (a->score == b->score && a->left < b->left);
 }
 
-static bool heap_push(spm_work *w, bigram x)
+static bool heap_push(tok_spm_work *w, bigram x)
 {
     if (w->heap_n == w->heap_cap) {
         size_t c = w->heap_cap ? w->heap_cap * 2 : 1024;
@@ -549,7 +549,7 @@ static bool heap_push(spm_work *w, bigram x)
     return true;
 }
 
-static bigram heap_pop(spm_work *w)
+static bigram heap_pop(tok_spm_work *w)
 {
     bigram top = w->heap[0];
     bigram x = w->heap[--w->heap_n];
@@ -570,7 +570,7 @@ static bigram heap_pop(spm_work *w)
     return top;
 }
 
-static bool try_bigram(const rt_tok *t, spm_work *w, int32_t left, int32_t right)
+static bool try_bigram(const tok_model *t, tok_spm_work *w, int32_t left, int32_t right)
 {
     if (left < 0 || right < 0)
         return true;
@@ -582,7 +582,7 @@ static bool try_bigram(const rt_tok *t, spm_work *w, int32_t left, int32_t right
 }
 
 /* Room for len symbols; false when out of memory (the arrays stay valid for work_free). */
-static bool reserve_symbols(spm_work *w, size_t len)
+static bool reserve_symbols(tok_spm_work *w, size_t len)
 {
     if (len <= w->sym_cap)
         return true;
@@ -606,7 +606,7 @@ static bool reserve_symbols(spm_work *w, size_t len)
 static const uint8_t utf8_len[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
 
 /* llama.cpp's llm_tokenizer_spm_session::tokenize on seg[0..len). */
-static rt_error spm_session(const rt_tok *t, spm_work *w, const char *seg, size_t len, ivec *out, char *msg)
+static tok_error tok_spm_session(const tok_model *t, tok_spm_work *w, const char *seg, size_t len, ivec *out, char *msg)
 {
     w->seg = seg;
     if (!reserve_symbols(w, len))
@@ -653,19 +653,19 @@ static rt_error spm_session(const rt_tok *t, spm_work *w, const char *seg, size_
             if (t->byte_tok[c] < 0) {
                 set_msg(msg, "byte 0x%02X needs byte fallback but the vocabulary has neither <0x%02X> nor the byte",
                         c, c);
-                return RT_ERR_MODEL;
+                return TOK_ERR_MODEL;
             }
             if (!ivec_push(out, t->byte_tok[c]))
                 goto nomem;
         }
     }
-    return RT_OK;
+    return TOK_OK;
 nomem:
     set_msg(msg, "out of memory tokenizing %zu bytes", len);
-    return RT_ERR_NOMEM;
+    return TOK_ERR_NOMEM;
 }
 
-static inline bool pair_in_vocab(const rt_tok *t, uint8_t x, uint8_t y)
+static inline bool pair_in_vocab(const tok_model *t, uint8_t x, uint8_t y)
 {
     return t->pair[x][y >> 3] >> (y & 7) & 1;
 }
@@ -673,7 +673,7 @@ static inline bool pair_in_vocab(const rt_tok *t, uint8_t x, uint8_t y)
 /* Merge w->buf[0..len) in independent pieces: no token contains the bytes on both sides of a
  * character boundary whose two bytes are never adjacent in a token, so no merge can cross it
  * and the pieces give exactly the tokens of one pass over the whole text, much faster. */
-static rt_error merge_text(const rt_tok *t, spm_work *w, size_t len, ivec *out, char *msg)
+static tok_error merge_text(const tok_model *t, tok_spm_work *w, size_t len, ivec *out, char *msg)
 {
     const char *b = w->buf;
     size_t start = 0, off = 0;
@@ -681,13 +681,13 @@ static rt_error merge_text(const rt_tok *t, spm_work *w, size_t len, ivec *out, 
         size_t l = utf8_len[(uint8_t)b[off] >> 4];
         off = l < len - off ? off + l : len;
         if (off < len && !pair_in_vocab(t, (uint8_t)b[off - 1], (uint8_t)b[off])) {
-            rt_error e = spm_session(t, w, b + start, off - start, out, msg);
+            tok_error e = tok_spm_session(t, w, b + start, off - start, out, msg);
             if (e)
                 return e;
             start = off;
         }
     }
-    return spm_session(t, w, b + start, len - start, out, msg);
+    return tok_spm_session(t, w, b + start, len - start, out, msg);
 }
 
 static inline bool is_space(char c)
@@ -697,7 +697,7 @@ static inline bool is_space(char c)
 
 /* Split raw fragments around every occurrence of special token id (llama.cpp's
  * tokenizer_st_partition for one token), from src into dst. */
-static bool partition(const rt_tok *t, int32_t id, const char *text, const fvec *src, fvec *dst)
+static bool partition(const tok_model *t, int32_t id, const char *text, const fvec *src, fvec *dst)
 {
     const char *tt = t->arena + t->off[id];
     size_t tl = t->len[id];
@@ -737,27 +737,27 @@ static bool partition(const rt_tok *t, int32_t id, const char *text, const fvec 
     return true;
 }
 
-static rt_error encode(const rt_tok *t, const char *text, size_t len, unsigned flags, ivec *out, char *msg)
+static tok_error encode(const tok_model *t, const char *text, size_t len, unsigned flags, ivec *out, char *msg)
 {
     if (!t || (!text && len)) {
-        set_msg(msg, "rt_tok_encode: invalid argument");
-        return RT_ERR_ARG;
+        set_msg(msg, "tok_encode: invalid argument");
+        return TOK_ERR_ARG;
     }
-    if (len > RT_TOK_MAX_TEXT) {
-        set_msg(msg, "text of %zu bytes exceeds the limit of %zu", len, RT_TOK_MAX_TEXT);
-        return RT_ERR_ARG;
+    if (len > TOK_MAX_TEXT) {
+        set_msg(msg, "text of %zu bytes exceeds the limit of %zu", len, TOK_MAX_TEXT);
+        return TOK_ERR_ARG;
     }
-    if (((flags & RT_TOK_ADD_BOS) && t->opt.bos_id < 0) || ((flags & RT_TOK_ADD_EOS) && t->opt.eos_id < 0)) {
+    if (((flags & TOK_ADD_BOS) && t->opt.bos_id < 0) || ((flags & TOK_ADD_EOS) && t->opt.eos_id < 0)) {
         set_msg(msg, "BOS/EOS asked for but the vocabulary has none");
-        return RT_ERR_ARG;
+        return TOK_ERR_ARG;
     }
 
-    rt_error e = RT_OK;
+    tok_error e = TOK_OK;
     fvec fa = {0}, fb = {0};
-    spm_work w = {0};
+    tok_spm_work w = {0};
     if (len > 0 && !fvec_push(&fa, -1, 0, len))
         goto nomem;
-    bool parse_special = flags & RT_TOK_PARSE_SPECIAL;
+    bool parse_special = flags & TOK_PARSE_SPECIAL;
     for (int32_t j = 0; j < t->n_special && len > 0; j++) {
         int32_t id = t->special[j];
         if (!parse_special && (t->attr[id] & (ATTR_CONTROL | ATTR_UNKNOWN)))
@@ -769,7 +769,7 @@ static rt_error encode(const rt_tok *t, const char *text, size_t len, unsigned f
         fb = tmp;
     }
 
-    if ((flags & RT_TOK_ADD_BOS) && !ivec_push(out, t->opt.bos_id))
+    if ((flags & TOK_ADD_BOS) && !ivec_push(out, t->opt.bos_id))
         goto nomem;
     bool prev_special = true;
     for (size_t k = 0; k < fa.n; k++) {
@@ -785,9 +785,9 @@ static rt_error encode(const rt_tok *t, const char *text, size_t len, unsigned f
             spaces += text[f.off + i] == ' ';
         bool prefix = t->opt.add_space_prefix && prev_special;
         size_t n = f.len + 2 * spaces + (prefix ? 3 : 0);
-        if (n > RT_TOK_MAX_TEXT) {
-            set_msg(msg, "escaped text of %zu bytes exceeds the limit of %zu", n, RT_TOK_MAX_TEXT);
-            e = RT_ERR_ARG;
+        if (n > TOK_MAX_TEXT) {
+            set_msg(msg, "escaped text of %zu bytes exceeds the limit of %zu", n, TOK_MAX_TEXT);
+            e = TOK_ERR_ARG;
             goto done;
         }
         if (n > w.buf_cap) {
@@ -816,12 +816,12 @@ static rt_error encode(const rt_tok *t, const char *text, size_t len, unsigned f
             goto done;
         prev_special = false;
     }
-    if ((flags & RT_TOK_ADD_EOS) && !ivec_push(out, t->opt.eos_id))
+    if ((flags & TOK_ADD_EOS) && !ivec_push(out, t->opt.eos_id))
         goto nomem;
     goto done;
 nomem:
     set_msg(msg, "out of memory tokenizing %zu bytes", len);
-    e = RT_ERR_NOMEM;
+    e = TOK_ERR_NOMEM;
 done:
     free(fa.v);
     free(fb.v);
@@ -829,41 +829,41 @@ done:
     return e;
 }
 
-rt_error rt_tok_encode(const rt_tok *t, const char *text, size_t len, unsigned flags, int32_t **ids,
+tok_error tok_encode(const tok_model *t, const char *text, size_t len, unsigned flags, int32_t **ids,
                            size_t *n_ids, char *msg)
 {
     if (!ids || !n_ids) {
-        set_msg(msg, "rt_tok_encode: invalid argument");
-        return RT_ERR_ARG;
+        set_msg(msg, "tok_encode: invalid argument");
+        return TOK_ERR_ARG;
     }
     *ids = NULL;
     *n_ids = 0;
     ivec out = {0};
-    rt_error e = encode(t, text, len, flags, &out, msg);
+    tok_error e = encode(t, text, len, flags, &out, msg);
     if (e) {
         free(out.v);
         return e;
     }
     *ids = out.v;
     *n_ids = out.n;
-    return RT_OK;
+    return TOK_OK;
 }
 
-rt_error rt_tok_encode_into(const rt_tok *t, const char *text, size_t len, unsigned flags, int32_t *out,
+tok_error tok_encode_into(const tok_model *t, const char *text, size_t len, unsigned flags, int32_t *out,
                                 size_t cap, size_t *n_out, char *msg)
 {
     if (!n_out || (!out && cap)) {
-        set_msg(msg, "rt_tok_encode_into: invalid argument");
-        return RT_ERR_ARG;
+        set_msg(msg, "tok_encode_into: invalid argument");
+        return TOK_ERR_ARG;
     }
     *n_out = 0;
     ivec v = {0};
-    rt_error e = encode(t, text, len, flags, &v, msg);
+    tok_error e = encode(t, text, len, flags, &v, msg);
     if (!e) {
         *n_out = v.n;
         if (v.n > cap) {
             set_msg(msg, "%zu tokens do not fit in %zu", v.n, cap);
-            e = RT_ERR_ARG;
+            e = TOK_ERR_ARG;
         } else if (v.n) {
             memcpy(out, v.v, v.n * sizeof *out);
         }
