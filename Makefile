@@ -81,6 +81,11 @@ $(BUILD)/%.o: %.c | check-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# The version every tool prints (--version): the VERSION file, compiled into tools/cli.c only.
+VERSION := $(shell cat VERSION 2>/dev/null || echo unknown)
+$(BUILD)/tools/cli.o: CFLAGS += -DQFORGE_VERSION='"$(VERSION)"'
+$(BUILD)/tools/cli.o: VERSION
+
 # SIMD kernels: compiled for their instruction set, chosen at run time.
 $(BUILD)/%_avx2.o: %_avx2.c | check-deps
 	@mkdir -p $(dir $@)

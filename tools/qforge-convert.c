@@ -43,7 +43,7 @@ static const char *type_name(int type)
 
 int main(int argc, char **argv)
 {
-    cli_init(argv[0]);
+    cli_init(argc, argv);
     const char *input = NULL, *output = NULL;
     int outtype = GGUF_F16, nthreads = 1;
     for (int i = 1; i < argc; i++) {

@@ -427,7 +427,7 @@ static int inspect_checkpoint(const char *path)
 
 int main(int argc, char **argv)
 {
-    cli_init(argv[0]);
+    cli_init(argc, argv);
     const char *path = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))

@@ -599,8 +599,7 @@ static void write_report(const options *o, const item *items, size_t n, uint64_t
     json_object_set_new(root, "n_elements", json_integer((json_int_t)n_elements));
     json_object_set_new(root, "bpw", json_real(n_elements > 0 ? out_total * 8.0 / n_elements : 0));
     json_object_set_new(root, "seconds", json_real(secs));
-    if (json_dump_file(root, o->report_path, JSON_INDENT(1) | JSON_ENSURE_ASCII) != 0)
-        cli_die(CLI_IO, o->report_path, "cannot write the report");
+    cli_write_json(root, o->report_path, JSON_INDENT(1) | JSON_ENSURE_ASCII);
     json_decref(root);
 }
 
@@ -783,7 +782,7 @@ static void run_calibration(const options *o, inp_source *s, const item *items, 
 int main(int argc, char **argv)
 {
     cli_passive_omp(argv);
-    cli_init(argv[0]);
+    cli_init(argc, argv);
     options o;
     parse_args(argc, argv, &o);
     const char *cb = getenv("QFORGE_CHUNK_BYTES");

@@ -61,23 +61,16 @@ static char *path_in(const char *name)
 
 static FILE *create(const char *path)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        cli_die(CLI_IO, path, "cannot create: %s", strerror(errno));
-    return f;
+    return cli_create(path);
 }
 
 static void put(FILE *f, const void *p, size_t n, const char *path)
 {
     if (n && fwrite(p, 1, n, f) != n)
-        cli_die(CLI_IO, path, "write error: %s", strerror(errno));
+        cli_die(CLI_IO, path, "write error: %s", cli_strerror(errno));
 }
 
-static void finish(FILE *f, const char *path)
-{
-    if (fflush(f) != 0 || ferror(f) || fclose(f) != 0)
-        cli_die(CLI_IO, path, "write error: %s", strerror(errno));
-}
+static void finish(FILE *f, const char *path) { cli_commit(f, path); }
 
 static void write_json(const char *name, json_t *j)
 {
@@ -359,7 +352,7 @@ static long opt_long(int argc, char **argv, int *i, long lo, long hi)
 
 int main(int argc, char **argv)
 {
-    cli_init(argv[0]);
+    cli_init(argc, argv);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
