@@ -37,7 +37,8 @@ static void usage(FILE *f)
             "      --max-memory SIZE    refuse to start when the model, its scratch buffers and logits\n"
             "                           need more than SIZE (e.g. 512M, 8G; default: the machine's\n"
             "                           physical memory; 0: no check)\n"
-            "  -h, --help               this help\n");
+            "  -h, --help               this help\n"
+            "      --version            the qforge version\n");
 }
 
 typedef struct {

@@ -93,7 +93,8 @@ static void usage(FILE *f)
             "  --max-memory SIZE            refuse a calibration (--gptq, --imatrix-out) whose\n"
             "                               estimated memory exceeds SIZE (e.g. 4G; default: the\n"
             "                               machine's physical memory; 0: no check)\n"
-            "  -h, --help                   this text\n");
+            "  -h, --help                   this text\n"
+            "  --version                    the qforge version\n");
 }
 
 static int parse_type_opt(const char *opt, const char *val)

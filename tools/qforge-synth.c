@@ -44,7 +44,8 @@ static void usage(FILE *f)
                "Writes a random-weight LlamaForCausalLM checkpoint into DIR (created if needed):\n"
                "config.json, tokenizer.model, tokenizer_config.json and model.safetensors, or S shards\n"
                "model-0000i-of-0000S.safetensors with model.safetensors.index.json.\n"
-               "Defaults: --kv-heads H, --dtype bf16, --shards 1, --ctx 2048, --seed 1. V >= 259.\n");
+               "Defaults: --kv-heads H, --dtype bf16, --shards 1, --ctx 2048, --seed 1. V >= 259.\n"
+               "-h, --help  this text; --version  the qforge version\n");
 }
 
 /* ---- output helpers ---- */
