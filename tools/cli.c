@@ -224,12 +224,12 @@ char *cli_bytes(double n, char buf[32])
 
 const char *cli_strerror(int err)
 {
-    switch (err) {
-    case EFBIG: return "file too large (over the file size limit, ulimit -f, or the file system's largest file)";
-    case ENOSPC: return "no space left on device";
-    case EDQUOT: return "disk quota exceeded";
-    default: return strerror(err);
-    }
+    static char buf[160];
+    if (err != EFBIG) /* ENOSPC and EDQUOT say what they are */
+        return strerror(err);
+    snprintf(buf, sizeof buf, "%s (over the file size limit, ulimit -f, or the file system's largest file)",
+             strerror(err));
+    return buf;
 }
 
 FILE *cli_create(const char *path)

@@ -60,8 +60,8 @@ void cli_commit(FILE *f, const char *path);
 /* json_dumpf through cli_create/cli_commit (the bytes json_dump_file would write). */
 void cli_write_json(const json_t *j, const char *path, size_t flags);
 
-/* strerror, with clearer words for a full disk (ENOSPC, EDQUOT) and EFBIG (ulimit -f, or the file
- * system's largest file). */
+/* strerror, with EFBIG explained: "File too large (over the file size limit, ulimit -f, or the
+ * file system's largest file)". Not reentrant for EFBIG (a static buffer). */
 const char *cli_strerror(int err);
 
 /* Exit codes for library errors: format problems are bad input (2), I/O is 3. */

@@ -71,10 +71,14 @@ U="$T/user"
 # hangup DIR MINBYTES CMD...: run CMD as the session leader of a new pseudo-terminal (its stdin,
 # stdout and stderr), signals as $U sets them; once a temp file in DIR holds MINBYTES, close
 # the terminal's master side as a terminal emulator does when its window is closed. Exits with
-# CMD's status as a shell shows it (128+signal), or 90 when CMD ended before the temp file grew.
+# CMD's status as a shell shows it (128+signal), 90 when CMD ended before the temp file grew, 91
+# when this system has no pseudo-terminals.
 HANGUP='import glob, os, pty, select, sys, time
 d, least, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-pid, fd = pty.fork()
+try:
+    pid, fd = pty.fork()
+except OSError:
+    sys.exit(91)
 if pid == 0:
 '"$(sed 's/^/    /' <<<"$RESET")"'
     os.execvp(cmd[0], cmd)
@@ -101,10 +105,12 @@ sys.exit(128 + os.WTERMSIG(st) if os.WIFSIGNALED(st) else os.WEXITSTATUS(st))'
 hangup() { python3 -c "$HANGUP" "$@"; }
 
 # The wrapper itself must hand over clean signal state, whatever this script inherited.
-state=$("$U" grep -E '^Sig(Blk|Ign):' /proc/self/status | awk '{print $2}' | sort -u)
-[ "$state" = "0000000000000000" ] || { echo "FAIL: the $U wrapper leaves signals blocked or ignored: $state"; exit 1; }
-own=$(grep -E '^SigIgn:' /proc/self/status | awk '{print $2}')
-[ "$own" = "0000000000000000" ] || echo "note: this test was started with ignored signals (SigIgn $own); the tools run without them"
+# (Signals 1-31 only: 32 and 33 are the C library's own, which no program can set.)
+std() { local _ v; while read -r _ v; do printf '%08x\n' $((0x$v & 0x7fffffff)); done; }
+state=$("$U" grep -E '^Sig(Blk|Ign):' /proc/self/status | std | sort -u)
+[ "$state" = "00000000" ] || { echo "FAIL: the $U wrapper leaves signals blocked or ignored: $state"; exit 1; }
+own=$(grep -E '^SigIgn:' /proc/self/status | std)
+[ "$own" = "00000000" ] || echo "note: this test was started with ignored signals (SigIgn $own); the tools run without them"
 
 "$SYNTH" --dim 1024 --layers 8 --heads 16 --ffn 2816 --vocab 4096 -o "$T/big" >/dev/null ||
   { echo "FAIL: qforge-synth (big)"; exit 1; }
@@ -168,7 +174,8 @@ for tool in "${tools[@]}"; do
   # ---------------------------------------------------------------- the terminal goes away
   d="$T/pty-$tool"; mkdir -p "$d"
   hangup "$d" 4000000 $(cmd "$tool" "$d/out.gguf"); rc=$?
-  if [ "$rc" -eq 90 ]; then fail "$tool terminal hangup: the run ended before 4 MB of temp file appeared; cannot test"
+  if [ "$rc" -eq 91 ]; then echo "note: no pseudo-terminals here; the terminal hangup case is skipped"
+  elif [ "$rc" -eq 90 ]; then fail "$tool terminal hangup: the run ended before 4 MB of temp file appeared; cannot test"
   elif [ "$rc" -ne 129 ]; then fail "$tool terminal hangup mid-write: exit $rc, want 129 (SIGHUP)"
   elif nothing_left "$tool terminal hangup" "$d" "$d/out.gguf"; then ok "$tool terminal hangup mid-write: exit 129, no output, no temp"; fi
 
