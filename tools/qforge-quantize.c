@@ -759,14 +759,16 @@ static void run_calibration(const options *o, inp_source *s, const item *items, 
         e = rt_imatrix_declare(im, w, calib, (uint32_t)ro.n_chunks_used, (uint32_t)ro.n_ctx_used, msg);
         if (e != RT_OK)
             cli_die(CLI_INTERNAL, o->imatrix_out, "%s", msg);
+        /* on failure the writer is freed first (it removes its temp file), so that LeakSanitizer
+         * finds nothing lost at exit */
         gguf_error ge = gguf_writer_open(w, o->imatrix_out, gmsg);
         if (ge != GGUF_OK)
-            cli_die(cli_exit_gguf(ge), o->imatrix_out, "%s", gmsg);
+            gguf_writer_free(w), cli_die(cli_exit_gguf(ge), o->imatrix_out, "%s", gmsg);
         cli_set_temp(gguf_writer_temp_path(w));
         if ((e = rt_imatrix_write_data(im, w, msg)) != RT_OK)
-            cli_die(e == RT_ERR_IO ? CLI_IO : CLI_INTERNAL, o->imatrix_out, "%s", msg);
+            gguf_writer_free(w), cli_die(e == RT_ERR_IO ? CLI_IO : CLI_INTERNAL, o->imatrix_out, "%s", msg);
         if ((ge = gguf_writer_finish(w, gmsg)) != GGUF_OK)
-            cli_die(cli_exit_gguf(ge), o->imatrix_out, "%s", gmsg);
+            gguf_writer_free(w), cli_die(cli_exit_gguf(ge), o->imatrix_out, "%s", gmsg);
         cli_set_temp(NULL);
         gguf_writer_free(w);
         printf("[%s] importance matrix: %zu entries -> %s\n", items ? "gptq" : "imatrix",
