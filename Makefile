@@ -42,7 +42,7 @@ help:
 	@echo "make test       build and run the Criterion suite and the tool tests"
 	@echo "make demo       convert, quantize and evaluate the bundled demo model"
 	@echo "make asan       rebuild everything with -fsanitize=address,undefined; a following make test runs it"
-	@echo "make install    install tools into PREFIX (default /usr/local)"
+	@echo "make install    install tools, calibration data and man pages into PREFIX (default /usr/local)"
 	@echo "make deps       install the Debian packages qforge needs"
 	@echo "make clean      remove build outputs"
 
@@ -60,11 +60,14 @@ check-deps:
 	  fi; \
 	fi
 
-# The tool tests also need python3 (they build malformed files with its standard library) and
-# /usr/bin/time: same policy, only for `make test` and `make deps`.
+# The tool tests also need python3 (they build malformed files with its standard library),
+# /usr/bin/time, and man (man-db) with groff (groff-base) to render the man pages: same policy,
+# only for `make test` and `make deps`.
 check-test-deps:
 	@missing=""; command -v python3 >/dev/null || missing="python3"; \
 	[ -x /usr/bin/time ] || missing="$$missing time"; \
+	command -v man >/dev/null || missing="$$missing man-db"; \
+	command -v groff >/dev/null || missing="$$missing groff-base"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "qforge: installing $$missing for the tests"; \
@@ -80,6 +83,11 @@ deps:
 $(BUILD)/%.o: %.c | check-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# The version every tool prints (--version): the VERSION file, compiled into tools/cli.c only.
+VERSION := $(shell cat VERSION 2>/dev/null || echo unknown)
+$(BUILD)/tools/cli.o: CFLAGS += -DQFORGE_VERSION='"$(VERSION)"'
+$(BUILD)/tools/cli.o: VERSION
 
 # SIMD kernels: compiled for their instruction set, chosen at run time.
 $(BUILD)/%_avx2.o: %_avx2.c | check-deps
@@ -116,11 +124,14 @@ asan:
 demo: all
 	@bash models/demo.sh $(abspath $(BIN))
 
+# Tools into PREFIX/bin, the calibration text into PREFIX/share/qforge (the tools look for it
+# there, relative to their own directory), man pages into PREFIX/share/man/man1.
+MANPAGES := $(wildcard man/qforge-*.1)
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/qforge $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
-	install -d $(DESTDIR)$(PREFIX)/share/qforge
 	install -m 644 calibration/calibration.txt $(DESTDIR)$(PREFIX)/share/qforge/
+	install -m 644 $(MANPAGES) $(DESTDIR)$(PREFIX)/share/man/man1/
 
 clean:
 	rm -rf build build-asan bin bin-asan build-fuzz bin-fuzz

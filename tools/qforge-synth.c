@@ -44,7 +44,8 @@ static void usage(FILE *f)
                "Writes a random-weight LlamaForCausalLM checkpoint into DIR (created if needed):\n"
                "config.json, tokenizer.model, tokenizer_config.json and model.safetensors, or S shards\n"
                "model-0000i-of-0000S.safetensors with model.safetensors.index.json.\n"
-               "Defaults: --kv-heads H, --dtype bf16, --shards 1, --ctx 2048, --seed 1. V >= 259.\n");
+               "Defaults: --kv-heads H, --dtype bf16, --shards 1, --ctx 2048, --seed 1. V >= 259.\n"
+               "-h, --help  this text; --version  the qforge version\n");
 }
 
 /* ---- output helpers ---- */
@@ -61,23 +62,16 @@ static char *path_in(const char *name)
 
 static FILE *create(const char *path)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        cli_die(CLI_IO, path, "cannot create: %s", strerror(errno));
-    return f;
+    return cli_create(path);
 }
 
 static void put(FILE *f, const void *p, size_t n, const char *path)
 {
     if (n && fwrite(p, 1, n, f) != n)
-        cli_die(CLI_IO, path, "write error: %s", strerror(errno));
+        cli_die(CLI_IO, path, "write error: %s", cli_strerror(errno));
 }
 
-static void finish(FILE *f, const char *path)
-{
-    if (fflush(f) != 0 || ferror(f) || fclose(f) != 0)
-        cli_die(CLI_IO, path, "write error: %s", strerror(errno));
-}
+static void finish(FILE *f, const char *path) { cli_commit(f, path); }
 
 static void write_json(const char *name, json_t *j)
 {
@@ -359,7 +353,7 @@ static long opt_long(int argc, char **argv, int *i, long lo, long hi)
 
 int main(int argc, char **argv)
 {
-    cli_init(argv[0]);
+    cli_init(argc, argv);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
