@@ -1,0 +1,61 @@
+/* Llama (GGUF "llama"): LlamaForCausalLM (Llama 1-3.x; Llama 3's rope_scaling "llama3" is
+ * computed into rope_freqs.weight), as llama.cpp's LlamaModel converts it: Q/K rows permuted
+ * for NORM RoPE, vocab_size and rope.dimension_count written after general.file_type,
+ * tokenizer_config's add_prefix_space copied. Attention and MLP biases are refused (llama.cpp's
+ * converter would permute Q/K biases; no checkpoint qforge targets has them). */
+#include "arch/arch_internal.h"
+
+static const arch_key keys[] = {
+    ARCH_KEYS_TEXT_MODEL,
+    ARCH_KEY_VOCAB("vocab_size"),
+    {ARCH_HP_ROPE_DIM, NULL, "rope.dimension_count", ARCH_KV_U32, ARCH_KEY_INFO_ONLY, 2, ARCH_MAX_EMBD, 0},
+};
+
+static const arch_tensor globals[] = {
+    ARCH_ROW_ROPE_FREQS_LLAMA3,
+    ARCH_ROW_TOKEN_EMBD,
+    ARCH_ROW_OUTPUT_NORM,
+    ARCH_ROW_OUTPUT,
+};
+
+static const arch_tensor layer[] = {
+    ARCH_ROW_ATTN_Q(ARCH_PERM_Q),
+    ARCH_ROW_ATTN_K(ARCH_PERM_K),
+    ARCH_ROW_ATTN_V,
+    ARCH_ROW_ATTN_OUTPUT,
+    ARCH_ROW_FFN_GATE,
+    ARCH_ROW_FFN_UP,
+    ARCH_ROW_FFN_DOWN,
+    ARCH_ROW_ATTN_NORM,
+    ARCH_ROW_FFN_NORM,
+};
+
+/* transformers' LlamaConfig defaults for keys config.json leaves out */
+static const arch_hf_class classes[] = {
+    {"LlamaForCausalLM", "llama", {.n_ctx = 2048, .rope_base = 10000.0, .rms_eps = 1e-6}},
+};
+
+static const arch_refused refused[] = {
+    {"attention_bias", "attention biases"},
+    {"mlp_bias", "MLP biases"},
+};
+
+const arch_desc arch_llama = {
+    .name = "llama",
+    .classes = classes,
+    .n_classes = sizeof classes / sizeof classes[0],
+    .keys = keys,
+    .n_keys = sizeof keys / sizeof keys[0],
+    .hf_layer_prefix = "model.layers.",
+    .globals = globals,
+    .n_globals = sizeof globals / sizeof globals[0],
+    .layer = layer,
+    .n_layer = sizeof layer / sizeof layer[0],
+    .groups = arch_groups_attn_swiglu,
+    .n_groups = sizeof arch_groups_attn_swiglu / sizeof arch_groups_attn_swiglu[0],
+    .refused = refused,
+    .n_refused = sizeof refused / sizeof refused[0],
+    .rope = ARCH_ROPE_NORM,
+    .rope_scaling = 1u << ARCH_ROPE_SCALING_LINEAR | 1u << ARCH_ROPE_SCALING_LLAMA3,
+    .vocab_add_prefix_space = true,
+};
