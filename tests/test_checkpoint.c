@@ -312,6 +312,7 @@ typedef struct {
     const char *args;
     int layers, heads, kv, dim, ffn, vocab, type, shards;
     bool tied;
+    int head_dim; /* 0: dim / heads */
 } synth_case;
 
 static const char *gguf_name_of(const char *hf, char *out)
@@ -378,7 +379,7 @@ static void check_synth(const synth_case *c)
     }
     int64_t idx = 0;
     size_t esz = c->type == GGUF_F32 ? 4 : 2;
-    int hd = c->dim / c->heads;
+    int hd = c->head_dim ? c->head_dim : c->dim / c->heads;
     for (int k = 0; k < ns; k++) {
         char p[4096];
         snprintf(p, sizeof p, "%s/%s", dir, shards[k]);
@@ -452,6 +453,10 @@ static void check_synth(const synth_case *c)
         cr_assert_eq(gguf_get_int(md, ints[i].k, &v), GGUF_OK, "%s", ints[i].k);
         cr_expect_eq(v, ints[i].want, "%s = %lld", ints[i].k, (long long)v);
     }
+    /* key_length only when config.json states head_dim */
+    cr_expect_eq(gguf_get_int(md, "llama.attention.key_length", &v), c->head_dim ? GGUF_OK : GGUF_ERR_NOT_FOUND);
+    if (c->head_dim)
+        cr_expect_eq(v, c->head_dim);
     const gguf_value *tok, *ty, *sc;
     cr_assert_eq(gguf_get_array(md, "tokenizer.ggml.tokens", &tok), GGUF_OK);
     cr_assert_eq(gguf_get_array(md, "tokenizer.ggml.token_type", &ty), GGUF_OK);
@@ -479,7 +484,7 @@ static void check_synth(const synth_case *c)
 Test(checkpoint, synthetic_tied_mha_f16)
 {
     synth_case c = {"--dim 64 --layers 2 --heads 4 --ffn 96 --vocab 300 --dtype f16 --tied --seed 3",
-                    2, 4, 4, 64, 96, 300, GGUF_F16, 1, true};
+                    2, 4, 4, 64, 96, 300, GGUF_F16, 1, true, 0};
     check_synth(&c);
 }
 
@@ -487,14 +492,22 @@ Test(checkpoint, synthetic_gqa_many_shards_bf16)
 {
     /* 12 layers: llama.cpp's name order puts layers.10 before layers.2 */
     synth_case c = {"--dim 64 --layers 12 --heads 8 --kv-heads 2 --ffn 80 --vocab 512 --shards 7",
-                    12, 8, 2, 64, 80, 512, GGUF_BF16, 7, false};
+                    12, 8, 2, 64, 80, 512, GGUF_BF16, 7, false, 0};
     check_synth(&c);
 }
 
 Test(checkpoint, synthetic_f32_two_shards_minimal_vocab)
 {
     synth_case c = {"--dim 32 --layers 1 --heads 2 --kv-heads 1 --ffn 48 --vocab 259 --dtype f32 --shards 2",
-                    1, 2, 1, 32, 48, 259, GGUF_F32, 2, false};
+                    1, 2, 1, 32, 48, 259, GGUF_F32, 2, false, 0};
+    check_synth(&c);
+}
+
+Test(checkpoint, synthetic_gqa_8_to_1_head_dim_not_dim_over_heads)
+{
+    /* head_dim 16 with dim 64 / 8 heads: Q is 128 rows, K and V 16, attn_output 128 columns */
+    synth_case c = {"--dim 64 --layers 3 --heads 8 --kv-heads 1 --head-dim 16 --ffn 96 --vocab 280 --dtype f32 --shards 4",
+                    3, 8, 1, 64, 96, 280, GGUF_F32, 4, false, 16};
     check_synth(&c);
 }
 
