@@ -1299,20 +1299,10 @@ static bool dir_basename(const char *dir, char *out, size_t n)
     return fits;
 }
 
-static inp_error build_metadata(inp_source *s, ctx *x, char *msg)
+/* general.*: architecture, type and the names gguf-py derives from the model id */
+static inp_error put_general(gguf_writer *w, const inp_source *s, ctx *x, char *msg)
 {
-    const arch_hparams *c = &x->hp;
-    gguf_writer *w = gguf_writer_create();
-    vocab v = {0};
-    void *buf = NULL;
-    size_t size = 0;
     inp_error e = INP_OK;
-    if (!w)
-        return inp_fail(msg, INP_ERR_NOMEM, "out of memory");
-    if ((e = build_vocab(s, x, &v, msg)) != INP_OK)
-        goto out;
-
-    /* general.* */
     int64_t total = tensor_params(s);
     char name[MODEL_ID_BUF] = "", org[MODEL_ID_BUF] = "", basename[MODEL_ID_BUF] = "", finetune[MODEL_ID_BUF] = "",
          version[MODEL_ID_BUF] = "", size_label[MODEL_ID_BUF] = "";
@@ -1353,8 +1343,15 @@ static inp_error build_metadata(inp_source *s, ctx *x, char *msg)
     if (h_fine) W(gguf_writer_set_str(w, "general.finetune", finetune));
     if (h_base) W(gguf_writer_set_str(w, "general.basename", basename));
     if (h_size) W(gguf_writer_set_str(w, "general.size_label", size_label));
+out:
+    return e;
+}
 
-    /* {arch}.* around general.file_type, in the description's order */
+/* {arch}.* around general.file_type, in the description's order */
+static inp_error put_arch_keys(gguf_writer *w, const inp_source *s, ctx *x, char *msg)
+{
+    inp_error e = INP_OK;
+    const arch_hparams *c = &x->hp;
     for (size_t i = 0; i < x->arch->n_keys; i++) {
         const arch_key *k = &x->arch->keys[i];
         if (k->id == ARCH_HP_FILE_TYPE) {
@@ -1380,19 +1377,34 @@ static inp_error build_metadata(inp_source *s, ctx *x, char *msg)
             W(gguf_writer_set_u32(w, key, (uint32_t)v));
     }
     W(gguf_writer_set_u32(w, "general.quantization_version", 2));
+out:
+    return e;
+}
 
-    /* tokenizer.* */
+/* tokenizer.ggml.* vocabulary (SentencePiece) */
+static inp_error put_vocab(gguf_writer *w, ctx *x, const vocab *v, char *msg)
+{
+    inp_error e = INP_OK;
     json_t *tc = x->tok_config;
     json_t *aps = tc && x->arch->vocab_add_prefix_space ? json_object_get(tc, "add_prefix_space") : NULL;
     if (json_is_boolean(aps))
         W(gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", json_is_true(aps)));
     W(gguf_writer_set_str(w, "tokenizer.ggml.model", "llama"));
     W(gguf_writer_set_str(w, "tokenizer.ggml.pre", "default"));
-    W(gguf_writer_set_str_array(w, "tokenizer.ggml.tokens", v.text, (uint64_t)v.n));
-    W(gguf_writer_set_array(w, "tokenizer.ggml.scores", GGUF_VAL_F32, v.score, (uint64_t)v.n));
-    W(gguf_writer_set_array(w, "tokenizer.ggml.token_type", GGUF_VAL_I32, v.type, (uint64_t)v.n));
+    W(gguf_writer_set_str_array(w, "tokenizer.ggml.tokens", v->text, (uint64_t)v->n));
+    W(gguf_writer_set_array(w, "tokenizer.ggml.scores", GGUF_VAL_F32, v->score, (uint64_t)v->n));
+    W(gguf_writer_set_array(w, "tokenizer.ggml.token_type", GGUF_VAL_I32, v->type, (uint64_t)v->n));
+out:
+    return e;
+}
 
-    /* special ids (gguf-py SpecialVocab): first *_token strings resolved through
+/* Special token ids (gguf-py SpecialVocab), add_*_token flags, a string chat template */
+static inp_error put_special(gguf_writer *w, ctx *x, char *msg)
+{
+    inp_error e = INP_OK;
+    const arch_hparams *c = &x->hp;
+    json_t *tc = x->tok_config;
+    /* first *_token strings resolved through
      * tokenizer.json's added_tokens, then config.json's *_token_id, first value wins */
     static const char *const types[] = {"bos", "eos", "unk", "sep", "pad", "cls", "mask"};
     static const char *const keys[] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
@@ -1467,6 +1479,15 @@ static inp_error build_metadata(inp_source *s, ctx *x, char *msg)
         if (json_is_string(ct))
             W(gguf_writer_set_str(w, "tokenizer.chat_template", json_string_value(ct)));
     }
+out:
+    return e;
+}
+
+/* chat_template.jinja when tokenizer_config.json has no chat_template */
+static inp_error put_chat_template_file(gguf_writer *w, inp_source *s, ctx *x, char *msg)
+{
+    inp_error e = INP_OK;
+    json_t *tc = x->tok_config;
     if (tc && !json_object_get(tc, "chat_template")) { /* llama.cpp reads it only with a tokenizer_config */
         char *jp = join(x->dir, "chat_template.jinja");
         FILE *f = jp ? fopen(jp, "rb") : NULL;
@@ -1499,7 +1520,22 @@ static inp_error build_metadata(inp_source *s, ctx *x, char *msg)
         if (e != INP_OK)
             goto out;
     }
+out:
+    return e;
+}
 
+static inp_error build_metadata(inp_source *s, ctx *x, char *msg)
+{
+    gguf_writer *w = gguf_writer_create();
+    vocab v = {0};
+    void *buf = NULL;
+    size_t size = 0;
+    inp_error e = INP_OK;
+    if (!w)
+        return inp_fail(msg, INP_ERR_NOMEM, "out of memory");
+    if ((e = build_vocab(s, x, &v, msg)) || (e = put_general(w, s, x, msg)) || (e = put_arch_keys(w, s, x, msg)) ||
+        (e = put_vocab(w, x, &v, msg)) || (e = put_special(w, x, msg)) || (e = put_chat_template_file(w, s, x, msg)))
+        goto out;
     char gm[GGUF_MSG_SIZE] = "";
     gguf_error ge = gguf_writer_kv_to_memory(w, &buf, &size, gm);
     if (ge != GGUF_OK) {
