@@ -7,11 +7,13 @@
 
 /* ---------------------------------------------------------------- registry */
 
-extern const arch_desc arch_llama;
+extern const arch_desc arch_llama, arch_qwen2, arch_qwen3;
 
 /* One line per architecture (the first one of a GGUF name is the one arch_find returns). */
 static const arch_desc *const registry[] = {
     &arch_llama,
+    &arch_qwen2,
+    &arch_qwen3,
 };
 #define N_ARCH (sizeof registry / sizeof registry[0])
 

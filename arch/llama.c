@@ -1,5 +1,6 @@
 /* Llama (GGUF "llama"): LlamaForCausalLM (Llama 1-3.x; Llama 3's rope_scaling "llama3" is
- * computed into rope_freqs.weight), as llama.cpp's LlamaModel converts it: Q/K rows permuted
+ * computed into rope_freqs.weight) and MistralForCausalLM (the same graph; sliding_window is
+ * ignored, as llama.cpp does), as llama.cpp's LlamaModel converts them: Q/K rows permuted
  * for NORM RoPE, vocab_size and rope.dimension_count written after general.file_type,
  * tokenizer_config's add_prefix_space copied. Attention and MLP biases are refused (llama.cpp's
  * converter would permute Q/K biases; no checkpoint qforge targets has them). */
@@ -30,9 +31,10 @@ static const arch_tensor layer[] = {
     ARCH_ROW_FFN_NORM,
 };
 
-/* transformers' LlamaConfig defaults for keys config.json leaves out */
+/* transformers' LlamaConfig / MistralConfig defaults for keys config.json leaves out */
 static const arch_hf_class classes[] = {
     {"LlamaForCausalLM", "llama", {.n_ctx = 2048, .rope_base = 10000.0, .rms_eps = 1e-6}},
+    {"MistralForCausalLM", "mistral", {.n_ctx = 131072, .n_head_kv = 8, .rope_base = 10000.0, .rms_eps = 1e-6}},
 };
 
 static const arch_refused refused[] = {

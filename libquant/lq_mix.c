@@ -534,8 +534,11 @@ lq_error lq_mix_plan(int ftype, const lq_mix_model *model, const lq_mix_tensor *
     st.ftype = ftype;
     const char *arch = model->arch ? model->arch : "llama";
     st.falcon = strcmp(arch, "falcon") == 0;
-    st.is_70b = strcmp(arch, "llama") == 0 && model->n_layer == 80 && model->n_head_kv > 0 &&
-                model->n_head != model->n_head_kv;
+    /* llama.cpp's LLM_TYPE_70B (the only model type the rules read): an 80-layer Llama with
+     * grouped KV heads (else 65B), any 80-layer Qwen2 (Qwen2/2.5-72B) */
+    st.is_70b = model->n_layer == 80 &&
+                ((strcmp(arch, "llama") == 0 && model->n_head_kv > 0 && model->n_head != model->n_head_kv) ||
+                 strcmp(arch, "qwen2") == 0);
     int n_head_kv = model->n_head_kv > 0 ? model->n_head_kv : model->n_head;
     st.n_gqa = n_head_kv > 0 ? model->n_head / n_head_kv : 0;
     st.n_expert = model->n_expert;

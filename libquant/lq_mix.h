@@ -54,7 +54,8 @@ bool lq_mix_type_ok(int type);
 
 /* Model facts some rules depend on. */
 typedef struct {
-    const char *arch; /* general.architecture; "falcon" has its own rules; NULL = "llama" */
+    const char *arch; /* general.architecture; "falcon" has its own rules, 80-layer "llama" (GQA)
+                         and "qwen2" models are llama.cpp's 70B type; NULL = "llama" */
     int n_layer;      /* {arch}.block_count */
     int n_head;       /* {arch}.attention.head_count (0 if unknown) */
     int n_head_kv;    /* {arch}.attention.head_count_kv (0 if unknown: taken as n_head) */

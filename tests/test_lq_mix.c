@@ -378,6 +378,17 @@ Test(lq_mix, moe_and_70b_rules)
     EXPECT_L(&M, 12, "attn_q", GGUF_Q4_K);
     plan(&M, LQ_FTYPE_MOSTLY_Q3_K_S, NULL);
     EXPECT_L(&M, 40, "attn_v", GGUF_Q5_K);
+    /* 80 layers, no GQA: llama.cpp's 65B, no raise; an 80-layer Qwen2 is 70B with or without */
+    M.m.n_head_kv = 64;
+    plan(&M, LQ_FTYPE_MOSTLY_Q3_K_S, NULL);
+    EXPECT_L(&M, 40, "attn_v", GGUF_Q3_K);
+    M.m.arch = "qwen2";
+    plan(&M, LQ_FTYPE_MOSTLY_Q3_K_S, NULL);
+    EXPECT_L(&M, 40, "attn_v", GGUF_Q5_K);
+    M.m.arch = "qwen3"; /* Qwen3 has no 80-layer type */
+    M.m.n_head_kv = 8;
+    plan(&M, LQ_FTYPE_MOSTLY_Q3_K_S, NULL);
+    EXPECT_L(&M, 40, "attn_v", GGUF_Q3_K);
 }
 
 Test(lq_mix, falcon_rules)
