@@ -74,5 +74,13 @@
 
 /* The GPTQ groups of a pre-norm attention + SwiGLU FFN layer (Q/K/V, O, gate/up, down). */
 extern const arch_group arch_groups_attn_swiglu[4];
+#define ARCH_GROUPS_ATTN_SWIGLU .groups = arch_groups_attn_swiglu, .n_groups = 4
+
+#define ARCH_COUNT(a) (sizeof(a) / sizeof((a)[0]))
+/* The table fields of a description from its file's static arrays classes, keys, globals and layer. */
+#define ARCH_TABLES                                                                              \
+    .classes = classes, .n_classes = ARCH_COUNT(classes), .keys = keys, .n_keys = ARCH_COUNT(keys), \
+    .globals = globals, .n_globals = ARCH_COUNT(globals), .layer = layer, .n_layer = ARCH_COUNT(layer)
+#define ARCH_REFUSED .refused = refused, .n_refused = ARCH_COUNT(refused)
 
 #endif

@@ -36,17 +36,9 @@ static const arch_hf_class classes[] = {
 
 const arch_desc arch_qwen2 = {
     .name = "qwen2",
-    .classes = classes,
-    .n_classes = sizeof classes / sizeof classes[0],
-    .keys = keys,
-    .n_keys = sizeof keys / sizeof keys[0],
+    ARCH_TABLES,
+    ARCH_GROUPS_ATTN_SWIGLU,
     .hf_layer_prefix = "model.layers.",
-    .globals = globals,
-    .n_globals = sizeof globals / sizeof globals[0],
-    .layer = layer,
-    .n_layer = sizeof layer / sizeof layer[0],
-    .groups = arch_groups_attn_swiglu,
-    .n_groups = sizeof arch_groups_attn_swiglu / sizeof arch_groups_attn_swiglu[0],
     .rope = ARCH_ROPE_NEOX,
     .rope_scaling = 1u << ARCH_ROPE_SCALING_LINEAR,
 };

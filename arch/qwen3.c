@@ -42,19 +42,10 @@ static const arch_refused refused[] = {
 
 const arch_desc arch_qwen3 = {
     .name = "qwen3",
-    .classes = classes,
-    .n_classes = sizeof classes / sizeof classes[0],
-    .keys = keys,
-    .n_keys = sizeof keys / sizeof keys[0],
+    ARCH_TABLES,
+    ARCH_GROUPS_ATTN_SWIGLU,
+    ARCH_REFUSED,
     .hf_layer_prefix = "model.layers.",
-    .globals = globals,
-    .n_globals = sizeof globals / sizeof globals[0],
-    .layer = layer,
-    .n_layer = sizeof layer / sizeof layer[0],
-    .groups = arch_groups_attn_swiglu,
-    .n_groups = sizeof arch_groups_attn_swiglu / sizeof arch_groups_attn_swiglu[0],
-    .refused = refused,
-    .n_refused = sizeof refused / sizeof refused[0],
     .rope = ARCH_ROPE_NEOX,
     .rope_scaling = 1u << ARCH_ROPE_SCALING_LINEAR,
 };
