@@ -79,6 +79,11 @@ struct tok_model {
 /* Token id of the n bytes at s, -1 if none. */
 int32_t tok_lookup_(const tok_model *t, const char *s, size_t n);
 
+/* Encode text (no BOS/EOS, specials not parsed) with t's vocabulary and merges but the
+ * pre-tokenizer def (compiled on the fly): the pre-tokenizer detection's tool. */
+tok_error tok_encode_as_(const tok_model *t, const tok_pre_def *def, const char *text, size_t len, tok_ivec *out,
+                         char *msg);
+
 /* ---- SPM (tok_spm.c): one raw fragment, with the U+2581 escaping and the optional
  * leading space; *work is scratch created on first use, freed with tok_spm_work_free_. */
 typedef struct tok_spm_work tok_spm_work;

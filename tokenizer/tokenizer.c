@@ -739,6 +739,22 @@ done:
     return e;
 }
 
+tok_error tok_encode_as_(const tok_model *t, const tok_pre_def *def, const char *text, size_t len, tok_ivec *out,
+                         char *msg)
+{
+    if (!t || t->kind != TOK_KIND_BPE) {
+        tok_set_msg_(msg, "tok_encode_as_: not a BPE tokenizer");
+        return TOK_ERR_ARG;
+    }
+    tok_model tmp = *t;
+    tmp.pre = def;
+    tok_error e = tok_pretok_create_(def, &tmp.pretok, msg);
+    if (!e)
+        e = encode(&tmp, text, len, 0, out, msg);
+    tok_pretok_free_(tmp.pretok);
+    return e;
+}
+
 tok_error tok_encode(const tok_model *t, const char *text, size_t len, unsigned flags, int32_t **ids,
                      size_t *n_ids, char *msg)
 {
