@@ -10,14 +10,15 @@
  *    subject PCRE2 sees does the same (so U+0085 is \s, and U+3000 is not matched by an
  *    explicit range that contains it). Surrogates decoded from malformed UTF-8 are given to
  *    PCRE2 as U+E000 (both are \p{C}).
- *  - llama.cpp reads \p{Lu} \p{Ll} \p{Lt} \p{Lm} \p{Lo} as \p{L} (its collapsed categories); the
- *    patterns are rewritten the same way before compiling.
+ *  - llama.cpp runs these regexes on "collapsed" text (one byte per category for non-ASCII
+ *    characters), so it reads \p{Lu} \p{Ll} \p{Lt} \p{Lm} \p{Lo} as \p{L}, and its \p{S} lacks
+ *    '~' (U+007E is Sm): the patterns are rewritten to mean the same (collapse_pattern). Its
+ *    hand-written matchers for the gpt-2, llama3, qwen2 and qwen35 regexes use the real
+ *    categories; those regexes have no \p{S}.
  *  - $ matches only at the end of a piece (PCRE2_DOLLAR_ENDONLY, as std::regex's ECMAScript $).
  *  - Empty matches advance one character, as std::regex_iterator does.
- * Known differences: PCRE2's Unicode tables (10.42: Unicode 14) against llama.cpp's own (newer)
- * for characters assigned since; '~' is \p{S} here but outside llama.cpp's collapsed \p{S}
- * (this matters only to the deepseek-v3 family's regexes, which use \p{S}); llama.cpp's
- * hand-written matchers for the gpt-2, llama3 and qwen2 regexes implement those regexes.
+ * Known difference: PCRE2's Unicode tables (10.42: Unicode 14) against llama.cpp's own (newer)
+ * for characters assigned since.
  * A piece whose matching exceeds PCRE2's match limit fails with TOK_ERR_LIMIT.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -443,23 +444,87 @@ void tok_pretok_free_(tok_pretok *p)
     free(p);
 }
 
-/* The pattern with \p{Lu}, \p{Ll}, \p{Lt}, \p{Lm}, \p{Lo} read as \p{L}; malloc'ed. */
-static char *collapse_letters(const char *re)
+/* Append n bytes to a growing pattern. */
+static bool put(char **o, size_t *len, size_t *cap, const char *s, size_t n)
 {
-    size_t n = strlen(re);
-    char *o = malloc(n + 1), *q = o;
-    if (!o)
-        return NULL;
-    for (size_t i = 0; i < n;) {
-        if (strncmp(re + i, "\\p{L", 4) == 0 && i + 6 <= n && re[i + 5] == '}' && strchr("ultmo", re[i + 4])) {
-            memcpy(q, "\\p{L}", 5);
-            q += 5;
-            i += 6;
-            continue;
-        }
-        *q++ = re[i++];
+    if (*len + n + 1 > *cap) {
+        size_t c = (*len + n + 1) * 2;
+        char *p = realloc(*o, c);
+        if (!p)
+            return false;
+        *o = p;
+        *cap = c;
     }
-    *q = 0;
+    memcpy(*o + *len, s, n);
+    *len += n;
+    (*o)[*len] = 0;
+    return true;
+}
+
+/* The pattern as llama.cpp's collapsed categories read it (malloc'ed):
+ *  - \p{Lu} \p{Ll} \p{Lt} \p{Lm} \p{Lo} are \p{L};
+ *  - '~' is not \p{S} (its ASCII symbol list lacks it): outside a class \p{S} becomes
+ *    (?:(?!~)\p{S}); a class naming \p{S} and not '~' becomes (?:(?!~)[...]), or (?:~|[^...])
+ *    when negated. The patterns of the table have no nested classes. */
+static char *collapse_pattern(const char *re)
+{
+    size_t n = strlen(re), len = 0, cap = 0;
+    char *o = NULL;
+    bool ok = put(&o, &len, &cap, "", 0);
+    for (size_t i = 0; ok && i < n;) {
+        if (strncmp(re + i, "\\p{L", 4) == 0 && i + 6 <= n && re[i + 5] == '}' && strchr("ultmo", re[i + 4])) {
+            ok = put(&o, &len, &cap, "\\p{L}", 5);
+            i += 6;
+        } else if (strncmp(re + i, "\\p{S}", 5) == 0) {
+            ok = put(&o, &len, &cap, "(?:(?!~)\\p{S})", 14);
+            i += 5;
+        } else if (re[i] == '\\' && i + 1 < n) {
+            ok = put(&o, &len, &cap, re + i, 2);
+            i += 2;
+        } else if (re[i] == '[') { /* a class: find its end, then copy it (rewritten) */
+            size_t j = i + 1 + (re[i + 1] == '^'), k = j;
+            bool sym = false, tilde = false;
+            for (; k < n && re[k] != ']'; k++) {
+                if (re[k] == '\\' && k + 1 < n) {
+                    sym |= strncmp(re + k, "\\p{S}", 5) == 0;
+                    tilde |= re[k + 1] == '~';
+                    k++;
+                } else {
+                    tilde |= re[k] == '~';
+                }
+            }
+            char *cls = malloc(k - i + 2);
+            if (!cls) {
+                ok = false;
+                break;
+            }
+            memcpy(cls, re + i, k - i + 1);
+            cls[k - i + 1] = 0;
+            char *inner = NULL;
+            size_t il = 0, ic = 0;
+            ok = put(&inner, &il, &ic, "", 0); /* the class with \p{Lx} collapsed */
+            for (size_t t = 0; ok && t < k - i + 1;) {
+                bool lx = strncmp(cls + t, "\\p{L", 4) == 0 && cls[t + 4] && strchr("ultmo", cls[t + 4]) && cls[t + 5] == '}';
+                ok = lx ? put(&inner, &il, &ic, "\\p{L}", 5) : put(&inner, &il, &ic, cls + t, cls[t] == '\\' ? 2 : 1);
+                t += lx ? 6 : cls[t] == '\\' ? 2 : 1;
+            }
+            if (ok && sym && !tilde)
+                ok = put(&o, &len, &cap, re[i + 1] == '^' ? "(?:~|" : "(?:(?!~)", re[i + 1] == '^' ? 5 : 8) &&
+                     put(&o, &len, &cap, inner, il) && put(&o, &len, &cap, ")", 1);
+            else if (ok)
+                ok = put(&o, &len, &cap, inner, il);
+            free(inner);
+            free(cls);
+            i = k + 1;
+        } else {
+            ok = put(&o, &len, &cap, re + i, 1);
+            i++;
+        }
+    }
+    if (!ok) {
+        free(o);
+        return NULL;
+    }
     return o;
 }
 
@@ -475,7 +540,7 @@ tok_error tok_pretok_create_(const tok_pre_def *def, tok_pretok **out, char *msg
             tok_set_msg_(msg, "pre-tokenizer '%s' has too many regexes", def->name);
             return TOK_ERR_ARG;
         }
-        char *pat = collapse_letters(def->regex[i]);
+        char *pat = collapse_pattern(def->regex[i]);
         if (!pat)
             goto nomem;
         int err;
