@@ -398,7 +398,7 @@ static tok_error jinja_templates(tok_hf *h, char *jinja, json_t **alt, char *msg
     return e;
 }
 
-static tok_error chat_template(tok_hf *h, const json_t *tc, char *msg)
+static tok_error chat_template(tok_hf *h, const json_t *tc, const char *tcp, char *msg)
 {
     char *jp = tok_hf_path_(h->dir, "chat_template.jinja"), *cp = tok_hf_path_(h->dir, "chat_template.json");
     char *jinja = NULL;
@@ -414,7 +414,7 @@ static tok_error chat_template(tok_hf *h, const json_t *tc, char *msg)
     }
     if (!e) {
         const json_t *ct = json_object_get(tc, "chat_template"); /* present (even null) wins over the files */
-        e = use_template(h, ct ? "tokenizer_config.json" : jinja ? jp : cp, ct ? ct : alt, msg);
+        e = use_template(h, ct ? tcp : jinja ? jp : cp, ct ? ct : alt, msg);
     }
     json_decref(alt);
     json_decref(cj);
@@ -531,7 +531,7 @@ tok_error tok_hf_special_(tok_hf *h, const json_t *tokenizer, const json_t *tc, 
         s.entry[ST_EOS] = s.entry[ST_SEP];
     if ((e = post_processor(&s, json_object_get(tokenizer, "post_processor"), msg)) != TOK_OK)
         goto out;
-    if (s.tc && ((e = chat_template(h, tc, msg)) != TOK_OK || (e = config_tokens(&s, tokenizer, tc, tcp, msg)) != TOK_OK))
+    if (s.tc && ((e = chat_template(h, tc, tcp, msg)) != TOK_OK || (e = config_tokens(&s, tokenizer, tc, tcp, msg)) != TOK_OK))
         goto out;
     if (config)
         e = config_ids(&s, config, cfp, msg);

@@ -290,10 +290,13 @@ tok_error tok_create_bpe(int32_t n, const char *const *texts, const size_t *lens
         return TOK_ERR_UNSUPPORTED;
     }
     tok_options o;
-    if (opt)
+    if (opt) {
         o = *opt;
-    else
+    } else { /* as llama.cpp: a default id outside the vocabulary is disabled */
         tok_default_options_bpe(pre, &o);
+        o.bos_id = o.bos_id < n ? o.bos_id : -1;
+        o.eos_id = o.eos_id < n ? o.eos_id : -1;
+    }
     tok_model *t;
     tok_error e = vocab_copy(n, texts, lens, NULL, types, &o, &t, msg);
     if (e)

@@ -106,7 +106,8 @@ tok_error tok_from_gguf(const gguf_reader *r, tok_model **out, char *msg);
 /* Byte-level BPE from n tokens (types NULL: all NORMAL; no scores), n_merges "first second"
  * strings (merge_lens NULL: NUL-terminated) in rank order, and a pre-tokenizer name from
  * tok_pre_name() (NULL or "": "default", as llama.cpp does for a missing
- * tokenizer.ggml.pre). opt NULL: tok_default_options_bpe(pre). *out freed with tok_free(). */
+ * tokenizer.ggml.pre). opt NULL: tok_default_options_bpe(pre), a default id >= n disabled.
+ * *out freed with tok_free(). */
 tok_error tok_create_bpe(int32_t n, const char *const *texts, const size_t *lens, const int32_t *types,
                          int64_t n_merges, const char *const *merges, const size_t *merge_lens, const char *pre,
                          const tok_options *opt, tok_model **out, char *msg);
