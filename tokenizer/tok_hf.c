@@ -469,6 +469,8 @@ static tok_error read_merges(tok_hf *h, const char *path, const json_t *model, c
     if (!json_is_array(merges))
         return tok_hf_fail_(msg, TOK_ERR_FORMAT, "%s: model.merges is missing or not an array", path);
     size_t n = json_array_size(merges);
+    if (n == 0) /* the converter would write a file without merges, which llama.cpp cannot load */
+        return tok_hf_fail_(msg, TOK_ERR_MODEL, "%s: model.merges is empty: a BPE vocabulary needs merges", path);
     if (n > TOK_MAX_MERGES)
         return tok_hf_fail_(msg, TOK_ERR_LIMIT, "%s: %zu merges, more than the cap of %d", path, n, TOK_MAX_MERGES);
     const char *pfx = json_string_value(json_object_get(model, "continuing_subword_prefix"));
@@ -945,8 +947,7 @@ tok_error tok_hf_write_kv(const tok_hf *h, gguf_writer *w, unsigned flags, char 
     W(gguf_writer_set_str(w, "tokenizer.ggml.pre", h->pre));
     W(gguf_writer_set_str_array(w, "tokenizer.ggml.tokens", (const char *const *)h->text, (uint64_t)h->n));
     W(gguf_writer_set_array(w, "tokenizer.ggml.token_type", GGUF_VAL_I32, h->type, (uint64_t)h->n));
-    if (h->n_merges)
-        W(gguf_writer_set_str_array(w, "tokenizer.ggml.merges", (const char *const *)h->merge, (uint64_t)h->n_merges));
+    W(gguf_writer_set_str_array(w, "tokenizer.ggml.merges", (const char *const *)h->merge, (uint64_t)h->n_merges));
     for (int i = 0; i < h->n_id; i++)
         if (id_key[h->id_kind[i]])
             W(gguf_writer_set_u32(w, id_key[h->id_kind[i]], (uint32_t)h->id[h->id_kind[i]]));

@@ -21,8 +21,7 @@
  *                                     4 USER_DEFINED (other added tokens, U+2581 -> ' '),
  *                                     5 UNUSED (fillers)
  *   tokenizer.ggml.merges             "first second" strings (the ["first","second"] form gets
- *                                     each ' ' inside a part written as U+0120); absent when
- *                                     tokenizer.json has no merges
+ *                                     each ' ' inside a part written as U+0120)
  *   tokenizer.ggml.{bos,eos,unknown,seperator,padding,mask,eot,eom}_token_id
  *                                     u32, in the order SpecialVocab finds them: first the
  *                                     tokenizer_config.json *_token texts looked up in
@@ -51,7 +50,8 @@
  * (TOK_ERR_FORMAT); types of every field read (TOK_ERR_FORMAT); sizes against the caps below
  * (TOK_ERR_LIMIT); model.type "BPE" and byte-level (a ByteLevel pre-tokenizer or decoder;
  * byte_fallback false) else TOK_ERR_UNSUPPORTED; token ids >= 0, unique, < vocab_size; token
- * texts non-empty and unique across vocab and added tokens; every merge of two parts (the
+ * texts non-empty and unique across vocab and added tokens; merges present (the converter would
+ * write a file without them that llama.cpp cannot load); every merge of two parts (the
  * string form has exactly one ' '), both parts and their concatenation in the vocab
  * (TOK_ERR_MODEL, as Hugging Face itself refuses such files); special token ids >= 0 and
  * < 2^32 (TOK_ERR_FORMAT). Deviations from the converter, all on files it would mishandle or

@@ -150,7 +150,6 @@ case("vocab_size_beyond_cap", "TOK_ERR_LIMIT", "tokenizer.json", "beyond the cap
 
 def empty(tok, cfg, config):
     tok["model"]["vocab"] = {}
-    tok["model"]["merges"] = []
     tok["added_tokens"] = []
 
 
@@ -158,6 +157,7 @@ case("vocab_empty", "TOK_ERR_MODEL", "tokenizer.json", "vocabulary is empty", ed
 case("token_too_long", "TOK_ERR_LIMIT", "tokenizer.json", "more than 65536",
      edit=setp(["tok", "model", "vocab", "x" * 70000], 261), vocab_size=262)
 # merges
+case("merges_empty", "TOK_ERR_MODEL", "tokenizer.json", "model.merges is empty", edit=setp(["tok", "model", "merges"], []))
 case("merges_missing", "TOK_ERR_FORMAT", "tokenizer.json", "model.merges", edit=delp(["tok", "model", "merges"]))
 case("merge_unknown_token", "TOK_ERR_MODEL", "tokenizer.json", "merges\\[1\\] names 'q9', which is not in the vocab",
      edit=setp(["tok", "model", "merges", 1], "h q9"))
