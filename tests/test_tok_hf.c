@@ -568,3 +568,58 @@ Test(tok_hf, big_integers_and_unknown_pre)
     cr_expect_null(h);
     fixture_free(&f);
 }
+
+/* llama.cpp's two vocab-only GGUFs written back as tokenizer.json: the check-text hash names
+ * the pre-tokenizer they were converted with (deepseek-llm adds BOS as LlamaTokenizerFast,
+ * gpt-2 does not). */
+static void detect_from_gguf(const char *name, const char *cls)
+{
+    TU_REQUIRE_SHARED();
+    char rel[256], gm[GGUF_MSG_SIZE], msg[TOK_MSG_SIZE];
+    snprintf(rel, sizeof rel, "golden/tokenizer/ggml-vocab-%s.gguf", name);
+    char *p = tu_shared_path(rel);
+    gguf_reader *r;
+    cr_assert_eq(gguf_open(p, &r, gm), GGUF_OK, "%s", gm);
+    const gguf_value *tok, *ty, *mg;
+    const gguf_str *pre;
+    int64_t bos;
+    cr_assert(gguf_get_array(r, "tokenizer.ggml.tokens", &tok) == GGUF_OK &&
+              gguf_get_array(r, "tokenizer.ggml.token_type", &ty) == GGUF_OK &&
+              gguf_get_array(r, "tokenizer.ggml.merges", &mg) == GGUF_OK &&
+              gguf_get_str(r, "tokenizer.ggml.pre", &pre) == GGUF_OK &&
+              gguf_get_int(r, "tokenizer.ggml.bos_token_id", &bos) == GGUF_OK);
+    json_t *vocab = json_object(), *added = json_array(), *merges = json_array();
+    for (uint64_t i = 0; i < tok->n; i++) {
+        int32_t type = ((const int32_t *)ty->v.arr)[i];
+        if (type == 1)
+            json_object_set_new(vocab, tok->v.strs[i].str, json_integer((json_int_t)i));
+        else if (type == 3 || type == 4)
+            json_array_append_new(added, json_pack("{s:I,s:s,s:b}", "id", (json_int_t)i, "content", tok->v.strs[i].str,
+                                                   "special", type == 3));
+    }
+    for (uint64_t i = 0; i < mg->n; i++)
+        json_array_append_new(merges, json_string(mg->v.strs[i].str));
+    json_t *tj = json_pack("{s:o,s:{s:s},s:{s:s,s:o,s:o}}", "added_tokens", added, "pre_tokenizer", "type", "ByteLevel",
+                           "model", "type", "BPE", "vocab", vocab, "merges", merges);
+    json_t *tc = json_pack("{s:s,s:s}", "bos_token", tok->v.strs[bos].str, "tokenizer_class", cls);
+    char *d = tu_mkdtemp();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.json", d);
+    cr_assert_eq(json_dump_file(tj, path, 0), 0);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", d);
+    cr_assert_eq(json_dump_file(tc, path, 0), 0);
+    tok_hf *h;
+    tok_hf_options o = {.vocab_size = (int64_t)tok->n};
+    cr_assert_eq(tok_hf_load(d, &o, &h, msg), TOK_OK, "%s: %s", name, msg);
+    cr_assert_str_eq(tok_hf_pre(h), pre->str);
+    tok_hf_free(h);
+    json_decref(tj);
+    json_decref(tc);
+    gguf_close(r);
+    tu_run("rm -rf '%s'", d);
+    free(d);
+    free(p);
+}
+
+Test(tok_hf, detection_deepseek_llm) { detect_from_gguf("deepseek-llm", "LlamaTokenizerFast"); }
+Test(tok_hf, detection_gpt2) { detect_from_gguf("gpt-2", "GPT2Tokenizer"); }

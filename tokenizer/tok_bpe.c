@@ -116,18 +116,9 @@ tok_error tok_bpe_ranks_create_(int64_t n, const char *const *merges, const size
 
 /* ---- one word ---- */
 
-typedef struct {
-    int32_t rank, left, right;
-    uint32_t size;
-} bigram;
-
 struct tok_bpe_work {
     tok_words words;
-    uint32_t *start, *n; /* symbol i: word[start[i] .. start[i]+n[i]); n 0 once merged away */
-    int32_t *prev, *next;
-    size_t sym_cap;
-    bigram *heap;
-    size_t heap_n, heap_cap;
+    tok_symbols sym;
 };
 
 void tok_bpe_work_free_(tok_bpe_work *w)
@@ -135,144 +126,39 @@ void tok_bpe_work_free_(tok_bpe_work *w)
     if (!w)
         return;
     tok_words_free_(&w->words);
-    free(w->start);
-    free(w->n);
-    free(w->prev);
-    free(w->next);
-    free(w->heap);
+    tok_symbols_free_(&w->sym);
     free(w);
 }
 
-/* Lowest rank first; equal ranks: leftmost first (llama.cpp's llm_bigram_bpe order). */
-static inline bool before(const bigram *a, const bigram *b)
+/* A pair merges when it is a merge; the lowest rank goes first. */
+static bool bpe_pair(const void *ctx, tok_symbols *s, int32_t l, int32_t r)
 {
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-static bool heap_push(tok_bpe_work *w, bigram x)
-{
-    if (w->heap_n == w->heap_cap) {
-        size_t c = w->heap_cap ? w->heap_cap * 2 : 256;
-        bigram *p = realloc(w->heap, c * sizeof *p);
-        if (!p)
-            return false;
-        w->heap = p;
-        w->heap_cap = c;
-    }
-    size_t i = w->heap_n++;
-    while (i > 0) {
-        size_t up = (i - 1) / 2;
-        if (!before(&x, &w->heap[up]))
-            break;
-        w->heap[i] = w->heap[up];
-        i = up;
-    }
-    w->heap[i] = x;
-    return true;
-}
-
-static bigram heap_pop(tok_bpe_work *w)
-{
-    bigram top = w->heap[0];
-    bigram x = w->heap[--w->heap_n];
-    size_t i = 0, n = w->heap_n;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && before(&w->heap[c + 1], &w->heap[c]))
-            c++;
-        if (!before(&w->heap[c], &x))
-            break;
-        w->heap[i] = w->heap[c];
-        i = c;
-    }
-    if (n)
-        w->heap[i] = x;
-    return top;
-}
-
-static bool try_bigram(const tok_model *t, tok_bpe_work *w, const char *word, int32_t left, int32_t right)
-{
-    if (left < 0 || right < 0)
-        return true;
-    int32_t r = rank_of(t->ranks, word + w->start[left], w->n[left], word + w->start[right], w->n[right]);
-    if (r < 0)
-        return true;
-    return heap_push(w, (bigram){r, left, right, w->n[left] + w->n[right]});
-}
-
-static bool reserve_symbols(tok_bpe_work *w, size_t len)
-{
-    if (len <= w->sym_cap)
-        return true;
-    uint32_t *start = realloc(w->start, len * sizeof *start);
-    if (start)
-        w->start = start;
-    uint32_t *n = start ? realloc(w->n, len * sizeof *n) : NULL;
-    if (n)
-        w->n = n;
-    int32_t *prev = n ? realloc(w->prev, len * sizeof *prev) : NULL;
-    if (prev)
-        w->prev = prev;
-    int32_t *next = prev ? realloc(w->next, len * sizeof *next) : NULL;
-    if (!next)
-        return false;
-    w->next = next;
-    w->sym_cap = len;
-    return true;
+    const tok_model *t = ctx;
+    int32_t rk = rank_of(t->ranks, s->text + s->start[l], s->n[l], s->text + s->start[r], s->n[r]);
+    return rk < 0 || tok_symbols_push_(s, rk, l, r);
 }
 
 /* Merge one word by rank and emit its tokens. False only when out of memory. */
-static bool word_tokens(const tok_model *t, tok_bpe_work *w, const char *word, size_t len, tok_ivec *out)
+static bool word_tokens(const tok_model *t, tok_symbols *s, const char *word, size_t len, tok_ivec *out)
 {
     if ((t->pre->flags & TOK_PRE_IGNORE_MERGES)) {
         int32_t id = tok_lookup_(t, word, len);
         if (id >= 0)
             return tok_ivec_push_(out, id);
     }
-    if (len > INT32_MAX || !reserve_symbols(w, len))
+    int32_t ns = tok_symbols_init_(s, word, len);
+    if (ns < 0 || !tok_symbols_run_(s, ns, bpe_pair, t))
         return false;
-    int32_t ns = 0;
-    for (size_t off = 0; off < len;) {
-        size_t l = tok_utf8_len_((uint8_t)word[off]);
-        if (l > len - off)
-            l = len - off;
-        w->start[ns] = (uint32_t)off;
-        w->n[ns] = (uint32_t)l;
-        w->prev[ns] = ns - 1;
-        off += l;
-        w->next[ns] = off == len ? -1 : ns + 1;
-        ns++;
-    }
-    w->heap_n = 0;
-    for (int32_t i = 1; i < ns; i++)
-        if (!try_bigram(t, w, word, i - 1, i))
-            return false;
-    while (w->heap_n) {
-        bigram b = heap_pop(w);
-        int32_t l = b.left, r = b.right;
-        /* stale when either side changed: a symbol only grows, so the sizes tell */
-        if (w->n[l] == 0 || w->n[r] == 0 || w->n[l] + w->n[r] != b.size)
-            continue;
-        w->n[l] += w->n[r];
-        w->n[r] = 0;
-        w->next[l] = w->next[r];
-        if (w->next[r] >= 0)
-            w->prev[w->next[r]] = l;
-        if (!try_bigram(t, w, word, w->prev[l], l) || !try_bigram(t, w, word, l, w->next[l]))
-            return false;
-    }
-    for (int32_t i = ns ? 0 : -1; i != -1; i = w->next[i]) {
-        const char *s = word + w->start[i];
-        int32_t id = tok_lookup_(t, s, w->n[i]);
+    for (int32_t i = ns ? 0 : -1; i != -1; i = s->next[i]) {
+        const char *p = word + s->start[i];
+        int32_t id = tok_lookup_(t, p, s->n[i]);
         if (id >= 0) {
             if (!tok_ivec_push_(out, id))
                 return false;
             continue;
         }
-        for (uint32_t j = 0; j < w->n[i]; j++) /* single bytes that are tokens; others dropped */
-            if ((id = tok_lookup_(t, s + j, 1)) >= 0 && !tok_ivec_push_(out, id))
+        for (uint32_t j = 0; j < s->n[i]; j++) /* single bytes that are tokens; others dropped */
+            if ((id = tok_lookup_(t, p + j, 1)) >= 0 && !tok_ivec_push_(out, id))
                 return false;
     }
     return true;
@@ -290,7 +176,7 @@ tok_error tok_bpe_fragment_(const tok_model *t, tok_bpe_work **work, const char 
     const tok_words *ws = &w->words;
     for (size_t i = 0; i < ws->n; i++) {
         size_t a = i ? ws->end[i - 1] : 0;
-        if (!word_tokens(t, w, ws->buf + a, ws->end[i] - a, out))
+        if (!word_tokens(t, &w->sym, ws->buf + a, ws->end[i] - a, out))
             goto nomem;
     }
     return TOK_OK;

@@ -84,6 +84,34 @@ int32_t tok_lookup_(const tok_model *t, const char *s, size_t n);
 tok_error tok_encode_as_(const tok_model *t, const tok_pre_def *def, const char *text, size_t len, tok_ivec *out,
                          char *msg);
 
+/* ---- the merge loop shared by SPM and BPE (tok_symbols.c) ---- */
+typedef struct {
+    double key;            /* smaller merges first: SPM -score, BPE rank; ties: leftmost */
+    int32_t left, right;
+    uint32_t size;         /* bytes of both sides when queued (stale once it differs) */
+} tok_bigram;
+
+typedef struct {
+    const char *text;      /* the piece being merged */
+    uint32_t *start, *n;   /* symbol i: text[start[i] .. start[i]+n[i]); n 0 once merged away */
+    int32_t *prev, *next;
+    size_t cap;
+    tok_bigram *heap;
+    size_t heap_n, heap_cap;
+} tok_symbols;
+
+/* Split text[0..len) into characters (llama.cpp's lead-byte lengths, cut short at the end),
+ * linked in order; returns their count, -1 when out of memory. */
+int32_t tok_symbols_init_(tok_symbols *s, const char *text, size_t len);
+/* Queue the merge of symbols left and right (adjacent) with its key; false: out of memory. */
+bool tok_symbols_push_(tok_symbols *s, double key, int32_t left, int32_t right);
+/* pair(ctx, s, l, r) queues the merge of adjacent symbols l, r when there is one (false: out of
+ * memory). run: queue every adjacent pair of the ns symbols, then merge the best queued pair
+ * and queue its new neighbours until nothing is left, as llama.cpp's sessions do. */
+typedef bool (*tok_pair_fn)(const void *ctx, tok_symbols *s, int32_t l, int32_t r);
+bool tok_symbols_run_(tok_symbols *s, int32_t ns, tok_pair_fn pair, const void *ctx);
+void tok_symbols_free_(tok_symbols *s);
+
 /* ---- SPM (tok_spm.c): one raw fragment, with the U+2581 escaping and the optional
  * leading space; *work is scratch created on first use, freed with tok_spm_work_free_. */
 typedef struct tok_spm_work tok_spm_work;

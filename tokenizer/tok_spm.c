@@ -5,21 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    float score;
-    int32_t left, right;
-    uint32_t size;
-} bigram;
-
 struct tok_spm_work {
     char *buf;           /* escaped fragment */
     size_t buf_cap;
-    const char *seg;     /* the piece of buf being merged */
-    uint32_t *start, *n; /* symbol i: buf[start[i] .. start[i]+n[i]); n 0 once merged away */
-    int32_t *prev, *next;
-    size_t sym_cap;
-    bigram *heap;
-    size_t heap_n, heap_cap;
+    tok_symbols sym;
 };
 
 void tok_spm_work_free_(tok_spm_work *w)
@@ -27,141 +16,35 @@ void tok_spm_work_free_(tok_spm_work *w)
     if (!w)
         return;
     free(w->buf);
-    free(w->start);
-    free(w->n);
-    free(w->prev);
-    free(w->next);
-    free(w->heap);
+    tok_symbols_free_(&w->sym);
     free(w);
 }
 
-/* Highest score first; equal scores: leftmost first (llama.cpp's llm_bigram_spm order). */
-static inline bool before(const bigram *a, const bigram *b)
+/* A pair merges when its concatenation is a token; the best score goes first. */
+static bool spm_pair(const void *ctx, tok_symbols *s, int32_t l, int32_t r)
 {
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-static bool heap_push(tok_spm_work *w, bigram x)
-{
-    if (w->heap_n == w->heap_cap) {
-        size_t c = w->heap_cap ? w->heap_cap * 2 : 1024;
-        bigram *p = realloc(w->heap, c * sizeof *p);
-        if (!p)
-            return false;
-        w->heap = p;
-        w->heap_cap = c;
-    }
-    size_t i = w->heap_n++;
-    while (i > 0) {
-        size_t up = (i - 1) / 2;
-        if (!before(&x, &w->heap[up]))
-            break;
-        w->heap[i] = w->heap[up];
-        i = up;
-    }
-    w->heap[i] = x;
-    return true;
-}
-
-static bigram heap_pop(tok_spm_work *w)
-{
-    bigram top = w->heap[0];
-    bigram x = w->heap[--w->heap_n];
-    size_t i = 0, n = w->heap_n;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && before(&w->heap[c + 1], &w->heap[c]))
-            c++;
-        if (!before(&w->heap[c], &x))
-            break;
-        w->heap[i] = w->heap[c];
-        i = c;
-    }
-    if (n)
-        w->heap[i] = x;
-    return top;
-}
-
-static bool try_bigram(const tok_model *t, tok_spm_work *w, int32_t left, int32_t right)
-{
-    if (left < 0 || right < 0)
-        return true;
-    size_t size = (size_t)w->n[left] + w->n[right];
-    int32_t id = tok_lookup_(t, w->seg + w->start[left], size);
-    if (id < 0)
-        return true;
-    return heap_push(w, (bigram){t->score[id], left, right, (uint32_t)size});
-}
-
-/* Room for len symbols; false when out of memory (the arrays stay valid for freeing). */
-static bool reserve_symbols(tok_spm_work *w, size_t len)
-{
-    if (len <= w->sym_cap)
-        return true;
-    uint32_t *start = realloc(w->start, len * sizeof *start);
-    if (start)
-        w->start = start;
-    uint32_t *n = start ? realloc(w->n, len * sizeof *n) : NULL;
-    if (n)
-        w->n = n;
-    int32_t *prev = n ? realloc(w->prev, len * sizeof *prev) : NULL;
-    if (prev)
-        w->prev = prev;
-    int32_t *next = prev ? realloc(w->next, len * sizeof *next) : NULL;
-    if (!next)
-        return false;
-    w->next = next;
-    w->sym_cap = len;
-    return true;
+    const tok_model *t = ctx;
+    int32_t id = tok_lookup_(t, s->text + s->start[l], (size_t)s->n[l] + s->n[r]);
+    return id < 0 || tok_symbols_push_(s, -(double)t->score[id], l, r);
 }
 
 /* llama.cpp's llm_tokenizer_spm_session::tokenize on seg[0..len). */
 static tok_error session(const tok_model *t, tok_spm_work *w, const char *seg, size_t len, tok_ivec *out, char *msg)
 {
-    w->seg = seg;
-    if (!reserve_symbols(w, len))
+    tok_symbols *s = &w->sym;
+    int32_t ns = tok_symbols_init_(s, seg, len);
+    if (ns < 0 || !tok_symbols_run_(s, ns, spm_pair, t))
         goto nomem;
-    int32_t ns = 0;
-    for (size_t off = 0; off < len;) {
-        size_t l = tok_utf8_len_((uint8_t)seg[off]);
-        if (l > len - off)
-            l = len - off;
-        w->start[ns] = (uint32_t)off;
-        w->n[ns] = (uint32_t)l;
-        w->prev[ns] = ns - 1;
-        off += l;
-        w->next[ns] = off == len ? -1 : ns + 1;
-        ns++;
-    }
-    w->heap_n = 0;
-    for (int32_t i = 1; i < ns; i++)
-        if (!try_bigram(t, w, i - 1, i))
-            goto nomem;
-    while (w->heap_n) {
-        bigram b = heap_pop(w);
-        int32_t l = b.left, r = b.right;
-        if (w->n[l] == 0 || w->n[r] == 0 || w->n[l] + w->n[r] != b.size)
-            continue; /* stale: one side already merged */
-        w->n[l] += w->n[r];
-        w->n[r] = 0;
-        w->next[l] = w->next[r];
-        if (w->next[r] >= 0)
-            w->prev[w->next[r]] = l;
-        if (!try_bigram(t, w, w->prev[l], l) || !try_bigram(t, w, l, w->next[l]))
-            goto nomem;
-    }
-    for (int32_t i = ns ? 0 : -1; i != -1; i = w->next[i]) {
-        const char *s = seg + w->start[i];
-        int32_t id = tok_lookup_(t, s, w->n[i]);
+    for (int32_t i = ns ? 0 : -1; i != -1; i = s->next[i]) {
+        const char *p = seg + s->start[i];
+        int32_t id = tok_lookup_(t, p, s->n[i]);
         if (id >= 0) {
             if (!tok_ivec_push_(out, id))
                 goto nomem;
             continue;
         }
-        for (uint32_t j = 0; j < w->n[i]; j++) {
-            uint8_t c = (uint8_t)s[j];
+        for (uint32_t j = 0; j < s->n[i]; j++) {
+            uint8_t c = (uint8_t)p[j];
             if (t->byte_tok[c] < 0) {
                 tok_set_msg_(msg, "byte 0x%02X needs byte fallback but the vocabulary has neither <0x%02X> nor the byte",
                              c, c);
