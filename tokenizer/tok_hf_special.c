@@ -212,26 +212,6 @@ static tok_error post_processor(sv_state *s, const json_t *pp, char *msg)
 
 /* ---- chat templates ---- */
 
-/* Strict UTF-8 (Python's decoder): no overlong forms, surrogates or code points above U+10FFFF. */
-static bool valid_utf8(const char *str, size_t n)
-{
-    const uint8_t *s = (const uint8_t *)str;
-    for (size_t i = 0; i < n;) {
-        uint8_t c = s[i];
-        size_t l = c < 0x80 ? 1 : (c >= 0xc2 && c < 0xe0) ? 2 : (c >= 0xe0 && c < 0xf0) ? 3 : (c >= 0xf0 && c < 0xf5) ? 4 : 0;
-        if (!l || l > n - i)
-            return false;
-        for (size_t j = 1; j < l; j++)
-            if ((s[i + j] & 0xc0) != 0x80)
-                return false;
-        if ((c == 0xe0 && s[i + 1] < 0xa0) || (c == 0xed && s[i + 1] >= 0xa0) || (c == 0xf0 && s[i + 1] < 0x90) ||
-            (c == 0xf4 && s[i + 1] >= 0x90))
-            return false;
-        i += l;
-    }
-    return true;
-}
-
 /* A text file as Python's open(encoding='utf-8').read() gives it: strict UTF-8, "\r\n" and "\r"
  * read as "\n". NUL bytes are refused (a GGUF string here is a C string). */
 static tok_error read_text(tok_hf *h, const char *path, bool optional, char **out, char *msg)
@@ -240,7 +220,7 @@ static tok_error read_text(tok_hf *h, const char *path, bool optional, char **ou
     tok_error e = tok_hf_read_(path, GGUF_MAX_STRING, optional, out, &len, msg);
     if (e || !*out)
         return e;
-    if (!valid_utf8(*out, len) || memchr(*out, 0, len)) {
+    if (!tok_utf8_valid_(*out, len) || memchr(*out, 0, len)) {
         free(*out);
         *out = NULL;
         return tok_hf_fail_(msg, TOK_ERR_FORMAT, "%s: not UTF-8 text (or holds a NUL byte)", path);

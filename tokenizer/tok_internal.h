@@ -168,6 +168,9 @@ void tok_words_free_(tok_words *w);
  * accepted as llama.cpp accepts them; sequences above U+10FFFF (which make llama.cpp throw)
  * count as malformed. */
 uint32_t tok_utf8_decode_(const char *s, size_t n, size_t *i);
+/* Strict UTF-8 (as Python decodes it: no overlong forms, surrogates or code points above
+ * U+10FFFF). */
+bool tok_utf8_valid_(const char *s, size_t n);
 /* UTF-8 of a code point <= 0x10FFFF (surrogates included) into out; returns 1..4. */
 size_t tok_utf8_encode_(uint32_t cpt, char out[4]);
 

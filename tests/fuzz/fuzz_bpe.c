@@ -110,24 +110,6 @@ static size_t reference_word(const list *v, const list *m, bool ignore, const ch
     return no;
 }
 
-static bool strict_utf8(const uint8_t *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        uint8_t c = s[i];
-        size_t l = c < 0x80 ? 1 : (c >= 0xc2 && c < 0xe0) ? 2 : (c >= 0xe0 && c < 0xf0) ? 3 : (c >= 0xf0 && c < 0xf5) ? 4 : 0;
-        if (!l || l > n - i)
-            return false;
-        for (size_t j = 1; j < l; j++)
-            if ((s[i + j] & 0xc0) != 0x80)
-                return false;
-        if ((c == 0xe0 && s[i + 1] < 0xa0) || (c == 0xed && s[i + 1] >= 0xa0) || (c == 0xf0 && s[i + 1] < 0x90) ||
-            (c == 0xf4 && s[i + 1] >= 0x90))
-            return false;
-        i += l;
-    }
-    return true;
-}
-
 /* Word invariant and the reference merge, on a tokenizer without special tokens. */
 static void check_words(const tok_model *t, const list *v, const list *m, const char *text, size_t len,
                         const int32_t *ids, size_t n_ids)
@@ -241,7 +223,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (t->n_special == 0 && !(flags & (TOK_ADD_BOS | TOK_ADD_EOS))) {
         check_words(t, &v, &m, text, len, ids, n_ids);
-        if ((fl & 16) && (fl & 1) && strict_utf8((const uint8_t *)text, len)) { /* round trip */
+        if ((fl & 16) && (fl & 1) && tok_utf8_valid_(text, len)) { /* round trip */
             size_t cap = len + 16, dl = 0;
             char *dec = malloc(cap);
             FZ_CHECK(dec != NULL);
