@@ -2,6 +2,7 @@
  *
  * tokenizer.c  the vocabulary (text -> id table, token attributes, special tokens), the
  *              special-token partition and the encode driver common to both algorithms
+ * tok_symbols.c the merge loop both algorithms share (symbols, bigram queue)
  * tok_spm.c    llama.cpp's SentencePiece algorithm on one text fragment
  * tok_bpe.c    llama.cpp's byte-level BPE algorithm on one text fragment, merge ranks
  * tok_pretok.c the BPE pre-tokenizers: regexes per name (PCRE2), byte <-> unicode mapping,
