@@ -4,8 +4,9 @@ CC      ?= cc
 BUILD   ?= build
 BIN     ?= bin
 
-PKGS      := jansson zlib gsl openblas criterion
-APT_PKGS  := build-essential pkg-config libjansson-dev zlib1g-dev libgsl-dev libopenblas-dev libcriterion-dev time
+PKGS      := jansson zlib gsl openblas criterion libpcre2-8 libcrypto
+APT_PKGS  := build-essential pkg-config libjansson-dev zlib1g-dev libgsl-dev libopenblas-dev libcriterion-dev time \
+             libpcre2-dev libssl-dev
 
 OPT     ?= -O2
 SAN     ?= $(shell cat $(BUILD)/.san 2>/dev/null)
@@ -14,10 +15,10 @@ CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -fopenmp -I. -MMD -MP $(SAN)
 LDFLAGS += -fopenmp $(SAN)
 
-PKG_CFLAGS = $(shell pkg-config --cflags jansson zlib gsl openblas 2>/dev/null)
+PKG_CFLAGS = $(shell pkg-config --cflags jansson zlib gsl openblas libpcre2-8 libcrypto 2>/dev/null)
 # GSL is linked against OpenBLAS as its CBLAS, not against libgslcblas.
 PKG_LIBS   = $(filter-out -lgslcblas,$(shell pkg-config --libs gsl 2>/dev/null)) \
-             $(shell pkg-config --libs openblas jansson zlib 2>/dev/null) -lm
+             $(shell pkg-config --libs openblas jansson zlib libpcre2-8 libcrypto 2>/dev/null) -lm
 CRIT_LIBS  = $(shell pkg-config --libs criterion 2>/dev/null)
 CFLAGS    += $(PKG_CFLAGS)
 
