@@ -11,27 +11,49 @@
 
 /* ---------------------------------------------------------------- ISA selection */
 
-int rt_isa_supported(rt_isa isa)
+/* The CPU features each path's code is compiled for (see the Makefile's rules for
+ * kernels_*.c); a path runs only when the CPU has all of them. */
+static const char *const isa_features[RT_ISA_COUNT_][8] = {
+    [RT_ISA_SCALAR] = {NULL},
+    [RT_ISA_AVX2] = {"avx2", "fma", "f16c", NULL},
+    [RT_ISA_AVXVNNI] = {"avx2", "fma", "f16c", "avxvnni", NULL},
+    [RT_ISA_AVX512] = {"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512vnni"},
+};
+
+static int cpu_has(const char *f)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    switch (isa) {
-    case RT_ISA_SCALAR:
-        return 1;
-    case RT_ISA_AVX2:
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-               __builtin_cpu_supports("f16c");
-    case RT_ISA_AVX512:
-        return rt_isa_supported(RT_ISA_AVX2) && __builtin_cpu_supports("avx512f") &&
-               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni") &&
-               __builtin_cpu_supports("avxvnni");
-    default:
-        return 0;
-    }
-#else
-    return isa == RT_ISA_SCALAR;
+    /* __builtin_cpu_supports needs a string literal */
+#define HAS(name) if (strcmp(f, name) == 0) return __builtin_cpu_supports(name) != 0
+    HAS("avx2"); HAS("fma"); HAS("f16c"); HAS("avxvnni"); HAS("avx512f"); HAS("avx512bw");
+    HAS("avx512vl"); HAS("avx512dq"); HAS("avx512vnni"); HAS("avx512bf16");
+#undef HAS
 #endif
+    (void)f;
+    return 0;
+}
+
+const char *rt_isa_missing(rt_isa isa)
+{
+    if ((unsigned)isa >= RT_ISA_COUNT_)
+        return "?";
+    for (int i = 0; i < 8 && isa_features[isa][i]; i++)
+        if (!cpu_has(isa_features[isa][i]))
+            return isa_features[isa][i];
+    return NULL;
+}
+
+int rt_isa_supported(rt_isa isa) { return rt_isa_missing(isa) == NULL; }
+
+int rt_cpu_has_avx512bf16(void) { return cpu_has("avx512bf16"); }
+
+int rt_isa_from_name(const char *s)
+{
+    for (int i = 0; s && i < RT_ISA_COUNT_; i++)
+        if (strcmp(s, rt_isa_name((rt_isa)i)) == 0)
+            return i;
+    return -1;
 }
 
 rt_isa rt_isa_detect(void)
@@ -46,12 +68,9 @@ rt_isa rt_isa_detect(void)
             isa = i;
             break;
         }
-    const char *e = getenv("QFORGE_ISA");
-    if (e && *e) {
-        for (int i = 0; i < RT_ISA_COUNT_; i++)
-            if (strcmp(e, rt_isa_name((rt_isa)i)) == 0 && i < isa)
-                isa = i;
-    }
+    const int want = rt_isa_from_name(getenv("QFORGE_ISA"));
+    if (want >= 0 && rt_isa_supported((rt_isa)want))
+        isa = want;
     __atomic_store_n(&cached, isa, __ATOMIC_RELAXED);
     return (rt_isa)isa;
 }
@@ -61,6 +80,7 @@ const char *rt_isa_name(rt_isa isa)
     switch (isa) {
     case RT_ISA_SCALAR: return "scalar";
     case RT_ISA_AVX2: return "avx2";
+    case RT_ISA_AVXVNNI: return "avxvnni";
     case RT_ISA_AVX512: return "avx512";
     default: return "?";
     }
@@ -70,10 +90,14 @@ static const rt_kernel_table *table(rt_isa isa)
 {
     switch (isa) {
     case RT_ISA_AVX2: return &rt_kernels_avx2;
+    case RT_ISA_AVXVNNI: return &rt_kernels_avxvnni;
     case RT_ISA_AVX512: return &rt_kernels_avx512;
     default: return &rt_kernels_scalar;
     }
 }
+
+/* The path a table leaves NULL entries to: AVX-512 and AVX-VNNI to AVX2, AVX2 to scalar. */
+static rt_isa parent(rt_isa isa) { return isa == RT_ISA_AVX2 ? RT_ISA_SCALAR : isa > RT_ISA_AVX2 ? RT_ISA_AVX2 : RT_ISA_SCALAR; }
 
 /* ---------------------------------------------------------------- type table */
 
@@ -820,39 +844,39 @@ void rt_unpack_row(int wtype, const void *wrow, int64_t n, void *buf, rt_unpacke
 
 static int omp_default_threads(void) { return omp_get_max_threads(); }
 
-/* Look-ups fall back from AVX-512 to AVX2 to scalar for entries a table leaves NULL. */
+/* Look-ups fall back along parent() for entries a table leaves NULL. */
 static rt_quant_fn quant_fn(rt_isa isa, int vt)
 {
-    for (int i = isa; i > 0; i--)
-        if (table((rt_isa)i)->quant[vt])
-            return table((rt_isa)i)->quant[vt];
+    for (rt_isa i = isa; i != RT_ISA_SCALAR; i = parent(i))
+        if (table(i)->quant[vt])
+            return table(i)->quant[vt];
     return rt_kernels_scalar.quant[vt];
 }
 
 static rt_dot_fn dot_fn(rt_isa isa, int wtype)
 {
-    for (int i = isa; i > 0; i--)
-        if (table((rt_isa)i)->dot[wtype])
-            return table((rt_isa)i)->dot[wtype];
+    for (rt_isa i = isa; i != RT_ISA_SCALAR; i = parent(i))
+        if (table(i)->dot[wtype])
+            return table(i)->dot[wtype];
     return rt_kernels_scalar.dot[wtype];
 }
 
 /* The gemm for wtype and the table it comes from (its prep and sizes go with it). */
 static rt_gemm_fn gemm_fn(rt_isa isa, int wtype, const rt_kernel_table **from)
 {
-    for (int i = isa; i > 0; i--)
-        if (table((rt_isa)i)->gemm[wtype]) {
-            *from = table((rt_isa)i);
-            return table((rt_isa)i)->gemm[wtype];
+    for (rt_isa i = isa; i != RT_ISA_SCALAR; i = parent(i))
+        if (table(i)->gemm[wtype]) {
+            *from = table(i);
+            return table(i)->gemm[wtype];
         }
     *from = NULL;
     return NULL;
 }
 
+/* A forward-pass helper of isa's table, else its parent's. */
 #define HELPER(field) \
-    (isa >= RT_ISA_AVX512 && rt_kernels_avx512.field ? rt_kernels_avx512.field \
-     : isa >= RT_ISA_AVX2 && rt_kernels_avx2.field   ? rt_kernels_avx2.field \
-                                                     : rt_kernels_scalar.field)
+    (table(isa)->field ? table(isa)->field : table(parent(isa))->field ? table(parent(isa))->field \
+                                                                        : rt_kernels_scalar.field)
 
 void rt_attn_row(rt_isa isa, const float *q, const float *kt, int64_t ldk, const float *v, int64_t ldv, int n,
                  int hd, float scale, float *p, float *out)

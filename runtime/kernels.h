@@ -24,21 +24,36 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Kernel paths, each asking only for the CPU features its code uses:
+ *   AVX2     AVX2 + FMA + F16C
+ *   AVXVNNI  the AVX2 path with AVX-VNNI's VEX-encoded vpdpbusd (Intel Alder Lake and later
+ *            without AVX-512); same results as AVX2
+ *   AVX512   AVX-512 F/BW/VL/DQ/VNNI (+ AVX2/FMA/F16C), no AVX-VNNI needed (AMD Zen 4/5 lack
+ *            it); BF16 matrices use AVX512-BF16 when the CPU has it.
+ * Order is preference: the highest supported one is the default. */
 typedef enum {
     RT_ISA_SCALAR = 0,
-    RT_ISA_AVX2 = 1,   /* AVX2 + FMA + F16C */
-    RT_ISA_AVX512 = 2, /* AVX-512 F/BW/VL/DQ/VNNI + AVX-VNNI */
+    RT_ISA_AVX2 = 1,
+    RT_ISA_AVXVNNI = 2,
+    RT_ISA_AVX512 = 3,
     RT_ISA_COUNT_
 } rt_isa;
 
 #define RT_ROW_BLOCK 16
 
-/* Best ISA this CPU supports (cached). The environment variable QFORGE_ISA=scalar|avx2|avx512
- * lowers it (never raises it above what the CPU has). */
+/* Best ISA this CPU supports (cached). The environment variable
+ * QFORGE_ISA=scalar|avx2|avxvnni|avx512 chooses another one the CPU supports (a name the CPU
+ * cannot run, or an unknown one, is ignored). */
 rt_isa rt_isa_detect(void);
-/* True if the CPU can run isa. */
+/* True if the CPU (and the OS, for the AVX-512 state) can run isa. */
 int rt_isa_supported(rt_isa isa);
+/* Why isa cannot run here: the first missing CPU feature ("avx512vnni", ...), NULL if it can. */
+const char *rt_isa_missing(rt_isa isa);
 const char *rt_isa_name(rt_isa isa);
+/* The isa named s (as rt_isa_name), -1 if none. */
+int rt_isa_from_name(const char *s);
+/* True when the CPU has AVX512-BF16 (the AVX-512 path then uses vdpbf16ps for BF16). */
+int rt_cpu_has_avx512bf16(void);
 
 /* True if weights of this GGUF type can be multiplied here. */
 int rt_kernel_supported(int wtype);

@@ -11,6 +11,20 @@
 
 #include "runtime/rt_internal.h"
 
+/* kernels_avxvnni.c compiles this file again with RT_AVX2_VNNI set: the 4-byte dot products
+ * then use AVX-VNNI's vpdpbusd (exact, the same integers as maddubs + madd). */
+#ifdef RT_AVX2_VNNI
+#define RT_AVX2_TABLE rt_kernels_avxvnni
+/* 8 lanes of sum_{i<4} a[4l+i] * b[4l+i], a unsigned, b signed bytes */
+static inline __m256i dot_u8s8(__m256i a, __m256i b) { return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), a, b); }
+#else
+#define RT_AVX2_TABLE rt_kernels_avx2
+static inline __m256i dot_u8s8(__m256i a, __m256i b)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)); /* no saturation: |a*b| pairs < 2^15 */
+}
+#endif
+
 static inline float hsum8(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -254,7 +268,6 @@ static void core_q8_0(int64_t n, const rt_unpacked *u, int nr, const void *xa, s
                       const float *xd, float *y, int64_t ldy)
 {
     const int64_t nb = n / 32;
-    const __m256i ones = _mm256_set1_epi16(1);
     for (int t0 = 0; t0 < nt; t0 += NT) {
         const int tn = nt - t0 < NT ? nt - t0 : NT;
         const lq_block_q8_0 *xb[NT];
@@ -279,7 +292,7 @@ static void core_q8_0(int64_t n, const rt_unpacked *u, int nr, const void *xa, s
                 _Pragma("GCC unroll 16")
                 for (int j = 0; j < NT; j++) {
                     const __m256i xv = _mm256_loadu_si256((const __m256i *)xb[j][b].qs);
-                    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(av, _mm256_sign_epi8(xv, wv)), ones);
+                    const __m256i p = dot_u8s8(av, _mm256_sign_epi8(xv, wv));
                     acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
                                              _mm256_set1_ps(wd[b] * xdj[j][b]), acc[j]);
                 }
@@ -296,7 +309,6 @@ static void core_q8_1(int64_t n, const rt_unpacked *u, int nr, const void *xa, s
                       const float *xd, float *y, int64_t ldy)
 {
     const int64_t nb = n / 32;
-    const __m256i ones = _mm256_set1_epi16(1);
     for (int t = 0; t < nt; t++) {
         const lq_block_q8_1 *xb = (const lq_block_q8_1 *)((const char *)xa + (size_t)t * xrs);
         const float *d = xd + (size_t)t * 2 * nb, *s = d + nb;
@@ -306,7 +318,7 @@ static void core_q8_1(int64_t n, const rt_unpacked *u, int nr, const void *xa, s
             for (int64_t b = 0; b < nb; b++) {
                 const __m256i av = _mm256_load_si256((const __m256i *)(u[r].aw + 32 * b));
                 const __m256i xv = _mm256_loadu_si256((const __m256i *)xb[b].qs);
-                const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(av, xv), ones);
+                const __m256i p = dot_u8s8(av, xv);
                 acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(u[r].d[b] * d[b]), acc);
                 accm += u[r].m[b] * s[b];
             }
@@ -583,7 +595,7 @@ static void round_f16_avx2(float *x, int64_t n)
         x[i] = rt_h2f(rt_f2h(x[i]));
 }
 
-const rt_kernel_table rt_kernels_avx2 = {
+const rt_kernel_table RT_AVX2_TABLE = {
     .attn = attn_avx2,
     .swiglu = swiglu_avx2,
     .round_f16 = round_f16_avx2,

@@ -152,6 +152,7 @@ typedef struct {
 
 extern const rt_kernel_table rt_kernels_scalar;
 extern const rt_kernel_table rt_kernels_avx2;
+extern const rt_kernel_table rt_kernels_avxvnni;
 extern const rt_kernel_table rt_kernels_avx512;
 
 /* ---- unpacked weight rows for the SIMD cores ----
