@@ -503,36 +503,78 @@ static float dot_q6_K(int64_t n, const void *w, const void *xa)
 
 /* ---------------------------------------------------------------- forward-pass helpers */
 
+/* ggml's 8-lane AVX2 expf, lane by lane (the same operations, so the same bits): an
+ * exp2 split with a degree-5 polynomial, |x| beyond ~88 to infinity or zero. */
+float rt_expf_avx2_lane(float x)
+{
+    const float r = 0x1.8p23f, z = fmaf(x, 0x1.715476p+0f, r), n = z - r;
+    const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    const uint32_t e = rt_bits_from_f32(z) << 23;
+    const float k = rt_f32_from_bits(e + rt_bits_from_f32(1.0f));
+    const float u = b * b;
+    const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+                         0x1.ffffecp-1f * b);
+    if (!(fabsf(n) > 126))
+        return fmaf(k, j, k);
+    const uint32_t g = n <= 0 ? 0x82000000u : 0;
+    const float s1 = rt_f32_from_bits(g + 0x7f000000u), s2 = rt_f32_from_bits(e - g);
+    return fabsf(n) > 192 ? s1 * s1 : fmaf(s2, j, s2) * s1;
+}
+
+/* Sum of 8 floats in the order of the AVX2 horizontal add: (lo + hi) halves, then pairs. */
+static float hsum8_order(const float v[8])
+{
+    const float a0 = v[0] + v[4], a1 = v[1] + v[5], a2 = v[2] + v[6], a3 = v[3] + v[7];
+    const float b0 = a0 + a2, b1 = a1 + a3;
+    return b0 + b1;
+}
+
+/* One query row of llama.cpp's CPU flash attention (the tiled path), see rt_attn_fn: the
+ * AVX2 build's exp and sums, done lane by lane. */
 static void attn_scalar(const float *q, const float *kt, int64_t ldk, const float *v, int64_t ldv, int n, int hd,
                         float scale, float *p, float *out)
 {
-    for (int j = 0; j < n; j++)
-        p[j] = 0;
-    for (int d = 0; d < hd; d++) {
-        const float qd = q[d];
-        const float *kd = kt + d * ldk;
-        for (int j = 0; j < n; j++)
-            p[j] += qd * kd[j];
-    }
-    float mx = -INFINITY;
     for (int j = 0; j < n; j++) {
-        p[j] *= scale;
-        mx = p[j] > mx ? p[j] : mx;
+        float s = 0;
+        for (int d = 0; d < hd; d++)
+            s = fmaf(q[d], kt[d * ldk + j], s);
+        p[j] = s * scale;
     }
-    double sum = 0;
-    for (int j = 0; j < n; j++) {
-        p[j] = expf(p[j] - mx);
-        sum += p[j];
-    }
-    const float inv = (float)(1.0 / sum);
+    float M = -INFINITY, S = 0;
     for (int d = 0; d < hd; d++)
         out[d] = 0;
-    for (int j = 0; j < n; j++) {
-        const float pj = rt_h2f(rt_f2h(p[j] * inv));
-        const float *vj = v + j * ldv;
-        for (int d = 0; d < hd; d++)
-            out[d] += pj * vj[d];
+    for (int t0 = 0; t0 < n; t0 += RT_FA_TILE) {
+        const int nt = n - t0 < RT_FA_TILE ? n - t0 : RT_FA_TILE;
+        float mx = -INFINITY;
+        for (int j = 0; j < nt; j++)
+            mx = p[t0 + j] > mx ? p[t0 + j] : mx;
+        const float Mn = fmaxf(M, mx);
+        if (Mn > M && M != -INFINITY) {
+            const float ms = expf(M - Mn);
+            for (int d = 0; d < hd; d++)
+                out[d] *= ms;
+            S *= ms;
+        }
+        M = Mn;
+        double sum = 0;
+        for (int j0 = 0; j0 < RT_FA_TILE; j0 += 8) {
+            float e[8];
+            for (int l = 0; l < 8; l++)
+                e[l] = j0 + l < nt ? rt_expf_avx2_lane(p[t0 + j0 + l] - M) : 0.0f;
+            for (int l = 0; l < 8 && j0 + l < nt; l++)
+                p[t0 + j0 + l] = e[l];
+            sum += (double)hsum8_order(e);
+        }
+        S = (float)((double)S + sum);
+        for (int j = 0; j < nt; j++) {
+            const float pj = p[t0 + j], *vj = v + (int64_t)(t0 + j) * ldv;
+            for (int d = 0; d < hd; d++)
+                out[d] = fmaf(vj[d], pj, out[d]);
+        }
     }
+    const float inv = 1.0f / S;
+    for (int d = 0; d < hd; d++)
+        out[d] *= inv;
 }
 
 static double sum_exp_scalar(const float *x, int64_t n, float *mx)
@@ -567,9 +609,15 @@ static void transpose_scalar(const float *src, int64_t lds, int64_t rows, int64_
                     dst[c * ldd + r] = src[r * lds + c];
 }
 
+/* ggml's swiglu: silu(g) * u with silu(x) = x / (1 + e^-x), e^-x by the AVX2 build's expf in
+ * blocks of 8, libm's expf for the rest. */
 static void swiglu_scalar(float *g, const float *u, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++)
+    const int64_t nv = n & ~(int64_t)7;
+    int64_t i = 0;
+    for (; i < nv; i++)
+        g[i] = g[i] / (1.0f + rt_expf_avx2_lane(0.0f - g[i])) * u[i];
+    for (; i < n; i++)
         g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 

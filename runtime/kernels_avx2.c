@@ -451,24 +451,35 @@ DOT_Q(Q6_K)
 
 /* ---------------------------------------------------------------- forward-pass helpers */
 
-/* expf to ~2 ulp (Cephes polynomial), inputs clamped to [-87.3, 88]. */
-static inline __m256 exp8(__m256 x)
+/* ggml's AVX2 vector expf (the same operations, so the same bits as llama.cpp's AVX2 build;
+ * rt_expf_avx2_lane is one lane of it): e^x = 2^n (1 + j(b)), x = n ln2 + b. */
+static inline __m256 gexp8(__m256 x)
 {
-    x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.0f)), _mm256_set1_ps(-87.3f));
-    const __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
-    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r);
-    y = _mm256_add_ps(y, _mm256_set1_ps(1.0f));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+    const __m256 r = _mm256_set1_ps(0x1.8p23f);
+    const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
+    const __m256 n = _mm256_sub_ps(z, r);
+    const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
+                                      _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+    const __m256i e = _mm256_slli_epi32(_mm256_castps_si256(z), 23);
+    const __m256 k = _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_castps_si256(_mm256_set1_ps(1))));
+    const __m256 an = _mm256_andnot_ps(_mm256_set1_ps(-0.f), n);
+    const __m256 c = _mm256_cmp_ps(an, _mm256_set1_ps(126), _CMP_GT_OQ);
+    const __m256 u = _mm256_mul_ps(b, b);
+    const __m256 j = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
+                        _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm256_mul_ps(_mm256_set1_ps(0x1.ffffecp-1f), b));
+    if (!_mm256_movemask_ps(c))
+        return _mm256_fmadd_ps(j, k, k);
+    const __m256i g = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ)),
+                                       _mm256_set1_epi32((int)0x82000000u));
+    const __m256 s1 = _mm256_castsi256_ps(_mm256_add_epi32(g, _mm256_set1_epi32(0x7f000000)));
+    const __m256 s2 = _mm256_castsi256_ps(_mm256_sub_epi32(e, g));
+    const __m256 d = _mm256_cmp_ps(an, _mm256_set1_ps(192), _CMP_GT_OQ);
+    const __m256 big = _mm256_mul_ps(_mm256_fmadd_ps(s2, j, s2), s1);
+    return _mm256_or_ps(_mm256_and_ps(d, _mm256_mul_ps(s1, s1)),
+                        _mm256_andnot_ps(d, _mm256_or_ps(_mm256_and_ps(c, big),
+                                                         _mm256_andnot_ps(c, _mm256_fmadd_ps(k, j, k)))));
 }
 
 static void attn_avx2(const float *q, const float *kt, int64_t ldk, const float *v, int64_t ldv, int n, int hd,
@@ -507,70 +518,65 @@ static void attn_avx2(const float *q, const float *kt, int64_t ldk, const float 
             s = fmaf(q[d], kt[d * ldk + j], s);
         p[j] = s * scale;
     }
-    /* softmax */
-    __m256 vmx = _mm256_set1_ps(-INFINITY);
-    j = 0;
-    for (; j + 8 <= n; j += 8)
-        vmx = _mm256_max_ps(vmx, _mm256_loadu_ps(p + j));
-    __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(vmx, 1), _mm256_castps256_ps128(vmx));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    float mx = _mm_cvtss_f32(m4);
-    for (; j < n; j++)
-        mx = p[j] > mx ? p[j] : mx;
-    const __m256 vm = _mm256_set1_ps(mx);
-    __m256 vs = _mm256_setzero_ps();
-    j = 0;
-    for (; j + 8 <= n; j += 8) {
-        const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p + j), vm));
-        _mm256_storeu_ps(p + j, e);
-        vs = _mm256_add_ps(vs, e);
-    }
-    double sum = hsum8(vs);
-    for (; j < n; j++) {
-        p[j] = expf(p[j] - mx);
-        sum += p[j];
-    }
-    const float inv = (float)(1.0 / sum);
-    const __m256 vinv = _mm256_set1_ps(inv);
-    j = 0;
-    for (; j + 8 <= n; j += 8)
-        _mm256_storeu_ps(p + j, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(p + j), vinv),
-                                                                 _MM_FROUND_TO_NEAREST_INT)));
-    for (; j < n; j++)
-        p[j] = rt_h2f(rt_f2h(p[j] * inv));
-    /* P·V, 32 output columns at a time */
-    for (int d0 = 0; d0 < hd; d0 += 32) {
-        const int nv = hd - d0 >= 32 ? 4 : (hd - d0) / 8;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        if (nv == 4) {
-            for (j = 0; j < n; j++) {
-                const __m256 pj = _mm256_set1_ps(p[j]);
-                const float *vj = v + j * ldv + d0;
-                a0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj), a0);
-                a1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8), a1);
-                a2 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 16), a2);
-                a3 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 24), a3);
-            }
-        } else {
-            for (j = 0; j < n; j++) {
-                const __m256 pj = _mm256_set1_ps(p[j]);
-                const float *vj = v + j * ldv + d0;
-                a0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj), a0);
-                if (nv > 1)
-                    a1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8), a1);
-                if (nv > 2)
-                    a2 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 16), a2);
-            }
+    /* flash attention's online softmax, RT_FA_TILE keys at a time (see rt_attn_fn) */
+    float M = -INFINITY, S = 0;
+    for (int d = 0; d < hd; d++)
+        out[d] = 0;
+    for (int t0 = 0; t0 < n; t0 += RT_FA_TILE) {
+        const int nt = n - t0 < RT_FA_TILE ? n - t0 : RT_FA_TILE;
+        float mx = -INFINITY;
+        for (j = 0; j < nt; j++)
+            mx = p[t0 + j] > mx ? p[t0 + j] : mx;
+        const float Mn = fmaxf(M, mx);
+        if (Mn > M && M != -INFINITY) {
+            const __m256 ms = _mm256_set1_ps(expf(M - Mn));
+            for (int d = 0; d < hd; d += 8)
+                _mm256_storeu_ps(out + d, _mm256_mul_ps(_mm256_loadu_ps(out + d), ms));
+            S *= expf(M - Mn);
         }
-        _mm256_storeu_ps(out + d0, a0);
-        if (nv > 1)
-            _mm256_storeu_ps(out + d0 + 8, a1);
-        if (nv > 2)
-            _mm256_storeu_ps(out + d0 + 16, a2);
-        if (nv > 3)
-            _mm256_storeu_ps(out + d0 + 24, a3);
+        M = Mn;
+        const __m256 vm = _mm256_set1_ps(M);
+        double sum = 0;
+        for (j = 0; j < nt; j += 8) {
+            __m256 x;
+            if (nt - j >= 8) {
+                x = _mm256_loadu_ps(p + t0 + j);
+            } else {
+                float tmp[8];
+                for (int l = 0; l < 8; l++)
+                    tmp[l] = j + l < nt ? p[t0 + j + l] : -INFINITY;
+                x = _mm256_loadu_ps(tmp);
+            }
+            const __m256 e = gexp8(_mm256_sub_ps(x, vm));
+            if (nt - j >= 8) {
+                _mm256_storeu_ps(p + t0 + j, e);
+            } else {
+                float tmp[8];
+                _mm256_storeu_ps(tmp, e);
+                for (int l = 0; j + l < nt; l++)
+                    p[t0 + j + l] = tmp[l];
+            }
+            sum += (double)hsum8(e);
+        }
+        S = (float)((double)S + sum);
+        for (int d0 = 0; d0 < hd; d0 += 32) {
+            const int nv = hd - d0 >= 32 ? 4 : (hd - d0) / 8;
+            __m256 a[4];
+            for (int c = 0; c < nv; c++)
+                a[c] = _mm256_loadu_ps(out + d0 + 8 * c);
+            for (j = 0; j < nt; j++) {
+                const __m256 pj = _mm256_set1_ps(p[t0 + j]);
+                const float *vj = v + (int64_t)(t0 + j) * ldv + d0;
+                for (int c = 0; c < nv; c++)
+                    a[c] = _mm256_fmadd_ps(_mm256_loadu_ps(vj + 8 * c), pj, a[c]);
+            }
+            for (int c = 0; c < nv; c++)
+                _mm256_storeu_ps(out + d0 + 8 * c, a[c]);
+        }
     }
+    const __m256 inv = _mm256_set1_ps(1.0f / S);
+    for (int d = 0; d < hd; d += 8)
+        _mm256_storeu_ps(out + d, _mm256_mul_ps(_mm256_loadu_ps(out + d), inv));
 }
 
 static void swiglu_avx2(float *g, const float *u, int64_t n)
@@ -579,7 +585,7 @@ static void swiglu_avx2(float *g, const float *u, int64_t n)
     const __m256 one = _mm256_set1_ps(1.0f);
     for (; i + 8 <= n; i += 8) {
         const __m256 x = _mm256_loadu_ps(g + i);
-        const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        const __m256 e = gexp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
         _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)));
     }
     for (; i < n; i++)

@@ -657,39 +657,107 @@ static void gemm_q(int wtype, int64_t n, const void *w, size_t wrs, int nr, cons
 
 /* ---------------------------------------------------------------- attention */
 
-/* expf as the AVX2 table computes it (same polynomial, same operations), 16 lanes. */
-static inline __m512 exp16(__m512 x)
+/* ggml's AVX-512 vector expf (the same operations, so the same bits as llama.cpp's AVX-512
+ * build; it differs from the AVX2 one in its last steps): e^x = 2^n (1 + b c(b)). */
+static inline __m512 gexp16(__m512 x)
 {
-    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-87.3f));
-    const __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
-    y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), r);
-    y = _mm512_add_ps(y, _mm512_set1_ps(1.0f));
-    const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
+    const __m512 r = _mm512_set1_ps(0x1.8p23f);
+    const __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), r);
+    const __m512 n = _mm512_sub_ps(z, r);
+    const __m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f),
+                                      _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x));
+    const __mmask16 d = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192), _CMP_GT_OQ);
+    const __m512 u = _mm512_mul_ps(b, b);
+    const __m512 j = _mm512_fmadd_ps(
+        _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b, _mm512_set1_ps(0x1.573e2ep-5f)), u,
+                        _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b, _mm512_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0f)));
+    const __m512 res = _mm512_scalef_ps(j, n);
+    if (!d)
+        return res;
+    const __m512 alt = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(n, _mm512_setzero_ps(), _CMP_LE_OQ),
+                                            _mm512_set1_ps(INFINITY), _mm512_setzero_ps());
+    return _mm512_mask_blend_ps(d, res, alt);
 }
 
 static inline __mmask16 tail16(int left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
 
-/* P·V for rows r0..r0+7 (mr valid) of the tile, NV (1 or 2) vectors of 16 dims from d0. */
-#define PV_ROWS(NV)                                                                                      static void pv_rows_##NV(const float *s, int ls, int r0, int mr, int nmax, const float *v, int64_t ldv,                              int d0, float *out, int64_t ldo)                                            {                                                                                                        __m512 a[8][NV];                                                                                     const float *pr[8];                                                                                  UNROLL for (int r = 0; r < 8; r++) {                                                                     pr[r] = s + (size_t)(r0 + (r < mr ? r : 0)) * ls;                                                    UNROLL for (int c = 0; c < NV; c++) a[r][c] = _mm512_setzero_ps();                               }                                                                                                    for (int j = 0; j < nmax; j++) {                                                                         const float *vj = v + (size_t)j * ldv + d0;                                                          __m512 vv[NV];                                                                                       UNROLL for (int c = 0; c < NV; c++) vv[c] = _mm512_loadu_ps(vj + 16 * c);                            UNROLL for (int r = 0; r < 8; r++) {                                                                     const __m512 pj = _mm512_set1_ps(pr[r][j]);                                                          UNROLL for (int c = 0; c < NV; c++) a[r][c] = _mm512_fmadd_ps(pj, vv[c], a[r][c]);               }                                                                                                }                                                                                                    for (int r = 0; r < mr; r++)                                                                             UNROLL for (int c = 0; c < NV; c++) _mm512_storeu_ps(out + (size_t)(r0 + r) * ldo + d0 + 16 * c, a[r][c]);     }
-PV_ROWS(1)
-PV_ROWS(2)
+/* Flash attention's online softmax and P·V for one query row whose n scaled scores are in
+ * row (overwritten), as the AVX-512 build does it (see rt_attn_fn). */
+static void fa_row(float *row, int n, const float *v, int64_t ldv, int hd, float *out)
+{
+    float M = -INFINITY, S = 0;
+    for (int d = 0; d < hd; d += 16)
+        _mm512_mask_storeu_ps(out + d, tail16(hd - d), _mm512_setzero_ps());
+    for (int t0 = 0; t0 < n; t0 += RT_FA_TILE) {
+        const int nt = n - t0 < RT_FA_TILE ? n - t0 : RT_FA_TILE;
+        __m512 vmx = _mm512_set1_ps(-INFINITY);
+        for (int j = 0; j < nt; j += 16)
+            vmx = _mm512_mask_max_ps(vmx, tail16(nt - j), vmx, _mm512_maskz_loadu_ps(tail16(nt - j), row + t0 + j));
+        const float Mn = fmaxf(M, _mm512_reduce_max_ps(vmx));
+        if (Mn > M && M != -INFINITY) {
+            const float ms = expf(M - Mn);
+            for (int d = 0; d < hd; d += 16) {
+                const __mmask16 mk = tail16(hd - d);
+                _mm512_mask_storeu_ps(out + d, mk, _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, out + d), _mm512_set1_ps(ms)));
+            }
+            S *= ms;
+        }
+        M = Mn;
+        const __m512 vm = _mm512_set1_ps(M);
+        double sum = 0;
+        for (int j = 0; j < nt; j += 16) {
+            const __mmask16 mk = tail16(nt - j);
+            const __m512 x = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), mk, row + t0 + j);
+            const __m512 e = gexp16(_mm512_sub_ps(x, vm));
+            _mm512_mask_storeu_ps(row + t0 + j, mk, e);
+            sum += (double)_mm512_reduce_add_ps(e);
+        }
+        S = (float)((double)S + sum);
+        for (int d0 = 0; d0 < hd; d0 += 64) {
+            __m512 a[4];
+            const int nv = hd - d0 >= 64 ? 4 : (hd - d0 + 15) / 16;
+            UNROLL for (int c = 0; c < 4; c++)
+                a[c] = c < nv ? _mm512_maskz_loadu_ps(tail16(hd - d0 - 16 * c), out + d0 + 16 * c) : _mm512_setzero_ps();
+            for (int j = 0; j < nt; j++) {
+                const __m512 pj = _mm512_set1_ps(row[t0 + j]);
+                const float *vj = v + (int64_t)(t0 + j) * ldv + d0;
+                UNROLL for (int c = 0; c < 4; c++)
+                    if (c < nv)
+                        a[c] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail16(hd - d0 - 16 * c), vj + 16 * c), pj, a[c]);
+            }
+            UNROLL for (int c = 0; c < 4; c++)
+                if (c < nv)
+                    _mm512_mask_storeu_ps(out + d0 + 16 * c, tail16(hd - d0 - 16 * c), a[c]);
+        }
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / S);
+    for (int d = 0; d < hd; d += 16) {
+        const __mmask16 mk = tail16(hd - d);
+        _mm512_mask_storeu_ps(out + d, mk, _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, out + d), inv));
+    }
+}
+
+/* One query row (rt_attn_fn) with the AVX-512 build's arithmetic. */
+static void attn_row(const float *q, const float *kt, int64_t ldk, const float *v, int64_t ldv, int n, int hd,
+                     float scale, float *p, float *out)
+{
+    for (int j = 0; j < n; j += 16) {
+        const __mmask16 mk = tail16(n - j);
+        __m512 acc = _mm512_setzero_ps();
+        for (int d = 0; d < hd; d++)
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(q[d]), _mm512_maskz_loadu_ps(mk, kt + (size_t)d * ldk + j), acc);
+        _mm512_mask_storeu_ps(p + j, mk, _mm512_mul_ps(acc, _mm512_set1_ps(scale)));
+    }
+    fa_row(p, n, v, ldv, hd, out);
+}
 
 static void attn_rows(const float *q, int64_t ldq, int i0, int m, const float *kt, int64_t ldk, const float *v,
                       int64_t ldv, int hd, float scale, float *s, float *out, int64_t ldo)
 {
     if (hd % 16 || m > 16 || ((uintptr_t)s & 63)) {
         for (int r = 0; r < m; r++)
-            rt_kernels_avx2.attn(q + r * ldq, kt, ldk, v, ldv, i0 + r + 1, hd, scale, s, out + r * ldo);
+            attn_row(q + r * ldq, kt, ldk, v, ldv, i0 + r + 1, hd, scale, s, out + r * ldo);
         return;
     }
     const int nk = i0 + m, ls = (nk + 15) & ~15;
@@ -708,37 +776,9 @@ static void attn_rows(const float *q, int64_t ldq, int i0, int m, const float *k
         }
         UNROLL for (int r = 0; r < 16; r++) _mm512_store_ps(s + (size_t)r * ls + j, _mm512_mul_ps(acc[r], vscale));
     }
-    /* softmax of row r over keys 0..i0+r (f32 exps, double sum), probabilities rounded to fp16,
-     * zeros after the last key */
-    for (int r = 0; r < m; r++) {
-        const int n = i0 + r + 1;
-        float *row = s + (size_t)r * ls;
-        __m512 vmx = _mm512_set1_ps(-INFINITY);
-        for (int j = 0; j < n; j += 16)
-            vmx = _mm512_mask_max_ps(vmx, tail16(n - j), vmx, _mm512_load_ps(row + j));
-        const __m512 vm = _mm512_set1_ps(_mm512_reduce_max_ps(vmx));
-        double sum = 0;
-        for (int j = 0; j < n; j += 16) {
-            const __m512 e = _mm512_maskz_mov_ps(tail16(n - j), exp16(_mm512_sub_ps(_mm512_load_ps(row + j), vm)));
-            _mm512_store_ps(row + j, e);
-            sum += (double)_mm512_reduce_add_ps(e);
-        }
-        const __m512 vinv = _mm512_set1_ps((float)(1.0 / sum));
-        for (int j = 0; j < ls; j += 16) {
-            const __m512 pj = _mm512_mul_ps(_mm512_load_ps(row + j), vinv);
-            _mm512_store_ps(row + j, _mm512_maskz_mov_ps(j < n ? tail16(n - j) : 0,
-                                                         _mm512_cvtph_ps(_mm512_cvtps_ph(pj, _MM_FROUND_TO_NEAREST_INT))));
-        }
-    }
-    /* out_r = sum_j p_rj v_j, in key order */
-    for (int d0 = 0; d0 < hd; d0 += 32)
-        for (int r0 = 0; r0 < m; r0 += 8) {
-            const int mr = m - r0 < 8 ? m - r0 : 8;
-            if (hd - d0 >= 32)
-                pv_rows_2(s, ls, r0, mr, i0 + r0 + mr, v, ldv, d0, out, ldo);
-            else
-                pv_rows_1(s, ls, r0, mr, i0 + r0 + mr, v, ldv, d0, out, ldo);
-        }
+    /* flash attention's online softmax and P·V, row by row */
+    for (int r = 0; r < m; r++)
+        fa_row(s + (size_t)r * ls, i0 + r + 1, v, ldv, hd, out + (size_t)r * ldo);
 }
 
 /* ---------------------------------------------------------------- log-sum-exp */
@@ -801,17 +841,19 @@ static void rms_norm(const float *x, const float *w, int64_t n, float eps, float
     }
 }
 
-/* silu(g) * u with the AVX2 table's exp: the same value in every lane as there */
+/* ggml's swiglu on the AVX-512 build: silu(g) * u by 16 lanes with its expf, the rest with
+ * libm's expf. */
 static void swiglu(float *g, const float *u, int64_t n)
 {
     const __m512 one = _mm512_set1_ps(1.0f);
-    for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 mk = tail16((int)(n - i < 16 ? n - i : 16));
-        const __m512 x = _mm512_maskz_loadu_ps(mk, g + i);
-        const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
-        _mm512_mask_storeu_ps(g + i, mk,
-                              _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_maskz_loadu_ps(mk, u + i)));
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 x = _mm512_loadu_ps(g + i);
+        const __m512 e = gexp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        _mm512_storeu_ps(g + i, _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_loadu_ps(u + i)));
     }
+    for (; i < n; i++)
+        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
 /* Activation converters, byte-identical to the scalar ones (round half to even, as ggml). */
@@ -927,6 +969,7 @@ DOT(Q5_K)
 DOT(Q6_K)
 
 const rt_kernel_table rt_kernels_avx512 = {
+    .attn = attn_row,
     .attn_rows = attn_rows,
     .sum_exp = sum_exp,
     .rms_norm = rms_norm,
