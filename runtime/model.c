@@ -826,7 +826,7 @@ static void rope_row(const rt_model *m, float *x, int t, int nh, int hd)
             const float x0 = v[2 * i], x1 = v[2 * i + 1];
             /* as ggml's build contracts x0*cos - x1*sin and x0*sin + x1*cos */
             v[2 * i] = fmaf(x0, c[i], -(x1 * s[i]));
-            v[2 * i + 1] = fmaf(x1, c[i], x0 * s[i]);
+            v[2 * i + 1] = fmaf(x0, s[i], x1 * c[i]);
         }
     }
 }
