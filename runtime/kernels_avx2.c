@@ -320,18 +320,25 @@ static void core_q8_1(int64_t n, const rt_unpacked *u, int nr, const void *xa, s
                 const __m256i xv = _mm256_loadu_si256((const __m256i *)xb[b].qs);
                 const __m256i p = dot_u8s8(av, xv);
                 acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(u[r].d[b] * d[b]), acc);
-                accm += u[r].m[b] * s[b];
+                accm = fmaf(u[r].m[b], s[b], accm); /* ggml's build contracts m*s + summs */
             }
             y[t * ldy + r] = hsum8(acc) + accm;
         }
     }
 }
 
-/* Q8_K class (k-quants). */
-static void core_q8_K(int64_t n, const rt_unpacked *u, int nr, const void *xa, size_t xrs, int nt,
-                      const float *xd, float *y, int64_t ldy)
+/* Q8_K class (k-quants), as ggml's AVX2 vec_dot for each type sums (lane l of the 8-lane
+ * integer sums holds bytes 4l..4l+3 of every 32 values, times their sub-block scale):
+ *   Q6_K  isum = lanes - bsum pairs · (32 sc) (corr), acc += f32(isum) * (d_w d_x)
+ *   Q3_K  the -4 offsets inside the lanes (w - 4 with w = 0..7), acc += f32(lanes) * (d_w d_x)
+ *   Q2_K  acc -= f32(bsum pairs · mins) * (dmin_w d_x) first, then acc += f32(lanes) * (d_w d_x)
+ *   Q5_K  acc += f32(lanes) * (d_w d_x); summs = fma(-(dmin_w d_x), sum_j m_j bsum32_j, summs)
+ * and the result hsum(acc) (+ summs). */
+static void core_q8_K(int wtype, int64_t n, const rt_unpacked *u, int nr, const void *xa, size_t xrs, int nt,
+                      float *y, int64_t ldy)
 {
     const int64_t nsb = n / 256;
+    const __m256i four = _mm256_set1_epi8(4);
     for (int t0 = 0; t0 < nt; t0 += NT) {
         const int tn = nt - t0 < NT ? nt - t0 : NT;
         const lq_block_q8_K *xb[NT];
@@ -340,9 +347,12 @@ static void core_q8_K(int64_t n, const rt_unpacked *u, int nr, const void *xa, s
             xb[j] = (const lq_block_q8_K *)((const char *)xa + (size_t)(t0 + (j < tn ? j : 0)) * xrs);
         for (int r = 0; r < nr; r++) {
             __m256 acc[NT];
+            float summs[NT];
             _Pragma("GCC unroll 16")
-            for (int j = 0; j < NT; j++)
+            for (int j = 0; j < NT; j++) {
                 acc[j] = _mm256_setzero_ps();
+                summs[j] = 0;
+            }
             for (int64_t b = 0; b < nsb; b++) {
                 __m256i iacc[NT];
                 _Pragma("GCC unroll 16")
@@ -357,7 +367,10 @@ static void core_q8_K(int64_t n, const rt_unpacked *u, int nr, const void *xa, s
                     _Pragma("GCC unroll 16")
                     for (int j = 0; j < NT; j++) {
                         const __m256i xv = _mm256_loadu_si256((const __m256i *)(xb[j][b].qs + 32 * k));
-                        iacc[j] = _mm256_add_epi32(iacc[j], _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv), sv));
+                        __m256i p16 = _mm256_maddubs_epi16(wv, xv);
+                        if (wtype == GGUF_Q3_K)
+                            p16 = _mm256_sub_epi16(p16, _mm256_maddubs_epi16(four, xv));
+                        iacc[j] = _mm256_add_epi32(iacc[j], _mm256_madd_epi16(p16, sv));
                     }
                 }
                 const __m256i corr = _mm256_load_si256((const __m256i *)(u[r].corr + 16 * b));
@@ -366,16 +379,66 @@ static void core_q8_K(int64_t n, const rt_unpacked *u, int nr, const void *xa, s
                 _Pragma("GCC unroll 16")
                 for (int j = 0; j < NT; j++) {
                     const __m256i bs = _mm256_loadu_si256((const __m256i *)xb[j][b].bsums);
-                    const __m256i isum = _mm256_sub_epi32(iacc[j], _mm256_madd_epi16(bs, corr));
                     const float dx = xb[j][b].d;
+                    if (wtype == GGUF_Q2_K)
+                        acc[j] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * dx), _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mins)),
+                                                  acc[j]);
+                    const __m256i isum = wtype == GGUF_Q6_K ? _mm256_sub_epi32(iacc[j], _mm256_madd_epi16(bs, corr)) : iacc[j];
                     acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * dx), acc[j]);
-                    acc[j] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mins)),
-                                              _mm256_set1_ps(dmin * dx), acc[j]);
+                    if (wtype == GGUF_Q5_K) {
+                        const __m256i pm = _mm256_madd_epi16(bs, mins);
+                        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(pm), _mm256_extracti128_si256(pm, 1));
+                        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+                        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
+                        summs[j] = fmaf(-(dx * dmin), (float)_mm_cvtsi128_si32(h), summs[j]);
+                    }
                 }
             }
             _Pragma("GCC unroll 16")
             for (int j = 0; j < tn; j++)
-                y[(t0 + j) * ldy + r] = hsum8(acc[j]);
+                y[(t0 + j) * ldy + r] = hsum8(acc[j]) + summs[j];
+        }
+    }
+}
+
+static inline int hsum_i32x8(__m256i v)
+{
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
+    return _mm_cvtsi128_si32(h);
+}
+
+/* Q4_K as llama.cpp's repacked Q4_K GEMM sums it on x86 (see kernels_avx512.c): per 64
+ * values acc = fma(f32(sc0 dot0 + sc1 dot1), d_w d_x, acc), accm likewise with the mins,
+ * result acc - accm; one scalar chain per output. */
+static void core_q4_K(int64_t n, const rt_unpacked *u, int nr, const void *xa, size_t xrs, int nt, float *y,
+                      int64_t ldy)
+{
+    const int64_t nsb = n / 256;
+    for (int t = 0; t < nt; t++) {
+        const lq_block_q8_K *xb = (const lq_block_q8_K *)((const char *)xa + (size_t)t * xrs);
+        for (int r = 0; r < nr; r++) {
+            float acc = 0, accm = 0;
+            for (int64_t b = 0; b < nsb; b++) {
+                const uint8_t *uv = u[r].aw + 256 * b;
+                const int16_t *sc = u[r].sc32 + 128 * b, *mn = u[r].mins + 16 * b;
+                const float dd = u[r].d[b] * xb[b].d, dm = u[r].m[b] * xb[b].d;
+                const int16_t *bs = xb[b].bsums;
+                for (int h = 0; h < 4; h++) {
+                    __m256i ia = _mm256_setzero_si256();
+                    for (int k = 2 * h; k < 2 * h + 2; k++) {
+                        const __m256i wv = _mm256_load_si256((const __m256i *)(uv + 32 * k));
+                        const __m256i xv = _mm256_loadu_si256((const __m256i *)(xb[b].qs + 32 * k));
+                        ia = _mm256_add_epi32(ia, _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv),
+                                                                    _mm256_load_si256((const __m256i *)(sc + 16 * k))));
+                    }
+                    const int im = mn[4 * h] * (bs[4 * h] + bs[4 * h + 1]) + mn[4 * h + 2] * (bs[4 * h + 2] + bs[4 * h + 3]);
+                    acc = fmaf((float)hsum_i32x8(ia), dd, acc);
+                    accm = fmaf((float)im, dm, accm);
+                }
+            }
+            y[t * ldy + r] = acc - accm;
         }
     }
 }
@@ -419,7 +482,10 @@ static void gemm_quant(int wtype, int64_t n, const void *w, size_t wrs, int nr, 
         }
         core_q8_1(n, u, nr, xa, xrs, nt, xd, y, ldy);
     } else {
-        core_q8_K(n, u, nr, xa, xrs, nt, NULL, y, ldy);
+        if (wtype == GGUF_Q4_K)
+            core_q4_K(n, u, nr, xa, xrs, nt, y, ldy);
+        else
+            core_q8_K(wtype, n, u, nr, xa, xrs, nt, y, ldy);
     }
     free(buf);
 }

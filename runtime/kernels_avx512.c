@@ -587,14 +587,15 @@ Q81_CORE(1)
         }                                                                                            \
         UNROLL for (int j = 0; j < RN; j++) _mm512_mask_storeu_ps(y + j * ldy, om, acc[j]);         \
     }
-/* Q4_K as llama.cpp's repacked Q4_K GEMM sums it (its x86 path for Q4_K): per 64 values (two
- * sub-blocks) acc += f32(sc0*dot0 + sc1*dot1) * (d_w d_x) and accm += f32(m0*bsum0 + m1*bsum1)
- * * (dmin_w d_x), result acc - accm. */
-#define Q4K_CORE(RN)                                                                                 \
-    static void q4k_core_##RN(int64_t nsb, const uint8_t *P, const float *dw, const float *dmw,      \
-                              const int32_t *sc, const uint32_t *pr, const int32_t *xq, const float *xd, \
-                              const uint32_t *xbp, float *y, int64_t ldy, __mmask16 om)              \
+/* Q4_K and Q2_K as llama.cpp's repacked GEMMs (its x86 path for them) sum: per group of G
+ * sub-blocks (64 values for Q4_K, 128 for Q2_K) acc += f32(sum_j sc_j dot_j) * (d_w d_x) and
+ * accm += f32(sum_j m_j bsum_j) * (dmin_w d_x); the result is acc - accm. */
+#define SPLIT_CORE(NAME, RN, NSUB, G)                                                                \
+    static void NAME##_##RN(int64_t nsb, const uint8_t *P, const float *dw, const float *dmw,        \
+                            const int32_t *sc, const uint32_t *pr, const int32_t *xq, const float *xd, \
+                            const uint32_t *xbp, float *y, int64_t ldy, __mmask16 om)                \
     {                                                                                                \
+        enum { STEPS = 64 / NSUB, GP = G / 2 };                                                      \
         __m512 acc[RN], accm[RN];                                                                    \
         UNROLL for (int j = 0; j < RN; j++) acc[j] = accm[j] = _mm512_setzero_ps();                  \
         for (int64_t sb = 0; sb < nsb; sb++) {                                                       \
@@ -602,27 +603,29 @@ Q81_CORE(1)
             const int32_t *q = xq + 1024 * sb;                                                       \
             const __m512 dv = _mm512_load_ps(dw + 16 * sb), dmv = _mm512_load_ps(dmw + 16 * sb);     \
             const uint32_t *bp = xbp + 128 * sb;                                                     \
-            for (int h = 0; h < 4; h++) {                                                            \
+            for (int h = 0; h < NSUB / G; h++) {                                                     \
                 __m512i is[RN];                                                                      \
                 UNROLL for (int j = 0; j < RN; j++) is[j] = _mm512_setzero_si512();                  \
-                UNROLL for (int s2 = 0; s2 < 2; s2++) {                                              \
-                    const int s = 2 * h + s2;                                                        \
-                    __m512i W[8];                                                                    \
-                    UNROLL for (int k = 0; k < 8; k++) W[k] = _mm512_load_si512(wp + 8 * s + k);     \
+                for (int s2 = 0; s2 < G; s2++) {                                                     \
+                    const int s = G * h + s2;                                                        \
+                    __m512i W[STEPS];                                                                \
+                    UNROLL for (int k = 0; k < STEPS; k++) W[k] = _mm512_load_si512(wp + STEPS * s + k); \
                     const __m512i scv = _mm512_load_si512(sc + (16 * sb + s) * 16);                  \
-                    const int32_t *qs = q + 8 * s * 16;                                              \
+                    const int32_t *qs = q + STEPS * s * 16;                                          \
                     UNROLL for (int j = 0; j < RN; j++) {                                            \
                         __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), W[0], _mm512_set1_epi32(qs[j])); \
-                        UNROLL for (int k = 1; k < 8; k++) t =                                       \
+                        UNROLL for (int k = 1; k < STEPS; k++) t =                                   \
                             _mm512_dpbusd_epi32(t, W[k], _mm512_set1_epi32(qs[16 * k + j]));         \
                         is[j] = _mm512_add_epi32(is[j], _mm512_mullo_epi32(t, scv));                 \
                     }                                                                                \
                 }                                                                                    \
-                const __m512i PR = _mm512_load_si512(pr + (8 * sb + h) * 16);                        \
+                __m512i PR[GP];                                                                      \
+                UNROLL for (int i = 0; i < GP; i++) PR[i] = _mm512_load_si512(pr + (8 * sb + GP * h + i) * 16); \
                 UNROLL for (int j = 0; j < RN; j++) {                                                \
                     const __m512 dx = _mm512_set1_ps(xd[16 * sb + j]);                               \
-                    const __m512i m = _mm512_dpwssd_epi32(_mm512_setzero_si512(), PR,                \
-                                                          _mm512_set1_epi32((int)bp[16 * h + j]));    \
+                    __m512i m = _mm512_setzero_si512();                                              \
+                    UNROLL for (int i = 0; i < GP; i++)                                              \
+                        m = _mm512_dpwssd_epi32(m, PR[i], _mm512_set1_epi32((int)bp[16 * (GP * h + i) + j])); \
                     acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[j]), _mm512_mul_ps(dv, dx), acc[j]); \
                     accm[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(dmv, dx), accm[j]); \
                 }                                                                                    \
@@ -631,17 +634,19 @@ Q81_CORE(1)
         UNROLL for (int j = 0; j < RN; j++)                                                          \
             _mm512_mask_storeu_ps(y + j * ldy, om, _mm512_sub_ps(acc[j], accm[j]));                 \
     }
-Q4K_CORE(8)
-Q4K_CORE(4)
-Q4K_CORE(2)
-Q4K_CORE(1)
+#define SPLIT_CORES(NAME, NSUB, G)                                                                   \
+    SPLIT_CORE(NAME, 8, NSUB, G)                                                                     \
+    SPLIT_CORE(NAME, 4, NSUB, G)                                                                     \
+    SPLIT_CORE(NAME, 2, NSUB, G)                                                                     \
+    SPLIT_CORE(NAME, 1, NSUB, G)
+SPLIT_CORES(q4k, 8, 2)
+SPLIT_CORES(q2k, 16, 8)
 
 #define QK_CORES(NAME, NSUB, MIN)                                                                    \
     QK_CORE(NAME, 8, NSUB, MIN)                                                                      \
     QK_CORE(NAME, 4, NSUB, MIN)                                                                      \
     QK_CORE(NAME, 2, NSUB, MIN)                                                                      \
     QK_CORE(NAME, 1, NSUB, MIN)
-QK_CORES(qk16m, 16, 1) /* Q2_K */
 QK_CORES(qk16c, 16, 0) /* Q3_K, Q6_K */
 QK_CORES(qk8m, 8, 1)   /* Q4_K, Q5_K */
 
@@ -658,12 +663,12 @@ static void gemm_q(int wtype, int64_t n, const void *w, size_t wrs, int nr, cons
     const int cls = rt_unpack_class(wtype);
     const int64_t nb = n / 32, nsb = n / 256;
     const qk_core_fn *qk = NULL;
-    static const qk_core_fn qk16m[4] = {qk16m_8, qk16m_4, qk16m_2, qk16m_1};
     static const qk_core_fn qk16c[4] = {qk16c_8, qk16c_4, qk16c_2, qk16c_1};
     static const qk_core_fn qk8m[4] = {qk8m_8, qk8m_4, qk8m_2, qk8m_1};
-    static const qk_core_fn q4k[4] = {q4k_core_8, q4k_core_4, q4k_core_2, q4k_core_1};
+    static const qk_core_fn q4k[4] = {q4k_8, q4k_4, q4k_2, q4k_1};
+    static const qk_core_fn q2k[4] = {q2k_8, q2k_4, q2k_2, q2k_1};
     if (cls == RT_CLS_Q8_K)
-        qk = wtype == GGUF_Q2_K ? qk16m : wtype == GGUF_Q4_K ? q4k : kq_sub32(wtype) ? qk8m : qk16c;
+        qk = wtype == GGUF_Q2_K ? q2k : wtype == GGUF_Q4_K ? q4k : kq_sub32(wtype) ? qk8m : qk16c;
     for (int t0 = 0; t0 < nt; t0 += 16) {
         const char *tile = (const char *)tiles + (size_t)(t0 / 16) * tile_bytes;
         const int tn = nt - t0 < 16 ? nt - t0 : 16;
@@ -1008,14 +1013,8 @@ static float dot_via_gemm(int wtype, int64_t n, const void *w, const void *xa)
     static float dot_##T(int64_t n, const void *w, const void *xa) { return dot_via_gemm(GGUF_##T, n, w, xa); }
 DOT(F32)
 DOT(Q4_0)
-DOT(Q4_1)
-DOT(Q5_0)
-DOT(Q5_1)
-DOT(Q8_0)
 DOT(Q2_K)
-DOT(Q3_K)
 DOT(Q4_K)
-DOT(Q5_K)
 
 const rt_kernel_table rt_kernels_avx512 = {
     .attn = attn_row,
@@ -1025,21 +1024,13 @@ const rt_kernel_table rt_kernels_avx512 = {
     .transpose = transpose,
     .swiglu = swiglu,
     .quant = {[GGUF_Q8_0] = quant_q8_0, [GGUF_Q8_K] = quant_q8_K},
-    .dot = {
-        [GGUF_F32] = dot_F32, [GGUF_Q4_0] = dot_Q4_0, [GGUF_Q4_1] = dot_Q4_1, [GGUF_Q5_0] = dot_Q5_0,
-        [GGUF_Q5_1] = dot_Q5_1, [GGUF_Q8_0] = dot_Q8_0, [GGUF_Q2_K] = dot_Q2_K, [GGUF_Q3_K] = dot_Q3_K,
-        [GGUF_Q4_K] = dot_Q4_K, [GGUF_Q5_K] = dot_Q5_K,
-    },
-    .gemm = {
-        [GGUF_F32] = gemm_f32, [GGUF_Q4_0] = gemm_q, [GGUF_Q4_1] = gemm_q, [GGUF_Q5_0] = gemm_q,
-        [GGUF_Q5_1] = gemm_q, [GGUF_Q8_0] = gemm_q, [GGUF_Q2_K] = gemm_q, [GGUF_Q3_K] = gemm_q,
-        [GGUF_Q4_K] = gemm_q, [GGUF_Q5_K] = gemm_q,
-    },
-    .prep = {
-        [GGUF_F32] = prep_f32, [GGUF_Q4_0] = prep_q8b, [GGUF_Q4_1] = prep_q8b, [GGUF_Q5_0] = prep_q8b,
-        [GGUF_Q5_1] = prep_q8b, [GGUF_Q8_0] = prep_q8b, [GGUF_Q2_K] = prep_q8k, [GGUF_Q3_K] = prep_q8k,
-        [GGUF_Q4_K] = prep_q8k, [GGUF_Q5_K] = prep_q8k,
-    },
+    /* Only the types llama.cpp's AVX-512 build multiplies with kernels of its own (F32 through
+     * llamafile's 16-lane sgemm, Q4_0/Q4_K/Q2_K through its repacked GEMMs) are here; the
+     * others run ggml's AVX2 arithmetic there too (llamafile's 8-lane Q8_0/Q5_0 kernel, the
+     * AVX2 vec_dots), so they fall back to the AVX2 table, which sums as those do. */
+    .dot = {[GGUF_F32] = dot_F32, [GGUF_Q4_0] = dot_Q4_0, [GGUF_Q2_K] = dot_Q2_K, [GGUF_Q4_K] = dot_Q4_K},
+    .gemm = {[GGUF_F32] = gemm_f32, [GGUF_Q4_0] = gemm_q, [GGUF_Q2_K] = gemm_q, [GGUF_Q4_K] = gemm_q},
+    .prep = {[GGUF_F32] = prep_f32, [GGUF_Q4_0] = prep_q8b, [GGUF_Q2_K] = prep_q8k, [GGUF_Q4_K] = prep_q8k},
     .tile_size = tile_size,
     .scratch_size = scratch_size,
 };
