@@ -79,65 +79,175 @@ static void transpose_rows(const void *src, size_t rs, int nr, int64_t ndw, void
     }
 }
 
-/* ---------------------------------------------------------------- F32 */
+/* ---------------------------------------------------------------- F32, F16, BF16 */
 
-static void prep_f32(int wtype, int64_t n, const void *xa, size_t xrs, int nt, void *tile)
+/* Float matrices as llamafile's sgemm sums them in llama.cpp's AVX-512 build: for each output,
+ * 16 lane sums over k (lane L takes k = L, L+16, ... by fma, in k order), then the lanes added
+ * as _mm512_reduce_add_ps does. F16 and BF16 weights are widened on load; their (already
+ * rounded) activations are widened once per matmul by prep into f32 tiles. With AVX512-BF16
+ * the BF16 kernel is vdpbf16ps on 32 values per step instead, as that build does. Tiles of
+ * RM rows × RN tokens only share loads; every output is summed the same way. */
+static inline __m512 ld_f32(const void *p, int64_t k) { return _mm512_loadu_ps((const float *)p + k); }
+static inline __m512 ld_f16(const void *p, int64_t k)
 {
-    transpose_rows(xa, xrs, nt, n, tile);
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + k)));
+}
+static inline __m512 ld_bf16(const void *p, int64_t k)
+{
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + k))), 16));
 }
 
-/* RN tokens (columns of the tile X) × the 16-row panel P: y[j*ldy + r] = sum_k P[k][r] X[k][j]. */
-#define F32_CORE(RN)                                                                                 \
-    static void f32_core_##RN(int64_t n, const float *P, const float *X, float *y, int64_t ldy,      \
-                              __mmask16 om)                                                          \
+#define FLT_TILE(NAME, LD, RM, RN)                                                                   \
+    static void NAME##_##RM##x##RN(int64_t n, const char *w, size_t wrs, const float *x, size_t xrs, \
+                                   float *y, int64_t ldy)                                            \
     {                                                                                                \
-        __m512 acc[RN];                                                                              \
-        UNROLL for (int j = 0; j < RN; j++) acc[j] = _mm512_setzero_ps();                            \
-        for (int64_t k = 0; k < n; k++) {                                                            \
-            const __m512 wv = _mm512_load_ps(P + 16 * k);                                            \
-            const float *xk = X + 16 * k;                                                            \
-            UNROLL for (int j = 0; j < RN; j++) acc[j] = _mm512_fmadd_ps(wv, _mm512_set1_ps(xk[j]), acc[j]); \
+        __m512 acc[RM][RN];                                                                          \
+        UNROLL for (int i = 0; i < RM; i++) UNROLL for (int j = 0; j < RN; j++) acc[i][j] = _mm512_setzero_ps(); \
+        for (int64_t k = 0; k < n; k += 16) {                                                        \
+            __m512 xv[RN];                                                                           \
+            UNROLL for (int j = 0; j < RN; j++) xv[j] = _mm512_loadu_ps(x + j * xrs + k);            \
+            UNROLL for (int i = 0; i < RM; i++) {                                                    \
+                const __m512 wv = LD(w + i * wrs, k);                                                \
+                UNROLL for (int j = 0; j < RN; j++) acc[i][j] = _mm512_fmadd_ps(wv, xv[j], acc[i][j]); \
+            }                                                                                        \
         }                                                                                            \
-        UNROLL for (int j = 0; j < RN; j++) _mm512_mask_storeu_ps(y + j * ldy, om, acc[j]);         \
+        UNROLL for (int i = 0; i < RM; i++) UNROLL for (int j = 0; j < RN; j++)                      \
+            y[j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);                                        \
     }
-F32_CORE(16)
-F32_CORE(8)
-F32_CORE(4)
-F32_CORE(2)
-F32_CORE(1)
+#define FLT_TILES(NAME, LD)                                                                          \
+    FLT_TILE(NAME, LD, 4, 4)                                                                         \
+    FLT_TILE(NAME, LD, 4, 1)                                                                         \
+    FLT_TILE(NAME, LD, 1, 4)                                                                         \
+    FLT_TILE(NAME, LD, 1, 1)
+FLT_TILES(t32, ld_f32)
+FLT_TILES(t16, ld_f16)
+FLT_TILES(tbf, ld_bf16)
 
-static void gemm_f32(int wtype, int64_t n, const void *w, size_t wrs, int nr, const void *xa, size_t xrs, int nt,
+typedef void (*flt_tile_fn)(int64_t, const char *, size_t, const float *, size_t, float *, int64_t);
+static void gemm_bf16dp(int wtype, int64_t n, const void *wv, size_t wrs, int nr, const void *xv, size_t xrs, int nt,
+                        const void *tiles, size_t tile_bytes, void *scratch, float *y, int64_t ldy);
+
+/* nr rows × nt tokens (x: f32 rows xrs floats apart) by 4 × 4 tiles and their edges. */
+static void flt_gemm(const flt_tile_fn f[4], int64_t n, const char *w, size_t wrs, int nr, const float *x,
+                     size_t xrs, int nt, float *y, int64_t ldy)
+{
+    int t = 0;
+    for (; t + 4 <= nt; t += 4) {
+        int r = 0;
+        for (; r + 4 <= nr; r += 4)
+            f[0](n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
+        for (; r < nr; r++)
+            f[2](n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
+    }
+    for (; t < nt; t++) {
+        int r = 0;
+        for (; r + 4 <= nr; r += 4)
+            f[1](n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
+        for (; r < nr; r++)
+            f[3](n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
+    }
+}
+
+static int bf16_dp(void)
+{
+    static int has = -1;
+    if (has < 0)
+        has = rt_cpu_has_avx512bf16();
+    return has;
+}
+
+/* F16/BF16 activations of one tile of tokens widened to f32 rows of n (not needed when BF16
+ * runs on vdpbf16ps, nor for rows that are not a multiple of 16). */
+static void prep_widen(int wtype, int64_t n, const void *xa, size_t xrs, int nt, void *tile)
+{
+    if ((wtype == GGUF_BF16 && bf16_dp()) || n % 16)
+        return;
+    float *o = tile;
+    for (int j = 0; j < nt; j++) {
+        const char *row = (const char *)xa + (size_t)j * xrs;
+        for (int64_t k = 0; k < n; k += 16)
+            _mm512_storeu_ps(o + (size_t)j * n + k, wtype == GGUF_F16 ? ld_f16(row, k) : ld_bf16(row, k));
+    }
+}
+
+static void gemm_flt(int wtype, int64_t n, const void *w, size_t wrs, int nr, const void *xa, size_t xrs, int nt,
                      const void *tiles, size_t tile_bytes, void *scratch, float *y, int64_t ldy)
 {
-    float *P = scratch;
-    transpose_rows(w, wrs, nr, n, P);
-    const __mmask16 om = (__mmask16)((1u << nr) - 1);
-    /* The weights are read once per call, mostly from memory: fetch the next row block (the
-     * next call of this thread under a static schedule) into L2 while this one computes. */
-    const char *next = (const char *)w + 16 * wrs;
-    const size_t nlines = ((size_t)n * 4 + 63) / 64, ntiles = ((size_t)nt + 15) / 16;
-    const size_t per_tile = (nlines + ntiles - 1) / ntiles;
-    for (int t0 = 0; t0 < nt; t0 += 16) {
-        const size_t l0 = (size_t)(t0 / 16) * per_tile;
-        for (size_t l = l0; l < l0 + per_tile && l < nlines; l++)
-            for (int r = 0; r < 16; r++)
-                _mm_prefetch(next + r * wrs + 64 * l, _MM_HINT_T1);
-        const float *X = (const float *)((const char *)tiles + (size_t)(t0 / 16) * tile_bytes);
-        const int tn = nt - t0 < 16 ? nt - t0 : 16;
-        float *yt = y + (size_t)t0 * ldy;
-        if (tn == 16) {
-            f32_core_16(n, P, X, yt, ldy, om);
-            continue;
+    static const flt_tile_fn f32[4] = {t32_4x4, t32_4x1, t32_1x4, t32_1x1};
+    static const flt_tile_fn f16[4] = {t16_4x4, t16_4x1, t16_1x4, t16_1x1};
+    static const flt_tile_fn fbf[4] = {tbf_4x4, tbf_4x1, tbf_1x4, tbf_1x1};
+    if (n % 16) { /* llamafile's sgemm declines these; ggml's dot products (AVX2 order) */
+        for (int t = 0; t < nt; t++)
+            for (int r = 0; r < nr; r++)
+                y[t * ldy + r] = rt_kernels_avx2.dot[wtype](n, (const char *)w + r * wrs, (const char *)xa + t * xrs);
+        return;
+    }
+    if (wtype == GGUF_BF16 && bf16_dp()) {
+        if (n % 32 == 0) {
+            gemm_bf16dp(wtype, n, w, wrs, nr, xa, xrs, nt, tiles, tile_bytes, scratch, y, ldy);
+            return;
         }
-        int j = 0;
-        if (tn - j >= 8)
-            f32_core_8(n, P, X + j, yt + j * ldy, ldy, om), j += 8;
-        if (tn - j >= 4)
-            f32_core_4(n, P, X + j, yt + j * ldy, ldy, om), j += 4;
-        if (tn - j >= 2)
-            f32_core_2(n, P, X + j, yt + j * ldy, ldy, om), j += 2;
-        if (tn - j >= 1)
-            f32_core_1(n, P, X + j, yt + j * ldy, ldy, om);
+        for (int t = 0; t < nt; t++)
+            for (int r = 0; r < nr; r++)
+                y[t * ldy + r] = rt_kernels_avx2.dot[wtype](n, (const char *)w + r * wrs, (const char *)xa + t * xrs);
+        return;
+    }
+    if (wtype == GGUF_F32) {
+        flt_gemm(f32, n, w, wrs, nr, xa, xrs / 4, nt, y, ldy);
+        return;
+    }
+    for (int t0 = 0; t0 < nt; t0 += 16) {
+        const float *X = (const float *)((const char *)tiles + (size_t)(t0 / 16) * tile_bytes);
+        flt_gemm(wtype == GGUF_F16 ? f16 : fbf, n, w, wrs, nr, X, (size_t)n, nt - t0 < 16 ? nt - t0 : 16,
+                 y + (size_t)t0 * ldy, ldy);
+    }
+}
+
+/* BF16 with AVX512-BF16: vdpbf16ps on the bf16 weights and activations, 32 values per step
+ * (lane L takes the pairs 2L, 2L+1 of each step: the odd one, then the even one, added with
+ * one rounding each). */
+#define BF_TILE(RM, RN)                                                                              \
+    __attribute__((target("avx512bf16"))) static void bf_##RM##x##RN(int64_t n, const char *w, size_t wrs, \
+                                                                     const char *x, size_t xrs, float *y, int64_t ldy) \
+    {                                                                                                \
+        __m512 acc[RM][RN];                                                                          \
+        UNROLL for (int i = 0; i < RM; i++) UNROLL for (int j = 0; j < RN; j++) acc[i][j] = _mm512_setzero_ps(); \
+        for (int64_t k = 0; k < n; k += 32) {                                                        \
+            __m512i xv[RN];                                                                          \
+            UNROLL for (int j = 0; j < RN; j++) xv[j] = _mm512_loadu_si512(x + j * xrs + 2 * k);     \
+            UNROLL for (int i = 0; i < RM; i++) {                                                    \
+                const __m512i wv = _mm512_loadu_si512(w + i * wrs + 2 * k);                          \
+                UNROLL for (int j = 0; j < RN; j++)                                                  \
+                    acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)wv, (__m512bh)xv[j]);          \
+            }                                                                                        \
+        }                                                                                            \
+        UNROLL for (int i = 0; i < RM; i++) UNROLL for (int j = 0; j < RN; j++)                      \
+            y[j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);                                        \
+    }
+BF_TILE(4, 4)
+BF_TILE(4, 1)
+BF_TILE(1, 4)
+BF_TILE(1, 1)
+
+static void gemm_bf16dp(int wtype, int64_t n, const void *wv, size_t wrs, int nr, const void *xv, size_t xrs, int nt,
+                        const void *tiles, size_t tile_bytes, void *scratch, float *y, int64_t ldy)
+{
+    const char *w = wv, *x = xv;
+    int t = 0;
+    for (; t + 4 <= nt; t += 4) {
+        int r = 0;
+        for (; r + 4 <= nr; r += 4)
+            bf_4x4(n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
+        for (; r < nr; r++)
+            bf_1x4(n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
+    }
+    for (; t < nt; t++) {
+        int r = 0;
+        for (; r + 4 <= nr; r += 4)
+            bf_4x1(n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
+        for (; r < nr; r++)
+            bf_1x1(n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
     }
 }
 
@@ -981,14 +1091,15 @@ static void transpose(const float *src, int64_t lds, int64_t rows, int64_t cols,
 static size_t tile_size(int wtype, int64_t n)
 {
     switch (rt_vec_dot_type(wtype)) {
-    case GGUF_F32: return (size_t)n * 64;
+    case GGUF_F32: return 0;
+    case GGUF_F16: case GGUF_BF16: return (size_t)n * 64;
     case GGUF_Q8_0: case GGUF_Q8_1: return q8b_tile_size(n);
     case GGUF_Q8_K: return q8k_tile_size(n);
     default: return 0;
     }
 }
 
-static size_t scratch_size(int wtype, int64_t n) { return wtype == GGUF_F32 ? (size_t)n * 64 + 64 : q_scratch_size(n); }
+static size_t scratch_size(int wtype, int64_t n) { return rt_unpack_class(wtype) < 0 ? 0 : q_scratch_size(n); }
 
 static float dot_via_gemm(int wtype, int64_t n, const void *w, const void *xa)
 {
@@ -998,9 +1109,10 @@ static float dot_via_gemm(int wtype, int64_t n, const void *w, const void *xa)
         return rt_kernels_scalar.dot[wtype](n, w, xa);
     const size_t xrs = rt_act_row_size(wtype, n);
     float y;
-    if (wtype == GGUF_F32) {
-        prep_f32(wtype, n, xa, xrs, 1, buf);
-        gemm_f32(wtype, n, w, 0, 1, xa, xrs, 1, buf, ts, buf + ts, &y, 1);
+    if (rt_unpack_class(wtype) < 0) {
+        if (wtype != GGUF_F32)
+            prep_widen(wtype, n, xa, xrs, 1, buf);
+        gemm_flt(wtype, n, w, 0, 1, xa, xrs, 1, buf, ts, NULL, &y, 1);
     } else {
         (rt_vec_dot_type(wtype) == GGUF_Q8_K ? prep_q8k : prep_q8b)(wtype, n, xa, xrs, 1, buf);
         gemm_q(wtype, n, w, 0, 1, xa, xrs, 1, buf, ts, buf + ts, &y, 1);
@@ -1012,6 +1124,8 @@ static float dot_via_gemm(int wtype, int64_t n, const void *w, const void *xa)
 #define DOT(T)                                                                                       \
     static float dot_##T(int64_t n, const void *w, const void *xa) { return dot_via_gemm(GGUF_##T, n, w, xa); }
 DOT(F32)
+DOT(F16)
+DOT(BF16)
 DOT(Q4_0)
 DOT(Q2_K)
 DOT(Q4_K)
@@ -1028,9 +1142,12 @@ const rt_kernel_table rt_kernels_avx512 = {
      * llamafile's 16-lane sgemm, Q4_0/Q4_K/Q2_K through its repacked GEMMs) are here; the
      * others run ggml's AVX2 arithmetic there too (llamafile's 8-lane Q8_0/Q5_0 kernel, the
      * AVX2 vec_dots), so they fall back to the AVX2 table, which sums as those do. */
-    .dot = {[GGUF_F32] = dot_F32, [GGUF_Q4_0] = dot_Q4_0, [GGUF_Q2_K] = dot_Q2_K, [GGUF_Q4_K] = dot_Q4_K},
-    .gemm = {[GGUF_F32] = gemm_f32, [GGUF_Q4_0] = gemm_q, [GGUF_Q2_K] = gemm_q, [GGUF_Q4_K] = gemm_q},
-    .prep = {[GGUF_F32] = prep_f32, [GGUF_Q4_0] = prep_q8b, [GGUF_Q2_K] = prep_q8k, [GGUF_Q4_K] = prep_q8k},
+    .dot = {[GGUF_F32] = dot_F32, [GGUF_F16] = dot_F16, [GGUF_BF16] = dot_BF16, [GGUF_Q4_0] = dot_Q4_0,
+            [GGUF_Q2_K] = dot_Q2_K, [GGUF_Q4_K] = dot_Q4_K},
+    .gemm = {[GGUF_F32] = gemm_flt, [GGUF_F16] = gemm_flt, [GGUF_BF16] = gemm_flt, [GGUF_Q4_0] = gemm_q,
+             [GGUF_Q2_K] = gemm_q, [GGUF_Q4_K] = gemm_q},
+    .prep = {[GGUF_F16] = prep_widen, [GGUF_BF16] = prep_widen, [GGUF_Q4_0] = prep_q8b, [GGUF_Q2_K] = prep_q8k,
+             [GGUF_Q4_K] = prep_q8k},
     .tile_size = tile_size,
     .scratch_size = scratch_size,
 };
