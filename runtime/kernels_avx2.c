@@ -443,6 +443,27 @@ static void core_q4_K(int64_t n, const rt_unpacked *u, int nr, const void *xa, s
     }
 }
 
+/* Q4_0 as llama.cpp's repacked Q4_0 GEMM sums it on x86: one chain per output,
+ * acc = fma(f32(block dot), d_w d_x, acc). */
+static void core_q4_0(int64_t n, const rt_unpacked *u, int nr, const void *xa, size_t xrs, int nt, const float *xd,
+                      float *y, int64_t ldy)
+{
+    const int64_t nb = n / 32;
+    for (int t = 0; t < nt; t++) {
+        const lq_block_q8_0 *xb = (const lq_block_q8_0 *)((const char *)xa + (size_t)t * xrs);
+        for (int r = 0; r < nr; r++) {
+            float acc = 0;
+            for (int64_t b = 0; b < nb; b++) {
+                const __m256i wv = _mm256_load_si256((const __m256i *)(u[r].w + 32 * b));
+                const __m256i av = _mm256_load_si256((const __m256i *)(u[r].aw + 32 * b));
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)xb[b].qs);
+                acc = fmaf((float)hsum_i32x8(dot_u8s8(av, _mm256_sign_epi8(xv, wv))), u[r].d[b] * xd[(size_t)t * nb + b], acc);
+            }
+            y[t * ldy + r] = acc;
+        }
+    }
+}
+
 /* Unpack the row block, gather the activations' block scales, run the class core. */
 static void gemm_quant(int wtype, int64_t n, const void *w, size_t wrs, int nr, const void *xa, size_t xrs,
                        int nt, float *y, int64_t ldy)
@@ -471,7 +492,10 @@ static void gemm_quant(int wtype, int64_t n, const void *w, size_t wrs, int nr, 
             for (int64_t b = 0; b < nb; b++)
                 xd[(size_t)t * nb + b] = rt_h2f(xb[b].d);
         }
-        core_q8_0(n, u, nr, xa, xrs, nt, xd, y, ldy);
+        if (wtype == GGUF_Q4_0)
+            core_q4_0(n, u, nr, xa, xrs, nt, xd, y, ldy);
+        else
+            core_q8_0(n, u, nr, xa, xrs, nt, xd, y, ldy);
     } else if (cls == RT_CLS_Q8_1) {
         for (int t = 0; t < nt; t++) {
             const lq_block_q8_1 *xb = (const lq_block_q8_1 *)((const char *)xa + (size_t)t * xrs);

@@ -990,14 +990,10 @@ static double sum_exp(const float *x, int64_t n, float *mx)
 
 static void rms_norm(const float *x, const float *w, int64_t n, float eps, float *y)
 {
-    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
-    for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 mk = tail16((int)(n - i < 16 ? n - i : 16));
-        const __m512 v = _mm512_maskz_loadu_ps(mk, x + i), sq = _mm512_mul_ps(v, v);
-        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(sq)));
-        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sq), 1))));
-    }
-    const float mean = (float)(_mm512_reduce_add_pd(_mm512_add_pd(s0, s1)) / (double)n);
+    double sum = 0; /* in order, as ggml's rms_norm */
+    for (int64_t i = 0; i < n; i++)
+        sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / (double)n);
     const __m512 scale = _mm512_set1_ps(1.0f / sqrtf(mean + eps));
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 mk = tail16((int)(n - i < 16 ? n - i : 16));
