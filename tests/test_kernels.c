@@ -503,3 +503,34 @@ PATH_TESTS(scalar, RT_ISA_SCALAR)
 PATH_TESTS(avx2, RT_ISA_AVX2)
 PATH_TESTS(avxvnni, RT_ISA_AVXVNNI)
 PATH_TESTS(avx512, RT_ISA_AVX512)
+
+/* The scalar path reproduces llama.cpp's AVX2 build lane by lane, as the AVX2 and AVX-VNNI
+ * paths do with vectors: their products must be the same bits, for every type. */
+static void matmul_bit_identical_to_scalar(int isa)
+{
+    const int64_t rows = 37, ntok = 21, n = 768;
+    float *w = malloc(rows * n * sizeof *w), *x = malloc(ntok * n * sizeof *x);
+    float *y0 = malloc(rows * ntok * sizeof *y0), *y1 = malloc(rows * ntok * sizeof *y1);
+    fill(w, rows * n, 0.05f);
+    fill(x, ntok * n, 1.0f);
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const int type = k_types[ti];
+        const size_t wrs = gguf_row_size(type, n);
+        unsigned char *wq = malloc(wrs * rows), *act = malloc(rt_act_row_size(type, n) * ntok);
+        for (int r = 0; r < rows; r++)
+            lq_quantize_row(type, w + r * n, wq + r * wrs, n, NULL);
+        rt_matmul(RT_ISA_SCALAR, type, wq, rows, n, x, n, ntok, y0, rows, act, 0, 1);
+        rt_matmul(isa, type, wq, rows, n, x, n, ntok, y1, rows, act, 0, 2);
+        for (int64_t i = 0; i < rows * ntok; i++)
+            cr_assert(memcmp(&y0[i], &y1[i], 4) == 0, "%s on %s [t%d r%d]: %.9g vs scalar %.9g", gguf_type_info(type)->name,
+                      rt_isa_name(isa), (int)(i / rows), (int)(i % rows), y1[i], y0[i]);
+        free(wq);
+        free(act);
+    }
+    free(w);
+    free(x);
+    free(y0);
+    free(y1);
+}
+Test(avx2, matmul_bit_identical_to_scalar) { need(RT_ISA_AVX2); matmul_bit_identical_to_scalar(RT_ISA_AVX2); }
+Test(avxvnni, matmul_bit_identical_to_scalar) { need(RT_ISA_AVXVNNI); matmul_bit_identical_to_scalar(RT_ISA_AVXVNNI); }
