@@ -10,9 +10,11 @@
  * maximum, q = min(127, round-half-even(x/d))), and the quantized dot products are integer
  * sums scaled per block, so our logits follow llama.cpp's to float rounding.
  *
- * Every kernel exists in a portable scalar version (the reference) and, chosen at run time,
- * AVX2+FMA+F16C and AVX-512(+VNNI) versions. Different ISAs sum in different orders, so their
- * results differ by float rounding only (see tests/test_kernels.c for the bounds).
+ * Every kernel exists for four paths chosen at run time (rt_isa). Each path sums in the order
+ * of one llama.cpp CPU build — avx512: the AVX-512 build; avx2, avxvnni and scalar: the AVX2
+ * build — type by type (docs/runtime.md has the table), so logits are llama.cpp's bit for bit
+ * on the matching build; the two builds differ by float rounding only (tests/test_kernels.c
+ * states the bounds against the exact product).
  *
  * Thread independence: rt_matmul splits the output rows into fixed blocks of
  * RT_ROW_BLOCK rows, aligned to row 0; every output element is computed by one call on one

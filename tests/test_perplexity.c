@@ -341,33 +341,40 @@ static double text_ppl(rt_model *m, tok_model *tok, const char *text, int n_ctx,
 
 /* llama-perplexity's figures for the demo model (../shared/reference/classics-7m-f32.gguf and
  * `llama-quantize --pure` of it to each type), n_ctx 256, made on an AMD EPYC (Zen 4: AVX-512
- * with VNNI and BF16, no AVX-VNNI) with the llama.cpp of ../shared/reference built with
- * GGML_NATIVE (AVX-512, AVX512-BF16; llamafile sgemm and CPU repack on, flash attention auto):
- *   llama-perplexity -m MODEL -f TEXT -c 256 -t 1 [--chunks 40]   (OMP_WAIT_POLICY=passive;
- *   the thread count does not change its figures: F32 wiki gives 524.5113 with -t 1 and -t 2)
- * wiki: wiki.test.raw, first 40 chunks; classics: eval-classics.txt, all 159 chunks; 0 where
- * the figure could not be made yet (that text is then not checked for the type). */
+ * with VNNI and BF16, no AVX-VNNI) with the llama.cpp of ../shared/reference:
+ *   [0] its GGML_NATIVE build (AVX-512, AVX512-BF16; llamafile sgemm and CPU repack on);
+ *   [1] the same llama-perplexity with the ggml libraries of a build configured with
+ *       GGML_NATIVE=OFF GGML_AVX=ON GGML_AVX2=ON GGML_FMA=ON GGML_F16C=ON GGML_AVX512=OFF
+ *       (LD_LIBRARY_PATH; its system_info shows no AVX-512);
+ *   OMP_WAIT_POLICY=passive llama-perplexity -m MODEL -f TEXT -c 256 -t 1 [--chunks 40]
+ * (the thread count does not change its figures: F32 wiki is 524.5113 with -t 1 and -t 2).
+ * wiki: wiki.test.raw, first 40 chunks; classics: eval-classics.txt, all 159 chunks. 0: no
+ * figure was made (the machine was too busy to finish them); that text is then not checked
+ * for the type on that path. */
 typedef struct {
     int type;
-    double wiki, classics;
+    double wiki[2], classics[2];
 } ref_row;
 
 static const ref_row k_refs[] = {
-    {GGUF_F32, 524.5113, 93.7779},  {GGUF_F16, 524.5013, 93.7776},  {GGUF_BF16, 524.4626, 93.7775},
-    {GGUF_Q8_0, 524.2469, 0},       {GGUF_Q4_0, 517.0265, 0},       {GGUF_Q4_1, 529.6760, 0},
-    {GGUF_Q5_0, 527.4291, 0},       {GGUF_Q5_1, 520.1849, 93.7557}, {GGUF_Q2_K, 498.4894, 101.4409},
-    {GGUF_Q3_K, 528.9844, 0},       {GGUF_Q4_K, 526.1573, 0},       {GGUF_Q5_K, 519.2551, 0},
-    {GGUF_Q6_K, 523.5855, 0},
+    {GGUF_F32, {524.5113, 524.5110}, {93.7779, 0}},  {GGUF_F16, {524.5013, 0}, {93.7776, 0}},
+    {GGUF_BF16, {524.4626, 524.4491}, {93.7775, 0}}, {GGUF_Q8_0, {524.2469, 0}, {0, 0}},
+    {GGUF_Q4_0, {517.0265, 0}, {0, 0}},              {GGUF_Q4_1, {529.6760, 0}, {0, 0}},
+    {GGUF_Q5_0, {527.4291, 0}, {0, 0}},              {GGUF_Q5_1, {520.1849, 0}, {93.7557, 0}},
+    {GGUF_Q2_K, {498.4894, 498.2647}, {101.4409, 0}}, {GGUF_Q3_K, {528.9844, 0}, {0, 0}},
+    {GGUF_Q4_K, {526.1573, 0}, {0, 0}},              {GGUF_Q5_K, {519.2551, 0}, {0, 0}},
+    {GGUF_Q6_K, {523.5855, 0}, {0, 0}},
 };
 
-/* The AVX-512 path computes what that build computes: on wiki.test.raw (40 chunks = 5 whole
- * llama.cpp batches of 8 sequences) the logits are llama.cpp's bit for bit, so the figures
- * agree to the printed digits (limit 1e-6). On eval-classics the last batch has 7 sequences;
- * llama.cpp then splits them into ubatches of 73 tokens per sequence and runs its small-batch
- * kernels (non-tiled flash attention, gemv), which moves chunks 153-159 slightly: limit 2e-5.
- * The AVX2 and AVX-VNNI paths reproduce llama.cpp's AVX2 build, whose figures differ from the
- * AVX-512 build's in the last digits: they are held to llama.cpp's 0.02 % here. The scalar
- * path must give the AVX2 path's logits bit for bit. */
+/* Each path computes what one of those builds computes: avx512 the AVX-512 build, avx2 and
+ * avxvnni the AVX2 build (AVX-VNNI changes only exact integer sums). On wiki.test.raw (40
+ * chunks = 5 whole llama.cpp batches of 8 sequences) the logits are llama.cpp's bit for bit,
+ * so the figures agree to the printed digits (limit 1e-6). On eval-classics the last batch
+ * has 7 sequences; llama.cpp then splits them into ubatches of 73 tokens per sequence and runs
+ * its small-batch kernels (non-tiled flash attention, gemv), which moves chunks 153-159
+ * slightly: limit 2e-5, ten times inside the 0.02 % promise. (The two builds differ from each
+ * other by up to 0.045 %: Q2_K wiki 498.4894 vs 498.2647.) The scalar path must give the AVX2
+ * path's logits bit for bit. */
 static void check_type(int isa, int type)
 {
     TU_REQUIRE_SHARED();
@@ -379,7 +386,7 @@ static void check_type(int isa, int type)
     for (size_t i = 0; i < sizeof k_refs / sizeof k_refs[0]; i++)
         if (k_refs[i].type == type)
             ref = &k_refs[i];
-    cr_assert_not_null(ref, "no reference figure for type %d", type);
+    cr_assert_not_null(ref, "no reference row for type %d", type);
     char msg[RT_MSG_SIZE > INP_MSG_SIZE ? RT_MSG_SIZE : INP_MSG_SIZE];
     char *model = tu_shared_path("reference/classics-7m-f32.gguf");
     inp_source *src;
@@ -412,15 +419,19 @@ static void check_type(int isa, int type)
         free(txt);
         free(tf);
     } else {
-        const int exact = isa == RT_ISA_AVX512;
+        const int b = isa == RT_ISA_AVX512 ? 0 : 1;
+        if (ref->wiki[b] == 0 && ref->classics[b] == 0)
+            cr_skip_test("no llama.cpp figure for %s on the %s build yet", tn, b ? "AVX2" : "AVX-512");
         char *wt = tu_shared_path("text/wiki.test.raw"), *ct = tu_shared_path("text/eval-classics.txt");
-        const double w = text_ppl(m, tok, wt, 256, 40), rw = fabs(w - ref->wiki) / ref->wiki;
-        cr_assert(rw <= (exact ? 1e-6 : 2e-4), "%s on %s, wiki 40 chunks: PPL %.4f vs llama.cpp %.4f (%.5f %%)", tn,
-                  rt_isa_name(isa), w, ref->wiki, 100 * rw);
-        if (ref->classics > 0) {
-            const double c = text_ppl(m, tok, ct, 256, 0), rc = fabs(c - ref->classics) / ref->classics;
-            cr_assert(rc <= (exact ? 2e-5 : 2e-4), "%s on %s, eval-classics: PPL %.4f vs llama.cpp %.4f (%.5f %%)", tn,
-                      rt_isa_name(isa), c, ref->classics, 100 * rc);
+        if (ref->wiki[b] > 0) {
+            const double w = text_ppl(m, tok, wt, 256, 40), rw = fabs(w - ref->wiki[b]) / ref->wiki[b];
+            cr_assert(rw <= 1e-6, "%s on %s, wiki 40 chunks: PPL %.4f vs llama.cpp %.4f (%.5f %%)", tn, rt_isa_name(isa), w,
+                      ref->wiki[b], 100 * rw);
+        }
+        if (ref->classics[b] > 0) {
+            const double c = text_ppl(m, tok, ct, 256, 0), rc = fabs(c - ref->classics[b]) / ref->classics[b];
+            cr_assert(rc <= 2e-5, "%s on %s, eval-classics: PPL %.4f vs llama.cpp %.4f (%.5f %%)", tn, rt_isa_name(isa), c,
+                      ref->classics[b], 100 * rc);
         }
         free(wt);
         free(ct);
