@@ -90,13 +90,20 @@ VERSION := $(shell cat VERSION 2>/dev/null || echo unknown)
 $(BUILD)/tools/cli.o: CFLAGS += -DQFORGE_VERSION='"$(VERSION)"'
 $(BUILD)/tools/cli.o: VERSION
 
-# SIMD kernels: compiled for their instruction set, chosen at run time.
+# SIMD kernels: each file is compiled for exactly the features its path asks the CPU for at
+# run time (runtime/kernels.c, isa_features); no file may use an instruction outside its set.
+ISA_AVX2    := -mavx2 -mfma -mf16c
+ISA_AVXVNNI := $(ISA_AVX2) -mavxvnni
+ISA_AVX512  := $(ISA_AVX2) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
 $(BUILD)/%_avx2.o: %_avx2.c | check-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -mavx2 -mfma -mf16c -c $< -o $@
+	$(CC) $(CFLAGS) $(ISA_AVX2) -c $< -o $@
+$(BUILD)/%_avxvnni.o: %_avxvnni.c | check-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ISA_AVXVNNI) -c $< -o $@
 $(BUILD)/%_avx512.o: %_avx512.c | check-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavxvnni -c $< -o $@
+	$(CC) $(CFLAGS) $(ISA_AVX512) -c $< -o $@
 
 .SECONDEXPANSION:
 $(BUILD)/lib/%.a: $$(call obj,$$(call LIB_SRCS,%))
@@ -146,8 +153,8 @@ FUZZ_SAN    := -fsanitize=address,undefined -fsanitize=integer-divide-by-zero -f
 FUZZ_CFLAGS := -g -O1 -fno-omit-frame-pointer -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
                -fopenmp -I. -MMD -MP $(PKG_CFLAGS) $(FUZZ_SAN)
 ALL_LIB_SRCS := $(foreach d,$(LIBDIRS),$(call LIB_SRCS,$(d)))
-FUZZ_LIBSRC := $(filter-out %_avx2.c %_avx512.c,$(ALL_LIB_SRCS))
-FUZZ_SIMD   := $(filter %_avx2.c %_avx512.c,$(ALL_LIB_SRCS))
+FUZZ_LIBSRC := $(filter-out %_avx2.c %_avxvnni.c %_avx512.c,$(ALL_LIB_SRCS))
+FUZZ_SIMD   := $(filter %_avx2.c %_avxvnni.c %_avx512.c,$(ALL_LIB_SRCS))
 FUZZ_OBJS   := $(patsubst %.c,build-fuzz/%.o,$(FUZZ_LIBSRC) $(FUZZ_SIMD) $(wildcard tests/fuzz/support*.c))
 FUZZ_BINS   := $(patsubst tests/fuzz/%.c,bin-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
@@ -158,12 +165,15 @@ build-fuzz/%.o: %.c
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 build-fuzz/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -mavx2 -mfma -mf16c -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(ISA_AVX2) -c $< -o $@
+build-fuzz/%_avxvnni.o: %_avxvnni.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(ISA_AVXVNNI) -c $< -o $@
 build-fuzz/%_avx512.o: %_avx512.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl \
-	  -mavx512dq -mavx512vnni -mavxvnni -c $< -o $@
-# clang 14 lacks __builtin_cpu_supports("f16c"/"avxvnni"): kernels.c asks tests/fuzz/support_cpu.c.
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(ISA_AVX512) -c $< -o $@
+# clang 14 lacks __builtin_cpu_supports("f16c"/"avxvnni"/"avx512bf16"): kernels.c asks
+# tests/fuzz/support_cpu.c.
 build-fuzz/runtime/kernels.o: FUZZ_CFLAGS += '-D__builtin_cpu_supports(f)=qforge_fuzz_cpu_supports(f)' \
 	-include tests/fuzz/support_cpu.h
 build-fuzz/libqforge.a: $(FUZZ_OBJS)

@@ -868,8 +868,9 @@ static void rope_row(const rt_model *m, float *x, int t, int nh, int hd)
         for (int i = 0; i < H2; i++) {
             float *p0 = v + (size_t)i * stride, *p1 = p0 + off;
             const float x0 = *p0, x1 = *p1;
-            *p0 = x0 * c[i] - x1 * s[i];
-            *p1 = x0 * s[i] + x1 * c[i];
+            /* as ggml's build contracts x0*cos - x1*sin and x0*sin + x1*cos */
+            *p0 = fmaf(x0, c[i], -(x1 * s[i]));
+            *p1 = fmaf(x0, s[i], x1 * c[i]);
         }
     }
 }
@@ -894,11 +895,10 @@ static void qkv_prepare(const rt_model *m, const rt_layer *L, float *q, float *k
 
 /* Causal attention within each of S sequences of T tokens: q (S*T × nh*hd), k, v (S*T ×
  * nkv*hd) straight from their projections; biases and Q/K norms (qkv_prepare) and RoPE are
- * applied to q and k and all three are
- * rounded to fp16 (llama.cpp's f16 KV cache, and Q converted to f16 for K·Q) first. The
- * outputs of query rows r0..T-1 of each sequence go to att, S*(T-r0) rows. As llama.cpp
- * without flash attention: scores in f32, softmax with a double sum, probabilities rounded
- * to fp16, then P·V with f32 sums. K is transposed per sequence and KV head (kt: nkv × hd
+ * applied to q and k, and k and v are rounded to fp16 (llama.cpp's f16 KV cache) first. The
+ * outputs of query rows r0..T-1 of each sequence go to att, S*(T-r0) rows. As llama.cpp's CPU
+ * flash attention (its default): f32 Q, online softmax in tiles of keys (rt_attn_fn). K is
+ * transposed per sequence and KV head (kt: nkv × hd
  * rows of T) so scores vectorize. */
 static rt_error attention(rt_model *m, const rt_layer *L, int S, int T, int r0, char *msg)
 {
@@ -926,7 +926,6 @@ static rt_error attention(rt_model *m, const rt_layer *L, int S, int T, int r0, 
             qkv_prepare(m, L, q, k, m->v + (size_t)r * KD);
             rope_row(m, q, r % T, nh, hd);
             rope_row(m, k, r % T, nkv, hd);
-            rt_round_f16(m->isa, q, (int64_t)QD);
             rt_round_f16(m->isa, k, (int64_t)KD);
             rt_round_f16(m->isa, m->v + (size_t)r * KD, (int64_t)KD);
         }
