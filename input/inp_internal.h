@@ -44,7 +44,7 @@ struct inp_source {
 };
 
 /* Fills s (already zeroed; s->path set) from a checkpoint directory. */
-inp_error inp_ckpt_open(const char *dir, inp_source *s, char *msg);
+inp_error inp_ckpt_open(const char *dir, const inp_open_opts *opts, inp_source *s, char *msg);
 
 /* Message "fmt..." into msg (may be NULL); returns e. */
 inp_error inp_fail(char *msg, inp_error e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -336,6 +336,14 @@ static inp_error open_gguf(const char *path, inp_source *s, char *msg)
 
 inp_error inp_open(const char *path, inp_source **out, char *msg)
 {
+    return inp_open_ex(path, NULL, out, msg);
+}
+
+inp_error inp_open_ex(const char *path, const inp_open_opts *opts, inp_source **out, char *msg)
+{
+    static const inp_open_opts none = {0};
+    if (!opts)
+        opts = &none;
     if (!out || !path)
         return inp_fail(msg, INP_ERR_ARG, "inp_open: invalid argument");
     *out = NULL;
@@ -350,7 +358,7 @@ inp_error inp_open(const char *path, inp_source **out, char *msg)
     inp_error e;
     if (S_ISDIR(st.st_mode)) {
         s->ckpt = true;
-        e = inp_ckpt_open(path, s, msg);
+        e = inp_ckpt_open(path, opts, s, msg);
     } else if (S_ISREG(st.st_mode)) {
         unsigned char magic[4] = {0};
         int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -360,6 +368,9 @@ inp_error inp_open(const char *path, inp_source **out, char *msg)
             close(fd);
         if (got < 0)
             e = inp_fail(msg, INP_ERR_IO, "%s: cannot read: %s", path, strerror(err));
+        else if (got == 4 && memcmp(magic, "GGUF", 4) == 0 && opts->tokenizer_pre)
+            e = inp_fail(msg, INP_ERR_ARG, "%s: a pre-tokenizer name (--tokenizer-pre) applies only to a checkpoint "
+                         "with tokenizer.json, not to a GGUF file", path);
         else if (got == 4 && memcmp(magic, "GGUF", 4) == 0)
             e = open_gguf(path, s, msg);
         else

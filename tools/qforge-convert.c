@@ -19,14 +19,17 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: qforge-convert MODEL -o OUT.gguf [--outtype f32|f16|bf16] [-t N]\n"
+            "usage: qforge-convert MODEL -o OUT.gguf [--outtype f32|f16|bf16] [-t N] [--tokenizer-pre NAME]\n"
             "\n"
-            "MODEL   a Hugging Face Llama checkpoint directory (config.json, *.safetensors,\n"
-            "        tokenizer.model) or a GGUF file with F32/F16/BF16 tensors\n"
+            "MODEL   a Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer.model\n"
+            "        or tokenizer.json) of Llama, Llama 3, Mistral, Qwen2 or Qwen3, or a GGUF file\n"
+            "        with F32/F16/BF16 tensors\n"
             "-o      the GGUF file to write (written to a temp file, then renamed)\n"
             "--outtype  type of the 2-D weights (default f16); 1-D tensors and norms stay f32\n"
             "-t, --threads N  conversion threads (default 1: a plain rounding is memory-bound, and\n"
             "                 OpenMP barriers cost more than they save on a busy machine)\n"
+            "--tokenizer-pre NAME  tokenizer.json's pre-tokenizer (llama-bpe, qwen2, gpt-2, ...) when\n"
+            "                 it is not recognized (default: detected as llama.cpp does)\n"
             "-h, --help  this text; --version  the qforge version\n");
 }
 
@@ -45,7 +48,7 @@ static const char *type_name(int type)
 int main(int argc, char **argv)
 {
     cli_init(argc, argv);
-    const char *input = NULL, *output = NULL;
+    const char *input = NULL, *output = NULL, *tokenizer_pre = NULL;
     int outtype = GGUF_F16, nthreads = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -67,6 +70,10 @@ int main(int argc, char **argv)
                 outtype = GGUF_BF16;
             else
                 cli_die(CLI_USAGE, NULL, "--outtype must be f32, f16 or bf16, not '%s'", argv[i]);
+        } else if (!strcmp(a, "--tokenizer-pre")) {
+            if (++i >= argc)
+                cli_die(CLI_USAGE, NULL, "--tokenizer-pre needs a name");
+            tokenizer_pre = argv[i];
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (++i >= argc)
                 cli_die(CLI_USAGE, NULL, "%s needs a number", a);
@@ -87,7 +94,7 @@ int main(int argc, char **argv)
     double t0 = cli_now();
     char msg[INP_MSG_SIZE];
     inp_source *s = NULL;
-    inp_error se = inp_open(input, &s, msg);
+    inp_error se = inp_open_ex(input, &(inp_open_opts){.tokenizer_pre = tokenizer_pre}, &s, msg);
     if (se != INP_OK)
         cli_die(cli_exit_src(se), NULL, "%s", msg);
     for (size_t i = 0; i < inp_n_files(s); i++)

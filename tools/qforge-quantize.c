@@ -31,6 +31,7 @@ typedef struct {
     bool dry_run;
     const char *imatrix_path;
     const char *report_path;
+    const char *tokenizer_pre;
     lq_mix_params mix;
     lq_mix_overrides *overrides;
     /* calibration: --gptq, --imatrix-out */
@@ -76,6 +77,8 @@ static void usage(FILE *f)
             "  --imatrix FILE               importance matrix (llama-imatrix GGUF or legacy .dat)\n"
             "  --dry-run                    print the plan and sizes; write no model\n"
             "  --report FILE.json           per-tensor type, bytes and RMSE as JSON\n"
+            "  --tokenizer-pre NAME         a checkpoint's tokenizer.json pre-tokenizer (llama-bpe,\n"
+            "                               qwen2, gpt-2, ...) when it is not recognized\n"
             "  --gptq                       GPTQ (calibrated) for the linear weights of every layer,\n"
             "                               each at the type the mixture picked; same file size\n"
             "  --act-order                  GPTQ in descending order of activation energy\n"
@@ -189,6 +192,11 @@ static void parse_args(int argc, char **argv, options *o)
             i++;
         } else if (!strcmp(a, "--seed")) {
             o->seed = (uint64_t)cli_parse_long(a, next, 0, 0x7fffffffL);
+            i++;
+        } else if (!strcmp(a, "--tokenizer-pre")) {
+            if (!next)
+                cli_die(CLI_USAGE, NULL, "--tokenizer-pre needs a name");
+            o->tokenizer_pre = next;
             i++;
         } else if (!strcmp(a, "--report")) {
             if (!next)
@@ -795,7 +803,7 @@ int main(int argc, char **argv)
 
     char msg[INP_MSG_SIZE];
     inp_source *s = NULL;
-    inp_error se = inp_open(o.input, &s, msg);
+    inp_error se = inp_open_ex(o.input, &(inp_open_opts){.tokenizer_pre = o.tokenizer_pre}, &s, msg);
     if (se != INP_OK)
         cli_die(cli_exit_src(se), NULL, "%s", msg);
     if (o.npos == 1) { /* --imatrix-out FILE INPUT */
