@@ -1587,8 +1587,13 @@ static inp_error open_tokenizer(inp_source *s, ctx *x, char *msg)
     } else if (file_exists(tjp)) {
         tok_hf_options to = {.vocab_size = x->hp.n_vocab, .pre = x->opts->tokenizer_pre};
         e = inp_error_from_tok(tok_hf_load(x->dir, &to, &x->hf, msg));
-        for (size_t i = 0; e == INP_OK && i < tok_hf_n_files(x->hf); i++)
-            e = inp_add_file(s, tok_hf_file(x->hf, i), msg);
+        for (size_t i = 0; e == INP_OK && i < tok_hf_n_files(x->hf); i++) {
+            bool listed = false; /* config.json is read by both */
+            for (size_t j = 0; j < s->n_files && !listed; j++)
+                listed = strcmp(s->files[j], tok_hf_file(x->hf, i)) == 0;
+            if (!listed)
+                e = inp_add_file(s, tok_hf_file(x->hf, i), msg);
+        }
     } else {
         e = inp_fail(msg, INP_ERR_MISSING, "%s: not found, nor tokenizer.json (a SentencePiece or a byte-level BPE "
                      "tokenizer is needed)", mp);
