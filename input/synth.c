@@ -806,7 +806,9 @@ static inp_error check_opts(const inp_synth_opts *o, const arch_desc *d, arch_hp
                         (long long)hp->n_head_kv);
     if (hp->head_dim % 2 || hp->n_head * hp->head_dim > ARCH_MAX_EMBD * 4)
         return inp_fail(msg, INP_ERR_ARG, "head dimension %lld is odd or too large", (long long)hp->head_dim);
-    if (o->tokenizer != INP_SYNTH_TOK_SPM && (o->tokenizer != INP_SYNTH_TOK_BPE || o->vocab < 260))
+    if (o->tokenizer != INP_SYNTH_TOK_SPM && o->tokenizer != INP_SYNTH_TOK_BPE)
+        return inp_fail(msg, INP_ERR_ARG, "tokenizer kind %d is neither SentencePiece nor BPE", o->tokenizer);
+    if (o->tokenizer == INP_SYNTH_TOK_BPE && o->vocab < 260)
         return inp_fail(msg, INP_ERR_ARG, "a BPE tokenizer needs vocab >= 260 (256 bytes, a merge, 3 special tokens)");
     if (o->rope_llama3 && !(d->rope_scaling & 1u << ARCH_ROPE_SCALING_LLAMA3))
         return inp_fail(msg, INP_ERR_ARG, "%s has no llama3 RoPE scaling", d->name);
