@@ -22,7 +22,7 @@ CRIT_LIBS  = $(shell pkg-config --libs criterion 2>/dev/null)
 CFLAGS    += $(PKG_CFLAGS)
 
 # Library folders, each built into one static archive, in link order (users before what they use).
-LIBDIRS := $(foreach d,pipeline runtime input tokenizer arch libquant libgguf,$(if $(wildcard $(d)/*.c),$(d)))
+LIBDIRS := $(foreach d,pipeline runtime input tokenizer arch libquant libgguf common,$(if $(wildcard $(d)/*.c),$(d)))
 LIB_SRCS = $(wildcard $(1)/*.c)
 CLI_SRC  := tools/cli.c
 
