@@ -1,3 +1,4 @@
+#include "common/qf_msg.h"
 #include "tokenizer/tok_internal.h"
 
 const char *tok_strerror(tok_error e)
@@ -15,9 +16,4 @@ const char *tok_strerror(tok_error e)
     return (unsigned)e < TOK_ERR_COUNT_ ? names[e] : "unknown error";
 }
 
-void tok_msg_clean_(char *msg)
-{
-    for (unsigned char *p = (unsigned char *)msg; p && *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            *p = '?';
-}
+void tok_msg_clean_(char *msg) { qf_msg_clean(msg); }
