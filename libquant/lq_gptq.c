@@ -287,7 +287,8 @@ void lq_gptq_opts_init(lq_gptq_opts *o)
 
 bool lq_gptq_supports(int type)
 {
-    return find_tinfo(type) != NULL;
+    const lq_type_traits *t = lq_type_traits_of(type);
+    return t && t->gptq_grid != LQ_GRID_NONE;
 }
 
 /* ---------------------------------------------------------------- H access */

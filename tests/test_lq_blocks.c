@@ -309,7 +309,7 @@ Test(steps, search_sym_matches_reference)
             w[i] = (it % 3 == 0) ? 0.0f : (float)rng_u01();
         const float *wp = (it % 5 == 0) ? NULL : w;
         const float a = lq_search_sym(n, nmax, x, wp, La);
-        const float b = lq_search_sym_ref(n, nmax, x, wp, Lb);
+        const float b = lq_search_sym_serial(n, nmax, x, wp, Lb);
         cr_assert(memcmp(&a, &b, 4) == 0 && memcmp(La, Lb, (size_t)n) == 0,
                   "iteration %d (n %d, nmax %d): scale %a vs reference %a", it, n, nmax, a, b);
     }
