@@ -37,7 +37,7 @@ ALIBS := $(foreach d,$(LIBDIRS),$(BUILD)/lib/$(d).a)
 TOOLS := $(patsubst tools/%.c,$(BIN)/%,$(wildcard tools/qforge-*.c))
 TESTS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/test_*.c))
 
-.PHONY: all test demo asan install clean deps help check-deps fuzz
+.PHONY: all tests test demo asan install clean deps help check-deps fuzz
 # Keep object files: they are intermediates of the pattern rules but reused by every binary.
 .SECONDARY:
 all: check-deps $(TOOLS)
@@ -45,6 +45,7 @@ all: check-deps $(TOOLS)
 help:
 	@echo "make [all]      build libraries and tools into $(BIN)/ (stops if a library is missing)"
 	@echo "make deps       install missing Debian packages (apt-get as root, else prints the command)"
+	@echo "make tests      build the tools and the test binaries without running them"
 	@echo "make test       make deps, build, run the Criterion suite and the tool tests"
 	@echo "make demo       make deps, build, convert, quantize and evaluate the bundled demo model"
 	@echo "make asan       rebuild everything with -fsanitize=address,undefined; a following make test runs it"
@@ -106,9 +107,12 @@ $(BIN)/qforge-%: $(BUILD)/tools/qforge-%.o $(call obj,$(CLI_SRC)) $(ALIBS)
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testutil.o $(call obj,$(CLI_SRC)) $(ALIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CRIT_LIBS)
 
+# Tools and test binaries, built but not run (one phony goal, so a no-op build stays quiet).
+tests: all $(TESTS)
+
 # Criterion suites, one binary per module, then the tool tests (shell). Dependencies first.
 test: deps
-	@$(MAKE) --no-print-directory all $(TESTS)
+	@$(MAKE) --no-print-directory tests
 	@QFORGE_BIN=$(abspath $(BIN)) QFORGE_BUILD=$(abspath $(BUILD)) bash tests/run.sh $(TESTS)
 
 # `make asan` rebuilds everything with sanitizers; the choice is kept in build/.san so that
@@ -117,7 +121,7 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-f
 asan:
 	@if [ "$$(cat $(BUILD)/.san 2>/dev/null)" != "$(ASAN_FLAGS)" ]; then rm -rf $(BUILD) $(BIN); fi
 	@mkdir -p $(BUILD) && echo "$(ASAN_FLAGS)" > $(BUILD)/.san
-	@$(MAKE) --no-print-directory OPT=-O1 all $(TESTS)
+	@$(MAKE) --no-print-directory OPT=-O1 tests
 	@echo "qforge: sanitizer build ready; 'make test' now runs it ('make clean' to go back)"
 
 demo: deps
