@@ -51,6 +51,8 @@ const gguf_type_traits gguf_type_table[GGUF_TYPE_MAX_] = {
     [GGUF_Q5_K] = T("q5_K", 256, 2 + 2 + 12 + 32 + 128),
     [GGUF_Q6_K] = T("q6_K", 256, 128 + 64 + 16 + 2),
     [GGUF_Q8_K] = T("q8_K", 256, 4 + 256 + 16 * 2),
+    [GGUF_IQ4_NL] = T("iq4_nl", 32, 2 + 16),
+    [GGUF_IQ4_XS] = T("iq4_xs", 256, 2 + 2 + 4 + 128),
     [GGUF_BF16] = T("bf16", 1, 2),
 };
 #undef T

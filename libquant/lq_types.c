@@ -3,6 +3,7 @@
  * it to the caller's (possibly unaligned) buffer. */
 #include "common/qf_half.h"
 #include "libquant/lq_internal.h"
+#include "libquant/lq_iq4.h"
 #include "libquant/lq_types.h"
 
 /* ---- float types ---- */
@@ -121,12 +122,20 @@ DEQ(q5_K_deq, lq_block_q5_K, LQ_QK_K, lq_q5_K_dequantize_block)
 DEQ(q6_K_deq, lq_block_q6_K, LQ_QK_K, lq_q6_K_dequantize_block)
 DEQ(q8_K_deq, lq_block_q8_K, LQ_QK_K, lq_q8_K_dequantize_block)
 
+/* ---- IQ4: non-linear grid (lq_iq4.c); plain = llama-quantize without an imatrix ---- */
+ROW(iq4_nl_row, lq_block_iq4_nl, LQ_QK, lq_iq4_nl_quantize_block(xb, NULL, &blk))
+ROW(iq4_xs_row, lq_block_iq4_xs, LQ_QK_K, lq_iq4_xs_quantize_block(xb, NULL, &blk))
+ROW_W(iq4_nl_row_w, lq_block_iq4_nl, LQ_QK, lq_iq4_nl_quantize_block(xb, qw, &blk))
+ROW_W(iq4_xs_row_w, lq_block_iq4_xs, LQ_QK_K, lq_iq4_xs_quantize_block(xb, qw, &blk))
+DEQ(iq4_nl_deq, lq_block_iq4_nl, LQ_QK, lq_iq4_nl_dequantize_block)
+DEQ(iq4_xs_deq, lq_block_iq4_xs, LQ_QK_K, lq_iq4_xs_dequantize_block)
+
 /* ---- the table ----
  * T(id, flags, plain, weighted, dequantize, GPTQ grid, GPTQ sub-block, vec-dot type) */
 #define T(id, flags, q, qw, dq, grid, sub, vdt)                                                \
     [id] = {id, &gguf_type_table[id], flags, q, qw, dq, grid, sub, vdt}
-#define FLOAT (LQ_TYPE_FLOAT | LQ_TYPE_WRITABLE)
-#define W LQ_TYPE_WRITABLE
+#define FLOAT (LQ_TYPE_FLOAT | LQ_TYPE_WRITABLE | LQ_TYPE_KERNEL)
+#define W (LQ_TYPE_WRITABLE | LQ_TYPE_KERNEL)
 #define ACT LQ_TYPE_ACTIVATION
 static const lq_type_traits k_types[GGUF_TYPE_MAX_] = {
     T(GGUF_F32, FLOAT, f32_row, NULL, f32_deq, LQ_GRID_NONE, 0, GGUF_F32),
@@ -145,6 +154,9 @@ static const lq_type_traits k_types[GGUF_TYPE_MAX_] = {
     T(GGUF_Q5_K, W, q5_K_row, q5_K_row_w, q5_K_deq, LQ_GRID_KQUANT, 32, GGUF_Q8_K),
     T(GGUF_Q6_K, W, q6_K_row, q6_K_row_w, q6_K_deq, LQ_GRID_KQUANT, 16, GGUF_Q8_K),
     T(GGUF_Q8_K, ACT, q8_K_row, NULL, q8_K_deq, LQ_GRID_NONE, 0, -1),
+    /* block math only: not written by the tools, no runtime kernel, no GPTQ grid yet */
+    T(GGUF_IQ4_NL, 0, iq4_nl_row, iq4_nl_row_w, iq4_nl_deq, LQ_GRID_NONE, 0, GGUF_Q8_0),
+    T(GGUF_IQ4_XS, 0, iq4_xs_row, iq4_xs_row_w, iq4_xs_deq, LQ_GRID_NONE, 0, GGUF_Q8_K),
 };
 #undef T
 #undef FLOAT

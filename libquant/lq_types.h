@@ -6,11 +6,13 @@
  * decoder), what the GPTQ solver can do with the type, the activation (vec-dot) format the
  * runtime multiplies weights of the type with, and flags. Every "is this type supported"
  * question is answered from here: lq_can_quantize, lq_quantize_row / lq_dequantize_row,
- * lq_row_size, the GPTQ solver's lq_gptq_supports, the mixture rules; the runtime's vec-dot
- * pairing is vec_dot_type (tests/test_lq_types.c holds the runtime to it).
+ * lq_row_size, the GPTQ solver's lq_gptq_supports, the mixture rules, and the runtime's
+ * rt_kernel_supported / rt_vec_dot_type (LQ_TYPE_KERNEL and vec_dot_type).
  *
  * Adding a block type: its id, name and sizes in libgguf (gguf.h enum, gguf_types.c table),
- * its block math in its own libquant file, one entry in lq_types.c, and the runtime kernels.
+ * its block math in its own libquant file, one entry in lq_types.c (flags 0 until qforge
+ * writes it: then LQ_TYPE_WRITABLE, which needs the runtime kernels and LQ_TYPE_KERNEL), and
+ * the runtime kernels (runtime/kernels*.c, tests/test_kernels.c's list).
  */
 #ifndef QFORGE_LQ_TYPES_H
 #define QFORGE_LQ_TYPES_H
@@ -26,6 +28,8 @@ enum {
     LQ_TYPE_WRITABLE = 1u << 1,   /* a target of quantize/convert (lq_can_quantize) */
     LQ_TYPE_ACTIVATION = 1u << 2, /* an activation format only (Q8_1, Q8_K): the runtime converts
                                      activations to it; never written as a weight */
+    LQ_TYPE_KERNEL = 1u << 3,     /* the runtime multiplies weights of this type (its vec-dot
+                                     kernels exist on every path: rt_kernel_supported) */
 };
 
 /* The grid the GPTQ solver can round a type's columns on. */
@@ -53,9 +57,10 @@ typedef struct {
     lq_grid_kind gptq_grid;                 /* LQ_GRID_NONE: lq_gptq cannot write it */
     int gptq_sub;                           /* columns sharing one step/offset in that grid
                                                (32 legacy, 16 or 32 k-quants; 0 with NONE) */
-    int vec_dot_type;                       /* GGUF id of the activation format the runtime
-                                               pairs weights of this type with (ggml's
-                                               vec_dot_type); -1 for activation-only types */
+    int vec_dot_type;                       /* GGUF id of the activation format weights of
+                                               this type pair with (ggml's vec_dot_type; the
+                                               runtime's when LQ_TYPE_KERNEL); -1 for
+                                               activation-only types */
 } lq_type_traits;
 
 /* The entry of a type, or NULL when libquant does not know it (then nothing here supports

@@ -14,6 +14,8 @@
 
 /* What the table must say, written out independently: ggml's vec_dot_type pairs, the block
  * structs' sizes and the GPTQ grids. */
+#define FL (LQ_TYPE_FLOAT | LQ_TYPE_WRITABLE | LQ_TYPE_KERNEL)
+#define WK (LQ_TYPE_WRITABLE | LQ_TYPE_KERNEL)
 static const struct {
     int type;
     unsigned flags;
@@ -23,21 +25,24 @@ static const struct {
     int sub;
     bool weighted;
 } k_want[] = {
-    {GGUF_F32, LQ_TYPE_FLOAT | LQ_TYPE_WRITABLE, 4, GGUF_F32, LQ_GRID_NONE, 0, false},
-    {GGUF_F16, LQ_TYPE_FLOAT | LQ_TYPE_WRITABLE, 2, GGUF_F16, LQ_GRID_NONE, 0, false},
-    {GGUF_BF16, LQ_TYPE_FLOAT | LQ_TYPE_WRITABLE, 2, GGUF_BF16, LQ_GRID_NONE, 0, false},
-    {GGUF_Q4_0, LQ_TYPE_WRITABLE, sizeof(lq_block_q4_0), GGUF_Q8_0, LQ_GRID_LEGACY, 32, true},
-    {GGUF_Q4_1, LQ_TYPE_WRITABLE, sizeof(lq_block_q4_1), GGUF_Q8_1, LQ_GRID_LEGACY, 32, true},
-    {GGUF_Q5_0, LQ_TYPE_WRITABLE, sizeof(lq_block_q5_0), GGUF_Q8_0, LQ_GRID_LEGACY, 32, true},
-    {GGUF_Q5_1, LQ_TYPE_WRITABLE, sizeof(lq_block_q5_1), GGUF_Q8_1, LQ_GRID_LEGACY, 32, true},
-    {GGUF_Q8_0, LQ_TYPE_WRITABLE, sizeof(lq_block_q8_0), GGUF_Q8_0, LQ_GRID_LEGACY, 32, false},
+    {GGUF_F32, FL, 4, GGUF_F32, LQ_GRID_NONE, 0, false},
+    {GGUF_F16, FL, 2, GGUF_F16, LQ_GRID_NONE, 0, false},
+    {GGUF_BF16, FL, 2, GGUF_BF16, LQ_GRID_NONE, 0, false},
+    {GGUF_Q4_0, WK, sizeof(lq_block_q4_0), GGUF_Q8_0, LQ_GRID_LEGACY, 32, true},
+    {GGUF_Q4_1, WK, sizeof(lq_block_q4_1), GGUF_Q8_1, LQ_GRID_LEGACY, 32, true},
+    {GGUF_Q5_0, WK, sizeof(lq_block_q5_0), GGUF_Q8_0, LQ_GRID_LEGACY, 32, true},
+    {GGUF_Q5_1, WK, sizeof(lq_block_q5_1), GGUF_Q8_1, LQ_GRID_LEGACY, 32, true},
+    {GGUF_Q8_0, WK, sizeof(lq_block_q8_0), GGUF_Q8_0, LQ_GRID_LEGACY, 32, false},
     {GGUF_Q8_1, LQ_TYPE_ACTIVATION, sizeof(lq_block_q8_1), -1, LQ_GRID_NONE, 0, false},
-    {GGUF_Q2_K, LQ_TYPE_WRITABLE, sizeof(lq_block_q2_K), GGUF_Q8_K, LQ_GRID_KQUANT, 16, true},
-    {GGUF_Q3_K, LQ_TYPE_WRITABLE, sizeof(lq_block_q3_K), GGUF_Q8_K, LQ_GRID_KQUANT, 16, true},
-    {GGUF_Q4_K, LQ_TYPE_WRITABLE, sizeof(lq_block_q4_K), GGUF_Q8_K, LQ_GRID_KQUANT, 32, true},
-    {GGUF_Q5_K, LQ_TYPE_WRITABLE, sizeof(lq_block_q5_K), GGUF_Q8_K, LQ_GRID_KQUANT, 32, true},
-    {GGUF_Q6_K, LQ_TYPE_WRITABLE, sizeof(lq_block_q6_K), GGUF_Q8_K, LQ_GRID_KQUANT, 16, true},
+    {GGUF_Q2_K, WK, sizeof(lq_block_q2_K), GGUF_Q8_K, LQ_GRID_KQUANT, 16, true},
+    {GGUF_Q3_K, WK, sizeof(lq_block_q3_K), GGUF_Q8_K, LQ_GRID_KQUANT, 16, true},
+    {GGUF_Q4_K, WK, sizeof(lq_block_q4_K), GGUF_Q8_K, LQ_GRID_KQUANT, 32, true},
+    {GGUF_Q5_K, WK, sizeof(lq_block_q5_K), GGUF_Q8_K, LQ_GRID_KQUANT, 32, true},
+    {GGUF_Q6_K, WK, sizeof(lq_block_q6_K), GGUF_Q8_K, LQ_GRID_KQUANT, 16, true},
     {GGUF_Q8_K, LQ_TYPE_ACTIVATION, sizeof(lq_block_q8_K), -1, LQ_GRID_NONE, 0, false},
+    /* block math only for now: not written, no runtime kernel, no GPTQ grid */
+    {GGUF_IQ4_NL, 0, sizeof(lq_block_iq4_nl), GGUF_Q8_0, LQ_GRID_NONE, 0, true},
+    {GGUF_IQ4_XS, 0, sizeof(lq_block_iq4_xs), GGUF_Q8_K, LQ_GRID_NONE, 0, true},
 };
 #define N_WANT (sizeof k_want / sizeof k_want[0])
 
@@ -90,15 +95,18 @@ Test(table, invariants)
         if (t->flags & LQ_TYPE_FLOAT)
             cr_assert_eq(t->gguf->block_size, 1, "%s", nm);
         if (t->flags & LQ_TYPE_ACTIVATION) {
-            cr_assert(!(t->flags & LQ_TYPE_WRITABLE), "%s", nm);
+            cr_assert(!(t->flags & (LQ_TYPE_WRITABLE | LQ_TYPE_KERNEL)), "%s", nm);
             cr_assert_eq(t->vec_dot_type, -1, "%s", nm);
-        }
-        if (t->flags & LQ_TYPE_WRITABLE) {
-            cr_assert(t->quantize && t->dequantize, "%s", nm);
-            /* the runtime can make its activations, and their blocks line up with the weight's */
+        } else {
+            /* its activations can be made, and their blocks line up with the weight's */
             const lq_type_traits *a = lq_type_traits_of(t->vec_dot_type);
             cr_assert(a && a->quantize, "%s: vec-dot type %d", nm, t->vec_dot_type);
             cr_assert_eq(t->gguf->block_size % a->gguf->block_size, 0, "%s", nm);
+        }
+        if (t->flags & LQ_TYPE_WRITABLE) {
+            cr_assert(t->quantize && t->dequantize, "%s", nm);
+            /* what qforge writes, qforge-perplexity runs */
+            cr_assert(t->flags & LQ_TYPE_KERNEL, "%s", nm);
         }
         switch (t->gptq_grid) {
         case LQ_GRID_NONE: cr_assert_eq(t->gptq_sub, 0, "%s", nm); break;
@@ -116,19 +124,21 @@ Test(table, invariants)
     }
 }
 
-/* Every support question is the table's answer; so is the runtime's vec-dot pairing (which
- * today still has its own switch: this holds them together until it reads the table). */
+/* Every support question is the table's answer, the runtime's kernels and vec-dot pairing
+ * included (tests/test_kernels.c checks that its type list is the table's kernel types). */
 Test(table, support_checks_derive_from_it)
 {
     for (int id = -5; id < 100; ++id) {
         const lq_type_traits *t = lq_type_traits_of(id);
         const bool writable = t && (t->flags & LQ_TYPE_WRITABLE);
+        const bool kernel = t && (t->flags & LQ_TYPE_KERNEL);
         cr_assert_eq(!!lq_can_quantize(id), writable, "type %d", id);
         cr_assert_eq(lq_gptq_supports(id), t && t->gptq_grid != LQ_GRID_NONE, "type %d", id);
         cr_assert_eq(lq_block_size(id), t ? (int64_t)t->gguf->block_size : 0, "type %d", id);
         cr_assert_eq(lq_row_size(id, 512), t ? gguf_row_size(id, 512) : 0, "type %d", id);
-        cr_assert_eq(rt_vec_dot_type(id), writable ? t->vec_dot_type : -1, "type %d", id);
-        cr_assert_eq(!!rt_kernel_supported(id), writable, "type %d", id);
+        cr_assert_eq(rt_vec_dot_type(id), kernel ? t->vec_dot_type : -1, "type %d", id);
+        cr_assert_eq(!!rt_kernel_supported(id), kernel, "type %d", id);
+        cr_assert_eq(rt_act_row_size(id, 512), kernel ? gguf_row_size(t->vec_dot_type, 512) : 0, "type %d", id);
     }
 }
 

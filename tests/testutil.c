@@ -1,6 +1,7 @@
 #include "tests/testutil.h"
 #include "libgguf/gguf.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,3 +178,21 @@ void tu_bb_data(tu_bb *b, size_t n)
     for (size_t i = 0; i < n; i++)
         tu_bb_u8(b, (uint8_t)(i * 7 + 1));
 }
+
+uint64_t tu_rng_state;
+
+double tu_rng_u01(void)
+{
+    tu_rng_state ^= tu_rng_state << 13;
+    tu_rng_state ^= tu_rng_state >> 7;
+    tu_rng_state ^= tu_rng_state << 17;
+    return ((double)(tu_rng_state >> 11) + 0.5) / 9007199254740992.0;
+}
+
+double tu_rng_gauss(void)
+{
+    const double u = tu_rng_u01(), v = tu_rng_u01();
+    return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
+}
+
+float tu_rng_gaussf(void) { return (float)tu_rng_gauss(); }

@@ -23,6 +23,13 @@ char *tu_mkdtemp(void);
 /* Run a shell command; returns its exit status (0..255) or -1. */
 int tu_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* ---- deterministic random numbers: xorshift64 (state tu_rng_state, set it to seed; not 0)
+ * and Box-Muller ---- */
+extern uint64_t tu_rng_state;
+double tu_rng_u01(void);     /* uniform in (0, 1) */
+double tu_rng_gauss(void);   /* N(0, 1), two tu_rng_u01 draws */
+float tu_rng_gaussf(void);   /* the same rounded to float */
+
 /* ---- a little-endian byte builder for hand-made files (GGUF and others) ----
  * tu_bb b = {0}; append with the functions below (they abort on out of memory); free(b.p). */
 typedef struct {
