@@ -29,6 +29,7 @@
 
 /* ---------------------------------------------------------------- per-type adapters */
 
+/* A type's GPTQ grid, from the type table (lq_types.c). */
 typedef struct {
     int type;
     int group;    /* columns whose grid is chosen at once: one block */
@@ -36,31 +37,19 @@ typedef struct {
     size_t bsize; /* bytes per block */
 } tinfo;
 
-static const tinfo k_tinfo[] = {
-    {GGUF_Q4_0, LQ_QK, LQ_QK, sizeof(lq_block_q4_0)},
-    {GGUF_Q4_1, LQ_QK, LQ_QK, sizeof(lq_block_q4_1)},
-    {GGUF_Q5_0, LQ_QK, LQ_QK, sizeof(lq_block_q5_0)},
-    {GGUF_Q5_1, LQ_QK, LQ_QK, sizeof(lq_block_q5_1)},
-    {GGUF_Q8_0, LQ_QK, LQ_QK, sizeof(lq_block_q8_0)},
-    {GGUF_Q2_K, LQ_QK_K, 16, sizeof(lq_block_q2_K)},
-    {GGUF_Q3_K, LQ_QK_K, 16, sizeof(lq_block_q3_K)},
-    {GGUF_Q4_K, LQ_QK_K, 32, sizeof(lq_block_q4_K)},
-    {GGUF_Q5_K, LQ_QK_K, 32, sizeof(lq_block_q5_K)},
-    {GGUF_Q6_K, LQ_QK_K, 16, sizeof(lq_block_q6_K)},
-};
-
-static const tinfo *find_tinfo(int type)
+static bool get_tinfo(int type, tinfo *ti)
 {
-    for (size_t i = 0; i < sizeof k_tinfo / sizeof k_tinfo[0]; ++i)
-        if (k_tinfo[i].type == type)
-            return &k_tinfo[i];
-    return NULL;
+    const lq_type_traits *tr = lq_type_traits_of(type);
+    if (!tr || tr->gptq_grid == LQ_GRID_NONE)
+        return false;
+    *ti = (tinfo){type, (int)tr->gguf->block_size, tr->gptq_sub, tr->gguf->block_bytes};
+    return true;
 }
 
 static bool is_kquant(int type)
 {
-    return type == GGUF_Q2_K || type == GGUF_Q3_K || type == GGUF_Q4_K || type == GGUF_Q5_K ||
-           type == GGUF_Q6_K;
+    const lq_type_traits *tr = lq_type_traits_of(type);
+    return tr && tr->gptq_grid == LQ_GRID_KQUANT;
 }
 
 /* One sub-block's grid.
@@ -636,9 +625,10 @@ static lq_error gptq_run(int type, const float *W, int64_t nrows, int64_t ncols,
     else
         lq_gptq_opts_init(&o);
 
-    const tinfo *t = find_tinfo(type);
-    if (!t)
+    tinfo ti;
+    if (!get_tinfo(type, &ti))
         return fail(msg, LQ_ERR_TYPE, "GPTQ cannot write tensor type %d", type);
+    const tinfo *t = &ti;
     if (nrows < 0 || ncols <= 0)
         return fail(msg, LQ_ERR_ARG, "bad shape %lld x %lld", (long long)nrows,
                     (long long)ncols);

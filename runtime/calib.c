@@ -650,8 +650,8 @@ static lq_error asym_rtn_loss(const job *jb, const float *W, const double *H,
 {
     const int64_t rows = jb->rows, n = jb->cols;
     const size_t rs = lq_row_size(jb->type, n), nel = (size_t)rows * (size_t)n;
-    const bool kq = jb->type == GGUF_Q2_K || jb->type == GGUF_Q3_K || jb->type == GGUF_Q4_K ||
-                    jb->type == GGUF_Q5_K || jb->type == GGUF_Q6_K;
+    const lq_type_traits *tt = lq_type_traits_of(jb->type);
+    const bool kq = tt && tt->gptq_grid == LQ_GRID_KQUANT;
     const bool weighted = go->grid == LQ_GPTQ_GRID_WEIGHTED ||
                           (go->grid == LQ_GPTQ_GRID_AUTO && kq);
     void *rq = malloc((size_t)rows * rs);
