@@ -425,6 +425,13 @@ Test(pipeline, imatrix_out_then_applied)
     cr_assert_eq(checked, 42);
     gguf_close(g);
     pl_report_free(r);
+    /* the same bytes on 3 threads in 3000-byte chunks */
+    char *out2 = tmp_path("q2.gguf");
+    o.nthreads = 3;
+    o.chunk_bytes = 3000;
+    pl_report_free(run_ok(src, &o, out2, NULL));
+    cr_assert(same_file(out, out2), "importance-weighted bytes depend on threads or chunk size");
+    free(out2);
     inp_imatrix_free(im);
     inp_close(src);
     free(text);
