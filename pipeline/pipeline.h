@@ -14,7 +14,7 @@
  * importance matrix and no model.
  *
  * Progress goes through a callback (pl_event); the figures of every tensor and the totals
- * are in a pl_report the caller frees. Outputs are written to a temp file in the destination
+ * are in a pl_report the caller frees (pl_report_json gives it as JSON). Outputs are written to a temp file in the destination
  * directory, fsync'ed and renamed (libgguf's writer); PL_EV_TEMP_OPEN names the temp file so
  * a tool can remove it on a signal, and on failure nothing is left.
  * Determinism: the bytes written do not depend on nthreads or chunk_bytes.
@@ -160,8 +160,9 @@ pl_error pl_run(inp_source *src, const pl_opts *o, pl_report **report, char *msg
  * o->calib.imatrix_out (required); o->calib, nthreads, progress and user are used. */
 pl_error pl_run_imatrix(inp_source *src, const pl_opts *o, pl_report **report, char *msg);
 
-/* The report as qforge-quantize --report writes it (JSON): the options, every tensor and the
- * totals. PL_ERR_IO ("PATH: cannot write the report"), PL_ERR_NOMEM. */
-pl_error pl_report_write_json(const pl_report *r, const pl_opts *o, const char *path, char *msg);
+/* The report as qforge-quantize --report writes it: a JSON object (jansson; the caller owns it,
+ * writes it with JSON_INDENT(1) | JSON_ENSURE_ASCII) holding the options, every tensor and
+ * the totals. NULL when out of memory or r/o is NULL. */
+struct json_t *pl_report_json(const pl_report *r, const pl_opts *o);
 
 #endif

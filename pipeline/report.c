@@ -1,4 +1,5 @@
 /* The JSON report of a run (qforge-quantize --report). */
+#include <stdbool.h>
 #include <jansson.h>
 
 #include "pipeline/pl_internal.h"
@@ -37,16 +38,13 @@ static json_t *tensor_json(const pl_tensor_report *t, bool gptq)
     return e;
 }
 
-pl_error pl_report_write_json(const pl_report *r, const pl_opts *o, const char *path, char *msg)
+json_t *pl_report_json(const pl_report *r, const pl_opts *o)
 {
-    if (!r || !o || !path)
-        return pl_fail(msg, PL_ERR_ARG, "pl_report_write_json: bad arguments");
-    json_t *root = json_object();
-    json_t *arr = json_array();
-    if (!root || !arr) {
+    json_t *root = r && o ? json_object() : NULL;
+    json_t *arr = root ? json_array() : NULL;
+    if (!arr) {
         json_decref(root);
-        json_decref(arr);
-        return pl_fail(msg, PL_ERR_NOMEM, "out of memory");
+        return NULL;
     }
     json_object_set_new(root, "input", json_string(o->input_name));
     json_object_set_new(root, "output", o->output ? json_string(o->output) : json_null());
@@ -74,9 +72,5 @@ pl_error pl_report_write_json(const pl_report *r, const pl_opts *o, const char *
     json_object_set_new(root, "n_elements", json_integer((json_int_t)r->n_elements));
     json_object_set_new(root, "bpw", json_real(r->n_elements > 0 ? r->out_bytes * 8.0 / r->n_elements : 0));
     json_object_set_new(root, "seconds", json_real(r->seconds));
-    const int rc = json_dump_file(root, path, JSON_INDENT(1) | JSON_ENSURE_ASCII);
-    json_decref(root);
-    if (rc != 0)
-        return pl_fail(msg, PL_ERR_IO, "%s: cannot write the report", path);
-    return PL_OK;
+    return root;
 }

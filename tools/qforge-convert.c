@@ -116,6 +116,7 @@ int main(int argc, char **argv)
     p.input_name = input;
     p.output = output;
     p.nthreads = nthreads;
+    p.chunk_bytes = (size_t)4 << 20; /* 4 MiB steps: memory stays near one tensor */
     p.measure = false;
     p.progress = progress;
     pl_report *r = NULL;

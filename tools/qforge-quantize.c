@@ -1,6 +1,7 @@
 /* qforge-quantize: GGUF (F32/F16/BF16) or checkpoint directory -> quantized GGUF, in one
  * streaming pass, choosing tensor types as llama-quantize does: the command line of the
  * pipeline library (pipeline/pipeline.h), which plans, calibrates, quantizes and writes. */
+#include <jansson.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -415,8 +416,10 @@ int main(int argc, char **argv)
             die_pl(e, msg);
         r->seconds = cli_now() - t0;
         summary(&o, r);
-        if (o.report_path && (e = pl_report_write_json(r, &o.p, o.report_path, msg)) != PL_OK)
-            cli_die(cli_exit_pl(e), NULL, "%s", msg);
+        json_t *js = o.report_path ? pl_report_json(r, &o.p) : NULL;
+        if (o.report_path && (!js || json_dump_file(js, o.report_path, JSON_INDENT(1) | JSON_ENSURE_ASCII) != 0))
+            cli_die(js ? CLI_IO : CLI_INTERNAL, o.report_path, js ? "cannot write the report" : "out of memory");
+        json_decref(js);
     }
     pl_report_free(r);
     inp_imatrix_free(im);
