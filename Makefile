@@ -4,8 +4,9 @@ CC      ?= cc
 BUILD   ?= build
 BIN     ?= bin
 
-PKGS      := jansson zlib gsl openblas criterion
-APT_PKGS  := build-essential pkg-config libjansson-dev zlib1g-dev libgsl-dev libopenblas-dev libcriterion-dev time
+PKGS      := jansson zlib gsl openblas criterion plplot
+APT_PKGS  := build-essential pkg-config libjansson-dev zlib1g-dev libgsl-dev libopenblas-dev libcriterion-dev time \
+             libplplot-dev plplot-driver-cairo
 
 OPT     ?= -O2
 SAN     ?= $(shell cat $(BUILD)/.san 2>/dev/null)
@@ -14,17 +15,17 @@ CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -fopenmp -I. -MMD -MP $(SAN)
 LDFLAGS += -fopenmp $(SAN)
 
-PKG_CFLAGS = $(shell pkg-config --cflags jansson zlib gsl openblas 2>/dev/null)
+PKG_CFLAGS = $(shell pkg-config --cflags jansson zlib gsl openblas plplot 2>/dev/null)
 # GSL is linked against OpenBLAS as its CBLAS, not against libgslcblas.
 PKG_LIBS   = $(filter-out -lgslcblas,$(shell pkg-config --libs gsl 2>/dev/null)) \
-             $(shell pkg-config --libs openblas jansson zlib 2>/dev/null) -lm
+             $(shell pkg-config --libs plplot openblas jansson zlib 2>/dev/null) -lm
 CRIT_LIBS  = $(shell pkg-config --libs criterion 2>/dev/null)
 CFLAGS    += $(PKG_CFLAGS)
 
 # Library folders, each built into one static archive, in link order (users before what they use).
-LIBDIRS := $(foreach d,pipeline runtime input tokenizer arch libquant libgguf,$(if $(wildcard $(d)/*.c),$(d)))
+LIBDIRS := $(foreach d,report pipeline runtime input tokenizer arch libquant libgguf,$(if $(wildcard $(d)/*.c),$(d)))
 LIB_SRCS = $(wildcard $(1)/*.c)
-CLI_SRC  := tools/cli.c
+CLI_SRC  := tools/cli.c tools/progress.c
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 ALIBS := $(foreach d,$(LIBDIRS),$(BUILD)/lib/$(d).a)
