@@ -85,6 +85,14 @@ static long long file_size(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode) ? (long long)st.st_size : -1;
 }
 
+/* mkstemp makes 0600: give the file the mode a plain creat() would (0666 less the umask). */
+static void plain_mode(int fd)
+{
+    const mode_t m = umask(0);
+    umask(m);
+    (void)!fchmod(fd, 0666 & ~m);
+}
+
 static json_t *file_key(const char *path)
 {
     return json_pack("{s:s, s:I}", "path", path, "bytes", (json_int_t)file_size(path));
@@ -181,6 +189,7 @@ pl_error pl_sweep_write_json(const pl_sweep_opts *o, const json_t *j, const char
     int fd = mkstemp(tmp);
     if (fd < 0)
         return pl_fail(msg, PL_ERR_IO, "%s: cannot create a temp file: %s", path, strerror(errno));
+    plain_mode(fd);
     sweep s = {.o = o, .msg = msg};
     pl_error e = notify(&s, (pl_sweep_event){.kind = PL_SW_TEMP_OPEN, .text = tmp});
     FILE *f = fdopen(fd, "w");
@@ -327,6 +336,8 @@ static pl_error base_eval(sweep *s, size_t k, const char *path, json_t *key)
     char tmp[SW_PATH + 32];
     snprintf(tmp, sizeof tmp, "%s.qforge-tmp-XXXXXX", path);
     int fd = mkstemp(tmp);
+    if (fd >= 0)
+        plain_mode(fd);
     eval_ctx x = {.s = s, .f = fd >= 0 ? fdopen(fd, "wb") : NULL, .rec_size = rt_logp_record_size(n_vocab),
                   .n_chunk = n_chunk};
     if (!x.f) {

@@ -3,16 +3,18 @@
 #include <plplot.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "report/report_internal.h"
 
 #define RP_MAX_METHODS 8
 
-/* cmap0: 0 background, 1 axes and text, 2.. the methods' curves, 9 the float model's line. */
+/* cmap0: 0 background, 1 axes and text, 2.. the methods' curves, 9 the float model's line, 10 the grid. */
 static void palette(void)
 {
     static const int c[][3] = {{255, 255, 255}, {0, 0, 0}, {31, 119, 180}, {255, 127, 14}, {44, 160, 44},
-                               {214, 39, 40}, {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {110, 110, 110}};
+                               {214, 39, 40}, {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {110, 110, 110}, {215, 215, 215}};
     for (int i = 0; i < (int)(sizeof c / sizeof c[0]); i++)
         plscol0(i, c[i][0], c[i][1], c[i][2]);
 }
@@ -130,19 +132,32 @@ rp_error rp_plot(const json_t *report, rp_plot_kind kind, const char *device, FI
         free(rows);
         return e;
     }
+    /* PLplot closes the FILE it is given at plend1: give it a duplicate of f's descriptor (same
+     * offset), so f stays the caller's to flush and close. */
+    fflush(f);
+    const int fd = dup(fileno(f));
+    FILE *g = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (!g) {
+        if (fd >= 0)
+            close(fd);
+        free(rows);
+        return rp_fail(msg, RP_ERR_PLOT, "cannot duplicate the output file");
+    }
     const bool svg = !strcmp(device, "svgcairo");
     plsdev(device);
-    plsfile(f);
+    plsfile(g);
     plspage(0, 0, svg ? 720 : 1000, svg ? 480 : 660, 0, 0);
     palette();
     plinit();
     pladv(0);
     plvsta();
     plwind(x0, x1, y0, y1);
-    plcol0(1);
     plwidth(1.0);
     plschr(0, 0.9);
-    plbox("bcgnst", 0, 0, "bcglnstv", 0, 0);
+    plcol0(10);
+    plbox("g", 0, 0, "gl", 0, 0);
+    plcol0(1);
+    plbox("bcnst", 0, 0, "bclnstv", 0, 0);
     const char *model = json_string_value(json_object_get(report, "model"));
     const char *slash = model ? strrchr(model, '/') : NULL;
     char title[256];
@@ -163,7 +178,8 @@ rp_error rp_plot(const json_t *report, rp_plot_kind kind, const char *device, FI
     const char *names[RP_MAX_METHODS];
     const int nm = curves(rows, n, kind, names);
     legend(nm, names, base);
-    plend1();
+    plend1(); /* closes g */
     free(rows);
-    return fflush(f) == 0 ? RP_OK : rp_fail(msg, RP_ERR_PLOT, "write failed");
+    struct stat st;
+    return fstat(fileno(f), &st) == 0 && st.st_size > 0 ? RP_OK : rp_fail(msg, RP_ERR_PLOT, "nothing was drawn");
 }

@@ -49,7 +49,8 @@ static void usage(FILE *f)
             "      --max-memory SIZE    refuse a calibration whose estimate exceeds SIZE (default:\n"
             "                           physical memory; 0: no check)\n"
             "  -q, --quiet              no progress output\n"
-            "  -h, --help               this help\n");
+            "  -h, --help               this help\n"
+            "      --version            the qforge version\n");
 }
 
 typedef struct {
