@@ -18,7 +18,7 @@
 
 #define SW_PATH 4096
 
-static const char *const method_names[PL_SWEEP_N_METHODS] = {"rtn", "imatrix", "gptq"};
+static const char *const method_names[PL_SWEEP_N_METHODS] = {"rtn", "imatrix", "gptq", "gptq-act-order"};
 
 const char *pl_sweep_method_name(pl_sweep_method m)
 {
@@ -45,7 +45,7 @@ void pl_sweep_opts_init(pl_sweep_opts *o)
 typedef struct {
     int ftype;
     pl_sweep_method method;
-    char file[64], path[SW_PATH];
+    char file[80], path[SW_PATH];
     json_t *qkey, *ekey; /* owned */
     json_t *rec;         /* the record once made or taken over (owned) */
 } variant;
@@ -98,12 +98,12 @@ static json_t *file_key(const char *path)
     return json_pack("{s:s, s:I}", "path", path, "bytes", (json_int_t)file_size(path));
 }
 
-static json_t *calib_key(const pl_calib_params *c, bool gptq)
+static json_t *calib_key(const pl_calib_params *c, bool gptq, bool act_order)
 {
     json_t *k = json_pack("{s:s, s:I, s:i, s:i, s:I}", "text", c->name ? c->name : "", "bytes", (json_int_t)c->len,
                           "samples", c->samples, "ctx", c->ctx, "seed", (json_int_t)c->seed);
     if (k && gptq)
-        json_object_update_new(k, json_pack("{s:f, s:b, s:b}", "damp", c->damp, "act_order", c->act_order,
+        json_object_update_new(k, json_pack("{s:f, s:b, s:b}", "damp", c->damp, "act_order", c->act_order || act_order,
                                             "sym", c->sym));
     return k;
 }
@@ -172,7 +172,7 @@ static json_t *report_json(const sweep *s)
             json_array_append(vars, s->v[i].rec);
     json_t *opts = json_pack("{s:o*, s:o*, s:O*, s:i, s:i, s:i, s:i, s:o*}", "types", types, "methods", methods,
                              "eval", s->ekey, "n_ctx", o->n_ctx, "chunks", o->chunks > 0 ? o->chunks : 0,
-                             "n_batch", o->n_batch, "threads", s->nthreads, "calib", calib_key(&o->calib, true));
+                             "n_batch", o->n_batch, "threads", s->nthreads, "calib", calib_key(&o->calib, true, false));
     return json_pack("{s:s, s:s, s:s, s:O*, s:f, s:o*, s:O*, s:o*, s:o*}", "tool", o->tool ? o->tool : "",
                      "version", o->version ? o->version : "", "model", o->model, "model_key", s->model_key,
                      "n_elements", s->n_elements, "options", opts, "imatrix", s->imatrix ? s->imatrix : json_null(),
@@ -236,7 +236,7 @@ static void pipeline_opts(const sweep *s, pl_opts *p)
 static pl_error imatrix(sweep *s)
 {
     pl_error e = join(s, s->imatrix_path, "imatrix.gguf");
-    json_t *key = json_pack("{s:O, s:o}", "model", s->model_key, "calib", calib_key(&s->o->calib, false));
+    json_t *key = json_pack("{s:O, s:o}", "model", s->model_key, "calib", calib_key(&s->o->calib, false, false));
     json_t *prior = NULL, *r = s->o->prior ? json_object_get(s->o->prior, "imatrix") : NULL;
     if (!key)
         e = pl_fail(s->msg, PL_ERR_NOMEM, "out of memory");
@@ -425,7 +425,8 @@ static pl_error quantize(sweep *s, variant *v)
         p.imatrix = s->im;
         p.imatrix_name = s->imatrix_path;
     }
-    p.gptq = v->method == PL_SWEEP_GPTQ;
+    p.gptq = v->method == PL_SWEEP_GPTQ || v->method == PL_SWEEP_GPTQ_ACT;
+    p.calib.act_order |= v->method == PL_SWEEP_GPTQ_ACT;
     char label[96];
     snprintf(label, sizeof label, "quantize %s %s", lq_ftype_name(v->ftype), pl_sweep_method_name(v->method));
     pl_report *r = NULL;
@@ -568,7 +569,9 @@ static pl_error plan(sweep *s, bool *need_im, bool *need_eval)
                 return e;
             v->qkey = json_pack("{s:O, s:s, s:s, s:o*}", "model", s->model_key, "type", lq_ftype_name(v->ftype),
                                 "method", pl_sweep_method_name(v->method), "calib",
-                                v->method == PL_SWEEP_RTN ? NULL : calib_key(&o->calib, v->method == PL_SWEEP_GPTQ));
+                                v->method == PL_SWEEP_RTN ? NULL
+                                                           : calib_key(&o->calib, v->method >= PL_SWEEP_GPTQ,
+                                                                       v->method == PL_SWEEP_GPTQ_ACT));
             if (!v->qkey)
                 return pl_fail(s->msg, PL_ERR_NOMEM, "out of memory");
             json_t *p = prior_match(s, "variants", v->file, v->path, "quant_key", v->qkey);

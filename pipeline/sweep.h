@@ -32,9 +32,17 @@
 #include "input/input.h"
 #include "pipeline/pipeline.h"
 
-typedef enum { PL_SWEEP_RTN = 0, PL_SWEEP_IMATRIX, PL_SWEEP_GPTQ, PL_SWEEP_N_METHODS } pl_sweep_method;
+/* rtn: plain rounding; imatrix: importance-weighted with the float model's importance matrix;
+ * gptq: qforge-quantize --gptq; gptq-act-order: --gptq --act-order. */
+typedef enum {
+    PL_SWEEP_RTN = 0,
+    PL_SWEEP_IMATRIX,
+    PL_SWEEP_GPTQ,
+    PL_SWEEP_GPTQ_ACT,
+    PL_SWEEP_N_METHODS
+} pl_sweep_method;
 
-const char *pl_sweep_method_name(pl_sweep_method m); /* "rtn", "imatrix", "gptq" */
+const char *pl_sweep_method_name(pl_sweep_method m); /* "rtn", "imatrix", "gptq", "gptq-act-order" */
 int pl_sweep_method_from_name(const char *s);        /* -1 when unknown */
 
 typedef enum {
@@ -76,7 +84,8 @@ typedef struct {
     int n_batch;                /* tokens per forward pass (default 512; same results) */
     int nthreads;               /* <= 0: all cores */
     pl_calib_params calib;      /* imatrix and GPTQ: text (loaded by the caller), name,
-                                   samples, ctx, seed, damp, act_order, sym, max_memory;
+                                   samples, ctx, seed, damp, act_order (of gptq), sym,
+                                   max_memory;
                                    imatrix_out is ignored */
     const struct json_t *prior; /* the previous report.json, or NULL (borrowed) */
     const char *tool, *version; /* recorded in the report */
