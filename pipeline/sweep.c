@@ -272,6 +272,7 @@ static pl_error imatrix(sweep *s)
 
 typedef struct {
     sweep *s;
+    const char *path; /* of f */
     FILE *f;          /* base: records written; variant: records read */
     size_t rec_size;
     rt_ppl_acc acc;
@@ -286,7 +287,7 @@ static int base_chunk(void *user, int c, const rt_ppl_chunk *ch)
     eval_ctx *x = user;
     rt_ppl_add(&x->acc, ch->nll, ch->n_scored);
     if (fwrite(ch->records, x->rec_size, (size_t)ch->n_scored, x->f) != (size_t)ch->n_scored) {
-        x->err = pl_fail(x->s->msg, PL_ERR_IO, "write failed: %s", strerror(errno));
+        x->err = pl_fail(x->s->msg, PL_ERR_IO, "%s: write failed: %s", x->path, strerror(errno));
         return 1;
     }
     x->err = notify(x->s, (pl_sweep_event){.kind = PL_SW_ADVANCE, .done = c + 1, .total = x->n_chunk});
@@ -338,7 +339,7 @@ static pl_error base_eval(sweep *s, size_t k, const char *path, json_t *key)
     int fd = mkstemp(tmp);
     if (fd >= 0)
         plain_mode(fd);
-    eval_ctx x = {.s = s, .f = fd >= 0 ? fdopen(fd, "wb") : NULL, .rec_size = rt_logp_record_size(n_vocab),
+    eval_ctx x = {.s = s, .path = path, .f = fd >= 0 ? fdopen(fd, "wb") : NULL, .rec_size = rt_logp_record_size(n_vocab),
                   .n_chunk = n_chunk};
     if (!x.f) {
         e = pl_fail(s->msg, PL_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
@@ -455,13 +456,13 @@ static int kld_chunk(void *user, int c, const rt_ppl_chunk *ch)
     eval_ctx *x = user;
     char rmsg[RT_MSG_SIZE];
     if (fread(x->recs, x->rec_size, (size_t)ch->n_scored, x->f) != (size_t)ch->n_scored) {
-        x->err = pl_fail(x->s->msg, PL_ERR_FORMAT, "truncated at chunk %d", c + 1);
+        x->err = pl_fail(x->s->msg, PL_ERR_FORMAT, "%s: truncated at chunk %d", x->path, c + 1);
         return 1;
     }
     rt_error re = rt_kld_add(x->kld, ch->logits, x->n_vocab, ch->targets, x->recs, ch->n_scored, x->s->nthreads,
                              rmsg);
     if (re != RT_OK) {
-        x->err = pl_fail(x->s->msg, pl_from_rt(re), "chunk %d: %s", c + 1, rmsg);
+        x->err = pl_fail(x->s->msg, pl_from_rt(re), "%s: chunk %d: %s", x->path, c + 1, rmsg);
         return 1;
     }
     x->err = notify(x->s, (pl_sweep_event){.kind = PL_SW_ADVANCE, .done = c + 1, .total = x->n_chunk});
@@ -473,7 +474,7 @@ static pl_error kld_eval(sweep *s, rt_model *m, size_t k, json_t **out)
 {
     char path[SW_PATH], rmsg[RT_MSG_SIZE];
     pl_error e = join(s, path, json_string_value(json_object_get(s->base[k], "file")));
-    eval_ctx x = {.s = s, .n_vocab = rt_model_hparams(m)->n_vocab};
+    eval_ctx x = {.s = s, .path = path, .n_vocab = rt_model_hparams(m)->n_vocab};
     rt_logp_header h;
     int32_t *tokens = NULL;
     if (e == PL_OK && !(x.f = fopen(path, "rb")))

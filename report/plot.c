@@ -20,8 +20,10 @@ static void palette(void)
 }
 
 static double yval(const rp_row *r, rp_plot_kind kind) { return kind == RP_PLOT_KLD ? r->kld : r->ppl; }
+/* The plotted y: log10 of the KLD (it spans decades), the PPL as it is (it moves by percents). */
+static double yt(rp_plot_kind kind, double y) { return kind == RP_PLOT_KLD ? log10(y) : y; }
 
-/* The x and y ranges (y as log10) over the finite points, the float PPL included. */
+/* The x and y ranges (y as plotted) over the finite points, the float PPL included. */
 static bool ranges(const rp_row *rows, size_t n, rp_plot_kind kind, double *x0, double *x1, double *y0, double *y1)
 {
     *x0 = *y0 = INFINITY;
@@ -32,25 +34,37 @@ static bool ranges(const rp_row *rows, size_t n, rp_plot_kind kind, double *x0, 
             continue;
         *x0 = fmin(*x0, rows[i].bpw);
         *x1 = fmax(*x1, rows[i].bpw);
-        *y0 = fmin(*y0, log10(y));
-        *y1 = fmax(*y1, log10(y));
+        *y0 = fmin(*y0, yt(kind, y));
+        *y1 = fmax(*y1, yt(kind, y));
         if (kind == RP_PLOT_PPL && rows[i].ppl_base > 0)
-            *y0 = fmin(*y0, log10(rows[i].ppl_base));
+            *y0 = fmin(*y0, rows[i].ppl_base);
     }
     if (!(*x0 <= *x1))
         return false;
-    const double dx = fmax(*x1 - *x0, 0.5), dy = fmax(*y1 - *y0, 0.05);
+    const double dx = fmax(*x1 - *x0, 0.5), dy = fmax(*y1 - *y0, kind == RP_PLOT_KLD ? 0.05 : 1e-3 * *y1);
     *x0 -= 0.06 * dx;
     *x1 += 0.14 * dx; /* room for the labels */
-    *y0 = floor((*y0 - 0.05 * dy) * 20) / 20;
-    *y1 = ceil((*y1 + 0.08 * dy) * 20) / 20;
+    *y0 -= 0.06 * dy;
+    *y1 += 0.25 * dy;  /* room for the legend */
     return true;
 }
 
-/* One curve per method in order of first appearance; labels (type) on the first method's points. */
-static int curves(const rp_row *rows, size_t n, rp_plot_kind kind, const char **names)
+static const char *const symbols[] = {"●", "■", "▲", "◆", "▼", "★", "✚", "✖"};
+
+/* One curve per method: those of the report's options first, in their order, then any other in
+ * order of appearance; labels (the type) on the first method's points. */
+static int curves(const json_t *report, const rp_row *rows, size_t n, rp_plot_kind kind, const char **names)
 {
     int nm = 0;
+    const json_t *ms = json_object_get(json_object_get(report, "options"), "methods"), *mv;
+    size_t mi;
+    json_array_foreach(ms, mi, mv) {
+        for (size_t i = 0; json_is_string(mv) && nm < RP_MAX_METHODS && i < n; i++)
+            if (!strcmp(rows[i].method, json_string_value(mv))) {
+                names[nm++] = rows[i].method;
+                break;
+            }
+    }
     for (size_t i = 0; i < n; i++) {
         int m = 0;
         while (m < nm && strcmp(names[m], rows[i].method))
@@ -64,20 +78,22 @@ static int curves(const rp_row *rows, size_t n, rp_plot_kind kind, const char **
         for (size_t i = 0; i < n; i++) /* rows are ranked by size, so by bpw */
             if (!strcmp(rows[i].method, names[m]) && yval(&rows[i], kind) > 0 && isfinite(yval(&rows[i], kind))) {
                 x[k] = rows[i].bpw;
-                y[k++] = log10(yval(&rows[i], kind));
+                y[k++] = yt(kind, yval(&rows[i], kind));
                 if (m == 0) {
+                    PLFLT xmin, xmax, ymin, ymax;
+                    plgvpw(&xmin, &xmax, &ymin, &ymax);
                     plcol0(1);
-                    plschr(0, 0.65);
-                    plptex(rows[i].bpw, log10(yval(&rows[i], kind)), 1, 0, -0.12, rows[i].type);
+                    plschr(0, 0.7);
+                    plptex(rows[i].bpw + 0.012 * (xmax - xmin), yt(kind, yval(&rows[i], kind)) + 0.025 * (ymax - ymin),
+                           1, 0, 0, rows[i].type);
                 }
             }
         plcol0(2 + m);
         plwidth(2.0);
         pllsty(1);
         plline(k, x, y);
-        plschr(0, 1.0);
-        plssym(0, 1.1);
-        plstring(k, x, y, m == 0 ? "#(728)" : m == 1 ? "#(727)" : m == 2 ? "#(729)" : "#(730)");
+        plschr(0, 0.8);
+        plstring(k, x, y, symbols[m]);
     }
     free(x);
     free(y);
@@ -97,10 +113,10 @@ static void legend(int nm, const char **names, bool base)
         lcol[n] = scol[n] = 2 + n;
         lsty[n] = 1;
         lw[n] = 2.0;
-        ssc[n] = 1.0;
+        ssc[n] = 0.8;
         snum[n] = 2;
         text[n] = names[n];
-        sym[n] = n == 0 ? "#(728)" : n == 1 ? "#(727)" : n == 2 ? "#(729)" : "#(730)";
+        sym[n] = symbols[n];
     }
     if (base) {
         opt[n] = PL_LEGEND_LINE;
@@ -155,20 +171,21 @@ rp_error rp_plot(const json_t *report, rp_plot_kind kind, const char *device, FI
     plwidth(1.0);
     plschr(0, 0.9);
     plcol0(10);
-    plbox("g", 0, 0, "gl", 0, 0);
+    const bool logy = kind == RP_PLOT_KLD;
+    plbox("g", 0, 0, logy ? "gl" : "g", 0, 0);
     plcol0(1);
-    plbox("bcnst", 0, 0, "bclnstv", 0, 0);
+    plbox("bcnst", 0, 0, logy ? "bclnstv" : "bcnstv", 0, 0);
     const char *model = json_string_value(json_object_get(report, "model"));
     const char *slash = model ? strrchr(model, '/') : NULL;
     char title[256];
     snprintf(title, sizeof title, "%s: %s vs size", slash && slash[1] ? slash + 1 : model ? model : "model",
              kind == RP_PLOT_KLD ? "mean KL divergence" : "perplexity");
     plschr(0, 1.0);
-    pllab("bits per weight", kind == RP_PLOT_KLD ? "mean KLD vs the float model (log scale)" : "PPL (log scale)",
+    pllab("bits per weight", kind == RP_PLOT_KLD ? "mean KLD vs the float model (log scale)" : "PPL",
           title);
     const bool base = kind == RP_PLOT_PPL && n > 0 && rows[0].ppl_base > 0;
     if (base) {
-        PLFLT bx[2] = {x0, x1}, by[2] = {log10(rows[0].ppl_base), log10(rows[0].ppl_base)};
+        PLFLT bx[2] = {x0, x1}, by[2] = {rows[0].ppl_base, rows[0].ppl_base};
         plcol0(9);
         pllsty(2);
         plwidth(1.5);
@@ -176,7 +193,7 @@ rp_error rp_plot(const json_t *report, rp_plot_kind kind, const char *device, FI
         pllsty(1);
     }
     const char *names[RP_MAX_METHODS];
-    const int nm = curves(rows, n, kind, names);
+    const int nm = curves(report, rows, n, kind, names);
     legend(nm, names, base);
     plend1(); /* closes g */
     free(rows);

@@ -6,7 +6,7 @@
  * 99.9 % / max KLD and same-top-p; a row is marked Pareto-optimal when no other variant is at
  * most as large with at most its mean KLD (one of both strictly).
  * rp_plot: mean KLD or PPL (first text) against bits per weight, one curve per method, the
- * float model's PPL as a dashed line, logarithmic y axis; drawn by PLplot's cairo drivers
+ * float model's PPL as a dashed line, the KLD on a logarithmic axis; drawn by PLplot's cairo drivers
  * (pngcairo, svgcairo) into a FILE the caller opened (needs no display).
  * Errors: rp_error + one line in msg[RP_MSG_SIZE]. Never prints (PLplot itself may warn on
  * stderr), never exits. PLplot keeps global state: not for concurrent use. */

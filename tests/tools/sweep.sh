@@ -5,7 +5,7 @@
 # report.json equals qforge-perplexity --kl-divergence --json's; a second run reuses everything; another
 # evaluation text only re-evaluates; report.md ranks by size with Pareto marks, the plots are PNG and SVG;
 # progress is a bar under a pseudo-terminal (script), one line per step in a pipe, nothing with --quiet;
-# command-line mistakes exit 1.
+# under a file size limit it exits 3 with one line and no temp file; command-line mistakes exit 1.
 set -u
 BIN=${QFORGE_BIN:-$(cd "$(dirname "$0")/../.." && pwd)/bin}
 ROOT=${QFORGE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -112,6 +112,13 @@ fi
 "$S" "$model" -o "$T/q" --types Q4_0 --methods rtn -t 2 --chunks 2 -f "$text" --quiet >/dev/null 2>"$T/err" ||
   fail "--quiet run"
 [ -s "$T/err" ] && fail "--quiet printed on stderr: $(head -n 3 "$T/err")"
+
+# ---------------------------------------------------------------- a file size limit: exit 3, one line, no temp file
+(ulimit -f 1024; exec "$S" "$model" -o "$T/lim" --types Q4_0 --methods rtn -t 2 --chunks 2 -f "$text" \
+  >/dev/null 2>"$T/err"); rc=$?
+[ $rc = 3 ] || fail "under ulimit -f 1024: exit $rc, not 3"
+[ "$(wc -l <"$T/err")" = 1 ] && grep -q 'File too large' "$T/err" || fail "under ulimit -f: $(cat "$T/err")"
+ls -a "$T/lim" | grep -q 'qforge-tmp' && fail "under ulimit -f: a temp file was left: $(ls -a "$T/lim")"
 
 # ---------------------------------------------------------------- mistakes
 "$S" "$model" >/dev/null 2>"$T/err"; [ $? = 1 ] || fail "no -o: not exit 1"
