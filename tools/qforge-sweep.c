@@ -285,9 +285,11 @@ int main(int argc, char **argv)
     tool t = {0};
     parse(&t, argc, argv);
     prog_init(t.quiet ? PROG_QUIET : PROG_AUTO);
-    if (!t.s.n_texts)
-        t.texts[t.s.n_texts++] = bundled("models", "eval-classics.txt", "-f");
+    char *def_text = t.s.n_texts ? NULL : (char *)bundled("models", "eval-classics.txt", "-f");
+    if (def_text)
+        t.texts[t.s.n_texts++] = def_text;
     char msg[PL_MSG_SIZE], path[4200];
+    const char *calib_name = t.s.calib.name; /* the bundled one is malloc'ed */
     inp_source *src = NULL;
     inp_error se = inp_open(t.model, &src, msg);
     if (se != INP_OK)
@@ -324,6 +326,9 @@ int main(int argc, char **argv)
     json_decref(report);
     json_decref(prior);
     free((char *)t.s.calib.text);
+    free(def_text);
+    if (calib_name != t.s.calib.name)
+        free((char *)t.s.calib.name);
     inp_close(src);
     return 0;
 }
