@@ -20,9 +20,10 @@ static struct {
 
 void prog_init(prog_mode m)
 {
-    if (m == PROG_AUTO) {
+    if (m == PROG_AUTO || m == PROG_BAR_ONLY) {
         const char *term = getenv("TERM");
-        m = isatty(STDERR_FILENO) && !(term && !strcmp(term, "dumb")) ? PROG_BAR : PROG_LINES;
+        const bool tty = isatty(STDERR_FILENO) && !(term && !strcmp(term, "dumb"));
+        m = tty ? PROG_BAR : m == PROG_AUTO ? PROG_LINES : PROG_QUIET;
     }
     P.mode = m;
 }
@@ -54,7 +55,7 @@ static void draw(double now)
     const int w = width();
     if (P.total > 0) {
         const double f = P.done < P.total ? P.done / P.total : 1.0;
-        snprintf(tail, sizeof tail, " %3.0f%% %.0f/%.0f %s  %.1f %s/s  %s ETA %s", 100 * f, P.done, P.total,
+        snprintf(tail, sizeof tail, " %3.0f%% %.4g/%.4g %s  %.1f %s/s  %s ETA %s", 100 * f, P.done, P.total,
                  P.unit ? P.unit : "", rate, P.unit ? P.unit : "", clock_str(el, e1),
                  rate > 0 ? clock_str((P.total - P.done) / rate, e2) : "?");
         const int lab = (int)strlen(P.label) < w / 3 ? (int)strlen(P.label) : w / 3;
@@ -114,7 +115,7 @@ void prog_end(void)
         fputc('\n', stderr);
         P.drawn = false;
     } else if (P.mode == PROG_LINES && P.total > 0) {
-        fprintf(stderr, "%s: %s: %.0f %s in %.2f s, %.1f %s/s\n", cli_prog(), P.label, P.done, P.unit ? P.unit : "",
+        fprintf(stderr, "%s: %s: %.4g %s in %.2f s, %.1f %s/s\n", cli_prog(), P.label, P.done, P.unit ? P.unit : "",
                 el, el > 0 ? P.done / el : 0.0, P.unit ? P.unit : "");
     } else if (P.mode == PROG_LINES) {
         fprintf(stderr, "%s: %s: %.2f s\n", cli_prog(), P.label, el);

@@ -13,7 +13,9 @@ typedef enum {
     PROG_AUTO = 0, /* a bar when stderr is a terminal (and TERM is not "dumb"), else lines */
     PROG_QUIET,    /* nothing */
     PROG_LINES,
-    PROG_BAR
+    PROG_BAR,
+    PROG_BAR_ONLY  /* a bar on a terminal, nothing otherwise: for tools whose standard output
+                      already lists each step (qforge-convert, qforge-quantize) */
 } prog_mode;
 
 void prog_init(prog_mode m);

@@ -26,7 +26,7 @@ static void usage(FILE *f)
             "--outtype  type of the 2-D weights (default f16); 1-D tensors and norms stay f32\n"
             "-t, --threads N  conversion threads (default 1: a plain rounding is memory-bound, and\n"
             "                 OpenMP barriers cost more than they save on a busy machine)\n"
-            "--quiet     no progress bar (a terminal) or step line (otherwise) on stderr\n"
+            "--quiet     no progress bar on a terminal (stderr)\n"
             "-h, --help  this text; --version  the qforge version\n");
 }
 
@@ -113,7 +113,7 @@ int main(int argc, char **argv)
         return CLI_USAGE;
     }
 
-    prog_init(quiet ? PROG_QUIET : PROG_AUTO);
+    prog_init(quiet ? PROG_QUIET : PROG_BAR_ONLY);
     double t0 = cli_now();
     char msg[PL_MSG_SIZE];
     inp_source *s = NULL;

@@ -68,8 +68,7 @@ static void usage(FILE *f)
             "  --max-memory SIZE            refuse a calibration (--gptq, --imatrix-out) whose\n"
             "                               estimated memory exceeds SIZE (e.g. 4G; default: the\n"
             "                               machine's physical memory; 0: no check)\n"
-            "  --quiet                      no progress bar (a terminal) or step lines (otherwise)\n"
-            "                               on stderr\n"
+            "  --quiet                      no progress bar on a terminal (stderr)\n"
             "  -h, --help                   this text\n"
             "  --version                    the qforge version\n");
 }
@@ -395,7 +394,7 @@ int main(int argc, char **argv)
     cli_init(argc, argv);
     options o;
     parse_args(argc, argv, &o);
-    prog_init(o.quiet || o.dry_run ? PROG_QUIET : PROG_AUTO);
+    prog_init(o.quiet || o.dry_run ? PROG_QUIET : PROG_BAR_ONLY);
     o.p.progress = progress;
     o.p.user = &o;
     const double t0 = cli_now();
