@@ -123,6 +123,17 @@ void prog_end(void)
     fflush(stderr);
 }
 
+void prog_abort(void)
+{
+    if (!P.open)
+        return;
+    P.open = false;
+    if (P.mode == PROG_BAR && P.drawn) {
+        fputc('\n', stderr);
+        P.drawn = false;
+    }
+}
+
 void prog_clear(void)
 {
     if (P.mode == PROG_BAR && P.drawn) {

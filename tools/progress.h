@@ -28,6 +28,8 @@ void prog_total(double total);
 void prog_update(double done);
 /* End the step: the bar's last state stays on its line; in line mode its one line. */
 void prog_end(void);
+/* Drop the step (a failure follows): no step line; a bar's line is ended as it stands. */
+void prog_abort(void);
 /* Erase the bar before writing other lines to the terminal (it is redrawn on the next update). */
 void prog_clear(void);
 

@@ -317,9 +317,11 @@ int main(int argc, char **argv)
     t.s.user = &t;
     json_t *report = NULL;
     pl_error e = pl_sweep_run(src, &t.s, &report, msg);
-    prog_end();
-    if (e != PL_OK)
+    if (e != PL_OK) {
+        prog_abort();
         cli_die(cli_exit_pl(e), NULL, "%s", msg);
+    }
+    prog_end();
     views(&t, report);
     summary(report);
     printf("%s: %s/report.md, report.json, kld.png, ppl.png\n", cli_prog(), t.s.dir);
