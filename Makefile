@@ -7,9 +7,9 @@ BIN     ?= bin
 # Dependencies: pkg-config modules, and the Debian packages that provide them plus the tools the
 # tests use (python3 builds malformed inputs, /usr/bin/time from "time" measures memory, man from
 # man-db with groff from groff-base renders the man pages).
-PKGS      := jansson zlib gsl openblas criterion libpcre2-8 libcrypto
+PKGS      := jansson zlib gsl openblas criterion libpcre2-8 libcrypto plplot
 APT_PKGS  := build-essential pkg-config libjansson-dev zlib1g-dev libgsl-dev libopenblas-dev libcriterion-dev \
-             libpcre2-dev libssl-dev python3 time man-db groff-base
+             libpcre2-dev libssl-dev libplplot-dev plplot-driver-cairo python3 time man-db groff-base
 APT_CMD   := apt-get install -y $(APT_PKGS)
 SUDO       = $(if $(filter 0,$(shell id -u)),,sudo )
 
@@ -20,17 +20,17 @@ CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -fopenmp -I. -MMD -MP $(SAN)
 LDFLAGS += -fopenmp $(SAN)
 
-PKG_CFLAGS = $(shell pkg-config --cflags jansson zlib gsl openblas libpcre2-8 libcrypto 2>/dev/null)
+PKG_CFLAGS = $(shell pkg-config --cflags jansson zlib gsl openblas libpcre2-8 libcrypto plplot 2>/dev/null)
 # GSL is linked against OpenBLAS as its CBLAS, not against libgslcblas.
 PKG_LIBS   = $(filter-out -lgslcblas,$(shell pkg-config --libs gsl 2>/dev/null)) \
-             $(shell pkg-config --libs openblas jansson zlib libpcre2-8 libcrypto 2>/dev/null) -lm
+             $(shell pkg-config --libs plplot openblas jansson zlib libpcre2-8 libcrypto 2>/dev/null) -lm
 CRIT_LIBS  = $(shell pkg-config --libs criterion 2>/dev/null)
 CFLAGS    += $(PKG_CFLAGS)
 
 # Library folders, each built into one static archive, in link order (users before what they use).
-LIBDIRS := $(foreach d,pipeline runtime input tokenizer arch libquant libgguf common,$(if $(wildcard $(d)/*.c),$(d)))
+LIBDIRS := $(foreach d,report pipeline runtime input tokenizer arch libquant libgguf common,$(if $(wildcard $(d)/*.c),$(d)))
 LIB_SRCS = $(wildcard $(1)/*.c)
-CLI_SRC  := tools/cli.c
+CLI_SRC  := tools/cli.c tools/progress.c
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 ALIBS := $(foreach d,$(LIBDIRS),$(BUILD)/lib/$(d).a)
@@ -143,13 +143,14 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@bash models/demo.sh $(abspath $(BIN))
 
-# Tools into PREFIX/bin, the calibration text into PREFIX/share/qforge (the tools look for it
-# there, relative to their own directory), man pages into PREFIX/share/man/man1.
+# Tools into PREFIX/bin, the calibration text and the held-out evaluation text (qforge-sweep's
+# default) into PREFIX/share/qforge (the tools look for them there, relative to their own
+# directory), man pages into PREFIX/share/man/man1.
 MANPAGES := $(wildcard man/qforge-*.1)
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/qforge $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 calibration/calibration.txt $(DESTDIR)$(PREFIX)/share/qforge/
+	install -m 644 calibration/calibration.txt models/eval-classics.txt $(DESTDIR)$(PREFIX)/share/qforge/
 	install -m 644 $(MANPAGES) $(DESTDIR)$(PREFIX)/share/man/man1/
 
 clean:

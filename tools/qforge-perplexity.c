@@ -7,12 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "input/text.h"
 #include "runtime/perplexity.h"
 #include "runtime/runtime.h"
 #include "tokenizer/tokenizer.h"
 #include "tools/cli.h"
+#include "tools/progress.h"
 
 static void usage(FILE *f)
 {
@@ -38,13 +40,14 @@ static void usage(FILE *f)
             "      --max-memory SIZE    refuse to start when the model, its scratch buffers and logits\n"
             "                           need more than SIZE (e.g. 512M, 8G; default: the machine's\n"
             "                           physical memory; 0: no check)\n"
+            "      --quiet              no progress bar (a terminal) or step line (otherwise) on stderr\n"
             "  -h, --help               this help\n"
             "      --version            the qforge version\n");
 }
 
 typedef struct {
     const char *model, *text, *kld_base, *json;
-    int n_ctx, n_ctx_given, chunks, threads, batch, kld;
+    int n_ctx, n_ctx_given, chunks, threads, batch, kld, quiet;
     uint64_t max_memory; /* 0: no limit */
 } opts;
 
@@ -83,6 +86,8 @@ static opts parse(int argc, char **argv)
             o.kld_base = need(a, val, &i);
         } else if (!strcmp(a, "--kl-divergence")) {
             o.kld = 1;
+        } else if (!strcmp(a, "--quiet")) {
+            o.quiet = 1;
         } else if (!strcmp(a, "--max-memory")) {
             o.max_memory = cli_parse_size(a, need(a, val, &i));
         } else if (!strcmp(a, "--json")) {
@@ -143,6 +148,7 @@ typedef struct {
     rt_kld *kld;
     rt_ppl_acc acc;
     json_t *running;
+    bool hold;                     /* a bar shares the terminal with stdout: the running PPLs at the end */
 } run;
 
 /* Tokens from the text (tokenized with BOS as llama-perplexity does) or the KLD base file. */
@@ -266,11 +272,13 @@ static int on_chunk(void *user, int c, const rt_ppl_chunk *ch)
         if (re != RT_OK)
             cli_die(exit_for(re), o->kld_base, "chunk %d: %s", c + 1, msg);
         rt_kld_stats s;
+        prog_clear();
         if (rt_kld_stats_get(r->kld, &s, NULL) == RT_OK)
             printf("%4d    %9.4f ± %9.4f    %10.5f ± %10.5f    %10.5f ± %10.5f    %6.3f ± %6.3f %%    %6.3f ± %6.3f %%\n",
                    c + 1, s.ppl, s.ppl_unc, s.ln_ratio, s.ln_ratio_unc, s.kld, s.kld_unc, 100 * s.rms_dp,
                    100 * s.rms_dp_unc, 100 * s.same_top, 100 * s.same_top_unc);
         fflush(stdout);
+        prog_update(c + 1);
         return 0;
     }
     rt_ppl_add(&r->acc, ch->nll, ch->n_scored);
@@ -278,8 +286,10 @@ static int on_chunk(void *user, int c, const rt_ppl_chunk *ch)
         cli_die(CLI_IO, o->kld_base, "write failed: %s", cli_strerror(errno));
     const double ppl = rt_ppl_value(&r->acc);
     json_array_append_new(r->running, json_real(ppl));
-    printf("[%d]%.4f,", c + 1, ppl);
+    if (!r->hold)
+        printf("[%d]%.4f,", c + 1, ppl);
     fflush(stdout);
+    prog_update(c + 1);
     return 0;
 }
 
@@ -315,6 +325,7 @@ int main(int argc, char **argv)
     cli_init(argc, argv);
     const double t_start = cli_now();
     opts o = parse(argc, argv);
+    prog_init(o.quiet ? PROG_QUIET : PROG_AUTO);
     if (o.threads > 0)
         omp_set_num_threads(o.threads);
     run r = {.o = &o, .nth = o.threads > 0 ? o.threads : omp_get_max_threads()};
@@ -362,8 +373,13 @@ int main(int argc, char **argv)
     const double t_eval = cli_now();
     if (o.kld)
         printf("chunk             PPL               ln(PPL(Q)/PPL(base))          KL Divergence              Δp RMS            Same top p\n");
+    r.hold = !o.kld && prog_is_bar() && isatty(STDOUT_FILENO);
+    prog_begin(o.kld ? "kl-divergence" : "perplexity", r.n_chunk, "chunks");
     if ((re = rt_ppl_eval(model, r.tokens, &e, msg)) != RT_OK)
         cli_die(exit_for(re), o.model, "%s", msg);
+    prog_end();
+    for (size_t c = 0; r.hold && c < json_array_size(r.running); c++)
+        printf("[%zu]%.4f,", c + 1, json_real_value(json_array_get(r.running, c)));
     const double t_done = cli_now(), secs = t_done - t_eval, n_eval = (double)r.n_chunk * r.n_ctx;
     printf("\n");
 

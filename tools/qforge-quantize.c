@@ -17,11 +17,12 @@
 #include "libquant/lq_mix.h"
 #include "pipeline/pipeline.h"
 #include "tools/cli.h"
+#include "tools/progress.h"
 
 typedef struct {
     pl_opts p;                 /* what the pipeline gets (output NULL: dry run) */
     const char *input, *output, *type_name, *report_path;
-    bool dry_run;
+    bool dry_run, quiet;
     lq_mix_overrides *overrides;
     int npos;
     size_t name_w, shape_w;    /* progress columns */
@@ -67,6 +68,7 @@ static void usage(FILE *f)
             "  --max-memory SIZE            refuse a calibration (--gptq, --imatrix-out) whose\n"
             "                               estimated memory exceeds SIZE (e.g. 4G; default: the\n"
             "                               machine's physical memory; 0: no check)\n"
+            "  --quiet                      no progress bar on a terminal (stderr)\n"
             "  -h, --help                   this text\n"
             "  --version                    the qforge version\n");
 }
@@ -87,7 +89,7 @@ static bool flag_opt(const char *a, options *o)
         bool *v;
     } f[] = {{"--pure", &o->p.mix.pure}, {"--leave-output-tensor", &o->p.mix.leave_output},
              {"--dry-run", &o->dry_run}, {"--gptq", &o->p.gptq}, {"--act-order", &o->p.calib.act_order},
-             {"--gptq-sym", &o->p.calib.sym}};
+             {"--gptq-sym", &o->p.calib.sym}, {"--quiet", &o->quiet}};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         if (!strcmp(a, f[i].name))
             return *f[i].v = true;
@@ -289,6 +291,7 @@ static void calib_lines(const options *o, const pl_event *ev)
 static int progress(void *user, const pl_event *ev)
 {
     options *o = user;
+    prog_clear();
     switch (ev->kind) {
     case PL_EV_WARNING: cli_warn(NULL, "%s", ev->text); break;
     case PL_EV_PLAN: plan_ready(o, ev->report); break;
@@ -299,7 +302,7 @@ static int progress(void *user, const pl_event *ev)
     case PL_EV_TENSOR: tensor_line(o, ev->report, ev->index); break;
     }
     fflush(stdout);
-    return 0;
+    return prog_pl_event(ev, NULL);
 }
 
 static void summary(const options *o, const pl_report *r)
@@ -391,6 +394,7 @@ int main(int argc, char **argv)
     cli_init(argc, argv);
     options o;
     parse_args(argc, argv, &o);
+    prog_init(o.quiet || o.dry_run ? PROG_QUIET : PROG_BAR_ONLY);
     o.p.progress = progress;
     o.p.user = &o;
     const double t0 = cli_now();
