@@ -17,12 +17,14 @@
 #include "libquant/lq_mix.h"
 #include "pipeline/pipeline.h"
 #include "tools/cli.h"
+#include "tools/cli_budget.h"
 
 typedef struct {
     pl_opts p;                 /* what the pipeline gets (output NULL: dry run) */
     const char *input, *output, *type_name, *report_path;
     bool dry_run;
     lq_mix_overrides *overrides;
+    cli_budget budget;         /* --target-bpw / --target-size */
     int npos;
     size_t name_w, shape_w;    /* progress columns */
     int wd;
@@ -32,6 +34,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: qforge-quantize [options] INPUT OUTPUT TYPE\n"
+            "       qforge-quantize [options] --target-bpw X INPUT OUTPUT\n"
             "       qforge-quantize [calibration options] --imatrix-out FILE INPUT\n"
             "\n"
             "INPUT   a GGUF file (F32/F16/BF16 tensors) or a Hugging Face checkpoint directory\n"
@@ -67,7 +70,8 @@ static void usage(FILE *f)
             "  --max-memory SIZE            refuse a calibration (--gptq, --imatrix-out) whose\n"
             "                               estimated memory exceeds SIZE (e.g. 4G; default: the\n"
             "                               machine's physical memory; 0: no check)\n"
-            "  -h, --help                   this text\n");
+            "%s"
+            "  -h, --help                   this text\n", cli_budget_usage());
 }
 
 static int parse_type_opt(const char *opt, const char *val)
@@ -86,7 +90,8 @@ static bool flag_opt(const char *a, options *o)
         bool *v;
     } f[] = {{"--pure", &o->p.mix.pure}, {"--leave-output-tensor", &o->p.mix.leave_output},
              {"--dry-run", &o->dry_run}, {"--gptq", &o->p.gptq}, {"--act-order", &o->p.calib.act_order},
-             {"--gptq-sym", &o->p.calib.sym}};
+             {"--gptq-sym", &o->p.calib.sym},
+             {"--remeasure", &o->budget.remeasure}};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         if (!strcmp(a, f[i].name))
             return *f[i].v = true;
@@ -115,7 +120,8 @@ static bool file_opt(const char *a, const char *next, options *o)
 static bool value_opt(const char *a, const char *next, options *o)
 {
     pl_calib_params *c = &o->p.calib;
-    if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+    if (cli_budget_opt(a, next, &o->budget)) {
+    } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
         o->p.nthreads = (int)cli_parse_long(a, next, 1, 4096);
     } else if (!strcmp(a, "--output-tensor-type")) {
         o->p.mix.output_tensor_type = parse_type_opt(a, next);
@@ -178,7 +184,8 @@ static void parse_args(int argc, char **argv, options *o)
     o->p.input_name = o->input = pos[0];
     if (o->p.calib.imatrix_out && o->npos == 1 && !o->p.gptq)
         return;
-    if (o->npos != 3) {
+    const bool budget = o->budget.active;
+    if (o->npos != 3 && !(budget && o->npos == 2)) {
         usage(stderr);
         exit(CLI_USAGE);
     }
@@ -189,9 +196,11 @@ static void parse_args(int argc, char **argv, options *o)
         cli_die(CLI_USAGE, NULL, "--act-order and --gptq-sym need --gptq");
     o->output = pos[1];
     o->p.output = o->dry_run ? NULL : o->output;
-    o->type_name = pos[2];
-    o->p.ftype = lq_ftype_from_name(o->type_name);
-    if (o->p.ftype < 0)
+    if (budget && o->npos == 3)
+        cli_die(CLI_USAGE, NULL, "a size budget chooses the types: give INPUT OUTPUT, no TYPE");
+    o->type_name = budget ? "budget" : pos[2];
+    o->p.ftype = budget ? -1 : lq_ftype_from_name(o->type_name);
+    if (o->p.ftype < 0 && !budget)
         cli_die(CLI_USAGE, NULL, "unknown file type '%s' (see --help)", o->type_name);
     o->p.mix.overrides = o->overrides;
 }
@@ -410,13 +419,17 @@ int main(int argc, char **argv)
         if (o.p.imatrix_name && (se = inp_imatrix_load(o.p.imatrix_name, &im, msg)) != INP_OK)
             cli_die(cli_exit_src(se), NULL, "%s", msg);
         o.p.imatrix = im;
-        if (o.p.gptq && !o.dry_run)
+        if ((o.p.gptq && !o.dry_run) || (o.budget.active && !o.budget.sens_in))
             load_calib(&o, s);
-        if ((e = pl_run(s, &o.p, &r, msg)) != PL_OK)
+        if (o.budget.active)
+            r = cli_budget_run(&o.budget, s, &o.p, o.dry_run);
+        else if ((e = pl_run(s, &o.p, &r, msg)) != PL_OK)
             die_pl(e, msg);
         r->seconds = cli_now() - t0;
         summary(&o, r);
         json_t *js = o.report_path ? pl_report_json(r, &o.p) : NULL;
+        if (js && o.budget.active)
+            json_object_set_new(js, "budget", cli_budget_json(&o.budget));
         if (o.report_path && (!js || json_dump_file(js, o.report_path, JSON_INDENT(1) | JSON_ENSURE_ASCII) != 0))
             cli_die(js ? CLI_IO : CLI_INTERNAL, o.report_path, js ? "cannot write the report" : "out of memory");
         json_decref(js);
@@ -425,6 +438,7 @@ int main(int argc, char **argv)
     inp_imatrix_free(im);
     free((char *)o.p.calib.text);
     lq_mix_overrides_free(o.overrides);
+    cli_budget_free(&o.budget);
     inp_close(s);
     return 0;
 }
