@@ -419,7 +419,7 @@ int main(int argc, char **argv)
         if (o.p.imatrix_name && (se = inp_imatrix_load(o.p.imatrix_name, &im, msg)) != INP_OK)
             cli_die(cli_exit_src(se), NULL, "%s", msg);
         o.p.imatrix = im;
-        if ((o.p.gptq && !o.dry_run) || (o.budget.active && !o.budget.sens_in))
+        if ((o.p.gptq && !o.dry_run) || (o.budget.active && (!o.budget.sens_in || o.budget.remeasure)))
             load_calib(&o, s);
         if (o.budget.active)
             r = cli_budget_run(&o.budget, s, &o.p, o.dry_run);
