@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arch/arch.h"
 #include "pipeline/budget.h"
 #include "pipeline/chunks.h"
 #include "pipeline/hessian.h"
@@ -240,20 +241,19 @@ static pl_error advance(sctx *c, int layer, bool hessians)
     return PL_OK;
 }
 
-/* The hook point feeding tensor "blk.L.<w>.weight", or -1. */
-static int point_of(const char *name)
+/* The hook point feeding tensor "blk.L.<w>.weight" (the architecture's groups), or -1. */
+static int point_of(const rt_model *m, const char *name)
 {
-    size_t ng;
-    const pl_group *g = pl_layer_groups(&ng);
+    const arch_desc *ad = rt_model_arch(m);
     const char *w = strchr(name + 4, '.');
-    if (strncmp(name, "blk.", 4) || !w)
+    if (!ad || strncmp(name, "blk.", 4) || !w)
         return -1;
     w++;
-    for (size_t i = 0; i < ng; i++)
-        for (int k = 0; k < 3 && g[i].names[k]; k++) {
-            size_t n = strlen(g[i].names[k]);
-            if (!strncmp(w, g[i].names[k], n) && !strcmp(w + n, ".weight"))
-                return (int)g[i].point;
+    for (size_t i = 0; i < ad->n_groups; i++)
+        for (int k = 0; k < ARCH_GROUP_MAX && ad->groups[i].weights[k]; k++) {
+            size_t n = strlen(ad->groups[i].weights[k]);
+            if (!strncmp(w, ad->groups[i].weights[k], n) && !strcmp(w + n, ".weight"))
+                return (int)ad->groups[i].input;
         }
     return -1;
 }
@@ -272,7 +272,7 @@ static pl_error quantize_as(sctx *c, const pl_sens_row *r, int type, const tbufs
 {
     const pl_sens_opts *o = c->o;
     char lmsg[LQ_MSG_SIZE];
-    const int pt = point_of(r->name);
+    const int pt = point_of(c->m, r->name);
     lq_error le;
     if (o->method == PL_SENS_GPTQ && pt >= 0 && lq_gptq_supports(type) && c->hess[pt]) {
         lq_gptq_opts go;

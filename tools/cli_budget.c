@@ -129,8 +129,9 @@ pl_report *cli_budget_run(cli_budget *b, inp_source *s, pl_opts *p, bool dry_run
     }
     if (b->sens_out) {
         json_t *js = pl_sens_json(b->sens);
-        if (!js || json_dump_file(js, b->sens_out, JSON_INDENT(1) | JSON_ENSURE_ASCII) != 0)
-            cli_die(js ? CLI_IO : CLI_INTERNAL, b->sens_out, "cannot write the sensitivity table");
+        if (!js)
+            cli_die(CLI_INTERNAL, b->sens_out, "out of memory");
+        cli_write_json(js, b->sens_out, JSON_INDENT(1) | JSON_ENSURE_ASCII);
         json_decref(js);
     }
     double n_el = 0;

@@ -71,7 +71,8 @@ static void usage(FILE *f)
             "                               estimated memory exceeds SIZE (e.g. 4G; default: the\n"
             "                               machine's physical memory; 0: no check)\n"
             "%s"
-            "  -h, --help                   this text\n", cli_budget_usage());
+            "  -h, --help                   this text\n"
+            "  --version                    the qforge version\n", cli_budget_usage());
 }
 
 static int parse_type_opt(const char *opt, const char *val)
@@ -396,7 +397,7 @@ static noreturn void die_pl(pl_error e, const char *msg)
 int main(int argc, char **argv)
 {
     cli_passive_omp(argv);
-    cli_init(argv[0]);
+    cli_init(argc, argv);
     options o;
     parse_args(argc, argv, &o);
     o.p.progress = progress;
@@ -427,12 +428,15 @@ int main(int argc, char **argv)
             die_pl(e, msg);
         r->seconds = cli_now() - t0;
         summary(&o, r);
-        json_t *js = o.report_path ? pl_report_json(r, &o.p) : NULL;
-        if (js && o.budget.active)
-            json_object_set_new(js, "budget", cli_budget_json(&o.budget));
-        if (o.report_path && (!js || json_dump_file(js, o.report_path, JSON_INDENT(1) | JSON_ENSURE_ASCII) != 0))
-            cli_die(js ? CLI_IO : CLI_INTERNAL, o.report_path, js ? "cannot write the report" : "out of memory");
-        json_decref(js);
+        if (o.report_path) {
+            json_t *js = pl_report_json(r, &o.p);
+            if (js && o.budget.active)
+                json_object_set_new(js, "budget", cli_budget_json(&o.budget));
+            if (!js)
+                cli_die(CLI_INTERNAL, o.report_path, "out of memory");
+            cli_write_json(js, o.report_path, JSON_INDENT(1) | JSON_ENSURE_ASCII);
+            json_decref(js);
+        }
     }
     pl_report_free(r);
     inp_imatrix_free(im);
