@@ -133,8 +133,7 @@ pl_error pl_budget_allocate(const pl_sens *s, uint64_t budget, size_t align, pl_
         a->kld_sum -= r->kld[hk[p->from]] - r->kld[hk[p->to]];
         a->cand[p->row] = (int)hk[p->to];
         at[p->row] = p->to;
-        if (!a->lambda || !blocked[p->row])
-            a->lambda = p->gain;
+        a->lambda = p->gain;
     }
     free(blocked);
 out:

@@ -91,8 +91,9 @@ static void print_alloc(const cli_budget *b, bool all)
         printf("[budget] %-28s %-5s %10llu bytes  kld %.4g\n", r->name, tr ? tr->name : "?",
                (unsigned long long)r->bytes[c], r->kld[c]);
     }
-    printf("[budget] budget %llu bytes: tensors %llu + fixed %llu (metadata, norms); predicted "
-           "KLD (sum of single-tensor KLDs) %.5f; file type %d\n", (unsigned long long)b->b.budget,
+    printf("[budget] budget %llu bytes: file %llu = tensors %llu + fixed %llu (metadata, norms); "
+           "predicted KLD (sum of single-tensor KLDs) %.5f; file type %d\n",
+           (unsigned long long)b->b.budget, (unsigned long long)(a->bytes + b->b.fixed),
            (unsigned long long)a->bytes, (unsigned long long)b->b.fixed, a->kld_sum, b->b.ftype);
 }
 
