@@ -18,12 +18,14 @@
 #include "pipeline/pipeline.h"
 #include "tools/cli.h"
 #include "tools/progress.h"
+#include "tools/cli_budget.h"
 
 typedef struct {
     pl_opts p;                 /* what the pipeline gets (output NULL: dry run) */
     const char *input, *output, *type_name, *report_path;
     bool dry_run, quiet;
     lq_mix_overrides *overrides;
+    cli_budget budget;         /* --target-bpw / --target-size */
     int npos;
     size_t name_w, shape_w;    /* progress columns */
     int wd;
@@ -33,6 +35,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: qforge-quantize [options] INPUT OUTPUT TYPE\n"
+            "       qforge-quantize [options] --target-bpw X INPUT OUTPUT\n"
             "       qforge-quantize [calibration options] --imatrix-out FILE INPUT\n"
             "\n"
             "INPUT   a GGUF file (F32/F16/BF16 tensors) or a Hugging Face checkpoint directory\n"
@@ -69,8 +72,9 @@ static void usage(FILE *f)
             "                               estimated memory exceeds SIZE (e.g. 4G; default: the\n"
             "                               machine's physical memory; 0: no check)\n"
             "  --quiet                      no progress bar on a terminal (stderr)\n"
+            "%s"
             "  -h, --help                   this text\n"
-            "  --version                    the qforge version\n");
+            "  --version                    the qforge version\n", cli_budget_usage());
 }
 
 static int parse_type_opt(const char *opt, const char *val)
@@ -89,7 +93,8 @@ static bool flag_opt(const char *a, options *o)
         bool *v;
     } f[] = {{"--pure", &o->p.mix.pure}, {"--leave-output-tensor", &o->p.mix.leave_output},
              {"--dry-run", &o->dry_run}, {"--gptq", &o->p.gptq}, {"--act-order", &o->p.calib.act_order},
-             {"--gptq-sym", &o->p.calib.sym}, {"--quiet", &o->quiet}};
+             {"--gptq-sym", &o->p.calib.sym}, {"--quiet", &o->quiet},
+             {"--remeasure", &o->budget.remeasure}};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         if (!strcmp(a, f[i].name))
             return *f[i].v = true;
@@ -118,7 +123,8 @@ static bool file_opt(const char *a, const char *next, options *o)
 static bool value_opt(const char *a, const char *next, options *o)
 {
     pl_calib_params *c = &o->p.calib;
-    if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+    if (cli_budget_opt(a, next, &o->budget)) {
+    } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
         o->p.nthreads = (int)cli_parse_long(a, next, 1, 4096);
     } else if (!strcmp(a, "--output-tensor-type")) {
         o->p.mix.output_tensor_type = parse_type_opt(a, next);
@@ -181,7 +187,8 @@ static void parse_args(int argc, char **argv, options *o)
     o->p.input_name = o->input = pos[0];
     if (o->p.calib.imatrix_out && o->npos == 1 && !o->p.gptq)
         return;
-    if (o->npos != 3) {
+    const bool budget = o->budget.active;
+    if (o->npos != 3 && !(budget && o->npos == 2)) {
         usage(stderr);
         exit(CLI_USAGE);
     }
@@ -192,9 +199,11 @@ static void parse_args(int argc, char **argv, options *o)
         cli_die(CLI_USAGE, NULL, "--act-order and --gptq-sym need --gptq");
     o->output = pos[1];
     o->p.output = o->dry_run ? NULL : o->output;
-    o->type_name = pos[2];
-    o->p.ftype = lq_ftype_from_name(o->type_name);
-    if (o->p.ftype < 0)
+    if (budget && o->npos == 3)
+        cli_die(CLI_USAGE, NULL, "a size budget chooses the types: give INPUT OUTPUT, no TYPE");
+    o->type_name = budget ? "budget" : pos[2];
+    o->p.ftype = budget ? -1 : lq_ftype_from_name(o->type_name);
+    if (o->p.ftype < 0 && !budget)
         cli_die(CLI_USAGE, NULL, "unknown file type '%s' (see --help)", o->type_name);
     o->p.mix.overrides = o->overrides;
 }
@@ -415,14 +424,18 @@ int main(int argc, char **argv)
         if (o.p.imatrix_name && (se = inp_imatrix_load(o.p.imatrix_name, &im, msg)) != INP_OK)
             cli_die(cli_exit_src(se), NULL, "%s", msg);
         o.p.imatrix = im;
-        if (o.p.gptq && !o.dry_run)
+        if ((o.p.gptq && !o.dry_run) || (o.budget.active && (!o.budget.sens_in || o.budget.remeasure)))
             load_calib(&o, s);
-        if ((e = pl_run(s, &o.p, &r, msg)) != PL_OK)
+        if (o.budget.active)
+            r = cli_budget_run(&o.budget, s, &o.p, o.dry_run);
+        else if ((e = pl_run(s, &o.p, &r, msg)) != PL_OK)
             die_pl(e, msg);
         r->seconds = cli_now() - t0;
         summary(&o, r);
         if (o.report_path) {
             json_t *js = pl_report_json(r, &o.p);
+            if (js && o.budget.active)
+                json_object_set_new(js, "budget", cli_budget_json(&o.budget));
             if (!js)
                 cli_die(CLI_INTERNAL, o.report_path, "out of memory");
             cli_write_json(js, o.report_path, JSON_INDENT(1) | JSON_ENSURE_ASCII);
@@ -433,6 +446,7 @@ int main(int argc, char **argv)
     inp_imatrix_free(im);
     free((char *)o.p.calib.text);
     lq_mix_overrides_free(o.overrides);
+    cli_budget_free(&o.budget);
     inp_close(s);
     return 0;
 }
