@@ -30,7 +30,7 @@ CFLAGS    += $(PKG_CFLAGS)
 # Library folders, each built into one static archive, in link order (users before what they use).
 LIBDIRS := $(foreach d,report pipeline runtime input tokenizer arch libquant libgguf common,$(if $(wildcard $(d)/*.c),$(d)))
 LIB_SRCS = $(wildcard $(1)/*.c)
-CLI_SRC  := tools/cli.c tools/progress.c tools/cli_budget.c
+CLI_SRC  := tools/cli.c tools/progress.c tools/cli_budget.c tools/quantize_lines.c tools/kld_lines.c
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 ALIBS := $(foreach d,$(LIBDIRS),$(BUILD)/lib/$(d).a)

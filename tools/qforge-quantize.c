@@ -18,6 +18,7 @@
 #include "pipeline/pipeline.h"
 #include "tools/cli.h"
 #include "tools/progress.h"
+#include "tools/quantize_lines.h"
 #include "tools/cli_budget.h"
 
 typedef struct {
@@ -27,8 +28,7 @@ typedef struct {
     lq_mix_overrides *overrides;
     cli_budget budget;         /* --target-bpw / --target-size */
     int npos;
-    size_t name_w, shape_w;    /* progress columns */
-    int wd;
+    ql_columns cols;           /* tensor line layout */
 } options;
 
 static void usage(FILE *f)
@@ -210,105 +210,18 @@ static void parse_args(int argc, char **argv, options *o)
 
 /* ---------------------------------------------------------------- printing */
 
-static const char *tname(int type)
-{
-    const gguf_type_traits *tr = gguf_type_info(type);
-    return tr ? tr->name : "?";
-}
-
-/* Column widths once the plan is known. */
-static void plan_ready(options *o, const pl_report *r)
-{
-    for (size_t k = 0; k < r->n_tensors; k++) {
-        char shape[96];
-        cli_shape(r->tensors[k].n_dims, r->tensors[k].ne, shape, sizeof shape);
-        if (strlen(r->tensors[k].name) > o->name_w)
-            o->name_w = strlen(r->tensors[k].name);
-        if (strlen(shape) > o->shape_w)
-            o->shape_w = strlen(shape);
-    }
-    o->wd = 3;
-    for (size_t v = r->n_tensors; v >= 1000; v /= 10)
-        o->wd++;
-}
-
-static void tensor_line(const options *o, const pl_report *r, size_t k)
-{
-    const pl_tensor_report *t = &r->tensors[k];
-    char shape[96], ib[32], ob[32], rm[32], lg[32], lr[32];
-    printf("[%*zu/%*zu] %-*s %-*s %4s -> %-4s %10s -> %-10s", o->wd, k + 1, o->wd, r->n_tensors,
-           (int)o->name_w, t->name, (int)o->shape_w, cli_shape(t->n_dims, t->ne, shape, sizeof shape),
-           tname(t->input_type), tname(t->type), cli_bytes((double)t->in_bytes, ib),
-           cli_bytes((double)t->out_bytes, ob));
-    if (t->rmse >= 0)
-        printf("  rmse %s", cli_sci(t->rmse, rm));
-    if (t->gptq)
-        printf("  gptq loss %s vs rtn %s", cli_sci(t->gptq_info.res.loss_gptq, lg),
-               cli_sci(t->gptq_info.res.loss_rtn, lr));
-    putchar('\n');
-}
-
-/* "[gptq] layer 3/6: attn q,k,v  loss 1.2e-3 vs rtn 2.5e-3", plus any damping retries. */
-static void group_line(const pl_event *ev)
-{
-    char ls[32], lr[32];
-    double lg = 0, lrt = 0;
-    for (int i = 0; i < ev->n_gptq; i++) {
-        lg += ev->gptq[i].res.loss_gptq;
-        lrt += ev->gptq[i].res.loss_rtn;
-    }
-    printf("[gptq] layer %d/%d: %-12s loss %s vs rtn %s\n", ev->layer + 1, ev->n_layer, ev->text,
-           cli_sci(lg, ls), cli_sci(lrt, lr));
-    for (int i = 0; i < ev->n_gptq; i++) {
-        const lq_gptq_result *res = &ev->gptq[i].res;
-        if (res->retries)
-            printf("[gptq] %s: H not positive definite; damping raised to %g x mean diag(H) "
-                   "after %d retr%s\n", ev->gptq[i].name, res->damp_rel, res->retries,
-                   res->retries == 1 ? "y" : "ies");
-    }
-}
-
-static void calib_lines(const options *o, const pl_event *ev)
-{
-    const pl_calib_params *p = &o->p.calib;
-    const bool gptq = o->p.gptq;
-    const pl_calib_report *c = &ev->report->calib;
-    const pl_calib_stats *st = &c->stats;
-    const double tt = st->total > 0 ? st->total : 1;
-    if (ev->kind == PL_EV_CALIB_START)
-        printf("[%s] calibration text %s (%zu bytes), %d chunks (seed %llu)%s\n",
-               gptq ? "gptq" : "imatrix", p->name, c->text_bytes, p->samples,
-               (unsigned long long)p->seed,
-               gptq ? (p->act_order ? (p->sym ? ", act-order, symmetric" : ", act-order")
-                                    : (p->sym ? ", symmetric" : ""))
-                    : ", float model");
-    else if (ev->kind == PL_EV_CALIB_DONE && gptq)
-        printf("[gptq] %d tensors, %lld tokens (%zu in the text, %d x %d): %.2f s = forward %.2f s "
-               "(%.0f%%), Hessians %.2f s (%.0f%%), solver %.2f s (%.0f%%), other %.2f s; %d damping "
-               "retries\n", st->n_tensors, (long long)st->tokens, c->n_text_tokens, c->n_chunks,
-               c->n_ctx, st->total, st->forward, 100 * st->forward / tt, st->hessian,
-               100 * st->hessian / tt, st->solver, 100 * st->solver / tt, st->other, st->retries);
-    else if (ev->kind == PL_EV_CALIB_DONE)
-        printf("[imatrix] float model on %lld tokens (%zu in the text, %d x %d): %.2f s = forward "
-               "%.2f s, sums %.2f s\n", (long long)st->tokens, c->n_text_tokens, c->n_chunks,
-               c->n_ctx, st->total, st->forward, st->hessian);
-    else
-        printf("[%s] importance matrix: %zu entries -> %s\n", gptq ? "gptq" : "imatrix",
-               c->imatrix_entries, ev->text);
-}
-
 static int progress(void *user, const pl_event *ev)
 {
     options *o = user;
     prog_clear();
     switch (ev->kind) {
     case PL_EV_WARNING: cli_warn(NULL, "%s", ev->text); break;
-    case PL_EV_PLAN: plan_ready(o, ev->report); break;
-    case PL_EV_CALIB_GROUP: group_line(ev); break;
-    case PL_EV_CALIB_START: case PL_EV_CALIB_DONE: case PL_EV_IMATRIX_DONE: calib_lines(o, ev); break;
+    case PL_EV_PLAN: ql_plan(&o->cols, ev->report); break;
+    case PL_EV_CALIB_GROUP: ql_group(ev); break;
+    case PL_EV_CALIB_START: case PL_EV_CALIB_DONE: case PL_EV_IMATRIX_DONE: ql_calib(&o->p, ev); break;
     case PL_EV_TEMP_OPEN: cli_set_temp(ev->text); break;
     case PL_EV_TEMP_CLOSED: cli_set_temp(NULL); break;
-    case PL_EV_TENSOR: tensor_line(o, ev->report, ev->index); break;
+    case PL_EV_TENSOR: ql_tensor(&o->cols, ev->report, ev->index); break;
     }
     fflush(stdout);
     return prog_pl_event(ev, NULL);
@@ -336,37 +249,14 @@ static void summary(const options *o, const pl_report *r)
 
 /* ---------------------------------------------------------------- inputs */
 
-/* The bundled calibration text: ../calibration/ next to bin/, or PREFIX/share/qforge/. */
-static const char *default_calib(char *buf, size_t size)
-{
-    char exe[4096];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    char *slash = len > 0 ? (exe[len] = 0, strrchr(exe, '/')) : NULL;
-    if (!slash)
-        cli_die(CLI_IO, NULL, "cannot locate the executable to find calibration.txt; use --calib FILE");
-    *slash = 0;
-    static const char *const rel[] = {"../calibration/calibration.txt", "../share/qforge/calibration.txt"};
-    for (int i = 0; i < 2; i++) {
-        char path[4200], real[PATH_MAX];
-        snprintf(path, sizeof path, "%s/%s", exe, rel[i]);
-        if (access(path, R_OK) == 0) {
-            snprintf(buf, size, "%s", realpath(path, real) ? real : path);
-            return buf;
-        }
-    }
-    cli_die(CLI_IO, NULL, "no calibration text: neither %s/%s nor %s/%s exists; use --calib FILE",
-            exe, rel[0], exe, rel[1]);
-}
-
 /* The calibration text (the bundled one unless --calib), after refusing an --imatrix-out that
  * would overwrite an input or the output. */
 static void load_calib(options *o, inp_source *s)
 {
-    static char pbuf[4200]; /* the default path; the report refers to it */
     pl_calib_params *c = &o->p.calib;
     char msg[INP_MSG_SIZE], *text = NULL;
     if (!c->name)
-        c->name = default_calib(pbuf, sizeof pbuf);
+        c->name = cli_bundled("calibration", "calibration.txt", "--calib"); /* kept to exit */
     if (c->imatrix_out && (cli_same_file(c->imatrix_out, o->input) || cli_same_file(c->imatrix_out, c->name) ||
                            (o->output && !strcmp(c->imatrix_out, o->output)) || cli_input_file(c->imatrix_out, s)))
         cli_die(CLI_USAGE, c->imatrix_out, "is an input or the output; refusing to overwrite it");

@@ -178,24 +178,6 @@ static void parse(tool *t, int argc, char **argv)
     t->s.texts = t->texts;
 }
 
-/* A bundled file: ../DIR/NAME next to bin/, or PREFIX/share/qforge/NAME. */
-static const char *bundled(const char *dir, const char *name, const char *opt)
-{
-    char exe[4096], path[8400], real[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    char *slash = len > 0 ? (exe[len] = 0, strrchr(exe, '/')) : NULL;
-    if (slash) {
-        *slash = 0;
-        const char *fmt[2] = {"%s/../%s/%s", "%s/../share/qforge/%.0s%s"};
-        for (int i = 0; i < 2; i++) {
-            snprintf(path, sizeof path, fmt[i], exe, dir, name);
-            if (access(path, R_OK) == 0)
-                return strdup(realpath(path, real) ? real : path);
-        }
-    }
-    cli_die(CLI_IO, NULL, "the bundled %s is not found next to the executable; use %s FILE", name, opt);
-}
-
 /* ---------------------------------------------------------------- progress */
 
 static int on_event(void *user, const pl_sweep_event *ev)
@@ -285,7 +267,7 @@ int main(int argc, char **argv)
     tool t = {0};
     parse(&t, argc, argv);
     prog_init(t.quiet ? PROG_QUIET : PROG_AUTO);
-    char *def_text = t.s.n_texts ? NULL : (char *)bundled("models", "eval-classics.txt", "-f");
+    char *def_text = t.s.n_texts ? NULL : (char *)cli_bundled("models", "eval-classics.txt", "-f");
     if (def_text)
         t.texts[t.s.n_texts++] = def_text;
     char msg[PL_MSG_SIZE], path[4200];
@@ -299,7 +281,7 @@ int main(int argc, char **argv)
     for (size_t m = 0; m < t.s.n_methods; m++)
         if (t.methods[m] != PL_SWEEP_RTN && !t.s.calib.text) {
             if (!t.s.calib.name)
-                t.s.calib.name = bundled("calibration", "calibration.txt", "--calib");
+                t.s.calib.name = cli_bundled("calibration", "calibration.txt", "--calib");
             char *text = NULL;
             if ((se = inp_text_load(t.s.calib.name, &text, &t.s.calib.len, msg)) != INP_OK)
                 cli_die(cli_exit_src(se), NULL, "--calib: %s", msg);
