@@ -2,6 +2,7 @@
 #include "runtime/perplexity.h"
 #include "runtime/rt_internal.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <omp.h>
 #include <stdarg.h>
@@ -388,4 +389,169 @@ rt_error rt_kld_stats_get(const rt_kld *k, rt_kld_stats *s, char *msg)
         s->dp_pct[i] = pf[i] < 0 ? median(a, (size_t)n) : percentile(a, (size_t)n, pf[i]);
     free(a);
     return RT_OK;
+}
+
+/* ---------------------------------------------------------------- a whole evaluation */
+
+void rt_ppl_eval_plan(const rt_model *m, const rt_ppl_eval_opts *o, rt_ppl_plan *p)
+{
+    const int nth = nthreads_or_default(o->nthreads), n_ctx = o->n_ctx;
+    const int n_vocab = rt_model_hparams(m)->n_vocab, first = n_ctx / 2, n_scored = n_ctx - 1 - first;
+    /* chunks per forward pass, as llama-perplexity's n_batch / n_ctx sequences */
+    int n_seq = o->n_batch / n_ctx;
+    if (n_seq > RT_MAX_TOKENS / n_ctx)
+        n_seq = RT_MAX_TOKENS / n_ctx;
+    if (n_seq > o->n_chunk)
+        n_seq = o->n_chunk;
+    if (n_seq < 1)
+        n_seq = 1;
+    const int n_group = (o->n_chunk + n_seq - 1) / n_seq;
+    const int nw = nth < n_group ? nth : n_group;
+    const uint64_t rows = (uint64_t)nw * (uint64_t)n_seq * (uint64_t)n_scored;
+    p->n_seq = n_seq;
+    p->n_workers = nw;
+    p->scratch = rt_model_scratch_bytes(m, n_seq, n_ctx, nth) +
+                 (uint64_t)(nw - 1) * rt_model_scratch_bytes(m, n_seq, n_ctx, 1);
+    p->buffers = (uint64_t)nw * n_seq * (uint64_t)(n_ctx - first) * n_vocab * sizeof(float) +
+                 rows * sizeof(double) + (o->records ? rows * rt_logp_record_size(n_vocab) : 0);
+}
+
+typedef struct {
+    rt_model **models;
+    float *logits;
+    double *nll;
+    unsigned char *recs;
+    rt_error *errs;
+    char (*msgs)[RT_MSG_SIZE];
+} eval_bufs;
+
+/* Worker w: the chunks of pass g (logits, then nll and records per scored row). */
+static void eval_pass(const rt_ppl_eval_opts *o, const rt_ppl_plan *p, eval_bufs *b, const int32_t *tokens,
+                      int w, int g, int nthreads)
+{
+    const int n_ctx = o->n_ctx, first = n_ctx / 2, n_scored = n_ctx - 1 - first;
+    const int n_vocab = rt_model_hparams(b->models[w])->n_vocab;
+    const size_t per_chunk = (size_t)(n_ctx - first) * n_vocab, rec_size = rt_logp_record_size(n_vocab);
+    const int c0 = g * p->n_seq, ns = o->n_chunk - c0 < p->n_seq ? o->n_chunk - c0 : p->n_seq;
+    float *lg = b->logits + (size_t)w * p->n_seq * per_chunk;
+    b->errs[w] = rt_ppl_chunks_logits(b->models[w], tokens + (size_t)c0 * n_ctx, ns, n_ctx, o->bos, lg, b->msgs[w]);
+    for (int i = 0; b->errs[w] == RT_OK && i < ns; i++) {
+        const int32_t *targets = tokens + (size_t)(c0 + i) * n_ctx + first + 1;
+        const float *li = lg + (size_t)i * per_chunk;
+        const size_t k = (size_t)w * p->n_seq + i;
+        if (o->nll)
+            rt_ppl_row_nll(li, n_vocab, targets, n_scored, b->nll + k * n_scored, nthreads);
+        for (int r = 0; o->records && r < n_scored; r++)
+            rt_logp_encode(li + (size_t)r * n_vocab, n_vocab, targets[r], b->recs + (k * n_scored + (size_t)r) * rec_size);
+    }
+}
+
+/* Hand the chunks of worker w's pass g to the caller, in order. */
+static rt_error eval_deliver(const rt_ppl_eval_opts *o, const rt_ppl_plan *p, const eval_bufs *b,
+                             const int32_t *tokens, int w, int g, char *msg)
+{
+    const int n_ctx = o->n_ctx, first = n_ctx / 2, n_scored = n_ctx - 1 - first;
+    const int n_vocab = rt_model_hparams(b->models[w])->n_vocab;
+    const size_t per_chunk = (size_t)(n_ctx - first) * n_vocab, rec_size = rt_logp_record_size(n_vocab);
+    const int c0 = g * p->n_seq, ns = o->n_chunk - c0 < p->n_seq ? o->n_chunk - c0 : p->n_seq;
+    if (b->errs[w] != RT_OK)
+        return fail(msg, b->errs[w], "chunks %d-%d: %s", c0 + 1, c0 + ns, b->msgs[w]);
+    for (int i = 0; i < ns; i++) {
+        const size_t k = (size_t)w * p->n_seq + i;
+        const rt_ppl_chunk out = {b->logits + k * per_chunk, tokens + (size_t)(c0 + i) * n_ctx + first + 1,
+                                  o->nll ? b->nll + k * n_scored : NULL,
+                                  o->records ? b->recs + k * n_scored * rec_size : NULL, n_scored};
+        if (o->chunk && o->chunk(o->user, c0 + i, &out))
+            return fail(msg, RT_ERR_HOOK, "chunk %d: stopped by the caller", c0 + i + 1);
+    }
+    return RT_OK;
+}
+
+rt_error rt_ppl_eval(rt_model *m, const int32_t *tokens, const rt_ppl_eval_opts *o, char *msg)
+{
+    if (!m || !tokens || !o || o->n_ctx < 4 || o->n_ctx > RT_MAX_TOKENS || o->n_chunk < 1)
+        return fail(msg, RT_ERR_ARG, "rt_ppl_eval: bad arguments");
+    const int nth = nthreads_or_default(o->nthreads);
+    rt_ppl_plan p;
+    rt_ppl_eval_plan(m, o, &p);
+    const int nw = p.n_workers, n_group = (o->n_chunk + p.n_seq - 1) / p.n_seq;
+    const int n_ctx = o->n_ctx, first = n_ctx / 2, n_scored = n_ctx - 1 - first;
+    const size_t n_vocab = (size_t)rt_model_hparams(m)->n_vocab, rows = (size_t)nw * p.n_seq * n_scored;
+    eval_bufs b;
+    b.models = calloc((size_t)nw, sizeof *b.models);
+    b.logits = malloc((size_t)nw * p.n_seq * (n_ctx - first) * n_vocab * sizeof(float));
+    b.nll = malloc(rows * sizeof(double)); /* counted in the plan whether used or not */
+    b.recs = o->records ? malloc(rows * rt_logp_record_size((int)n_vocab)) : NULL;
+    b.errs = calloc((size_t)nw, sizeof *b.errs);
+    b.msgs = calloc((size_t)nw, sizeof *b.msgs);
+    rt_error e = RT_OK;
+    if (!b.models || !b.logits || !b.nll || (o->records && !b.recs) || !b.errs || !b.msgs)
+        e = fail(msg, RT_ERR_NOMEM, "out of memory");
+    if (e == RT_OK)
+        b.models[0] = m;
+    for (int w = 1; e == RT_OK && w < nw; w++)
+        e = rt_model_clone(m, &b.models[w], msg);
+    for (int w = 0; e == RT_OK && w < nw; w++)
+        rt_model_set_threads(b.models[w], nw > 1 ? 1 : nth);
+    for (int g0 = 0; e == RT_OK && g0 < n_group; g0 += nw) {
+        const int nr = n_group - g0 < nw ? n_group - g0 : nw;
+        if (nw > 1 && nr == 1) /* a last lone pass: all threads on it */
+            rt_model_set_threads(b.models[0], nth);
+#pragma omp parallel for schedule(static, 1) num_threads(nr) if (nr > 1)
+        for (int w = 0; w < nr; w++)
+            eval_pass(o, &p, &b, tokens, w, g0 + w, nr > 1 ? 1 : nth);
+        for (int w = 0; e == RT_OK && w < nr; w++)
+            e = eval_deliver(o, &p, &b, tokens, w, g0 + w, msg);
+    }
+    for (int w = 1; b.models && w < nw; w++)
+        rt_model_free(b.models[w]);
+    free(b.models);
+    free(b.logits);
+    free(b.nll);
+    free(b.recs);
+    free(b.errs);
+    free(b.msgs);
+    return e;
+}
+
+/* ---------------------------------------------------------------- the statistics as JSON */
+
+json_t *rt_kld_stats_json(const rt_kld_stats *s)
+{
+    json_t *k = json_object(), *kp = json_object(), *pp = json_object();
+    if (!k || !kp || !pp) {
+        json_decref(k);
+        json_decref(kp);
+        json_decref(pp);
+        return NULL;
+    }
+    json_object_set_new(k, "count", json_integer(s->count));
+    json_object_set_new(k, "ppl", json_real(s->ppl));
+    json_object_set_new(k, "ppl_unc", json_real(s->ppl_unc));
+    json_object_set_new(k, "ppl_base", json_real(s->ppl_base));
+    json_object_set_new(k, "ppl_base_unc", json_real(s->ppl_base_unc));
+    json_object_set_new(k, "cor_ln_ppl", json_real(s->cor));
+    json_object_set_new(k, "mean_ln_ppl_ratio", json_real(s->ln_ratio));
+    json_object_set_new(k, "mean_ln_ppl_ratio_unc", json_real(s->ln_ratio_unc));
+    json_object_set_new(k, "ppl_ratio", json_real(s->ppl_ratio));
+    json_object_set_new(k, "ppl_ratio_unc", json_real(s->ppl_ratio_unc));
+    json_object_set_new(k, "ppl_diff", json_real(s->ppl_diff));
+    json_object_set_new(k, "ppl_diff_unc", json_real(s->ppl_diff_unc));
+    json_object_set_new(k, "kld", json_real(s->kld));
+    json_object_set_new(k, "kld_unc", json_real(s->kld_unc));
+    static const char *kn[11] = {"max", "99.9", "99", "95", "90", "median", "10", "5", "1", "0.1", "min"};
+    for (int i = 0; i < 11; i++)
+        json_object_set_new(kp, kn[i], json_real(s->kld_pct[i]));
+    json_object_set_new(k, "kld_percentiles", kp);
+    json_object_set_new(k, "mean_dp", json_real(s->dp));
+    json_object_set_new(k, "mean_dp_unc", json_real(s->dp_unc));
+    static const char *pn[13] = {"max", "99.9", "99", "95", "90", "75", "median", "25", "10", "5", "1", "0.1", "min"};
+    for (int i = 0; i < 13; i++)
+        json_object_set_new(pp, pn[i], json_real(s->dp_pct[i]));
+    json_object_set_new(k, "dp_percentiles", pp);
+    json_object_set_new(k, "rms_dp", json_real(s->rms_dp));
+    json_object_set_new(k, "rms_dp_unc", json_real(s->rms_dp_unc));
+    json_object_set_new(k, "same_top_p", json_real(s->same_top));
+    json_object_set_new(k, "same_top_p_unc", json_real(s->same_top_unc));
+    return k;
 }

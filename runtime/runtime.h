@@ -18,7 +18,8 @@
  *   (token_embd when output.weight is absent) -> F32 logits.
  * Matrix products use the kernels of runtime/kernels.h (activations quantized like ggml).
  *
- * The same pass is exposed layer by layer for calibration (GPTQ):
+ * The same pass is exposed layer by layer: the hook API the calibration (pipeline/gptq.h:
+ * sequential GPTQ, importance statistics) drives the model through, and nothing more:
  *   rt_embed() -> rt_layer_forward() for each layer, with an optional hook that sees the
  *   input of each group of linear layers before it is used -> rt_final_logits().
  * rt_model_set_weight() swaps a weight (e.g. for its freshly quantized version).

@@ -276,6 +276,103 @@ Test(perplexity, classics_q4_k_m_eval_classics_matches_llama_cpp, .timeout = 600
     check_model("reference/classics-7m-q4_k_m.gguf", 93.8440, 2.04391, 0);
 }
 
+/* ---------------------------------------------------------------- a whole evaluation */
+
+typedef struct {
+    int next, bad_order;
+    rt_ppl_acc acc;
+    uint64_t hash;       /* of every nll and record, in order */
+    int n_vocab;
+} eval_log;
+
+static int log_chunk(void *user, int c, const rt_ppl_chunk *ch)
+{
+    eval_log *l = user;
+    l->bad_order += c != l->next++;
+    rt_ppl_add(&l->acc, ch->nll, ch->n_scored);
+    const unsigned char *p = (const unsigned char *)ch->nll;
+    for (size_t i = 0; i < (size_t)ch->n_scored * sizeof(double); i++)
+        l->hash = (l->hash ^ p[i]) * 1099511628211ull;
+    for (size_t i = 0; ch->records && i < (size_t)ch->n_scored * rt_logp_record_size(l->n_vocab); i++)
+        l->hash = (l->hash ^ ch->records[i]) * 1099511628211ull;
+    return 0;
+}
+
+static int stop_at_second(void *user, int c, const rt_ppl_chunk *ch)
+{
+    (void)user, (void)ch;
+    return c == 1;
+}
+
+/* rt_ppl_eval: chunks in order, the same figures as chunk-by-chunk evaluation, whatever the
+ * thread count and the chunks per pass; the plan's division of the work. Repository model. */
+Test(perplexity, eval_is_independent_of_threads_and_batch, .timeout = 600)
+{
+    char msg[RT_MSG_SIZE > INP_MSG_SIZE ? RT_MSG_SIZE : INP_MSG_SIZE], path[4096];
+    snprintf(path, sizeof path, "%s/models/classics-7m", tu_root());
+    inp_source *src;
+    cr_assert_eq(inp_open(path, &src, msg), INP_OK, "%s", msg);
+    rt_model *m;
+    cr_assert_eq(rt_model_load(src, &m, msg), RT_OK, "%s", msg);
+    tok_model *tok;
+    cr_assert_eq(tok_from_gguf(inp_metadata(src), &tok, msg), RT_OK, "%s", msg);
+    snprintf(path, sizeof path, "%s/models/eval-classics.txt", tu_root());
+    size_t len, ntok;
+    char *txt = tu_read_file(path, &len);
+    cr_assert_not_null(txt);
+    int32_t *ids;
+    cr_assert_eq(tok_encode(tok, txt, len < 20000 ? len : 20000, tok_default_flags(tok), &ids, &ntok, msg), RT_OK);
+    const int n_ctx = 64, n_chunk = 7, V = rt_model_hparams(m)->n_vocab, first = n_ctx / 2, ns = n_ctx - 1 - first;
+    cr_assert_geq(ntok, (size_t)n_chunk * n_ctx);
+
+    /* chunk by chunk, one thread */
+    rt_model_set_threads(m, 1);
+    float *lg = malloc(sizeof(float) * (size_t)(n_ctx - first) * V);
+    double *nll = malloc(sizeof(double) * ns);
+    rt_ppl_acc want = {0};
+    for (int c = 0; c < n_chunk; c++) {
+        cr_assert_eq(rt_ppl_chunk_logits(m, ids + (size_t)c * n_ctx, n_ctx, tok_bos(tok), lg, msg), RT_OK, "%s", msg);
+        rt_ppl_row_nll(lg, V, ids + (size_t)c * n_ctx + first + 1, ns, nll, 1);
+        rt_ppl_add(&want, nll, ns);
+    }
+    static const struct {
+        int threads, batch, seq, workers;
+    } runs[] = {{1, 64, 1, 1}, {3, 128, 2, 3}, {2, 512, 7, 1}, {2, 64, 1, 2}};
+    uint64_t first_hash = 0;
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        eval_log l = {.hash = 1469598103934665603ull, .n_vocab = V};
+        const rt_ppl_eval_opts o = {.n_ctx = n_ctx, .n_chunk = n_chunk, .n_batch = runs[r].batch,
+                                    .nthreads = runs[r].threads, .bos = tok_bos(tok), .nll = true,
+                                    .records = true, .chunk = log_chunk, .user = &l};
+        rt_ppl_plan p;
+        rt_ppl_eval_plan(m, &o, &p);
+        cr_assert(p.n_seq == runs[r].seq && p.n_workers == runs[r].workers, "run %zu: %d x %d", r, p.n_seq,
+                  p.n_workers);
+        cr_assert_eq(rt_ppl_eval(m, ids, &o, msg), RT_OK, "%s", msg);
+        cr_assert_eq(l.next, n_chunk);
+        cr_assert_eq(l.bad_order, 0);
+        cr_assert_eq(l.acc.count, want.count);
+        cr_assert_eq(l.acc.nll, want.nll, "run %zu: sum of nll %.17g, chunk by chunk %.17g", r, l.acc.nll, want.nll);
+        if (r == 0)
+            first_hash = l.hash;
+        cr_assert_eq(l.hash, first_hash, "run %zu: nll or records differ", r);
+    }
+    /* no callback at all, a callback that stops, bad arguments */
+    rt_ppl_eval_opts o = {.n_ctx = n_ctx, .n_chunk = 3, .n_batch = 64, .nthreads = 1, .bos = -1};
+    cr_assert_eq(rt_ppl_eval(m, ids, &o, msg), RT_OK, "%s", msg);
+    o.chunk = stop_at_second;
+    cr_assert_eq(rt_ppl_eval(m, ids, &o, msg), RT_ERR_HOOK);
+    cr_assert(strstr(msg, "chunk 2: stopped"), "%s", msg);
+    cr_assert_eq(rt_ppl_eval(m, ids, &(rt_ppl_eval_opts){.n_ctx = 2, .n_chunk = 1}, msg), RT_ERR_ARG);
+    free(lg);
+    free(nll);
+    free(ids);
+    free(txt);
+    tok_free(tok);
+    rt_model_free(m);
+    inp_close(src);
+}
+
 /* ---------------------------------------------------------------- every type on every path */
 
 /* The demo F32 model with every matrix (token_embd and output too) quantized to `type` by

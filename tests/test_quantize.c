@@ -1,5 +1,6 @@
 /* qforge-quantize end to end: byte-identical to llama-quantize's files for the demo model,
- * from the F32 GGUF and straight from the checkpoints; thread-count independence; dry run;
+ * from the F32 GGUF and straight from the checkpoints; thread-count independence (chunk-size
+ * independence is tested through the library, tests/test_pipeline.c); dry run;
  * report; importance matrices (GGUF and legacy) applied exactly; refusing to overwrite input. */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -121,15 +122,6 @@ Test(quantize, one_thread_gives_the_same_bytes)
 {
     against_reference("reference/classics-7m-f32.gguf", "Q4_K_M", "reference/classics-7m-q4_k_m.gguf",
                       "-t 1");
-}
-/* Tiny chunks: many parallel steps per tensor, each written while the next is made. */
-Test(quantize, small_chunks_give_the_same_bytes)
-{
-    setenv("QFORGE_CHUNK_BYTES", "5000", 1);
-    against_reference("reference/classics-7m-f32.gguf", "Q4_K_M", "reference/classics-7m-q4_k_m.gguf",
-                      "-t 2");
-    against_reference("models/classics-7m", "Q8_0", "reference/classics-7m-q8_0.gguf", "-t 2");
-    unsetenv("QFORGE_CHUNK_BYTES");
 }
 /* general.name comes from the checkpoint's directory name, and the reference files were made
  * from a directory named classics-7m: give the F32 checkpoint that name (links to its files). */

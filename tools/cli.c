@@ -3,6 +3,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -222,6 +224,55 @@ char *cli_bytes(double n, char buf[32])
     return buf;
 }
 
+/* ---- pipeline errors (added with the pipeline library) ---- */
+
+int cli_exit_pl(pl_error e)
+{
+    switch (e) {
+    case PL_OK: return CLI_OK;
+    case PL_ERR_ARG: return CLI_USAGE;
+    case PL_ERR_IO: return CLI_IO;
+    case PL_ERR_NOMEM: case PL_ERR_STOPPED: case PL_ERR_INTERNAL: return CLI_INTERNAL;
+    default: return CLI_BAD_INPUT;
+    }
+}
+
+/* ---- shared by the pipeline tools (added with the pipeline library) ---- */
+
+const char *cli_input_file(const char *path, const inp_source *s)
+{
+    for (size_t i = 0; path && i < inp_n_files(s); i++)
+        if (cli_same_file(path, inp_file(s, i)))
+            return inp_file(s, i);
+    return NULL;
+}
+
+char *cli_shape(uint32_t n_dims, const int64_t *ne, char *buf, size_t size)
+{
+    size_t k = (size_t)snprintf(buf, size, "[");
+    for (uint32_t d = 0; d < n_dims && k < size; d++)
+        k += (size_t)snprintf(buf + k, size - k, d ? ", %lld" : "%lld", (long long)ne[d]);
+    if (k < size)
+        snprintf(buf + k, size - k, "]");
+    return buf;
+}
+
+char *cli_sci(double v, char buf[32])
+{
+    if (v == 0 || !isfinite(v)) {
+        snprintf(buf, 32, "%g", v);
+        return buf;
+    }
+    int ex = (int)floor(log10(fabs(v)));
+    double m = v / pow(10.0, ex);
+    if (fabs(m) >= 9.95) { /* rounds up to 10.0 */
+        m /= 10;
+        ex++;
+    }
+    snprintf(buf, 32, "%.1fe%d", m, ex);
+    return buf;
+}
+
 const char *cli_strerror(int err)
 {
     static char buf[160];
@@ -301,4 +352,22 @@ void cli_write_json(const json_t *j, const char *path, size_t flags)
     if (json_dumpf(j, f, flags) != 0)
         cli_die(CLI_IO, path, "write error: %s", cli_strerror(errno ? errno : EIO));
     cli_commit(f, path);
+}
+
+/* A bundled file: ../DIR/NAME next to bin/, or PREFIX/share/qforge/NAME. */
+const char *cli_bundled(const char *dir, const char *name, const char *opt)
+{
+    char exe[4096], path[8400], real[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char *slash = len > 0 ? (exe[len] = 0, strrchr(exe, '/')) : NULL;
+    if (slash) {
+        *slash = 0;
+        const char *fmt[2] = {"%s/../%s/%s", "%s/../share/qforge/%.0s%s"};
+        for (int i = 0; i < 2; i++) {
+            snprintf(path, sizeof path, fmt[i], exe, dir, name);
+            if (access(path, R_OK) == 0)
+                return strdup(realpath(path, real) ? real : path);
+        }
+    }
+    cli_die(CLI_IO, NULL, "the bundled %s is not found next to the executable; use %s FILE", name, opt);
 }

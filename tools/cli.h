@@ -87,4 +87,25 @@ uint64_t cli_phys_memory(void);
 /* Human-readable byte count into buf ("26.2 KiB"). Returns buf. */
 char *cli_bytes(double n, char buf[32]);
 
+/* ---- pipeline errors (added with the pipeline library) ---- */
+#include "pipeline/pl_error.h"
+
+/* Exit code for a pipeline error: ARG is usage (1), IO 3, NOMEM/STOPPED/INTERNAL 4, the rest
+ * bad input (2). */
+int cli_exit_pl(pl_error e);
+
+/* ---- shared by the pipeline tools (added with the pipeline library) ---- */
+
+/* The file of source s that path names (same device and inode), or NULL. */
+const char *cli_input_file(const char *path, const inp_source *s);
+/* "[256, 4096]": the first n_dims of ne into buf. Returns buf. */
+char *cli_shape(uint32_t n_dims, const int64_t *ne, char *buf, size_t size);
+/* 1.2e-4 style (one decimal, no padded exponent; 0 and non-finite values with %g). */
+char *cli_sci(double v, char buf[32]);
+
+/* A file shipped with qforge: ../DIR/NAME next to the executable (the build tree), or
+ * PREFIX/share/qforge/NAME (installed). Returns a malloc'ed real path the caller may keep; dies
+ * (exit 3, naming OPT as the way to give the file) when neither exists. */
+const char *cli_bundled(const char *dir, const char *name, const char *opt);
+
 #endif

@@ -307,7 +307,7 @@ while IFS='|' read -r name want why re; do
 done < "$T/manifest"
 
 # text problems
-run text-not-utf8 2 "$T/latin1.txt" "ISO-8859-1 bytes in the text" "not UTF-8 text \\(invalid byte at offset 1503\\)" -m "$T/good.gguf" -f "$T/latin1.txt" -c 16
+run text-not-utf8 2 "$T/latin1.txt" "ISO-8859-1 bytes in the text" "invalid UTF-8 at byte 1503" -m "$T/good.gguf" -f "$T/latin1.txt" -c 16
 run text-too-short 2 "$T/short.txt" "fewer tokens than two chunks of -c 16" "text too short: [0-9]+ tokens, perplexity with -c 16 needs at least 32" -m "$T/good.gguf" -f "$T/short.txt" -c 16
 run text-missing 3 "$T/none.txt" "the text file does not exist" "cannot open: No such file" -m "$T/good.gguf" -f "$T/none.txt" -c 16
 run text-directory 3 "$T" "the text is a directory" "not a regular file" -m "$T/good.gguf" -f "$T" -c 16
