@@ -25,6 +25,7 @@ typedef struct {
     pl_opts p;                 /* what the pipeline gets (output NULL: dry run) */
     const char *input, *output, *type_name, *report_path;
     const char *tokenizer_pre; /* --tokenizer-pre: for a tokenizer.json checkpoint */
+    char *bundled_calib;       /* the bundled calibration text's path when --calib is not given */
     bool dry_run, quiet;
     lq_mix_overrides *overrides;
     cli_budget budget;         /* --target-bpw / --target-size */
@@ -263,7 +264,7 @@ static void load_calib(options *o, inp_source *s)
     pl_calib_params *c = &o->p.calib;
     char msg[INP_MSG_SIZE], *text = NULL;
     if (!c->name)
-        c->name = cli_bundled("calibration", "calibration.txt", "--calib"); /* kept to exit */
+        c->name = o->bundled_calib = (char *)cli_bundled("calibration", "calibration.txt", "--calib");
     if (c->imatrix_out && (cli_same_file(c->imatrix_out, o->input) || cli_same_file(c->imatrix_out, c->name) ||
                            (o->output && !strcmp(c->imatrix_out, o->output)) || cli_input_file(c->imatrix_out, s)))
         cli_die(CLI_USAGE, c->imatrix_out, "is an input or the output; refusing to overwrite it");
@@ -342,6 +343,7 @@ int main(int argc, char **argv)
     pl_report_free(r);
     inp_imatrix_free(im);
     free((char *)o.p.calib.text);
+    free(o.bundled_calib);
     lq_mix_overrides_free(o.overrides);
     cli_budget_free(&o.budget);
     inp_close(s);
