@@ -37,7 +37,8 @@ static void usage(FILE *f)
             "      --max-memory SIZE    refuse to start when the model, its scratch buffers and logits\n"
             "                           need more than SIZE (e.g. 512M, 8G; default: the machine's\n"
             "                           physical memory; 0: no check)\n"
-            "  -h, --help               this help\n");
+            "  -h, --help               this help\n"
+            "      --version            the qforge version\n");
 }
 
 typedef struct {
@@ -235,7 +236,7 @@ static void print_kld(const rt_kld_stats *s)
 int main(int argc, char **argv)
 {
     cli_passive_omp(argv);
-    cli_init(argv[0]);
+    cli_init(argc, argv);
     const double t_start = cli_now();
     opts o = parse(argc, argv);
     if (o.threads > 0)
@@ -347,10 +348,7 @@ int main(int argc, char **argv)
     if (!o.kld && o.kld_base) {
         if (cli_same_file(o.kld_base, o.model) || cli_same_file(o.kld_base, o.text))
             cli_die(CLI_USAGE, o.kld_base, "refusing to overwrite an input file");
-        base_out = fopen(o.kld_base, "wb");
-        if (!base_out)
-            cli_die(CLI_IO, o.kld_base, "cannot create: %s", strerror(errno));
-        cli_set_temp(o.kld_base);
+        base_out = cli_create(o.kld_base);
         bh = (rt_logp_header){.n_vocab = (uint32_t)n_vocab, .n_ctx = (uint32_t)n_ctx, .n_chunk = (uint32_t)n_chunk,
                               .first = (uint32_t)first, .range = RT_LOGP_RANGE};
         if (rt_logp_write_header(base_out, &bh, tokens, msg) != RT_OK)
@@ -460,7 +458,7 @@ int main(int argc, char **argv)
                 rt_ppl_add(&acc, nll + k * n_scored, n_scored);
                 if (base_out &&
                     fwrite(recs + k * n_scored * rec_size, rec_size, (size_t)n_scored, base_out) != (size_t)n_scored)
-                    cli_die(CLI_IO, o.kld_base, "write failed: %s", strerror(errno));
+                    cli_die(CLI_IO, o.kld_base, "write failed: %s", cli_strerror(errno));
                 const double ppl = rt_ppl_value(&acc);
                 json_array_append_new(running, json_real(ppl));
                 printf("[%d]%.4f,", c + 1, ppl);
@@ -510,15 +508,12 @@ int main(int argc, char **argv)
     json_object_set_new(js, "tokens_per_second", json_real(n_eval / secs));
     json_object_set_new(js, "total_seconds", json_real(cli_now() - t_start));
 
-    if (base_out) {
-        if (fclose(base_out) != 0)
-            cli_die(CLI_IO, o.kld_base, "write failed: %s", strerror(errno));
-        cli_set_temp(NULL);
-    }
+    if (base_out)
+        cli_commit(base_out, o.kld_base);
     if (base_in)
         fclose(base_in);
-    if (o.json && json_dump_file(js, o.json, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) != 0)
-        cli_die(CLI_IO, o.json, "cannot write JSON");
+    if (o.json)
+        cli_write_json(js, o.json, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
     json_decref(js);
     json_decref(running);
     rt_kld_free(kld);

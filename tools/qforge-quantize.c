@@ -93,7 +93,8 @@ static void usage(FILE *f)
             "  --max-memory SIZE            refuse a calibration (--gptq, --imatrix-out) whose\n"
             "                               estimated memory exceeds SIZE (e.g. 4G; default: the\n"
             "                               machine's physical memory; 0: no check)\n"
-            "  -h, --help                   this text\n");
+            "  -h, --help                   this text\n"
+            "  --version                    the qforge version\n");
 }
 
 static int parse_type_opt(const char *opt, const char *val)
@@ -599,8 +600,7 @@ static void write_report(const options *o, const item *items, size_t n, uint64_t
     json_object_set_new(root, "n_elements", json_integer((json_int_t)n_elements));
     json_object_set_new(root, "bpw", json_real(n_elements > 0 ? out_total * 8.0 / n_elements : 0));
     json_object_set_new(root, "seconds", json_real(secs));
-    if (json_dump_file(root, o->report_path, JSON_INDENT(1) | JSON_ENSURE_ASCII) != 0)
-        cli_die(CLI_IO, o->report_path, "cannot write the report");
+    cli_write_json(root, o->report_path, JSON_INDENT(1) | JSON_ENSURE_ASCII);
     json_decref(root);
 }
 
@@ -759,14 +759,16 @@ static void run_calibration(const options *o, inp_source *s, const item *items, 
         e = rt_imatrix_declare(im, w, calib, (uint32_t)ro.n_chunks_used, (uint32_t)ro.n_ctx_used, msg);
         if (e != RT_OK)
             cli_die(CLI_INTERNAL, o->imatrix_out, "%s", msg);
+        /* on failure the writer is freed first (it removes its temp file), so that LeakSanitizer
+         * finds nothing lost at exit */
         gguf_error ge = gguf_writer_open(w, o->imatrix_out, gmsg);
         if (ge != GGUF_OK)
-            cli_die(cli_exit_gguf(ge), o->imatrix_out, "%s", gmsg);
+            gguf_writer_free(w), cli_die(cli_exit_gguf(ge), o->imatrix_out, "%s", gmsg);
         cli_set_temp(gguf_writer_temp_path(w));
         if ((e = rt_imatrix_write_data(im, w, msg)) != RT_OK)
-            cli_die(e == RT_ERR_IO ? CLI_IO : CLI_INTERNAL, o->imatrix_out, "%s", msg);
+            gguf_writer_free(w), cli_die(e == RT_ERR_IO ? CLI_IO : CLI_INTERNAL, o->imatrix_out, "%s", msg);
         if ((ge = gguf_writer_finish(w, gmsg)) != GGUF_OK)
-            cli_die(cli_exit_gguf(ge), o->imatrix_out, "%s", gmsg);
+            gguf_writer_free(w), cli_die(cli_exit_gguf(ge), o->imatrix_out, "%s", gmsg);
         cli_set_temp(NULL);
         gguf_writer_free(w);
         printf("[%s] importance matrix: %zu entries -> %s\n", items ? "gptq" : "imatrix",
@@ -783,7 +785,7 @@ static void run_calibration(const options *o, inp_source *s, const item *items, 
 int main(int argc, char **argv)
 {
     cli_passive_omp(argv);
-    cli_init(argv[0]);
+    cli_init(argc, argv);
     options o;
     parse_args(argc, argv, &o);
     const char *cb = getenv("QFORGE_CHUNK_BYTES");
