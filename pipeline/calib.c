@@ -168,7 +168,9 @@ pl_error pl_calib_run(inp_source *src, const char *text, size_t len, pl_calib_op
                     (double)o->max_memory / 1048576);
         goto out;
     }
-    if ((e = pl_from_rt(rt_model_load(src, &m, msg))) != PL_OK)
+    /* GPTQ reads a checkpoint's weights layer by layer; the importance pass runs whole
+     * chunks through every layer */
+    if ((e = pl_from_rt(o->gptq ? rt_model_load_deferred(src, &m, msg) : rt_model_load(src, &m, msg))) != PL_OK)
         goto out;
     rt_model_set_threads(m, o->nthreads);
     if ((e = make_chunks(src, m, text, len, o, &chunks, msg)) != PL_OK)

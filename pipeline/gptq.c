@@ -301,7 +301,7 @@ static pl_error driver_start(driver *d, const int32_t *chunks)
         const size_t wmax = (size_t)d->n_ctx * (size_t)(hp->n_ff > hp->n_head * hp->head_dim
                                                             ? (hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd)
                                                             : hp->n_head * hp->head_dim);
-        rt_error re = rt_model_load(d->src, &d->mf, d->msg);
+        rt_error re = rt_model_load_deferred(d->src, &d->mf, d->msg);
         if (re != RT_OK)
             return pl_from_rt(re);
         rt_model_set_threads(d->mf, d->o.gptq.nthreads);
@@ -323,6 +323,18 @@ static pl_error driver_start(driver *d, const int32_t *chunks)
     if (re != RT_OK)
         e = pl_from_rt(re);
     return e;
+}
+
+/* Layer l's float weights (models loaded with rt_model_load_deferred read them now): the
+ * float reference's, which the quantized model borrows until each is swapped. */
+static pl_error load_layer(driver *d, int l)
+{
+    const double t0 = pl_now();
+    rt_error re = d->mf ? rt_model_load_layer(d->mf, l, NULL, d->msg) : RT_OK;
+    if (re == RT_OK)
+        re = rt_model_load_layer(d->m, l, d->mf, d->msg);
+    d->st.other += pl_now() - t0;
+    return pl_from_rt(re);
 }
 
 /* Layer l with all its quantized weights (and the float reference's) feeds the next one. */
@@ -365,6 +377,7 @@ pl_error pl_gptq_run(rt_model *m, inp_source *src, const int32_t *chunks, int n_
     const pl_group *groups = pl_layer_groups(&n_groups);
     pl_error e = driver_start(&d, chunks);
     for (int l = 0; l < hp->n_layer && e == PL_OK; ++l) {
+        e = load_layer(&d, l);
         for (size_t g = 0; g < n_groups && e == PL_OK; ++g) {
             job jobs[3];
             int nj = 0;
@@ -374,6 +387,9 @@ pl_error pl_gptq_run(rt_model *m, inp_source *src, const int32_t *chunks, int n_
         }
         if (e == PL_OK)
             e = forward_layer(&d, l);
+        /* a deferred model forgets the layer: its tensors were handed to emit */
+        rt_model_drop_layer(d.m, l);
+        rt_model_drop_layer(d.mf, l);
     }
     rt_model_free(d.mf);
     free(d.hidden_f);
