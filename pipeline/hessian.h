@@ -4,9 +4,10 @@
  * it (accumulated in double). The asymmetric target also needs C = 2/N sum x_f x_q^T, x_f the
  * float model's input and x_q the partly quantized model's (pl_cross).
  *
- * Determinism: rows are summed in blocks of PL_HESS_BLOCK_ROWS through OpenBLAS (dsyrk,
- * dgemm), whatever the sizes of the add calls; OpenBLAS splits these over the output only, so
- * the sums do not depend on how rows arrive or on thread counts.
+ * Rank-k updates: rows are summed in blocks of PL_HESS_BLOCK_ROWS tokens through OpenBLAS
+ * (dsyrk for H, dgemm for C), whatever the sizes of the add calls; OpenBLAS splits these over
+ * the output only, so the sums do not depend on how rows arrive or on thread counts
+ * (test_hessian checks 1 against 2 OpenBLAS threads bit for bit).
  * Errors: pl_error + one line in msg[PL_MSG_SIZE]. */
 #ifndef QFORGE_PL_HESSIAN_H
 #define QFORGE_PL_HESSIAN_H
@@ -24,12 +25,14 @@ typedef struct pl_hess pl_hess;
 pl_hess *pl_hess_create(int n);
 void pl_hess_free(pl_hess *h);
 void pl_hess_reset(pl_hess *h);
-/* Add rows x (rows x n floats, row-major). PL_ERR_ARG for bad arguments or a non-finite value
- * (nothing added then). */
+/* Add rows x (rows x n floats, row-major). PL_ERR_ARG for bad arguments, a non-finite value
+ * (nothing added then), or rows after pl_hess_matrix took the matrix (reset first). */
 pl_error pl_hess_add(pl_hess *h, const float *x, int rows, char *msg);
 int64_t pl_hess_count(const pl_hess *h); /* rows added since the last reset */
 /* H = 2/count * sum x x^T, full symmetric n x n (all zero before any row), owned by h and
- * valid until the next add/reset/free. */
+ * valid until the next reset/free. The sum is scaled in place (memory: one n x n matrix plus
+ * PL_HESS_BLOCK_ROWS rows), so once there were rows the accumulator takes no more until a
+ * reset. */
 const double *pl_hess_matrix(pl_hess *h);
 
 /* C accumulator: sum x_f x_q^T over row pairs. */
