@@ -86,9 +86,10 @@ typedef struct {
 } job;
 
 /* Quantize one tensor on H (and C for the asymmetric target), swap it into m, hand it to emit;
- * *info receives the figures. */
+ * *info receives the figures. release (the group's last tensor): the cross term is freed once
+ * the target is made, before the solver allocates. */
 static pl_error do_tensor(rt_model *m, inp_source *src, const job *jb, int layer,
-                          const double *H, const double *C, int64_t hess_rows,
+                          const double *H, const double *C, pl_cross **release, int64_t hess_rows,
                           const pl_gptq_opts *o, pl_calib_stats *st, pl_gptq_info *info,
                           char *msg)
 {
@@ -137,6 +138,10 @@ static pl_error do_tensor(rt_model *m, inp_source *src, const job *jb, int layer
                                              "defined (H + damping not positive definite)", jb->name);
             goto out;
         }
+    }
+    if (release) {
+        pl_cross_free(*release);
+        *release = NULL;
     }
     lq_error le = lq_gptq_quantize(jb->type, Wt ? Wt : W, jb->rows, jb->cols, H, &go, q,
                                    deq, &info->res, lmsg);
@@ -272,8 +277,8 @@ static pl_error run_group(driver *d, int l, const pl_group *g, const job *jobs, 
     d->st.hessian += cs.seconds + cf.seconds + (pl_now() - t0);
     pl_gptq_info infos[3];
     for (int k = 0; k < nj; ++k)
-        if ((e = do_tensor(d->m, d->src, &jobs[k], l, H, C, pl_hess_count(hess), &d->o, &d->st,
-                           &infos[k], d->msg)) != PL_OK)
+        if ((e = do_tensor(d->m, d->src, &jobs[k], l, H, C, k == nj - 1 ? &cross : NULL,
+                           pl_hess_count(hess), &d->o, &d->st, &infos[k], d->msg)) != PL_OK)
             goto out;
     pl_hess_free(hess);
     hess = NULL;

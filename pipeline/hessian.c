@@ -49,6 +49,8 @@ void pl_hess_reset(pl_hess *h)
     if (!h)
         return;
     memset(h->S, 0, (size_t)h->n * (size_t)h->n * sizeof(double));
+    if (!h->xd)
+        h->xd = malloc((size_t)PL_HESS_BLOCK_ROWS * (size_t)h->n * sizeof(double));
     h->count = 0;
     h->pending = 0;
     h->scaled = false;
@@ -74,6 +76,8 @@ pl_error pl_hess_add(pl_hess *h, const float *x, int rows, char *msg)
         return pl_fail(msg, PL_ERR_ARG, "pl_hess_add: bad arguments");
     if (h->scaled)
         return pl_fail(msg, PL_ERR_ARG, "pl_hess_add: the matrix was taken; reset first");
+    if (!h->xd)
+        return pl_fail(msg, PL_ERR_NOMEM, "pl_hess_add: out of memory");
     const size_t n = (size_t)h->n;
     for (size_t i = 0; i < (size_t)rows * n; ++i)
         if (!isfinite(x[i]))
@@ -105,6 +109,8 @@ const double *pl_hess_matrix(pl_hess *h)
         for (size_t j = 0; j <= i; ++j)
             h->S[i * n + j] = h->S[j * n + i] = h->S[i * n + j] * s;
     h->scaled = true;
+    free(h->xd); /* no more rows until a reset */
+    h->xd = NULL;
     return h->S;
 }
 
@@ -181,6 +187,9 @@ const double *pl_cross_matrix(pl_cross *c)
         for (size_t i = 0; i < nn; ++i)
             c->C[i] *= sc;
         c->scaled = true;
+        free(c->xf); /* the accumulator is spent */
+        free(c->xq);
+        c->xf = c->xq = NULL;
     }
     return c->C;
 }

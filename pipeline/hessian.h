@@ -31,8 +31,8 @@ pl_error pl_hess_add(pl_hess *h, const float *x, int rows, char *msg);
 int64_t pl_hess_count(const pl_hess *h); /* rows added since the last reset */
 /* H = 2/count * sum x x^T, full symmetric n x n (all zero before any row), owned by h and
  * valid until the next reset/free. The sum is scaled in place (memory: one n x n matrix plus
- * PL_HESS_BLOCK_ROWS rows), so once there were rows the accumulator takes no more until a
- * reset. */
+ * PL_HESS_BLOCK_ROWS rows until then), so once there were rows the accumulator takes no more
+ * until a reset (PL_ERR_NOMEM from add when the reset could not get the row block back). */
 const double *pl_hess_matrix(pl_hess *h);
 
 /* C accumulator: sum x_f x_q^T over row pairs. */
