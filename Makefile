@@ -1,17 +1,29 @@
 # qforge — plain Makefile. `make help` lists the targets.
 PREFIX  ?= /usr/local
 CC      ?= cc
+# `make MPI=1`: the MPI build (Open MPI's mpicc, -DQFORGE_MPI; pipeline/pl_mpi.h) into
+# build-mpi/ and bin-mpi/, beside the plain one. `make deps MPI=1` installs Open MPI.
+ifeq ($(MPI),1)
+BUILD   ?= build-mpi
+BIN     ?= bin-mpi
+CC      := mpicc
+MPI_CFLAGS := -DQFORGE_MPI
+endif
 BUILD   ?= build
 BIN     ?= bin
 
 PKGS      := jansson zlib gsl openblas criterion
 APT_PKGS  := build-essential pkg-config libjansson-dev zlib1g-dev libgsl-dev libopenblas-dev libcriterion-dev time
+ifeq ($(MPI),1)
+PKGS      += ompi-c
+APT_PKGS  += libopenmpi-dev openmpi-bin
+endif
 
 OPT     ?= -O2
 SAN     ?= $(shell cat $(BUILD)/.san 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -fopenmp -I. -MMD -MP $(SAN)
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -fopenmp -I. -MMD -MP $(SAN) $(MPI_CFLAGS)
 LDFLAGS += -fopenmp $(SAN)
 
 PKG_CFLAGS = $(shell pkg-config --cflags jansson zlib gsl openblas 2>/dev/null)
@@ -44,6 +56,7 @@ help:
 	@echo "make asan       rebuild everything with -fsanitize=address,undefined; a following make test runs it"
 	@echo "make install    install tools into PREFIX (default /usr/local)"
 	@echo "make deps       install the Debian packages qforge needs"
+	@echo "make MPI=1      the MPI build (mpirun -np N bin-mpi/qforge-quantize --gptq ...) in bin-mpi/"
 	@echo "make clean      remove build outputs"
 
 # Missing -dev packages: install them when root, else print the exact command and stop.
@@ -123,7 +136,7 @@ install: all
 	install -m 644 calibration/calibration.txt $(DESTDIR)$(PREFIX)/share/qforge/
 
 clean:
-	rm -rf build build-asan bin bin-asan build-fuzz bin-fuzz
+	rm -rf build build-asan bin bin-asan build-fuzz bin-fuzz build-mpi bin-mpi
 
 
 # ---- fuzz: libFuzzer targets tests/fuzz/fuzz_*.c -> bin-fuzz/ (clang; ASan+UBSan) ----

@@ -7,6 +7,7 @@
 #include "pipeline/gptq.h"
 #include "pipeline/hessian.h"
 #include "pipeline/pl_internal.h"
+#include "pipeline/pl_mpi.h"
 
 void pl_gptq_opts_init(pl_gptq_opts *o)
 {
@@ -85,28 +86,19 @@ typedef struct {
     int type;
 } job;
 
-/* Quantize one tensor on H (and C for the asymmetric target), swap it into m, hand it to emit;
- * *info receives the figures. release (the group's last tensor): the cross term is freed once
- * the target is made, before the solver allocates. */
-static pl_error do_tensor(rt_model *m, inp_source *src, const job *jb, int layer,
-                          const double *H, const double *C, pl_cross **release, int64_t hess_rows,
-                          const pl_gptq_opts *o, pl_calib_stats *st, pl_gptq_info *info,
-                          char *msg)
+/* GPTQ of one tensor on H (and C for the asymmetric target) into q (rows x rs bytes); info
+ * receives the losses and rmse. release (the group's last tensor): the cross term is freed
+ * once the target is made, before the solver allocates. */
+static pl_error solve_tensor(inp_source *src, const job *jb, const double *H, const double *C,
+                             pl_cross **release, const pl_gptq_opts *o, pl_calib_stats *st,
+                             pl_gptq_info *info, void *q, char *msg)
 {
-    const size_t rs = lq_row_size(jb->type, jb->cols);
-    if (!rs)
-        return pl_fail(msg, PL_ERR_ARG, "%s: %lld columns do not fit %s blocks", jb->name,
-                       (long long)jb->cols, gguf_type_info(jb->type)->name);
-    if ((uint64_t)jb->rows > SIZE_MAX / rs ||
-        (uint64_t)jb->rows > SIZE_MAX / sizeof(float) / 2 / (uint64_t)jb->cols)
-        return pl_fail(msg, PL_ERR_ARG, "%s: tensor too large", jb->name);
     const size_t nel = (size_t)jb->rows * (size_t)jb->cols;
     double t0 = pl_now();
     float *W = malloc((C ? 3 : 2) * nel * sizeof(float)), *deq = W ? W + nel : NULL;
     float *Wt = C && W ? W + 2 * nel : NULL; /* the asymmetric target */
-    void *q = malloc((size_t)jb->rows * rs);
     pl_error e = PL_OK;
-    if (!W || !q) {
+    if (!W) {
         e = pl_fail(msg, PL_ERR_NOMEM, "%s: out of memory", jb->name);
         goto out;
     }
@@ -118,13 +110,6 @@ static pl_error do_tensor(rt_model *m, inp_source *src, const job *jb, int layer
         goto out;
     }
     inp_release(src, jb->idx);
-    memset(info, 0, sizeof *info);
-    info->name = jb->name;
-    info->layer = layer;
-    info->type = jb->type;
-    info->rows = jb->rows;
-    info->cols = jb->cols;
-    info->hess_rows = hess_rows;
     char lmsg[LQ_MSG_SIZE];
     const lq_gptq_opts go = o->gptq;
     double t1 = pl_now();
@@ -150,7 +135,6 @@ static pl_error do_tensor(rt_model *m, inp_source *src, const job *jb, int layer
                               &info->res.loss_rtn, lmsg);
     t0 = pl_now();
     st->solver += t0 - t1;
-    st->retries += info->res.retries;
     if (le != LQ_OK) {
         e = pl_fail(msg, pl_from_lq(le), "%s: GPTQ: %s", jb->name, lmsg);
         goto out;
@@ -161,16 +145,75 @@ static pl_error do_tensor(rt_model *m, inp_source *src, const job *jb, int layer
         sq += d * d;
     }
     info->rmse = nel ? sqrt(sq / (double)nel) : 0;
-    st->n_tensors++;
-    char rmsg[RT_MSG_SIZE];
-    rt_error re = rt_model_set_weight(m, jb->name, jb->type, q, rmsg);
-    if (re != RT_OK)
-        e = pl_fail(msg, pl_from_rt(re), "%s", rmsg);
-    else if (o->emit && o->emit(o->user, info, q, (size_t)jb->rows * rs))
-        e = pl_fail(msg, PL_ERR_STOPPED, "%s: stopped by the caller", jb->name);
 out:
     st->other += pl_now() - t0;
     free(W);
+    return e;
+}
+
+/* Rank 0's outcome for one tensor to every rank (pl_mpi.h): its status, then the bytes and
+ * the figures. */
+static pl_error share_tensor(const job *jb, pl_error e, void *q, size_t nbytes,
+                             pl_gptq_info *info, char *msg)
+{
+    int status = (int)e;
+    pl_error me = pl_mpi_bcast(&status, sizeof status, msg);
+    if (me != PL_OK)
+        return me;
+    if (status != PL_OK)
+        return pl_mpi_rank() == 0 ? e : pl_fail(msg, (pl_error)status, "%s: rank 0 failed", jb->name);
+    if ((me = pl_mpi_bcast(q, nbytes, msg)) == PL_OK && (me = pl_mpi_bcast(&info->res, sizeof info->res, msg)) == PL_OK)
+        me = pl_mpi_bcast(&info->rmse, sizeof info->rmse, msg);
+    return me;
+}
+
+/* Quantize one tensor (rank 0; the others receive it), swap it into m, hand it to emit (rank
+ * 0); *info receives the figures. */
+static pl_error do_tensor(rt_model *m, inp_source *src, const job *jb, int layer,
+                          const double *H, const double *C, pl_cross **release, int64_t hess_rows,
+                          const pl_gptq_opts *o, pl_calib_stats *st, pl_gptq_info *info,
+                          char *msg)
+{
+    const size_t rs = lq_row_size(jb->type, jb->cols);
+    if (!rs)
+        return pl_fail(msg, PL_ERR_ARG, "%s: %lld columns do not fit %s blocks", jb->name,
+                       (long long)jb->cols, gguf_type_info(jb->type)->name);
+    if ((uint64_t)jb->rows > SIZE_MAX / rs ||
+        (uint64_t)jb->rows > SIZE_MAX / sizeof(float) / 3 / (uint64_t)jb->cols)
+        return pl_fail(msg, PL_ERR_ARG, "%s: tensor too large", jb->name);
+    const bool root = pl_mpi_rank() == 0;
+    const size_t nbytes = (size_t)jb->rows * rs;
+    void *q = malloc(nbytes);
+    if (!q)
+        return pl_fail(msg, PL_ERR_NOMEM, "%s: out of memory", jb->name);
+    memset(info, 0, sizeof *info);
+    info->name = jb->name;
+    info->layer = layer;
+    info->type = jb->type;
+    info->rows = jb->rows;
+    info->cols = jb->cols;
+    info->hess_rows = hess_rows;
+    pl_error e = PL_OK;
+    if (root) {
+        e = solve_tensor(src, jb, H, C, release, o, st, info, q, msg);
+    } else if (release) {
+        pl_cross_free(*release);
+        *release = NULL;
+    }
+    if (pl_mpi_size() > 1)
+        e = share_tensor(jb, e, q, nbytes, info, msg);
+    const double t0 = pl_now();
+    if (e == PL_OK) {
+        st->n_tensors++;
+        st->retries += info->res.retries;
+        char rmsg[RT_MSG_SIZE];
+        rt_error re = rt_model_set_weight(m, jb->name, jb->type, q, rmsg);
+        if (re != RT_OK)
+            e = pl_fail(msg, pl_from_rt(re), "%s", rmsg);
+        else if (root && o->emit && o->emit(o->user, info, q, nbytes))
+            e = pl_fail(msg, PL_ERR_STOPPED, "%s: stopped by the caller", jb->name);
+    }
+    st->other += pl_now() - t0;
     free(q);
     return e;
 }
@@ -272,6 +315,9 @@ static pl_error run_group(driver *d, int l, const pl_group *g, const job *jobs, 
         d->st.hessian += pl_now() - t0;
     }
     const double t0 = pl_now();
+    /* every rank's rows (MPI build; nothing to do on one rank) */
+    if ((e = pl_hess_reduce(hess, d->msg)) != PL_OK || (cross && (e = pl_cross_reduce(cross, d->msg)) != PL_OK))
+        goto out;
     const double *H = pl_hess_matrix(hess);
     const double *C = cross ? pl_cross_matrix(cross) : NULL;
     d->st.hessian += cs.seconds + cf.seconds + (pl_now() - t0);
@@ -378,6 +424,22 @@ pl_error pl_gptq_run(rt_model *m, inp_source *src, const int32_t *chunks, int n_
     if ((size_t)n_chunks > SIZE_MAX / sizeof(float) / d.per)
         return pl_fail(msg, PL_ERR_ARG, "too many calibration chunks");
     d.st.tokens = (int64_t)n_chunks * n_ctx;
+    /* MPI build under mpirun: chunk c is rank (c mod size)'s */
+    const int size = pl_mpi_size(), rank = pl_mpi_rank();
+    int32_t *mine = NULL;
+    if (size > 1) {
+        if (n_chunks < size)
+            return pl_fail(msg, PL_ERR_ARG, "%d calibration chunks for %d MPI ranks: each rank needs one",
+                           n_chunks, size);
+        mine = malloc((size_t)((n_chunks + size - 1) / size) * (size_t)n_ctx * sizeof(int32_t));
+        if (!mine)
+            return pl_fail(msg, PL_ERR_NOMEM, "out of memory");
+        int k = 0;
+        for (int c = rank; c < n_chunks; c += size, ++k)
+            memcpy(mine + (size_t)k * n_ctx, chunks + (size_t)c * n_ctx, (size_t)n_ctx * sizeof(int32_t));
+        chunks = mine;
+        d.n_chunks = n_chunks = k;
+    }
     size_t n_groups;
     const pl_group *groups = pl_layer_groups(&n_groups);
     pl_error e = driver_start(&d, chunks);
@@ -402,6 +464,7 @@ pl_error pl_gptq_run(rt_model *m, inp_source *src, const int32_t *chunks, int n_
     free(d.xq);
     free(d.hidden);
     free(d.tmp);
+    free(mine);
     d.st.total = pl_now() - t_start;
     if (d.o.stats)
         *d.o.stats = d.st;

@@ -7,6 +7,7 @@
 
 #include "pipeline/hessian.h"
 #include "pipeline/pl_internal.h"
+#include "pipeline/pl_mpi.h"
 
 struct pl_hess {
     int n;
@@ -114,6 +115,15 @@ const double *pl_hess_matrix(pl_hess *h)
     return h->S;
 }
 
+pl_error pl_hess_reduce(pl_hess *h, char *msg)
+{
+    if (h->scaled)
+        return pl_fail(msg, PL_ERR_ARG, "pl_hess_reduce: the matrix was taken");
+    hess_flush(h);
+    pl_error e = pl_mpi_sum(h->S, (size_t)h->n * (size_t)h->n, msg);
+    return e == PL_OK ? pl_mpi_sum_i64(&h->count, msg) : e;
+}
+
 /* ---------------------------------------------------------------- cross term */
 
 struct pl_cross {
@@ -175,6 +185,15 @@ void pl_cross_add(pl_cross *c, const float *xf, const float *xq, int rows)
         c->pending++;
         c->count++;
     }
+}
+
+pl_error pl_cross_reduce(pl_cross *c, char *msg)
+{
+    if (c->scaled)
+        return pl_fail(msg, PL_ERR_ARG, "pl_cross_reduce: the matrix was taken");
+    cross_flush(c);
+    pl_error e = pl_mpi_sum(c->C, (size_t)c->n * (size_t)c->n, msg);
+    return e == PL_OK ? pl_mpi_sum_i64(&c->count, msg) : e;
 }
 
 const double *pl_cross_matrix(pl_cross *c)

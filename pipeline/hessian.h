@@ -35,6 +35,10 @@ int64_t pl_hess_count(const pl_hess *h); /* rows added since the last reset */
  * until a reset (PL_ERR_NOMEM from add when the reset could not get the row block back). */
 const double *pl_hess_matrix(pl_hess *h);
 
+/* Sum every rank's rows (pipeline/pl_mpi.h; nothing to do with one rank), before the
+ * matrix is taken. */
+pl_error pl_hess_reduce(pl_hess *h, char *msg);
+
 /* C accumulator: sum x_f x_q^T over row pairs. */
 typedef struct pl_cross pl_cross;
 
@@ -45,5 +49,6 @@ void pl_cross_add(pl_cross *c, const float *xf, const float *xq, int rows);
 /* C = 2/count * sum x_f x_q^T (n x n, not symmetric), owned by c, scaled in place: the
  * accumulator takes no more rows afterwards. */
 const double *pl_cross_matrix(pl_cross *c);
+pl_error pl_cross_reduce(pl_cross *c, char *msg); /* as pl_hess_reduce */
 
 #endif

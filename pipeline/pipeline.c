@@ -6,6 +6,7 @@
 
 #include "pipeline/calib.h"
 #include "pipeline/pl_internal.h"
+#include "pipeline/pl_mpi.h"
 
 void pl_opts_init(pl_opts *o)
 {
@@ -283,7 +284,7 @@ static pl_error run(inp_source *src, const pl_opts *o, bool imatrix_only, pl_rep
         if (e == PL_OK)
             e = pl_write(&j);
         pl_write_close(&j);
-        if (e == PL_OK && im)
+        if (e == PL_OK && im && pl_mpi_rank() == 0)
             e = write_imatrix(&j, im);
     }
     pl_imatrix_acc_free(im);

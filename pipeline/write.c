@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "pipeline/pl_internal.h"
+#include "pipeline/pl_mpi.h"
 
 static bool is_float_type(int t) { return t == GGUF_F32 || t == GGUF_F16 || t == GGUF_BF16; }
 
@@ -376,7 +377,7 @@ struct pl_out {
 
 pl_error pl_write_open(pl_job *j)
 {
-    if (!j->o->output)
+    if (!j->o->output || pl_mpi_rank() != 0) /* MPI build: rank 0 writes */
         return PL_OK;
     pl_out *out = calloc(1, sizeof *out);
     if (!out)
@@ -426,7 +427,7 @@ static pl_error write_tensor(buffers *b, size_t k)
 /* The tensors not written yet, then the file renamed into place (pl_write_open first). */
 pl_error pl_write(pl_job *j)
 {
-    const bool dry = j->o->output == NULL;
+    const bool dry = j->o->output == NULL || pl_mpi_rank() != 0;
     if (!dry && (!j->out || !j->out->w))
         return pl_fail(j->msg, PL_ERR_INTERNAL, "pl_write: the output is not open");
     buffers *b = dry ? NULL : &j->out->b;
