@@ -1,5 +1,6 @@
 /* Sequential GPTQ and the importance pass through the runtime (see gptq.h). */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,7 +234,14 @@ typedef struct {
      * the two inputs of the current chunk */
     rt_model *mf;
     float *hidden_f;
-    float *xf, *xq;      /* n_ctx x max(n_ff, n_head * head_dim, n_embd) */
+    float *xf, *xq;      /* per worker: n_ctx x wmax, wmax = max(n_ff, n_head * head_dim, n_embd) */
+    size_t wmax;
+    /* per-thread passes: nw workers, each a model (clones of m and mf beside the originals)
+     * running whole chunks on one thread; what they capture is summed in chunk order */
+    int nw, nth;
+    rt_model **qm, **fm;
+    pl_error *errs;
+    char (*msgs)[PL_MSG_SIZE];
     char *msg;
 } driver;
 
@@ -267,6 +275,17 @@ static pl_error plan_group(driver *d, int l, const pl_group *g, job jobs[3], int
     return PL_OK;
 }
 
+/* nr workers: one thread each (a lone pass gets them all). The runtime's results do not
+ * depend on its thread count. */
+static void set_worker_threads(driver *d, int nr)
+{
+    for (int w = 0; w < nr; ++w) {
+        rt_model_set_threads(d->qm[w], nr > 1 ? 1 : d->nth);
+        if (d->mf)
+            rt_model_set_threads(d->fm[w], nr > 1 ? 1 : d->nth);
+    }
+}
+
 /* Collect the group's H (and C) over every chunk, then quantize its nj weights. */
 static pl_error run_group(driver *d, int l, const pl_group *g, const job *jobs, int nj)
 {
@@ -276,51 +295,63 @@ static pl_error run_group(driver *d, int l, const pl_group *g, const job *jobs, 
     if (!hess)
         return pl_fail(d->msg, PL_ERR_NOMEM, "out of memory for a %lld-column Hessian",
                        (long long)jobs[0].cols);
-    collect_state cs;
-    memset(&cs, 0, sizeof cs);
-    cs.layer = l;
-    cs.point = g->point;
-    cs.h = hess;
-    cs.cols = (int)jobs[0].cols;
-    cs.msg = d->msg;
-    if (d->o.imatrix) {
-        /* every weight of the group sees this input, quantized or not */
-        cs.im = d->o.imatrix;
+    const int cols = (int)jobs[0].cols;
+    char names[3][GGUF_MAX_NAME];
+    int n_names = 0;
+    if (d->o.imatrix) /* every weight of the group sees this input, quantized or not */
         for (int k = 0; k < 3 && g->names[k]; ++k)
-            snprintf(cs.names[cs.n_names++], GGUF_MAX_NAME, "blk.%d.%s.weight", l, g->names[k]);
-    }
-    collect_state cf; /* the float model's side: capture only */
-    memset(&cf, 0, sizeof cf);
-    cf.layer = l;
-    cf.point = g->point;
-    cf.cols = cs.cols;
-    cf.msg = d->msg;
-    cf.capture = d->xf;
-    cs.capture = d->xq;
-    if (d->mf && !(cross = pl_cross_create(cs.cols))) {
-        e = pl_fail(d->msg, PL_ERR_NOMEM, "out of memory for a %d-column cross term", cs.cols);
+            snprintf(names[n_names++], GGUF_MAX_NAME, "blk.%d.%s.weight", l, g->names[k]);
+    if (d->mf && !(cross = pl_cross_create(cols))) {
+        e = pl_fail(d->msg, PL_ERR_NOMEM, "out of memory for a %d-column cross term", cols);
         goto out;
     }
-    for (int c = 0; c < d->n_chunks; ++c) {
-        if ((e = collect_chunk(d->m, l, d->hidden + (size_t)c * d->per, d->tmp, d->per, d->n_ctx,
-                               &cs, jobs[0].name, &d->st, d->msg)) != PL_OK)
-            goto out;
-        if (!d->mf)
-            continue;
-        if ((e = collect_chunk(d->mf, l, d->hidden_f + (size_t)c * d->per, d->tmp, d->per,
-                               d->n_ctx, &cf, jobs[0].name, &d->st, d->msg)) != PL_OK)
-            goto out;
+    const size_t cap = (size_t)d->n_ctx * d->wmax;
+    for (int c0 = 0; c0 < d->n_chunks && e == PL_OK; c0 += d->nw) {
+        const int nr = d->n_chunks - c0 < d->nw ? d->n_chunks - c0 : d->nw;
         const double t0 = pl_now();
-        pl_cross_add(cross, d->xf, d->xq, d->n_ctx);
-        d->st.hessian += pl_now() - t0;
+        set_worker_threads(d, nr);
+#pragma omp parallel for schedule(static, 1) num_threads(nr) if (nr > 1)
+        for (int w = 0; w < nr; ++w) {
+            collect_state cs = {.layer = l, .point = g->point, .cols = cols, .msg = d->msgs[w],
+                                .capture = d->xq + (size_t)w * cap};
+            pl_calib_stats ws = {0};
+            d->errs[w] = collect_chunk(d->qm[w], l, d->hidden + (size_t)(c0 + w) * d->per,
+                                       d->tmp + (size_t)w * d->per, d->per, d->n_ctx, &cs,
+                                       jobs[0].name, &ws, d->msgs[w]);
+            if (d->errs[w] == PL_OK && d->mf) {
+                collect_state cf = cs;
+                cf.capture = d->xf + (size_t)w * cap;
+                d->errs[w] = collect_chunk(d->fm[w], l, d->hidden_f + (size_t)(c0 + w) * d->per,
+                                           d->tmp + (size_t)w * d->per, d->per, d->n_ctx, &cf,
+                                           jobs[0].name, &ws, d->msgs[w]);
+            }
+        }
+        const double t1 = pl_now();
+        d->st.forward += t1 - t0;
+        /* in chunk order, whatever the number of workers */
+        for (int w = 0; w < nr && e == PL_OK; ++w) {
+            const float *xq = d->xq + (size_t)w * cap, *xf = d->xf + (size_t)w * cap;
+            if ((e = d->errs[w]) != PL_OK) {
+                memcpy(d->msg, d->msgs[w], PL_MSG_SIZE);
+                break;
+            }
+            e = pl_hess_add(hess, xq, d->n_ctx, d->msg);
+            for (int k = 0; k < n_names && e == PL_OK; ++k)
+                e = pl_imatrix_acc_add(d->o.imatrix, names[k], xq, d->n_ctx, cols, d->msg);
+            if (e == PL_OK && cross)
+                pl_cross_add(cross, xf, xq, d->n_ctx);
+        }
+        d->st.hessian += pl_now() - t1;
     }
+    if (e != PL_OK)
+        goto out;
     const double t0 = pl_now();
     /* every rank's rows (MPI build; nothing to do on one rank) */
     if ((e = pl_hess_reduce(hess, d->msg)) != PL_OK || (cross && (e = pl_cross_reduce(cross, d->msg)) != PL_OK))
         goto out;
     const double *H = pl_hess_matrix(hess);
     const double *C = cross ? pl_cross_matrix(cross) : NULL;
-    d->st.hessian += cs.seconds + cf.seconds + (pl_now() - t0);
+    d->st.hessian += pl_now() - t0;
     pl_gptq_info infos[3];
     for (int k = 0; k < nj; ++k)
         if ((e = do_tensor(d->m, d->src, &jobs[k], l, H, C, k == nj - 1 ? &cross : NULL,
@@ -343,24 +374,39 @@ static pl_error driver_start(driver *d, const int32_t *chunks)
 {
     const rt_hparams *hp = rt_model_hparams(d->m);
     pl_error e = PL_OK;
+    const int qd = hp->n_head * hp->head_dim, fe = hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd;
+    d->wmax = (size_t)(fe > qd ? fe : qd);
+    d->nth = d->o.gptq.nthreads > 0 ? d->o.gptq.nthreads : omp_get_max_threads();
+    d->nw = d->nth < d->n_chunks ? d->nth : d->n_chunks;
+    const size_t cap = (size_t)d->nw * (size_t)d->n_ctx * d->wmax;
     d->hidden = malloc((size_t)d->n_chunks * d->per * sizeof(float));
-    d->tmp = malloc(d->per * sizeof(float));
-    if (!d->hidden || !d->tmp)
+    d->tmp = malloc((size_t)d->nw * d->per * sizeof(float));
+    d->xq = malloc(cap * sizeof(float));
+    d->qm = calloc((size_t)d->nw, sizeof *d->qm);
+    d->fm = calloc((size_t)d->nw, sizeof *d->fm);
+    d->errs = calloc((size_t)d->nw, sizeof *d->errs);
+    d->msgs = calloc((size_t)d->nw, sizeof *d->msgs);
+    if (!d->hidden || !d->tmp || !d->xq || !d->qm || !d->fm || !d->errs || !d->msgs)
         return pl_fail(d->msg, PL_ERR_NOMEM, "out of memory for %d chunks of hidden states",
                        d->n_chunks);
     if (d->o.asym) {
-        const size_t wmax = (size_t)d->n_ctx * (size_t)(hp->n_ff > hp->n_head * hp->head_dim
-                                                            ? (hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd)
-                                                            : hp->n_head * hp->head_dim);
         rt_error re = rt_model_load_deferred(d->src, &d->mf, d->msg);
         if (re != RT_OK)
             return pl_from_rt(re);
         rt_model_set_threads(d->mf, d->o.gptq.nthreads);
         d->hidden_f = malloc((size_t)d->n_chunks * d->per * sizeof(float));
-        d->xf = malloc(wmax * sizeof(float));
-        d->xq = malloc(wmax * sizeof(float));
-        if (!d->hidden_f || !d->xf || !d->xq)
+        d->xf = malloc(cap * sizeof(float));
+        if (!d->hidden_f || !d->xf)
             return pl_fail(d->msg, PL_ERR_NOMEM, "out of memory for the float reference");
+    }
+    d->qm[0] = d->m;
+    d->fm[0] = d->mf;
+    for (int w = 1; w < d->nw; ++w) {
+        rt_error re = rt_model_clone(d->m, &d->qm[w], d->msg);
+        if (re == RT_OK && d->mf)
+            re = rt_model_clone(d->mf, &d->fm[w], d->msg);
+        if (re != RT_OK)
+            return pl_from_rt(re);
     }
     const double t0 = pl_now();
     rt_error re = RT_OK;
@@ -392,13 +438,25 @@ static pl_error load_layer(driver *d, int l)
 static pl_error forward_layer(driver *d, int l)
 {
     const double t0 = pl_now();
-    rt_error re = RT_OK;
-    for (int c = 0; c < d->n_chunks && re == RT_OK; ++c)
-        re = rt_layer_forward(d->m, l, d->hidden + (size_t)c * d->per, d->n_ctx, NULL, d->msg);
-    for (int c = 0; d->mf && c < d->n_chunks && re == RT_OK; ++c)
-        re = rt_layer_forward(d->mf, l, d->hidden_f + (size_t)c * d->per, d->n_ctx, NULL, d->msg);
+    pl_error e = PL_OK;
+    for (int c0 = 0; c0 < d->n_chunks && e == PL_OK; c0 += d->nw) {
+        const int nr = d->n_chunks - c0 < d->nw ? d->n_chunks - c0 : d->nw;
+        set_worker_threads(d, nr);
+#pragma omp parallel for schedule(static, 1) num_threads(nr) if (nr > 1)
+        for (int w = 0; w < nr; ++w) {
+            rt_error re = rt_layer_forward(d->qm[w], l, d->hidden + (size_t)(c0 + w) * d->per,
+                                           d->n_ctx, NULL, d->msgs[w]);
+            if (re == RT_OK && d->mf)
+                re = rt_layer_forward(d->fm[w], l, d->hidden_f + (size_t)(c0 + w) * d->per,
+                                      d->n_ctx, NULL, d->msgs[w]);
+            d->errs[w] = pl_from_rt(re);
+        }
+        for (int w = 0; w < nr && e == PL_OK; ++w)
+            if ((e = d->errs[w]) != PL_OK)
+                memcpy(d->msg, d->msgs[w], PL_MSG_SIZE);
+    }
     d->st.forward += pl_now() - t0;
-    return pl_from_rt(re);
+    return e;
 }
 
 pl_error pl_gptq_run(rt_model *m, inp_source *src, const int32_t *chunks, int n_chunks,
@@ -458,6 +516,14 @@ pl_error pl_gptq_run(rt_model *m, inp_source *src, const int32_t *chunks, int n_
         rt_model_drop_layer(d.m, l);
         rt_model_drop_layer(d.mf, l);
     }
+    for (int w = 1; w < d.nw; ++w) {
+        rt_model_free(d.qm ? d.qm[w] : NULL);
+        rt_model_free(d.fm ? d.fm[w] : NULL);
+    }
+    free(d.qm);
+    free(d.fm);
+    free(d.errs);
+    free(d.msgs);
     rt_model_free(d.mf);
     free(d.hidden_f);
     free(d.xf);
