@@ -12,8 +12,9 @@ endif
 BUILD   ?= build
 BIN     ?= bin
 
-PKGS      := jansson zlib gsl openblas criterion
-APT_PKGS  := build-essential pkg-config libjansson-dev zlib1g-dev libgsl-dev libopenblas-dev libcriterion-dev time
+PKGS      := jansson zlib gsl openblas criterion libpcre2-8 libcrypto
+APT_PKGS  := build-essential pkg-config libjansson-dev zlib1g-dev libgsl-dev libopenblas-dev libcriterion-dev time \
+             libpcre2-dev libssl-dev
 ifeq ($(MPI),1)
 PKGS      += ompi-c
 APT_PKGS  += libopenmpi-dev openmpi-bin
@@ -26,10 +27,10 @@ CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -fopenmp -I. -MMD -MP $(SAN) $(MPI_CFLAGS)
 LDFLAGS += -fopenmp $(SAN)
 
-PKG_CFLAGS = $(shell pkg-config --cflags jansson zlib gsl openblas 2>/dev/null)
+PKG_CFLAGS = $(shell pkg-config --cflags jansson zlib gsl openblas libpcre2-8 libcrypto 2>/dev/null)
 # GSL is linked against OpenBLAS as its CBLAS, not against libgslcblas.
 PKG_LIBS   = $(filter-out -lgslcblas,$(shell pkg-config --libs gsl 2>/dev/null)) \
-             $(shell pkg-config --libs openblas jansson zlib 2>/dev/null) -lm
+             $(shell pkg-config --libs openblas jansson zlib libpcre2-8 libcrypto 2>/dev/null) -lm
 CRIT_LIBS  = $(shell pkg-config --libs criterion 2>/dev/null)
 CFLAGS    += $(PKG_CFLAGS)
 
@@ -54,7 +55,7 @@ help:
 	@echo "make test       build and run the Criterion suite and the tool tests"
 	@echo "make demo       convert, quantize and evaluate the bundled demo model"
 	@echo "make asan       rebuild everything with -fsanitize=address,undefined; a following make test runs it"
-	@echo "make install    install tools into PREFIX (default /usr/local)"
+	@echo "make install    install tools, calibration data and man pages into PREFIX (default /usr/local)"
 	@echo "make deps       install the Debian packages qforge needs"
 	@echo "make MPI=1      the MPI build (mpirun -np N bin-mpi/qforge-quantize --gptq ...) in bin-mpi/"
 	@echo "make clean      remove build outputs"
@@ -73,11 +74,14 @@ check-deps:
 	  fi; \
 	fi
 
-# The tool tests also need python3 (they build malformed files with its standard library) and
-# /usr/bin/time: same policy, only for `make test` and `make deps`.
+# The tool tests also need python3 (they build malformed files with its standard library),
+# /usr/bin/time, and man (man-db) with groff (groff-base) to render the man pages: same policy,
+# only for `make test` and `make deps`.
 check-test-deps:
 	@missing=""; command -v python3 >/dev/null || missing="python3"; \
 	[ -x /usr/bin/time ] || missing="$$missing time"; \
+	command -v man >/dev/null || missing="$$missing man-db"; \
+	command -v groff >/dev/null || missing="$$missing groff-base"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "qforge: installing $$missing for the tests"; \
@@ -94,13 +98,25 @@ $(BUILD)/%.o: %.c | check-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-# SIMD kernels: compiled for their instruction set, chosen at run time.
+# The version every tool prints (--version): the VERSION file, compiled into tools/cli.c only.
+VERSION := $(shell cat VERSION 2>/dev/null || echo unknown)
+$(BUILD)/tools/cli.o: CFLAGS += -DQFORGE_VERSION='"$(VERSION)"'
+$(BUILD)/tools/cli.o: VERSION
+
+# SIMD kernels: each file is compiled for exactly the features its path asks the CPU for at
+# run time (runtime/kernels.c, isa_features); no file may use an instruction outside its set.
+ISA_AVX2    := -mavx2 -mfma -mf16c
+ISA_AVXVNNI := $(ISA_AVX2) -mavxvnni
+ISA_AVX512  := $(ISA_AVX2) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
 $(BUILD)/%_avx2.o: %_avx2.c | check-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -mavx2 -mfma -mf16c -c $< -o $@
+	$(CC) $(CFLAGS) $(ISA_AVX2) -c $< -o $@
+$(BUILD)/%_avxvnni.o: %_avxvnni.c | check-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ISA_AVXVNNI) -c $< -o $@
 $(BUILD)/%_avx512.o: %_avx512.c | check-deps
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavxvnni -c $< -o $@
+	$(CC) $(CFLAGS) $(ISA_AVX512) -c $< -o $@
 
 .SECONDEXPANSION:
 $(BUILD)/lib/%.a: $$(call obj,$$(call LIB_SRCS,%))
@@ -129,11 +145,14 @@ asan:
 demo: all
 	@bash models/demo.sh $(abspath $(BIN))
 
+# Tools into PREFIX/bin, the calibration text into PREFIX/share/qforge (the tools look for it
+# there, relative to their own directory), man pages into PREFIX/share/man/man1.
+MANPAGES := $(wildcard man/qforge-*.1)
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/qforge $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
-	install -d $(DESTDIR)$(PREFIX)/share/qforge
 	install -m 644 calibration/calibration.txt $(DESTDIR)$(PREFIX)/share/qforge/
+	install -m 644 $(MANPAGES) $(DESTDIR)$(PREFIX)/share/man/man1/
 
 clean:
 	rm -rf build build-asan bin bin-asan build-fuzz bin-fuzz build-mpi bin-mpi
@@ -147,8 +166,8 @@ FUZZ_SAN    := -fsanitize=address,undefined -fsanitize=integer-divide-by-zero -f
 FUZZ_CFLAGS := -g -O1 -fno-omit-frame-pointer -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter \
                -fopenmp -I. -MMD -MP $(PKG_CFLAGS) $(FUZZ_SAN)
 ALL_LIB_SRCS := $(foreach d,$(LIBDIRS),$(call LIB_SRCS,$(d)))
-FUZZ_LIBSRC := $(filter-out %_avx2.c %_avx512.c,$(ALL_LIB_SRCS))
-FUZZ_SIMD   := $(filter %_avx2.c %_avx512.c,$(ALL_LIB_SRCS))
+FUZZ_LIBSRC := $(filter-out %_avx2.c %_avxvnni.c %_avx512.c,$(ALL_LIB_SRCS))
+FUZZ_SIMD   := $(filter %_avx2.c %_avxvnni.c %_avx512.c,$(ALL_LIB_SRCS))
 FUZZ_OBJS   := $(patsubst %.c,build-fuzz/%.o,$(FUZZ_LIBSRC) $(FUZZ_SIMD) $(wildcard tests/fuzz/support*.c))
 FUZZ_BINS   := $(patsubst tests/fuzz/%.c,bin-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
@@ -159,12 +178,15 @@ build-fuzz/%.o: %.c
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 build-fuzz/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -mavx2 -mfma -mf16c -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(ISA_AVX2) -c $< -o $@
+build-fuzz/%_avxvnni.o: %_avxvnni.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(ISA_AVXVNNI) -c $< -o $@
 build-fuzz/%_avx512.o: %_avx512.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl \
-	  -mavx512dq -mavx512vnni -mavxvnni -c $< -o $@
-# clang 14 lacks __builtin_cpu_supports("f16c"/"avxvnni"): kernels.c asks tests/fuzz/support_cpu.c.
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(ISA_AVX512) -c $< -o $@
+# clang 14 lacks __builtin_cpu_supports("f16c"/"avxvnni"/"avx512bf16"): kernels.c asks
+# tests/fuzz/support_cpu.c.
 build-fuzz/runtime/kernels.o: FUZZ_CFLAGS += '-D__builtin_cpu_supports(f)=qforge_fuzz_cpu_supports(f)' \
 	-include tests/fuzz/support_cpu.h
 build-fuzz/libqforge.a: $(FUZZ_OBJS)

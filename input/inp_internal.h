@@ -16,7 +16,7 @@ typedef struct {
     uint64_t nbytes;
     size_t row_bytes;      /* bytes of one ggml row (ne[0] elements) */
     int64_t perm_groups;   /* > 0: llama.cpp's Q/K row permutation with this many heads */
-    int shard;             /* checkpoint: index into shards; -1 for GGUF */
+    int shard;             /* checkpoint: index into shards; -1 for GGUF and computed tensors */
     size_t st_index;       /* checkpoint: tensor index in its shard */
 } inp_slot;
 
@@ -36,6 +36,8 @@ struct inp_source {
     /* checkpoint */
     inp_st_file **shards;
     size_t n_shards;
+    /* checkpoint: tensors the converter computes (F32), owned */
+    float *gen;
     /* every input file */
     char **files;
     size_t n_files;

@@ -235,7 +235,8 @@ void inp_release(inp_source *s, int64_t i)
         return;
     const inp_slot *sl = &s->slot[i];
     if (s->ckpt) {
-        inp_st_release(s->shards[sl->shard], sl->st_index);
+        if (sl->shard >= 0) /* computed tensors stay */
+            inp_st_release(s->shards[sl->shard], sl->st_index);
         return;
     }
     if (!s->map || sl->nbytes == 0)
@@ -263,6 +264,7 @@ void inp_close(inp_source *s)
     for (size_t i = 0; i < s->n_shards; i++)
         inp_st_close(s->shards[i]);
     free(s->shards);
+    free(s->gen);
     for (size_t i = 0; i < s->n_files; i++)
         free(s->files[i]);
     free(s->files);

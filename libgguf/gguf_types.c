@@ -49,6 +49,8 @@ static const gguf_type_traits type_table[GGUF_TYPE_MAX_] = {
     [GGUF_Q5_K] = {"q5_K", 256, 2 + 2 + 12 + 32 + 128},
     [GGUF_Q6_K] = {"q6_K", 256, 128 + 64 + 16 + 2},
     [GGUF_Q8_K] = {"q8_K", 256, 4 + 256 + 16 * 2},
+    [GGUF_IQ4_NL] = {"iq4_nl", 32, 2 + 16},
+    [GGUF_IQ4_XS] = {"iq4_xs", 256, 2 + 2 + 4 + 128},
     [GGUF_BF16] = {"bf16", 1, 2},
 };
 

@@ -663,7 +663,8 @@ static gguf_error io_fail(gguf_writer *w, int err, const char *what, char *msg)
     free(w->tmp);
     w->tmp = NULL;
     w->state = W_FAILED;
-    return gguf_set_msg_(msg, GGUF_ERR_IO, "%s: %s", what, strerror(err));
+    return gguf_set_msg_(msg, GGUF_ERR_IO, "%s: %s%s", what, strerror(err),
+                         err == EFBIG ? " (over the file size limit, ulimit -f, or the file system's largest file)" : "");
 }
 
 const char *gguf_writer_temp_path(const gguf_writer *w)

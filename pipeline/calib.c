@@ -131,7 +131,12 @@ uint64_t pl_calib_bytes(const rt_model *m, const inp_source *src, const pl_calib
         const uint64_t solver = nn * (sizeof(double) + sizeof(float)) + 3 * nel * sizeof(double);
         wk += group + (target > solver ? target : solver);
     } else {
-        wk += 2 * (uint64_t)hp->n_layer * 7 * (F > E ? F : E) * sizeof(double); /* importance sums */
+        const arch_desc *ad = rt_model_arch(m);
+        uint64_t per_layer = 0; /* linear weights of a layer (7 in Llama) */
+        for (size_t g = 0; g < ad->n_groups; g++)
+            for (int k = 0; k < ARCH_GROUP_MAX && ad->groups[g].weights[k]; k++)
+                per_layer++;
+        wk += 2 * (uint64_t)hp->n_layer * per_layer * (F > E ? F : E) * sizeof(double); /* importance sums */
     }
     if (weights)
         *weights = wb;

@@ -28,7 +28,7 @@ typedef struct {
     int seen;
     char *msg;
     pl_imatrix_acc *im;       /* or NULL */
-    char names[3][GGUF_MAX_NAME]; /* the group's weights, for im */
+    char names[ARCH_GROUP_MAX][GGUF_MAX_NAME]; /* the group's weights, for im */
     int n_names;
     float *capture;           /* or NULL: receives a copy of the input (n_ctx x cols) */
     double seconds;           /* spent in the accumulation */
@@ -246,12 +246,12 @@ typedef struct {
 } driver;
 
 /* The group's weights to quantize (types from the options) into jobs; *nj of them. */
-static pl_error plan_group(driver *d, int l, const pl_group *g, job jobs[3], int *nj)
+static pl_error plan_group(driver *d, int l, const arch_group *g, job jobs[ARCH_GROUP_MAX], int *nj)
 {
     *nj = 0;
-    for (int k = 0; k < 3 && g->names[k]; ++k) {
+    for (int k = 0; k < ARCH_GROUP_MAX && g->weights[k]; ++k) {
         job *jb = &jobs[*nj];
-        snprintf(jb->name, sizeof jb->name, "blk.%d.%s.weight", l, g->names[k]);
+        snprintf(jb->name, sizeof jb->name, "blk.%d.%s", l, g->weights[k]);
         jb->idx = inp_find_tensor(d->src, jb->name);
         if (jb->idx < 0)
             return pl_fail(d->msg, PL_ERR_MODEL, "%s: not in the tensor source", jb->name);
@@ -287,7 +287,7 @@ static void set_worker_threads(driver *d, int nr)
 }
 
 /* Collect the group's H (and C) over every chunk, then quantize its nj weights. */
-static pl_error run_group(driver *d, int l, const pl_group *g, const job *jobs, int nj)
+static pl_error run_group(driver *d, int l, const arch_group *g, const job *jobs, int nj)
 {
     pl_hess *hess = pl_hess_create((int)jobs[0].cols);
     pl_cross *cross = NULL;
@@ -296,11 +296,11 @@ static pl_error run_group(driver *d, int l, const pl_group *g, const job *jobs, 
         return pl_fail(d->msg, PL_ERR_NOMEM, "out of memory for a %lld-column Hessian",
                        (long long)jobs[0].cols);
     const int cols = (int)jobs[0].cols;
-    char names[3][GGUF_MAX_NAME];
+    char names[ARCH_GROUP_MAX][GGUF_MAX_NAME];
     int n_names = 0;
     if (d->o.imatrix) /* every weight of the group sees this input, quantized or not */
-        for (int k = 0; k < 3 && g->names[k]; ++k)
-            snprintf(names[n_names++], GGUF_MAX_NAME, "blk.%d.%s.weight", l, g->names[k]);
+        for (int k = 0; k < ARCH_GROUP_MAX && g->weights[k]; ++k)
+            snprintf(names[n_names++], GGUF_MAX_NAME, "blk.%d.%s", l, g->weights[k]);
     if (d->mf && !(cross = pl_cross_create(cols))) {
         e = pl_fail(d->msg, PL_ERR_NOMEM, "out of memory for a %d-column cross term", cols);
         goto out;
@@ -312,7 +312,7 @@ static pl_error run_group(driver *d, int l, const pl_group *g, const job *jobs, 
         set_worker_threads(d, nr);
 #pragma omp parallel for schedule(static, 1) num_threads(nr) if (nr > 1)
         for (int w = 0; w < nr; ++w) {
-            collect_state cs = {.layer = l, .point = g->point, .cols = cols, .msg = d->msgs[w],
+            collect_state cs = {.layer = l, .point = (rt_hook_point)g->input, .cols = cols, .msg = d->msgs[w],
                                 .capture = d->xq + (size_t)w * cap};
             pl_calib_stats ws = {0};
             d->errs[w] = collect_chunk(d->qm[w], l, d->hidden + (size_t)(c0 + w) * d->per,
@@ -352,7 +352,7 @@ static pl_error run_group(driver *d, int l, const pl_group *g, const job *jobs, 
     const double *H = pl_hess_matrix(hess);
     const double *C = cross ? pl_cross_matrix(cross) : NULL;
     d->st.hessian += pl_now() - t0;
-    pl_gptq_info infos[3];
+    pl_gptq_info infos[ARCH_GROUP_MAX];
     for (int k = 0; k < nj; ++k)
         if ((e = do_tensor(d->m, d->src, &jobs[k], l, H, C, k == nj - 1 ? &cross : NULL,
                            pl_hess_count(hess), &d->o, &d->st, &infos[k], d->msg)) != PL_OK)
@@ -498,13 +498,14 @@ pl_error pl_gptq_run(rt_model *m, inp_source *src, const int32_t *chunks, int n_
         chunks = mine;
         d.n_chunks = n_chunks = k;
     }
-    size_t n_groups;
-    const pl_group *groups = pl_layer_groups(&n_groups);
+    const arch_desc *ad = rt_model_arch(m);
+    const arch_group *groups = ad->groups;
+    const size_t n_groups = ad->n_groups;
     pl_error e = driver_start(&d, chunks);
     for (int l = 0; l < hp->n_layer && e == PL_OK; ++l) {
         e = load_layer(&d, l);
         for (size_t g = 0; g < n_groups && e == PL_OK; ++g) {
-            job jobs[3];
+            job jobs[ARCH_GROUP_MAX];
             int nj = 0;
             e = plan_group(&d, l, &groups[g], jobs, &nj);
             if (e == PL_OK && nj > 0)
@@ -541,6 +542,7 @@ pl_error pl_gptq_run(rt_model *m, inp_source *src, const int32_t *chunks, int n_
 
 /* Every group's input goes to the accumulator, and the layer runs on. */
 typedef struct {
+    const arch_desc *arch;    /* its groups name the weights each hook point feeds */
     pl_imatrix_acc *im;
     pl_error err;
     char *msg;
@@ -552,14 +554,13 @@ static int imatrix_hook(void *user, int layer, rt_hook_point point, const float 
 {
     imatrix_pass *p = user;
     const double t0 = pl_now();
-    size_t n_groups;
-    const pl_group *groups = pl_layer_groups(&n_groups);
-    for (size_t g = 0; g < n_groups; ++g) {
-        if (groups[g].point != point)
+    const arch_group *groups = p->arch->groups;
+    for (size_t g = 0; g < p->arch->n_groups; ++g) {
+        if ((rt_hook_point)groups[g].input != point)
             continue;
-        for (int k = 0; k < 3 && groups[g].names[k] && p->err == PL_OK; ++k) {
+        for (int k = 0; k < ARCH_GROUP_MAX && groups[g].weights[k] && p->err == PL_OK; ++k) {
             char name[GGUF_MAX_NAME];
-            snprintf(name, sizeof name, "blk.%d.%s.weight", layer, groups[g].names[k]);
+            snprintf(name, sizeof name, "blk.%d.%s", layer, groups[g].weights[k]);
             p->err = pl_imatrix_acc_add(p->im, name, x, n_tokens, n_cols, p->msg);
         }
     }
@@ -581,7 +582,7 @@ pl_error pl_imatrix_pass(rt_model *m, const int32_t *chunks, int n_chunks, int n
     if (!hidden)
         return pl_fail(msg, PL_ERR_NOMEM, "out of memory");
     st.tokens = (int64_t)n_chunks * n_ctx;
-    imatrix_pass ip = {im, PL_OK, msg, 0.0};
+    imatrix_pass ip = {rt_model_arch(m), im, PL_OK, msg, 0.0};
     const rt_hook hook = {imatrix_hook, &ip};
     rt_error re = RT_OK;
     const double t0 = pl_now();

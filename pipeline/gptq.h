@@ -3,7 +3,8 @@
  *
  * pl_gptq_run() quantizes the linear weights of every layer with GPTQ, true-sequentially: the
  * calibration chunks' hidden states enter layer 0 as embeddings; inside a layer the groups
- * (pipeline/groups.c: q,k,v -> attn_output -> gate,up -> down) are done in order, each group's
+ * (the architecture description's groups, rt_model_arch(m)->groups; Llama: q,k,v ->
+ * attn_output -> gate,up -> down) are done in order, each group's
  * H (pipeline/hessian.h) being collected with the group's predecessors already quantized; then
  * the layer is run with all its quantized weights and its outputs become the next layer's
  * inputs. So every H describes what the quantized model, not the float one, feeds the layer.
@@ -77,8 +78,8 @@ typedef struct {
     /* Receives each quantized tensor: nbytes of GGUF data (valid during the call only) and
      * the figures. Return nonzero to stop (PL_ERR_STOPPED). May be NULL. */
     int (*emit)(void *user, const pl_gptq_info *info, const void *data, size_t nbytes);
-    /* Called after each group of a layer with its n (1..3) tensors' figures, in the order
-     * quantized; nonzero stops (PL_ERR_STOPPED). May be NULL. */
+    /* Called after each group of a layer with its n (1..ARCH_GROUP_MAX) tensors' figures, in
+     * the order quantized; nonzero stops (PL_ERR_STOPPED). May be NULL. */
     int (*group_done)(void *user, int layer, int n_layer, const pl_gptq_info *infos, int n);
     void *user;
     /* When not NULL, the inputs every H is built from are also added to it under the

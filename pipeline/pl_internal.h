@@ -1,4 +1,4 @@
-/* Internal to the pipeline library: messages, time, error mapping, the layer groups. */
+/* Internal to the pipeline library: messages, time, error mapping. */
 #ifndef QFORGE_PL_INTERNAL_H
 #define QFORGE_PL_INTERNAL_H
 
@@ -18,16 +18,6 @@ pl_error pl_from_rt(rt_error e);
 pl_error pl_from_inp(inp_error e);
 pl_error pl_from_gguf(gguf_error e);
 pl_error pl_from_lq(lq_error e);
-
-/* The linear weights of a layer in the groups true-sequential GPTQ visits, in order; the
- * weights of a group share their input (the runtime's hook point). One table for now
- * (pipeline/groups.c, Llama); it will be read from arch/. */
-typedef struct {
-    rt_hook_point point;
-    const char *names[3]; /* "attn_q" -> "blk.L.attn_q.weight"; NULL-padded */
-} pl_group;
-
-const pl_group *pl_layer_groups(size_t *n);
 
 /* ---- one run of pl_run (pipeline.c, plan.c, write.c) ---- */
 

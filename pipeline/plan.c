@@ -79,6 +79,10 @@ static pl_error plan_mix(pl_job *j)
         return pl_fail(j->msg, PL_ERR_NOMEM, "out of memory");
     }
     const bool ckpt = inp_is_checkpoint(j->src);
+    char arch[128], lmsg[LQ_MSG_SIZE];
+    lq_mix_model model = model_facts(j->src, arch, sizeof arch);
+    /* the description's tensor categories; an unknown architecture or name: the name rules */
+    const arch_desc *ad = arch_find(arch);
     for (size_t k = 0; k < n; k++) {
         const inp_tensor *t = inp_tensor_at(j->src, j->src_index[k]);
         mt[k].name = t->name;
@@ -86,9 +90,8 @@ static pl_error plan_mix(pl_job *j)
         memcpy(mt[k].ne, t->ne, sizeof mt[k].ne);
         /* a checkpoint is planned as if converted with --outtype f32 */
         mt[k].type = ckpt ? GGUF_F32 : t->type;
+        mt[k].category = arch_mix_category(ad, t->name, &mt[k].layer);
     }
-    char arch[128], lmsg[LQ_MSG_SIZE];
-    lq_mix_model model = model_facts(j->src, arch, sizeof arch);
     lq_mix_params mix = j->o->mix;
     mix.has_imatrix = mix.has_imatrix || j->o->imatrix != NULL;
     lq_error le = lq_mix_plan(j->o->ftype, &model, mt, n, &mix, ch, lmsg);

@@ -1,4 +1,5 @@
-/* Llama model assembly from a tensor source and the forward pass. */
+/* Model assembly from a tensor source, driven by the architecture description (arch/arch.h),
+ * and the forward pass. */
 #include "runtime/runtime.h"
 
 #include <math.h>
@@ -12,12 +13,7 @@
 #include "runtime/rt_internal.h"
 #include "tokenizer/tok_error.h"
 
-/* Caps on hyper-parameters read from a file (far above any Llama). */
-#define CAP_LAYERS 4096
-#define CAP_EMBD (1 << 16)
-#define CAP_FF (1 << 20)
-#define CAP_HEADS 4096
-#define CAP_VOCAB (1 << 24)
+#define CAP_VOCAB ARCH_MAX_VOCAB
 
 typedef struct {
     char name[GGUF_MAX_NAME];
@@ -31,11 +27,15 @@ typedef struct {
 
 typedef struct {
     float *attn_norm, *ffn_norm; /* owned, n_embd */
+    float *bq, *bk, *bv;         /* optional Q/K/V biases (n_head*head_dim, n_head_kv*head_dim) */
+    float *q_norm, *k_norm;      /* optional per-head RMS norms before RoPE (head_dim) */
     rt_weight wq, wk, wv, wo, wg, wu, wd;
 } rt_layer;
 
 struct rt_model {
     inp_source *src;
+    const arch_desc *arch;
+    arch_hparams ah; /* the hyper-parameters as the description reads them */
     rt_hparams hp;
     rt_weight tok_embd, output; /* output.data == NULL when tied */
     float *out_norm;
@@ -269,6 +269,50 @@ static rt_error load_vec(rt_model *m, float **out, const char *name, int64_t n, 
     return RT_OK;
 }
 
+/* The description's "{arch}.*" keys into m->ah (absent optional ones take their GGUF default;
+ * head_count_kv and key_length default to head_count and embedding_length / head_count). */
+static rt_error read_keys(rt_model *m, const gguf_reader *md, char *msg)
+{
+    arch_hparams *h = &m->ah;
+    const char *a = m->arch->name;
+    rt_error e;
+    for (size_t i = 0; i < m->arch->n_keys; i++) {
+        const arch_key *k = &m->arch->keys[i];
+        if (!k->gguf || (k->flags & ARCH_KEY_INFO_ONLY))
+            continue;
+        const bool req = k->flags & ARCH_KEY_GGUF_REQUIRED;
+        double dv = k->gguf_def;
+        if (k->id == ARCH_HP_N_HEAD_KV)
+            dv = (double)h->n_head;
+        else if (k->id == ARCH_HP_KEY_LENGTH)
+            dv = h->n_embd % h->n_head ? 0 : (double)(h->n_embd / h->n_head);
+        else if (k->id == ARCH_HP_VALUE_LENGTH)
+            dv = (double)h->head_dim;
+        if (k->type == ARCH_KV_F32) {
+            float f = (float)dv;
+            if ((e = get_float_key(md, a, k->gguf, req, &f, msg)) != RT_OK)
+                return e;
+            arch_hp_set(h, k->id, f);
+            continue;
+        }
+        int64_t v = (int64_t)dv;
+        if ((e = get_int_key(md, a, k->gguf, req, (int64_t)k->lo, (int64_t)k->hi, &v, msg)) != RT_OK)
+            return e;
+        if (k->id == ARCH_HP_KEY_LENGTH && v == 0)
+            return fail(msg, RT_ERR_MODEL,
+                        "embedding_length %lld is not a multiple of head_count %lld and no key_length is given",
+                        (long long)h->n_embd, (long long)h->n_head);
+        if (k->id == ARCH_HP_VALUE_LENGTH) {
+            if (v != h->head_dim)
+                return fail(msg, RT_ERR_UNSUPPORTED, "value_length %lld differs from key_length %lld", (long long)v,
+                            (long long)h->head_dim);
+            continue;
+        }
+        arch_hp_set(h, k->id, (double)v);
+    }
+    return RT_OK;
+}
+
 static rt_error read_hparams(rt_model *m, char *msg)
 {
     const gguf_reader *md = inp_metadata(m->src);
@@ -277,59 +321,33 @@ static rt_error read_hparams(rt_model *m, char *msg)
     const gguf_str *arch = NULL;
     if (gguf_get_str(md, "general.architecture", &arch) != GGUF_OK)
         return fail(msg, RT_ERR_MODEL, "metadata key 'general.architecture' is missing");
-    if (strcmp(arch->str, "llama") != 0)
-        return fail(msg, RT_ERR_UNSUPPORTED, "architecture '%.64s' is not supported (llama only)", arch->str);
-    const char *a = arch->str;
+    if (!(m->arch = arch_find(arch->str))) {
+        char names[128];
+        arch_list_names(false, names, sizeof names);
+        return fail(msg, RT_ERR_UNSUPPORTED, "architecture '%.64s' is not supported (only %s)", arch->str, names);
+    }
+    const char *a = m->arch->name;
     rt_hparams *hp = &m->hp;
-    int64_t v;
-    rt_error e;
-#define GETI(suffix, req, lo, hi, field)                                   \
-    do {                                                                   \
-        v = 0;                                                             \
-        if ((e = get_int_key(md, a, suffix, req, lo, hi, &v, msg)) != RT_OK) \
-            return e;                                                      \
-        field = (int)v;                                                    \
-    } while (0)
-    GETI("block_count", true, 1, CAP_LAYERS, hp->n_layer);
-    GETI("embedding_length", true, 1, CAP_EMBD, hp->n_embd);
-    GETI("feed_forward_length", true, 1, CAP_FF, hp->n_ff);
-    GETI("attention.head_count", true, 1, CAP_HEADS, hp->n_head);
-    hp->n_head_kv = hp->n_head;
-    v = hp->n_head;
-    if ((e = get_int_key(md, a, "attention.head_count_kv", false, 1, CAP_HEADS, &v, msg)) != RT_OK)
+    rt_error e = read_keys(m, md, msg);
+    if (e != RT_OK)
         return e;
-    hp->n_head_kv = (int)v;
-    GETI("context_length", false, 0, INT32_MAX, hp->n_ctx_train);
-    if (hp->n_embd % hp->n_head)
-        v = 0;
-    else
-        v = hp->n_embd / hp->n_head;
-    if ((e = get_int_key(md, a, "attention.key_length", false, 2, CAP_EMBD, &v, msg)) != RT_OK)
-        return e;
-    if (v == 0)
-        return fail(msg, RT_ERR_MODEL, "embedding_length %d is not a multiple of head_count %d and no key_length is given",
-                    hp->n_embd, hp->n_head);
-    hp->head_dim = (int)v;
-    int64_t vlen = v;
-    if ((e = get_int_key(md, a, "attention.value_length", false, 2, CAP_EMBD, &vlen, msg)) != RT_OK)
-        return e;
-    if (vlen != hp->head_dim)
-        return fail(msg, RT_ERR_UNSUPPORTED, "value_length %lld differs from key_length %d",
-                    (long long)vlen, hp->head_dim);
-#undef GETI
+    const arch_hparams *h = &m->ah;
+    hp->n_layer = (int)h->n_layer;
+    hp->n_embd = (int)h->n_embd;
+    hp->n_ff = (int)h->n_ff;
+    hp->n_head = (int)h->n_head;
+    hp->n_head_kv = (int)h->n_head_kv;
+    hp->n_ctx_train = (int)h->n_ctx;
+    hp->head_dim = (int)h->head_dim;
+    hp->rope_base = (float)h->rope_base;
+    hp->rms_eps = (float)h->rms_eps;
     if (hp->head_dim % 2)
         return fail(msg, RT_ERR_MODEL, "head dimension %d is odd", hp->head_dim);
     if (hp->n_head % hp->n_head_kv)
         return fail(msg, RT_ERR_MODEL, "head_count %d is not a multiple of head_count_kv %d", hp->n_head,
                     hp->n_head_kv);
-    if ((int64_t)hp->n_head * hp->head_dim > CAP_EMBD * 4)
+    if ((int64_t)hp->n_head * hp->head_dim > ARCH_MAX_EMBD * 4)
         return fail(msg, RT_ERR_MODEL, "head_count × head dimension is too large");
-    hp->rope_base = 10000.f;
-    if ((e = get_float_key(md, a, "rope.freq_base", false, &hp->rope_base, msg)) != RT_OK)
-        return e;
-    hp->rms_eps = 1e-5f;
-    if ((e = get_float_key(md, a, "attention.layer_norm_rms_epsilon", true, &hp->rms_eps, msg)) != RT_OK)
-        return e;
     /* The tensors' own sizes before the RoPE keys: a wrong embedding_length or head count
      * is reported as such, not as a RoPE dimension mismatch it implies. */
     static const struct {
@@ -376,6 +394,7 @@ static rt_error read_hparams(rt_model *m, char *msg)
     if (te->ne[1] < 1 || te->ne[1] > CAP_VOCAB)
         return fail(msg, RT_ERR_MODEL, "vocabulary size %lld is out of range", (long long)te->ne[1]);
     hp->n_vocab = (int)te->ne[1];
+    m->ah.n_vocab = te->ne[1];
 
     /* Special token ids (tokenizer.ggml.bos_token_id, eos_, unknown_, padding_ ...): integers
      * inside the vocabulary, else the file is broken; refuse it rather than guess. */
@@ -416,8 +435,8 @@ static rt_error check_unused_tensors(rt_model *m, const unsigned char *used, cha
         int64_t n_used = 0;
         for (int64_t j = 0; j < nt; j++)
             n_used += used[j] != 0;
-        return fail(msg, RT_ERR_MODEL, "tensor '%s' is not used by the llama graph (%lld tensors, %lld used)", name,
-                    (long long)nt, (long long)n_used);
+        return fail(msg, RT_ERR_MODEL, "tensor '%s' is not used by the %s graph (%lld tensors, %lld used)", name,
+                    m->arch->name, (long long)nt, (long long)n_used);
     }
     return RT_OK;
 }
@@ -454,8 +473,9 @@ void rt_model_free(rt_model *m)
     if (m->layers) {
         for (int l = 0; l < m->hp.n_layer; l++) {
             rt_layer *L = &m->layers[l];
-            free(L->attn_norm);
-            free(L->ffn_norm);
+            float *vs[] = {L->attn_norm, L->ffn_norm, L->bq, L->bk, L->bv, L->q_norm, L->k_norm};
+            for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++)
+                free(vs[i]);
             rt_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wg, &L->wu, &L->wd};
             for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
                 weight_free(ws[i]);
@@ -465,6 +485,61 @@ void rt_model_free(rt_model *m)
     free_scratch(m);
     free(m->used);
     free(m);
+}
+
+/* Where the runtime keeps a tensor of this role (L: the layer, NULL for globals); NULL when
+ * the runtime has no use for the role (a description the forward pass does not implement). */
+static rt_weight *weight_slot(rt_model *m, rt_layer *L, arch_role r)
+{
+    switch (r) {
+    case ARCH_ROLE_TOKEN_EMBD: return L ? NULL : &m->tok_embd;
+    case ARCH_ROLE_OUTPUT: return L ? NULL : &m->output;
+    case ARCH_ROLE_ATTN_Q: return L ? &L->wq : NULL;
+    case ARCH_ROLE_ATTN_K: return L ? &L->wk : NULL;
+    case ARCH_ROLE_ATTN_V: return L ? &L->wv : NULL;
+    case ARCH_ROLE_ATTN_OUTPUT: return L ? &L->wo : NULL;
+    case ARCH_ROLE_FFN_GATE: return L ? &L->wg : NULL;
+    case ARCH_ROLE_FFN_UP: return L ? &L->wu : NULL;
+    case ARCH_ROLE_FFN_DOWN: return L ? &L->wd : NULL;
+    default: return NULL;
+    }
+}
+
+static float **vec_slot(rt_model *m, rt_layer *L, arch_role r)
+{
+    switch (r) {
+    case ARCH_ROLE_OUTPUT_NORM: return L ? NULL : &m->out_norm;
+    case ARCH_ROLE_ROPE_FREQS: return L ? NULL : &m->rope_freqs;
+    case ARCH_ROLE_ATTN_NORM: return L ? &L->attn_norm : NULL;
+    case ARCH_ROLE_FFN_NORM: return L ? &L->ffn_norm : NULL;
+    case ARCH_ROLE_ATTN_Q_BIAS: return L ? &L->bq : NULL;
+    case ARCH_ROLE_ATTN_K_BIAS: return L ? &L->bk : NULL;
+    case ARCH_ROLE_ATTN_V_BIAS: return L ? &L->bv : NULL;
+    case ARCH_ROLE_ATTN_Q_NORM: return L ? &L->q_norm : NULL;
+    case ARCH_ROLE_ATTN_K_NORM: return L ? &L->k_norm : NULL;
+    default: return NULL;
+    }
+}
+
+/* One tensor of the description (layer < 0: a global). */
+static rt_error load_tensor(rt_model *m, const arch_tensor *at, int layer, char *msg)
+{
+    rt_layer *L = layer >= 0 ? &m->layers[layer] : NULL;
+    char name[GGUF_MAX_NAME];
+    arch_tensor_name(m->arch, at, layer, name, sizeof name);
+    const int64_t ne0 = arch_dim_value(at->ne0, &m->ah), ne1 = arch_dim_value(at->ne1, &m->ah);
+    const bool optional = at->flags & (ARCH_T_OPTIONAL | ARCH_T_TIED | ARCH_T_COMPUTED);
+    if (arch_tensor_is_matrix(at)) {
+        rt_weight *w = weight_slot(m, L, at->role);
+        if (w)
+            return load_weight(m, w, name, ne0, ne1, optional, msg);
+    } else {
+        float **v = vec_slot(m, L, at->role);
+        if (v)
+            return load_vec(m, v, name, ne0, optional, msg);
+    }
+    return fail(msg, RT_ERR_UNSUPPORTED, "the runtime cannot compute with tensor '%s' of the %s architecture", name,
+                m->arch->name);
 }
 
 static rt_error model_load(inp_source *src, bool deferred, rt_model **out, char *msg)
@@ -486,45 +561,27 @@ static rt_error model_load(inp_source *src, bool deferred, rt_model **out, char 
     rt_error e = read_hparams(m, msg);
     if (e != RT_OK)
         goto bad;
-    const rt_hparams *hp = &m->hp;
-    const int64_t E = hp->n_embd, F = hp->n_ff, QD = (int64_t)hp->n_head * hp->head_dim,
-                  KD = (int64_t)hp->n_head_kv * hp->head_dim;
-    if ((e = load_weight(m, &m->tok_embd, "token_embd.weight", E, hp->n_vocab, false, msg)) != RT_OK)
-        goto bad;
-    if ((e = load_weight(m, &m->output, "output.weight", E, hp->n_vocab, true, msg)) != RT_OK)
-        goto bad;
-    m->hp.tied_output = m->output.data == NULL;
-    if ((e = load_vec(m, &m->out_norm, "output_norm.weight", E, false, msg)) != RT_OK)
-        goto bad;
-    if ((e = load_vec(m, &m->rope_freqs, "rope_freqs.weight", hp->head_dim / 2, true, msg)) != RT_OK)
-        goto bad;
-    m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
+    const arch_desc *d = m->arch;
+    m->tok_embd.idx = m->output.idx = -1; /* absent until loaded */
+    for (size_t i = 0; i < d->n_globals; i++)
+        if ((e = load_tensor(m, &d->globals[i], -1, msg)) != RT_OK)
+            goto bad;
+    m->hp.tied_output = m->output.idx < 0;
+    m->layers = calloc((size_t)m->hp.n_layer, sizeof *m->layers);
     if (!m->layers) {
         e = fail(msg, RT_ERR_NOMEM, "out of memory");
         goto bad;
     }
-    for (int l = 0; l < hp->n_layer; l++) {
+    for (int l = 0; l < m->hp.n_layer; l++) {
         rt_layer *L = &m->layers[l];
-        char name[GGUF_MAX_NAME];
-#define W(field, suffix, ne0, ne1)                                                    \
-    snprintf(name, sizeof name, "blk.%d." suffix ".weight", l);                       \
-    if ((e = load_weight(m, &L->field, name, ne0, ne1, false, msg)) != RT_OK)          \
-        goto bad;
-        W(wq, "attn_q", E, QD)
-        W(wk, "attn_k", E, KD)
-        W(wv, "attn_v", E, KD)
-        W(wo, "attn_output", QD, E)
-        W(wg, "ffn_gate", E, F)
-        W(wu, "ffn_up", E, F)
-        W(wd, "ffn_down", F, E)
-#undef W
-        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
-        if ((e = load_vec(m, &L->attn_norm, name, E, false, msg)) != RT_OK)
-            goto bad;
-        snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
-        if ((e = load_vec(m, &L->ffn_norm, name, E, false, msg)) != RT_OK)
-            goto bad;
+        rt_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wg, &L->wu, &L->wd};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+            ws[i]->idx = -1;
     }
+    for (int l = 0; l < m->hp.n_layer; l++)
+        for (size_t i = 0; i < d->n_layer; i++)
+            if ((e = load_tensor(m, &d->layer[i], l, msg)) != RT_OK)
+                goto bad;
     if ((e = check_unused_tensors(m, m->used, msg)) != RT_OK)
         goto bad;
     free(m->used);
@@ -641,36 +698,27 @@ size_t rt_model_owned_bytes(const rt_model *m) { return m->owned_bytes; }
 
 static rt_weight *weight_by_name(rt_model *m, const char *name)
 {
-    if (strcmp(name, "token_embd.weight") == 0)
-        return &m->tok_embd;
-    if (strcmp(name, "output.weight") == 0)
-        return m->hp.tied_output ? NULL : &m->output;
-    for (int l = 0; l < m->hp.n_layer; l++) {
-        rt_layer *L = &m->layers[l];
-        rt_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wg, &L->wu, &L->wd};
-        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
-            if (strcmp(ws[i]->name, name) == 0)
-                return ws[i];
-    }
-    return NULL;
+    int layer;
+    const arch_tensor *at = arch_tensor_find(m->arch, name, &layer);
+    if (!at || !arch_tensor_is_matrix(at) || layer >= m->hp.n_layer)
+        return NULL;
+    rt_weight *w = weight_slot(m, layer >= 0 ? &m->layers[layer] : NULL, at->role);
+    return w && w->data ? w : NULL; /* an absent (tied) output is no weight */
 }
 
+/* A vector the forward pass reads (norms, biases; not the RoPE factors, cached in tables). */
 static float **vec_by_name(rt_model *m, const char *name, int64_t *n)
 {
-    *n = m->hp.n_embd;
-    if (strcmp(name, "output_norm.weight") == 0)
-        return &m->out_norm;
-    char buf[GGUF_MAX_NAME];
-    for (int l = 0; l < m->hp.n_layer; l++) {
-        snprintf(buf, sizeof buf, "blk.%d.attn_norm.weight", l);
-        if (strcmp(buf, name) == 0)
-            return &m->layers[l].attn_norm;
-        snprintf(buf, sizeof buf, "blk.%d.ffn_norm.weight", l);
-        if (strcmp(buf, name) == 0)
-            return &m->layers[l].ffn_norm;
-    }
-    return NULL;
+    int layer;
+    const arch_tensor *at = arch_tensor_find(m->arch, name, &layer);
+    if (!at || arch_tensor_is_matrix(at) || at->role == ARCH_ROLE_ROPE_FREQS || layer >= m->hp.n_layer)
+        return NULL;
+    float **v = vec_slot(m, layer >= 0 ? &m->layers[layer] : NULL, at->role);
+    *n = arch_dim_value(at->ne0, &m->ah);
+    return v && *v ? v : NULL;
 }
+
+const arch_desc *rt_model_arch(const rt_model *m) { return m->arch; }
 
 rt_error rt_model_set_weight(rt_model *m, const char *name, int type, const void *data, char *msg)
 {
@@ -899,29 +947,51 @@ static void residual_rows(const rt_model *m, float *out, const float *a, const f
     }
 }
 
-/* RoPE, NORM mode (pairs 2i, 2i+1), in place on one row x of nh heads of hd at position t. */
+/* RoPE in place on one row x of nh heads of hd at position t: NORM mode rotates the pairs
+ * (2i, 2i+1), NEOX mode the pairs (i, i + hd/2); same angles. */
 static void rope_row(const rt_model *m, float *x, int t, int nh, int hd)
 {
     const int H2 = hd / 2;
     const float *c = m->rope_cos + (size_t)t * H2, *s = m->rope_sin + (size_t)t * H2;
+    const int stride = m->arch->rope == ARCH_ROPE_NEOX ? 1 : 2, off = m->arch->rope == ARCH_ROPE_NEOX ? H2 : 1;
     for (int h = 0; h < nh; h++) {
         float *v = x + (size_t)h * hd;
         for (int i = 0; i < H2; i++) {
-            const float x0 = v[2 * i], x1 = v[2 * i + 1];
-            v[2 * i] = x0 * c[i] - x1 * s[i];
-            v[2 * i + 1] = x0 * s[i] + x1 * c[i];
+            float *p0 = v + (size_t)i * stride, *p1 = p0 + off;
+            const float x0 = *p0, x1 = *p1;
+            /* as ggml's build contracts x0*cos - x1*sin and x0*sin + x1*cos */
+            *p0 = fmaf(x0, c[i], -(x1 * s[i]));
+            *p1 = fmaf(x0, s[i], x1 * c[i]);
         }
     }
 }
 
+/* Before RoPE: Q/K/V biases (added in f32 as ggml_add) and the per-head RMS norms of Q and K. */
+static void qkv_prepare(const rt_model *m, const rt_layer *L, float *q, float *k, float *v)
+{
+    const rt_hparams *hp = &m->hp;
+    const int hd = hp->head_dim;
+    const size_t QD = (size_t)hp->n_head * hd, KD = (size_t)hp->n_head_kv * hd;
+    if (L->bq)
+        add_rows(q, L->bq, QD);
+    if (L->bk)
+        add_rows(k, L->bk, KD);
+    if (L->bv)
+        add_rows(v, L->bv, KD);
+    for (int h = 0; L->q_norm && h < hp->n_head; h++)
+        rt_rms_norm(m->isa, q + (size_t)h * hd, L->q_norm, hd, hp->rms_eps, q + (size_t)h * hd);
+    for (int h = 0; L->k_norm && h < hp->n_head_kv; h++)
+        rt_rms_norm(m->isa, k + (size_t)h * hd, L->k_norm, hd, hp->rms_eps, k + (size_t)h * hd);
+}
+
 /* Causal attention within each of S sequences of T tokens: q (S*T × nh*hd), k, v (S*T ×
- * nkv*hd) straight from their projections; RoPE is applied to q and k and all three are
- * rounded to fp16 (llama.cpp's f16 KV cache, and Q converted to f16 for K·Q) first. The
- * outputs of query rows r0..T-1 of each sequence go to att, S*(T-r0) rows. As llama.cpp
- * without flash attention: scores in f32, softmax with a double sum, probabilities rounded
- * to fp16, then P·V with f32 sums. K is transposed per sequence and KV head (kt: nkv × hd
+ * nkv*hd) straight from their projections; biases and Q/K norms (qkv_prepare) and RoPE are
+ * applied to q and k, and k and v are rounded to fp16 (llama.cpp's f16 KV cache) first. The
+ * outputs of query rows r0..T-1 of each sequence go to att, S*(T-r0) rows. As llama.cpp's CPU
+ * flash attention (its default): f32 Q, online softmax in tiles of keys (rt_attn_fn). K is
+ * transposed per sequence and KV head (kt: nkv × hd
  * rows of T) so scores vectorize. */
-static rt_error attention(rt_model *m, int S, int T, int r0, char *msg)
+static rt_error attention(rt_model *m, const rt_layer *L, int S, int T, int r0, char *msg)
 {
     const rt_hparams *hp = &m->hp;
     const int nh = hp->n_head, nkv = hp->n_head_kv, hd = hp->head_dim, grp = nh / nkv, R = T - r0, N = S * T;
@@ -944,9 +1014,9 @@ static rt_error attention(rt_model *m, int S, int T, int r0, char *msg)
 #pragma omp for schedule(static)
         for (int r = 0; r < N; r++) {
             float *q = m->q + (size_t)r * QD, *k = m->k + (size_t)r * KD;
+            qkv_prepare(m, L, q, k, m->v + (size_t)r * KD);
             rope_row(m, q, r % T, nh, hd);
             rope_row(m, k, r % T, nkv, hd);
-            rt_round_f16(m->isa, q, (int64_t)QD);
             rt_round_f16(m->isa, k, (int64_t)KD);
             rt_round_f16(m->isa, m->v + (size_t)r * KD, (int64_t)KD);
         }
@@ -985,10 +1055,15 @@ static int call_hook(const rt_hook *hook, int layer, rt_hook_point pt, const flo
 
 /* ---------------------------------------------------------------- public passes */
 
+/* Every matrix the layer has is in memory (absent ones do not count). */
 static bool layer_loaded(const rt_model *m, int l)
 {
     const rt_layer *L = &m->layers[l];
-    return L->wq.data && L->wk.data && L->wv.data && L->wo.data && L->wg.data && L->wu.data && L->wd.data;
+    const rt_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wg, &L->wu, &L->wd};
+    for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+        if (!ws[i]->data && ws[i]->idx >= 0)
+            return false;
+    return true;
 }
 
 /* Every matrix of a deferred model present (the whole passes need them all). */
@@ -999,7 +1074,7 @@ static bool all_loaded(const rt_model *m)
     for (int l = 0; l < m->hp.n_layer; l++)
         if (!layer_loaded(m, l))
             return false;
-    return m->tok_embd.data && (m->hp.tied_output || m->output.data);
+    return (m->tok_embd.data || m->tok_embd.idx < 0) && (m->output.data || m->output.idx < 0);
 }
 
 rt_error rt_embed(rt_model *m, const int32_t *tokens, int n_tokens, float *hidden, char *msg)
@@ -1056,7 +1131,7 @@ static rt_error layer_forward(rt_model *m, int layer, float *hidden, int S, int 
     matmul(m, &L->wk, m->xn, N, m->k, 0);
     matmul(m, &L->wv, m->xn, N, m->v, reuse_level(&L->wk, &L->wv));
     matmul(m, &L->wq, m->xn, N, m->q, reuse_level(&L->wv, &L->wq) == 2 ? 2 : reuse_level(&L->wk, &L->wq) ? 1 : 0);
-    if ((e = attention(m, S, T, r0, msg)) != RT_OK)
+    if ((e = attention(m, L, S, T, r0, msg)) != RT_OK)
         return e;
     if (call_hook(hook, layer, RT_HOOK_ATTN_OUT, m->att, NR, QD))
         return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);

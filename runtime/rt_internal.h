@@ -102,6 +102,10 @@ typedef float (*rt_dot_fn)(int64_t n, const void *w, const void *xa);
  * converted activations once per matmul (prep) into tile_size(wtype, n) bytes, 64-byte
  * aligned; its gemm then reads the tiles (tiles, tile_bytes apart) instead of xa. */
 #define RT_TOK_TILE 16
+/* Keys per online-softmax step of llama.cpp's CPU flash attention. */
+#define RT_FA_TILE 64
+/* One lane of ggml's AVX2 vector expf (bit-exact emulation). */
+float rt_expf_avx2_lane(float x);
 typedef void (*rt_prep_fn)(int wtype, int64_t n, const void *xa, size_t xrs, int nt, void *tile);
 
 /* nr (<= RT_ROW_BLOCK) weight rows (wrs bytes apart) × nt activation rows (xrs bytes apart,
@@ -111,9 +115,12 @@ typedef void (*rt_gemm_fn)(int wtype, int64_t n, const void *w, size_t wrs, int 
                            size_t xrs, int nt, const void *tiles, size_t tile_bytes, void *scratch,
                            float *y, int64_t ldy);
 
-/* One causal-attention query row over n keys: s_j = scale * (q · k_j) with k_j column j of kt
- * (hd rows of ldk floats), softmax (f32 exps, double sum), probabilities rounded to fp16,
- * out[0..hd) = sum_j p_j v_j (v: n rows of ldv floats). p: n floats of scratch. */
+/* One causal-attention query row over n keys, as llama.cpp's CPU flash attention (tiled path)
+ * computes it: s_j = scale * (q · k_j) (an fma chain over d; k_j column j of kt, hd rows of
+ * ldk floats), then per tile of RT_FA_TILE keys an online softmax — running max M, sum S,
+ * out rescaled by expf(M_old - M_new) when M grows, e_j = exp(s_j - M) by the path's
+ * vector expf, S += (per-vector float sums added in double), out[d] = fma(v_j[d], e_j, out[d])
+ * in key order — and finally out *= 1/S (v: n rows of ldv floats). p: n floats of scratch. */
 typedef void (*rt_attn_fn)(const float *q, const float *kt, int64_t ldk, const float *v, int64_t ldv, int n,
                            int hd, float scale, float *p, float *out);
 /* Rows i0..i0+m-1 (m <= 16) of causal attention for one head: row i is q + (i-i0)*ldq and
@@ -152,6 +159,7 @@ typedef struct {
 
 extern const rt_kernel_table rt_kernels_scalar;
 extern const rt_kernel_table rt_kernels_avx2;
+extern const rt_kernel_table rt_kernels_avxvnni;
 extern const rt_kernel_table rt_kernels_avx512;
 
 /* ---- unpacked weight rows for the SIMD cores ----

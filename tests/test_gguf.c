@@ -102,7 +102,8 @@ Test(gguf_types, table_matches_ggml)
         {0, "f32", 1, 4},      {1, "f16", 1, 2},      {2, "q4_0", 32, 18},   {3, "q4_1", 32, 20},
         {6, "q5_0", 32, 22},   {7, "q5_1", 32, 24},   {8, "q8_0", 32, 34},   {9, "q8_1", 32, 36},
         {10, "q2_K", 256, 84}, {11, "q3_K", 256, 110}, {12, "q4_K", 256, 144}, {13, "q5_K", 256, 176},
-        {14, "q6_K", 256, 210}, {15, "q8_K", 256, 292}, {30, "bf16", 1, 2},
+        {14, "q6_K", 256, 210}, {15, "q8_K", 256, 292}, {20, "iq4_nl", 32, 18}, {23, "iq4_xs", 256, 136},
+        {30, "bf16", 1, 2},
     };
     int known = 0;
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -114,7 +115,7 @@ Test(gguf_types, table_matches_ggml)
     }
     for (int id = -5; id < 100; id++)
         known += gguf_type_info(id) != NULL;
-    cr_expect_eq(known, 15);
+    cr_expect_eq(known, 17);
     cr_expect_null(gguf_type_info(4)); /* removed Q4_2 */
     cr_expect_null(gguf_type_info(GGUF_TYPE_MAX_));
 }

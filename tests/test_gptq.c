@@ -1,6 +1,7 @@
 /* pipeline/gptq.c: sequential GPTQ of the demo model against plain rounding, thread-count
  * independence, selection and errors, the asymmetric target and the importance pass (needs
- * ../shared; skipped without it). */
+ * ../shared; skipped without it); the groups of every registered architecture (synthetic
+ * checkpoints). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdint.h>
@@ -8,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arch/arch.h"
+#include "input/synth.h"
 #include "input/text.h"
 #include "libquant/lq.h"
 #include "pipeline/chunks.h"
@@ -420,5 +423,86 @@ Test(gptq, asymmetric_target)
     free(echunks);
     rt_model_free(mf);
     inp_close(src);
+    free(dir);
+}
+
+/* ---------- the groups come from the architecture description ---------- */
+
+typedef struct {
+    const arch_desc *d;
+    int count, bad_order, bad_loss;
+} arch_log;
+
+/* Tensor number count must be the description's next weight: layer by layer, group by group. */
+static int arch_emit(void *user, const pl_gptq_info *info, const void *data, size_t nbytes)
+{
+    arch_log *l = user;
+    int per_layer = 0, k = l->count, found = 0;
+    for (size_t g = 0; g < l->d->n_groups; ++g)
+        for (int w = 0; w < ARCH_GROUP_MAX && l->d->groups[g].weights[w]; ++w)
+            per_layer++;
+    char want[GGUF_MAX_NAME];
+    for (size_t g = 0; g < l->d->n_groups && !found; ++g)
+        for (int w = 0; w < ARCH_GROUP_MAX && l->d->groups[g].weights[w] && !found; ++w)
+            if (k % per_layer == 0) {
+                snprintf(want, sizeof want, "blk.%d.%s", l->count / per_layer, l->d->groups[g].weights[w]);
+                found = 1;
+            } else
+                k--;
+    if (!found || strcmp(want, info->name) || nbytes != lq_row_size(info->type, info->cols) * (size_t)info->rows)
+        l->bad_order++;
+    if (!(info->res.loss_gptq <= info->res.loss_rtn) || !isfinite(info->res.loss_gptq))
+        l->bad_loss++;
+    l->count++;
+    (void)data;
+    return 0;
+}
+
+/* Every registered architecture (Llama, Qwen2 with Q/K/V biases, Qwen3 with Q/K norms): a small
+ * synthetic checkpoint is quantized true-sequentially in its description's groups, each weight
+ * once, GPTQ's loss never above plain rounding's. Needs no shared data. */
+Test(gptq, groups_of_every_architecture)
+{
+    char *dir = tu_mkdtemp(), msg[PL_MSG_SIZE], path[4096];
+    cr_assert_not_null(dir);
+    for (size_t i = 0; i < arch_count(); i++) {
+        const arch_desc *d = arch_at(i);
+        inp_synth_opts so = inp_synth_defaults();
+        so.hf_class = d->classes[0].name;
+        so.dim = 64, so.layers = 2, so.heads = 4, so.kv_heads = 2, so.head_dim = 16, so.ffn = 96,
+        so.vocab = 300, so.dtype = GGUF_F32;
+        snprintf(path, sizeof path, "%s/%s", dir, d->name);
+        cr_assert_eq(inp_synth_write(path, &so, NULL, msg), INP_OK, "%s: %s", d->name, msg);
+        inp_source *src;
+        cr_assert_eq(inp_open(path, &src, msg), INP_OK, "%s: %s", d->name, msg);
+        rt_model *m;
+        cr_assert_eq(rt_model_load(src, &m, msg), RT_OK, "%s: %s", d->name, msg);
+        cr_assert_eq(rt_model_arch(m), d);
+        rt_model_set_threads(m, 1);
+        enum { NCH = 4, CTX = 32 };
+        int32_t chunks[NCH * CTX];
+        uint32_t x = 12345;
+        for (int k = 0; k < NCH * CTX; k++) {
+            x = x * 1664525u + 1013904223u;
+            chunks[k] = k % CTX == 0 ? 1 : (int32_t)(3 + (x >> 8) % 290);
+        }
+        pl_gptq_opts o;
+        pl_gptq_opts_init(&o);
+        o.gptq.nthreads = 1;
+        o.default_type = GGUF_Q4_0;
+        arch_log l = {.d = d};
+        o.emit = arch_emit;
+        o.user = &l;
+        cr_assert_eq(pl_gptq_run(m, src, chunks, NCH, CTX, &o, msg), PL_OK, "%s: %s", d->name, msg);
+        int matrices = 0; /* the layer's matrices: each a weight of one group */
+        for (size_t t = 0; t < d->n_layer; t++)
+            matrices += arch_tensor_is_matrix(&d->layer[t]);
+        cr_expect_eq(l.count, 2 * matrices, "%s: %d tensors", d->name, l.count);
+        cr_expect_eq(l.bad_order, 0, "%s", d->name);
+        cr_expect_eq(l.bad_loss, 0, "%s", d->name);
+        rt_model_free(m);
+        inp_close(src);
+    }
+    tu_run("rm -rf '%s'", dir);
     free(dir);
 }

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "input/input.h"
+#include "libquant/lq.h"
+#include "runtime/kernels.h"
 #include "runtime/perplexity.h"
 #include "runtime/runtime.h"
 #include "tokenizer/tokenizer.h"
@@ -370,3 +372,189 @@ Test(perplexity, eval_is_independent_of_threads_and_batch, .timeout = 600)
     rt_model_free(m);
     inp_close(src);
 }
+
+/* ---------------------------------------------------------------- every type on every path */
+
+/* The demo F32 model with every matrix (token_embd and output too) quantized to `type` by
+ * libquant's plain rounding, which is byte-identical to `llama-quantize --pure`. */
+static rt_model *pure_model(inp_source *src, int type)
+{
+    char msg[RT_MSG_SIZE > INP_MSG_SIZE ? RT_MSG_SIZE : INP_MSG_SIZE];
+    rt_model *m;
+    cr_assert_eq(rt_model_load(src, &m, msg), RT_OK, "%s", msg);
+    for (int64_t i = 0; type != GGUF_F32 && i < inp_n_tensors(src); i++) {
+        const inp_tensor *t = inp_tensor_at(src, i);
+        if (t->n_dims != 2)
+            continue;
+        const int64_t n = t->ne[0], rows = t->ne[1];
+        const size_t rs = gguf_row_size(type, n);
+        float *f = malloc(sizeof(float) * (size_t)(n * rows));
+        unsigned char *q = malloc(rs * (size_t)rows);
+        cr_assert_eq(inp_read_f32(src, i, 0, rows, f, msg), INP_OK, "%s", msg);
+        for (int64_t r = 0; r < rows; r++)
+            cr_assert_eq(lq_quantize_row(type, f + r * n, q + (size_t)r * rs, n, NULL), rs);
+        cr_assert_eq(rt_model_set_weight(m, t->name, type, q, msg), RT_OK, "%s: %s", t->name, msg);
+        free(f);
+        free(q);
+    }
+    return m;
+}
+
+/* Perplexity of `text` (at most max_chunks chunks of n_ctx) as llama-perplexity computes it,
+ * two chunks per pass, one thread. */
+static double text_ppl(rt_model *m, tok_model *tok, const char *text, int n_ctx, int max_chunks)
+{
+    char msg[RT_MSG_SIZE];
+    size_t len, ntok;
+    char *txt = tu_read_file(text, &len);
+    cr_assert_not_null(txt);
+    int32_t *ids;
+    cr_assert_eq(tok_encode(tok, txt, len, tok_default_flags(tok), &ids, &ntok, msg), RT_OK, "%s", msg);
+    const int V = rt_model_hparams(m)->n_vocab, first = n_ctx / 2, ns = n_ctx - 1 - first;
+    int n_chunk = (int)(ntok / (size_t)n_ctx);
+    if (max_chunks > 0 && n_chunk > max_chunks)
+        n_chunk = max_chunks;
+    enum { PASS = 2 };
+    rt_model_set_threads(m, 1);
+    float *lg = malloc(sizeof(float) * (size_t)PASS * (n_ctx - first) * V);
+    double *nll = malloc(sizeof(double) * ns);
+    rt_ppl_acc acc = {0};
+    for (int c0 = 0; c0 < n_chunk; c0 += PASS) {
+        const int np = n_chunk - c0 < PASS ? n_chunk - c0 : PASS;
+        cr_assert_eq(rt_ppl_chunks_logits(m, ids + (size_t)c0 * n_ctx, np, n_ctx, tok_bos(tok), lg, msg), RT_OK,
+                     "%s", msg);
+        for (int i = 0; i < np; i++) {
+            rt_ppl_row_nll(lg + (size_t)i * (n_ctx - first) * V, V, ids + (size_t)(c0 + i) * n_ctx + first + 1, ns,
+                           nll, 1);
+            rt_ppl_add(&acc, nll, ns);
+        }
+    }
+    free(lg);
+    free(nll);
+    free(ids);
+    free(txt);
+    return rt_ppl_value(&acc);
+}
+
+/* llama-perplexity's figures for the demo model (../shared/reference/classics-7m-f32.gguf and
+ * `llama-quantize --pure` of it to each type), n_ctx 256, made on an AMD EPYC (Zen 4: AVX-512
+ * with VNNI and BF16, no AVX-VNNI) with the llama.cpp of ../shared/reference:
+ *   [0] its GGML_NATIVE build (AVX-512, AVX512-BF16; llamafile sgemm and CPU repack on);
+ *   [1] the same llama-perplexity with the ggml libraries of a build configured with
+ *       GGML_NATIVE=OFF GGML_AVX=ON GGML_AVX2=ON GGML_FMA=ON GGML_F16C=ON GGML_AVX512=OFF
+ *       (LD_LIBRARY_PATH; its system_info shows no AVX-512);
+ *   OMP_WAIT_POLICY=passive llama-perplexity -m MODEL -f TEXT -c 256 -t 1 [--chunks 40]
+ * (the thread count does not change its figures: F32 wiki is 524.5113 with -t 1 and -t 2).
+ * wiki: wiki.test.raw, first 40 chunks; classics: eval-classics.txt, all 159 chunks. 0: no
+ * figure was made (the machine was too busy to finish them); that text is then not checked
+ * for the type on that path. */
+typedef struct {
+    int type;
+    double wiki[2], classics[2];
+} ref_row;
+
+static const ref_row k_refs[] = {
+    {GGUF_F32, {524.5113, 524.5110}, {93.7779, 0}},  {GGUF_F16, {524.5013, 0}, {93.7776, 0}},
+    {GGUF_BF16, {524.4626, 524.4491}, {93.7775, 0}}, {GGUF_Q8_0, {524.2469, 524.1806}, {0, 0}},
+    {GGUF_Q4_0, {517.0265, 517.0417}, {0, 0}},       {GGUF_Q4_1, {529.6760, 0}, {0, 0}},
+    {GGUF_Q5_0, {527.4291, 0}, {93.8355, 0}},            {GGUF_Q5_1, {520.1849, 0}, {93.7557, 0}},
+    {GGUF_Q2_K, {498.4894, 498.2647}, {101.4409, 0}}, {GGUF_Q3_K, {528.9844, 0}, {0, 0}},
+    {GGUF_Q4_K, {526.1573, 0}, {93.6957, 0}},        {GGUF_Q5_K, {519.2551, 0}, {93.8845, 0}},
+    {GGUF_Q6_K, {523.5855, 0}, {93.8961, 0}},
+};
+
+/* Each path computes what one of those builds computes: avx512 the AVX-512 build, avx2 and
+ * avxvnni the AVX2 build (AVX-VNNI changes only exact integer sums). On wiki.test.raw (40
+ * chunks = 5 whole llama.cpp batches of 8 sequences) the logits are llama.cpp's bit for bit,
+ * so the figures agree to the printed digits (limit 1e-6). On eval-classics the last batch
+ * has 7 sequences; llama.cpp then splits them into ubatches of 73 tokens per sequence and runs
+ * its small-batch kernels (non-tiled flash attention, gemv), which moves chunks 153-159
+ * slightly (Q2_K: 101.4386 vs 101.4409, 2.3e-5): limit 5e-5, four times inside the 0.02 %
+ * promise. (The two builds differ from each
+ * other by up to 0.045 %: Q2_K wiki 498.4894 vs 498.2647.) The scalar path must give the AVX2
+ * path's logits bit for bit. */
+static void check_type(int isa, int type)
+{
+    TU_REQUIRE_SHARED();
+    if (!rt_isa_supported(isa))
+        cr_skip_test("the %s path needs %s, which this CPU lacks", rt_isa_name(isa), rt_isa_missing(isa));
+    if (isa == RT_ISA_AVX512 && type == GGUF_BF16 && !rt_cpu_has_avx512bf16())
+        cr_skip_test("the AVX-512 BF16 figure was made with AVX512-BF16, which this CPU lacks");
+    const ref_row *ref = NULL;
+    for (size_t i = 0; i < sizeof k_refs / sizeof k_refs[0]; i++)
+        if (k_refs[i].type == type)
+            ref = &k_refs[i];
+    cr_assert_not_null(ref, "no reference row for type %d", type);
+    char msg[RT_MSG_SIZE > INP_MSG_SIZE ? RT_MSG_SIZE : INP_MSG_SIZE];
+    char *model = tu_shared_path("reference/classics-7m-f32.gguf");
+    inp_source *src;
+    cr_assert_eq(inp_open(model, &src, msg), INP_OK, "%s", msg);
+    tok_model *tok;
+    cr_assert_eq(tok_from_gguf(inp_metadata(src), &tok, msg), RT_OK, "%s", msg);
+    rt_model *m = pure_model(src, type);
+    cr_assert_eq(rt_model_set_isa(m, (rt_isa)isa), RT_OK);
+    const char *tn = gguf_type_info(type)->name;
+    if (isa == RT_ISA_SCALAR) {
+        /* the scalar path is slow (software fmaf): it must give the AVX2 path's logits bit for
+         * bit, on one chunk of 64 tokens (a whole flash-attention tile) */
+        if (!rt_isa_supported(RT_ISA_AVX2))
+            cr_skip_test("the scalar path is checked against the AVX2 path, which this CPU lacks");
+        char *tf = tu_shared_path("text/wiki.test.raw");
+        size_t len, ntok;
+        char *txt = tu_read_file(tf, &len);
+        int32_t *ids;
+        cr_assert_eq(tok_encode(tok, txt, len < 4096 ? len : 4096, tok_default_flags(tok), &ids, &ntok, msg), RT_OK);
+        const int V = rt_model_hparams(m)->n_vocab;
+        float *a = malloc(sizeof(float) * 32 * V), *c = malloc(sizeof(float) * 32 * V);
+        rt_model_set_threads(m, 1);
+        cr_assert_eq(rt_ppl_chunks_logits(m, ids, 1, 64, tok_bos(tok), a, msg), RT_OK, "%s", msg);
+        cr_assert_eq(rt_model_set_isa(m, RT_ISA_AVX2), RT_OK);
+        cr_assert_eq(rt_ppl_chunks_logits(m, ids, 1, 64, tok_bos(tok), c, msg), RT_OK, "%s", msg);
+        cr_assert(memcmp(a, c, sizeof(float) * 32 * V) == 0, "%s: scalar logits differ from the AVX2 path's", tn);
+        free(a);
+        free(c);
+        free(ids);
+        free(txt);
+        free(tf);
+    } else {
+        const int b = isa == RT_ISA_AVX512 ? 0 : 1;
+        if (ref->wiki[b] == 0 && ref->classics[b] == 0)
+            cr_skip_test("no llama.cpp figure for %s on the %s build yet", tn, b ? "AVX2" : "AVX-512");
+        char *wt = tu_shared_path("text/wiki.test.raw"), *ct = tu_shared_path("text/eval-classics.txt");
+        if (ref->wiki[b] > 0) {
+            const double w = text_ppl(m, tok, wt, 256, 40), rw = fabs(w - ref->wiki[b]) / ref->wiki[b];
+            cr_assert(rw <= 1e-6, "%s on %s, wiki 40 chunks: PPL %.4f vs llama.cpp %.4f (%.5f %%)", tn, rt_isa_name(isa), w,
+                      ref->wiki[b], 100 * rw);
+        }
+        if (ref->classics[b] > 0) {
+            const double c = text_ppl(m, tok, ct, 256, 0), rc = fabs(c - ref->classics[b]) / ref->classics[b];
+            cr_assert(rc <= 5e-5, "%s on %s, eval-classics: PPL %.4f vs llama.cpp %.4f (%.5f %%)", tn, rt_isa_name(isa), c,
+                      ref->classics[b], 100 * rc);
+        }
+        free(wt);
+        free(ct);
+    }
+    rt_model_free(m);
+    tok_free(tok);
+    inp_close(src);
+    free(model);
+}
+
+#define TYPE_TESTS(SUITE, ISA)                                                                       \
+    Test(SUITE, f32, .timeout = 900) { check_type(ISA, GGUF_F32); }                                  \
+    Test(SUITE, f16, .timeout = 900) { check_type(ISA, GGUF_F16); }                                  \
+    Test(SUITE, bf16, .timeout = 900) { check_type(ISA, GGUF_BF16); }                                \
+    Test(SUITE, q8_0, .timeout = 900) { check_type(ISA, GGUF_Q8_0); }                                \
+    Test(SUITE, q4_0, .timeout = 900) { check_type(ISA, GGUF_Q4_0); }                                \
+    Test(SUITE, q4_1, .timeout = 900) { check_type(ISA, GGUF_Q4_1); }                                \
+    Test(SUITE, q5_0, .timeout = 900) { check_type(ISA, GGUF_Q5_0); }                                \
+    Test(SUITE, q5_1, .timeout = 900) { check_type(ISA, GGUF_Q5_1); }                                \
+    Test(SUITE, q2_k, .timeout = 900) { check_type(ISA, GGUF_Q2_K); }                                \
+    Test(SUITE, q3_k, .timeout = 900) { check_type(ISA, GGUF_Q3_K); }                                \
+    Test(SUITE, q4_k, .timeout = 900) { check_type(ISA, GGUF_Q4_K); }                                \
+    Test(SUITE, q5_k, .timeout = 900) { check_type(ISA, GGUF_Q5_K); }                                \
+    Test(SUITE, q6_k, .timeout = 900) { check_type(ISA, GGUF_Q6_K); }
+TYPE_TESTS(ppl_scalar, RT_ISA_SCALAR)
+TYPE_TESTS(ppl_avx2, RT_ISA_AVX2)
+TYPE_TESTS(ppl_avxvnni, RT_ISA_AVXVNNI)
+TYPE_TESTS(ppl_avx512, RT_ISA_AVX512)

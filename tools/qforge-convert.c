@@ -24,7 +24,8 @@ static void usage(FILE *f)
             "-o      the GGUF file to write (written to a temp file, then renamed)\n"
             "--outtype  type of the 2-D weights (default f16); 1-D tensors and norms stay f32\n"
             "-t, --threads N  conversion threads (default 1: a plain rounding is memory-bound, and\n"
-            "                 OpenMP barriers cost more than they save on a busy machine)\n");
+            "                 OpenMP barriers cost more than they save on a busy machine)\n"
+            "-h, --help  this text; --version  the qforge version\n");
 }
 
 static const char *type_name(int type)
@@ -59,7 +60,7 @@ static int progress(void *user, const pl_event *ev)
 
 int main(int argc, char **argv)
 {
-    cli_init(argv[0]);
+    cli_init(argc, argv);
     const char *input = NULL, *output = NULL;
     int outtype = GGUF_F16, nthreads = 1;
     for (int i = 1; i < argc; i++) {

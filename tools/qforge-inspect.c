@@ -23,7 +23,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: qforge-inspect FILE [--json]\n"
                "\n"
                "FILE  a GGUF file, a safetensors file, or a Hugging Face checkpoint directory\n"
-               "      (shown as the GGUF tensors and metadata qforge-convert would write)\n");
+               "      (shown as the GGUF tensors and metadata qforge-convert would write)\n"
+               "--json  print it as JSON; -h, --help  this text; --version  the qforge version\n");
 }
 
 /* ---- text helpers ---- */
@@ -234,7 +235,7 @@ static int inspect_json(const char *path, char kind)
 
 int main(int argc, char **argv)
 {
-    cli_init(argv[0]);
+    cli_init(argc, argv);
     const char *path = NULL;
     bool json = false;
     for (int i = 1; i < argc; i++) {

@@ -38,7 +38,8 @@ static void usage(FILE *f)
             "      --max-memory SIZE    refuse to start when the model, its scratch buffers and logits\n"
             "                           need more than SIZE (e.g. 512M, 8G; default: the machine's\n"
             "                           physical memory; 0: no check)\n"
-            "  -h, --help               this help\n");
+            "  -h, --help               this help\n"
+            "      --version            the qforge version\n");
 }
 
 typedef struct {
@@ -224,10 +225,7 @@ static void create_base(run *r)
     char msg[RT_MSG_SIZE];
     if (cli_same_file(o->kld_base, o->model) || cli_same_file(o->kld_base, o->text))
         cli_die(CLI_USAGE, o->kld_base, "refusing to overwrite an input file");
-    r->base_out = fopen(o->kld_base, "wb");
-    if (!r->base_out)
-        cli_die(CLI_IO, o->kld_base, "cannot create: %s", strerror(errno));
-    cli_set_temp(o->kld_base);
+    r->base_out = cli_create(o->kld_base);
     const int first = r->n_ctx / 2;
     r->bh = (rt_logp_header){.n_vocab = (uint32_t)r->n_vocab, .n_ctx = (uint32_t)r->n_ctx,
                              .n_chunk = (uint32_t)r->n_chunk, .first = (uint32_t)first, .range = RT_LOGP_RANGE};
@@ -277,7 +275,7 @@ static int on_chunk(void *user, int c, const rt_ppl_chunk *ch)
     }
     rt_ppl_add(&r->acc, ch->nll, ch->n_scored);
     if (r->base_out && fwrite(ch->records, rec_size, (size_t)ch->n_scored, r->base_out) != (size_t)ch->n_scored)
-        cli_die(CLI_IO, o->kld_base, "write failed: %s", strerror(errno));
+        cli_die(CLI_IO, o->kld_base, "write failed: %s", cli_strerror(errno));
     const double ppl = rt_ppl_value(&r->acc);
     json_array_append_new(r->running, json_real(ppl));
     printf("[%d]%.4f,", c + 1, ppl);
@@ -314,7 +312,7 @@ static void finish(run *r, json_t *js)
 int main(int argc, char **argv)
 {
     cli_passive_omp(argv);
-    cli_init(argv[0]);
+    cli_init(argc, argv);
     const double t_start = cli_now();
     opts o = parse(argc, argv);
     if (o.threads > 0)
@@ -386,15 +384,12 @@ int main(int argc, char **argv)
     json_object_set_new(js, "tokens_per_second", json_real(n_eval / secs));
     json_object_set_new(js, "total_seconds", json_real(cli_now() - t_start));
 
-    if (r.base_out) {
-        if (fclose(r.base_out) != 0)
-            cli_die(CLI_IO, o.kld_base, "write failed: %s", strerror(errno));
-        cli_set_temp(NULL);
-    }
+    if (r.base_out)
+        cli_commit(r.base_out, o.kld_base);
     if (r.base_in)
         fclose(r.base_in);
-    if (o.json && json_dump_file(js, o.json, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) != 0)
-        cli_die(CLI_IO, o.json, "cannot write JSON");
+    if (o.json)
+        cli_write_json(js, o.json, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
     json_decref(js);
     json_decref(r.running);
     rt_kld_free(r.kld);

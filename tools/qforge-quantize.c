@@ -67,7 +67,8 @@ static void usage(FILE *f)
             "  --max-memory SIZE            refuse a calibration (--gptq, --imatrix-out) whose\n"
             "                               estimated memory exceeds SIZE (e.g. 4G; default: the\n"
             "                               machine's physical memory; 0: no check)\n"
-            "  -h, --help                   this text\n");
+            "  -h, --help                   this text\n"
+            "  --version                    the qforge version\n");
 }
 
 static int parse_type_opt(const char *opt, const char *val)
@@ -387,7 +388,7 @@ static noreturn void die_pl(pl_error e, const char *msg)
 int main(int argc, char **argv)
 {
     cli_passive_omp(argv);
-    cli_init(argv[0]);
+    cli_init(argc, argv);
     options o;
     parse_args(argc, argv, &o);
     o.p.progress = progress;
@@ -416,10 +417,13 @@ int main(int argc, char **argv)
             die_pl(e, msg);
         r->seconds = cli_now() - t0;
         summary(&o, r);
-        json_t *js = o.report_path ? pl_report_json(r, &o.p) : NULL;
-        if (o.report_path && (!js || json_dump_file(js, o.report_path, JSON_INDENT(1) | JSON_ENSURE_ASCII) != 0))
-            cli_die(js ? CLI_IO : CLI_INTERNAL, o.report_path, js ? "cannot write the report" : "out of memory");
-        json_decref(js);
+        if (o.report_path) {
+            json_t *js = pl_report_json(r, &o.p);
+            if (!js)
+                cli_die(CLI_INTERNAL, o.report_path, "out of memory");
+            cli_write_json(js, o.report_path, JSON_INDENT(1) | JSON_ENSURE_ASCII);
+            json_decref(js);
+        }
     }
     pl_report_free(r);
     inp_imatrix_free(im);

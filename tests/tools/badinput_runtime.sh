@@ -133,7 +133,7 @@ RE = {
  "scores-short": "tokenizer.ggml.scores is not an f32/i32 array of at least 259 entries",
  "token-type-f32": "tokenizer.ggml.token_type is not an i32 array of at least 259 entries",
  "token-type-short": "tokenizer.ggml.token_type is not an i32 array of at least 259 entries",
- "tokenizer-model-gpt2": "tokenizer.ggml.model is 'gpt2'; only 'llama'",
+ "tokenizer-model-gpt2": "tokenizer.ggml.merges is missing or not a string array",
  "bos-out-of-range": "'tokenizer.ggml.bos_token_id' = 1000 is outside the vocabulary \\(259 tokens\\)",
  "eos-out-of-range": "'tokenizer.ggml.eos_token_id' = 259 is outside the vocabulary",
  "bos-wrong-type": "'tokenizer.ggml.bos_token_id' is not an integer",
