@@ -1618,7 +1618,7 @@ Test(gguf_write, tensors_out_of_order)
         w[k] = gguf_writer_create();
         cr_assert_eq(gguf_writer_set_str(w[k], "general.name", "x"), GGUF_OK);
         for (int t = 0; t < 3; t++) {
-            char name[8];
+            char name[16];
             snprintf(name, sizeof name, "t%d", t);
             cr_assert_eq(gguf_writer_add_tensor(w[k], name, 2, ne[t], types[t], msg), GGUF_OK, "%s", msg);
         }
