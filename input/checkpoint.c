@@ -7,12 +7,18 @@
  *   config.json                   required; architectures[0] must be a registered HF class
  *   model.safetensors.index.json  if present: weight_map {tensor: shard file}; else
  *   model.safetensors             the single weights file
- *   tokenizer.model               required (SentencePiece; tokenizer/spm_model.h)
- *   tokenizer_config.json         optional: add_bos/add_eos, added_tokens_decoder, chat_template,
+ *   tokenizer.model               SentencePiece (tokenizer/spm_model.h), taken when present (llama.cpp
+ *                                 tries it first), with:
+ *     tokenizer_config.json       optional: add_bos/add_eos, added_tokens_decoder, chat_template,
  *                                 add_prefix_space, *_token strings
- *   tokenizer.json                optional: only its added_tokens, to resolve *_token strings to ids
- *   added_tokens.json             optional: extra user-defined tokens
- *   chat_template.jinja           optional: chat template when tokenizer_config has none
+ *     tokenizer.json              optional: only its added_tokens, to resolve *_token strings to ids
+ *     added_tokens.json           optional: extra user-defined tokens
+ *     chat_template.jinja         optional: chat template when tokenizer_config has none
+ *   tokenizer.json                else: a byte-level BPE tokenizer (Llama 3, Qwen2/2.5/3), read with
+ *                                 its side files by tokenizer/tok_hf.h, which writes every
+ *                                 tokenizer.* key (the pre-tokenizer name detected by hash, or
+ *                                 inp_open_opts.tokenizer_pre)
+ *   neither                       refused (INP_ERR_MISSING)
  *
  * Index rules (decided here; llama.cpp's converter enforces the same set equality): weight_map
  * is an object of tensor -> shard name; shard names are plain file names (no '/', not "." or
@@ -40,6 +46,7 @@
  * a tokenizer with more pieces than vocab_size is refused (llama.cpp's converter fails on it too).
  */
 #include "tokenizer/spm_model.h"
+#include "tokenizer/tok_hf.h"
 #include "arch/arch.h"
 #include "input/inp_internal.h"
 
@@ -60,6 +67,8 @@
 
 typedef struct {
     const char *dir;
+    const inp_open_opts *opts;
+    tok_hf *hf;            /* the tokenizer.json tokenizer; NULL: SentencePiece */
     char *cfg_path;
     json_t *config, *tok_config, *tok_json, *added;
     const arch_desc *arch;
@@ -1157,13 +1166,7 @@ static inp_error build_vocab(inp_source *s, ctx *x, vocab *v, char *msg)
     if (!tp)
         return inp_fail(msg, INP_ERR_NOMEM, "out of memory");
     tok_spm_model *m = NULL;
-    inp_error e;
-    if (!file_exists(tp)) {
-        e = inp_fail(msg, INP_ERR_MISSING, "%s: not found (only SentencePiece tokenizers are supported)", tp);
-        free(tp);
-        return e;
-    }
-    e = inp_error_from_tok(tok_spm_load_file(tp, &m, msg));
+    inp_error e = inp_error_from_tok(tok_spm_load_file(tp, &m, msg));
     if (e == INP_OK)
         e = inp_add_file(s, tp, msg);
     if (e != INP_OK)
@@ -1533,9 +1536,16 @@ static inp_error build_metadata(inp_source *s, ctx *x, char *msg)
     inp_error e = INP_OK;
     if (!w)
         return inp_fail(msg, INP_ERR_NOMEM, "out of memory");
-    if ((e = build_vocab(s, x, &v, msg)) || (e = put_general(w, s, x, msg)) || (e = put_arch_keys(w, s, x, msg)) ||
-        (e = put_vocab(w, x, &v, msg)) || (e = put_special(w, x, msg)) || (e = put_chat_template_file(w, s, x, msg)))
+    if (x->hf) { /* tok_hf writes every tokenizer key, in the converter's order */
+        unsigned fl = x->arch->vocab_add_prefix_space ? TOK_HF_KV_ADD_SPACE_PREFIX : 0;
+        if ((e = put_general(w, s, x, msg)) || (e = put_arch_keys(w, s, x, msg)) ||
+            (e = inp_error_from_tok(tok_hf_write_kv(x->hf, w, fl, msg))))
+            goto out;
+    } else if ((e = build_vocab(s, x, &v, msg)) || (e = put_general(w, s, x, msg)) ||
+               (e = put_arch_keys(w, s, x, msg)) || (e = put_vocab(w, x, &v, msg)) || (e = put_special(w, x, msg)) ||
+               (e = put_chat_template_file(w, s, x, msg))) {
         goto out;
+    }
     char gm[GGUF_MSG_SIZE] = "";
     gguf_error ge = gguf_writer_kv_to_memory(w, &buf, &size, gm);
     if (ge != GGUF_OK) {
@@ -1559,13 +1569,46 @@ out:
 
 /* ---------------------------------------------------------------- entry */
 
-inp_error inp_ckpt_open(const char *dir, inp_source *s, char *msg)
+/* SentencePiece when tokenizer.model exists (its side files loaded into x), else the
+ * tokenizer.json BPE tokenizer (x->hf), else refused. */
+static inp_error open_tokenizer(inp_source *s, ctx *x, char *msg)
 {
-    ctx x = {.dir = dir};
+    char *mp = join(x->dir, "tokenizer.model"), *tcp = join(x->dir, "tokenizer_config.json"),
+         *tjp = join(x->dir, "tokenizer.json");
     inp_error e = INP_OK;
-    char *tcp = NULL, *tjp = NULL;
-    if (!(x.cfg_path = join(dir, "config.json")) || !(tcp = join(dir, "tokenizer_config.json")) ||
-        !(tjp = join(dir, "tokenizer.json"))) {
+    if (!mp || !tcp || !tjp) {
+        e = inp_fail(msg, INP_ERR_NOMEM, "out of memory");
+    } else if (file_exists(mp)) {
+        if (x->opts->tokenizer_pre)
+            e = inp_fail(msg, INP_ERR_ARG, "%s: a pre-tokenizer name (--tokenizer-pre) applies only to a byte-level BPE "
+                         "tokenizer.json, and this checkpoint's tokenizer is SentencePiece", mp);
+        else if ((e = load_json(s, tcp, JSON_CAP, false, &x->tok_config, msg)) == INP_OK && x->tok_config)
+            e = load_json(s, tjp, TOKENIZER_JSON_CAP, false, &x->tok_json, msg);
+    } else if (file_exists(tjp)) {
+        tok_hf_options to = {.vocab_size = x->hp.n_vocab, .pre = x->opts->tokenizer_pre};
+        e = inp_error_from_tok(tok_hf_load(x->dir, &to, &x->hf, msg));
+        for (size_t i = 0; e == INP_OK && i < tok_hf_n_files(x->hf); i++) {
+            bool listed = false; /* config.json is read by both */
+            for (size_t j = 0; j < s->n_files && !listed; j++)
+                listed = strcmp(s->files[j], tok_hf_file(x->hf, i)) == 0;
+            if (!listed)
+                e = inp_add_file(s, tok_hf_file(x->hf, i), msg);
+        }
+    } else {
+        e = inp_fail(msg, INP_ERR_MISSING, "%s: not found, nor tokenizer.json (a SentencePiece or a byte-level BPE "
+                     "tokenizer is needed)", mp);
+    }
+    free(mp);
+    free(tcp);
+    free(tjp);
+    return e;
+}
+
+inp_error inp_ckpt_open(const char *dir, const inp_open_opts *opts, inp_source *s, char *msg)
+{
+    ctx x = {.dir = dir, .opts = opts};
+    inp_error e = INP_OK;
+    if (!(x.cfg_path = join(dir, "config.json"))) {
         e = inp_fail(msg, INP_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -1575,12 +1618,11 @@ inp_error inp_ckpt_open(const char *dir, inp_source *s, char *msg)
         goto out;
     if ((e = map_tensors(s, &x, msg)) != INP_OK)
         goto out;
-    if ((e = load_json(s, tcp, JSON_CAP, false, &x.tok_config, msg)) != INP_OK)
-        goto out;
-    if (x.tok_config && (e = load_json(s, tjp, TOKENIZER_JSON_CAP, false, &x.tok_json, msg)) != INP_OK)
+    if ((e = open_tokenizer(s, &x, msg)) != INP_OK)
         goto out;
     e = build_metadata(s, &x, msg);
 out:
+    tok_hf_free(x.hf);
     json_decref(x.config);
     json_decref(x.tok_config);
     json_decref(x.tok_json);
@@ -1589,7 +1631,5 @@ out:
         free(x.shard_names[i]);
     free(x.shard_names);
     free(x.cfg_path);
-    free(tcp);
-    free(tjp);
     return e;
 }

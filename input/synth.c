@@ -327,6 +327,195 @@ static void write_tokenizer(wctx *w)
     free(ns.p);
 }
 
+/* ---------------------------------------------------------------- tokenizer.json (byte-level BPE) */
+
+/* GPT-2's byte-to-unicode order: id k < 188 is the k-th byte of 0x21-0x7E, 0xA1-0xAC, 0xAE-0xFF
+ * (shown as itself), the others the remaining bytes in order, shown as U+0100 + n. UTF-8 into
+ * out[3]. */
+static void byte_char(int k, char out[3])
+{
+    unsigned cp;
+    if (k < 94)
+        cp = 0x21u + (unsigned)k;
+    else if (k < 106)
+        cp = 0xA1u + (unsigned)(k - 94);
+    else if (k < 188)
+        cp = 0xAEu + (unsigned)(k - 106);
+    else
+        cp = 0x100u + (unsigned)(k - 188);
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        out[1] = 0;
+    } else {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        out[2] = 0;
+    }
+}
+
+#define G_SPACE "\xc4\xa0" /* Ġ: the byte-level form of ' ' */
+
+/* The m-th merge's parts: ("Ġ", letter) for m < 26, then per word length L = 2, 3, ... each
+ * lowercase word w as (w[:-1], w[-1]) and ("Ġ" w[:-1], w[-1]). */
+static void bpe_merge(int64_t m, char *left, char *right)
+{
+    if (m < 26) {
+        strcpy(left, G_SPACE);
+        right[0] = (char)('a' + m), right[1] = 0;
+        return;
+    }
+    int64_t j = m - 26, count = 2 * 26 * 26;
+    int len = 2;
+    while (j >= count) {
+        j -= count;
+        len++;
+        count *= 26;
+    }
+    bool space = j % 2;
+    int64_t wd = j / 2;
+    char word[16];
+    for (int k = len - 1; k >= 0; k--) {
+        word[k] = (char)('a' + wd % 26);
+        wd /= 26;
+    }
+    right[0] = word[len - 1], right[1] = 0;
+    word[len - 1] = 0;
+    sprintf(left, "%s%s", space ? G_SPACE : "", word);
+}
+
+static json_t *added_token(int64_t id, const char *text)
+{
+    json_t *a = json_object();
+    json_object_set_new(a, "id", json_integer((json_int_t)id));
+    json_object_set_new(a, "content", json_string(text));
+    json_object_set_new(a, "single_word", json_false());
+    json_object_set_new(a, "lstrip", json_false());
+    json_object_set_new(a, "rstrip", json_false());
+    json_object_set_new(a, "normalized", json_false());
+    json_object_set_new(a, "special", json_true());
+    return a;
+}
+
+static json_t *byte_level(bool prefix, bool trim)
+{
+    json_t *b = json_object();
+    json_object_set_new(b, "type", json_string("ByteLevel"));
+    json_object_set_new(b, "add_prefix_space", json_boolean(prefix));
+    json_object_set_new(b, "trim_offsets", json_boolean(trim));
+    json_object_set_new(b, "use_regex", json_false());
+    return b;
+}
+
+/* {"SpecialToken"|"Sequence": {"id": id, "type_id": type_id}} */
+static json_t *template_piece(const char *kind, const char *id, int type_id)
+{
+    json_t *e = json_object(), *in = json_object();
+    json_object_set_new(in, "id", json_string(id));
+    json_object_set_new(in, "type_id", json_integer(type_id));
+    json_object_set_new(e, kind, in);
+    return e;
+}
+
+static const char *const k_llama3_special[3] = {"<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>"};
+static const char *const k_qwen_special[3] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+
+/* Llama 3's style for the llama architecture, Qwen's for the others. */
+static bool llama3_style(const arch_desc *d) { return strcmp(d->name, "llama") == 0; }
+
+static void write_tokenizer_json(wctx *w, const arch_desc *d)
+{
+    const int64_t V = w->o->vocab, n_merges = V - 256 - 3;
+    const bool l3 = llama3_style(d);
+    const char *const *sp = l3 ? k_llama3_special : k_qwen_special;
+    json_t *vocab = json_object(), *merges = json_array(), *added = json_array();
+    char tok[64], left[32], right[8];
+    for (int k = 0; k < 256; k++) {
+        byte_char(k, tok);
+        json_object_set_new(vocab, tok, json_integer(k));
+    }
+    for (int64_t m = 0; m < n_merges; m++) {
+        bpe_merge(m, left, right);
+        snprintf(tok, sizeof tok, "%s%s", left, right);
+        json_object_set_new(vocab, tok, json_integer((json_int_t)(256 + m)));
+        if (l3) {
+            snprintf(tok, sizeof tok, "%s %s", left, right);
+            json_array_append_new(merges, json_string(tok));
+        } else {
+            json_t *pair = json_array();
+            json_array_append_new(pair, json_string(left));
+            json_array_append_new(pair, json_string(right));
+            json_array_append_new(merges, pair);
+        }
+    }
+    for (int k = 0; k < 3; k++)
+        json_array_append_new(added, added_token(V - 3 + k, sp[k]));
+    json_t *model = json_object();
+    json_object_set_new(model, "type", json_string("BPE"));
+    json_object_set_new(model, "dropout", json_null());
+    json_object_set_new(model, "unk_token", json_null());
+    json_object_set_new(model, "continuing_subword_prefix", l3 ? json_null() : json_string(""));
+    json_object_set_new(model, "end_of_word_suffix", l3 ? json_null() : json_string(""));
+    json_object_set_new(model, "fuse_unk", json_false());
+    json_object_set_new(model, "byte_fallback", json_false());
+    json_object_set_new(model, "ignore_merges", json_boolean(l3));
+    json_object_set_new(model, "vocab", vocab);
+    json_object_set_new(model, "merges", merges);
+
+    json_t *split = json_object(), *pat = json_object(), *seq = json_array(), *pre = json_object();
+    json_object_set_new(pat, "Regex", json_string(l3 ? "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
+                                                       "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+                                                     : "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
+                                                       "\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"));
+    json_object_set_new(split, "type", json_string("Split"));
+    json_object_set_new(split, "pattern", pat);
+    json_object_set_new(split, "behavior", json_string("Isolated"));
+    json_object_set_new(split, "invert", json_false());
+    json_array_append_new(seq, split);
+    json_array_append_new(seq, byte_level(false, l3));
+    json_object_set_new(pre, "type", json_string("Sequence"));
+    json_object_set_new(pre, "pretokenizers", seq);
+
+    json_t *post = byte_level(l3, false);
+    if (l3) { /* then BOS first, as the Llama 3 releases of 2024 */
+        json_t *tp = json_object(), *single = json_array(), *pair = json_array(), *st = json_object(),
+               *bos = json_object(), *ids = json_array(), *toks = json_array(), *procs = json_array();
+        json_array_append_new(single, template_piece("SpecialToken", sp[0], 0));
+        json_array_append_new(single, template_piece("Sequence", "A", 0));
+        json_array_append_new(pair, template_piece("SpecialToken", sp[0], 0));
+        json_array_append_new(pair, template_piece("Sequence", "A", 0));
+        json_array_append_new(pair, template_piece("SpecialToken", sp[0], 1));
+        json_array_append_new(pair, template_piece("Sequence", "B", 1));
+        json_array_append_new(ids, json_integer((json_int_t)(V - 3)));
+        json_array_append_new(toks, json_string(sp[0]));
+        json_object_set_new(bos, "id", json_string(sp[0]));
+        json_object_set_new(bos, "ids", ids);
+        json_object_set_new(bos, "tokens", toks);
+        json_object_set_new(st, sp[0], bos);
+        json_object_set_new(tp, "type", json_string("TemplateProcessing"));
+        json_object_set_new(tp, "single", single);
+        json_object_set_new(tp, "pair", pair);
+        json_object_set_new(tp, "special_tokens", st);
+        json_array_append_new(procs, post);
+        json_array_append_new(procs, tp);
+        post = json_object();
+        json_object_set_new(post, "type", json_string("Sequence"));
+        json_object_set_new(post, "processors", procs);
+    }
+    json_t *t = json_object();
+    json_object_set_new(t, "version", json_string("1.0"));
+    json_object_set_new(t, "truncation", json_null());
+    json_object_set_new(t, "padding", json_null());
+    json_object_set_new(t, "added_tokens", added);
+    json_t *nfc = json_object();
+    json_object_set_new(nfc, "type", json_string("NFC"));
+    json_object_set_new(t, "normalizer", l3 ? (json_decref(nfc), json_null()) : nfc);
+    json_object_set_new(t, "pre_tokenizer", pre);
+    json_object_set_new(t, "post_processor", post);
+    json_object_set_new(t, "decoder", byte_level(l3, l3));
+    json_object_set_new(t, "model", model);
+    write_json(w, "tokenizer.json", t);
+}
+
 /* ---------------------------------------------------------------- config files */
 
 static void write_configs(wctx *w, const arch_desc *d, const arch_hf_class *cls, const arch_hparams *hp)
@@ -345,8 +534,10 @@ static void write_configs(wctx *w, const arch_desc *d, const arch_hf_class *cls,
     }
     json_object_set_new(c, "hidden_act", json_string("silu"));
     json_object_set_new(c, "tie_word_embeddings", json_boolean(o->tied));
-    json_object_set_new(c, "bos_token_id", json_integer(1));
-    json_object_set_new(c, "eos_token_id", json_integer(2));
+    const bool bpe = o->tokenizer == INP_SYNTH_TOK_BPE, l3 = llama3_style(d);
+    const int64_t V = o->vocab;
+    json_object_set_new(c, "bos_token_id", json_integer(bpe ? V - 3 : 1));
+    json_object_set_new(c, "eos_token_id", json_integer(bpe ? (l3 ? V - 2 : V - 1) : 2));
     json_object_set_new(c, "torch_dtype", json_string(o->dtype == GGUF_F32   ? "float32"
                                                       : o->dtype == GGUF_F16 ? "float16"
                                                                              : "bfloat16"));
@@ -365,14 +556,34 @@ static void write_configs(wctx *w, const arch_desc *d, const arch_hf_class *cls,
     write_json(w, "config.json", c);
 
     json_t *tc = json_object();
-    json_object_set_new(tc, "tokenizer_class", json_string("LlamaTokenizer"));
-    json_object_set_new(tc, "add_bos_token", json_true());
-    json_object_set_new(tc, "add_eos_token", json_false());
-    json_object_set_new(tc, "bos_token", json_string("<s>"));
-    json_object_set_new(tc, "eos_token", json_string("</s>"));
-    json_object_set_new(tc, "unk_token", json_string("<unk>"));
+    if (bpe && l3) { /* as Llama 3's */
+        json_object_set_new(tc, "tokenizer_class", json_string("PreTrainedTokenizerFast"));
+        json_object_set_new(tc, "bos_token", json_string(k_llama3_special[0]));
+        json_object_set_new(tc, "eos_token", json_string(k_llama3_special[1]));
+        json_object_set_new(tc, "chat_template",
+                            json_string("{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
+                                        "{{ m['content'] }}<|eot_id|>{% endfor %}"));
+    } else if (bpe) { /* as Qwen2's and Qwen3's */
+        json_object_set_new(tc, "tokenizer_class", json_string("Qwen2Tokenizer"));
+        json_object_set_new(tc, "add_bos_token", json_false());
+        json_object_set_new(tc, "add_prefix_space", json_false());
+        json_object_set_new(tc, "bos_token", json_null());
+        json_object_set_new(tc, "eos_token", json_string(k_qwen_special[2]));
+        json_object_set_new(tc, "pad_token", json_string(k_qwen_special[0]));
+        json_object_set_new(tc, "unk_token", json_null());
+        json_object_set_new(tc, "chat_template",
+                            json_string("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}"
+                                        "<|im_end|>\n{% endfor %}"));
+    } else {
+        json_object_set_new(tc, "tokenizer_class", json_string("LlamaTokenizer"));
+        json_object_set_new(tc, "add_bos_token", json_true());
+        json_object_set_new(tc, "add_eos_token", json_false());
+        json_object_set_new(tc, "bos_token", json_string("<s>"));
+        json_object_set_new(tc, "eos_token", json_string("</s>"));
+        json_object_set_new(tc, "unk_token", json_string("<unk>"));
+        json_object_set_new(tc, "legacy", json_true());
+    }
     json_object_set_new(tc, "model_max_length", json_integer(o->ctx));
-    json_object_set_new(tc, "legacy", json_true());
     write_json(w, "tokenizer_config.json", tc);
 }
 
@@ -595,6 +806,10 @@ static inp_error check_opts(const inp_synth_opts *o, const arch_desc *d, arch_hp
                         (long long)hp->n_head_kv);
     if (hp->head_dim % 2 || hp->n_head * hp->head_dim > ARCH_MAX_EMBD * 4)
         return inp_fail(msg, INP_ERR_ARG, "head dimension %lld is odd or too large", (long long)hp->head_dim);
+    if (o->tokenizer != INP_SYNTH_TOK_SPM && o->tokenizer != INP_SYNTH_TOK_BPE)
+        return inp_fail(msg, INP_ERR_ARG, "tokenizer kind %d is neither SentencePiece nor BPE", o->tokenizer);
+    if (o->tokenizer == INP_SYNTH_TOK_BPE && o->vocab < 260)
+        return inp_fail(msg, INP_ERR_ARG, "a BPE tokenizer needs vocab >= 260 (256 bytes, a merge, 3 special tokens)");
     if (o->rope_llama3 && !(d->rope_scaling & 1u << ARCH_ROPE_SCALING_LLAMA3))
         return inp_fail(msg, INP_ERR_ARG, "%s has no llama3 RoPE scaling", d->name);
     return INP_OK;
@@ -627,7 +842,15 @@ inp_error inp_synth_write(const char *dir, const inp_synth_opts *o, inp_synth_su
     uint64_t total = assign_shards(o, t, n);
     write_weights(&w, t, n, total);
     write_configs(&w, d, cls, &hp);
-    write_tokenizer(&w);
+    /* the other kind's file from an earlier run would be read instead (or beside) */
+    char *stale = path_in(&w, o->tokenizer == INP_SYNTH_TOK_BPE ? "tokenizer.model" : "tokenizer.json");
+    if (stale && unlink(stale) != 0 && errno != ENOENT && w.e == INP_OK)
+        w.e = inp_fail(msg, INP_ERR_IO, "%s: cannot remove: %s", stale, strerror(errno));
+    free(stale);
+    if (o->tokenizer == INP_SYNTH_TOK_BPE)
+        write_tokenizer_json(&w, d);
+    else
+        write_tokenizer(&w);
     free(t);
     if (w.e == INP_OK && sum) {
         sum->bytes = total;

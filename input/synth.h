@@ -3,10 +3,20 @@
  * tested on.
  *
  * Writes into a directory: config.json (the description's keys under their config.json names,
- * the HF class and model_type), tokenizer.model (a synthetic SentencePiece BPE model with byte
- * fallback: <unk> <s> </s>, 256 byte pieces, then "▁", the printable ASCII characters and
- * lowercase words), tokenizer_config.json, and model.safetensors or S shards
- * model-0000i-of-0000S.safetensors with model.safetensors.index.json.
+ * the HF class and model_type), a tokenizer, tokenizer_config.json, and model.safetensors or S
+ * shards model-0000i-of-0000S.safetensors with model.safetensors.index.json. The tokenizer is
+ *   INP_SYNTH_TOK_SPM: tokenizer.model, a synthetic SentencePiece BPE model with byte fallback:
+ *     <unk> <s> </s>, 256 byte pieces, then "▁", the printable ASCII characters and lowercase
+ *     words;
+ *   INP_SYNTH_TOK_BPE: tokenizer.json, a synthetic byte-level BPE tokenizer: the 256 byte
+ *     characters (GPT-2's byte-to-unicode order), then merge results — "Ġa".."Ġz", then each
+ *     lowercase word w of length 2, 3, ... as w and "Ġ"w, each made by the merge (w minus its
+ *     last letter, the last letter) — and three special added tokens at the top ids: Llama 3's
+ *     <|begin_of_text|> <|end_of_text|> <|eot_id|> (llama architecture: merges as "a b"
+ *     strings, BOS through a TemplateProcessing post-processor) or Qwen's <|endoftext|>
+ *     <|im_start|> <|im_end|> (other architectures: merges as ["a", "b"] pairs, NFC, no BOS).
+ *     Its ids hash to no known tokenizer: convert with a pre-tokenizer name (inp_open_opts,
+ *     --tokenizer-pre llama-bpe / qwen2).
  *
  * Tensors: the description's, with the HF names and shapes the options imply, in HF state_dict
  * order (embedding, layers, the rest; computed tensors are not written, output is left out when
@@ -40,11 +50,14 @@ typedef struct {
     uint64_t seed;
     double rope_theta, rms_eps;
     bool rope_llama3;         /* rope_scaling {rope_type llama3, factor 8, low 1, high 4, original 8192} */
+    int tokenizer;            /* INP_SYNTH_TOK_SPM (default) or INP_SYNTH_TOK_BPE (vocab >= 260) */
     /* Called with the temp file being written (".NAME.qforge-tmp-XXXXXX" in dir), then with NULL once
      * it is renamed or removed, so a tool can remove it on a signal. NULL: not called. */
     void (*temp_hook)(void *user, const char *temp_path);
     void *temp_user;
 } inp_synth_opts;
+
+enum { INP_SYNTH_TOK_SPM = 0, INP_SYNTH_TOK_BPE = 1 };
 
 /* Defaults: LlamaForCausalLM, ctx 2048, 1 shard, BF16, seed 1, rope_theta 10000, rms_eps 1e-5. */
 inp_synth_opts inp_synth_defaults(void);

@@ -80,10 +80,18 @@ enum gguf_tensor_type {
 };
 
 typedef struct {
-    const char *name;     /* "f32", "q4_0", "q4_K", ... (ggml's spelling) */
-    uint32_t block_size;  /* elements per block */
-    uint32_t type_size;   /* bytes per block */
+    const char *name;        /* "f32", "q4_0", "q4_K", ... (ggml's spelling) */
+    uint32_t block_size;     /* elements per block */
+    union {
+        uint32_t block_bytes; /* bytes per block */
+        uint32_t type_size;   /* ggml's name for block_bytes (kept for existing callers) */
+    };
 } gguf_type_traits;
+
+/* The container's type table, the one place that states each type's name, block size and
+ * bytes per block (libquant's type table points into it). Indexed by type id; ids qforge
+ * does not know have name == NULL. gguf_type_info() is the checked way in. */
+extern const gguf_type_traits gguf_type_table[GGUF_TYPE_MAX_];
 
 /* Traits of a tensor type qforge knows, or NULL for an unknown id. */
 const gguf_type_traits *gguf_type_info(int type);

@@ -1,7 +1,7 @@
 /* libquant — on-disk block layouts of the GGUF quantized types (identical to ggml's).
  *
  * All multi-byte fields are little-endian; fp16 fields are stored as raw uint16_t bits
- * (decode with lq_f16_to_f32). Each struct's size is the GGUF type size, checked below.
+ * (decode with qf_f16_to_f32, common/qf_half.h). Each struct's size is the GGUF type size, checked below.
  *
  * Legacy types use blocks of LQ_QK (32) values; k-quants use super-blocks of LQ_QK_K (256)
  * values split into sub-blocks of 16 or 32.

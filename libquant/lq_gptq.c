@@ -29,6 +29,7 @@
 
 /* ---------------------------------------------------------------- per-type adapters */
 
+/* A type's GPTQ grid, from the type table (lq_types.c). */
 typedef struct {
     int type;
     int group;    /* columns whose grid is chosen at once: one block */
@@ -36,31 +37,19 @@ typedef struct {
     size_t bsize; /* bytes per block */
 } tinfo;
 
-static const tinfo k_tinfo[] = {
-    {GGUF_Q4_0, LQ_QK, LQ_QK, sizeof(lq_block_q4_0)},
-    {GGUF_Q4_1, LQ_QK, LQ_QK, sizeof(lq_block_q4_1)},
-    {GGUF_Q5_0, LQ_QK, LQ_QK, sizeof(lq_block_q5_0)},
-    {GGUF_Q5_1, LQ_QK, LQ_QK, sizeof(lq_block_q5_1)},
-    {GGUF_Q8_0, LQ_QK, LQ_QK, sizeof(lq_block_q8_0)},
-    {GGUF_Q2_K, LQ_QK_K, 16, sizeof(lq_block_q2_K)},
-    {GGUF_Q3_K, LQ_QK_K, 16, sizeof(lq_block_q3_K)},
-    {GGUF_Q4_K, LQ_QK_K, 32, sizeof(lq_block_q4_K)},
-    {GGUF_Q5_K, LQ_QK_K, 32, sizeof(lq_block_q5_K)},
-    {GGUF_Q6_K, LQ_QK_K, 16, sizeof(lq_block_q6_K)},
-};
-
-static const tinfo *find_tinfo(int type)
+static bool get_tinfo(int type, tinfo *ti)
 {
-    for (size_t i = 0; i < sizeof k_tinfo / sizeof k_tinfo[0]; ++i)
-        if (k_tinfo[i].type == type)
-            return &k_tinfo[i];
-    return NULL;
+    const lq_type_traits *tr = lq_type_traits_of(type);
+    if (!tr || tr->gptq_grid == LQ_GRID_NONE)
+        return false;
+    *ti = (tinfo){type, (int)tr->gguf->block_size, tr->gptq_sub, tr->gguf->block_bytes};
+    return true;
 }
 
 static bool is_kquant(int type)
 {
-    return type == GGUF_Q2_K || type == GGUF_Q3_K || type == GGUF_Q4_K || type == GGUF_Q5_K ||
-           type == GGUF_Q6_K;
+    const lq_type_traits *tr = lq_type_traits_of(type);
+    return tr && tr->gptq_grid == LQ_GRID_KQUANT;
 }
 
 /* One sub-block's grid.
@@ -287,7 +276,8 @@ void lq_gptq_opts_init(lq_gptq_opts *o)
 
 bool lq_gptq_supports(int type)
 {
-    return find_tinfo(type) != NULL;
+    const lq_type_traits *t = lq_type_traits_of(type);
+    return t && t->gptq_grid != LQ_GRID_NONE;
 }
 
 /* ---------------------------------------------------------------- H access */
@@ -621,6 +611,178 @@ static int cmp_desc(const void *a, const void *b, void *arg)
     return i < j ? -1 : i > j;
 }
 
+/* Shape, options and (for a non-empty tensor) input values; one line in msg on the first
+ * problem. */
+static lq_error check_args(int type, const tinfo *t, const float *W, int64_t nrows,
+                           int64_t ncols, const hmat *h, const lq_gptq_opts *o, const void *dst,
+                           char *msg)
+{
+    if (nrows < 0 || ncols <= 0)
+        return fail(msg, LQ_ERR_ARG, "bad shape %lld x %lld", (long long)nrows,
+                    (long long)ncols);
+    if (ncols % t->group)
+        return fail(msg, LQ_ERR_SHAPE, "%lld columns is not a multiple of the block size %d",
+                    (long long)ncols, t->group);
+    if (!W || !h->p || !dst)
+        return fail(msg, LQ_ERR_ARG, "NULL W, H or output buffer");
+    if (!(o->damp >= 0) || !isfinite(o->damp))
+        return fail(msg, LQ_ERR_ARG, "damping must be finite and >= 0");
+    if (o->max_retries < 0 || o->max_retries > MAX_RETRIES)
+        return fail(msg, LQ_ERR_ARG, "max_retries must be 0..%d", MAX_RETRIES);
+    if (o->grid < LQ_GPTQ_GRID_AUTO || o->grid > LQ_GPTQ_GRID_WEIGHTED)
+        return fail(msg, LQ_ERR_ARG, "unknown grid mode %d", (int)o->grid);
+    const size_t row_size = lq_row_size(type, ncols);
+    const uint64_t n = (uint64_t)ncols;
+    if (!row_size || n > (1u << 24) || n * n > SIZE_MAX / sizeof(double) ||
+        (uint64_t)nrows > SIZE_MAX / row_size || (uint64_t)nrows > SIZE_MAX / sizeof(float) / n)
+        return fail(msg, LQ_ERR_ARG, "tensor too large");
+    if (nrows == 0)
+        return LQ_OK;
+    for (uint64_t i = 0; i < (uint64_t)nrows * n; ++i)
+        if (!isfinite(W[i]))
+            return fail(msg, LQ_ERR_ARG, "W has a non-finite value at row %llu column %llu",
+                        (unsigned long long)(i / n), (unsigned long long)(i % n));
+    for (int64_t i = 0; i < ncols; ++i) {
+        for (int64_t j = 0; j <= i; ++j) {
+            const double v = h_at(h, i, j);
+            if (!isfinite(v))
+                return fail(msg, LQ_ERR_ARG, "H has a non-finite value at (%lld, %lld)",
+                            (long long)i, (long long)j);
+        }
+        if (h_at(h, i, i) < 0)
+            return fail(msg, LQ_ERR_ARG, "H has a negative diagonal entry at %lld",
+                        (long long)i);
+    }
+    return LQ_OK;
+}
+
+/* The column block: as asked (default 128), at most the row; without static groups a multiple
+ * of the type's group, or the largest power of two below it. */
+static int block_cols(const lq_gptq_opts *o, const tinfo *t, int64_t ncols, bool stat)
+{
+    int B = o->block_size > 0 ? o->block_size : 128;
+    if (B > ncols)
+        B = (int)ncols;
+    if (!stat) {
+        if (B >= t->group) {
+            B -= B % t->group;
+        } else {
+            int p = 1;
+            while (p * 2 <= B)
+                p *= 2;
+            B = p;
+        }
+    }
+    return B;
+}
+
+/* diag(H) with dead columns (H_ii = 0) set to 1, their flags, the mean, and the float
+ * importance for the weighted grid (qw may be NULL). */
+static lq_error scan_diag(const hmat *h, int64_t ncols, double *diag, uint8_t *dead, float *qw,
+                          lq_gptq_result *res, char *msg)
+{
+    double sum = 0;
+    for (int64_t i = 0; i < ncols; ++i) {
+        const double d = h_at(h, i, i);
+        dead[i] = d == 0;
+        res->dead_cols += dead[i];
+        diag[i] = dead[i] ? 1.0 : d;
+        sum += diag[i];
+        if (qw) {
+            qw[i] = (float)diag[i];
+            if (!isfinite(qw[i]))
+                return fail(msg, LQ_ERR_ARG, "H_ii at %lld does not fit a float importance",
+                            (long long)i);
+        }
+    }
+    res->mean_diag = sum / (double)ncols;
+    return LQ_OK;
+}
+
+/* U = the upper Cholesky factor of (H + damp I)^-1, raising the damping 10x after each failed
+ * factorization (A is n x n scratch). */
+static lq_error factorize_damped(double *A, float *U, const hmat *h, const int64_t *perm,
+                                 const uint8_t *dead, int64_t ncols, const lq_gptq_opts *o,
+                                 lq_gptq_result *res, char *msg)
+{
+    lq_error err = LQ_OK;
+    gsl_error_handler_t *old_handler = gsl_set_error_handler_off();
+    double rel = o->damp;
+    for (int attempt = 0;; ++attempt) {
+        res->damp_rel = rel;
+        res->damp = rel * res->mean_diag;
+        fill_h(A, h, perm, dead, res->damp);
+        if (factor_hinv(A, ncols, U) == 0) {
+            res->retries = attempt;
+            break;
+        }
+        if (attempt == o->max_retries) {
+            res->retries = attempt;
+            err = fail(msg, LQ_ERR_NUMERIC,
+                       "Cholesky of H failed %d times (last damping %.3g x mean diag)",
+                       attempt + 1, rel);
+            break;
+        }
+        rel = rel > 0 ? rel * 10 : 0.01;
+    }
+    gsl_set_error_handler(old_handler);
+    return err;
+}
+
+/* The rows in chunks of CHUNK_ROWS over nthreads; the losses are summed in chunk order. */
+static lq_error solve_rows(const ctx *c, int nthreads, int type, lq_gptq_result *res, char *msg)
+{
+    const int64_t nrows = c->nrows, nchunks = (nrows + CHUNK_ROWS - 1) / CHUNK_ROWS;
+    double *lg = calloc((size_t)nchunks, sizeof(double));
+    double *lr = calloc((size_t)nchunks, sizeof(double));
+    if (!lg || !lr) {
+        free(lg);
+        free(lr);
+        return fail(msg, LQ_ERR_NOMEM, "out of memory");
+    }
+    int nt = nthreads > 0 ? nthreads : omp_get_max_threads();
+    if (nt > nchunks)
+        nt = (int)nchunks;
+    int status = 0; /* 1 internal mismatch, 2 out of memory */
+#pragma omp parallel num_threads(nt)
+    {
+        work wk;
+        const int mine = work_alloc(&wk, c) ? 2 : 0;
+        if (mine) {
+#pragma omp atomic write
+            status = mine;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t k = 0; k < nchunks; ++k) {
+            int st;
+#pragma omp atomic read
+            st = status;
+            if (st || mine)
+                continue;
+            const int64_t r0 = k * CHUNK_ROWS;
+            const int R = (int)(nrows - r0 < CHUNK_ROWS ? nrows - r0 : CHUNK_ROWS);
+            if (process_chunk(c, &wk, r0, R, &lg[k], &lr[k])) {
+#pragma omp atomic write
+                status = 1;
+            }
+        }
+        work_free(&wk);
+    }
+    for (int64_t k = 0; k < nchunks; ++k) {
+        res->loss_gptq += lg[k];
+        res->loss_rtn += lr[k];
+    }
+    free(lg);
+    free(lr);
+    if (status == 2)
+        return fail(msg, LQ_ERR_NOMEM, "out of memory for the row workspaces");
+    if (status == 1)
+        return fail(msg, LQ_ERR_NUMERIC,
+                    "internal: decoded %s blocks differ from the solver's values",
+                    gguf_type_info(type) ? gguf_type_info(type)->name : "?");
+    return LQ_OK;
+}
+
 static lq_error gptq_run(int type, const float *W, int64_t nrows, int64_t ncols, hmat h,
                          const lq_gptq_opts *opts_in, void *dst, float *deq,
                          lq_gptq_result *res_out, char *msg)
@@ -635,67 +797,21 @@ static lq_error gptq_run(int type, const float *W, int64_t nrows, int64_t ncols,
     else
         lq_gptq_opts_init(&o);
 
-    const tinfo *t = find_tinfo(type);
-    if (!t)
+    tinfo ti;
+    if (!get_tinfo(type, &ti))
         return fail(msg, LQ_ERR_TYPE, "GPTQ cannot write tensor type %d", type);
-    if (nrows < 0 || ncols <= 0)
-        return fail(msg, LQ_ERR_ARG, "bad shape %lld x %lld", (long long)nrows,
-                    (long long)ncols);
-    if (ncols % t->group)
-        return fail(msg, LQ_ERR_SHAPE, "%lld columns is not a multiple of the block size %d",
-                    (long long)ncols, t->group);
-    if (!W || !h.p || !dst)
-        return fail(msg, LQ_ERR_ARG, "NULL W, H or output buffer");
-    if (!(o.damp >= 0) || !isfinite(o.damp))
-        return fail(msg, LQ_ERR_ARG, "damping must be finite and >= 0");
-    if (o.max_retries < 0 || o.max_retries > MAX_RETRIES)
-        return fail(msg, LQ_ERR_ARG, "max_retries must be 0..%d", MAX_RETRIES);
-    if (o.grid < LQ_GPTQ_GRID_AUTO || o.grid > LQ_GPTQ_GRID_WEIGHTED)
-        return fail(msg, LQ_ERR_ARG, "unknown grid mode %d", (int)o.grid);
-    const size_t row_size = lq_row_size(type, ncols);
+    const tinfo *t = &ti;
+    lq_error err = check_args(type, t, W, nrows, ncols, &h, &o, dst, msg);
+    if (err || nrows == 0)
+        return err;
+
     const uint64_t n = (uint64_t)ncols;
-    if (!row_size || n > (1u << 24) || n * n > SIZE_MAX / sizeof(double) ||
-        (uint64_t)nrows > SIZE_MAX / row_size || (uint64_t)nrows > SIZE_MAX / sizeof(float) / n)
-        return fail(msg, LQ_ERR_ARG, "tensor too large");
-    if (nrows == 0)
-        return LQ_OK;
-
-    /* validate inputs */
-    for (uint64_t i = 0; i < (uint64_t)nrows * n; ++i)
-        if (!isfinite(W[i]))
-            return fail(msg, LQ_ERR_ARG, "W has a non-finite value at row %llu column %llu",
-                        (unsigned long long)(i / n), (unsigned long long)(i % n));
-    for (int64_t i = 0; i < ncols; ++i) {
-        for (int64_t j = 0; j <= i; ++j) {
-            const double v = h_at(&h, i, j);
-            if (!isfinite(v))
-                return fail(msg, LQ_ERR_ARG, "H has a non-finite value at (%lld, %lld)",
-                            (long long)i, (long long)j);
-        }
-        if (h_at(&h, i, i) < 0)
-            return fail(msg, LQ_ERR_ARG, "H has a negative diagonal entry at %lld",
-                        (long long)i);
-    }
-
     const bool kq = is_kquant(type);
     const bool weighted = o.grid == LQ_GPTQ_GRID_WEIGHTED || (o.grid == LQ_GPTQ_GRID_AUTO && kq);
     const bool stat = o.static_groups || o.act_order;
-    int B = o.block_size > 0 ? o.block_size : 128;
-    if (B > ncols)
-        B = (int)ncols;
-    if (!stat) {
-        if (B >= t->group) {
-            B -= B % t->group;
-        } else {
-            int p = 1;
-            while (p * 2 <= B)
-                p *= 2;
-            B = p;
-        }
-    }
+    const int B = block_cols(&o, t, ncols, stat);
     res.block_size = B;
 
-    lq_error err = LQ_OK;
     double *diag = malloc(n * sizeof(double));
     uint8_t *dead = malloc(n);
     int64_t *perm = o.act_order ? malloc(n * sizeof(int64_t)) : NULL;
@@ -707,110 +823,25 @@ static lq_error gptq_run(int type, const float *W, int64_t nrows, int64_t ncols,
                    (unsigned long long)n);
         goto done;
     }
-
-    double sum = 0;
-    for (int64_t i = 0; i < ncols; ++i) {
-        const double d = h_at(&h, i, i);
-        dead[i] = d == 0;
-        res.dead_cols += dead[i];
-        diag[i] = dead[i] ? 1.0 : d;
-        sum += diag[i];
-        if (qw) {
-            qw[i] = (float)diag[i];
-            if (!isfinite(qw[i])) {
-                err = fail(msg, LQ_ERR_ARG, "H_ii at %lld does not fit a float importance",
-                           (long long)i);
-                goto done;
-            }
-        }
-    }
-    res.mean_diag = sum / (double)n;
+    if ((err = scan_diag(&h, ncols, diag, dead, qw, &res, msg)) != LQ_OK)
+        goto done;
     if (perm) {
         for (int64_t i = 0; i < ncols; ++i)
             perm[i] = i;
         qsort_r(perm, n, sizeof *perm, cmp_desc, diag);
     }
-
-    /* factorize, raising the damping 10x after each failure */
-    gsl_error_handler_t *old_handler = gsl_set_error_handler_off();
-    double rel = o.damp;
-    for (int attempt = 0;; ++attempt) {
-        res.damp_rel = rel;
-        res.damp = rel * res.mean_diag;
-        fill_h(A, &h, perm, dead, res.damp);
-        if (factor_hinv(A, ncols, U) == 0) {
-            res.retries = attempt;
-            break;
-        }
-        if (attempt == o.max_retries) {
-            res.retries = attempt;
-            err = fail(msg, LQ_ERR_NUMERIC,
-                       "Cholesky of H failed %d times (last damping %.3g x mean diag)",
-                       attempt + 1, rel);
-            break;
-        }
-        rel = rel > 0 ? rel * 10 : 0.01;
-    }
-    gsl_set_error_handler(old_handler);
+    err = factorize_damped(A, U, &h, perm, dead, ncols, &o, &res, msg);
     free(A);
     A = NULL;
     if (err)
         goto done;
 
-    ctx c = {
+    const ctx c = {
         .t = t, .W = W, .nrows = nrows, .n = ncols, .h = h, .U = U, .perm = perm,
         .dead = dead, .qw = qw, .stat = stat, .B = B, .loss = !o.skip_loss,
-        .dst = dst, .row_size = row_size, .deq = deq,
+        .dst = dst, .row_size = lq_row_size(type, ncols), .deq = deq,
     };
-    const int64_t nchunks = (nrows + CHUNK_ROWS - 1) / CHUNK_ROWS;
-    double *lg = calloc((size_t)nchunks, sizeof(double));
-    double *lr = calloc((size_t)nchunks, sizeof(double));
-    if (!lg || !lr) {
-        free(lg);
-        free(lr);
-        err = fail(msg, LQ_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    int nt = o.nthreads > 0 ? o.nthreads : omp_get_max_threads();
-    if (nt > nchunks)
-        nt = (int)nchunks;
-    int status = 0; /* 1 internal mismatch, 2 out of memory */
-#pragma omp parallel num_threads(nt)
-    {
-        work wk;
-        const int mine = work_alloc(&wk, &c) ? 2 : 0;
-        if (mine) {
-#pragma omp atomic write
-            status = mine;
-        }
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t k = 0; k < nchunks; ++k) {
-            int st;
-#pragma omp atomic read
-            st = status;
-            if (st || mine)
-                continue;
-            const int64_t r0 = k * CHUNK_ROWS;
-            const int R = (int)(nrows - r0 < CHUNK_ROWS ? nrows - r0 : CHUNK_ROWS);
-            if (process_chunk(&c, &wk, r0, R, &lg[k], &lr[k])) {
-#pragma omp atomic write
-                status = 1;
-            }
-        }
-        work_free(&wk);
-    }
-    for (int64_t k = 0; k < nchunks; ++k) {
-        res.loss_gptq += lg[k];
-        res.loss_rtn += lr[k];
-    }
-    free(lg);
-    free(lr);
-    if (status == 2)
-        err = fail(msg, LQ_ERR_NOMEM, "out of memory for the row workspaces");
-    else if (status == 1)
-        err = fail(msg, LQ_ERR_NUMERIC,
-                   "internal: decoded %s blocks differ from the solver's values",
-                   gguf_type_info(type) ? gguf_type_info(type)->name : "?");
+    err = solve_rows(&c, o.nthreads, type, &res, msg);
 
 done:
     free(diag);

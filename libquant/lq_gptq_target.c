@@ -6,11 +6,12 @@
 #include <string.h>
 
 #include "libquant/lq_gptq.h"
+#include "libquant/lq_types.h"
 
 bool lq_gptq_grid_weighted(int type, lq_gptq_grid grid)
 {
-    const bool kq = type == GGUF_Q2_K || type == GGUF_Q3_K || type == GGUF_Q4_K ||
-                    type == GGUF_Q5_K || type == GGUF_Q6_K;
+    const lq_type_traits *tt = lq_type_traits_of(type);
+    const bool kq = tt && tt->gptq_grid == LQ_GRID_KQUANT;
     return grid == LQ_GPTQ_GRID_WEIGHTED || (grid == LQ_GPTQ_GRID_AUTO && kq);
 }
 

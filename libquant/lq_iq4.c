@@ -106,7 +106,7 @@ float lq_iq4_nl_choose(const float *x, const float *qw, lq_block_iq4_nl *y)
     float w[IQ4_GROUP];
     search_weights(IQ4_GROUP, x, qw, w);
     const float s = group_scale(x, w);
-    y->d = lq_f32_to_f16(s);
+    y->d = qf_f32_to_f16(s);
     return s;
 }
 
@@ -124,7 +124,7 @@ void lq_iq4_xs_choose(const float *x, const float *qw, lq_block_iq4_xs *y, float
     }
     const float d = -smax / 32.f; /* -0.0 for an all-zero super-block, stored as such */
     const float inv = d ? 1 / d : 0.f;
-    y->d = lq_f32_to_f16(d);
+    y->d = qf_f32_to_f16(d);
     y->scales_h = 0;
     memset(y->scales_l, 0, sizeof y->scales_l);
     for (int g = 0; g < 8; ++g) {
@@ -170,57 +170,26 @@ static void decode_group(float d, const uint8_t *qs, float *y)
 
 void lq_iq4_nl_dequantize_block(const lq_block_iq4_nl *b, float *y)
 {
-    decode_group(lq_f16_to_f32(b->d), b->qs, y);
+    decode_group(qf_f16_to_f32(b->d), b->qs, y);
 }
 
 void lq_iq4_xs_dequantize_block(const lq_block_iq4_xs *b, float *y)
 {
-    const float d = lq_f16_to_f32(b->d);
+    const float d = qf_f16_to_f32(b->d);
     for (int g = 0; g < 8; ++g)
         decode_group(d * (float)lq_iq4_xs_scale(b, g), b->qs + 16 * g, y + IQ4_GROUP * g);
 }
 
+/* The rows are the type table's (lq_types.c, the same block functions); these keep the
+ * IQ4-only entry points. */
+static bool is_iq4(int type) { return type == GGUF_IQ4_NL || type == GGUF_IQ4_XS; }
+
 size_t lq_iq4_quantize_row(int type, const float *x, void *dst, int64_t n, const float *imatrix)
 {
-    const int64_t bs = type == GGUF_IQ4_NL ? LQ_QK : type == GGUF_IQ4_XS ? LQ_QK_K : 0;
-    if (!bs || !x || !dst || n <= 0 || n % bs)
-        return 0;
-    uint8_t *out = dst;
-    for (int64_t i = 0; i < n; i += bs) {
-        const float *qw = imatrix ? imatrix + i : NULL;
-        if (type == GGUF_IQ4_NL) {
-            lq_block_iq4_nl b;
-            lq_iq4_nl_quantize_block(x + i, qw, &b);
-            memcpy(out, &b, sizeof b);
-            out += sizeof b;
-        } else {
-            lq_block_iq4_xs b;
-            lq_iq4_xs_quantize_block(x + i, qw, &b);
-            memcpy(out, &b, sizeof b);
-            out += sizeof b;
-        }
-    }
-    return (size_t)(out - (uint8_t *)dst);
+    return is_iq4(type) ? lq_quantize_row(type, x, dst, n, imatrix) : 0;
 }
 
 int lq_iq4_dequantize_row(int type, const void *src, float *y, int64_t n)
 {
-    const int64_t bs = type == GGUF_IQ4_NL ? LQ_QK : type == GGUF_IQ4_XS ? LQ_QK_K : 0;
-    if (!bs || !src || !y || n <= 0 || n % bs)
-        return -1;
-    const uint8_t *in = src;
-    for (int64_t i = 0; i < n; i += bs) {
-        if (type == GGUF_IQ4_NL) {
-            lq_block_iq4_nl b;
-            memcpy(&b, in, sizeof b);
-            lq_iq4_nl_dequantize_block(&b, y + i);
-            in += sizeof b;
-        } else {
-            lq_block_iq4_xs b;
-            memcpy(&b, in, sizeof b);
-            lq_iq4_xs_dequantize_block(&b, y + i);
-            in += sizeof b;
-        }
-    }
-    return 0;
+    return is_iq4(type) ? lq_dequantize_row(type, src, y, n) : -1;
 }

@@ -35,7 +35,8 @@ extern const int8_t lq_iq4_grid[16];
  * NaN: 15). */
 int lq_iq4_nearest(float v);
 
-/* ---- rows (type GGUF_IQ4_NL or GGUF_IQ4_XS) ----
+/* ---- rows (type GGUF_IQ4_NL or GGUF_IQ4_XS): lq_quantize_row / lq_dequantize_row limited
+ * to the two types (both are entries of the type table, libquant/lq_types.h) ----
  * Quantize n floats (n a multiple of 32 / 256) into dst (no alignment needed); imatrix: n
  * weights, one per column, or NULL. Returns bytes written, 0 on a bad type, n or pointer. */
 size_t lq_iq4_quantize_row(int type, const float *x, void *dst, int64_t n, const float *imatrix);

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "libgguf/gguf.h"
+#include "libquant/lq.h"
+#include "libquant/lq_types.h"
 
 /* ---------------------------------------------------------------- file types */
 
@@ -94,24 +96,15 @@ int lq_ftype_default_type(int ftype)
     return -1;
 }
 
-/* Types a plan may contain: the ones libquant writes. */
-static bool type_writable(int t)
-{
-    switch (t) {
-    case GGUF_F32: case GGUF_F16: case GGUF_BF16:
-    case GGUF_Q4_0: case GGUF_Q4_1: case GGUF_Q5_0: case GGUF_Q5_1: case GGUF_Q8_0:
-    case GGUF_Q2_K: case GGUF_Q3_K: case GGUF_Q4_K: case GGUF_Q5_K: case GGUF_Q6_K:
-        return true;
-    default:
-        return false;
-    }
-}
+/* Types a plan may contain: the ones libquant writes (the type table's LQ_TYPE_WRITABLE). */
+static bool type_writable(int t) { return lq_can_quantize(t) != 0; }
 
 bool lq_mix_type_ok(int type) { return type_writable(type); }
 
 static bool type_is_quantized(int t)
 {
-    return type_writable(t) && t != GGUF_F32 && t != GGUF_F16 && t != GGUF_BF16;
+    const lq_type_traits *tr = lq_type_traits_of(t);
+    return type_writable(t) && !(tr->flags & LQ_TYPE_FLOAT);
 }
 
 static int64_t block_size(int t)

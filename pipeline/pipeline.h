@@ -93,7 +93,7 @@ typedef struct {
     size_t n_tensors;
     double n_elements;
     uint64_t in_bytes, out_bytes, largest_in_bytes;
-    uint64_t file_bytes;     /* 0 in a dry run */
+    uint64_t file_bytes;     /* of the file (in a dry run: the file it would be) */
     size_t n_fallback;       /* tensors that took a fallback type */
     size_t n_imatrix;        /* tensors quantized with importance data */
     int nthreads;            /* used */
@@ -143,6 +143,13 @@ typedef struct {
                                 PL_CHUNK_BYTES */
     bool measure;            /* the rmse of every converted tensor (default true) */
     bool gptq;               /* GPTQ for the linear weights of every layer (PL_PLAN_MIX) */
+    /* PL_PLAN_MIX: types that replace the mixture's for the named tensors (e.g. a size
+     * budget's allocation, pipeline/budget.h), or NULL; borrowed */
+    const char *const *assign_names;
+    const int *assign_types;
+    size_t n_assign;
+    uint64_t max_file_bytes; /* > 0: PL_ERR_BUDGET before writing a larger file (a dry run
+                                checks too) */
     pl_calib_params calib;
     pl_progress_fn progress; /* or NULL */
     void *user;

@@ -40,11 +40,12 @@ pl_error pl_notify(pl_job *j, pl_event ev);
 /* Fill j->r->tensors with the plan of j->o (plan.c); warnings go to the callback. */
 pl_error pl_plan(pl_job *j);
 /* The output GGUF j->o->output (write.c): pl_write_open creates the temp file with every
- * tensor's offset known from the plan (nothing for a dry run); pl_write_gptq writes tensor k's
- * GPTQ bytes as soon as they are final (the report's entry marked gptq); pl_write makes and
- * writes the other tensors and renames the file into place; pl_write_close frees the writer
- * (removing the temp file unless finished). Tensors may reach the file in any order, the
- * bytes are those of a sequential write. */
+ * tensor's offset known from the plan and checks the size against max_file_bytes (a dry run:
+ * only the size and its check); pl_write_gptq writes tensor k's GPTQ bytes as soon as they are
+ * final (the report's entry marked gptq); pl_write makes and writes the other tensors and
+ * renames the file into place; pl_write_close frees the writer (removing the temp file unless
+ * finished). Tensors may reach the file in any order, the bytes are those of a sequential
+ * write. */
 pl_error pl_write_open(pl_job *j);
 pl_error pl_write_gptq(pl_job *j, size_t k, const void *data, size_t nbytes);
 pl_error pl_write(pl_job *j);

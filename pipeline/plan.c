@@ -102,6 +102,16 @@ static pl_error plan_mix(pl_job *j)
     for (size_t k = 0; k < n && e == PL_OK; k++) {
         r->tensors[k].choice = ch[k];
         r->tensors[k].type = ch[k].type;
+        for (size_t a = 0; a < j->o->n_assign; a++)
+            if (!strcmp(j->o->assign_names[a], r->tensors[k].name)) {
+                const int t = j->o->assign_types[a];
+                lq_mix_choice *c = &r->tensors[k].choice;
+                c->type = c->wanted = r->tensors[k].type = t;
+                c->fallback = false;
+                c->manual = true;
+                c->quantize = t != mt[k].type;
+                break;
+            }
     }
     free(mt);
     free(ch);

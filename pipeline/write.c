@@ -74,8 +74,8 @@ static pl_error metadata_float(pl_job *j, gguf_writer *w)
     return PL_OK;
 }
 
-/* The writer with metadata and tensors declared, opened on the output (temp file). */
-static pl_error open_output(pl_job *j, gguf_writer **out)
+/* The writer with metadata and tensors declared; the file's size checked against the cap. */
+static pl_error declare_output(pl_job *j, gguf_writer **out)
 {
     const pl_opts *o = j->o;
     const bool mix = o->plan == PL_PLAN_MIX;
@@ -89,8 +89,31 @@ static pl_error open_output(pl_job *j, gguf_writer **out)
         gguf_error ge = gguf_writer_add_tensor(w, t->name, t->n_dims, t->ne, t->type, gmsg);
         if (ge != GGUF_OK)
             e = pl_fail(j->msg, pl_from_gguf(ge), "%s: tensor '%s': %s",
-                        mix ? o->output : o->input_name, t->name, gmsg);
+                        mix ? (o->output ? o->output : "(dry run)") : o->input_name, t->name, gmsg);
     }
+    if (e == PL_OK)
+        j->r->file_bytes = gguf_writer_total_size(w);
+    if (e == PL_OK && o->max_file_bytes && j->r->file_bytes > o->max_file_bytes)
+        e = pl_fail(j->msg, PL_ERR_BUDGET, "%s: the file would have %llu bytes, more than the "
+                    "%llu allowed", o->output ? o->output : o->input_name,
+                    (unsigned long long)j->r->file_bytes, (unsigned long long)o->max_file_bytes);
+    if (e != PL_OK) {
+        gguf_writer_free(w);
+        return e;
+    }
+    *out = w;
+    return PL_OK;
+}
+
+/* The declared writer opened on the output (temp file). */
+static pl_error open_output(pl_job *j, gguf_writer **out)
+{
+    const pl_opts *o = j->o;
+    gguf_writer *w = NULL;
+    pl_error e = declare_output(j, &w);
+    if (e != PL_OK)
+        return e;
+    char gmsg[GGUF_MSG_SIZE];
     if (e == PL_OK) {
         gguf_error ge = gguf_writer_open(w, o->output, gmsg);
         if (ge != GGUF_OK)
@@ -377,8 +400,12 @@ struct pl_out {
 
 pl_error pl_write_open(pl_job *j)
 {
-    if (!j->o->output || pl_mpi_rank() != 0) /* MPI build: rank 0 writes */
-        return PL_OK;
+    if (!j->o->output || pl_mpi_rank() != 0) { /* a dry run (MPI build: rank 0 writes) */
+        gguf_writer *w = NULL;           /* only the file's size, and its cap checked */
+        pl_error e = declare_output(j, &w);
+        gguf_writer_free(w);
+        return e;
+    }
     pl_out *out = calloc(1, sizeof *out);
     if (!out)
         return pl_fail(j->msg, PL_ERR_NOMEM, "out of memory");

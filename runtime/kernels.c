@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "libquant/lq_types.h"
 #include "runtime/rt_internal.h"
 
 /* ---------------------------------------------------------------- ISA selection */
@@ -101,17 +102,12 @@ static rt_isa parent(rt_isa isa) { return isa == RT_ISA_AVX2 ? RT_ISA_SCALAR : i
 
 /* ---------------------------------------------------------------- type table */
 
+/* Which weight types have kernels, and their activation formats: libquant's type table
+ * (LQ_TYPE_KERNEL, vec_dot_type). */
 int rt_vec_dot_type(int wtype)
 {
-    switch (wtype) {
-    case GGUF_F32: return GGUF_F32;
-    case GGUF_F16: return GGUF_F16;
-    case GGUF_BF16: return GGUF_BF16;
-    case GGUF_Q4_0: case GGUF_Q5_0: case GGUF_Q8_0: return GGUF_Q8_0;
-    case GGUF_Q4_1: case GGUF_Q5_1: return GGUF_Q8_1;
-    case GGUF_Q2_K: case GGUF_Q3_K: case GGUF_Q4_K: case GGUF_Q5_K: case GGUF_Q6_K: return GGUF_Q8_K;
-    default: return -1;
-    }
+    const lq_type_traits *t = lq_type_traits_of(wtype);
+    return t && (t->flags & LQ_TYPE_KERNEL) ? t->vec_dot_type : -1;
 }
 
 int rt_kernel_supported(int wtype) { return rt_vec_dot_type(wtype) >= 0; }
@@ -124,33 +120,15 @@ size_t rt_act_row_size(int wtype, int64_t n)
     const gguf_type_traits *wt = gguf_type_info(wtype);
     if (!wt || n % wt->block_size)
         return 0;
-    switch (vt) {
-    case GGUF_F32: return (size_t)n * 4;
-    case GGUF_F16: case GGUF_BF16: return (size_t)n * 2;
-    case GGUF_Q8_0: return (size_t)(n / 32) * sizeof(lq_block_q8_0);
-    case GGUF_Q8_1: return (size_t)(n / 32) * sizeof(lq_block_q8_1);
-    case GGUF_Q8_K: return (size_t)(n / 256) * sizeof(lq_block_q8_K);
-    default: return 0;
-    }
+    return gguf_row_size(vt, n); /* the weight's blocks are whole activation blocks */
 }
 
 /* ---------------------------------------------------------------- activation converters */
 
 static void quant_f32(const float *x, void *dst, int64_t n) { memcpy(dst, x, (size_t)n * 4); }
 
-static void quant_f16(const float *x, void *dst, int64_t n)
-{
-    uint16_t *y = dst;
-    for (int64_t i = 0; i < n; i++)
-        y[i] = rt_f2h(x[i]);
-}
-
-static void quant_bf16(const float *x, void *dst, int64_t n)
-{
-    uint16_t *y = dst;
-    for (int64_t i = 0; i < n; i++)
-        y[i] = rt_f2bf(x[i]);
-}
+static void quant_f16(const float *x, void *dst, int64_t n) { qf_f32_to_f16_row(x, dst, (size_t)n); }
+static void quant_bf16(const float *x, void *dst, int64_t n) { qf_f32_to_bf16_row(x, dst, (size_t)n); }
 
 /* ggml x86: d = amax/127 stored in fp16, q = round-half-even(x * (127/amax)). */
 void rt_quant_q8_0_scalar(const float *x, void *dst, int64_t n)

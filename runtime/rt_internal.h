@@ -6,62 +6,18 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/qf_half.h"
+#include "common/qf_msg.h"
 #include "libgguf/gguf.h"
 #include "libquant/lq_blocks.h"
 
-/* ---- fp16 / bf16, round to nearest even (as ggml) ---- */
-static inline float rt_f32_from_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
-static inline uint32_t rt_bits_from_f32(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-
-static inline float rt_h2f(uint16_t h)
-{
-    const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    const uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-    if (exp == 0x1f)
-        return rt_f32_from_bits(sign | 0x7f800000u | (man << 13));
-    if (exp == 0) {
-        /* zero or subnormal: man * 2^-24 exactly */
-        float f = (float)man * 5.9604644775390625e-8f;
-        return sign ? -f : f;
-    }
-    return rt_f32_from_bits(sign | ((exp + 112) << 23) | (man << 13));
-}
-
-static inline uint16_t rt_f2h(float f)
-{
-    const uint32_t u = rt_bits_from_f32(f);
-    const uint32_t sign = (u >> 16) & 0x8000;
-    uint32_t a = u & 0x7fffffffu;
-    if (a > 0x7f800000u) /* NaN: keep it quiet */
-        return (uint16_t)(sign | 0x7e00 | ((a >> 13) & 0x3ff));
-    if (a >= 0x477ff000u) /* rounds to >= 65520: infinity */
-        return (uint16_t)(sign | 0x7c00);
-    if (a < 0x38800000u) { /* below the smallest normal half: subnormal or zero */
-        if (a < 0x33000000u) /* < 2^-25: rounds to zero */
-            return (uint16_t)sign;
-        const uint32_t e = a >> 23;
-        const uint32_t m = (a & 0x7fffff) | 0x800000;
-        const uint32_t shift = 126 - e; /* 14..24 */
-        uint32_t r = m >> shift;
-        const uint32_t rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (r & 1)))
-            r++;
-        return (uint16_t)(sign | r);
-    }
-    /* normal: rebias and round the 13 dropped bits to nearest even */
-    a += ((uint32_t)(15 - 127) << 23) + 0xfff + ((a >> 13) & 1);
-    return (uint16_t)(sign | (a >> 13));
-}
-
-static inline float rt_bf2f(uint16_t h) { return rt_f32_from_bits((uint32_t)h << 16); }
-
-static inline uint16_t rt_f2bf(float f)
-{
-    uint32_t u = rt_bits_from_f32(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) /* NaN: force quiet */
-        return (uint16_t)((u >> 16) | 64);
-    return (uint16_t)((u + (0x7fff + ((u >> 16) & 1))) >> 16);
-}
+/* ---- fp16 / bf16: the one codec, common/qf_half.h (round to nearest even, as ggml) ---- */
+static inline float rt_f32_from_bits(uint32_t u) { return qf_bits_f32(u); }
+static inline uint32_t rt_bits_from_f32(float f) { return qf_f32_bits(f); }
+static inline float rt_h2f(uint16_t h) { return qf_f16_to_f32(h); }
+static inline uint16_t rt_f2h(float f) { return qf_f32_to_f16(f); }
+static inline float rt_bf2f(uint16_t h) { return qf_bf16_to_f32(h); }
+static inline uint16_t rt_f2bf(float f) { return qf_f32_to_bf16(f); }
 
 /* Round to nearest, ties to even, for |x| < 2^22 (ggml's nearest_int). */
 static inline int rt_nearest_int(float x)
@@ -200,11 +156,6 @@ void rt_quant_q8_K_scalar(const float *x, void *dst, int64_t n);
 
 /* Defense in depth for one-line messages: a control byte that reached a message (from a name,
  * key or string in a file) is shown as '?'. */
-static inline void rt_msg_clean_(char *msg)
-{
-    for (unsigned char *p = (unsigned char *)msg; p && *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            *p = '?';
-}
+static inline void rt_msg_clean_(char *msg) { qf_msg_clean(msg); }
 
 #endif

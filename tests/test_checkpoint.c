@@ -13,6 +13,7 @@
 #include "libquant/lq.h"
 #include "input/safetensors.h"
 #include "input/input.h"
+#include "tokenizer/tokenizer.h"
 #include "tests/testutil.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -715,7 +716,7 @@ static void cfg_options(json_t *j)
     json_object_del(j, "rope_theta"); /* transformers' default 10000 */
 }
 
-static void tok_options(json_t *j)
+static void tok_config_options(json_t *j)
 {
     json_object_set_new(j, "add_prefix_space", json_false());
     json_object_set_new(j, "chat_template", json_string("{{ messages }}"));
@@ -741,7 +742,7 @@ Test(checkpoint, optional_metadata)
     snprintf(p, sizeof p, "%s/config.json", d);
     edit_json(p, cfg_options);
     snprintf(p, sizeof p, "%s/tokenizer_config.json", d);
-    edit_json(p, tok_options);
+    edit_json(p, tok_config_options);
     snprintf(p, sizeof p, "%s/added_tokens.json", d);
     const char *added = "{\"<extra>\": 297, \"<far>\": 9999}";
     cr_assert_eq(tu_write_file(p, added, strlen(added)), 0);
@@ -803,6 +804,193 @@ Test(checkpoint, optional_metadata)
     cr_expect_eq(tt[297], 4);
     cr_expect_eq(scv[297], -1000.0f);
     inp_close(s);
+    tu_run("rm -rf '%s'", dir);
+    free(dir);
+}
+
+/* ---------------------------------------------------------------- tokenizer.json checkpoints */
+
+/* ../shared/models/synth-* as downloaded (tokenizer.json only): the source lists the tokenizer
+ * files, writes llama.cpp's pre-tokenizer name, and its vocabulary tokenizes the first 40000
+ * bytes of wiki.test.raw to llama-tokenize's ids (what qforge-perplexity -m CHECKPOINT and the
+ * calibration do). */
+static void bpe_reference(const char *name, const char *pre)
+{
+    TU_REQUIRE_SHARED();
+    char rel[128], msg[INP_MSG_SIZE], tm[TOK_MSG_SIZE];
+    snprintf(rel, sizeof rel, "synth-%s", name);
+    char *dir = shared_model(rel);
+    snprintf(rel, sizeof rel, "reference/synth-%s.json", name);
+    char *refp = tu_shared_path(rel);
+    json_t *ref = json_load_file(refp, 0, NULL);
+    cr_assert(ref, "%s", refp);
+    inp_source *s;
+    cr_assert_eq(inp_open(dir, &s, msg), INP_OK, "%s", msg);
+    bool listed[3] = {false, false, false};
+    static const char *const want_files[3] = {"/tokenizer.json", "/tokenizer_config.json", "/config.json"};
+    for (size_t i = 0; i < inp_n_files(s); i++)
+        for (int k = 0; k < 3; k++)
+            if (strstr(inp_file(s, i), want_files[k]) && strlen(strstr(inp_file(s, i), want_files[k])) == strlen(want_files[k])) {
+                cr_expect(!listed[k], "%s listed twice", want_files[k]);
+                listed[k] = true;
+            }
+    cr_expect(listed[0] && listed[1] && listed[2], "tokenizer files not all listed");
+    const gguf_reader *md = inp_metadata(s);
+    const gguf_str *p;
+    cr_assert_eq(gguf_get_str(md, "tokenizer.ggml.pre", &p), GGUF_OK);
+    cr_expect_str_eq(p->str, pre);
+    tok_model *t;
+    cr_assert_eq(tok_from_gguf(md, &t, tm), TOK_OK, "%s", tm);
+    char *tp = tu_shared_path("text/wiki.test.raw");
+    size_t len;
+    char *text = tu_read_file(tp, &len);
+    cr_assert(text && len > 40000);
+    int32_t *ids;
+    size_t n;
+    cr_assert_eq(tok_encode(t, text, 40000, tok_default_flags(t), &ids, &n, tm), TOK_OK, "%s", tm);
+    json_t *want = json_object_get(ref, "llama_tokenize_ids");
+    cr_assert_eq(n, json_array_size(want), "%s: %zu ids, llama-tokenize %zu", name, n, json_array_size(want));
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(ids[i], json_integer_value(json_array_get(want, i)), "%s: id %zu", name, i);
+    free(ids);
+    free(text);
+    free(tp);
+    tok_free(t);
+    inp_close(s);
+    json_decref(ref);
+    free(refp);
+    free(dir);
+}
+
+Test(checkpoint, bpe_llama3_tokenizes_as_llama_tokenize) { bpe_reference("llama3", "llama-bpe"); }
+Test(checkpoint, bpe_qwen2_tokenizes_as_llama_tokenize) { bpe_reference("qwen2", "qwen2"); }
+Test(checkpoint, bpe_qwen3_tokenizes_as_llama_tokenize) { bpe_reference("qwen3", "qwen2"); }
+
+/* qforge-synth --tokenizer bpe: the vocabulary, merges and special tokens it documents, read
+ * back through tokenizer.json with the pre-tokenizer given; every shape the shared models lack
+ * (untied, GQA 8:1, head_dim != dim / heads, three shards). */
+static void synth_bpe(const char *cls, const char *pre, bool llama3_tokens)
+{
+    char *dir = tu_mkdtemp();
+    cr_assert(dir);
+    char d[4096], msg[INP_MSG_SIZE], tm[TOK_MSG_SIZE];
+    snprintf(d, sizeof d, "%s/m", dir);
+    const int V = 1400;
+    cr_assert_eq(tu_run("'%s/qforge-synth' --arch %s --dim 64 --layers 2 --heads 8 --kv-heads 1 --head-dim 16 --ffn 96 "
+                        "--vocab %d --shards 3 --dtype f16 --tokenizer bpe -o '%s' > /dev/null",
+                        tu_bin(), cls, V, d),
+                 0);
+    inp_source *s = NULL;
+    /* its ids hash to no known tokenizer: refused, naming the option */
+    cr_expect_eq(inp_open(d, &s, msg), INP_ERR_UNSUPPORTED);
+    cr_expect(strstr(msg, "tokenizer.json: unknown BPE pre-tokenizer") && strstr(msg, "--tokenizer-pre NAME"), "%s", msg);
+    cr_assert_eq(inp_open_ex(d, &(inp_open_opts){.tokenizer_pre = pre}, &s, msg), INP_OK, "%s", msg);
+    cr_expect_eq(inp_n_files(s), 7); /* config, index, 3 shards, tokenizer.json, tokenizer_config.json */
+    const gguf_reader *md = inp_metadata(s);
+    const gguf_str *str;
+    const gguf_value *tok, *ty, *mg;
+    int64_t v;
+    cr_assert_eq(gguf_get_str(md, "tokenizer.ggml.model", &str), GGUF_OK);
+    cr_expect_str_eq(str->str, "gpt2");
+    cr_assert_eq(gguf_get_str(md, "tokenizer.ggml.pre", &str), GGUF_OK);
+    cr_expect_str_eq(str->str, pre);
+    cr_assert_eq(gguf_get_array(md, "tokenizer.ggml.tokens", &tok), GGUF_OK);
+    cr_assert_eq(gguf_get_array(md, "tokenizer.ggml.token_type", &ty), GGUF_OK);
+    cr_assert_eq(gguf_get_array(md, "tokenizer.ggml.merges", &mg), GGUF_OK);
+    cr_assert_eq(tok->n, (uint64_t)V);
+    cr_assert_eq(mg->n, (uint64_t)V - 259);
+    cr_expect_str_eq(tok->v.strs[0].str, "!");
+    cr_expect_str_eq(tok->v.strs[187].str, "\xc3\xbf");   /* ÿ: the last byte shown as itself */
+    cr_expect_str_eq(tok->v.strs[188].str, "\xc4\x80");   /* byte 0 as U+0100 */
+    cr_expect_str_eq(tok->v.strs[255].str, "\xc5\x83");   /* byte 0xAD as U+0143 */
+    cr_expect_str_eq(tok->v.strs[256].str, "\xc4\xa0" "a");
+    cr_expect_str_eq(tok->v.strs[282].str, "aa");
+    cr_expect_str_eq(tok->v.strs[283].str, "\xc4\xa0" "aa");
+    cr_expect_str_eq(mg->v.strs[0].str, "\xc4\xa0 a");
+    cr_expect_str_eq(mg->v.strs[27].str, "\xc4\xa0" "a a");
+    cr_expect_str_eq(mg->v.strs[V - 260].str, "v l"); /* the last: 2-letter word 557, plain */
+    cr_expect_str_eq(tok->v.strs[V - 3].str, llama3_tokens ? "<|begin_of_text|>" : "<|endoftext|>");
+    cr_expect_str_eq(tok->v.strs[V - 1].str, llama3_tokens ? "<|eot_id|>" : "<|im_end|>");
+    const int32_t *tt = ty->v.arr;
+    cr_expect_eq(tt[0], 1);
+    cr_expect_eq(tt[V - 4], 1);
+    for (int k = 1; k <= 3; k++)
+        cr_expect_eq(tt[V - k], 3, "token %d is not CONTROL", V - k);
+    cr_assert_eq(gguf_get_int(md, "tokenizer.ggml.bos_token_id", &v), GGUF_OK);
+    cr_expect_eq(v, V - 3);
+    cr_assert_eq(gguf_get_int(md, "tokenizer.ggml.eos_token_id", &v), GGUF_OK);
+    cr_expect_eq(v, llama3_tokens ? V - 2 : V - 1);
+    cr_assert_eq(gguf_get_str(md, "tokenizer.chat_template", &str), GGUF_OK);
+    /* shapes: untied (output.weight present), Q 8 x 16 rows, K/V one head of 16 */
+    cr_expect_geq(inp_find_tensor(s, "output.weight"), 0);
+    const inp_tensor *q = inp_tensor_at(s, inp_find_tensor(s, "blk.1.attn_q.weight"));
+    const inp_tensor *k = inp_tensor_at(s, inp_find_tensor(s, "blk.1.attn_k.weight"));
+    cr_expect(q->ne[0] == 64 && q->ne[1] == 128 && k->ne[0] == 64 && k->ne[1] == 16);
+    /* the tokenizer round-trips text through merges */
+    tok_model *t;
+    cr_assert_eq(tok_from_gguf(md, &t, tm), TOK_OK, "%s", tm);
+    const char *text = "the cat sat on a mat, and 42 dogs ran.\nab abc";
+    int32_t *ids;
+    size_t n;
+    cr_assert_eq(tok_encode(t, text, strlen(text), 0, &ids, &n, tm), TOK_OK, "%s", tm);
+    cr_expect_lt(n, strlen(text) * 3 / 4, "%zu ids: few merges applied", n);
+    char out[256] = "", piece[64];
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t pl = tok_piece(t, ids[i], false, piece, sizeof piece);
+        cr_assert(pl >= 0 && o + (size_t)pl < sizeof out);
+        memcpy(out + o, piece, (size_t)pl);
+        o += (size_t)pl;
+    }
+    out[o] = 0;
+    cr_expect_str_eq(out, text);
+    free(ids);
+    tok_free(t);
+    inp_close(s);
+    tu_run("rm -rf '%s'", dir);
+    free(dir);
+}
+
+Test(checkpoint, synthetic_bpe_llama3) { synth_bpe("LlamaForCausalLM", "llama-bpe", true); }
+Test(checkpoint, synthetic_bpe_qwen2) { synth_bpe("Qwen2ForCausalLM", "qwen2", false); }
+Test(checkpoint, synthetic_bpe_qwen3) { synth_bpe("Qwen3ForCausalLM", "qwen2", false); }
+
+/* inp_open_opts.tokenizer_pre where it cannot apply, an unknown name, no tokenizer at all */
+Test(checkpoint, tokenizer_pre_refused)
+{
+    char *dir = tu_mkdtemp();
+    cr_assert(dir);
+    char d[4096], b[4096], g[4096], msg[INP_MSG_SIZE];
+    snprintf(d, sizeof d, "%s/spm", dir);
+    snprintf(b, sizeof b, "%s/bpe", dir);
+    snprintf(g, sizeof g, "%s/m.gguf", dir);
+    const char *syn = "--arch Qwen2ForCausalLM --dim 32 --layers 1 --heads 2 --ffn 32 --vocab 300";
+    cr_assert_eq(tu_run("'%s/qforge-synth' %s -o '%s' > /dev/null && '%s/qforge-synth' %s --tokenizer bpe -o '%s' > /dev/null"
+                        " && '%s/qforge-convert' '%s' -o '%s' > /dev/null",
+                        tu_bin(), syn, d, tu_bin(), syn, b, tu_bin(), d, g),
+                 0);
+    inp_source *s = NULL;
+    inp_open_opts o = {.tokenizer_pre = "qwen2"};
+    cr_expect_eq(inp_open_ex(d, &o, &s, msg), INP_ERR_ARG);
+    cr_expect(strstr(msg, "spm/tokenizer.model: a pre-tokenizer name (--tokenizer-pre) applies only to a byte-level BPE"),
+              "%s", msg);
+    cr_expect_eq(inp_open_ex(g, &o, &s, msg), INP_ERR_ARG);
+    cr_expect(strstr(msg, "m.gguf: a pre-tokenizer name (--tokenizer-pre) applies only to a checkpoint"), "%s", msg);
+    o.tokenizer_pre = "no-such-pre";
+    cr_expect_eq(inp_open_ex(b, &o, &s, msg), INP_ERR_ARG);
+    cr_expect(strstr(msg, "unknown pre-tokenizer 'no-such-pre' (known: "), "%s", msg);
+    cr_expect(s == NULL);
+    /* tokenizer.model wins over tokenizer.json, as in llama.cpp's converter */
+    cr_assert_eq(tu_run("cp '%s/tokenizer.json' '%s/'", b, d), 0);
+    cr_assert_eq(inp_open(d, &s, msg), INP_OK, "%s", msg);
+    const gguf_str *m;
+    cr_assert_eq(gguf_get_str(inp_metadata(s), "tokenizer.ggml.model", &m), GGUF_OK);
+    cr_expect_str_eq(m->str, "llama");
+    inp_close(s);
+    s = NULL;
+    cr_assert_eq(tu_run("rm '%s/tokenizer.model' '%s/tokenizer.json'", d, d), 0);
+    cr_expect_eq(inp_open(d, &s, msg), INP_ERR_MISSING);
+    cr_expect(strstr(msg, "spm/tokenizer.model: not found, nor tokenizer.json"), "%s", msg);
     tu_run("rm -rf '%s'", dir);
     free(dir);
 }

@@ -10,6 +10,7 @@
  *    F16: 2^-11 |x|, BF16: 2^-8 |x|), so |diff| <= sum |w_i| * bound_i + the above. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -477,6 +478,17 @@ Test(kernels, type_table)
     cr_assert_eq(rt_vec_dot_type(GGUF_Q8_K), -1);
     cr_assert_eq(rt_act_row_size(GGUF_Q4_K, 512), 2 * sizeof(lq_block_q8_K));
     cr_assert_eq(rt_act_row_size(GGUF_Q4_K, 500), 0);
+    cr_assert_eq(rt_vec_dot_type(GGUF_IQ4_NL), -1); /* no IQ4 kernels yet */
+    /* the types these tests multiply are exactly the table's kernel types */
+    int n = 0;
+    for (int id = 0; id < GGUF_TYPE_MAX_; id++) {
+        bool listed = false;
+        for (size_t ti = 0; ti < N_TYPES; ti++)
+            listed |= k_types[ti] == id;
+        cr_assert_eq(rt_kernel_supported(id) != 0, listed, "type %d", id);
+        n += listed;
+    }
+    cr_assert_eq(n, (int)N_TYPES);
     cr_assert(rt_isa_supported(RT_ISA_SCALAR));
     cr_assert(rt_isa_supported(rt_isa_detect()));
 }

@@ -14,22 +14,7 @@
 #include "libquant/lq.h"
 #include "libquant/lq_gptq.h"
 #include "libquant/lq_internal.h"
-
-/* ---------- deterministic random numbers ---------- */
-
-static uint64_t rng_state;
-static double rng_u01(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return ((double)(rng_state >> 11) + 0.5) / 9007199254740992.0;
-}
-static double rng_gauss(void)
-{
-    const double u = rng_u01(), v = rng_u01();
-    return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
-}
+#include "tests/testutil.h"
 
 /* ---------- problems ---------- */
 
@@ -52,16 +37,16 @@ static problem make_problem(int64_t rows, int64_t cols, int64_t N, double rho, d
     p.X = malloc((size_t)(N * cols) * sizeof(double));
     double *scale = malloc((size_t)cols * sizeof(double));
     cr_assert(p.W && p.H && p.X && scale);
-    rng_state = seed * 0x9E3779B97F4A7C15ull + 1;
+    tu_rng_state = seed * 0x9E3779B97F4A7C15ull + 1;
     for (int64_t i = 0; i < rows * cols; ++i)
-        p.W[i] = (float)(0.02 * rng_gauss());
+        p.W[i] = (float)(0.02 * tu_rng_gauss());
     for (int64_t j = 0; j < cols; ++j)
-        scale[j] = exp(skew * rng_gauss());
+        scale[j] = exp(skew * tu_rng_gauss());
     const double s = sqrt(1 - rho * rho);
     for (int64_t t = 0; t < N; ++t) {
-        double prev = rng_gauss();
+        double prev = tu_rng_gauss();
         for (int64_t j = 0; j < cols; ++j) {
-            prev = rho * prev + s * rng_gauss();
+            prev = rho * prev + s * tu_rng_gauss();
             p.X[t * cols + j] = prev * scale[j];
         }
         for (int k = 0; k < ndead; ++k)
@@ -235,11 +220,11 @@ static problem diag_problem(int64_t rows, int64_t cols, double spread, uint64_t 
     problem p = {rows, cols, NULL, NULL, NULL, 0};
     p.W = malloc((size_t)(rows * cols) * sizeof(float));
     p.H = calloc((size_t)(cols * cols), sizeof(double));
-    rng_state = seed * 0x9E3779B97F4A7C15ull + 7;
+    tu_rng_state = seed * 0x9E3779B97F4A7C15ull + 7;
     for (int64_t i = 0; i < rows * cols; ++i)
-        p.W[i] = (float)(0.02 * rng_gauss());
+        p.W[i] = (float)(0.02 * tu_rng_gauss());
     for (int64_t j = 0; j < cols; ++j)
-        p.H[j * cols + j] = spread ? exp(spread * rng_gauss()) : 1.0;
+        p.H[j * cols + j] = spread ? exp(spread * tu_rng_gauss()) : 1.0;
     return p;
 }
 

@@ -14,21 +14,7 @@
 #include "libquant/lq_iq4.h"
 #include "tests/testutil.h"
 
-/* ---------- helpers ---------- */
-
-static uint64_t rng_state;
-static double rng_u01(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return ((double)(rng_state >> 11) + 0.5) / 9007199254740992.0;
-}
-static float rng_gauss(void)
-{
-    const double u = rng_u01(), v = rng_u01();
-    return (float)(sqrt(-2 * log(u)) * cos(6.283185307179586 * v));
-}
+/* ---------- helpers (random numbers: tests/testutil.h) ---------- */
 
 static uint64_t fnv1a(const uint8_t *p, size_t n)
 {
@@ -342,21 +328,21 @@ Test(independent, random_rows_plain_and_weighted)
 {
     float *x = malloc(sizeof(float) * NCOLS), *qw = malloc(sizeof(float) * NCOLS);
     cr_assert(x && qw);
-    rng_state = 0x243f6a8885a308d3ull;
+    tu_rng_state = 0x243f6a8885a308d3ull;
     for (int kind = 0; kind < 8; ++kind) {
         for (int i = 0; i < NCOLS; ++i) {
-            const float g = rng_gauss();
+            const float g = tu_rng_gaussf();
             switch (kind) {
             case 0: x[i] = 0.02f * g; break;                                          /* weight-like */
-            case 1: x[i] = rng_u01() < 0.01 ? 0.5f * g : 0.02f * g; break;            /* outliers */
-            case 2: x[i] = (float)(2 * rng_u01() - 1); break;                         /* uniform */
-            case 3: x[i] = rng_u01() < 0.05 ? g : 0.f; break;                         /* sparse */
+            case 1: x[i] = tu_rng_u01() < 0.01 ? 0.5f * g : 0.02f * g; break;            /* outliers */
+            case 2: x[i] = (float)(2 * tu_rng_u01() - 1); break;                         /* uniform */
+            case 3: x[i] = tu_rng_u01() < 0.05 ? g : 0.f; break;                         /* sparse */
             case 4: x[i] = -fabsf(g); break;                                          /* negative only */
             case 5: x[i] = 1e4f * g; break;                                           /* large */
             case 6: x[i] = (i / 32) % 3 == 0 ? 0.f : g; break;                        /* zero groups */
             default: x[i] = (float)(i % 32) - 15.5f; break;                           /* ramp */
             }
-            qw[i] = rng_u01() < 0.05 ? 0.f : (float)exp(1.5 * rng_gauss());
+            qw[i] = tu_rng_u01() < 0.05 ? 0.f : (float)exp(1.5 * tu_rng_gaussf());
         }
         for (int z = 0; z < 32; ++z)
             qw[64 + z] = 0.f; /* one group with no importance at all: its scale is 0 */
@@ -381,14 +367,14 @@ Test(properties, weighted_error_not_above_plain)
     float *x = malloc(sizeof(float) * R * C), *y = malloc(sizeof(float) * C), im[C];
     uint8_t *q = malloc(C / 32 * 18);
     cr_assert(x && y && q);
-    rng_state = 1234567;
+    tu_rng_state = 1234567;
     for (int i = 0; i < R * C; ++i) {
-        x[i] = rng_gauss();
-        if (rng_u01() < 0.01)
+        x[i] = tu_rng_gaussf();
+        if (tu_rng_u01() < 0.01)
             x[i] *= 8;
     }
     for (int i = 0; i < C; ++i)
-        im[i] = (float)exp(1.5 * rng_gauss());
+        im[i] = (float)exp(1.5 * tu_rng_gaussf());
     for (int t = 0; t < 2; ++t) {
         const int type = t ? GGUF_IQ4_XS : GGUF_IQ4_NL;
         double tot[2] = {0, 0};
@@ -444,9 +430,9 @@ Test(awkward, zeros_and_denormals_give_the_zero_block)
 Test(awkward, one_huge_value)
 {
     float x[512], y[512];
-    rng_state = 99;
+    tu_rng_state = 99;
     for (int i = 0; i < 512; ++i)
-        x[i] = 0.01f * rng_gauss();
+        x[i] = 0.01f * tu_rng_gaussf();
     x[37] = 3e38f;
     uint8_t q[512 / 32 * 18]; /* NL: 16 blocks of 18 (XS needs 272) */
     float w[512];
@@ -479,9 +465,9 @@ Test(awkward, negative_only)
 {
     float x[256], y[256];
     uint8_t q[8 * 18];
-    rng_state = 7;
+    tu_rng_state = 7;
     for (int i = 0; i < 256; ++i)
-        x[i] = -fabsf(rng_gauss()) - 1e-3f;
+        x[i] = -fabsf(tu_rng_gaussf()) - 1e-3f;
     for (int t = 0; t < 2; ++t) {
         const int type = t ? GGUF_IQ4_XS : GGUF_IQ4_NL;
         check_against_ref(type, x, 256, NULL, "negative");
@@ -506,12 +492,12 @@ Test(awkward, negative_only)
 Test(awkward, finite_extremes)
 {
     float x[256];
-    rng_state = 3;
+    tu_rng_state = 3;
     for (int kind = 0; kind < 4; ++kind) {
         for (int i = 0; i < 256; ++i) {
             switch (kind) {
             case 0: x[i] = i % 2 ? FLT_MAX : -FLT_MAX; break;
-            case 1: x[i] = (float)(2 * rng_u01() - 1) * FLT_MAX; break;
+            case 1: x[i] = (float)(2 * tu_rng_u01() - 1) * FLT_MAX; break;
             case 2: x[i] = i % 7 ? 65504.f : -65504.f; break;
             default: x[i] = i % 2 ? FLT_MAX : FLT_MIN; break;
             }
@@ -562,10 +548,10 @@ Test(pieces, nearest_level)
 Test(pieces, steps_rebuild_blocks)
 {
     float x[256], qw[256];
-    rng_state = 11;
+    tu_rng_state = 11;
     for (int i = 0; i < 256; ++i) {
-        x[i] = rng_gauss();
-        qw[i] = (float)rng_u01();
+        x[i] = tu_rng_gaussf();
+        qw[i] = (float)tu_rng_u01();
     }
     for (int m = 0; m < 2; ++m) {
         const float *w = m ? qw : NULL;
@@ -608,9 +594,9 @@ Test(pieces, bad_arguments)
     /* unaligned buffers give the same bytes and values */
     uint8_t *buf = malloc(2 * 136 + 1);
     cr_assert(buf);
-    rng_state = 5;
+    tu_rng_state = 5;
     for (int i = 0; i < 512; ++i)
-        x[i] = rng_gauss();
+        x[i] = tu_rng_gaussf();
     for (int t = 0; t < 2; ++t) {
         const int type = t ? GGUF_IQ4_XS : GGUF_IQ4_NL;
         const size_t n = t ? 2 * 136 : 2 * 18, cnt = t ? 512 : 64;

@@ -156,3 +156,59 @@ Test(synth, refused_options)
     tu_run("rm -rf '%s'", dir);
     free(dir);
 }
+
+/* The tokenizer kind changes only the tokenizer files (and config.json's bos/eos ids): the same
+ * weights; the other kind's file of an earlier run into the directory is removed. */
+Test(synth, bpe_tokenizer_same_weights_and_no_stale_file)
+{
+    char *dir = tu_mkdtemp();
+    cr_assert(dir);
+    inp_synth_opts o = small();
+    o.hf_class = "Qwen2ForCausalLM";
+    inp_synth_summary a, b;
+    char pa[4096], pb[4096], msg[INP_MSG_SIZE];
+    snprintf(pa, sizeof pa, "%s", write_to(dir, "spm", &o, &a));
+    o.tokenizer = INP_SYNTH_TOK_BPE;
+    snprintf(pb, sizeof pb, "%s", write_to(dir, "bpe", &o, &b));
+    cr_expect_eq(a.bytes, b.bytes);
+    cr_expect_eq(tu_run("test -f '%s/tokenizer.json' && ! test -e '%s/tokenizer.model'", pb, pb), 0);
+    inp_source *s;
+    cr_expect_eq(inp_open(pb, &s, msg), INP_ERR_UNSUPPORTED); /* synthetic ids: no known pre-tokenizer */
+    cr_expect(strstr(msg, "--tokenizer-pre"), "%s", msg);
+    /* read with a name, the weights are the SentencePiece twin's */
+    inp_source *x, *y;
+    cr_assert_eq(inp_open(pa, &x, msg), INP_OK, "%s", msg);
+    cr_assert_eq(inp_open_ex(pb, &(inp_open_opts){.tokenizer_pre = "qwen2"}, &y, msg), INP_OK, "%s", msg);
+    cr_assert_eq(inp_n_tensors(x), inp_n_tensors(y));
+    for (int64_t i = 0; i < inp_n_tensors(x); i++) {
+        const inp_tensor *t = inp_tensor_at(x, i);
+        size_t n = (size_t)(t->ne[0] * inp_n_rows(t));
+        float *u = malloc(n * 4), *v = malloc(n * 4);
+        cr_assert_eq(inp_read_f32(x, i, 0, inp_n_rows(t), u, msg), INP_OK, "%s", msg);
+        cr_assert_eq(inp_read_f32(y, i, 0, inp_n_rows(t), v, msg), INP_OK, "%s", msg);
+        cr_expect_eq(memcmp(u, v, n * 4), 0, "%s", t->name);
+        free(u);
+        free(v);
+    }
+    inp_close(x);
+    inp_close(y);
+    /* SentencePiece again into the BPE directory: tokenizer.json goes */
+    o.tokenizer = INP_SYNTH_TOK_SPM;
+    write_to(dir, "bpe", &o, &b);
+    cr_expect_eq(tu_run("test -f '%s/tokenizer.model' && ! test -e '%s/tokenizer.json'", pb, pb), 0);
+    /* a BPE vocabulary needs 256 bytes, a merge and 3 special tokens */
+    o.tokenizer = INP_SYNTH_TOK_BPE;
+    o.vocab = 259;
+    snprintf(pa, sizeof pa, "%s/small", dir);
+    cr_expect_eq(inp_synth_write(pa, &o, NULL, msg), INP_ERR_ARG);
+    cr_expect(strstr(msg, "a BPE tokenizer needs vocab >= 260"), "%s", msg);
+    o.vocab = 260;
+    cr_expect_eq(inp_synth_write(pa, &o, NULL, msg), INP_OK, "%s", msg);
+    cr_expect_eq(inp_open_ex(pa, &(inp_open_opts){.tokenizer_pre = "qwen2"}, &y, msg), INP_OK, "%s", msg);
+    inp_close(y);
+    o.tokenizer = 2;
+    cr_expect_eq(inp_synth_write(pa, &o, NULL, msg), INP_ERR_ARG);
+    cr_expect(strstr(msg, "tokenizer kind 2 is neither"), "%s", msg);
+    tu_run("rm -rf '%s'", dir);
+    free(dir);
+}

@@ -1,7 +1,7 @@
+#include "common/qf_msg.h"
 #include "tokenizer/tok_internal.h"
 
 #include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 const char *tok_strerror(tok_error e)
@@ -19,22 +19,14 @@ const char *tok_strerror(tok_error e)
     return (unsigned)e < TOK_ERR_COUNT_ ? names[e] : "unknown error";
 }
 
-void tok_msg_clean_(char *msg)
-{
-    for (unsigned char *p = (unsigned char *)msg; p && *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            *p = '?';
-}
+void tok_msg_clean_(char *msg) { qf_msg_clean(msg); }
 
 void tok_set_msg_(char *msg, const char *fmt, ...)
 {
-    if (!msg)
-        return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, TOK_MSG_SIZE, fmt, ap);
+    qf_msg_vformat(msg, msg ? TOK_MSG_SIZE : 0, NULL, fmt, ap);
     va_end(ap);
-    tok_msg_clean_(msg);
 }
 
 bool tok_ivec_push_(tok_ivec *a, int32_t x)

@@ -1,5 +1,6 @@
 /* tokenizer.json (byte-level BPE) -> llama.cpp's GGUF vocabulary: files, vocabulary, merges,
  * pre-tokenizer detection and the KV writer. SpecialVocab's part is in tok_hf_special.c. */
+#include "common/qf_msg.h"
 #include "tokenizer/tok_hf_internal.h"
 #include "tokenizer/tok_internal.h"
 
@@ -16,13 +17,10 @@
 
 tok_error tok_hf_fail_(char *msg, tok_error e, const char *fmt, ...)
 {
-    if (msg) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, TOK_MSG_SIZE, fmt, ap);
-        va_end(ap);
-        tok_msg_clean_(msg);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    qf_msg_vformat(msg, msg ? TOK_MSG_SIZE : 0, NULL, fmt, ap);
+    va_end(ap);
     return e;
 }
 

@@ -22,6 +22,7 @@
  * A piece whose matching exceeds PCRE2's match limit fails with TOK_ERR_LIMIT.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include "common/qf_utf8.h"
 #include "tokenizer/tok_internal.h"
 
 #include <pcre2.h>
@@ -393,24 +394,7 @@ size_t tok_utf8_encode_(uint32_t c, char out[4])
     return 4;
 }
 
-bool tok_utf8_valid_(const char *str, size_t n)
-{
-    const uint8_t *s = (const uint8_t *)str;
-    for (size_t i = 0; i < n;) {
-        uint8_t c = s[i];
-        size_t l = c < 0x80 ? 1 : (c >= 0xc2 && c < 0xe0) ? 2 : (c >= 0xe0 && c < 0xf0) ? 3 : (c >= 0xf0 && c < 0xf5) ? 4 : 0;
-        if (!l || l > n - i)
-            return false;
-        for (size_t j = 1; j < l; j++)
-            if ((s[i + j] & 0xc0) != 0x80)
-                return false;
-        if ((c == 0xe0 && s[i + 1] < 0xa0) || (c == 0xed && s[i + 1] >= 0xa0) || (c == 0xf0 && s[i + 1] < 0x90) ||
-            (c == 0xf4 && s[i + 1] >= 0x90))
-            return false;
-        i += l;
-    }
-    return true;
-}
+bool tok_utf8_valid_(const char *str, size_t n) { return qf_utf8_invalid_at(str, n) == n; }
 
 /* GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the other 68 bytes
  * (0x00-0x20, 0x7F-0xA0, 0xAD) for U+0100.. in byte order. */

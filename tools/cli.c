@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -351,4 +352,22 @@ void cli_write_json(const json_t *j, const char *path, size_t flags)
     if (json_dumpf(j, f, flags) != 0)
         cli_die(CLI_IO, path, "write error: %s", cli_strerror(errno ? errno : EIO));
     cli_commit(f, path);
+}
+
+/* A bundled file: ../DIR/NAME next to bin/, or PREFIX/share/qforge/NAME. */
+const char *cli_bundled(const char *dir, const char *name, const char *opt)
+{
+    char exe[4096], path[8400], real[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char *slash = len > 0 ? (exe[len] = 0, strrchr(exe, '/')) : NULL;
+    if (slash) {
+        *slash = 0;
+        const char *fmt[2] = {"%s/../%s/%s", "%s/../share/qforge/%.0s%s"};
+        for (int i = 0; i < 2; i++) {
+            snprintf(path, sizeof path, fmt[i], exe, dir, name);
+            if (access(path, R_OK) == 0)
+                return strdup(realpath(path, real) ? real : path);
+        }
+    }
+    cli_die(CLI_IO, NULL, "the bundled %s is not found next to the executable; use %s FILE", name, opt);
 }

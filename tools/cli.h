@@ -103,4 +103,9 @@ char *cli_shape(uint32_t n_dims, const int64_t *ne, char *buf, size_t size);
 /* 1.2e-4 style (one decimal, no padded exponent; 0 and non-finite values with %g). */
 char *cli_sci(double v, char buf[32]);
 
+/* A file shipped with qforge: ../DIR/NAME next to the executable (the build tree), or
+ * PREFIX/share/qforge/NAME (installed). Returns a malloc'ed real path the caller may keep; dies
+ * (exit 3, naming OPT as the way to give the file) when neither exists. */
+const char *cli_bundled(const char *dir, const char *name, const char *opt);
+
 #endif

@@ -13,18 +13,24 @@
 #include "libgguf/gguf.h"
 #include "pipeline/pipeline.h"
 #include "tools/cli.h"
+#include "tools/progress.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: qforge-convert MODEL -o OUT.gguf [--outtype f32|f16|bf16] [-t N]\n"
+            "usage: qforge-convert MODEL -o OUT.gguf [--outtype f32|f16|bf16] [-t N] [--quiet]\n"
+            "                      [--tokenizer-pre NAME]\n"
             "\n"
-            "MODEL   a Hugging Face Llama checkpoint directory (config.json, *.safetensors,\n"
-            "        tokenizer.model) or a GGUF file with F32/F16/BF16 tensors\n"
+            "MODEL   a Hugging Face checkpoint directory (config.json, *.safetensors, tokenizer.model\n"
+            "        or tokenizer.json) of Llama, Llama 3, Mistral, Qwen2 or Qwen3, or a GGUF file\n"
+            "        with F32/F16/BF16 tensors\n"
             "-o      the GGUF file to write (written to a temp file, then renamed)\n"
             "--outtype  type of the 2-D weights (default f16); 1-D tensors and norms stay f32\n"
             "-t, --threads N  conversion threads (default 1: a plain rounding is memory-bound, and\n"
             "                 OpenMP barriers cost more than they save on a busy machine)\n"
+            "--quiet     no progress bar on a terminal (stderr)\n"
+            "--tokenizer-pre NAME  tokenizer.json's pre-tokenizer (llama-bpe, qwen2, gpt-2, ...) when\n"
+            "                 it is not recognized (default: detected as llama.cpp does)\n"
             "-h, --help  this text; --version  the qforge version\n");
 }
 
@@ -34,16 +40,10 @@ static const char *type_name(int type)
     return t ? t->name : "?";
 }
 
-/* One line per tensor, the temp file registered for signal cleanup. */
-static int progress(void *user, const pl_event *ev)
+static void progress_line(const pl_event *ev)
 {
-    (void)user;
-    if (ev->kind == PL_EV_TEMP_OPEN)
-        cli_set_temp(ev->text);
-    else if (ev->kind == PL_EV_TEMP_CLOSED)
-        cli_set_temp(NULL);
     if (ev->kind != PL_EV_TENSOR)
-        return 0;
+        return;
     const pl_report *r = ev->report;
     const pl_tensor_report *t = &r->tensors[ev->index];
     int width = 1;
@@ -55,19 +55,36 @@ static int progress(void *user, const pl_event *ev)
            type_name(t->input_type), type_name(t->type), cli_bytes((double)t->in_bytes, a),
            cli_bytes((double)t->out_bytes, b));
     fflush(stdout);
+}
+
+/* One line per tensor, the progress bar, the temp file registered for signal cleanup. */
+static int progress(void *user, const pl_event *ev)
+{
+    (void)user;
+    if (ev->kind == PL_EV_PLAN || ev->kind == PL_EV_TENSOR) {
+        prog_clear();
+        progress_line(ev);
+        prog_pl_event(ev, "convert");
+    } else if (ev->kind == PL_EV_TEMP_OPEN)
+        cli_set_temp(ev->text);
+    else if (ev->kind == PL_EV_TEMP_CLOSED)
+        cli_set_temp(NULL);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
     cli_init(argc, argv);
-    const char *input = NULL, *output = NULL;
+    const char *input = NULL, *output = NULL, *tokenizer_pre = NULL;
     int outtype = GGUF_F16, nthreads = 1;
+    bool quiet = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return CLI_OK;
+        } else if (!strcmp(a, "--quiet")) {
+            quiet = true;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
             if (++i >= argc)
                 cli_die(CLI_USAGE, NULL, "%s needs a file name", a);
@@ -83,6 +100,10 @@ int main(int argc, char **argv)
                 outtype = GGUF_BF16;
             else
                 cli_die(CLI_USAGE, NULL, "--outtype must be f32, f16 or bf16, not '%s'", argv[i]);
+        } else if (!strcmp(a, "--tokenizer-pre")) {
+            if (++i >= argc)
+                cli_die(CLI_USAGE, NULL, "--tokenizer-pre needs a name");
+            tokenizer_pre = argv[i];
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (++i >= argc)
                 cli_die(CLI_USAGE, NULL, "%s needs a number", a);
@@ -100,10 +121,11 @@ int main(int argc, char **argv)
         return CLI_USAGE;
     }
 
+    prog_init(quiet ? PROG_QUIET : PROG_BAR_ONLY);
     double t0 = cli_now();
     char msg[PL_MSG_SIZE];
     inp_source *s = NULL;
-    inp_error se = inp_open(input, &s, msg);
+    inp_error se = inp_open_ex(input, &(inp_open_opts){.tokenizer_pre = tokenizer_pre}, &s, msg);
     if (se != INP_OK)
         cli_die(cli_exit_src(se), NULL, "%s", msg);
     const char *clash = cli_input_file(output, s);

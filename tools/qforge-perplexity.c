@@ -7,12 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "input/text.h"
 #include "runtime/perplexity.h"
 #include "runtime/runtime.h"
 #include "tokenizer/tokenizer.h"
 #include "tools/cli.h"
+#include "tools/kld_lines.h"
+#include "tools/progress.h"
 
 static void usage(FILE *f)
 {
@@ -38,13 +41,14 @@ static void usage(FILE *f)
             "      --max-memory SIZE    refuse to start when the model, its scratch buffers and logits\n"
             "                           need more than SIZE (e.g. 512M, 8G; default: the machine's\n"
             "                           physical memory; 0: no check)\n"
+            "      --quiet              no progress bar (a terminal) or step line (otherwise) on stderr\n"
             "  -h, --help               this help\n"
             "      --version            the qforge version\n");
 }
 
 typedef struct {
     const char *model, *text, *kld_base, *json;
-    int n_ctx, n_ctx_given, chunks, threads, batch, kld;
+    int n_ctx, n_ctx_given, chunks, threads, batch, kld, quiet;
     uint64_t max_memory; /* 0: no limit */
 } opts;
 
@@ -83,6 +87,8 @@ static opts parse(int argc, char **argv)
             o.kld_base = need(a, val, &i);
         } else if (!strcmp(a, "--kl-divergence")) {
             o.kld = 1;
+        } else if (!strcmp(a, "--quiet")) {
+            o.quiet = 1;
         } else if (!strcmp(a, "--max-memory")) {
             o.max_memory = cli_parse_size(a, need(a, val, &i));
         } else if (!strcmp(a, "--json")) {
@@ -103,33 +109,6 @@ static opts parse(int argc, char **argv)
 
 static int exit_for(rt_error e) { return e == RT_ERR_NOMEM ? CLI_INTERNAL : e == RT_ERR_IO ? CLI_IO : CLI_BAD_INPUT; }
 
-static void print_kld(const rt_kld_stats *s)
-{
-    printf("====== Perplexity statistics ======\n");
-    printf("Mean PPL(Q)                   : %10.6f ± %10.6f\n", s->ppl, s->ppl_unc);
-    printf("Mean PPL(base)                : %10.6f ± %10.6f\n", s->ppl_base, s->ppl_base_unc);
-    printf("Cor(ln(PPL(Q)), ln(PPL(base))): %6.2f%%\n", 100.0 * s->cor);
-    printf("Mean ln(PPL(Q)/PPL(base))     : %10.6f ± %10.6f\n", s->ln_ratio, s->ln_ratio_unc);
-    printf("Mean PPL(Q)/PPL(base)         : %10.6f ± %10.6f\n", s->ppl_ratio, s->ppl_ratio_unc);
-    printf("Mean PPL(Q)-PPL(base)         : %10.6f ± %10.6f\n", s->ppl_diff, s->ppl_diff_unc);
-    printf("\n====== KL divergence statistics ======\n");
-    printf("Mean    KLD: %10.6f ± %10.6f\n", s->kld, s->kld_unc);
-    static const char *kn[11] = {"Maximum KLD", "99.9%   KLD", "99.0%   KLD", "95.0%   KLD", "90.0%   KLD",
-                                 "Median  KLD", "10.0%   KLD", " 5.0%   KLD", " 1.0%   KLD", " 0.1%   KLD",
-                                 "Minimum KLD"};
-    for (int i = 0; i < 11; i++)
-        printf("%s: %10.6f\n", kn[i], s->kld_pct[i]);
-    printf("\n====== Token probability statistics ======\n");
-    printf("Mean    Δp: %6.3f ± %5.3f %%\n", 100.0 * s->dp, 100.0 * s->dp_unc);
-    static const char *pn[13] = {"Maximum Δp", "99.9%   Δp", "99.0%   Δp", "95.0%   Δp", "90.0%   Δp",
-                                 "75.0%   Δp", "Median  Δp", "25.0%   Δp", "10.0%   Δp", " 5.0%   Δp",
-                                 " 1.0%   Δp", " 0.1%   Δp", "Minimum Δp"};
-    for (int i = 0; i < 13; i++)
-        printf("%s: %6.3f%%\n", pn[i], 100.0 * s->dp_pct[i]);
-    printf("RMS Δp    : %6.3f ± %5.3f %%\n", 100.0 * s->rms_dp, 100.0 * s->rms_dp_unc);
-    printf("Same top p: %6.3f ± %5.3f %%\n", 100.0 * s->same_top, 100.0 * s->same_top_unc);
-}
-
 /* What the run needs beside the model: tokens, chunking, the KLD base files, the figures. */
 typedef struct {
     const opts *o;
@@ -143,6 +122,7 @@ typedef struct {
     rt_kld *kld;
     rt_ppl_acc acc;
     json_t *running;
+    bool hold;                     /* a bar shares the terminal with stdout: the running PPLs at the end */
 } run;
 
 /* Tokens from the text (tokenized with BOS as llama-perplexity does) or the KLD base file. */
@@ -266,11 +246,13 @@ static int on_chunk(void *user, int c, const rt_ppl_chunk *ch)
         if (re != RT_OK)
             cli_die(exit_for(re), o->kld_base, "chunk %d: %s", c + 1, msg);
         rt_kld_stats s;
+        prog_clear();
         if (rt_kld_stats_get(r->kld, &s, NULL) == RT_OK)
             printf("%4d    %9.4f ± %9.4f    %10.5f ± %10.5f    %10.5f ± %10.5f    %6.3f ± %6.3f %%    %6.3f ± %6.3f %%\n",
                    c + 1, s.ppl, s.ppl_unc, s.ln_ratio, s.ln_ratio_unc, s.kld, s.kld_unc, 100 * s.rms_dp,
                    100 * s.rms_dp_unc, 100 * s.same_top, 100 * s.same_top_unc);
         fflush(stdout);
+        prog_update(c + 1);
         return 0;
     }
     rt_ppl_add(&r->acc, ch->nll, ch->n_scored);
@@ -278,8 +260,10 @@ static int on_chunk(void *user, int c, const rt_ppl_chunk *ch)
         cli_die(CLI_IO, o->kld_base, "write failed: %s", cli_strerror(errno));
     const double ppl = rt_ppl_value(&r->acc);
     json_array_append_new(r->running, json_real(ppl));
-    printf("[%d]%.4f,", c + 1, ppl);
+    if (!r->hold)
+        printf("[%d]%.4f,", c + 1, ppl);
     fflush(stdout);
+    prog_update(c + 1);
     return 0;
 }
 
@@ -293,7 +277,7 @@ static void finish(run *r, json_t *js)
         if (re != RT_OK)
             cli_die(CLI_BAD_INPUT, r->o->kld_base, "%s", msg);
         printf("\n");
-        print_kld(&s);
+        kld_print(&s);
         json_object_set_new(js, "kld", rt_kld_stats_json(&s));
         return;
     }
@@ -315,6 +299,7 @@ int main(int argc, char **argv)
     cli_init(argc, argv);
     const double t_start = cli_now();
     opts o = parse(argc, argv);
+    prog_init(o.quiet ? PROG_QUIET : PROG_AUTO);
     if (o.threads > 0)
         omp_set_num_threads(o.threads);
     run r = {.o = &o, .nth = o.threads > 0 ? o.threads : omp_get_max_threads()};
@@ -362,8 +347,13 @@ int main(int argc, char **argv)
     const double t_eval = cli_now();
     if (o.kld)
         printf("chunk             PPL               ln(PPL(Q)/PPL(base))          KL Divergence              Δp RMS            Same top p\n");
+    r.hold = !o.kld && prog_is_bar() && isatty(STDOUT_FILENO);
+    prog_begin(o.kld ? "kl-divergence" : "perplexity", r.n_chunk, "chunks");
     if ((re = rt_ppl_eval(model, r.tokens, &e, msg)) != RT_OK)
         cli_die(exit_for(re), o.model, "%s", msg);
+    prog_end();
+    for (size_t c = 0; r.hold && c < json_array_size(r.running); c++)
+        printf("[%zu]%.4f,", c + 1, json_real_value(json_array_get(r.running, c)));
     const double t_done = cli_now(), secs = t_done - t_eval, n_eval = (double)r.n_chunk * r.n_ctx;
     printf("\n");
 

@@ -17,21 +17,26 @@
 #include "libquant/lq_mix.h"
 #include "pipeline/pipeline.h"
 #include "tools/cli.h"
+#include "tools/progress.h"
+#include "tools/quantize_lines.h"
+#include "tools/cli_budget.h"
 
 typedef struct {
     pl_opts p;                 /* what the pipeline gets (output NULL: dry run) */
     const char *input, *output, *type_name, *report_path;
-    bool dry_run;
+    const char *tokenizer_pre; /* --tokenizer-pre: for a tokenizer.json checkpoint */
+    bool dry_run, quiet;
     lq_mix_overrides *overrides;
+    cli_budget budget;         /* --target-bpw / --target-size */
     int npos;
-    size_t name_w, shape_w;    /* progress columns */
-    int wd;
+    ql_columns cols;           /* tensor line layout */
 } options;
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: qforge-quantize [options] INPUT OUTPUT TYPE\n"
+            "       qforge-quantize [options] --target-bpw X INPUT OUTPUT\n"
             "       qforge-quantize [calibration options] --imatrix-out FILE INPUT\n"
             "\n"
             "INPUT   a GGUF file (F32/F16/BF16 tensors) or a Hugging Face checkpoint directory\n"
@@ -50,6 +55,8 @@ static void usage(FILE *f)
             "  --imatrix FILE               importance matrix (llama-imatrix GGUF or legacy .dat)\n"
             "  --dry-run                    print the plan and sizes; write no model\n"
             "  --report FILE.json           per-tensor type, bytes and RMSE as JSON\n"
+            "  --tokenizer-pre NAME         a checkpoint's tokenizer.json pre-tokenizer (llama-bpe,\n"
+            "                               qwen2, gpt-2, ...) when it is not recognized\n"
             "  --gptq                       GPTQ (calibrated) for the linear weights of every layer,\n"
             "                               each at the type the mixture picked; same file size\n"
             "  --act-order                  GPTQ in descending order of activation energy\n"
@@ -67,8 +74,10 @@ static void usage(FILE *f)
             "  --max-memory SIZE            refuse a calibration (--gptq, --imatrix-out) whose\n"
             "                               estimated memory exceeds SIZE (e.g. 4G; default: the\n"
             "                               machine's physical memory; 0: no check)\n"
+            "  --quiet                      no progress bar on a terminal (stderr)\n"
+            "%s"
             "  -h, --help                   this text\n"
-            "  --version                    the qforge version\n");
+            "  --version                    the qforge version\n", cli_budget_usage());
 }
 
 static int parse_type_opt(const char *opt, const char *val)
@@ -87,7 +96,8 @@ static bool flag_opt(const char *a, options *o)
         bool *v;
     } f[] = {{"--pure", &o->p.mix.pure}, {"--leave-output-tensor", &o->p.mix.leave_output},
              {"--dry-run", &o->dry_run}, {"--gptq", &o->p.gptq}, {"--act-order", &o->p.calib.act_order},
-             {"--gptq-sym", &o->p.calib.sym}};
+             {"--gptq-sym", &o->p.calib.sym}, {"--quiet", &o->quiet},
+             {"--remeasure", &o->budget.remeasure}};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
         if (!strcmp(a, f[i].name))
             return *f[i].v = true;
@@ -116,7 +126,8 @@ static bool file_opt(const char *a, const char *next, options *o)
 static bool value_opt(const char *a, const char *next, options *o)
 {
     pl_calib_params *c = &o->p.calib;
-    if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+    if (cli_budget_opt(a, next, &o->budget)) {
+    } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
         o->p.nthreads = (int)cli_parse_long(a, next, 1, 4096);
     } else if (!strcmp(a, "--output-tensor-type")) {
         o->p.mix.output_tensor_type = parse_type_opt(a, next);
@@ -142,6 +153,10 @@ static bool value_opt(const char *a, const char *next, options *o)
         c->max_memory = cli_parse_size(a, next);
     } else if (!strcmp(a, "--seed")) {
         c->seed = (uint64_t)cli_parse_long(a, next, 0, 0x7fffffffL);
+    } else if (!strcmp(a, "--tokenizer-pre")) {
+        if (!next)
+            cli_die(CLI_USAGE, NULL, "--tokenizer-pre needs a name");
+        o->tokenizer_pre = next;
     } else {
         return false;
     }
@@ -179,7 +194,8 @@ static void parse_args(int argc, char **argv, options *o)
     o->p.input_name = o->input = pos[0];
     if (o->p.calib.imatrix_out && o->npos == 1 && !o->p.gptq)
         return;
-    if (o->npos != 3) {
+    const bool budget = o->budget.active;
+    if (o->npos != 3 && !(budget && o->npos == 2)) {
         usage(stderr);
         exit(CLI_USAGE);
     }
@@ -190,116 +206,32 @@ static void parse_args(int argc, char **argv, options *o)
         cli_die(CLI_USAGE, NULL, "--act-order and --gptq-sym need --gptq");
     o->output = pos[1];
     o->p.output = o->dry_run ? NULL : o->output;
-    o->type_name = pos[2];
-    o->p.ftype = lq_ftype_from_name(o->type_name);
-    if (o->p.ftype < 0)
+    if (budget && o->npos == 3)
+        cli_die(CLI_USAGE, NULL, "a size budget chooses the types: give INPUT OUTPUT, no TYPE");
+    o->type_name = budget ? "budget" : pos[2];
+    o->p.ftype = budget ? -1 : lq_ftype_from_name(o->type_name);
+    if (o->p.ftype < 0 && !budget)
         cli_die(CLI_USAGE, NULL, "unknown file type '%s' (see --help)", o->type_name);
     o->p.mix.overrides = o->overrides;
 }
 
 /* ---------------------------------------------------------------- printing */
 
-static const char *tname(int type)
-{
-    const gguf_type_traits *tr = gguf_type_info(type);
-    return tr ? tr->name : "?";
-}
-
-/* Column widths once the plan is known. */
-static void plan_ready(options *o, const pl_report *r)
-{
-    for (size_t k = 0; k < r->n_tensors; k++) {
-        char shape[96];
-        cli_shape(r->tensors[k].n_dims, r->tensors[k].ne, shape, sizeof shape);
-        if (strlen(r->tensors[k].name) > o->name_w)
-            o->name_w = strlen(r->tensors[k].name);
-        if (strlen(shape) > o->shape_w)
-            o->shape_w = strlen(shape);
-    }
-    o->wd = 3;
-    for (size_t v = r->n_tensors; v >= 1000; v /= 10)
-        o->wd++;
-}
-
-static void tensor_line(const options *o, const pl_report *r, size_t k)
-{
-    const pl_tensor_report *t = &r->tensors[k];
-    char shape[96], ib[32], ob[32], rm[32], lg[32], lr[32];
-    printf("[%*zu/%*zu] %-*s %-*s %4s -> %-4s %10s -> %-10s", o->wd, k + 1, o->wd, r->n_tensors,
-           (int)o->name_w, t->name, (int)o->shape_w, cli_shape(t->n_dims, t->ne, shape, sizeof shape),
-           tname(t->input_type), tname(t->type), cli_bytes((double)t->in_bytes, ib),
-           cli_bytes((double)t->out_bytes, ob));
-    if (t->rmse >= 0)
-        printf("  rmse %s", cli_sci(t->rmse, rm));
-    if (t->gptq)
-        printf("  gptq loss %s vs rtn %s", cli_sci(t->gptq_info.res.loss_gptq, lg),
-               cli_sci(t->gptq_info.res.loss_rtn, lr));
-    putchar('\n');
-}
-
-/* "[gptq] layer 3/6: attn q,k,v  loss 1.2e-3 vs rtn 2.5e-3", plus any damping retries. */
-static void group_line(const pl_event *ev)
-{
-    char ls[32], lr[32];
-    double lg = 0, lrt = 0;
-    for (int i = 0; i < ev->n_gptq; i++) {
-        lg += ev->gptq[i].res.loss_gptq;
-        lrt += ev->gptq[i].res.loss_rtn;
-    }
-    printf("[gptq] layer %d/%d: %-12s loss %s vs rtn %s\n", ev->layer + 1, ev->n_layer, ev->text,
-           cli_sci(lg, ls), cli_sci(lrt, lr));
-    for (int i = 0; i < ev->n_gptq; i++) {
-        const lq_gptq_result *res = &ev->gptq[i].res;
-        if (res->retries)
-            printf("[gptq] %s: H not positive definite; damping raised to %g x mean diag(H) "
-                   "after %d retr%s\n", ev->gptq[i].name, res->damp_rel, res->retries,
-                   res->retries == 1 ? "y" : "ies");
-    }
-}
-
-static void calib_lines(const options *o, const pl_event *ev)
-{
-    const pl_calib_params *p = &o->p.calib;
-    const bool gptq = o->p.gptq;
-    const pl_calib_report *c = &ev->report->calib;
-    const pl_calib_stats *st = &c->stats;
-    const double tt = st->total > 0 ? st->total : 1;
-    if (ev->kind == PL_EV_CALIB_START)
-        printf("[%s] calibration text %s (%zu bytes), %d chunks (seed %llu)%s\n",
-               gptq ? "gptq" : "imatrix", p->name, c->text_bytes, p->samples,
-               (unsigned long long)p->seed,
-               gptq ? (p->act_order ? (p->sym ? ", act-order, symmetric" : ", act-order")
-                                    : (p->sym ? ", symmetric" : ""))
-                    : ", float model");
-    else if (ev->kind == PL_EV_CALIB_DONE && gptq)
-        printf("[gptq] %d tensors, %lld tokens (%zu in the text, %d x %d): %.2f s = forward %.2f s "
-               "(%.0f%%), Hessians %.2f s (%.0f%%), solver %.2f s (%.0f%%), other %.2f s; %d damping "
-               "retries\n", st->n_tensors, (long long)st->tokens, c->n_text_tokens, c->n_chunks,
-               c->n_ctx, st->total, st->forward, 100 * st->forward / tt, st->hessian,
-               100 * st->hessian / tt, st->solver, 100 * st->solver / tt, st->other, st->retries);
-    else if (ev->kind == PL_EV_CALIB_DONE)
-        printf("[imatrix] float model on %lld tokens (%zu in the text, %d x %d): %.2f s = forward "
-               "%.2f s, sums %.2f s\n", (long long)st->tokens, c->n_text_tokens, c->n_chunks,
-               c->n_ctx, st->total, st->forward, st->hessian);
-    else
-        printf("[%s] importance matrix: %zu entries -> %s\n", gptq ? "gptq" : "imatrix",
-               c->imatrix_entries, ev->text);
-}
-
 static int progress(void *user, const pl_event *ev)
 {
     options *o = user;
+    prog_clear();
     switch (ev->kind) {
     case PL_EV_WARNING: cli_warn(NULL, "%s", ev->text); break;
-    case PL_EV_PLAN: plan_ready(o, ev->report); break;
-    case PL_EV_CALIB_GROUP: group_line(ev); break;
-    case PL_EV_CALIB_START: case PL_EV_CALIB_DONE: case PL_EV_IMATRIX_DONE: calib_lines(o, ev); break;
+    case PL_EV_PLAN: ql_plan(&o->cols, ev->report); break;
+    case PL_EV_CALIB_GROUP: ql_group(ev); break;
+    case PL_EV_CALIB_START: case PL_EV_CALIB_DONE: case PL_EV_IMATRIX_DONE: ql_calib(&o->p, ev); break;
     case PL_EV_TEMP_OPEN: cli_set_temp(ev->text); break;
     case PL_EV_TEMP_CLOSED: cli_set_temp(NULL); break;
-    case PL_EV_TENSOR: tensor_line(o, ev->report, ev->index); break;
+    case PL_EV_TENSOR: ql_tensor(&o->cols, ev->report, ev->index); break;
     }
     fflush(stdout);
-    return 0;
+    return prog_pl_event(ev, NULL);
 }
 
 static void summary(const options *o, const pl_report *r)
@@ -324,37 +256,14 @@ static void summary(const options *o, const pl_report *r)
 
 /* ---------------------------------------------------------------- inputs */
 
-/* The bundled calibration text: ../calibration/ next to bin/, or PREFIX/share/qforge/. */
-static const char *default_calib(char *buf, size_t size)
-{
-    char exe[4096];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    char *slash = len > 0 ? (exe[len] = 0, strrchr(exe, '/')) : NULL;
-    if (!slash)
-        cli_die(CLI_IO, NULL, "cannot locate the executable to find calibration.txt; use --calib FILE");
-    *slash = 0;
-    static const char *const rel[] = {"../calibration/calibration.txt", "../share/qforge/calibration.txt"};
-    for (int i = 0; i < 2; i++) {
-        char path[4200], real[PATH_MAX];
-        snprintf(path, sizeof path, "%s/%s", exe, rel[i]);
-        if (access(path, R_OK) == 0) {
-            snprintf(buf, size, "%s", realpath(path, real) ? real : path);
-            return buf;
-        }
-    }
-    cli_die(CLI_IO, NULL, "no calibration text: neither %s/%s nor %s/%s exists; use --calib FILE",
-            exe, rel[0], exe, rel[1]);
-}
-
 /* The calibration text (the bundled one unless --calib), after refusing an --imatrix-out that
  * would overwrite an input or the output. */
 static void load_calib(options *o, inp_source *s)
 {
-    static char pbuf[4200]; /* the default path; the report refers to it */
     pl_calib_params *c = &o->p.calib;
     char msg[INP_MSG_SIZE], *text = NULL;
     if (!c->name)
-        c->name = default_calib(pbuf, sizeof pbuf);
+        c->name = cli_bundled("calibration", "calibration.txt", "--calib"); /* kept to exit */
     if (c->imatrix_out && (cli_same_file(c->imatrix_out, o->input) || cli_same_file(c->imatrix_out, c->name) ||
                            (o->output && !strcmp(c->imatrix_out, o->output)) || cli_input_file(c->imatrix_out, s)))
         cli_die(CLI_USAGE, c->imatrix_out, "is an input or the output; refusing to overwrite it");
@@ -391,12 +300,13 @@ int main(int argc, char **argv)
     cli_init(argc, argv);
     options o;
     parse_args(argc, argv, &o);
+    prog_init(o.quiet || o.dry_run ? PROG_QUIET : PROG_BAR_ONLY);
     o.p.progress = progress;
     o.p.user = &o;
     const double t0 = cli_now();
     char msg[PL_MSG_SIZE];
     inp_source *s = NULL;
-    inp_error se = inp_open(o.input, &s, msg);
+    inp_error se = inp_open_ex(o.input, &(inp_open_opts){.tokenizer_pre = o.tokenizer_pre}, &s, msg);
     if (se != INP_OK)
         cli_die(cli_exit_src(se), NULL, "%s", msg);
     pl_report *r = NULL;
@@ -411,14 +321,18 @@ int main(int argc, char **argv)
         if (o.p.imatrix_name && (se = inp_imatrix_load(o.p.imatrix_name, &im, msg)) != INP_OK)
             cli_die(cli_exit_src(se), NULL, "%s", msg);
         o.p.imatrix = im;
-        if (o.p.gptq && !o.dry_run)
+        if ((o.p.gptq && !o.dry_run) || (o.budget.active && (!o.budget.sens_in || o.budget.remeasure)))
             load_calib(&o, s);
-        if ((e = pl_run(s, &o.p, &r, msg)) != PL_OK)
+        if (o.budget.active)
+            r = cli_budget_run(&o.budget, s, &o.p, o.dry_run);
+        else if ((e = pl_run(s, &o.p, &r, msg)) != PL_OK)
             die_pl(e, msg);
         r->seconds = cli_now() - t0;
         summary(&o, r);
         if (o.report_path) {
             json_t *js = pl_report_json(r, &o.p);
+            if (js && o.budget.active)
+                json_object_set_new(js, "budget", cli_budget_json(&o.budget));
             if (!js)
                 cli_die(CLI_INTERNAL, o.report_path, "out of memory");
             cli_write_json(js, o.report_path, JSON_INDENT(1) | JSON_ENSURE_ASCII);
@@ -429,6 +343,7 @@ int main(int argc, char **argv)
     inp_imatrix_free(im);
     free((char *)o.p.calib.text);
     lq_mix_overrides_free(o.overrides);
+    cli_budget_free(&o.budget);
     inp_close(s);
     return 0;
 }

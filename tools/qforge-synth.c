@@ -16,16 +16,18 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: qforge-synth --dim D --layers L --heads H [--kv-heads K] [--head-dim HD] --ffn F --vocab V\n"
             "                    [--arch CLASS] [--dtype bf16|f16|f32] [--shards S] [--tied] [--ctx N]\n"
-            "                    [--rope-theta X] [--rope-llama3] [--seed N] -o DIR\n"
+            "                    [--rope-theta X] [--rope-llama3] [--tokenizer spm|bpe] [--seed N] -o DIR\n"
             "\n"
-            "Writes a random-weight checkpoint into DIR (created if needed): config.json, tokenizer.model,\n"
-            "tokenizer_config.json and model.safetensors, or S shards model-0000i-of-0000S.safetensors\n"
-            "with model.safetensors.index.json.\n"
+            "Writes a random-weight checkpoint into DIR (created if needed): config.json, tokenizer.model\n"
+            "(--tokenizer spm, the default) or tokenizer.json (bpe: byte-level BPE, Llama 3's special\n"
+            "tokens for LlamaForCausalLM, Qwen's for the others; convert it with --tokenizer-pre\n"
+            "llama-bpe or qwen2), tokenizer_config.json and model.safetensors, or S shards\n"
+            "model-0000i-of-0000S.safetensors with model.safetensors.index.json.\n"
             "CLASS: %s (default LlamaForCausalLM).\n"
             "--head-dim writes head_dim to config.json (default D / H, not written). --rope-llama3 adds\n"
             "Llama 3's rope_scaling (factor 8, low 1, high 4, original context 8192).\n"
             "Defaults: --kv-heads H, --dtype bf16, --shards 1, --ctx 2048, --rope-theta 10000, --seed 1.\n"
-            "V >= 259.\n"
+            "V >= 259 (260 with --tokenizer bpe).\n"
             "-h, --help  this text; --version  the qforge version\n",
             classes);
 }
@@ -51,6 +53,13 @@ static int parse_dtype(const char *s)
     if (t < 0)
         cli_die(CLI_USAGE, NULL, "--dtype must be bf16, f16 or f32, not '%s'", s);
     return t;
+}
+
+static int parse_tokenizer(const char *s)
+{
+    if (strcmp(s, "spm") && strcmp(s, "bpe"))
+        cli_die(CLI_USAGE, NULL, "--tokenizer must be spm or bpe, not '%s'", s);
+    return strcmp(s, "bpe") ? INP_SYNTH_TOK_SPM : INP_SYNTH_TOK_BPE;
 }
 
 static double parse_positive(const char *opt, const char *s)
@@ -90,6 +99,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--seed")) o.seed = (uint64_t)opt_long(argc, argv, &i, 0, 0x7fffffffL);
         else if (!strcmp(a, "--tied")) o.tied = true;
         else if (!strcmp(a, "--rope-llama3")) o.rope_llama3 = true;
+        else if (!strcmp(a, "--tokenizer")) o.tokenizer = parse_tokenizer(opt_str(argc, argv, &i));
         else if (!strcmp(a, "--rope-theta")) o.rope_theta = parse_positive(a, opt_str(argc, argv, &i));
         else if (!strcmp(a, "--dtype")) o.dtype = parse_dtype(opt_str(argc, argv, &i));
         else if (!strcmp(a, "--arch")) o.hf_class = opt_str(argc, argv, &i);

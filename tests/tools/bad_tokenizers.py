@@ -214,6 +214,68 @@ case("chat_template_jinja_not_utf8", "TOK_ERR_FORMAT", "chat_template.jinja", "n
      extra={"chat_template.jinja": b"{{ bos }}\xc3\x28"})
 case("chat_template_json_not_object", "TOK_ERR_FORMAT", "chat_template.json", "not a JSON object",
      extra={"chat_template.json": b"[]"})
+# more syntax and types: JSON text, the model object, merges, added tokens, the side files
+case("json_empty", "TOK_ERR_FORMAT", "tokenizer.json", "tokenizer.json:1:0: ", raw={"tokenizer.json": b""})
+case("json_bom", "TOK_ERR_FORMAT", "tokenizer.json", "tokenizer.json:1:1: ",
+     raw={"tokenizer.json": b"\xef\xbb\xbf" + good_tok.encode()})
+case("json_trailing", "TOK_ERR_FORMAT", "tokenizer.json", "end of file expected",
+     raw={"tokenizer.json": (good_tok + " {}").encode()})
+case("model_not_object", "TOK_ERR_FORMAT", "tokenizer.json", "\"model\" is missing or not an object",
+     edit=setp(["tok", "model"], "BPE"))
+case("model_type_number", "TOK_ERR_UNSUPPORTED", "tokenizer.json", "model type \\(not a string\\) is not supported",
+     edit=setp(["tok", "model", "type"], 1))
+case("vocab_id_float", "TOK_ERR_FORMAT", "tokenizer.json", "vocab entry 'a' has no integer id",
+     edit=setp(["tok", "model", "vocab", "a"], 97.5))
+case("vocab_key_nul", "TOK_ERR_FORMAT", "tokenizer.json", "NUL byte in object key",
+     edit=setp(["tok", "model", "vocab", "a\u0000b"], 261), vocab_size=262)
+case("merges_not_list", "TOK_ERR_FORMAT", "tokenizer.json", "model.merges is missing or not an array",
+     edit=setp(["tok", "model", "merges"], {"h": "e"}))
+case("merge_number", "TOK_ERR_FORMAT", "tokenizer.json", "merges\\[0\\] is not a pair of strings",
+     edit=setp(["tok", "model", "merges"], [7, "h e"]))
+case("merge_pair_three", "TOK_ERR_FORMAT", "tokenizer.json", "merges\\[1\\] is not a pair of strings",
+     edit=setp(["tok", "model", "merges"], [[G, "t"], ["h", "e", "x"]]))
+case("merge_pair_not_string", "TOK_ERR_FORMAT", "tokenizer.json", "merges\\[1\\] is not a pair of strings",
+     edit=setp(["tok", "model", "merges"], [[G, "t"], ["h", 5]]))
+case("merge_pair_empty_part", "TOK_ERR_MODEL", "tokenizer.json", "merges\\[1\\] names '', which is not in the vocab",
+     edit=setp(["tok", "model", "merges"], [[G, "t"], ["", "e"]]))
+case("merge_leading_space", "TOK_ERR_MODEL", "tokenizer.json", "merges\\[0\\] names ''",
+     edit=setp(["tok", "model", "merges", 0], " t"))
+case("merge_two_spaces", "TOK_ERR_FORMAT", "tokenizer.json", "is not two parts separated by one space",
+     edit=setp(["tok", "model", "merges", 0], G + "  t"))
+case("added_empty_text", "TOK_ERR_MODEL", "tokenizer.json", "added token 260 has an empty",
+     edit=setp(["tok", "added_tokens", 0, "content"], ""))
+case("added_content_number", "TOK_ERR_FORMAT", "tokenizer.json", "added_tokens\\[0\\] lacks an integer id or a content string",
+     edit=setp(["tok", "added_tokens", 0, "content"], 5))
+case("added_id_float", "TOK_ERR_FORMAT", "tokenizer.json", "added_tokens\\[0\\] lacks an integer id",
+     edit=setp(["tok", "added_tokens", 0, "id"], 260.5))
+case("added_entry_string", "TOK_ERR_FORMAT", "tokenizer.json", "added_tokens\\[0\\] lacks",
+     edit=setp(["tok", "added_tokens", 0], "<|endoftext|>"))
+case("added_id_negative", "TOK_ERR_FORMAT", "tokenizer.json", "has the id -2, outside 0..16777215",
+     edit=setp(["tok", "added_tokens", 0, "id"], -2))
+case("added_id_huge", "TOK_ERR_LIMIT", "tokenizer.json", "has the id 1099511627776, outside",
+     edit=setp(["tok", "added_tokens", 0, "id"], 1 << 40))
+case("added_nul", "TOK_ERR_FORMAT", "tokenizer.json", "is not allowed without JSON_ALLOW_NUL",
+     edit=setp(["tok", "added_tokens", 0, "content"], "<|a\u0000b|>"))
+case("post_processor_seq_not_list", "TOK_ERR_FORMAT", "tokenizer.json", "post_processor.processors is not a list",
+     edit=setp(["tok", "post_processor"], {"type": "Sequence", "processors": {"a": 1}}))
+case("roberta_sep_bad", "TOK_ERR_FORMAT", "tokenizer.json", "RobertaProcessing sep is not a non-empty list",
+     edit=setp(["tok", "post_processor"], {"type": "RobertaProcessing", "sep": 5, "cls": ["<s>", 0]}))
+case("normalizer_seq_not_list", "TOK_ERR_FORMAT", "tokenizer.json", "normalizer.normalizers is not a list",
+     edit=setp(["tok", "normalizer"], {"type": "Sequence", "normalizers": {"a": 1}}))
+case("config_not_utf8", "TOK_ERR_FORMAT", "tokenizer_config.json", "unable to decode byte 0xff",
+     raw={"tokenizer_config.json": b'{"bos_token": "\xff"}'})
+case("config_duplicate_key", "TOK_ERR_FORMAT", "tokenizer_config.json", "duplicate object key",
+     raw={"tokenizer_config.json": b'{"bos_token": "a", "bos_token": "b"}'})
+case("config_bos_id_huge", "TOK_ERR_FORMAT", "config.json", "bos token id 1099511627776 is beyond 2\\^32",
+     edit=setp(["config", "bos_token_id"], 1 << 40))
+case("text_config_negative_id", "TOK_ERR_FORMAT", "config.json", "pad token id -1 is negative",
+     edit=setp(["config", "text_config"], {"pad_token_id": -1}))
+case("chat_template_name_number", "TOK_ERR_FORMAT", "tokenizer_config.json", "chat_template\\[0\\] name/template is not a string",
+     edit=setp(["cfg", "chat_template"], [{"name": 5, "template": "x"}]))
+case("chat_template_json_syntax", "TOK_ERR_FORMAT", "chat_template.json", "chat_template.json:1:[0-9]+: ",
+     extra={"chat_template.json": b'{"chat_template": '})
+case("chat_template_jinja_nul", "TOK_ERR_FORMAT", "chat_template.jinja", "not UTF-8 text \\(or holds a NUL byte\\)",
+     extra={"chat_template.jinja": b"{{ x }}\0"})
 # pre-tokenizer
 case("pre_unknown", "TOK_ERR_UNSUPPORTED", "tokenizer.json", "--tokenizer-pre NAME", pre="-")
 case("pre_override_bad", "TOK_ERR_ARG", "-", "unknown pre-tokenizer 'no-such-pre'", pre="no-such-pre")

@@ -28,6 +28,9 @@ expect_err 1 "head dimension 7 is odd" "odd head_dim" "$BIN/qforge-synth" "${S[@
 expect_err 1 "40 shards are more than the 21 tensors" "shards" "$BIN/qforge-synth" "${S[@]}" --shards 40 -o "$T/x"
 expect_err 1 "--dtype must be bf16, f16 or f32" "dtype" "$BIN/qforge-synth" "${S[@]}" --dtype q8 -o "$T/x"
 expect_err 1 "--rope-theta needs a positive number" "rope theta" "$BIN/qforge-synth" "${S[@]}" --rope-theta -1 -o "$T/x"
+expect_err 1 "--tokenizer must be spm or bpe, not 'wordpiece'" "tokenizer kind" "$BIN/qforge-synth" "${S[@]}" --tokenizer wordpiece -o "$T/x"
+expect_err 1 "a BPE tokenizer needs vocab >= 260" "bpe vocab" "$BIN/qforge-synth" --dim 32 --layers 1 --heads 4 --ffn 8 \
+  --vocab 259 --tokenizer bpe -o "$T/x"
 [ -e "$T/x" ] && fail "a refused run left $T/x"
 "$BIN/qforge-synth" --help >"$T/help" || fail "--help"
 grep -q "LlamaForCausalLM" "$T/help" || fail "--help does not list the classes"

@@ -1,12 +1,14 @@
-/* fp16 / bf16 conversions: golden files from ggml, exact edge cases, and an independent
- * double-precision reference for round-to-nearest-even. */
+/* common/qf_half: fp16 / bf16 conversions: golden files from ggml, exact edge cases, and an
+ * independent double-precision reference for round-to-nearest-even. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/qf_half.h"
 #include "libquant/lq.h"
+#include "runtime/rt_internal.h"
 #include "tests/testutil.h"
 
 #define NVAL (16 * 512)
@@ -44,15 +46,15 @@ Test(golden, f16)
     uint16_t *g = load("golden/quant/input.f16", NVAL * 2);
     uint16_t h[NVAL];
     float y[NVAL];
-    lq_f32_to_f16_row(x, h, NVAL);
+    qf_f32_to_f16_row(x, h, NVAL);
     for (int i = 0; i < NVAL; ++i)
         if (h[i] != g[i])
             cr_assert_fail("f16 element %d (row %d col %d): %a -> 0x%04x, ggml 0x%04x", i, i / 512,
                     i % 512, x[i], h[i], g[i]);
     /* back to f32 is exact: converting again gives the same half */
-    lq_f16_to_f32_row(g, y, NVAL);
+    qf_f16_to_f32_row(g, y, NVAL);
     for (int i = 0; i < NVAL; ++i) {
-        cr_assert_eq(lq_f32_to_f16(y[i]), g[i], "element %d", i);
+        cr_assert_eq(qf_f32_to_f16(y[i]), g[i], "element %d", i);
         cr_assert_leq(fabsf(y[i] - x[i]), fabsf(x[i]) * 0x1p-11f + 0x1p-25f, "element %d", i);
     }
     free(x);
@@ -66,12 +68,12 @@ Test(golden, bf16)
     uint16_t *g = load("golden/quant/input.bf16", NVAL * 2);
     uint16_t h[NVAL];
     float y[NVAL];
-    lq_f32_to_bf16_row(x, h, NVAL);
+    qf_f32_to_bf16_row(x, h, NVAL);
     for (int i = 0; i < NVAL; ++i)
         if (h[i] != g[i])
             cr_assert_fail("bf16 element %d (row %d col %d): %a -> 0x%04x, ggml 0x%04x", i, i / 512,
                     i % 512, x[i], h[i], g[i]);
-    lq_bf16_to_f32_row(g, y, NVAL);
+    qf_bf16_to_f32_row(g, y, NVAL);
     for (int i = 0; i < NVAL; ++i)
         cr_assert_eq(bits(y[i]), (uint32_t)g[i] << 16, "element %d", i);
     free(x);
@@ -104,8 +106,8 @@ Test(f16, edge_cases)
         {0x00000001, 0x0000}, {0x80000001, 0x8000}, /* float subnormals */
     };
     for (size_t i = 0; i < sizeof k / sizeof k[0]; ++i)
-        cr_expect_eq(lq_f32_to_f16(from_bits(k[i].in)), k[i].out, "0x%08x -> 0x%04x, want 0x%04x",
-                     k[i].in, lq_f32_to_f16(from_bits(k[i].in)), k[i].out);
+        cr_expect_eq(qf_f32_to_f16(from_bits(k[i].in)), k[i].out, "0x%08x -> 0x%04x, want 0x%04x",
+                     k[i].in, qf_f32_to_f16(from_bits(k[i].in)), k[i].out);
 }
 
 /* Independent reference: nearest representable half in double arithmetic, ties to even. */
@@ -141,7 +143,7 @@ Test(f16, matches_reference_on_sampled_floats)
     /* every 97th bit pattern: 44 million values covering all exponents and both signs */
     for (uint64_t u = 0; u <= 0xffffffffu; u += 97) {
         const float f = from_bits((uint32_t)u);
-        const uint16_t got = lq_f32_to_f16(f), want = ref_f16(f);
+        const uint16_t got = qf_f32_to_f16(f), want = ref_f16(f);
         if (got != want)
             cr_assert_fail("0x%08x (%a): 0x%04x, reference 0x%04x", (uint32_t)u, f, got, want);
     }
@@ -150,7 +152,7 @@ Test(f16, matches_reference_on_sampled_floats)
 Test(f16, half_to_float_exhaustive)
 {
     for (uint32_t h = 0; h < 65536; ++h) {
-        const float f = lq_f16_to_f32((uint16_t)h);
+        const float f = qf_f16_to_f32((uint16_t)h);
         const int e = (h >> 10) & 0x1f, m = h & 0x3ff;
         const double mag = e == 0 ? ldexp(m, -24) : ldexp(1024 + m, e - 25);
         if (e == 0x1f) {
@@ -161,7 +163,7 @@ Test(f16, half_to_float_exhaustive)
         }
         cr_assert_eq((double)fabsf(f), mag, "0x%04x", h);
         cr_assert_eq(!!signbit(f), !!(h & 0x8000), "0x%04x sign", h);
-        cr_assert_eq(lq_f32_to_f16(f), h, "0x%04x does not round-trip", h);
+        cr_assert_eq(qf_f32_to_f16(f), h, "0x%04x does not round-trip", h);
     }
 }
 
@@ -179,14 +181,68 @@ Test(bf16, edge_cases_and_rounding)
         {0x00000001, 0x0000}, {0x00018000, 0x0002}, /* subnormals are rounded, not flushed */
     };
     for (size_t i = 0; i < sizeof k / sizeof k[0]; ++i)
-        cr_expect_eq(lq_f32_to_bf16(from_bits(k[i].in)), k[i].out, "0x%08x -> 0x%04x, want 0x%04x",
-                     k[i].in, lq_f32_to_bf16(from_bits(k[i].in)), k[i].out);
+        cr_expect_eq(qf_f32_to_bf16(from_bits(k[i].in)), k[i].out, "0x%08x -> 0x%04x, want 0x%04x",
+                     k[i].in, qf_f32_to_bf16(from_bits(k[i].in)), k[i].out);
     /* sampled: result is one of the two neighbours and the nearer one (ties to even) */
     for (uint64_t u = 0; u < 0x7f800000u; u += 4099) {
-        const uint16_t h = lq_f32_to_bf16(from_bits((uint32_t)u));
+        const uint16_t h = qf_f32_to_bf16(from_bits((uint32_t)u));
         const uint32_t lo = (uint32_t)u & 0xffff0000u, rest = (uint32_t)u & 0xffffu;
         const uint32_t want = rest > 0x8000 || (rest == 0x8000 && ((lo >> 16) & 1)) ? (lo >> 16) + 1 : lo >> 16;
         cr_assert_eq(h, want, "0x%08x", (uint32_t)u);
-        cr_assert_eq(bits(lq_bf16_to_f32(h)), (uint32_t)h << 16);
+        cr_assert_eq(bits(qf_bf16_to_f32(h)), (uint32_t)h << 16);
+    }
+}
+
+/* Rows take the 16-bit side at any alignment and equal the scalar conversions. */
+Test(rows, unaligned_and_equal_to_scalar)
+{
+    enum { N = 257 };
+    float x[N], y[N];
+    unsigned char buf[2 * N + 1];
+    for (int i = 0; i < N; ++i)
+        x[i] = from_bits(0x9e3779b9u * (uint32_t)(i + 1)); /* spread over every exponent */
+    x[0] = 1.0f / 3;
+    for (int bf = 0; bf < 2; ++bf) {
+        unsigned char *h = buf + 1; /* odd address */
+        if (bf)
+            qf_f32_to_bf16_row(x, h, N);
+        else
+            qf_f32_to_f16_row(x, h, N);
+        for (int i = 0; i < N; ++i) {
+            const uint16_t got = (uint16_t)(h[2 * i] | h[2 * i + 1] << 8);
+            const uint16_t want = bf ? qf_f32_to_bf16(x[i]) : qf_f32_to_f16(x[i]);
+            cr_assert_eq(got, want, "%s element %d", bf ? "bf16" : "f16", i);
+        }
+        if (bf)
+            qf_bf16_to_f32_row(h, y, N);
+        else
+            qf_f16_to_f32_row(h, y, N);
+        for (int i = 0; i < N; ++i) {
+            const uint16_t v = (uint16_t)(h[2 * i] | h[2 * i + 1] << 8);
+            const float want = bf ? qf_bf16_to_f32(v) : qf_f16_to_f32(v);
+            cr_assert_eq(bits(y[i]), bits(want), "%s element %d", bf ? "bf16" : "f16", i);
+        }
+    }
+    cr_assert_eq(qf_f32_to_f16(x[0]), 0x3555);  /* 1/3 */
+    cr_assert_eq(qf_f32_to_bf16(x[0]), 0x3eab);
+}
+
+/* libquant's and the runtime's names are aliases of the one codec. */
+Test(rows, libquant_and_runtime_aliases_are_the_codec)
+{
+    for (uint32_t h = 0; h < 65536; ++h) {
+        const uint32_t f = bits(qf_f16_to_f32((uint16_t)h)), b = bits(qf_bf16_to_f32((uint16_t)h));
+        cr_assert_eq(bits(lq_f16_to_f32((uint16_t)h)), f, "0x%04x", h);
+        cr_assert_eq(bits(rt_h2f((uint16_t)h)), f, "0x%04x", h);
+        cr_assert_eq(bits(lq_bf16_to_f32((uint16_t)h)), b, "0x%04x", h);
+        cr_assert_eq(bits(rt_bf2f((uint16_t)h)), b, "0x%04x", h);
+    }
+    for (uint64_t u = 0; u <= 0xffffffffu; u += 7919) {
+        const float f = from_bits((uint32_t)u);
+        const uint16_t h = qf_f32_to_f16(f), b = qf_f32_to_bf16(f);
+        cr_assert_eq(lq_f32_to_f16(f), h, "0x%08x", (uint32_t)u);
+        cr_assert_eq(rt_f2h(f), h, "0x%08x", (uint32_t)u);
+        cr_assert_eq(lq_f32_to_bf16(f), b, "0x%08x", (uint32_t)u);
+        cr_assert_eq(rt_f2bf(f), b, "0x%08x", (uint32_t)u);
     }
 }
