@@ -1,6 +1,14 @@
 # qforge — plain Makefile. `make help` lists the targets.
 PREFIX  ?= /usr/local
 CC      ?= cc
+# `make MPI=1`: the MPI build (Open MPI's mpicc, -DQFORGE_MPI; pipeline/pl_mpi.h) into
+# build-mpi/ and bin-mpi/, beside the plain one. `make deps MPI=1` installs Open MPI.
+ifeq ($(MPI),1)
+BUILD   ?= build-mpi
+BIN     ?= bin-mpi
+CC      := mpicc
+MPI_CFLAGS := -DQFORGE_MPI
+endif
 BUILD   ?= build
 BIN     ?= bin
 
@@ -10,6 +18,10 @@ BIN     ?= bin
 PKGS      := jansson zlib gsl openblas criterion libpcre2-8 libcrypto plplot
 APT_PKGS  := build-essential pkg-config libjansson-dev zlib1g-dev libgsl-dev libopenblas-dev libcriterion-dev \
              libpcre2-dev libssl-dev libplplot-dev plplot-driver-cairo python3 time man-db groff-base
+ifeq ($(MPI),1)
+PKGS      += ompi-c
+APT_PKGS  += libopenmpi-dev openmpi-bin
+endif
 APT_CMD   := apt-get install -y $(APT_PKGS)
 SUDO       = $(if $(filter 0,$(shell id -u)),,sudo )
 
@@ -17,7 +29,7 @@ OPT     ?= -O2
 SAN     ?= $(shell cat $(BUILD)/.san 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -fopenmp -I. -MMD -MP $(SAN)
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -fopenmp -I. -MMD -MP $(SAN) $(MPI_CFLAGS)
 LDFLAGS += -fopenmp $(SAN)
 
 PKG_CFLAGS = $(shell pkg-config --cflags jansson zlib gsl openblas libpcre2-8 libcrypto plplot 2>/dev/null)
@@ -51,6 +63,7 @@ help:
 	@echo "make demo       make deps, build, convert, quantize and evaluate the bundled demo model"
 	@echo "make asan       rebuild everything with -fsanitize=address,undefined; a following make test runs it"
 	@echo "make install    install tools, calibration data and man pages into PREFIX (default /usr/local)"
+	@echo "make MPI=1      the MPI build (mpirun -np N bin-mpi/qforge-quantize --gptq ...) in bin-mpi/"
 	@echo "make clean      remove build outputs"
 
 # Sets $$missing to what the build lacks; with "all", what the tests lack too.
@@ -154,7 +167,7 @@ install: all
 	install -m 644 $(MANPAGES) $(DESTDIR)$(PREFIX)/share/man/man1/
 
 clean:
-	rm -rf $(BUILD) $(BIN) build-fuzz bin-fuzz
+	rm -rf $(BUILD) $(BIN) build-fuzz bin-fuzz build-mpi bin-mpi
 
 
 # ---- fuzz: libFuzzer targets tests/fuzz/fuzz_*.c -> bin-fuzz/ (clang; ASan+UBSan) ----

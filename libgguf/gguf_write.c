@@ -68,6 +68,8 @@ struct gguf_writer {
     uint64_t written; /* tensor bytes written so far */
     size_t cur;       /* tensor being written */
     uint64_t cur_done;
+    int mode;         /* 0: no data yet, 1: gguf_writer_write, 2: gguf_writer_write_tensor */
+    uint64_t *done;   /* mode 2: bytes written per tensor */
 };
 
 gguf_writer *gguf_writer_create(void)
@@ -99,6 +101,7 @@ void gguf_writer_free(gguf_writer *w)
     }
     free(w->kv);
     free(w->t);
+    free(w->done);
     gguf_index_free_(&w->kv_ix);
     gguf_index_free_(&w->t_ix);
     free(w->out.buf);
@@ -774,8 +777,10 @@ gguf_error gguf_writer_open(gguf_writer *w, const char *path, char *msg)
     w->path = strdup(path);
     w->tmp = malloc(n);
     w->out.buf = malloc(WBUF_SIZE);
+    free(w->done);
+    w->done = calloc(w->n_t ? w->n_t : 1, sizeof *w->done);
     char *dir = dir_of(path);
-    if (!w->path || !w->tmp || !w->out.buf || !dir) {
+    if (!w->path || !w->tmp || !w->out.buf || !w->done || !dir) {
         free(dir);
         return gguf_fail_(msg, GGUF_ERR_NOMEM, "out of memory");
     }
@@ -812,6 +817,7 @@ gguf_error gguf_writer_open(gguf_writer *w, const char *path, char *msg)
     w->cur = 0;
     w->cur_done = 0;
     w->written = 0;
+    w->mode = 0;
     return GGUF_OK;
 }
 
@@ -819,6 +825,8 @@ gguf_error gguf_writer_write(gguf_writer *w, const void *data, size_t n, char *m
 {
     GGUF_FAIL_IF(!w || (!data && n), msg, GGUF_ERR_ARG, "writer_write: NULL argument");
     GGUF_FAIL_IF(w->state != W_OPEN, msg, GGUF_ERR_STATE, "writer is not open");
+    GGUF_FAIL_IF(w->mode == 2, msg, GGUF_ERR_STATE, "writer_write after writer_write_tensor");
+    w->mode = 1;
     GGUF_FAIL_IF(n > w->data_bytes - w->written, msg, GGUF_ERR_STATE,
                  "%zu bytes written but only %llu remain to be written", n,
                  (unsigned long long)(w->data_bytes - w->written));
@@ -843,6 +851,40 @@ gguf_error gguf_writer_write(gguf_writer *w, const void *data, size_t n, char *m
     return GGUF_OK;
 }
 
+gguf_error gguf_writer_write_tensor(gguf_writer *w, size_t i, const void *data, size_t n, char *msg)
+{
+    GGUF_FAIL_IF(!w || (!data && n), msg, GGUF_ERR_ARG, "writer_write_tensor: NULL argument");
+    GGUF_FAIL_IF(w->state != W_OPEN, msg, GGUF_ERR_STATE, "writer is not open");
+    GGUF_FAIL_IF(w->mode == 1, msg, GGUF_ERR_STATE, "writer_write_tensor after writer_write");
+    GGUF_FAIL_IF(i >= w->n_t, msg, GGUF_ERR_ARG, "writer_write_tensor: no tensor %zu", i);
+    const wtensor *t = &w->t[i];
+    GGUF_FAIL_IF(n > t->nbytes - w->done[i], msg, GGUF_ERR_STATE,
+                 "tensor '%s': %zu bytes written but only %llu remain", t->name, n,
+                 (unsigned long long)(t->nbytes - w->done[i]));
+    if (w->mode == 0) {
+        flush(&w->out); /* the header: pwrite below leaves the file offset alone */
+        if (w->out.err)
+            return io_fail(w, w->out.err, "write", msg);
+        w->mode = 2;
+    }
+    uint64_t off = data_start(w) + t->offset + w->done[i];
+    const uint8_t *p = data;
+    size_t left = n;
+    while (left > 0) {
+        ssize_t k = pwrite(w->out.fd, p, left > (1u << 30) ? (1u << 30) : left, (off_t)off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return io_fail(w, k < 0 ? errno : EIO, "write", msg);
+        p += k;
+        left -= (size_t)k;
+        off += (uint64_t)k;
+    }
+    w->done[i] += n;
+    w->written += n;
+    return GGUF_OK;
+}
+
 gguf_error gguf_writer_finish(gguf_writer *w, char *msg)
 {
     GGUF_FAIL_IF(!w, msg, GGUF_ERR_ARG, "writer_finish: NULL writer");
@@ -853,8 +895,15 @@ gguf_error gguf_writer_finish(gguf_writer *w, char *msg)
     flush(&w->out);
     if (w->out.err)
         return io_fail(w, w->out.err, "write", msg);
-    if (w->out.total != gguf_writer_total_size(w))
+    if (w->mode == 2) {
+        /* the padding between tensors is a hole; the last one's is made by the size */
+        if (w->out.total != data_start(w))
+            return io_fail(w, EIO, "internal size mismatch", msg);
+        if (ftruncate(w->out.fd, (off_t)gguf_writer_total_size(w)) != 0)
+            return io_fail(w, errno, "write", msg);
+    } else if (w->out.total != gguf_writer_total_size(w)) {
         return io_fail(w, EIO, "internal size mismatch", msg);
+    }
     if (fsync(w->out.fd) != 0)
         return io_fail(w, errno, "fsync", msg);
     /* rename while the lock is held, so no cleaner can remove the temp file in between */

@@ -1,6 +1,7 @@
 /* The calibration job (see calib.h). */
 #include <cblas.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,11 +51,37 @@ static int run_group_done(void *user, int layer, int n_layer, const pl_gptq_info
     return c->group_done ? c->group_done(c->user, layer, n_layer, infos, n) : 0;
 }
 
-/* The weights of the job: the model's, and with the asymmetric target a float model's beside
- * it (a second F32 copy for a checkpoint; a GGUF's mapping is shared). */
+/* The linear weights of the largest layer as F32. */
+static uint64_t layer_f32_bytes(const inp_source *src)
+{
+    uint64_t best = 0;
+    for (int l = 0;; l++) {
+        char pre[32];
+        const int np = snprintf(pre, sizeof pre, "blk.%d.", l);
+        uint64_t sum = 0;
+        int found = 0;
+        for (int64_t i = 0; i < inp_n_tensors(src); i++) {
+            const inp_tensor *t = inp_tensor_at(src, i);
+            if (strncmp(t->name, pre, (size_t)np) || t->n_dims != 2)
+                continue;
+            found = 1;
+            sum += (uint64_t)t->ne[0] * (uint64_t)t->ne[1] * sizeof(float);
+        }
+        if (!found)
+            return best;
+        if (sum > best)
+            best = sum;
+    }
+}
+
+/* The weights of the job. GPTQ reads a checkpoint layer by layer (rt_model_load_deferred): one
+ * layer's F32 weights, the float reference's and the quantized model's shared; a GGUF's are
+ * used where they are mapped. The importance pass loads the model whole. */
 static uint64_t weights_bytes(const inp_source *src, const pl_calib_opts *o)
 {
-    return rt_weights_bytes(src) * (o->gptq && o->calib.asym && inp_is_checkpoint(src) ? 2 : 1);
+    if (o->gptq && inp_is_checkpoint(src))
+        return layer_f32_bytes(src);
+    return rt_weights_bytes(src);
 }
 
 /* Mirrors pl_gptq_run's allocations: hidden states (and the float reference's), the group's
@@ -86,14 +113,17 @@ uint64_t pl_calib_bytes(const rt_model *m, const inp_source *src, const pl_calib
                 continue;
             const inp_tensor *t = inp_tensor_at(src, k);
             const uint64_t cols = (uint64_t)t->ne[0], rows = (uint64_t)t->ne[1];
-            q += 2 * (uint64_t)gguf_row_size(o->plan[i].type, t->ne[0]) * rows;
+            /* the quantized copies swapped into the model: one layer's (the plan's first) */
+            int layer = -1;
+            if (sscanf(o->plan[i].name, "blk.%d.", &layer) == 1 && layer == 0)
+                q += (uint64_t)gguf_row_size(o->plan[i].type, t->ne[0]) * rows;
             if (cols > n)
                 n = cols;
             if (cols * rows > nel)
                 nel = cols * rows;
         }
         const uint64_t nn = n * n;
-        uint64_t group = 2 * nn * sizeof(double) + PL_HESS_BLOCK_ROWS * n * sizeof(double); /* pl_hess */
+        uint64_t group = nn * sizeof(double) + PL_HESS_BLOCK_ROWS * n * sizeof(double); /* pl_hess */
         if (asym)
             group += nn * sizeof(double) + 2 * PL_HESS_BLOCK_ROWS * n * sizeof(double); /* pl_cross */
         group += (asym ? 3 : 2) * nel * sizeof(float) + nel;                           /* do_tensor */
@@ -169,11 +199,13 @@ pl_error pl_calib_run(inp_source *src, const char *text, size_t len, pl_calib_op
     const uint64_t wb = weights_bytes(src, o);
     if (o->max_memory && wb > o->max_memory) {
         e = pl_fail(msg, PL_ERR_BUDGET, "the weights need %.1f MiB%s, more than the memory budget of %.1f MiB",
-                    (double)wb / 1048576, wb != rt_weights_bytes(src) ? " (a float model runs beside)" : "",
+                    (double)wb / 1048576, wb != rt_weights_bytes(src) ? " (one layer's: GPTQ reads them layer by layer)" : "",
                     (double)o->max_memory / 1048576);
         goto out;
     }
-    if ((e = pl_from_rt(rt_model_load(src, &m, msg))) != PL_OK)
+    /* GPTQ reads a checkpoint's weights layer by layer; the importance pass runs whole
+     * chunks through every layer */
+    if ((e = pl_from_rt(o->gptq ? rt_model_load_deferred(src, &m, msg) : rt_model_load(src, &m, msg))) != PL_OK)
         goto out;
     rt_model_set_threads(m, o->nthreads);
     if ((e = make_chunks(src, m, text, len, o, &chunks, msg)) != PL_OK)

@@ -46,12 +46,12 @@ typedef struct {
 
 void pl_calib_opts_init(pl_calib_opts *o);
 
-/* Memory budget (o->max_memory): the weights are checked before the model is loaded (with the
- * asymmetric target a checkpoint's F32 weights count twice: a float model runs beside), then,
- * with the chunks known, weights + hidden states of every chunk + the runtime's scratch + the
- * largest group's Hessian, cross term and solver work + every quantized tensor twice (the
- * copy swapped into the model and the one emit hands over, which the caller is assumed to
- * keep). pl_calib_bytes() gives that estimate. The first refusal's message starts "the weights
+/* Memory budget (o->max_memory): the weights are checked before the model is loaded (GPTQ
+ * reads a checkpoint layer by layer: one layer's F32 weights, shared by the float reference
+ * of the asymmetric target; a GGUF's mapped weights count whole), then, with the chunks
+ * known, weights + hidden states of every chunk + the runtime's scratch + the largest group's
+ * Hessian, cross term and solver work + one layer's quantized tensors (swapped into the model;
+ * each is written to the output as soon as it is final). pl_calib_bytes() gives that estimate. The first refusal's message starts "the weights
  * need", the second's "needs".
  * Load the model of src (float weights), tokenize text (len bytes, as llama-imatrix does:
  * the tokenizer's default specials), draw the chunks (pl_chunks_sample with the tokenizer's

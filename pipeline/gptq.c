@@ -1,5 +1,6 @@
 /* Sequential GPTQ and the importance pass through the runtime (see gptq.h). */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include "pipeline/gptq.h"
 #include "pipeline/hessian.h"
 #include "pipeline/pl_internal.h"
+#include "pipeline/pl_mpi.h"
 
 void pl_gptq_opts_init(pl_gptq_opts *o)
 {
@@ -85,27 +87,19 @@ typedef struct {
     int type;
 } job;
 
-/* Quantize one tensor on H (and C for the asymmetric target), swap it into m, hand it to emit;
- * *info receives the figures. */
-static pl_error do_tensor(rt_model *m, inp_source *src, const job *jb, int layer,
-                          const double *H, const double *C, int64_t hess_rows,
-                          const pl_gptq_opts *o, pl_calib_stats *st, pl_gptq_info *info,
-                          char *msg)
+/* GPTQ of one tensor on H (and C for the asymmetric target) into q (rows x rs bytes); info
+ * receives the losses and rmse. release (the group's last tensor): the cross term is freed
+ * once the target is made, before the solver allocates. */
+static pl_error solve_tensor(inp_source *src, const job *jb, const double *H, const double *C,
+                             pl_cross **release, const pl_gptq_opts *o, pl_calib_stats *st,
+                             pl_gptq_info *info, void *q, char *msg)
 {
-    const size_t rs = lq_row_size(jb->type, jb->cols);
-    if (!rs)
-        return pl_fail(msg, PL_ERR_ARG, "%s: %lld columns do not fit %s blocks", jb->name,
-                       (long long)jb->cols, gguf_type_info(jb->type)->name);
-    if ((uint64_t)jb->rows > SIZE_MAX / rs ||
-        (uint64_t)jb->rows > SIZE_MAX / sizeof(float) / 2 / (uint64_t)jb->cols)
-        return pl_fail(msg, PL_ERR_ARG, "%s: tensor too large", jb->name);
     const size_t nel = (size_t)jb->rows * (size_t)jb->cols;
     double t0 = pl_now();
     float *W = malloc((C ? 3 : 2) * nel * sizeof(float)), *deq = W ? W + nel : NULL;
     float *Wt = C && W ? W + 2 * nel : NULL; /* the asymmetric target */
-    void *q = malloc((size_t)jb->rows * rs);
     pl_error e = PL_OK;
-    if (!W || !q) {
+    if (!W) {
         e = pl_fail(msg, PL_ERR_NOMEM, "%s: out of memory", jb->name);
         goto out;
     }
@@ -117,13 +111,6 @@ static pl_error do_tensor(rt_model *m, inp_source *src, const job *jb, int layer
         goto out;
     }
     inp_release(src, jb->idx);
-    memset(info, 0, sizeof *info);
-    info->name = jb->name;
-    info->layer = layer;
-    info->type = jb->type;
-    info->rows = jb->rows;
-    info->cols = jb->cols;
-    info->hess_rows = hess_rows;
     char lmsg[LQ_MSG_SIZE];
     const lq_gptq_opts go = o->gptq;
     double t1 = pl_now();
@@ -138,6 +125,10 @@ static pl_error do_tensor(rt_model *m, inp_source *src, const job *jb, int layer
             goto out;
         }
     }
+    if (release) {
+        pl_cross_free(*release);
+        *release = NULL;
+    }
     lq_error le = lq_gptq_quantize(jb->type, Wt ? Wt : W, jb->rows, jb->cols, H, &go, q,
                                    deq, &info->res, lmsg);
     if (le == LQ_OK && Wt && !go.skip_loss)
@@ -145,7 +136,6 @@ static pl_error do_tensor(rt_model *m, inp_source *src, const job *jb, int layer
                               &info->res.loss_rtn, lmsg);
     t0 = pl_now();
     st->solver += t0 - t1;
-    st->retries += info->res.retries;
     if (le != LQ_OK) {
         e = pl_fail(msg, pl_from_lq(le), "%s: GPTQ: %s", jb->name, lmsg);
         goto out;
@@ -156,16 +146,75 @@ static pl_error do_tensor(rt_model *m, inp_source *src, const job *jb, int layer
         sq += d * d;
     }
     info->rmse = nel ? sqrt(sq / (double)nel) : 0;
-    st->n_tensors++;
-    char rmsg[RT_MSG_SIZE];
-    rt_error re = rt_model_set_weight(m, jb->name, jb->type, q, rmsg);
-    if (re != RT_OK)
-        e = pl_fail(msg, pl_from_rt(re), "%s", rmsg);
-    else if (o->emit && o->emit(o->user, info, q, (size_t)jb->rows * rs))
-        e = pl_fail(msg, PL_ERR_STOPPED, "%s: stopped by the caller", jb->name);
 out:
     st->other += pl_now() - t0;
     free(W);
+    return e;
+}
+
+/* Rank 0's outcome for one tensor to every rank (pl_mpi.h): its status, then the bytes and
+ * the figures. */
+static pl_error share_tensor(const job *jb, pl_error e, void *q, size_t nbytes,
+                             pl_gptq_info *info, char *msg)
+{
+    int status = (int)e;
+    pl_error me = pl_mpi_bcast(&status, sizeof status, msg);
+    if (me != PL_OK)
+        return me;
+    if (status != PL_OK)
+        return pl_mpi_rank() == 0 ? e : pl_fail(msg, (pl_error)status, "%s: rank 0 failed", jb->name);
+    if ((me = pl_mpi_bcast(q, nbytes, msg)) == PL_OK && (me = pl_mpi_bcast(&info->res, sizeof info->res, msg)) == PL_OK)
+        me = pl_mpi_bcast(&info->rmse, sizeof info->rmse, msg);
+    return me;
+}
+
+/* Quantize one tensor (rank 0; the others receive it), swap it into m, hand it to emit (rank
+ * 0); *info receives the figures. */
+static pl_error do_tensor(rt_model *m, inp_source *src, const job *jb, int layer,
+                          const double *H, const double *C, pl_cross **release, int64_t hess_rows,
+                          const pl_gptq_opts *o, pl_calib_stats *st, pl_gptq_info *info,
+                          char *msg)
+{
+    const size_t rs = lq_row_size(jb->type, jb->cols);
+    if (!rs)
+        return pl_fail(msg, PL_ERR_ARG, "%s: %lld columns do not fit %s blocks", jb->name,
+                       (long long)jb->cols, gguf_type_info(jb->type)->name);
+    if ((uint64_t)jb->rows > SIZE_MAX / rs ||
+        (uint64_t)jb->rows > SIZE_MAX / sizeof(float) / 3 / (uint64_t)jb->cols)
+        return pl_fail(msg, PL_ERR_ARG, "%s: tensor too large", jb->name);
+    const bool root = pl_mpi_rank() == 0;
+    const size_t nbytes = (size_t)jb->rows * rs;
+    void *q = malloc(nbytes);
+    if (!q)
+        return pl_fail(msg, PL_ERR_NOMEM, "%s: out of memory", jb->name);
+    memset(info, 0, sizeof *info);
+    info->name = jb->name;
+    info->layer = layer;
+    info->type = jb->type;
+    info->rows = jb->rows;
+    info->cols = jb->cols;
+    info->hess_rows = hess_rows;
+    pl_error e = PL_OK;
+    if (root) {
+        e = solve_tensor(src, jb, H, C, release, o, st, info, q, msg);
+    } else if (release) {
+        pl_cross_free(*release);
+        *release = NULL;
+    }
+    if (pl_mpi_size() > 1)
+        e = share_tensor(jb, e, q, nbytes, info, msg);
+    const double t0 = pl_now();
+    if (e == PL_OK) {
+        st->n_tensors++;
+        st->retries += info->res.retries;
+        char rmsg[RT_MSG_SIZE];
+        rt_error re = rt_model_set_weight(m, jb->name, jb->type, q, rmsg);
+        if (re != RT_OK)
+            e = pl_fail(msg, pl_from_rt(re), "%s", rmsg);
+        else if (root && o->emit && o->emit(o->user, info, q, nbytes))
+            e = pl_fail(msg, PL_ERR_STOPPED, "%s: stopped by the caller", jb->name);
+    }
+    st->other += pl_now() - t0;
     free(q);
     return e;
 }
@@ -185,7 +234,14 @@ typedef struct {
      * the two inputs of the current chunk */
     rt_model *mf;
     float *hidden_f;
-    float *xf, *xq;      /* n_ctx x max(n_ff, n_head * head_dim, n_embd) */
+    float *xf, *xq;      /* per worker: n_ctx x wmax, wmax = max(n_ff, n_head * head_dim, n_embd) */
+    size_t wmax;
+    /* per-thread passes: nw workers, each a model (clones of m and mf beside the originals)
+     * running whole chunks on one thread; what they capture is summed in chunk order */
+    int nw, nth;
+    rt_model **qm, **fm;
+    pl_error *errs;
+    char (*msgs)[PL_MSG_SIZE];
     char *msg;
 } driver;
 
@@ -219,6 +275,17 @@ static pl_error plan_group(driver *d, int l, const arch_group *g, job jobs[ARCH_
     return PL_OK;
 }
 
+/* nr workers: one thread each (a lone pass gets them all). The runtime's results do not
+ * depend on its thread count. */
+static void set_worker_threads(driver *d, int nr)
+{
+    for (int w = 0; w < nr; ++w) {
+        rt_model_set_threads(d->qm[w], nr > 1 ? 1 : d->nth);
+        if (d->mf)
+            rt_model_set_threads(d->fm[w], nr > 1 ? 1 : d->nth);
+    }
+}
+
 /* Collect the group's H (and C) over every chunk, then quantize its nj weights. */
 static pl_error run_group(driver *d, int l, const arch_group *g, const job *jobs, int nj)
 {
@@ -228,52 +295,67 @@ static pl_error run_group(driver *d, int l, const arch_group *g, const job *jobs
     if (!hess)
         return pl_fail(d->msg, PL_ERR_NOMEM, "out of memory for a %lld-column Hessian",
                        (long long)jobs[0].cols);
-    collect_state cs;
-    memset(&cs, 0, sizeof cs);
-    cs.layer = l;
-    cs.point = (rt_hook_point)g->input;
-    cs.h = hess;
-    cs.cols = (int)jobs[0].cols;
-    cs.msg = d->msg;
-    if (d->o.imatrix) {
-        /* every weight of the group sees this input, quantized or not */
-        cs.im = d->o.imatrix;
+    const int cols = (int)jobs[0].cols;
+    char names[ARCH_GROUP_MAX][GGUF_MAX_NAME];
+    int n_names = 0;
+    if (d->o.imatrix) /* every weight of the group sees this input, quantized or not */
         for (int k = 0; k < ARCH_GROUP_MAX && g->weights[k]; ++k)
-            snprintf(cs.names[cs.n_names++], GGUF_MAX_NAME, "blk.%d.%s", l, g->weights[k]);
-    }
-    collect_state cf; /* the float model's side: capture only */
-    memset(&cf, 0, sizeof cf);
-    cf.layer = l;
-    cf.point = (rt_hook_point)g->input;
-    cf.cols = cs.cols;
-    cf.msg = d->msg;
-    cf.capture = d->xf;
-    cs.capture = d->xq;
-    if (d->mf && !(cross = pl_cross_create(cs.cols))) {
-        e = pl_fail(d->msg, PL_ERR_NOMEM, "out of memory for a %d-column cross term", cs.cols);
+            snprintf(names[n_names++], GGUF_MAX_NAME, "blk.%d.%s", l, g->weights[k]);
+    if (d->mf && !(cross = pl_cross_create(cols))) {
+        e = pl_fail(d->msg, PL_ERR_NOMEM, "out of memory for a %d-column cross term", cols);
         goto out;
     }
-    for (int c = 0; c < d->n_chunks; ++c) {
-        if ((e = collect_chunk(d->m, l, d->hidden + (size_t)c * d->per, d->tmp, d->per, d->n_ctx,
-                               &cs, jobs[0].name, &d->st, d->msg)) != PL_OK)
-            goto out;
-        if (!d->mf)
-            continue;
-        if ((e = collect_chunk(d->mf, l, d->hidden_f + (size_t)c * d->per, d->tmp, d->per,
-                               d->n_ctx, &cf, jobs[0].name, &d->st, d->msg)) != PL_OK)
-            goto out;
+    const size_t cap = (size_t)d->n_ctx * d->wmax;
+    for (int c0 = 0; c0 < d->n_chunks && e == PL_OK; c0 += d->nw) {
+        const int nr = d->n_chunks - c0 < d->nw ? d->n_chunks - c0 : d->nw;
         const double t0 = pl_now();
-        pl_cross_add(cross, d->xf, d->xq, d->n_ctx);
-        d->st.hessian += pl_now() - t0;
+        set_worker_threads(d, nr);
+#pragma omp parallel for schedule(static, 1) num_threads(nr) if (nr > 1)
+        for (int w = 0; w < nr; ++w) {
+            collect_state cs = {.layer = l, .point = (rt_hook_point)g->input, .cols = cols, .msg = d->msgs[w],
+                                .capture = d->xq + (size_t)w * cap};
+            pl_calib_stats ws = {0};
+            d->errs[w] = collect_chunk(d->qm[w], l, d->hidden + (size_t)(c0 + w) * d->per,
+                                       d->tmp + (size_t)w * d->per, d->per, d->n_ctx, &cs,
+                                       jobs[0].name, &ws, d->msgs[w]);
+            if (d->errs[w] == PL_OK && d->mf) {
+                collect_state cf = cs;
+                cf.capture = d->xf + (size_t)w * cap;
+                d->errs[w] = collect_chunk(d->fm[w], l, d->hidden_f + (size_t)(c0 + w) * d->per,
+                                           d->tmp + (size_t)w * d->per, d->per, d->n_ctx, &cf,
+                                           jobs[0].name, &ws, d->msgs[w]);
+            }
+        }
+        const double t1 = pl_now();
+        d->st.forward += t1 - t0;
+        /* in chunk order, whatever the number of workers */
+        for (int w = 0; w < nr && e == PL_OK; ++w) {
+            const float *xq = d->xq + (size_t)w * cap, *xf = d->xf + (size_t)w * cap;
+            if ((e = d->errs[w]) != PL_OK) {
+                memcpy(d->msg, d->msgs[w], PL_MSG_SIZE);
+                break;
+            }
+            e = pl_hess_add(hess, xq, d->n_ctx, d->msg);
+            for (int k = 0; k < n_names && e == PL_OK; ++k)
+                e = pl_imatrix_acc_add(d->o.imatrix, names[k], xq, d->n_ctx, cols, d->msg);
+            if (e == PL_OK && cross)
+                pl_cross_add(cross, xf, xq, d->n_ctx);
+        }
+        d->st.hessian += pl_now() - t1;
     }
+    if (e != PL_OK)
+        goto out;
     const double t0 = pl_now();
+    /* every rank's rows (MPI build; nothing to do on one rank) */
+    if ((e = pl_hess_reduce(hess, d->msg)) != PL_OK || (cross && (e = pl_cross_reduce(cross, d->msg)) != PL_OK))
+        goto out;
     const double *H = pl_hess_matrix(hess);
     const double *C = cross ? pl_cross_matrix(cross) : NULL;
-    d->st.hessian += cs.seconds + cf.seconds + (pl_now() - t0);
+    d->st.hessian += pl_now() - t0;
     pl_gptq_info infos[ARCH_GROUP_MAX];
     for (int k = 0; k < nj; ++k)
-        if ((e = do_tensor(d->m, d->src, &jobs[k], l, H, C, pl_hess_count(hess), &d->o, &d->st,
-                           &infos[k], d->msg)) != PL_OK)
+        if ((e = do_tensor(d->m, d->src, &jobs[k], l, H, C, k == nj - 1 ? &cross : NULL,
+                           pl_hess_count(hess), &d->o, &d->st, &infos[k], d->msg)) != PL_OK)
             goto out;
     pl_hess_free(hess);
     hess = NULL;
@@ -292,24 +374,39 @@ static pl_error driver_start(driver *d, const int32_t *chunks)
 {
     const rt_hparams *hp = rt_model_hparams(d->m);
     pl_error e = PL_OK;
+    const int qd = hp->n_head * hp->head_dim, fe = hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd;
+    d->wmax = (size_t)(fe > qd ? fe : qd);
+    d->nth = d->o.gptq.nthreads > 0 ? d->o.gptq.nthreads : omp_get_max_threads();
+    d->nw = d->nth < d->n_chunks ? d->nth : d->n_chunks;
+    const size_t cap = (size_t)d->nw * (size_t)d->n_ctx * d->wmax;
     d->hidden = malloc((size_t)d->n_chunks * d->per * sizeof(float));
-    d->tmp = malloc(d->per * sizeof(float));
-    if (!d->hidden || !d->tmp)
+    d->tmp = malloc((size_t)d->nw * d->per * sizeof(float));
+    d->xq = malloc(cap * sizeof(float));
+    d->qm = calloc((size_t)d->nw, sizeof *d->qm);
+    d->fm = calloc((size_t)d->nw, sizeof *d->fm);
+    d->errs = calloc((size_t)d->nw, sizeof *d->errs);
+    d->msgs = calloc((size_t)d->nw, sizeof *d->msgs);
+    if (!d->hidden || !d->tmp || !d->xq || !d->qm || !d->fm || !d->errs || !d->msgs)
         return pl_fail(d->msg, PL_ERR_NOMEM, "out of memory for %d chunks of hidden states",
                        d->n_chunks);
     if (d->o.asym) {
-        const size_t wmax = (size_t)d->n_ctx * (size_t)(hp->n_ff > hp->n_head * hp->head_dim
-                                                            ? (hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd)
-                                                            : hp->n_head * hp->head_dim);
-        rt_error re = rt_model_load(d->src, &d->mf, d->msg);
+        rt_error re = rt_model_load_deferred(d->src, &d->mf, d->msg);
         if (re != RT_OK)
             return pl_from_rt(re);
         rt_model_set_threads(d->mf, d->o.gptq.nthreads);
         d->hidden_f = malloc((size_t)d->n_chunks * d->per * sizeof(float));
-        d->xf = malloc(wmax * sizeof(float));
-        d->xq = malloc(wmax * sizeof(float));
-        if (!d->hidden_f || !d->xf || !d->xq)
+        d->xf = malloc(cap * sizeof(float));
+        if (!d->hidden_f || !d->xf)
             return pl_fail(d->msg, PL_ERR_NOMEM, "out of memory for the float reference");
+    }
+    d->qm[0] = d->m;
+    d->fm[0] = d->mf;
+    for (int w = 1; w < d->nw; ++w) {
+        rt_error re = rt_model_clone(d->m, &d->qm[w], d->msg);
+        if (re == RT_OK && d->mf)
+            re = rt_model_clone(d->mf, &d->fm[w], d->msg);
+        if (re != RT_OK)
+            return pl_from_rt(re);
     }
     const double t0 = pl_now();
     rt_error re = RT_OK;
@@ -325,17 +422,41 @@ static pl_error driver_start(driver *d, const int32_t *chunks)
     return e;
 }
 
+/* Layer l's float weights (models loaded with rt_model_load_deferred read them now): the
+ * float reference's, which the quantized model borrows until each is swapped. */
+static pl_error load_layer(driver *d, int l)
+{
+    const double t0 = pl_now();
+    rt_error re = d->mf ? rt_model_load_layer(d->mf, l, NULL, d->msg) : RT_OK;
+    if (re == RT_OK)
+        re = rt_model_load_layer(d->m, l, d->mf, d->msg);
+    d->st.other += pl_now() - t0;
+    return pl_from_rt(re);
+}
+
 /* Layer l with all its quantized weights (and the float reference's) feeds the next one. */
 static pl_error forward_layer(driver *d, int l)
 {
     const double t0 = pl_now();
-    rt_error re = RT_OK;
-    for (int c = 0; c < d->n_chunks && re == RT_OK; ++c)
-        re = rt_layer_forward(d->m, l, d->hidden + (size_t)c * d->per, d->n_ctx, NULL, d->msg);
-    for (int c = 0; d->mf && c < d->n_chunks && re == RT_OK; ++c)
-        re = rt_layer_forward(d->mf, l, d->hidden_f + (size_t)c * d->per, d->n_ctx, NULL, d->msg);
+    pl_error e = PL_OK;
+    for (int c0 = 0; c0 < d->n_chunks && e == PL_OK; c0 += d->nw) {
+        const int nr = d->n_chunks - c0 < d->nw ? d->n_chunks - c0 : d->nw;
+        set_worker_threads(d, nr);
+#pragma omp parallel for schedule(static, 1) num_threads(nr) if (nr > 1)
+        for (int w = 0; w < nr; ++w) {
+            rt_error re = rt_layer_forward(d->qm[w], l, d->hidden + (size_t)(c0 + w) * d->per,
+                                           d->n_ctx, NULL, d->msgs[w]);
+            if (re == RT_OK && d->mf)
+                re = rt_layer_forward(d->fm[w], l, d->hidden_f + (size_t)(c0 + w) * d->per,
+                                      d->n_ctx, NULL, d->msgs[w]);
+            d->errs[w] = pl_from_rt(re);
+        }
+        for (int w = 0; w < nr && e == PL_OK; ++w)
+            if ((e = d->errs[w]) != PL_OK)
+                memcpy(d->msg, d->msgs[w], PL_MSG_SIZE);
+    }
     d->st.forward += pl_now() - t0;
-    return pl_from_rt(re);
+    return e;
 }
 
 pl_error pl_gptq_run(rt_model *m, inp_source *src, const int32_t *chunks, int n_chunks,
@@ -361,11 +482,28 @@ pl_error pl_gptq_run(rt_model *m, inp_source *src, const int32_t *chunks, int n_
     if ((size_t)n_chunks > SIZE_MAX / sizeof(float) / d.per)
         return pl_fail(msg, PL_ERR_ARG, "too many calibration chunks");
     d.st.tokens = (int64_t)n_chunks * n_ctx;
+    /* MPI build under mpirun: chunk c is rank (c mod size)'s */
+    const int size = pl_mpi_size(), rank = pl_mpi_rank();
+    int32_t *mine = NULL;
+    if (size > 1) {
+        if (n_chunks < size)
+            return pl_fail(msg, PL_ERR_ARG, "%d calibration chunks for %d MPI ranks: each rank needs one",
+                           n_chunks, size);
+        mine = malloc((size_t)((n_chunks + size - 1) / size) * (size_t)n_ctx * sizeof(int32_t));
+        if (!mine)
+            return pl_fail(msg, PL_ERR_NOMEM, "out of memory");
+        int k = 0;
+        for (int c = rank; c < n_chunks; c += size, ++k)
+            memcpy(mine + (size_t)k * n_ctx, chunks + (size_t)c * n_ctx, (size_t)n_ctx * sizeof(int32_t));
+        chunks = mine;
+        d.n_chunks = n_chunks = k;
+    }
     const arch_desc *ad = rt_model_arch(m);
     const arch_group *groups = ad->groups;
     const size_t n_groups = ad->n_groups;
     pl_error e = driver_start(&d, chunks);
     for (int l = 0; l < hp->n_layer && e == PL_OK; ++l) {
+        e = load_layer(&d, l);
         for (size_t g = 0; g < n_groups && e == PL_OK; ++g) {
             job jobs[ARCH_GROUP_MAX];
             int nj = 0;
@@ -375,13 +513,25 @@ pl_error pl_gptq_run(rt_model *m, inp_source *src, const int32_t *chunks, int n_
         }
         if (e == PL_OK)
             e = forward_layer(&d, l);
+        /* a deferred model forgets the layer: its tensors were handed to emit */
+        rt_model_drop_layer(d.m, l);
+        rt_model_drop_layer(d.mf, l);
     }
+    for (int w = 1; w < d.nw; ++w) {
+        rt_model_free(d.qm ? d.qm[w] : NULL);
+        rt_model_free(d.fm ? d.fm[w] : NULL);
+    }
+    free(d.qm);
+    free(d.fm);
+    free(d.errs);
+    free(d.msgs);
     rt_model_free(d.mf);
     free(d.hidden_f);
     free(d.xf);
     free(d.xq);
     free(d.hidden);
     free(d.tmp);
+    free(mine);
     d.st.total = pl_now() - t_start;
     if (d.o.stats)
         *d.o.stats = d.st;

@@ -10,14 +10,18 @@
  * inputs. So every H describes what the quantized model, not the float one, feeds the layer.
  * Weights are read as F32 from the tensor source (the float originals); each quantized tensor
  * is swapped into the model (rt_model_set_weight) and handed to the caller's emit. token_embd,
- * output and the norms are left to the caller.
+ * output and the norms are left to the caller. A model from rt_model_load_deferred has each
+ * layer read before it is done and dropped after (rt_model_load_layer / _drop_layer), so the
+ * weights in memory are one layer's; the float reference of the asymmetric target is always
+ * loaded so, and the quantized model borrows its float weights until they are swapped.
  *
  * pl_imatrix_pass() runs the float model over the chunks and adds every linear weight's input
  * to an importance accumulator (what llama-imatrix collects).
  *
  * Memory: the hidden states of all chunks (n_chunks * n_ctx * n_embd floats), one H (n_ff^2
- * doubles at most), one weight in F32 plus its quantized copy; with the asymmetric target also
- * a float model, its hidden states and the cross term C (like H).
+ * doubles at most), one weight in F32 plus its quantized copy, the model's weights (one layer's
+ * when deferred); with the asymmetric target also the float reference's hidden states and the
+ * cross term C (like H).
  * Determinism: the runtime, the Hessian and cross-term sums and the solver do not depend on the
  * thread count.
  * Errors: pl_error + one line in msg[PL_MSG_SIZE]; never prints, never exits. */
@@ -91,7 +95,7 @@ void pl_gptq_opts_init(pl_gptq_opts *o);
 /* Quantize every layer's linear weights of m with GPTQ on n_chunks chunks of n_ctx tokens
  * (chunks[n_chunks * n_ctx], e.g. from pl_chunks_cut), reading float weights from src (the
  * source m was loaded from, or any source with the same tensors in F32/F16/BF16). m ends up
- * holding the quantized weights. Errors: PL_ERR_ARG (bad arguments, token out of range, a type
+ * holding the quantized weights (unless loaded deferred: then its layers are dropped). Errors: PL_ERR_ARG (bad arguments, token out of range, a type
  * the solver cannot write), PL_ERR_MODEL (a weight missing from src or not float: "GPTQ needs
  * float weights"; the solver's failures, e.g. H not factorizable), PL_ERR_NOMEM,
  * PL_ERR_STOPPED (emit or group_done asked to stop), the runtime's errors (pl_from_rt). */

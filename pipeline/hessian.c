@@ -7,13 +7,14 @@
 
 #include "pipeline/hessian.h"
 #include "pipeline/pl_internal.h"
+#include "pipeline/pl_mpi.h"
 
 struct pl_hess {
     int n;
     int64_t count;   /* rows added, pending ones included */
     int pending;     /* rows waiting in xd */
-    double *S;       /* sum of x x^T over flushed rows, lower triangle */
-    double *H;       /* scaled, full */
+    double *S;       /* sum of x x^T over flushed rows, lower triangle; H once scaled */
+    bool scaled;     /* S holds H: no more rows until a reset */
     double *xd;      /* PL_HESS_BLOCK_ROWS x n rows not yet in S */
 };
 
@@ -27,9 +28,8 @@ pl_hess *pl_hess_create(int n)
     const size_t nn = (size_t)n * (size_t)n;
     h->n = n;
     h->S = calloc(nn, sizeof(double));
-    h->H = malloc(nn * sizeof(double));
     h->xd = malloc((size_t)PL_HESS_BLOCK_ROWS * (size_t)n * sizeof(double));
-    if (!h->S || !h->H || !h->xd) {
+    if (!h->S || !h->xd) {
         pl_hess_free(h);
         return NULL;
     }
@@ -41,7 +41,6 @@ void pl_hess_free(pl_hess *h)
     if (!h)
         return;
     free(h->S);
-    free(h->H);
     free(h->xd);
     free(h);
 }
@@ -51,8 +50,11 @@ void pl_hess_reset(pl_hess *h)
     if (!h)
         return;
     memset(h->S, 0, (size_t)h->n * (size_t)h->n * sizeof(double));
+    if (!h->xd)
+        h->xd = malloc((size_t)PL_HESS_BLOCK_ROWS * (size_t)h->n * sizeof(double));
     h->count = 0;
     h->pending = 0;
+    h->scaled = false;
 }
 
 int64_t pl_hess_count(const pl_hess *h)
@@ -73,6 +75,10 @@ pl_error pl_hess_add(pl_hess *h, const float *x, int rows, char *msg)
 {
     if (!h || (!x && rows) || rows < 0)
         return pl_fail(msg, PL_ERR_ARG, "pl_hess_add: bad arguments");
+    if (h->scaled)
+        return pl_fail(msg, PL_ERR_ARG, "pl_hess_add: the matrix was taken; reset first");
+    if (!h->xd)
+        return pl_fail(msg, PL_ERR_NOMEM, "pl_hess_add: out of memory");
     const size_t n = (size_t)h->n;
     for (size_t i = 0; i < (size_t)rows * n; ++i)
         if (!isfinite(x[i]))
@@ -91,15 +97,31 @@ pl_error pl_hess_add(pl_hess *h, const float *x, int rows, char *msg)
     return PL_OK;
 }
 
+/* Scaled in place (one n x n matrix, not two): the lower triangle is read before its mirror
+ * is written. */
 const double *pl_hess_matrix(pl_hess *h)
 {
+    if (h->scaled || !h->count)
+        return h->S; /* H, or all zero */
     hess_flush(h);
     const size_t n = (size_t)h->n;
-    const double s = h->count ? 2.0 / (double)h->count : 0.0;
+    const double s = 2.0 / (double)h->count;
     for (size_t i = 0; i < n; ++i)
         for (size_t j = 0; j <= i; ++j)
-            h->H[i * n + j] = h->H[j * n + i] = h->S[i * n + j] * s;
-    return h->H;
+            h->S[i * n + j] = h->S[j * n + i] = h->S[i * n + j] * s;
+    h->scaled = true;
+    free(h->xd); /* no more rows until a reset */
+    h->xd = NULL;
+    return h->S;
+}
+
+pl_error pl_hess_reduce(pl_hess *h, char *msg)
+{
+    if (h->scaled)
+        return pl_fail(msg, PL_ERR_ARG, "pl_hess_reduce: the matrix was taken");
+    hess_flush(h);
+    pl_error e = pl_mpi_sum(h->S, (size_t)h->n * (size_t)h->n, msg);
+    return e == PL_OK ? pl_mpi_sum_i64(&h->count, msg) : e;
 }
 
 /* ---------------------------------------------------------------- cross term */
@@ -165,6 +187,15 @@ void pl_cross_add(pl_cross *c, const float *xf, const float *xq, int rows)
     }
 }
 
+pl_error pl_cross_reduce(pl_cross *c, char *msg)
+{
+    if (c->scaled)
+        return pl_fail(msg, PL_ERR_ARG, "pl_cross_reduce: the matrix was taken");
+    cross_flush(c);
+    pl_error e = pl_mpi_sum(c->C, (size_t)c->n * (size_t)c->n, msg);
+    return e == PL_OK ? pl_mpi_sum_i64(&c->count, msg) : e;
+}
+
 const double *pl_cross_matrix(pl_cross *c)
 {
     if (!c->scaled) {
@@ -175,6 +206,9 @@ const double *pl_cross_matrix(pl_cross *c)
         for (size_t i = 0; i < nn; ++i)
             c->C[i] *= sc;
         c->scaled = true;
+        free(c->xf); /* the accumulator is spent */
+        free(c->xq);
+        c->xf = c->xq = NULL;
     }
     return c->C;
 }

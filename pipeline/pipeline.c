@@ -6,6 +6,7 @@
 
 #include "pipeline/calib.h"
 #include "pipeline/pl_internal.h"
+#include "pipeline/pl_mpi.h"
 
 void pl_opts_init(pl_opts *o)
 {
@@ -45,7 +46,7 @@ typedef struct {
     char msg[PL_MSG_SIZE];
 } calib_ctx;
 
-/* Keep each GPTQ tensor until it is written. */
+/* Each GPTQ tensor goes to the output as soon as it is final. */
 static int gptq_emit(void *user, const pl_gptq_info *info, const void *data, size_t nbytes)
 {
     calib_ctx *c = user;
@@ -54,12 +55,20 @@ static int gptq_emit(void *user, const pl_gptq_info *info, const void *data, siz
         pl_tensor_report *t = &r->tensors[k];
         if (strcmp(t->name, info->name))
             continue;
-        if (nbytes != t->out_bytes || !(c->j->gptq_data[k] = malloc(nbytes))) {
-            c->err = pl_fail(c->msg, PL_ERR_INTERNAL, "%s: cannot keep %zu GPTQ bytes",
-                             info->name, nbytes);
+        if (nbytes != t->out_bytes || t->gptq) {
+            c->err = pl_fail(c->msg, PL_ERR_INTERNAL, "%s: %zu GPTQ bytes, the plan has %llu%s",
+                             info->name, nbytes, (unsigned long long)t->out_bytes,
+                             t->gptq ? " (written already)" : "");
             return 1;
         }
-        memcpy(c->j->gptq_data[k], data, nbytes);
+        const double t0 = pl_now();
+        pl_error e = pl_write_gptq(c->j, k, data, nbytes);
+        t->seconds += pl_now() - t0;
+        if (e != PL_OK) {
+            c->err = e;
+            memcpy(c->msg, c->j->msg, PL_MSG_SIZE);
+            return 1;
+        }
         t->gptq = true;
         t->gptq_info = *info;
         t->gptq_info.name = t->name;
@@ -156,8 +165,9 @@ static pl_error calib_failure(pl_job *j, calib_ctx *cc, pl_error e)
 }
 
 /* GPTQ of the planned linear weights (gptq) or the float model's pass, then the importance
- * matrix when asked. */
-static pl_error calibrate(pl_job *j, bool gptq)
+ * matrix when asked: written here, or handed over in *keep (when not NULL) for the caller to
+ * write with write_imatrix once the model's output is closed. */
+static pl_error calibrate(pl_job *j, bool gptq, pl_imatrix_acc **keep)
 {
     const pl_opts *o = j->o;
     const pl_calib_params *c = &o->calib;
@@ -205,8 +215,12 @@ static pl_error calibrate(pl_job *j, bool gptq)
     r->calib.n_chunks = ro.n_chunks_used;
     r->calib.n_text_tokens = ro.n_text_tokens;
     e = pl_notify(j, (pl_event){.kind = PL_EV_CALIB_DONE});
-    if (e == PL_OK && im)
+    if (e == PL_OK && im && keep) {
+        *keep = im;
+        im = NULL;
+    } else if (e == PL_OK && im) {
         e = write_imatrix(j, im);
+    }
 out:
     free(plan);
     pl_imatrix_acc_free(im);
@@ -254,20 +268,26 @@ static pl_error run(inp_source *src, const pl_opts *o, bool imatrix_only, pl_rep
     j.nthreads = o->nthreads > 0 ? o->nthreads : omp_get_max_threads();
     j.chunk_bytes = o->chunk_bytes ? o->chunk_bytes : PL_CHUNK_BYTES;
     r->nthreads = j.nthreads;
+    pl_imatrix_acc *im = NULL;
     if (imatrix_only) {
-        e = calibrate(&j, false);
+        e = calibrate(&j, false, NULL);
     } else {
+        /* the output is open before GPTQ runs: each tensor is written once final, so memory
+         * stays near one layer's; the importance matrix is written after the model */
         e = pl_plan(&j);
         if (e == PL_OK)
             e = pl_notify(&j, (pl_event){.kind = PL_EV_PLAN});
+        if (e == PL_OK)
+            e = pl_write_open(&j);
         if (e == PL_OK && o->gptq && o->output)
-            e = calibrate(&j, true);
+            e = calibrate(&j, true, &im);
         if (e == PL_OK)
             e = pl_write(&j);
+        pl_write_close(&j);
+        if (e == PL_OK && im && pl_mpi_rank() == 0)
+            e = write_imatrix(&j, im);
     }
-    for (size_t k = 0; j.gptq_data && k < r->n_tensors; k++)
-        free(j.gptq_data[k]);
-    free(j.gptq_data);
+    pl_imatrix_acc_free(im);
     free(j.src_index);
     free((void *)j.imat);
     r->seconds = pl_now() - t0;

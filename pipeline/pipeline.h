@@ -5,11 +5,14 @@
  *   1. plans a type per tensor: llama-quantize's mixture for a file type (PL_PLAN_MIX: its
  *      tensor order, libquant/lq_mix.h) or a float conversion (PL_PLAN_FLOAT: qforge-convert's
  *      rule, the source's order), and matches importance data to the tensors;
- *   2. with gptq, runs the calibration (pipeline/calib.h) on the planned types and keeps the
- *      GPTQ tensors, optionally writing the importance statistics it saw (imatrix_out);
- *   3. writes the GGUF: the source's metadata (with the plan's file type), then every tensor,
- *      converted and quantized chunk by chunk on nthreads threads while the previous chunk is
- *      written (plain or importance-weighted rounding, libquant/lq.h), or copied as stored.
+ *   2. opens the output GGUF (the source's metadata with the plan's file type; every
+ *      tensor's offset is known from the plan);
+ *   3. with gptq, runs the calibration (pipeline/calib.h) on the planned types, each GPTQ
+ *      tensor written at its offset as soon as it is final (memory stays near one layer's);
+ *   4. writes the other tensors, converted and quantized chunk by chunk on nthreads threads
+ *      while the previous chunk is written (plain or importance-weighted rounding,
+ *      libquant/lq.h), or copied as stored; renames the file into place; then writes the
+ *      importance statistics the calibration saw when asked (imatrix_out).
  * pl_run_imatrix() is the calibration alone on the float model (llama-imatrix): it writes the
  * importance matrix and no model.
  *

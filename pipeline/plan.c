@@ -202,11 +202,10 @@ pl_error pl_plan(pl_job *j)
     r->tensors = calloc(n ? n : 1, sizeof *r->tensors);
     j->src_index = calloc(n ? n : 1, sizeof *j->src_index);
     j->imat = calloc(n ? n : 1, sizeof *j->imat);
-    j->gptq_data = calloc(n ? n : 1, sizeof *j->gptq_data);
     const char **names = calloc(n ? n : 1, sizeof *names);
     size_t *order = calloc(n ? n : 1, sizeof *order);
     pl_error e = PL_OK;
-    if (!r->tensors || !j->src_index || !j->imat || !j->gptq_data || !names || !order)
+    if (!r->tensors || !j->src_index || !j->imat || !names || !order)
         e = pl_fail(j->msg, PL_ERR_NOMEM, "out of memory");
     for (size_t i = 0; e == PL_OK && i < n; i++) {
         names[i] = inp_tensor_at(j->src, (int64_t)i)->name;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "pipeline/pl_internal.h"
+#include "pipeline/pl_mpi.h"
 
 static bool is_float_type(int t) { return t == GGUF_F32 || t == GGUF_F16 || t == GGUF_BF16; }
 
@@ -142,6 +143,7 @@ typedef struct {
     unsigned char *q[2]; /* two chunk buffers */
     int cur;             /* the buffer the next chunk goes to; the other holds `pending` bytes */
     size_t pending;
+    size_t pending_k;    /* of tensor pending_k */
     unsigned char *raw;  /* raw copies that cannot be written in place */
     float *rows;         /* per thread: one input row as F32 and its dequantized copy */
     double *rowerr;      /* squared error per row of the chunk */
@@ -204,10 +206,12 @@ static void buffers_free(buffers *b)
     free(b->rowerr);
 }
 
-static pl_error write_bytes(buffers *b, const void *data, size_t n)
+/* Tensors are written at their own offsets (gguf_writer_write_tensor): GPTQ hands its tensors
+ * over layer by layer, before the others are made. */
+static pl_error write_bytes(buffers *b, size_t k, const void *data, size_t n)
 {
     char gmsg[GGUF_MSG_SIZE];
-    gguf_error e = gguf_writer_write(b->w, data, n, gmsg);
+    gguf_error e = gguf_writer_write_tensor(b->w, k, data, n, gmsg);
     if (e != GGUF_OK)
         return pl_fail(b->j->msg, pl_from_gguf(e), "%s: %s", b->j->o->output, gmsg);
     return PL_OK;
@@ -216,7 +220,7 @@ static pl_error write_bytes(buffers *b, const void *data, size_t n)
 /* Write the chunk still held from the last quantized tensor. */
 static pl_error flush_pending(buffers *b)
 {
-    pl_error e = b->pending ? write_bytes(b, b->q[b->cur ^ 1], b->pending) : PL_OK;
+    pl_error e = b->pending ? write_bytes(b, b->pending_k, b->q[b->cur ^ 1], b->pending) : PL_OK;
     b->pending = 0;
     return e;
 }
@@ -249,7 +253,7 @@ static pl_error copy_raw(buffers *b, size_t k)
             if (ie != INP_OK)
                 return pl_fail(j->msg, pl_from_inp(ie), "%s", msg);
         }
-        e = write_bytes(b, p, (size_t)nr * rs);
+        e = write_bytes(b, k, p, (size_t)nr * rs);
     }
     t->rmse = is_float_type(t->input_type) ? 0.0 : -1.0;
     return e;
@@ -291,7 +295,7 @@ static pl_error quantize_chunk(buffers *b, size_t k, const unsigned char *data, 
     const bool measure = j->o->measure;
     unsigned char *qc = b->q[b->cur];
     const unsigned char *qp = b->q[b->cur ^ 1];
-    const size_t pending = b->pending;
+    const size_t pending = b->pending, pending_k = b->pending_k;
     gguf_error werr = GGUF_OK;
     char wmsg[GGUF_MSG_SIZE] = "", rmsg[INP_MSG_SIZE] = "";
     inp_error rerr = INP_OK;
@@ -300,7 +304,7 @@ static pl_error quantize_chunk(buffers *b, size_t k, const unsigned char *data, 
     {
 #pragma omp master
         if (pending)
-            werr = gguf_writer_write(b->w, qp, pending, wmsg);
+            werr = gguf_writer_write_tensor(b->w, pending_k, qp, pending, wmsg);
         float *x = b->rows + (size_t)omp_get_thread_num() * 2 * (size_t)b->max_ne0;
         float *d = x + b->max_ne0;
 #pragma omp for schedule(dynamic, 4) nowait
@@ -345,6 +349,7 @@ static pl_error quantize_chunk(buffers *b, size_t k, const unsigned char *data, 
         return pl_fail(j->msg, PL_ERR_INTERNAL, "tensor '%s': libquant cannot convert %s to %s",
                        t->name, tname(in_type), tname(type));
     b->pending = (size_t)nr * rs;
+    b->pending_k = k;
     b->cur ^= 1;
     return PL_OK;
 }
@@ -386,59 +391,91 @@ static pl_error quantize_tensor(buffers *b, size_t k)
 
 /* ---------------------------------------------------------------- the file */
 
-/* Tensor k: the GPTQ bytes, a raw copy, or converted and quantized. */
+/* The output while it is written: opened before the calibration, so GPTQ's tensors go to the
+ * file as they are made. */
+struct pl_out {
+    gguf_writer *w;
+    buffers b;
+};
+
+pl_error pl_write_open(pl_job *j)
+{
+    if (!j->o->output || pl_mpi_rank() != 0) { /* a dry run (MPI build: rank 0 writes) */
+        gguf_writer *w = NULL;           /* only the file's size, and its cap checked */
+        pl_error e = declare_output(j, &w);
+        gguf_writer_free(w);
+        return e;
+    }
+    pl_out *out = calloc(1, sizeof *out);
+    if (!out)
+        return pl_fail(j->msg, PL_ERR_NOMEM, "out of memory");
+    j->out = out;
+    pl_error e = open_output(j, &out->w);
+    if (e == PL_OK)
+        e = buffers_init(&out->b, j, out->w);
+    return e;
+}
+
+pl_error pl_write_gptq(pl_job *j, size_t k, const void *data, size_t nbytes)
+{
+    if (!j->out || !j->out->w)
+        return PL_OK; /* a dry run */
+    return write_bytes(&j->out->b, k, data, nbytes);
+}
+
+void pl_write_close(pl_job *j)
+{
+    pl_out *out = j->out;
+    if (!out)
+        return;
+    buffers_free(&out->b);
+    if (out->w) {
+        gguf_writer_free(out->w);
+        pl_notify(j, (pl_event){.kind = PL_EV_TEMP_CLOSED});
+    }
+    free(out);
+    j->out = NULL;
+}
+
+/* Tensor k: converted and quantized or copied; GPTQ's were written already. */
 static pl_error write_tensor(buffers *b, size_t k)
 {
     pl_job *j = b->j;
     pl_tensor_report *t = &j->r->tensors[k];
-    if (j->gptq_data[k]) {
-        pl_error e = flush_pending(b);
-        if (e == PL_OK)
-            e = write_bytes(b, j->gptq_data[k], t->out_bytes);
-        free(j->gptq_data[k]);
-        j->gptq_data[k] = NULL;
+    if (t->gptq) {
         t->rmse = t->gptq_info.rmse;
-        return e;
+        return PL_OK;
     }
     pl_error e = t->type == t->input_type ? copy_raw(b, k) : quantize_tensor(b, k);
     inp_release(j->src, j->src_index[k]);
     return e;
 }
 
+/* The tensors not written yet, then the file renamed into place (pl_write_open first). */
 pl_error pl_write(pl_job *j)
 {
-    const bool dry = j->o->output == NULL;
-    gguf_writer *w = NULL;
-    buffers b;
-    memset(&b, 0, sizeof b);
-    pl_error e = dry ? declare_output(j, &w) : open_output(j, &w);
-    if (dry && w) {
-        gguf_writer_free(w);
-        w = NULL;
-    }
-    if (e == PL_OK && !dry)
-        e = buffers_init(&b, j, w);
+    const bool dry = j->o->output == NULL || pl_mpi_rank() != 0;
+    if (!dry && (!j->out || !j->out->w))
+        return pl_fail(j->msg, PL_ERR_INTERNAL, "pl_write: the output is not open");
+    buffers *b = dry ? NULL : &j->out->b;
+    pl_error e = PL_OK;
     for (size_t k = 0; e == PL_OK && k < j->r->n_tensors; k++) {
         const double ts = pl_now();
         if (!dry)
-            e = write_tensor(&b, k);
-        j->r->tensors[k].seconds = pl_now() - ts;
+            e = write_tensor(b, k);
+        j->r->tensors[k].seconds += pl_now() - ts;
         if (e == PL_OK)
             e = pl_notify(j, (pl_event){.kind = PL_EV_TENSOR, .index = k});
     }
     if (e == PL_OK && !dry)
-        e = flush_pending(&b);
+        e = flush_pending(b);
     if (e == PL_OK && !dry) {
+        gguf_writer *w = j->out->w;
         j->r->file_bytes = gguf_writer_total_size(w);
         char gmsg[GGUF_MSG_SIZE];
         gguf_error ge = gguf_writer_finish(w, gmsg);
         if (ge != GGUF_OK)
             e = pl_fail(j->msg, pl_from_gguf(ge), "%s: %s", j->o->output, gmsg);
-    }
-    buffers_free(&b);
-    if (w) {
-        gguf_writer_free(w);
-        pl_notify(j, (pl_event){.kind = PL_EV_TEMP_CLOSED});
     }
     return e;
 }

@@ -19,9 +19,10 @@ typedef struct {
     char name[GGUF_MAX_NAME];
     int type;
     int64_t ne0, ne1;   /* row length, rows */
-    const void *data;   /* into the source's mapping or `owned` */
+    const void *data;   /* into the source's mapping or `owned`; NULL while deferred */
     void *owned;
     size_t owned_size;
+    int64_t idx;        /* in the source; -1 when absent */
 } rt_weight;
 
 typedef struct {
@@ -54,6 +55,7 @@ struct rt_model {
     void *ws; /* matmul workspace (rt_matmul_ws), 64-byte aligned */
     size_t ws_cap;
     unsigned char *used; /* during loading: which source tensors the graph uses */
+    bool deferred;       /* rt_model_load_deferred: copied weights are read per layer */
     const rt_model *parent; /* a clone: weights, norms and layers are the parent's */
 };
 
@@ -169,6 +171,8 @@ static rt_error find_tensor(rt_model *m, const char *name, int64_t ne0, int64_t 
     return RT_OK;
 }
 
+static rt_error read_weight(rt_model *m, rt_weight *w, char *msg);
+
 /* A matrix of ne1 rows of ne0 values; missing is an error unless optional (then data NULL). */
 static rt_error load_weight(rt_model *m, rt_weight *w, const char *name, int64_t ne0, int64_t ne1,
                             bool optional, char *msg)
@@ -179,6 +183,7 @@ static rt_error load_weight(rt_model *m, rt_weight *w, const char *name, int64_t
     w->ne1 = ne1;
     int64_t idx;
     rt_error e = find_tensor(m, name, ne0, ne1, optional, &idx, msg);
+    w->idx = idx;
     if (e != RT_OK || idx < 0)
         return e;
     const inp_tensor *t = inp_tensor_at(m->src, idx);
@@ -195,7 +200,17 @@ static rt_error load_weight(rt_model *m, rt_weight *w, const char *name, int64_t
         w->data = data;
         return RT_OK;
     }
-    /* checkpoint: read as F32 into memory we own */
+    w->type = GGUF_F32;
+    if (m->deferred)
+        return RT_OK; /* read by rt_model_load_layer */
+    return read_weight(m, w, msg);
+}
+
+/* A checkpoint's matrix read as F32 into memory we own. */
+static rt_error read_weight(rt_model *m, rt_weight *w, char *msg)
+{
+    const char *name = w->name;
+    const int64_t ne0 = w->ne0, ne1 = w->ne1, idx = w->idx;
     if ((uint64_t)ne0 * (uint64_t)ne1 > SIZE_MAX / 4)
         return fail(msg, RT_ERR_MODEL, "tensor '%s' is too large", name);
     size_t n = (size_t)ne0 * (size_t)ne1 * 4;
@@ -527,7 +542,7 @@ static rt_error load_tensor(rt_model *m, const arch_tensor *at, int layer, char 
                 m->arch->name);
 }
 
-rt_error rt_model_load(inp_source *src, rt_model **out, char *msg)
+static rt_error model_load(inp_source *src, bool deferred, rt_model **out, char *msg)
 {
     if (!src || !out)
         return fail(msg, RT_ERR_ARG, "rt_model_load: NULL argument");
@@ -536,6 +551,7 @@ rt_error rt_model_load(inp_source *src, rt_model **out, char *msg)
     if (!m)
         return fail(msg, RT_ERR_NOMEM, "out of memory");
     m->src = src;
+    m->deferred = deferred;
     m->isa = rt_isa_detect();
     m->used = calloc((size_t)inp_n_tensors(src) + 1, 1);
     if (!m->used) {
@@ -546,14 +562,21 @@ rt_error rt_model_load(inp_source *src, rt_model **out, char *msg)
     if (e != RT_OK)
         goto bad;
     const arch_desc *d = m->arch;
+    m->tok_embd.idx = m->output.idx = -1; /* absent until loaded */
     for (size_t i = 0; i < d->n_globals; i++)
         if ((e = load_tensor(m, &d->globals[i], -1, msg)) != RT_OK)
             goto bad;
-    m->hp.tied_output = m->output.data == NULL;
+    m->hp.tied_output = m->output.idx < 0;
     m->layers = calloc((size_t)m->hp.n_layer, sizeof *m->layers);
     if (!m->layers) {
         e = fail(msg, RT_ERR_NOMEM, "out of memory");
         goto bad;
+    }
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        rt_layer *L = &m->layers[l];
+        rt_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wg, &L->wu, &L->wd};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+            ws[i]->idx = -1;
     }
     for (int l = 0; l < m->hp.n_layer; l++)
         for (size_t i = 0; i < d->n_layer; i++)
@@ -568,6 +591,74 @@ rt_error rt_model_load(inp_source *src, rt_model **out, char *msg)
 bad:
     rt_model_free(m);
     return e;
+}
+
+rt_error rt_model_load(inp_source *src, rt_model **out, char *msg)
+{
+    return model_load(src, false, out, msg);
+}
+
+rt_error rt_model_load_deferred(inp_source *src, rt_model **out, char *msg)
+{
+    return model_load(src, true, out, msg);
+}
+
+/* The matrices of layer l, or token_embd and output for l == -1. */
+static int layer_weights(rt_model *m, int l, rt_weight **ws)
+{
+    if (l < 0) {
+        ws[0] = &m->tok_embd;
+        ws[1] = &m->output;
+        return 2;
+    }
+    rt_layer *L = &m->layers[l];
+    rt_weight *list[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wg, &L->wu, &L->wd};
+    memcpy(ws, list, sizeof list);
+    return 7;
+}
+
+rt_error rt_model_load_layer(rt_model *m, int layer, const rt_model *from, char *msg)
+{
+    if (!m || m->parent || layer < -1 || layer >= m->hp.n_layer ||
+        (from && (from->hp.n_layer != m->hp.n_layer || from->hp.n_embd != m->hp.n_embd)))
+        return fail(msg, RT_ERR_ARG, "rt_model_load_layer: bad arguments");
+    rt_weight *ws[7], *fs[7];
+    const int n = layer_weights(m, layer, ws);
+    if (from)
+        layer_weights((rt_model *)from, layer, fs);
+    for (int i = 0; i < n; i++) {
+        if (ws[i]->data || ws[i]->idx < 0)
+            continue;
+        if (from && fs[i]->data && fs[i]->ne0 == ws[i]->ne0 && fs[i]->ne1 == ws[i]->ne1) {
+            ws[i]->data = fs[i]->data; /* borrowed */
+            ws[i]->type = fs[i]->type;
+            continue;
+        }
+        rt_error e = read_weight(m, ws[i], msg);
+        if (e != RT_OK)
+            return e;
+    }
+    return RT_OK;
+}
+
+void rt_model_drop_layer(rt_model *m, int layer)
+{
+    if (!m || m->parent || !m->deferred || layer < -1 || layer >= m->hp.n_layer)
+        return;
+    rt_weight *ws[7];
+    const int n = layer_weights(m, layer, ws);
+    for (int i = 0; i < n; i++) {
+        if (ws[i]->idx < 0 || inp_data(m->src, ws[i]->idx))
+            continue; /* absent, or in the source's mapping */
+        if (ws[i]->owned) {
+            m->owned_bytes -= ws[i]->owned_size;
+            free(ws[i]->owned);
+        }
+        ws[i]->owned = NULL;
+        ws[i]->owned_size = 0;
+        ws[i]->data = NULL;
+        ws[i]->type = GGUF_F32;
+    }
 }
 
 rt_error rt_model_clone(const rt_model *m, rt_model **out, char *msg)
@@ -964,6 +1055,28 @@ static int call_hook(const rt_hook *hook, int layer, rt_hook_point pt, const flo
 
 /* ---------------------------------------------------------------- public passes */
 
+/* Every matrix the layer has is in memory (absent ones do not count). */
+static bool layer_loaded(const rt_model *m, int l)
+{
+    const rt_layer *L = &m->layers[l];
+    const rt_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wg, &L->wu, &L->wd};
+    for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+        if (!ws[i]->data && ws[i]->idx >= 0)
+            return false;
+    return true;
+}
+
+/* Every matrix of a deferred model present (the whole passes need them all). */
+static bool all_loaded(const rt_model *m)
+{
+    if (!m->deferred)
+        return true;
+    for (int l = 0; l < m->hp.n_layer; l++)
+        if (!layer_loaded(m, l))
+            return false;
+    return (m->tok_embd.data || m->tok_embd.idx < 0) && (m->output.data || m->output.idx < 0);
+}
+
 rt_error rt_embed(rt_model *m, const int32_t *tokens, int n_tokens, float *hidden, char *msg)
 {
     if (!m || !tokens || !hidden || n_tokens < 1 || n_tokens > RT_MAX_TOKENS)
@@ -975,8 +1088,15 @@ rt_error rt_embed(rt_model *m, const int32_t *tokens, int n_tokens, float *hidde
         if (id < 0 || id >= m->hp.n_vocab)
             return fail(msg, RT_ERR_ARG, "token id %d at position %d is outside the vocabulary (%d)", id, t,
                         m->hp.n_vocab);
-        const void *row = (const char *)m->tok_embd.data + (size_t)id * rs;
         float *dst = hidden + (size_t)t * E;
+        if (!m->tok_embd.data) { /* deferred: the row alone */
+            char smsg[INP_MSG_SIZE];
+            inp_error se = inp_read_f32(m->src, m->tok_embd.idx, id, 1, dst, smsg);
+            if (se != INP_OK)
+                return fail(msg, se == INP_ERR_NOMEM ? RT_ERR_NOMEM : RT_ERR_IO, "%s", smsg);
+            continue;
+        }
+        const void *row = (const char *)m->tok_embd.data + (size_t)id * rs;
         if (m->tok_embd.type == GGUF_F32)
             memcpy(dst, row, (size_t)E * 4);
         else if (lq_dequantize_row(m->tok_embd.type, row, dst, E) != 0)
@@ -1039,6 +1159,8 @@ rt_error rt_layer_forward(rt_model *m, int layer, float *hidden, int n_tokens, c
         return fail(msg, RT_ERR_ARG, "rt_layer_forward: bad arguments");
     if (layer < 0 || layer >= m->hp.n_layer)
         return fail(msg, RT_ERR_ARG, "layer %d is out of range (%d layers)", layer, m->hp.n_layer);
+    if (!layer_loaded(m, layer))
+        return fail(msg, RT_ERR_ARG, "layer %d's weights are not loaded (rt_model_load_layer)", layer);
     return layer_forward(m, layer, hidden, 1, n_tokens, 0, hidden, 0, NULL, hook, msg);
 }
 
@@ -1060,6 +1182,8 @@ rt_error rt_final_logits(rt_model *m, const float *hidden, int n_rows, float *lo
 {
     if (!m || !hidden || !logits || n_rows < 1 || n_rows > RT_MAX_TOKENS)
         return fail(msg, RT_ERR_ARG, "rt_final_logits: bad arguments");
+    if (!all_loaded(m))
+        return fail(msg, RT_ERR_ARG, "rt_final_logits: the model's weights are not all loaded");
     return final_logits(m, hidden, n_rows, 0, logits, msg);
 }
 
@@ -1069,6 +1193,8 @@ rt_error rt_forward_seqs(rt_model *m, const int32_t *tokens, int n_seq, int n_to
     if (!m || !tokens || !logits || n_seq < 1 || n_tokens < 1 || n_tokens > RT_MAX_TOKENS ||
         (int64_t)n_seq * n_tokens > RT_MAX_TOKENS || first < 0 || first >= n_tokens)
         return fail(msg, RT_ERR_ARG, "rt_forward: bad arguments");
+    if (!all_loaded(m))
+        return fail(msg, RT_ERR_ARG, "rt_forward: the model's weights are not all loaded");
     const int N = n_seq * n_tokens;
     rt_error e = ensure_scratch(m, N, n_tokens, msg);
     if (e != RT_OK)

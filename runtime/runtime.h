@@ -83,6 +83,19 @@ typedef struct rt_model rt_model;
 rt_error rt_model_load(inp_source *src, rt_model **out, char *msg);
 void rt_model_free(rt_model *m);
 
+/* Layer by layer (GPTQ, whatever the model size): like rt_model_load (every tensor checked),
+ * but the matrices a checkpoint would copy as F32 are left unread; weights in a GGUF's mapping
+ * are used in place as always. rt_embed reads the rows it needs. rt_model_load_layer(m, l,
+ * from) reads layer l's matrices (l == -1: token_embd and output) — or, when from is not NULL
+ * and holds them, borrows from's (from must keep them while m uses them; rt_model_set_weight
+ * on m then replaces the borrowed pointer by a copy of its own). rt_model_drop_layer frees
+ * what load_layer or set_weight put there (a borrowed pointer is just forgotten).
+ * rt_layer_forward refuses a layer not loaded, rt_forward and rt_final_logits a model not
+ * wholly loaded (RT_ERR_ARG). */
+rt_error rt_model_load_deferred(inp_source *src, rt_model **out, char *msg);
+rt_error rt_model_load_layer(rt_model *m, int layer, const rt_model *from, char *msg);
+void rt_model_drop_layer(rt_model *m, int layer);
+
 /* A second model on the same weights, with scratch buffers of its own, so that two passes
  * can run at once (one per thread). Nothing is copied: m must outlive the clone and keep its
  * weights (rt_model_set_weight on m while a clone runs is a race; on a clone it is refused).

@@ -871,3 +871,56 @@ Test(gguf_reference, vocab_kv_to_memory_identical)
     free(bytes);
     free(src);
 }
+
+/* Tensors written out of order, each in pieces, give the bytes of a sequential write (the
+ * padding between them is a hole that reads as zeros); mixing the two kinds is refused. */
+Test(gguf_write, tensors_out_of_order)
+{
+    char *dir = tu_mkdtemp(), pa[4096], pb[4096], msg[GGUF_MSG_SIZE] = "";
+    snprintf(pa, sizeof pa, "%s/seq.gguf", dir);
+    snprintf(pb, sizeof pb, "%s/pos.gguf", dir);
+    const int64_t ne[3][2] = {{5, 3}, {64, 2}, {7, 1}}; /* f32 60 B, q8_0 136 B, f16 14 B */
+    const int types[3] = {GGUF_F32, GGUF_Q8_0, GGUF_F16};
+    const size_t nb[3] = {60, 136, 14}, start[3] = {0, 60, 196};
+    uint8_t data[210];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 7 + 1);
+    gguf_writer *w[2];
+    for (int k = 0; k < 2; k++) {
+        w[k] = gguf_writer_create();
+        cr_assert_eq(gguf_writer_set_str(w[k], "general.name", "x"), GGUF_OK);
+        for (int t = 0; t < 3; t++) {
+            char name[16];
+            snprintf(name, sizeof name, "t%d", t);
+            cr_assert_eq(gguf_writer_add_tensor(w[k], name, 2, ne[t], types[t], msg), GGUF_OK, "%s", msg);
+        }
+        cr_assert_eq(gguf_writer_open(w[k], k ? pb : pa, msg), GGUF_OK, "%s", msg);
+    }
+    cr_assert_eq(gguf_writer_write(w[0], data, sizeof data, msg), GGUF_OK, "%s", msg);
+    cr_expect_eq(gguf_writer_write_tensor(w[0], 0, data, 1, msg), GGUF_ERR_STATE);
+    cr_assert_eq(gguf_writer_finish(w[0], msg), GGUF_OK, "%s", msg);
+    /* t2, then t1 in two pieces, then t0; the last tensor is complete before the first */
+    cr_assert_eq(gguf_writer_write_tensor(w[1], 2, data + start[2], nb[2], msg), GGUF_OK, "%s", msg);
+    cr_expect_eq(gguf_writer_write_tensor(w[1], 2, data, 1, msg), GGUF_ERR_STATE);
+    cr_expect_eq(gguf_writer_write_tensor(w[1], 3, data, 1, msg), GGUF_ERR_ARG);
+    cr_expect_eq(gguf_writer_write(w[1], data, 1, msg), GGUF_ERR_STATE);
+    cr_assert_eq(gguf_writer_write_tensor(w[1], 1, data + start[1], 100, msg), GGUF_OK, "%s", msg);
+    cr_expect_eq(gguf_writer_finish(w[1], msg), GGUF_ERR_STATE); /* bytes missing */
+    cr_assert_eq(gguf_writer_write_tensor(w[1], 1, data + start[1] + 100, 36, msg), GGUF_OK, "%s", msg);
+    cr_assert_eq(gguf_writer_write_tensor(w[1], 0, data, nb[0], msg), GGUF_OK, "%s", msg);
+    cr_assert_eq(gguf_writer_finish(w[1], msg), GGUF_OK, "%s", msg);
+    size_t na = 0, nbb = 0;
+    unsigned char *a = tu_read_file(pa, &na), *b = tu_read_file(pb, &nbb);
+    cr_assert(a && b);
+    cr_expect_eq(na, gguf_writer_total_size(w[0]));
+    cr_expect_eq(na, nbb);
+    cr_expect(na == nbb && memcmp(a, b, na) == 0, "the out-of-order file differs");
+    for (int k = 0; k < 2; k++)
+        gguf_writer_free(w[k]);
+    free(a);
+    free(b);
+    unlink(pa);
+    unlink(pb);
+    rmdir(dir);
+    free(dir);
+}

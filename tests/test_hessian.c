@@ -1,9 +1,11 @@
 /* pipeline/hessian.c: the Hessian accumulator against a direct sum, and the cross term. */
+#include <cblas.h>
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "pipeline/hessian.h"
 
@@ -97,4 +99,35 @@ Test(hessian, cross_term_matches_direct_sum)
     cr_assert_null(pl_cross_create(0));
     free(xf);
     free(xq);
+}
+
+/* The rank-k updates give the same bits on 1 and 2 OpenBLAS threads (a size OpenBLAS splits). */
+Test(hessian, same_bits_on_any_thread_count)
+{
+    const int n = 384, total = 2100;
+    float *x = malloc((size_t)total * n * sizeof(float));
+    uint64_t s = 777;
+    for (int i = 0; i < total * n; ++i) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)((double)(s >> 11) / 9007199254740992.0 - 0.5);
+    }
+    const int saved = openblas_get_num_threads();
+    double *H[2];
+    for (int k = 0; k < 2; ++k) {
+        openblas_set_num_threads(k + 1);
+        pl_hess *h = pl_hess_create(n);
+        cr_assert_not_null(h);
+        cr_assert_eq(pl_hess_add(h, x, 1500, NULL), PL_OK);
+        cr_assert_eq(pl_hess_add(h, x + (size_t)1500 * n, total - 1500, NULL), PL_OK);
+        H[k] = malloc((size_t)n * n * sizeof(double));
+        memcpy(H[k], pl_hess_matrix(h), (size_t)n * n * sizeof(double));
+        cr_assert_eq(pl_hess_add(h, x, 1, NULL), PL_ERR_ARG, "rows accepted after the matrix was taken");
+        pl_hess_free(h);
+    }
+    openblas_set_num_threads(saved);
+    cr_assert(memcmp(H[0], H[1], (size_t)n * n * sizeof(double)) == 0, "H depends on the thread count");
+    cr_assert_neq(H[0][0], 0.0);
+    free(H[0]);
+    free(H[1]);
+    free(x);
 }

@@ -463,7 +463,7 @@ Test(pipeline, gptq)
     events ev = {0};
     pl_report *r = run_ok(src, &o, out, &ev);
     cr_assert_eq(ev.n[PL_EV_CALIB_GROUP], 6 * 4);
-    cr_assert_eq(ev.n[PL_EV_TEMP_OPEN], 2); /* the imatrix, then the model */
+    cr_assert_eq(ev.n[PL_EV_TEMP_OPEN], 2); /* the model, then the imatrix */
     cr_assert_eq(r->calib.stats.n_tensors, 42);
     cr_assert_eq(r->calib.imatrix_entries, 42);
     int n_gptq = 0;
