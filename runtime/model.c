@@ -1130,7 +1130,8 @@ static rt_error layer_forward(rt_model *m, int layer, float *hidden, int S, int 
         return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
     matmul(m, &L->wk, m->xn, N, m->k, 0);
     matmul(m, &L->wv, m->xn, N, m->v, reuse_level(&L->wk, &L->wv));
-    matmul(m, &L->wq, m->xn, N, m->q, reuse_level(&L->wv, &L->wq) == 2 ? 2 : reuse_level(&L->wk, &L->wq) ? 1 : 0);
+    /* act now holds x converted for V's vec-dot type, whatever K's was */
+    matmul(m, &L->wq, m->xn, N, m->q, reuse_level(&L->wv, &L->wq));
     if ((e = attention(m, L, S, T, r0, msg)) != RT_OK)
         return e;
     if (call_hook(hook, layer, RT_HOOK_ATTN_OUT, m->att, NR, QD))
