@@ -15,25 +15,7 @@
 #include "pipeline/budget.h"
 #include "tests/testutil.h"
 
-static char *g_dir;
-static void setup(void) { g_dir = tu_mkdtemp(); }
-static void teardown(void)
-{
-    if (g_dir) {
-        tu_run("rm -rf '%s'", g_dir);
-        free(g_dir);
-        g_dir = NULL;
-    }
-}
-TestSuite(budget, .init = setup, .fini = teardown);
-
-static char *path_in(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
+TestSuite(budget, .init = tu_dir_setup, .fini = tu_dir_teardown);
 
 Test(budget, hull)
 {
@@ -164,7 +146,7 @@ Test(budget, below_the_smallest_candidates)
 
 static inp_source *demo(void)
 {
-    char *p = path_in(tu_root(), "models/classics-7m");
+    char *p = tu_path_join(tu_root(), "models/classics-7m");
     inp_source *s = NULL;
     char msg[INP_MSG_SIZE];
     cr_assert_eq(inp_open(p, &s, msg), INP_OK, "%s", msg);
@@ -174,7 +156,7 @@ static inp_source *demo(void)
 
 static pl_sens *measure_demo(inp_source *src, int nthreads, char **text)
 {
-    char *cp = path_in(tu_root(), "calibration/calibration.txt"), msg[PL_MSG_SIZE];
+    char *cp = tu_path_join(tu_root(), "calibration/calibration.txt"), msg[PL_MSG_SIZE];
     size_t len = 0;
     cr_assert_eq(inp_text_load(cp, text, &len, msg), INP_OK, "%s", msg);
     free(cp);
@@ -224,7 +206,7 @@ Test(budget, sensitivity_of_the_demo_model, .timeout = 600)
         for (int c = 0; c < 3; c++)
             cr_assert_eq(s->rows[k].kld[c], s2->rows[k].kld[c], "%s", s->rows[k].name);
     /* JSON round trip */
-    char *jp = path_in(g_dir, "sens.json"), msg[PL_MSG_SIZE];
+    char *jp = tu_path_join(tu_dir, "sens.json"), msg[PL_MSG_SIZE];
     json_t *js = pl_sens_json(s);
     cr_assert_eq(json_dump_file(js, jp, JSON_INDENT(1)), 0);
     json_decref(js);
@@ -247,7 +229,7 @@ Test(budget, sensitivity_of_the_demo_model, .timeout = 600)
     tu_write_file(jp, "{\"qforge_sensitivity\": 1, \"a\": 1, \"a\": 2}", 42);
     cr_assert_eq(pl_sens_load(jp, src, &l, msg), PL_ERR_FORMAT);
     free(jp);
-    jp = path_in(g_dir, "none.json");
+    jp = tu_path_join(tu_dir, "none.json");
     cr_assert_eq(pl_sens_load(jp, src, &l, msg), PL_ERR_IO, "%s", msg);
     free(jp);
     pl_sens_free(s);
@@ -262,7 +244,7 @@ Test(budget, budgeted_run, .timeout = 600)
     inp_source *src = demo();
     char *text = NULL, msg[PL_MSG_SIZE];
     pl_sens *s = measure_demo(src, 2, &text);
-    char *out = path_in(g_dir, "b.gguf");
+    char *out = tu_path_join(tu_dir, "b.gguf");
     const uint64_t budgets[] = {2600000, 3300000, 4331136};
     double prev = INFINITY;
     for (size_t i = 0; i < 3; i++) {
@@ -306,7 +288,7 @@ Test(budget, budgeted_run, .timeout = 600)
     pl_opts o;
     pl_opts_init(&o);
     o.input_name = "classics-7m";
-    o.output = path_in(g_dir, "small.gguf");
+    o.output = tu_path_join(tu_dir, "small.gguf");
     pl_budget_opts b = {.budget = 2000000};
     pl_alloc *a = NULL;
     pl_report *r = NULL;

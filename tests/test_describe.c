@@ -12,16 +12,7 @@
 #include "libgguf/gguf.h"
 #include "tests/testutil.h"
 
-static char *g_dir;
-
-static void setup(void) { g_dir = tu_mkdtemp(); }
-static void teardown(void)
-{
-    tu_run("rm -rf '%s'", g_dir);
-    free(g_dir);
-}
-
-TestSuite(describe, .init = setup, .fini = teardown);
+TestSuite(describe, .init = tu_dir_setup, .fini = tu_dir_teardown);
 
 static json_t *meta_value(json_t *root, const char *key, json_t **entry)
 {
@@ -41,7 +32,7 @@ static json_t *meta_value(json_t *root, const char *key, json_t **entry)
 Test(describe, gguf)
 {
     char path[4096], msg[INP_MSG_SIZE], gmsg[GGUF_MSG_SIZE];
-    snprintf(path, sizeof path, "%s/m.gguf", g_dir);
+    snprintf(path, sizeof path, "%s/m.gguf", tu_dir);
     gguf_writer *w = gguf_writer_create();
     int32_t arr[20];
     for (int i = 0; i < 20; i++)
@@ -84,11 +75,11 @@ Test(describe, gguf)
     json_decref(root);
 
     /* not a GGUF file, no file */
-    snprintf(path, sizeof path, "%s/junk", g_dir);
+    snprintf(path, sizeof path, "%s/junk", tu_dir);
     cr_assert_eq(tu_write_file(path, "hello, not a model", 18), 0);
     cr_assert_eq(inp_describe_gguf(path, &root, msg), INP_ERR_FORMAT);
     cr_assert(!strncmp(msg, path, strlen(path)), "%s", msg);
-    snprintf(path, sizeof path, "%s/none", g_dir);
+    snprintf(path, sizeof path, "%s/none", tu_dir);
     cr_assert_eq(inp_describe_gguf(path, &root, msg), INP_ERR_IO);
     cr_assert_eq(inp_describe_safetensors(path, &root, msg), INP_ERR_IO);
 }

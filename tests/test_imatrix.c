@@ -12,21 +12,12 @@
 #include "input/imatrix.h"
 #include "tests/testutil.h"
 
-static char *g_dir;
-
-static void setup(void) { g_dir = tu_mkdtemp(); }
-static void teardown(void)
-{
-    tu_run("rm -rf '%s'", g_dir);
-    free(g_dir);
-}
-
-TestSuite(imatrix, .init = setup, .fini = teardown);
+TestSuite(imatrix, .init = tu_dir_setup, .fini = tu_dir_teardown);
 
 static const char *path_of(const char *name)
 {
     static char p[4096];
-    snprintf(p, sizeof p, "%s/%s", g_dir, name);
+    snprintf(p, sizeof p, "%s/%s", tu_dir, name);
     return p;
 }
 
@@ -223,7 +214,7 @@ Test(imatrix, legacy_every_truncation)
 Test(imatrix, file_errors)
 {
     refused(path_of("absent.dat"), INP_ERR_IO, "cannot open");
-    refused(g_dir, INP_ERR_IO, "");
+    refused(tu_dir, INP_ERR_IO, "");
     inp_imatrix *im;
     char msg[INP_MSG_SIZE];
     cr_assert_eq(inp_imatrix_load(NULL, &im, msg), INP_ERR_ARG);

@@ -194,6 +194,46 @@ Test(perplexity, logp_file_roundtrip_and_corruption)
 
 /* ---------------------------------------------------------------- llama.cpp's figures */
 
+/* PPL of TEXT as llama-perplexity computes it (n_ctx chunks, second halves scored), at most
+ * MAX_CHUNKS (0: all), PASS chunks per forward pass as the tool batches them (each chunk's
+ * logits are those of its own pass), on one thread (no barriers to wait on on a busy machine);
+ * the uncertainty into *unc when unc is not NULL. */
+static double chunked_ppl(rt_model *m, tok_model *tok, const char *text, int n_ctx, int max_chunks, int pass,
+                          double *unc)
+{
+    char msg[RT_MSG_SIZE];
+    size_t len, ntok;
+    char *txt = tu_read_file(text, &len);
+    cr_assert_not_null(txt);
+    int32_t *ids;
+    cr_assert_eq(tok_encode(tok, txt, len, tok_default_flags(tok), &ids, &ntok, msg), RT_OK, "%s", msg);
+    const int V = rt_model_hparams(m)->n_vocab, first = n_ctx / 2, ns = n_ctx - 1 - first;
+    int n_chunk = (int)(ntok / (size_t)n_ctx);
+    if (max_chunks > 0 && n_chunk > max_chunks)
+        n_chunk = max_chunks;
+    rt_model_set_threads(m, 1);
+    float *lg = malloc(sizeof(float) * (size_t)pass * (n_ctx - first) * V);
+    double *nll = malloc(sizeof(double) * ns);
+    rt_ppl_acc acc = {0};
+    for (int c0 = 0; c0 < n_chunk; c0 += pass) {
+        const int np = n_chunk - c0 < pass ? n_chunk - c0 : pass;
+        cr_assert_eq(rt_ppl_chunks_logits(m, ids + (size_t)c0 * n_ctx, np, n_ctx, tok_bos(tok), lg, msg), RT_OK,
+                     "%s", msg);
+        for (int i = 0; i < np; i++) {
+            const int32_t *ct = ids + (size_t)(c0 + i) * n_ctx;
+            rt_ppl_row_nll(lg + (size_t)i * (n_ctx - first) * V, V, ct + first + 1, ns, nll, 1);
+            rt_ppl_add(&acc, nll, ns);
+        }
+    }
+    if (unc)
+        *unc = rt_ppl_uncertainty(&acc);
+    free(lg);
+    free(nll);
+    free(ids);
+    free(txt);
+    return rt_ppl_value(&acc);
+}
+
 static double eval_ppl(const char *model, const char *text, int n_ctx, double *unc)
 {
     char msg[RT_MSG_SIZE > INP_MSG_SIZE ? RT_MSG_SIZE : INP_MSG_SIZE];
@@ -203,39 +243,11 @@ static double eval_ppl(const char *model, const char *text, int n_ctx, double *u
     cr_assert_eq(rt_model_load(src, &m, msg), RT_OK, "%s", msg);
     tok_model *tok;
     cr_assert_eq(tok_from_gguf(inp_metadata(src), &tok, msg), RT_OK, "%s", msg);
-    size_t len, ntok;
-    char *txt = tu_read_file(text, &len);
-    cr_assert_not_null(txt);
-    int32_t *ids;
-    cr_assert_eq(tok_encode(tok, txt, len, tok_default_flags(tok), &ids, &ntok, msg), RT_OK, "%s", msg);
-    const int V = rt_model_hparams(m)->n_vocab, first = n_ctx / 2, ns = n_ctx - 1 - first;
-    const int n_chunk = (int)(ntok / (size_t)n_ctx);
-    /* one thread (no barriers to wait on when the machine is busy), three chunks per pass as
-     * the tool batches them (each chunk's logits are those of its own pass) */
-    enum { PASS = 3 };
-    rt_model_set_threads(m, 1);
-    float *lg = malloc(sizeof(float) * (size_t)PASS * (n_ctx - first) * V);
-    double *nll = malloc(sizeof(double) * ns);
-    rt_ppl_acc acc = {0};
-    for (int c0 = 0; c0 < n_chunk; c0 += PASS) {
-        const int np = n_chunk - c0 < PASS ? n_chunk - c0 : PASS;
-        cr_assert_eq(rt_ppl_chunks_logits(m, ids + (size_t)c0 * n_ctx, np, n_ctx, tok_bos(tok), lg, msg), RT_OK,
-                     "%s", msg);
-        for (int i = 0; i < np; i++) {
-            const int32_t *ct = ids + (size_t)(c0 + i) * n_ctx;
-            rt_ppl_row_nll(lg + (size_t)i * (n_ctx - first) * V, V, ct + first + 1, ns, nll, 1);
-            rt_ppl_add(&acc, nll, ns);
-        }
-    }
-    *unc = rt_ppl_uncertainty(&acc);
-    free(lg);
-    free(nll);
-    free(ids);
-    free(txt);
+    const double ppl = chunked_ppl(m, tok, text, n_ctx, 0, 3, unc);
     tok_free(tok);
     rt_model_free(m);
     inp_close(src);
-    return rt_ppl_value(&acc);
+    return ppl;
 }
 
 static void check_model(const char *file, double ref, double ref_unc, double pytorch)
@@ -400,42 +412,6 @@ static rt_model *pure_model(inp_source *src, int type)
     return m;
 }
 
-/* Perplexity of `text` (at most max_chunks chunks of n_ctx) as llama-perplexity computes it,
- * two chunks per pass, one thread. */
-static double text_ppl(rt_model *m, tok_model *tok, const char *text, int n_ctx, int max_chunks)
-{
-    char msg[RT_MSG_SIZE];
-    size_t len, ntok;
-    char *txt = tu_read_file(text, &len);
-    cr_assert_not_null(txt);
-    int32_t *ids;
-    cr_assert_eq(tok_encode(tok, txt, len, tok_default_flags(tok), &ids, &ntok, msg), RT_OK, "%s", msg);
-    const int V = rt_model_hparams(m)->n_vocab, first = n_ctx / 2, ns = n_ctx - 1 - first;
-    int n_chunk = (int)(ntok / (size_t)n_ctx);
-    if (max_chunks > 0 && n_chunk > max_chunks)
-        n_chunk = max_chunks;
-    enum { PASS = 2 };
-    rt_model_set_threads(m, 1);
-    float *lg = malloc(sizeof(float) * (size_t)PASS * (n_ctx - first) * V);
-    double *nll = malloc(sizeof(double) * ns);
-    rt_ppl_acc acc = {0};
-    for (int c0 = 0; c0 < n_chunk; c0 += PASS) {
-        const int np = n_chunk - c0 < PASS ? n_chunk - c0 : PASS;
-        cr_assert_eq(rt_ppl_chunks_logits(m, ids + (size_t)c0 * n_ctx, np, n_ctx, tok_bos(tok), lg, msg), RT_OK,
-                     "%s", msg);
-        for (int i = 0; i < np; i++) {
-            rt_ppl_row_nll(lg + (size_t)i * (n_ctx - first) * V, V, ids + (size_t)(c0 + i) * n_ctx + first + 1, ns,
-                           nll, 1);
-            rt_ppl_add(&acc, nll, ns);
-        }
-    }
-    free(lg);
-    free(nll);
-    free(ids);
-    free(txt);
-    return rt_ppl_value(&acc);
-}
-
 /* llama-perplexity's figures for the demo model (../shared/reference/classics-7m-f32.gguf and
  * `llama-quantize --pure` of it to each type), n_ctx 256, made on an AMD EPYC (Zen 4: AVX-512
  * with VNNI and BF16, no AVX-VNNI) with the llama.cpp of ../shared/reference:
@@ -522,12 +498,12 @@ static void check_type(int isa, int type)
             cr_skip_test("no llama.cpp figure for %s on the %s build yet", tn, b ? "AVX2" : "AVX-512");
         char *wt = tu_shared_path("text/wiki.test.raw"), *ct = tu_shared_path("text/eval-classics.txt");
         if (ref->wiki[b] > 0) {
-            const double w = text_ppl(m, tok, wt, 256, 40), rw = fabs(w - ref->wiki[b]) / ref->wiki[b];
+            const double w = chunked_ppl(m, tok, wt, 256, 40, 2, NULL), rw = fabs(w - ref->wiki[b]) / ref->wiki[b];
             cr_assert(rw <= 1e-6, "%s on %s, wiki 40 chunks: PPL %.4f vs llama.cpp %.4f (%.5f %%)", tn, rt_isa_name(isa), w,
                       ref->wiki[b], 100 * rw);
         }
         if (ref->classics[b] > 0) {
-            const double c = text_ppl(m, tok, ct, 256, 0), rc = fabs(c - ref->classics[b]) / ref->classics[b];
+            const double c = chunked_ppl(m, tok, ct, 256, 0, 2, NULL), rc = fabs(c - ref->classics[b]) / ref->classics[b];
             cr_assert(rc <= 5e-5, "%s on %s, eval-classics: PPL %.4f vs llama.cpp %.4f (%.5f %%)", tn, rt_isa_name(isa), c,
                       ref->classics[b], 100 * rc);
         }

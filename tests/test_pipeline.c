@@ -17,35 +17,7 @@
 #include "pipeline/pipeline.h"
 #include "tests/testutil.h"
 
-static char *g_dir;
-
-static void setup(void) { g_dir = tu_mkdtemp(); }
-static void teardown(void)
-{
-    if (g_dir) {
-        tu_run("rm -rf '%s'", g_dir);
-        free(g_dir);
-        g_dir = NULL;
-    }
-}
-
-TestSuite(pipeline, .init = setup, .fini = teardown);
-
-static char *tmp_path(const char *name)
-{
-    size_t n = strlen(g_dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    snprintf(p, n, "%s/%s", g_dir, name);
-    return p;
-}
-
-static char *repo_path(const char *rel)
-{
-    size_t n = strlen(tu_root()) + strlen(rel) + 2;
-    char *p = malloc(n);
-    snprintf(p, n, "%s/%s", tu_root(), rel);
-    return p;
-}
+TestSuite(pipeline, .init = tu_dir_setup, .fini = tu_dir_teardown);
 
 static inp_source *open_source(const char *path)
 {
@@ -109,7 +81,7 @@ static bool same_file(const char *a, const char *b)
 
 static bool no_temp_left(void)
 {
-    return tu_run("ls -A '%s' | grep -q qforge-tmp", g_dir) == 1;
+    return tu_run("ls -A '%s' | grep -q qforge-tmp", tu_dir) == 1;
 }
 
 /* ---------------------------------------------------------------- float conversion */
@@ -118,7 +90,7 @@ static bool no_temp_left(void)
  * norms and 1-D tensors stay F32; the source's order; general.file_type set. */
 static void check_float(int type, int want_ftype)
 {
-    char *model = repo_path("models/classics-7m"), *out = tmp_path("f.gguf");
+    char *model = tu_path_join(tu_root(), "models/classics-7m"), *out = tu_dir_path("f.gguf");
     inp_source *src = open_source(model);
     pl_opts o;
     pl_opts_init(&o);
@@ -179,7 +151,7 @@ Test(pipeline, float_conversion_is_llama_cpp)
 {
     TU_REQUIRE_SHARED();
     char *model = tu_shared_path("models/classics-7m"), *ref = tu_shared_path("reference/classics-7m-f32.gguf");
-    char *out = tmp_path("f32.gguf");
+    char *out = tu_dir_path("f32.gguf");
     inp_source *src = open_source(model);
     pl_opts o;
     pl_opts_init(&o);
@@ -223,7 +195,7 @@ Test(pipeline, plain_is_llama_quantize)
         {"models/classics-7m", "Q8_0", "reference/classics-7m-q8_0.gguf", 2, 5000},
         {"models/classics-7m", "Q4_0", "reference/classics-7m-q4_0.gguf", 1, 1},
     };
-    char *out = tmp_path("q.gguf");
+    char *out = tu_dir_path("q.gguf");
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
         char *in = tu_shared_path(c[i].input), *ref = tu_shared_path(c[i].ref);
         quantize_to(in, c[i].type, c[i].nthreads, c[i].chunk, out);
@@ -238,7 +210,7 @@ Test(pipeline, plain_is_llama_quantize)
 /* The same bytes whatever the thread count and chunk size (one row per step included). */
 Test(pipeline, threads_and_chunk_size_do_not_change_bytes)
 {
-    char *model = repo_path("models/classics-7m"), *a = tmp_path("a.gguf"), *b = tmp_path("b.gguf");
+    char *model = tu_path_join(tu_root(), "models/classics-7m"), *a = tu_dir_path("a.gguf"), *b = tu_dir_path("b.gguf");
     static const char *const types[] = {"Q4_K_M", "Q5_1"};
     for (int t = 0; t < 2; t++) {
         quantize_to(model, types[t], 1, 0, a);
@@ -256,7 +228,7 @@ Test(pipeline, threads_and_chunk_size_do_not_change_bytes)
 
 Test(pipeline, dry_run_plans_and_writes_nothing)
 {
-    char *model = repo_path("models/classics-7m");
+    char *model = tu_path_join(tu_root(), "models/classics-7m");
     inp_source *src = open_source(model);
     pl_opts o;
     pl_opts_init(&o);
@@ -289,7 +261,7 @@ Test(pipeline, dry_run_plans_and_writes_nothing)
         cr_assert_leq(lq_mix_name_cmp(r->tensors[k - 1].name, r->tensors[k].name), 0, "%s before %s",
                       r->tensors[k - 1].name, r->tensors[k].name);
     cr_assert(strncmp(r->tensors[0].name, "blk.", 4) && !strncmp(r->tensors[56].name, "blk.5.", 6));
-    cr_assert_eq(tu_run("ls -A '%s' | grep -q .", g_dir), 1, "a dry run wrote something");
+    cr_assert_eq(tu_run("ls -A '%s' | grep -q .", tu_dir), 1, "a dry run wrote something");
     pl_report_free(r);
     inp_close(src);
     free(model);
@@ -299,7 +271,7 @@ Test(pipeline, dry_run_plans_and_writes_nothing)
  * the rmse measured (0 for copies, small for 4-6 bit types, smaller for q6_K than q4_K). */
 Test(pipeline, report)
 {
-    char *model = repo_path("models/classics-7m"), *out = tmp_path("q.gguf"), *js = tmp_path("r.json");
+    char *model = tu_path_join(tu_root(), "models/classics-7m"), *out = tu_dir_path("q.gguf"), *js = tu_dir_path("r.json");
     inp_source *src = open_source(model);
     pl_opts o;
     pl_opts_init(&o);
@@ -348,7 +320,7 @@ Test(pipeline, report)
 
 static char *calib_text(size_t *len)
 {
-    char *path = repo_path("calibration/calibration.txt"), *text = NULL, msg[INP_MSG_SIZE];
+    char *path = tu_path_join(tu_root(), "calibration/calibration.txt"), *text = NULL, msg[INP_MSG_SIZE];
     cr_assert_eq(inp_text_load(path, &text, len, msg), INP_OK, "%s", msg);
     free(path);
     return text;
@@ -367,7 +339,7 @@ static void small_calib(pl_opts *o, const char *text, size_t len)
  * exactly libquant's weighted rounding with sums / count, tensor by tensor. */
 Test(pipeline, imatrix_out_then_applied)
 {
-    char *model = repo_path("models/classics-7m"), *imf = tmp_path("im.gguf"), *out = tmp_path("q.gguf");
+    char *model = tu_path_join(tu_root(), "models/classics-7m"), *imf = tu_dir_path("im.gguf"), *out = tu_dir_path("q.gguf");
     size_t len;
     char *text = calib_text(&len), msg[PL_MSG_SIZE];
     inp_source *src = open_source(model);
@@ -430,7 +402,7 @@ Test(pipeline, imatrix_out_then_applied)
     gguf_close(g);
     pl_report_free(r);
     /* the same bytes on 3 threads in 3000-byte chunks */
-    char *out2 = tmp_path("q2.gguf");
+    char *out2 = tu_dir_path("q2.gguf");
     o.nthreads = 3;
     o.chunk_bytes = 3000;
     pl_report_free(run_ok(src, &o, out2, NULL));
@@ -448,8 +420,8 @@ Test(pipeline, imatrix_out_then_applied)
  * plain file's size, other bytes than plain rounding, the same bytes on 1 and 2 threads. */
 Test(pipeline, gptq)
 {
-    char *model = repo_path("models/classics-7m"), *out = tmp_path("g.gguf"), *out2 = tmp_path("g2.gguf");
-    char *plain = tmp_path("p.gguf"), *imf = tmp_path("im.gguf");
+    char *model = tu_path_join(tu_root(), "models/classics-7m"), *out = tu_dir_path("g.gguf"), *out2 = tu_dir_path("g2.gguf");
+    char *plain = tu_dir_path("p.gguf"), *imf = tu_dir_path("im.gguf");
     size_t len;
     char *text = calib_text(&len);
     inp_source *src = open_source(model);
@@ -510,7 +482,7 @@ static pl_error run_err(inp_source *src, pl_opts *o, char *msg)
 
 Test(pipeline, errors)
 {
-    char *model = repo_path("models/classics-7m"), *out = tmp_path("q.gguf");
+    char *model = tu_path_join(tu_root(), "models/classics-7m"), *out = tu_dir_path("q.gguf");
     inp_source *src = open_source(model);
     char msg[PL_MSG_SIZE];
     pl_opts o;
@@ -518,11 +490,11 @@ Test(pipeline, errors)
     cr_assert_eq(run_err(src, &o, msg), PL_ERR_ARG, "no file type"); /* ftype -1 */
     o.ftype = lq_ftype_from_name("Q4_0");
     char dirslash[4200];
-    snprintf(dirslash, sizeof dirslash, "%s/", g_dir); /* names a directory */
+    snprintf(dirslash, sizeof dirslash, "%s/", tu_dir); /* names a directory */
     o.output = dirslash;
     cr_assert_eq(run_err(src, &o, msg), PL_ERR_ARG, "%s", msg);
     cr_assert(strncmp(msg, dirslash, strlen(dirslash)) == 0 && strstr(msg, "directory"), "%s", msg);
-    o.output = g_dir; /* a directory, found out at the rename */
+    o.output = tu_dir; /* a directory, found out at the rename */
     cr_assert_eq(run_err(src, &o, msg), PL_ERR_IO, "%s", msg);
     o.output = out;
     o.gptq = true; /* without a text */
@@ -532,7 +504,7 @@ Test(pipeline, errors)
     o.calib.name = "short.txt";
     cr_assert_eq(run_err(src, &o, msg), PL_ERR_FORMAT);
     cr_assert(strstr(msg, "short.txt: the calibration text has"), "%s", msg);
-    cr_assert_eq(tu_run("ls -A '%s' | grep -q .", g_dir), 1, "a failed run left a file");
+    cr_assert_eq(tu_run("ls -A '%s' | grep -q .", tu_dir), 1, "a failed run left a file");
     o.gptq = false;
     o.plan = PL_PLAN_FLOAT;
     o.float_type = GGUF_Q4_0;
@@ -572,19 +544,8 @@ Test(pipeline, errors)
 /* Importance data of the wrong width is refused with the imatrix's name. */
 Test(pipeline, imatrix_of_the_wrong_size)
 {
-    char *model = repo_path("models/classics-7m"), *imf = tmp_path("bad.dat");
-    FILE *f = fopen(imf, "wb");
-    int32_t n = 1, len = 19, ncall = 1, nval = 100;
-    fwrite(&n, 4, 1, f);
-    fwrite(&len, 4, 1, f);
-    fwrite("blk.0.attn_q.weight", 1, 19, f);
-    fwrite(&ncall, 4, 1, f);
-    fwrite(&nval, 4, 1, f);
-    for (int i = 0; i < 100; i++) {
-        float v = 1;
-        fwrite(&v, 4, 1, f);
-    }
-    fclose(f);
+    char *model = tu_path_join(tu_root(), "models/classics-7m"), *imf = tu_dir_path("bad.dat");
+    tu_write_legacy_imatrix(imf, "blk.0.attn_q.weight", 100);
     inp_imatrix *im = NULL;
     char msg[PL_MSG_SIZE];
     cr_assert_eq(inp_imatrix_load(imf, &im, msg), INP_OK, "%s", msg);

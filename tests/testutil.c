@@ -90,6 +90,47 @@ char *tu_mkdtemp(void)
     return strdup(buf);
 }
 
+char *tu_dir;
+
+void tu_dir_setup(void) { tu_dir = tu_mkdtemp(); }
+
+void tu_dir_teardown(void)
+{
+    if (tu_dir) {
+        tu_run("rm -rf '%s'", tu_dir);
+        free(tu_dir);
+        tu_dir = NULL;
+    }
+}
+
+char *tu_path_join(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+char *tu_dir_path(const char *name) { return tu_path_join(tu_dir, name); }
+
+void tu_write_legacy_imatrix(const char *path, const char *name, int32_t nval)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return;
+    const int32_t n = 1, len = (int32_t)strlen(name), ncall = 1;
+    const float one = 1;
+    fwrite(&n, 4, 1, f);
+    fwrite(&len, 4, 1, f);
+    fwrite(name, 1, (size_t)len, f);
+    fwrite(&ncall, 4, 1, f);
+    fwrite(&nval, 4, 1, f);
+    for (int32_t i = 0; i < nval; i++)
+        fwrite(&one, 4, 1, f);
+    fclose(f);
+}
+
 int tu_run(const char *fmt, ...)
 {
     char cmd[8192];

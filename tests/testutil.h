@@ -20,6 +20,16 @@ void *tu_read_file(const char *path, size_t *n);
 int tu_write_file(const char *path, const void *data, size_t n);
 /* Fresh empty directory under $TMPDIR; caller frees the string (the directory stays). */
 char *tu_mkdtemp(void);
+/* A suite's scratch directory: TestSuite(name, .init = tu_dir_setup, .fini = tu_dir_teardown)
+ * makes tu_dir a fresh directory for each test and removes it afterwards. */
+extern char *tu_dir;
+void tu_dir_setup(void);
+void tu_dir_teardown(void);
+/* "DIR/NAME" (or "tu_dir/NAME"), malloc'ed; the caller frees it. */
+char *tu_path_join(const char *dir, const char *name);
+char *tu_dir_path(const char *name);
+/* A legacy (llama.cpp imatrix.dat) file with one entry NAME of NVAL ones, called once. */
+void tu_write_legacy_imatrix(const char *path, const char *name, int32_t nval);
 /* Run a shell command; returns its exit status (0..255) or -1. */
 int tu_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
