@@ -32,16 +32,10 @@ struct inp_imatrix {
 static void fail(char *msg, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void fail(char *msg, const char *path, const char *fmt, ...)
 {
-    if (!msg)
-        return;
-    int k = snprintf(msg, INP_MSG_SIZE, "%s: ", path);
-    if (k < 0 || k >= INP_MSG_SIZE)
-        k = 0;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg + k, INP_MSG_SIZE - (size_t)k, fmt, ap);
+    qf_msg_vformat(msg, INP_MSG_SIZE, path, fmt, ap);
     va_end(ap);
-    inp_msg_clean_(msg);
 }
 
 /* A printable excerpt of an entry or tensor name (from the file) for messages. */

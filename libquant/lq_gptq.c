@@ -587,19 +587,6 @@ static int process_chunk(const ctx *c, work *w, int64_t r0, int R, double *lg, d
 
 /* ---------------------------------------------------------------- driver */
 
-static lq_error fail(char *msg, lq_error e, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static lq_error fail(char *msg, lq_error e, const char *fmt, ...)
-{
-    if (msg) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, LQ_MSG_SIZE, fmt, ap);
-        va_end(ap);
-    }
-    return e;
-}
 
 /* Descending diag(H); ties keep column order, so the permutation is fully determined. */
 static int cmp_desc(const void *a, const void *b, void *arg)
@@ -618,39 +605,39 @@ static lq_error check_args(int type, const tinfo *t, const float *W, int64_t nro
                            char *msg)
 {
     if (nrows < 0 || ncols <= 0)
-        return fail(msg, LQ_ERR_ARG, "bad shape %lld x %lld", (long long)nrows,
+        return lq_fail_(msg, LQ_ERR_ARG, "bad shape %lld x %lld", (long long)nrows,
                     (long long)ncols);
     if (ncols % t->group)
-        return fail(msg, LQ_ERR_SHAPE, "%lld columns is not a multiple of the block size %d",
+        return lq_fail_(msg, LQ_ERR_SHAPE, "%lld columns is not a multiple of the block size %d",
                     (long long)ncols, t->group);
     if (!W || !h->p || !dst)
-        return fail(msg, LQ_ERR_ARG, "NULL W, H or output buffer");
+        return lq_fail_(msg, LQ_ERR_ARG, "NULL W, H or output buffer");
     if (!(o->damp >= 0) || !isfinite(o->damp))
-        return fail(msg, LQ_ERR_ARG, "damping must be finite and >= 0");
+        return lq_fail_(msg, LQ_ERR_ARG, "damping must be finite and >= 0");
     if (o->max_retries < 0 || o->max_retries > MAX_RETRIES)
-        return fail(msg, LQ_ERR_ARG, "max_retries must be 0..%d", MAX_RETRIES);
+        return lq_fail_(msg, LQ_ERR_ARG, "max_retries must be 0..%d", MAX_RETRIES);
     if (o->grid < LQ_GPTQ_GRID_AUTO || o->grid > LQ_GPTQ_GRID_WEIGHTED)
-        return fail(msg, LQ_ERR_ARG, "unknown grid mode %d", (int)o->grid);
+        return lq_fail_(msg, LQ_ERR_ARG, "unknown grid mode %d", (int)o->grid);
     const size_t row_size = lq_row_size(type, ncols);
     const uint64_t n = (uint64_t)ncols;
     if (!row_size || n > (1u << 24) || n * n > SIZE_MAX / sizeof(double) ||
         (uint64_t)nrows > SIZE_MAX / row_size || (uint64_t)nrows > SIZE_MAX / sizeof(float) / n)
-        return fail(msg, LQ_ERR_ARG, "tensor too large");
+        return lq_fail_(msg, LQ_ERR_ARG, "tensor too large");
     if (nrows == 0)
         return LQ_OK;
     for (uint64_t i = 0; i < (uint64_t)nrows * n; ++i)
         if (!isfinite(W[i]))
-            return fail(msg, LQ_ERR_ARG, "W has a non-finite value at row %llu column %llu",
+            return lq_fail_(msg, LQ_ERR_ARG, "W has a non-finite value at row %llu column %llu",
                         (unsigned long long)(i / n), (unsigned long long)(i % n));
     for (int64_t i = 0; i < ncols; ++i) {
         for (int64_t j = 0; j <= i; ++j) {
             const double v = h_at(h, i, j);
             if (!isfinite(v))
-                return fail(msg, LQ_ERR_ARG, "H has a non-finite value at (%lld, %lld)",
+                return lq_fail_(msg, LQ_ERR_ARG, "H has a non-finite value at (%lld, %lld)",
                             (long long)i, (long long)j);
         }
         if (h_at(h, i, i) < 0)
-            return fail(msg, LQ_ERR_ARG, "H has a negative diagonal entry at %lld",
+            return lq_fail_(msg, LQ_ERR_ARG, "H has a negative diagonal entry at %lld",
                         (long long)i);
     }
     return LQ_OK;
@@ -691,7 +678,7 @@ static lq_error scan_diag(const hmat *h, int64_t ncols, double *diag, uint8_t *d
         if (qw) {
             qw[i] = (float)diag[i];
             if (!isfinite(qw[i]))
-                return fail(msg, LQ_ERR_ARG, "H_ii at %lld does not fit a float importance",
+                return lq_fail_(msg, LQ_ERR_ARG, "H_ii at %lld does not fit a float importance",
                             (long long)i);
         }
     }
@@ -718,7 +705,7 @@ static lq_error factorize_damped(double *A, float *U, const hmat *h, const int64
         }
         if (attempt == o->max_retries) {
             res->retries = attempt;
-            err = fail(msg, LQ_ERR_NUMERIC,
+            err = lq_fail_(msg, LQ_ERR_NUMERIC,
                        "Cholesky of H failed %d times (last damping %.3g x mean diag)",
                        attempt + 1, rel);
             break;
@@ -738,7 +725,7 @@ static lq_error solve_rows(const ctx *c, int nthreads, int type, lq_gptq_result 
     if (!lg || !lr) {
         free(lg);
         free(lr);
-        return fail(msg, LQ_ERR_NOMEM, "out of memory");
+        return lq_fail_(msg, LQ_ERR_NOMEM, "out of memory");
     }
     int nt = nthreads > 0 ? nthreads : omp_get_max_threads();
     if (nt > nchunks)
@@ -775,9 +762,9 @@ static lq_error solve_rows(const ctx *c, int nthreads, int type, lq_gptq_result 
     free(lg);
     free(lr);
     if (status == 2)
-        return fail(msg, LQ_ERR_NOMEM, "out of memory for the row workspaces");
+        return lq_fail_(msg, LQ_ERR_NOMEM, "out of memory for the row workspaces");
     if (status == 1)
-        return fail(msg, LQ_ERR_NUMERIC,
+        return lq_fail_(msg, LQ_ERR_NUMERIC,
                     "internal: decoded %s blocks differ from the solver's values",
                     gguf_type_info(type) ? gguf_type_info(type)->name : "?");
     return LQ_OK;
@@ -799,7 +786,7 @@ static lq_error gptq_run(int type, const float *W, int64_t nrows, int64_t ncols,
 
     tinfo ti;
     if (!get_tinfo(type, &ti))
-        return fail(msg, LQ_ERR_TYPE, "GPTQ cannot write tensor type %d", type);
+        return lq_fail_(msg, LQ_ERR_TYPE, "GPTQ cannot write tensor type %d", type);
     const tinfo *t = &ti;
     lq_error err = check_args(type, t, W, nrows, ncols, &h, &o, dst, msg);
     if (err || nrows == 0)
@@ -819,7 +806,7 @@ static lq_error gptq_run(int type, const float *W, int64_t nrows, int64_t ncols,
     double *A = malloc(n * n * sizeof(double));
     float *U = malloc(n * n * sizeof(float));
     if (!diag || !dead || (o.act_order && !perm) || (weighted && !qw) || !A || !U) {
-        err = fail(msg, LQ_ERR_NOMEM, "out of memory for a %llu-column Hessian",
+        err = lq_fail_(msg, LQ_ERR_NOMEM, "out of memory for a %llu-column Hessian",
                    (unsigned long long)n);
         goto done;
     }

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "common/qf_msg.h"
 #include "pipeline/pl_internal.h"
 
 const char *pl_strerror(pl_error e)
@@ -23,15 +24,10 @@ const char *pl_strerror(pl_error e)
 
 pl_error pl_fail(char *msg, pl_error e, const char *fmt, ...)
 {
-    if (msg) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, PL_MSG_SIZE, fmt, ap);
-        va_end(ap);
-        for (unsigned char *p = (unsigned char *)msg; *p; p++)
-            if (*p < 0x20 || *p == 0x7f)
-                *p = '?';
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    qf_msg_vformat(msg, PL_MSG_SIZE, NULL, fmt, ap);
+    va_end(ap);
     return e;
 }
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/qf_msg.h"
 #include "report/report_internal.h"
 
 const char *rp_strerror(rp_error e)
@@ -14,12 +15,10 @@ const char *rp_strerror(rp_error e)
 
 rp_error rp_fail(char *msg, rp_error e, const char *fmt, ...)
 {
-    if (msg) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, RP_MSG_SIZE, fmt, ap);
-        va_end(ap);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    qf_msg_vformat(msg, RP_MSG_SIZE, NULL, fmt, ap);
+    va_end(ap);
     return e;
 }
 

@@ -76,15 +76,12 @@ const char *rt_strerror(rt_error e)
     return (unsigned)e < RT_ERR_COUNT_ ? err_names[e] : "unknown error";
 }
 
-__attribute__((format(printf, 3, 4))) static rt_error fail(char *msg, rt_error e, const char *fmt, ...)
+rt_error rt_fail_(char *msg, rt_error e, const char *fmt, ...)
 {
-    if (msg) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, RT_MSG_SIZE, fmt, ap);
-        va_end(ap);
-        rt_msg_clean_(msg);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    qf_msg_vformat(msg, RT_MSG_SIZE, NULL, fmt, ap);
+    va_end(ap);
     return e;
 }
 
@@ -112,13 +109,13 @@ static rt_error get_int_key(const gguf_reader *md, const char *arch, const char 
     gguf_error ge = gguf_get_int(md, key, &v);
     if (ge == GGUF_ERR_NOT_FOUND) {
         if (required)
-            return fail(msg, RT_ERR_MODEL, "metadata key '%s' is missing", key);
+            return rt_fail_(msg, RT_ERR_MODEL, "metadata key '%s' is missing", key);
         return RT_OK;
     }
     if (ge != GGUF_OK)
-        return fail(msg, RT_ERR_MODEL, "metadata key '%s' is not an integer", key);
+        return rt_fail_(msg, RT_ERR_MODEL, "metadata key '%s' is not an integer", key);
     if (v < lo || v > hi)
-        return fail(msg, RT_ERR_MODEL, "metadata key '%s' = %lld is out of range [%lld, %lld]", key,
+        return rt_fail_(msg, RT_ERR_MODEL, "metadata key '%s' = %lld is out of range [%lld, %lld]", key,
                     (long long)v, (long long)lo, (long long)hi);
     *out = v;
     return RT_OK;
@@ -133,13 +130,13 @@ static rt_error get_float_key(const gguf_reader *md, const char *arch, const cha
     gguf_error ge = gguf_get_float(md, key, &v);
     if (ge == GGUF_ERR_NOT_FOUND) {
         if (required)
-            return fail(msg, RT_ERR_MODEL, "metadata key '%s' is missing", key);
+            return rt_fail_(msg, RT_ERR_MODEL, "metadata key '%s' is missing", key);
         return RT_OK;
     }
     if (ge != GGUF_OK)
-        return fail(msg, RT_ERR_MODEL, "metadata key '%s' is not a float", key);
+        return rt_fail_(msg, RT_ERR_MODEL, "metadata key '%s' is not a float", key);
     if (!isfinite(v) || v <= 0 || v > 1e30)
-        return fail(msg, RT_ERR_MODEL, "metadata key '%s' = %g is out of range", key, v);
+        return rt_fail_(msg, RT_ERR_MODEL, "metadata key '%s' = %g is out of range", key, v);
     *out = (float)v;
     return RT_OK;
 }
@@ -159,13 +156,13 @@ static rt_error find_tensor(rt_model *m, const char *name, int64_t ne0, int64_t 
     if (*idx < 0) {
         if (optional)
             return RT_OK;
-        return fail(msg, RT_ERR_MODEL, "tensor '%s' is missing", name);
+        return rt_fail_(msg, RT_ERR_MODEL, "tensor '%s' is missing", name);
     }
     m->used[*idx] = 1;
     const inp_tensor *t = inp_tensor_at(m->src, *idx);
     bool ok = t->ne[2] == 1 && t->ne[3] == 1 && t->ne[0] == ne0 && t->ne[1] == ne1;
     if (!ok)
-        return fail(msg, RT_ERR_MODEL, "tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
+        return rt_fail_(msg, RT_ERR_MODEL, "tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]",
                     name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
                     (long long)ne0, (long long)ne1);
     return RT_OK;
@@ -189,10 +186,10 @@ static rt_error load_weight(rt_model *m, rt_weight *w, const char *name, int64_t
     const inp_tensor *t = inp_tensor_at(m->src, idx);
     const gguf_type_traits *tr = gguf_type_info(t->type);
     if (!rt_kernel_supported(t->type))
-        return fail(msg, RT_ERR_UNSUPPORTED, "tensor '%s' has type %s, which the runtime cannot multiply",
+        return rt_fail_(msg, RT_ERR_UNSUPPORTED, "tensor '%s' has type %s, which the runtime cannot multiply",
                     name, tr ? tr->name : "unknown");
     if (ne0 % tr->block_size)
-        return fail(msg, RT_ERR_MODEL, "tensor '%s': row length %lld is not a multiple of the %s block size %u",
+        return rt_fail_(msg, RT_ERR_MODEL, "tensor '%s': row length %lld is not a multiple of the %s block size %u",
                     name, (long long)ne0, tr->name, tr->block_size);
     const void *data = inp_data(m->src, idx);
     if (data) {
@@ -212,16 +209,16 @@ static rt_error read_weight(rt_model *m, rt_weight *w, char *msg)
     const char *name = w->name;
     const int64_t ne0 = w->ne0, ne1 = w->ne1, idx = w->idx;
     if ((uint64_t)ne0 * (uint64_t)ne1 > SIZE_MAX / 4)
-        return fail(msg, RT_ERR_MODEL, "tensor '%s' is too large", name);
+        return rt_fail_(msg, RT_ERR_MODEL, "tensor '%s' is too large", name);
     size_t n = (size_t)ne0 * (size_t)ne1 * 4;
     float *buf = xmalloc(m, n);
     if (!buf)
-        return fail(msg, RT_ERR_NOMEM, "out of memory reading tensor '%s' (%zu bytes)", name, n);
+        return rt_fail_(msg, RT_ERR_NOMEM, "out of memory reading tensor '%s' (%zu bytes)", name, n);
     char smsg[INP_MSG_SIZE];
     inp_error se = inp_read_f32(m->src, idx, 0, ne1, buf, smsg);
     if (se != INP_OK) {
         free(buf);
-        return fail(msg, se == INP_ERR_NOMEM ? RT_ERR_NOMEM : RT_ERR_IO, "%s", smsg);
+        return rt_fail_(msg, se == INP_ERR_NOMEM ? RT_ERR_NOMEM : RT_ERR_IO, "%s", smsg);
     }
     inp_release(m->src, idx);
     w->type = GGUF_F32;
@@ -239,31 +236,31 @@ static rt_error load_vec(rt_model *m, float **out, const char *name, int64_t n, 
     if (idx < 0) {
         if (optional)
             return RT_OK;
-        return fail(msg, RT_ERR_MODEL, "tensor '%s' is missing", name);
+        return rt_fail_(msg, RT_ERR_MODEL, "tensor '%s' is missing", name);
     }
     m->used[idx] = 1;
     const inp_tensor *t = inp_tensor_at(m->src, idx);
     if (t->ne[0] != n || t->ne[1] != 1 || t->ne[2] != 1 || t->ne[3] != 1)
-        return fail(msg, RT_ERR_MODEL, "tensor '%s' has shape [%lld, %lld], expected [%lld]", name,
+        return rt_fail_(msg, RT_ERR_MODEL, "tensor '%s' has shape [%lld, %lld], expected [%lld]", name,
                     (long long)t->ne[0], (long long)t->ne[1], (long long)n);
     if (t->type != GGUF_F32 && t->type != GGUF_F16 && t->type != GGUF_BF16) {
         const gguf_type_traits *tr = gguf_type_info(t->type);
-        return fail(msg, RT_ERR_UNSUPPORTED, "tensor '%s' has type %s; vectors must be f32, f16 or bf16",
+        return rt_fail_(msg, RT_ERR_UNSUPPORTED, "tensor '%s' has type %s; vectors must be f32, f16 or bf16",
                     name, tr ? tr->name : "unknown");
     }
     float *buf = xmalloc(m, (size_t)n * 4);
     if (!buf)
-        return fail(msg, RT_ERR_NOMEM, "out of memory");
+        return rt_fail_(msg, RT_ERR_NOMEM, "out of memory");
     char smsg[INP_MSG_SIZE];
     inp_error se = inp_read_f32(m->src, idx, 0, 1, buf, smsg);
     if (se != INP_OK) {
         free(buf);
-        return fail(msg, se == INP_ERR_NOMEM ? RT_ERR_NOMEM : RT_ERR_IO, "%s", smsg);
+        return rt_fail_(msg, se == INP_ERR_NOMEM ? RT_ERR_NOMEM : RT_ERR_IO, "%s", smsg);
     }
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(buf[i])) {
             free(buf);
-            return fail(msg, RT_ERR_MODEL, "tensor '%s' has a non-finite value at %lld", name, (long long)i);
+            return rt_fail_(msg, RT_ERR_MODEL, "tensor '%s' has a non-finite value at %lld", name, (long long)i);
         }
     *out = buf;
     return RT_OK;
@@ -299,12 +296,12 @@ static rt_error read_keys(rt_model *m, const gguf_reader *md, char *msg)
         if ((e = get_int_key(md, a, k->gguf, req, (int64_t)k->lo, (int64_t)k->hi, &v, msg)) != RT_OK)
             return e;
         if (k->id == ARCH_HP_KEY_LENGTH && v == 0)
-            return fail(msg, RT_ERR_MODEL,
+            return rt_fail_(msg, RT_ERR_MODEL,
                         "embedding_length %lld is not a multiple of head_count %lld and no key_length is given",
                         (long long)h->n_embd, (long long)h->n_head);
         if (k->id == ARCH_HP_VALUE_LENGTH) {
             if (v != h->head_dim)
-                return fail(msg, RT_ERR_UNSUPPORTED, "value_length %lld differs from key_length %lld", (long long)v,
+                return rt_fail_(msg, RT_ERR_UNSUPPORTED, "value_length %lld differs from key_length %lld", (long long)v,
                             (long long)h->head_dim);
             continue;
         }
@@ -317,14 +314,14 @@ static rt_error read_hparams(rt_model *m, char *msg)
 {
     const gguf_reader *md = inp_metadata(m->src);
     if (!md)
-        return fail(msg, RT_ERR_MODEL, "the source has no metadata");
+        return rt_fail_(msg, RT_ERR_MODEL, "the source has no metadata");
     const gguf_str *arch = NULL;
     if (gguf_get_str(md, "general.architecture", &arch) != GGUF_OK)
-        return fail(msg, RT_ERR_MODEL, "metadata key 'general.architecture' is missing");
+        return rt_fail_(msg, RT_ERR_MODEL, "metadata key 'general.architecture' is missing");
     if (!(m->arch = arch_find(arch->str))) {
         char names[128];
         arch_list_names(false, names, sizeof names);
-        return fail(msg, RT_ERR_UNSUPPORTED, "architecture '%.64s' is not supported (only %s)", arch->str, names);
+        return rt_fail_(msg, RT_ERR_UNSUPPORTED, "architecture '%.64s' is not supported (only %s)", arch->str, names);
     }
     const char *a = m->arch->name;
     rt_hparams *hp = &m->hp;
@@ -342,12 +339,12 @@ static rt_error read_hparams(rt_model *m, char *msg)
     hp->rope_base = (float)h->rope_base;
     hp->rms_eps = (float)h->rms_eps;
     if (hp->head_dim % 2)
-        return fail(msg, RT_ERR_MODEL, "head dimension %d is odd", hp->head_dim);
+        return rt_fail_(msg, RT_ERR_MODEL, "head dimension %d is odd", hp->head_dim);
     if (hp->n_head % hp->n_head_kv)
-        return fail(msg, RT_ERR_MODEL, "head_count %d is not a multiple of head_count_kv %d", hp->n_head,
+        return rt_fail_(msg, RT_ERR_MODEL, "head_count %d is not a multiple of head_count_kv %d", hp->n_head,
                     hp->n_head_kv);
     if ((int64_t)hp->n_head * hp->head_dim > ARCH_MAX_EMBD * 4)
-        return fail(msg, RT_ERR_MODEL, "head_count × head dimension is too large");
+        return rt_fail_(msg, RT_ERR_MODEL, "head_count × head dimension is too large");
     /* The tensors' own sizes before the RoPE keys: a wrong embedding_length or head count
      * is reported as such, not as a RoPE dimension mismatch it implies. */
     static const struct {
@@ -360,11 +357,11 @@ static rt_error read_hparams(rt_model *m, char *msg)
             continue; /* reported with the other missing tensors */
         const inp_tensor *t = inp_tensor_at(m->src, k);
         if (core[i].dim == 0 && t->ne[0] != hp->n_embd)
-            return fail(msg, RT_ERR_MODEL, "embedding_length %d, but tensor '%s' has rows of %lld values", hp->n_embd,
+            return rt_fail_(msg, RT_ERR_MODEL, "embedding_length %d, but tensor '%s' has rows of %lld values", hp->n_embd,
                         core[i].tensor, (long long)t->ne[0]);
         const int heads = core[i].dim == 1 ? hp->n_head : hp->n_head_kv;
         if (core[i].dim > 0 && t->ne[1] != (int64_t)heads * hp->head_dim)
-            return fail(msg, RT_ERR_MODEL, "%s %d × head dimension %d = %lld, but tensor '%s' has %lld rows",
+            return rt_fail_(msg, RT_ERR_MODEL, "%s %d × head dimension %d = %lld, but tensor '%s' has %lld rows",
                         core[i].dim == 1 ? "head_count" : "head_count_kv", heads, hp->head_dim,
                         (long long)heads * hp->head_dim, core[i].tensor, (long long)t->ne[1]);
     }
@@ -373,26 +370,26 @@ static rt_error read_hparams(rt_model *m, char *msg)
     snprintf(key, sizeof key, "%s.rope.scaling.type", a);
     const gguf_str *st = NULL;
     if (gguf_get_str(md, key, &st) == GGUF_OK && strcmp(st->str, "none") != 0)
-        return fail(msg, RT_ERR_UNSUPPORTED, "RoPE scaling '%.32s' is not supported", st->str);
+        return rt_fail_(msg, RT_ERR_UNSUPPORTED, "RoPE scaling '%.32s' is not supported", st->str);
     snprintf(key, sizeof key, "%s.rope.dimension_count", a);
     int64_t nrot;
     if (gguf_get_int(md, key, &nrot) == GGUF_OK && nrot != hp->head_dim)
-        return fail(msg, RT_ERR_UNSUPPORTED, "partial RoPE (dimension_count %lld of %d) is not supported",
+        return rt_fail_(msg, RT_ERR_UNSUPPORTED, "partial RoPE (dimension_count %lld of %d) is not supported",
                     (long long)nrot, hp->head_dim);
 
     /* vocabulary: tokenizer.ggml.tokens, else the rows of token_embd */
     int64_t ti = inp_find_tensor(m->src, "token_embd.weight");
     if (ti < 0)
-        return fail(msg, RT_ERR_MODEL, "tensor 'token_embd.weight' is missing");
+        return rt_fail_(msg, RT_ERR_MODEL, "tensor 'token_embd.weight' is missing");
     const inp_tensor *te = inp_tensor_at(m->src, ti);
     const gguf_value *toks = NULL;
     if (gguf_get_array(md, "tokenizer.ggml.tokens", &toks) == GGUF_OK) {
         if (toks->n != (uint64_t)te->ne[1])
-            return fail(msg, RT_ERR_MODEL, "tokenizer.ggml.tokens has %llu entries but token_embd.weight has %lld rows",
+            return rt_fail_(msg, RT_ERR_MODEL, "tokenizer.ggml.tokens has %llu entries but token_embd.weight has %lld rows",
                         (unsigned long long)toks->n, (long long)te->ne[1]);
     }
     if (te->ne[1] < 1 || te->ne[1] > CAP_VOCAB)
-        return fail(msg, RT_ERR_MODEL, "vocabulary size %lld is out of range", (long long)te->ne[1]);
+        return rt_fail_(msg, RT_ERR_MODEL, "vocabulary size %lld is out of range", (long long)te->ne[1]);
     hp->n_vocab = (int)te->ne[1];
     m->ah.n_vocab = te->ne[1];
 
@@ -406,9 +403,9 @@ static rt_error read_hparams(rt_model *m, char *msg)
             continue;
         int64_t id;
         if (gguf_get_int(md, k, &id) != GGUF_OK)
-            return fail(msg, RT_ERR_MODEL, "metadata key '%.200s' is not an integer", k);
+            return rt_fail_(msg, RT_ERR_MODEL, "metadata key '%.200s' is not an integer", k);
         if (id < 0 || id >= hp->n_vocab)
-            return fail(msg, RT_ERR_MODEL, "metadata key '%.200s' = %lld is outside the vocabulary (%d tokens)", k,
+            return rt_fail_(msg, RT_ERR_MODEL, "metadata key '%.200s' = %lld is outside the vocabulary (%d tokens)", k,
                         (long long)id, hp->n_vocab);
     }
     return RT_OK;
@@ -430,12 +427,12 @@ static rt_error check_unused_tensors(rt_model *m, const unsigned char *used, cha
                 *c = '?';
         int layer;
         if (sscanf(name, "blk.%d.", &layer) == 1 && layer >= m->hp.n_layer)
-            return fail(msg, RT_ERR_MODEL, "tensor '%s' belongs to layer %d but block_count is %d", name, layer,
+            return rt_fail_(msg, RT_ERR_MODEL, "tensor '%s' belongs to layer %d but block_count is %d", name, layer,
                         m->hp.n_layer);
         int64_t n_used = 0;
         for (int64_t j = 0; j < nt; j++)
             n_used += used[j] != 0;
-        return fail(msg, RT_ERR_MODEL, "tensor '%s' is not used by the %s graph (%lld tensors, %lld used)", name,
+        return rt_fail_(msg, RT_ERR_MODEL, "tensor '%s' is not used by the %s graph (%lld tensors, %lld used)", name,
                     m->arch->name, (long long)nt, (long long)n_used);
     }
     return RT_OK;
@@ -538,25 +535,25 @@ static rt_error load_tensor(rt_model *m, const arch_tensor *at, int layer, char 
         if (v)
             return load_vec(m, v, name, ne0, optional, msg);
     }
-    return fail(msg, RT_ERR_UNSUPPORTED, "the runtime cannot compute with tensor '%s' of the %s architecture", name,
+    return rt_fail_(msg, RT_ERR_UNSUPPORTED, "the runtime cannot compute with tensor '%s' of the %s architecture", name,
                 m->arch->name);
 }
 
 static rt_error model_load(inp_source *src, bool deferred, rt_model **out, char *msg)
 {
     if (!src || !out)
-        return fail(msg, RT_ERR_ARG, "rt_model_load: NULL argument");
+        return rt_fail_(msg, RT_ERR_ARG, "rt_model_load: NULL argument");
     *out = NULL;
     rt_model *m = calloc(1, sizeof *m);
     if (!m)
-        return fail(msg, RT_ERR_NOMEM, "out of memory");
+        return rt_fail_(msg, RT_ERR_NOMEM, "out of memory");
     m->src = src;
     m->deferred = deferred;
     m->isa = rt_isa_detect();
     m->used = calloc((size_t)inp_n_tensors(src) + 1, 1);
     if (!m->used) {
         free(m);
-        return fail(msg, RT_ERR_NOMEM, "out of memory");
+        return rt_fail_(msg, RT_ERR_NOMEM, "out of memory");
     }
     rt_error e = read_hparams(m, msg);
     if (e != RT_OK)
@@ -569,7 +566,7 @@ static rt_error model_load(inp_source *src, bool deferred, rt_model **out, char 
     m->hp.tied_output = m->output.idx < 0;
     m->layers = calloc((size_t)m->hp.n_layer, sizeof *m->layers);
     if (!m->layers) {
-        e = fail(msg, RT_ERR_NOMEM, "out of memory");
+        e = rt_fail_(msg, RT_ERR_NOMEM, "out of memory");
         goto bad;
     }
     for (int l = 0; l < m->hp.n_layer; l++) {
@@ -621,7 +618,7 @@ rt_error rt_model_load_layer(rt_model *m, int layer, const rt_model *from, char 
 {
     if (!m || m->parent || layer < -1 || layer >= m->hp.n_layer ||
         (from && (from->hp.n_layer != m->hp.n_layer || from->hp.n_embd != m->hp.n_embd)))
-        return fail(msg, RT_ERR_ARG, "rt_model_load_layer: bad arguments");
+        return rt_fail_(msg, RT_ERR_ARG, "rt_model_load_layer: bad arguments");
     rt_weight *ws[7], *fs[7];
     const int n = layer_weights(m, layer, ws);
     if (from)
@@ -664,11 +661,11 @@ void rt_model_drop_layer(rt_model *m, int layer)
 rt_error rt_model_clone(const rt_model *m, rt_model **out, char *msg)
 {
     if (!m || !out)
-        return fail(msg, RT_ERR_ARG, "rt_model_clone: NULL argument");
+        return rt_fail_(msg, RT_ERR_ARG, "rt_model_clone: NULL argument");
     *out = NULL;
     rt_model *c = malloc(sizeof *c);
     if (!c)
-        return fail(msg, RT_ERR_NOMEM, "out of memory");
+        return rt_fail_(msg, RT_ERR_NOMEM, "out of memory");
     *c = *m;
     c->parent = m->parent ? m->parent : m;
     c->owned_bytes = 0;
@@ -723,32 +720,32 @@ const arch_desc *rt_model_arch(const rt_model *m) { return m->arch; }
 rt_error rt_model_set_weight(rt_model *m, const char *name, int type, const void *data, char *msg)
 {
     if (!m || !name || !data)
-        return fail(msg, RT_ERR_ARG, "rt_model_set_weight: NULL argument");
+        return rt_fail_(msg, RT_ERR_ARG, "rt_model_set_weight: NULL argument");
     if (m->parent)
-        return fail(msg, RT_ERR_ARG, "rt_model_set_weight: a clone shares its parent's weights");
+        return rt_fail_(msg, RT_ERR_ARG, "rt_model_set_weight: a clone shares its parent's weights");
     int64_t n;
     float **vec = vec_by_name(m, name, &n);
     if (vec) {
         if (type != GGUF_F32)
-            return fail(msg, RT_ERR_UNSUPPORTED, "'%s' must be f32", name);
+            return rt_fail_(msg, RT_ERR_UNSUPPORTED, "'%s' must be f32", name);
         memcpy(*vec, data, (size_t)n * 4);
         return RT_OK;
     }
     rt_weight *w = weight_by_name(m, name);
     if (!w)
-        return fail(msg, RT_ERR_ARG, "no weight named '%s'", name);
+        return rt_fail_(msg, RT_ERR_ARG, "no weight named '%s'", name);
     const gguf_type_traits *tr = gguf_type_info(type);
     if (!tr || !rt_kernel_supported(type))
-        return fail(msg, RT_ERR_UNSUPPORTED, "'%s': type %s cannot be multiplied", name, tr ? tr->name : "unknown");
+        return rt_fail_(msg, RT_ERR_UNSUPPORTED, "'%s': type %s cannot be multiplied", name, tr ? tr->name : "unknown");
     if (w->ne0 % tr->block_size)
-        return fail(msg, RT_ERR_ARG, "'%s': row length %lld is not a multiple of the %s block size", name,
+        return rt_fail_(msg, RT_ERR_ARG, "'%s': row length %lld is not a multiple of the %s block size", name,
                     (long long)w->ne0, tr->name);
     size_t bytes = gguf_row_size(type, w->ne0) * (size_t)w->ne1;
     void *buf = w->owned && w->owned_size == bytes ? w->owned : NULL;
     if (!buf) {
         buf = malloc(bytes);
         if (!buf)
-            return fail(msg, RT_ERR_NOMEM, "out of memory");
+            return rt_fail_(msg, RT_ERR_NOMEM, "out of memory");
         if (w->owned) {
             m->owned_bytes -= w->owned_size;
             free(w->owned);
@@ -793,7 +790,7 @@ static rt_error ensure_scratch(rt_model *m, int N, int P, char *msg)
         m->act = malloc(act_need);
         m->act_cap = m->act ? act_need : 0;
         if (!m->act)
-            return fail(msg, RT_ERR_NOMEM, "out of memory for activations");
+            return rt_fail_(msg, RT_ERR_NOMEM, "out of memory for activations");
     }
     const size_t E = (size_t)hp->n_embd, F = (size_t)hp->n_ff, QD = (size_t)hp->n_head * hp->head_dim,
                  KD = (size_t)hp->n_head_kv * hp->head_dim, H2 = (size_t)hp->head_dim / 2;
@@ -806,7 +803,7 @@ static rt_error ensure_scratch(rt_model *m, int N, int P, char *msg)
             *bufs[i] = malloc(sizes[i] * sizeof(float));
             if (!*bufs[i]) {
                 m->cap = 0;
-                return fail(msg, RT_ERR_NOMEM, "out of memory for %d tokens", N);
+                return rt_fail_(msg, RT_ERR_NOMEM, "out of memory for %d tokens", N);
             }
         }
         m->cap = N;
@@ -818,7 +815,7 @@ static rt_error ensure_scratch(rt_model *m, int N, int P, char *msg)
         m->rope_sin = malloc((size_t)P * H2 * sizeof(float));
         if (!m->rope_cos || !m->rope_sin) {
             m->rope_cap = 0;
-            return fail(msg, RT_ERR_NOMEM, "out of memory for %d positions", P);
+            return rt_fail_(msg, RT_ERR_NOMEM, "out of memory for %d positions", P);
         }
         m->rope_cap = P;
         /* RoPE table as ggml builds it: theta = pos, multiplied by base^(-2/head_dim) per pair. */
@@ -1004,7 +1001,7 @@ static rt_error attention(rt_model *m, const rt_layer *L, int S, int T, int r0, 
         m->probs = aligned_alloc(64, per * nth * sizeof(float));
         m->probs_cap = m->probs ? per * nth : 0;
         if (!m->probs)
-            return fail(msg, RT_ERR_NOMEM, "out of memory for attention scores");
+            return rt_fail_(msg, RT_ERR_NOMEM, "out of memory for attention scores");
     }
     /* work items: (sequence, head, tile of 16 query rows r0..T-1) */
     const int ntile = (R + 15) / 16;
@@ -1080,27 +1077,27 @@ static bool all_loaded(const rt_model *m)
 rt_error rt_embed(rt_model *m, const int32_t *tokens, int n_tokens, float *hidden, char *msg)
 {
     if (!m || !tokens || !hidden || n_tokens < 1 || n_tokens > RT_MAX_TOKENS)
-        return fail(msg, RT_ERR_ARG, "rt_embed: bad arguments");
+        return rt_fail_(msg, RT_ERR_ARG, "rt_embed: bad arguments");
     const int E = m->hp.n_embd;
     const size_t rs = gguf_row_size(m->tok_embd.type, E);
     for (int t = 0; t < n_tokens; t++) {
         const int32_t id = tokens[t];
         if (id < 0 || id >= m->hp.n_vocab)
-            return fail(msg, RT_ERR_ARG, "token id %d at position %d is outside the vocabulary (%d)", id, t,
+            return rt_fail_(msg, RT_ERR_ARG, "token id %d at position %d is outside the vocabulary (%d)", id, t,
                         m->hp.n_vocab);
         float *dst = hidden + (size_t)t * E;
         if (!m->tok_embd.data) { /* deferred: the row alone */
             char smsg[INP_MSG_SIZE];
             inp_error se = inp_read_f32(m->src, m->tok_embd.idx, id, 1, dst, smsg);
             if (se != INP_OK)
-                return fail(msg, se == INP_ERR_NOMEM ? RT_ERR_NOMEM : RT_ERR_IO, "%s", smsg);
+                return rt_fail_(msg, se == INP_ERR_NOMEM ? RT_ERR_NOMEM : RT_ERR_IO, "%s", smsg);
             continue;
         }
         const void *row = (const char *)m->tok_embd.data + (size_t)id * rs;
         if (m->tok_embd.type == GGUF_F32)
             memcpy(dst, row, (size_t)E * 4);
         else if (lq_dequantize_row(m->tok_embd.type, row, dst, E) != 0)
-            return fail(msg, RT_ERR_UNSUPPORTED, "cannot decode token_embd rows of this type");
+            return rt_fail_(msg, RT_ERR_UNSUPPORTED, "cannot decode token_embd rows of this type");
     }
     return RT_OK;
 }
@@ -1127,7 +1124,7 @@ static rt_error layer_forward(rt_model *m, int layer, float *hidden, int S, int 
     if (!normed)
         rms_norm_rows(m, hidden, L->attn_norm, N, E, hp->rms_eps, m->xn, nth);
     if (call_hook(hook, layer, RT_HOOK_ATTN_QKV, m->xn, N, E))
-        return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
+        return rt_fail_(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
     matmul(m, &L->wk, m->xn, N, m->k, 0);
     matmul(m, &L->wv, m->xn, N, m->v, reuse_level(&L->wk, &L->wv));
     /* act now holds x converted for V's vec-dot type, whatever K's was */
@@ -1135,19 +1132,19 @@ static rt_error layer_forward(rt_model *m, int layer, float *hidden, int S, int 
     if ((e = attention(m, L, S, T, r0, msg)) != RT_OK)
         return e;
     if (call_hook(hook, layer, RT_HOOK_ATTN_OUT, m->att, NR, QD))
-        return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
+        return rt_fail_(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
     matmul(m, &L->wo, m->att, NR, m->xn, 0);
     /* residual and the feed-forward norm (each row of xn is read before it is overwritten) */
     residual_rows(m, out, hidden, m->xn, S, T, r0, L->ffn_norm, m->xn, nth);
 
     /* feed-forward block */
     if (call_hook(hook, layer, RT_HOOK_FFN_GATE_UP, m->xn, NR, E))
-        return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
+        return rt_fail_(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
     matmul(m, &L->wg, m->xn, NR, m->gate, 0);
     matmul(m, &L->wu, m->xn, NR, m->up, reuse_level(&L->wg, &L->wu));
     swiglu_rows(m, m->gate, m->up, NR, F, nth);
     if (call_hook(hook, layer, RT_HOOK_FFN_DOWN, m->gate, NR, F))
-        return fail(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
+        return rt_fail_(msg, RT_ERR_HOOK, "layer %d: stopped by the hook", layer);
     matmul(m, &L->wd, m->gate, NR, m->xn, 0);
     /* the residual, and with next_norm the norm the next step applies to these rows */
     residual_rows(m, out, out, m->xn, S, R, 0, next_norm, m->xn, nth);
@@ -1157,11 +1154,11 @@ static rt_error layer_forward(rt_model *m, int layer, float *hidden, int S, int 
 rt_error rt_layer_forward(rt_model *m, int layer, float *hidden, int n_tokens, const rt_hook *hook, char *msg)
 {
     if (!m || !hidden || n_tokens < 1 || n_tokens > RT_MAX_TOKENS)
-        return fail(msg, RT_ERR_ARG, "rt_layer_forward: bad arguments");
+        return rt_fail_(msg, RT_ERR_ARG, "rt_layer_forward: bad arguments");
     if (layer < 0 || layer >= m->hp.n_layer)
-        return fail(msg, RT_ERR_ARG, "layer %d is out of range (%d layers)", layer, m->hp.n_layer);
+        return rt_fail_(msg, RT_ERR_ARG, "layer %d is out of range (%d layers)", layer, m->hp.n_layer);
     if (!layer_loaded(m, layer))
-        return fail(msg, RT_ERR_ARG, "layer %d's weights are not loaded (rt_model_load_layer)", layer);
+        return rt_fail_(msg, RT_ERR_ARG, "layer %d's weights are not loaded (rt_model_load_layer)", layer);
     return layer_forward(m, layer, hidden, 1, n_tokens, 0, hidden, 0, NULL, hook, msg);
 }
 
@@ -1182,9 +1179,9 @@ static rt_error final_logits(rt_model *m, const float *hidden, int n_rows, int n
 rt_error rt_final_logits(rt_model *m, const float *hidden, int n_rows, float *logits, char *msg)
 {
     if (!m || !hidden || !logits || n_rows < 1 || n_rows > RT_MAX_TOKENS)
-        return fail(msg, RT_ERR_ARG, "rt_final_logits: bad arguments");
+        return rt_fail_(msg, RT_ERR_ARG, "rt_final_logits: bad arguments");
     if (!all_loaded(m))
-        return fail(msg, RT_ERR_ARG, "rt_final_logits: the model's weights are not all loaded");
+        return rt_fail_(msg, RT_ERR_ARG, "rt_final_logits: the model's weights are not all loaded");
     return final_logits(m, hidden, n_rows, 0, logits, msg);
 }
 
@@ -1193,9 +1190,9 @@ rt_error rt_forward_seqs(rt_model *m, const int32_t *tokens, int n_seq, int n_to
 {
     if (!m || !tokens || !logits || n_seq < 1 || n_tokens < 1 || n_tokens > RT_MAX_TOKENS ||
         (int64_t)n_seq * n_tokens > RT_MAX_TOKENS || first < 0 || first >= n_tokens)
-        return fail(msg, RT_ERR_ARG, "rt_forward: bad arguments");
+        return rt_fail_(msg, RT_ERR_ARG, "rt_forward: bad arguments");
     if (!all_loaded(m))
-        return fail(msg, RT_ERR_ARG, "rt_forward: the model's weights are not all loaded");
+        return rt_fail_(msg, RT_ERR_ARG, "rt_forward: the model's weights are not all loaded");
     const int N = n_seq * n_tokens;
     rt_error e = ensure_scratch(m, N, n_tokens, msg);
     if (e != RT_OK)

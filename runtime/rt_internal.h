@@ -8,6 +8,7 @@
 
 #include "common/qf_half.h"
 #include "common/qf_msg.h"
+#include "runtime/runtime.h"
 #include "libgguf/gguf.h"
 #include "libquant/lq_blocks.h"
 
@@ -154,8 +155,7 @@ void rt_quant_q8_0_scalar(const float *x, void *dst, int64_t n);
 void rt_quant_q8_1_scalar(const float *x, void *dst, int64_t n);
 void rt_quant_q8_K_scalar(const float *x, void *dst, int64_t n);
 
-/* Defense in depth for one-line messages: a control byte that reached a message (from a name,
- * key or string in a file) is shown as '?'. */
-static inline void rt_msg_clean_(char *msg) { qf_msg_clean(msg); }
+/* One line into msg[RT_MSG_SIZE] (control bytes from names in a file shown as '?'); returns e. */
+rt_error rt_fail_(char *msg, rt_error e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif
