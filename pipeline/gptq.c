@@ -369,6 +369,90 @@ out:
     return e;
 }
 
+/* The output matrix after the layers: H (and C) from the final norm of every chunk's hidden
+ * states, then one solve, as a group of its own (reported with layer = n_layer). A tied output
+ * (no output.weight) or one left float is skipped. */
+static pl_error output_group(driver *d)
+{
+    job jb = {.name = "output.weight"};
+    jb.idx = inp_find_tensor(d->src, jb.name);
+    if (jb.idx < 0)
+        return PL_OK;
+    const inp_tensor *t = inp_tensor_at(d->src, jb.idx);
+    jb.cols = t->ne[0];
+    jb.rows = t->n_dims == 2 ? t->ne[1] : 0;
+    jb.type = d->o.type_of ? d->o.type_of(d->o.user, jb.name, jb.cols, jb.rows) : d->o.default_type;
+    if (jb.type < 0 || jb.rows < 1 || !lq_gptq_supports(jb.type))
+        return PL_OK;
+    const int cols = (int)jb.cols;
+    pl_hess *hess = pl_hess_create(cols);
+    pl_cross *cross = d->mf ? pl_cross_create(cols) : NULL;
+    pl_error e = hess && (cross || !d->mf) ? PL_OK : pl_fail(d->msg, PL_ERR_NOMEM, "%s: out of memory", jb.name);
+    const double t0 = pl_now();
+    char rmsg[RT_MSG_SIZE];
+    for (int c = 0; c < d->n_chunks && e == PL_OK; ++c) {
+        rt_error re = rt_final_norm(d->m, d->hidden + (size_t)c * d->per, d->n_ctx, d->xq, rmsg);
+        if (re == RT_OK && d->mf)
+            re = rt_final_norm(d->mf, d->hidden_f + (size_t)c * d->per, d->n_ctx, d->xf, rmsg);
+        if (re != RT_OK)
+            e = pl_fail(d->msg, pl_from_rt(re), "%s: %s", jb.name, rmsg);
+        else if ((e = pl_hess_add(hess, d->xq, d->n_ctx, d->msg)) == PL_OK && cross)
+            pl_cross_add(cross, d->xf, d->xq, d->n_ctx);
+    }
+    if (e == PL_OK) /* every rank's rows (MPI build) */
+        e = pl_hess_reduce(hess, d->msg);
+    if (e == PL_OK && cross)
+        e = pl_cross_reduce(cross, d->msg);
+    d->st.hessian += pl_now() - t0;
+    pl_gptq_info info;
+    if (e == PL_OK)
+        e = do_tensor(d->m, d->src, &jb, d->n_layer, pl_hess_matrix(hess), cross ? pl_cross_matrix(cross) : NULL,
+                      &cross, pl_hess_count(hess), &d->o, &d->st, &info, d->msg);
+    pl_hess_free(hess);
+    pl_cross_free(cross);
+    if (e == PL_OK && d->o.group_done && d->o.group_done(d->o.user, d->n_layer, d->n_layer, &info, 1))
+        e = pl_fail(d->msg, PL_ERR_STOPPED, "output: stopped by the caller");
+    return e;
+}
+
+/* With the asymmetric target the quantized model embeds with token_embd as the file will
+ * hold it (rounded without importance data, as the writer does), so every layer's target
+ * makes up for the embedding's rounding too. A type GPTQ does not plan (-1, F32) leaves it. */
+static pl_error quantize_embd(driver *d)
+{
+    const char *name = "token_embd.weight";
+    const int64_t k = d->mf && d->o.type_of ? inp_find_tensor(d->src, name) : -1;
+    if (k < 0)
+        return PL_OK;
+    const inp_tensor *t = inp_tensor_at(d->src, k);
+    const int64_t cols = t->ne[0], rows = t->n_dims == 2 ? t->ne[1] : 0, batch = 256;
+    const int type = d->o.type_of(d->o.user, name, cols, rows);
+    const size_t rs = type >= 0 && type != GGUF_F32 ? lq_row_size(type, cols) : 0;
+    if (!rs || rows < 1)
+        return PL_OK;
+    if ((uint64_t)rows > SIZE_MAX / rs || (uint64_t)cols > SIZE_MAX / sizeof(float) / (uint64_t)batch)
+        return pl_fail(d->msg, PL_ERR_ARG, "%s: tensor too large", name);
+    unsigned char *q = malloc((size_t)rows * rs);
+    float *x = malloc((size_t)batch * (size_t)cols * sizeof(float));
+    pl_error e = q && x ? PL_OK : pl_fail(d->msg, PL_ERR_NOMEM, "%s: out of memory", name);
+    char m[INP_MSG_SIZE > LQ_MSG_SIZE ? INP_MSG_SIZE : LQ_MSG_SIZE];
+    for (int64_t r0 = 0; e == PL_OK && r0 < rows; r0 += batch) {
+        const int64_t n = rows - r0 < batch ? rows - r0 : batch;
+        inp_error ie = inp_read_f32(d->src, k, r0, n, x, m);
+        if (ie != INP_OK)
+            e = pl_fail(d->msg, pl_from_inp(ie), "%s", m);
+        else if (lq_quantize_rows(type, x, q + (size_t)r0 * rs, n, cols, NULL, d->nth, m) != LQ_OK)
+            e = pl_fail(d->msg, PL_ERR_INTERNAL, "%s: %s", name, m);
+    }
+    char rmsg[RT_MSG_SIZE];
+    rt_error re = e == PL_OK ? rt_model_set_weight(d->m, name, type, q, rmsg) : RT_OK;
+    if (re != RT_OK)
+        e = pl_fail(d->msg, pl_from_rt(re), "%s", rmsg);
+    free(q);
+    free(x);
+    return e;
+}
+
 /* Buffers, the float reference (asymmetric target), and the embeddings of every chunk. */
 static pl_error driver_start(driver *d, const int32_t *chunks)
 {
@@ -408,6 +492,8 @@ static pl_error driver_start(driver *d, const int32_t *chunks)
         if (re != RT_OK)
             return pl_from_rt(re);
     }
+    if ((e = quantize_embd(d)) != PL_OK)
+        return e;
     const double t0 = pl_now();
     rt_error re = RT_OK;
     for (int c = 0; c < d->n_chunks && re == RT_OK; ++c)
@@ -517,6 +603,8 @@ pl_error pl_gptq_run(rt_model *m, inp_source *src, const int32_t *chunks, int n_
         rt_model_drop_layer(d.m, l);
         rt_model_drop_layer(d.mf, l);
     }
+    if (e == PL_OK)
+        e = output_group(&d);
     for (int w = 1; w < d.nw; ++w) {
         rt_model_free(d.qm ? d.qm[w] : NULL);
         rt_model_free(d.fm ? d.fm[w] : NULL);

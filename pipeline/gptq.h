@@ -9,8 +9,12 @@
  * the layer is run with all its quantized weights and its outputs become the next layer's
  * inputs. So every H describes what the quantized model, not the float one, feeds the layer.
  * Weights are read as F32 from the tensor source (the float originals); each quantized tensor
- * is swapped into the model (rt_model_set_weight) and handed to the caller's emit. token_embd,
- * output and the norms are left to the caller. A model from rt_model_load_deferred has each
+ * is swapped into the model (rt_model_set_weight) and handed to the caller's emit. After the
+ * layers output.weight (when planned and not tied) is solved the same way, its H from the final
+ * norm of the quantized model's hidden states (reported as layer n_layer). With the asymmetric
+ * target the quantized model embeds with token_embd rounded as the writer rounds it (no
+ * importance data), so the layers' targets make up for it; writing token_embd and the norms is
+ * left to the caller. A model from rt_model_load_deferred has each
  * layer read before it is done and dropped after (rt_model_load_layer / _drop_layer), so the
  * weights in memory are one layer's; the float reference of the asymmetric target is always
  * loaded so, and the quantized model borrows its float weights until they are swapped.

@@ -79,11 +79,16 @@ static int gptq_emit(void *user, const pl_gptq_info *info, const void *data, siz
     return 1;
 }
 
-/* The group's label: "attn q,k,v", "attn_output", "ffn gate,up", "ffn_down". */
+/* The group's label: "attn q,k,v", "attn_output", "ffn gate,up", "ffn_down", "output". */
 static void group_label(const pl_gptq_info *in, int n, char *label, size_t size)
 {
     size_t k = 0;
     label[0] = 0;
+    if (n == 1 && strncmp(in[0].name, "blk.", 4)) { /* "output.weight": "output" */
+        const char *dot = strchr(in[0].name, '.');
+        snprintf(label, size, "%.*s", dot ? (int)(dot - in[0].name) : (int)strlen(in[0].name), in[0].name);
+        return;
+    }
     for (int i = 0; i < n; i++) {
         /* "blk.3.attn_q.weight": group prefix "attn", member "q" */
         const char *nm = strchr(in[i].name + 4, '.') + 1, *dot = strchr(nm, '.');

@@ -700,7 +700,8 @@ static rt_weight *weight_by_name(rt_model *m, const char *name)
     if (!at || !arch_tensor_is_matrix(at) || layer >= m->hp.n_layer)
         return NULL;
     rt_weight *w = weight_slot(m, layer >= 0 ? &m->layers[layer] : NULL, at->role);
-    return w && w->data ? w : NULL; /* an absent (tied) output is no weight */
+    /* a deferred model's unread weight (idx set) is one; an absent (tied) output is none */
+    return w && (w->data || w->idx >= 0) ? w : NULL;
 }
 
 /* A vector the forward pass reads (norms, biases; not the RoPE factors, cached in tables). */
@@ -1183,6 +1184,14 @@ rt_error rt_final_logits(rt_model *m, const float *hidden, int n_rows, float *lo
     if (!all_loaded(m))
         return rt_fail_(msg, RT_ERR_ARG, "rt_final_logits: the model's weights are not all loaded");
     return final_logits(m, hidden, n_rows, 0, logits, msg);
+}
+
+rt_error rt_final_norm(rt_model *m, const float *hidden, int n_rows, float *x, char *msg)
+{
+    if (!m || !hidden || !x || n_rows < 1 || n_rows > RT_MAX_TOKENS)
+        return rt_fail_(msg, RT_ERR_ARG, "rt_final_norm: bad arguments");
+    rms_norm_rows(m, hidden, m->out_norm, n_rows, m->hp.n_embd, m->hp.rms_eps, x, nthreads(m));
+    return RT_OK;
 }
 
 rt_error rt_forward_seqs(rt_model *m, const int32_t *tokens, int n_seq, int n_tokens, int first, float *logits,

@@ -153,6 +153,8 @@ rt_error rt_embed(rt_model *m, const int32_t *tokens, int n_tokens, float *hidde
  * be NULL. */
 rt_error rt_layer_forward(rt_model *m, int layer, float *hidden, int n_tokens,
                           const rt_hook *hook, char *msg);
+/* x (n_rows × n_embd) := RMSNorm(hidden rows) with output_norm: the output matrix's input. */
+rt_error rt_final_norm(rt_model *m, const float *hidden, int n_rows, float *x, char *msg);
 /* logits (n_rows × n_vocab) := output(RMSNorm(hidden rows))  for n_rows rows of hidden. */
 rt_error rt_final_logits(rt_model *m, const float *hidden, int n_rows, float *logits, char *msg);
 

@@ -22,6 +22,7 @@
 /* ---------- sequential GPTQ on the demo model ---------- */
 
 typedef struct {
+    int n_layer;              /* after its layers' 7 * n_layer weights: output.weight */
     int count;
     int bad_order;
     int not_better;
@@ -35,7 +36,10 @@ static int log_emit(void *user, const pl_gptq_info *info, const void *data, size
     static const char *const order[] = {"attn_q", "attn_k", "attn_v", "attn_output",
                                         "ffn_gate", "ffn_up", "ffn_down"};
     char want[GGUF_MAX_NAME];
-    snprintf(want, sizeof want, "blk.%d.%s.weight", l->count / 7, order[l->count % 7]);
+    if (l->count < 7 * l->n_layer)
+        snprintf(want, sizeof want, "blk.%d.%s.weight", l->count / 7, order[l->count % 7]);
+    else
+        snprintf(want, sizeof want, "output.weight");
     if (strcmp(want, info->name) || info->layer != l->count / 7)
         l->bad_order++;
     if (nbytes != lq_row_size(info->type, info->cols) * (size_t)info->rows)
@@ -121,6 +125,20 @@ static void eval_model(rt_model *m, const int32_t *chunks, int nch, int n_ctx,
     free(nll);
 }
 
+/* Weight `name` of src rounded to type (no importance data) into m. */
+static void round_into(inp_source *src, rt_model *m, const char *name, int type)
+{
+    char msg[PL_MSG_SIZE];
+    const inp_tensor *t = inp_tensor_at(src, inp_find_tensor(src, name));
+    float *w = malloc((size_t)(t->ne[0] * t->ne[1]) * sizeof(float));
+    void *q = malloc(lq_row_size(type, t->ne[0]) * (size_t)t->ne[1]);
+    cr_assert_eq(inp_read_f32(src, inp_find_tensor(src, name), 0, t->ne[1], w, msg), INP_OK, "%s", msg);
+    cr_assert_eq(lq_quantize_rows(type, w, q, t->ne[1], t->ne[0], NULL, 0, msg), LQ_OK);
+    cr_assert_eq(rt_model_set_weight(m, t->name, type, q, msg), RT_OK, "%s", msg);
+    free(w);
+    free(q);
+}
+
 static void check_demo_gptq(int type, double min_gain)
 {
     TU_REQUIRE_SHARED();
@@ -152,26 +170,23 @@ static void check_demo_gptq(int type, double min_gain)
     o.gptq.nthreads = 1;
     emit_log log;
     memset(&log, 0, sizeof log);
+    log.n_layer = hp->n_layer;
     o.emit = log_emit;
     o.user = &log;
     cr_assert_eq(pl_gptq_run(mg, src, cchunks, ncal, n_ctx, &o, msg), PL_OK, "%s", msg);
-    cr_assert_eq(log.count, 7 * hp->n_layer);
+    cr_assert_eq(log.count, 7 * hp->n_layer + 1); /* the layers, then output.weight */
     cr_assert_eq(log.bad_order, 0, "emitted out of order, first: %s", log.names[0]);
     cr_assert_eq(log.not_better, 0, "GPTQ loss not below rounding (worst ratio %.3f)",
                  log.ratio_max);
 
-    /* the same tensors rounded by llama.cpp's rule (imatrix-free) */
+    /* every matrix rounded by llama.cpp's rule (imatrix-free); both embed with it rounded */
     for (int64_t i = 0; i < inp_n_tensors(src); ++i) {
         const inp_tensor *t = inp_tensor_at(src, i);
-        if (strncmp(t->name, "blk.", 4) || t->n_dims != 2)
+        if (t->n_dims != 2)
             continue;
-        float *w = malloc((size_t)(t->ne[0] * t->ne[1]) * sizeof(float));
-        void *q = malloc(lq_row_size(type, t->ne[0]) * (size_t)t->ne[1]);
-        cr_assert_eq(inp_read_f32(src, i, 0, t->ne[1], w, msg), INP_OK, "%s", msg);
-        cr_assert_eq(lq_quantize_rows(type, w, q, t->ne[1], t->ne[0], NULL, 0, msg), LQ_OK);
-        cr_assert_eq(rt_model_set_weight(mr, t->name, type, q, msg), RT_OK, "%s", msg);
-        free(w);
-        free(q);
+        round_into(src, mr, t->name, type);
+        if (!strcmp(t->name, "token_embd.weight"))
+            round_into(src, mg, t->name, type);
     }
 
     const int V = hp->n_vocab, nr = n_ctx - n_ctx / 2 - 1;
@@ -232,7 +247,7 @@ static uint64_t calib_hash(inp_source *src, const int32_t *chunks, int nch, int 
     o.emit = hash_emit;
     o.user = &h;
     cr_assert_eq(pl_gptq_run(m, src, chunks, nch, n_ctx, &o, msg), PL_OK, "%s", msg);
-    cr_assert_eq(h.count, 7 * rt_model_hparams(m)->n_layer);
+    cr_assert_eq(h.count, 7 * rt_model_hparams(m)->n_layer + 1);
     rt_model_free(m);
     return h.hash;
 }
@@ -378,8 +393,9 @@ Test(gptq, asymmetric_target)
         pl_calib_stats st;
         o.stats = &st;
         cr_assert_eq(pl_gptq_run(m, src, cchunks, ncal, n_ctx, &o, msg), PL_OK, "%s", msg);
-        cr_assert_eq(th[a].n, 42);
-        cr_assert_eq(st.n_tensors, 42);
+        cr_assert_eq(th[a].n, 43); /* 6 layers x 7, then output.weight */
+        cr_assert_eq(st.n_tensors, 43);
+        round_into(src, e, "token_embd.weight", GGUF_Q4_0); /* as the file holds it */
         cr_assert_eq(st.tokens, (int64_t)ncal * n_ctx);
         cr_assert(st.forward > 0 && st.hessian > 0 && st.solver > 0 && st.total >= st.solver);
         cr_assert_eq(pl_imatrix_acc_n_entries(im[a]), 42);
@@ -388,12 +404,11 @@ Test(gptq, asymmetric_target)
         rt_model_free(e);
     }
     cr_log_info("Q4_0 32x128: KLD classic %.6f asymmetric %.6f", kld[0], kld[1]);
-    for (int i = 0; i < 3; ++i)
-        cr_assert_eq(th[0].h[i], th[1].h[i], "layer 0 tensor %d differs", i);
+    /* the asymmetric run embeds with the rounded token_embd: even layer 0's q,k,v differ */
     int differ = 0;
-    for (int i = 3; i < 42; ++i)
+    for (int i = 0; i < 43; ++i)
         differ += th[0].h[i] != th[1].h[i];
-    cr_assert_geq(differ, 30);
+    cr_assert_geq(differ, 33);
     cr_assert_lt(kld[1], kld[0]);
 
     /* importance: layer 0's q,k,v input is the float one; ffn_down of layer 1 is not */
@@ -430,13 +445,17 @@ Test(gptq, asymmetric_target)
 
 typedef struct {
     const arch_desc *d;
-    int count, bad_order, bad_loss;
+    int count, bad_order, bad_loss, outputs;
 } arch_log;
 
 /* Tensor number count must be the description's next weight: layer by layer, group by group. */
 static int arch_emit(void *user, const pl_gptq_info *info, const void *data, size_t nbytes)
 {
     arch_log *l = user;
+    if (!strcmp(info->name, "output.weight")) { /* after the layers */
+        l->outputs++;
+        return 0;
+    }
     int per_layer = 0, k = l->count, found = 0;
     for (size_t g = 0; g < l->d->n_groups; ++g)
         for (int w = 0; w < ARCH_GROUP_MAX && l->d->groups[g].weights[w]; ++w)
@@ -498,6 +517,7 @@ Test(gptq, groups_of_every_architecture)
         for (size_t t = 0; t < d->n_layer; t++)
             matrices += arch_tensor_is_matrix(&d->layer[t]);
         cr_expect_eq(l.count, 2 * matrices, "%s: %d tensors", d->name, l.count);
+        cr_expect_eq(l.outputs, inp_find_tensor(src, "output.weight") >= 0, "%s: %d outputs", d->name, l.outputs);
         cr_expect_eq(l.bad_order, 0, "%s", d->name);
         cr_expect_eq(l.bad_loss, 0, "%s", d->name);
         rt_model_free(m);

@@ -54,8 +54,11 @@ void ql_group(const pl_event *ev)
         lg += ev->gptq[i].res.loss_gptq;
         lrt += ev->gptq[i].res.loss_rtn;
     }
-    printf("[gptq] layer %d/%d: %-12s loss %s vs rtn %s\n", ev->layer + 1, ev->n_layer, ev->text,
-           cli_sci(lg, ls), cli_sci(lrt, lr));
+    if (ev->layer >= ev->n_layer) /* after the layers: the output matrix */
+        printf("[gptq] %-24s loss %s vs rtn %s\n", ev->text, cli_sci(lg, ls), cli_sci(lrt, lr));
+    else
+        printf("[gptq] layer %d/%d: %-12s loss %s vs rtn %s\n", ev->layer + 1, ev->n_layer, ev->text,
+               cli_sci(lg, ls), cli_sci(lrt, lr));
     for (int i = 0; i < ev->n_gptq; i++) {
         const lq_gptq_result *res = &ev->gptq[i].res;
         if (res->retries)

@@ -33,9 +33,10 @@ for t in Q4_0 Q4_K_M; do
   ! cmp -s "$tmp/gptq-$t.gguf" "$tmp/plain-$t.gguf" || fail "$t: GPTQ wrote the plain bytes"
   grep -q '^\[gptq\] layer 1/2: attn q,k,v .*loss .* vs rtn ' "$tmp/log-$t" || fail "$t: no per-layer progress"
   grep -q '^\[gptq\] layer 2/2: ffn_down ' "$tmp/log-$t" || fail "$t: progress misses layer 2"
-  grep -q '^\[gptq\] 14 tensors, 256 tokens' "$tmp/log-$t" || fail "$t: summary line: $(grep '^\[gptq\] [0-9]' "$tmp/log-$t")"
-  [ "$(grep -c '"gptq_loss": [0-9]' "$tmp/r-$t.json")" -eq 14 ] || fail "$t: report lacks 14 gptq_loss"
-  [ "$(grep -c '"rtn_loss": [0-9]' "$tmp/r-$t.json")" -eq 14 ] || fail "$t: report lacks 14 rtn_loss"
+  grep -q '^\[gptq\] output  *loss .* vs rtn ' "$tmp/log-$t" || fail "$t: no progress line for output.weight"
+  grep -q '^\[gptq\] 15 tensors, 256 tokens' "$tmp/log-$t" || fail "$t: summary line: $(grep '^\[gptq\] [0-9]' "$tmp/log-$t")"
+  [ "$(grep -c '"gptq_loss": [0-9]' "$tmp/r-$t.json")" -eq 15 ] || fail "$t: report lacks 15 gptq_loss"
+  [ "$(grep -c '"rtn_loss": [0-9]' "$tmp/r-$t.json")" -eq 15 ] || fail "$t: report lacks 15 rtn_loss"
   grep -q '"gptq_loss": null' "$tmp/r-$t.json" || fail "$t: non-GPTQ tensors should have gptq_loss null"
   a=$(eval_ppl "$tmp/gptq-$t.gguf"); b=$(eval_ppl "$tmp/gptq-$t.gguf")
   [ -n "$a" ] || fail "$t: the GPTQ file does not evaluate"
