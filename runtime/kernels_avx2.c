@@ -259,6 +259,58 @@ static void gemm_f32(int wtype, int64_t n, const void *wv, size_t wrs_b, int nr,
     }
 }
 
+/* F16/BF16 as llamafile's sgemm sums them in llama.cpp's AVX2 build, which is dot_f16 /
+ * dot_bf16's order: per output one 8-lane fma chain over k, then hsum8, the tail (n % 8)
+ * added in f32. Widening is exact, so the row block's weights are widened once per call into
+ * the thread's scratch and each tile of activations once per matmul (prep); the F32 tiles then
+ * sum every output in that same order. */
+static int flt16(int wtype) { return wtype == GGUF_F16 || wtype == GGUF_BF16; }
+
+static void widen_rows(int wtype, int64_t n, const void *src, size_t rs, int nrows, float *dst)
+{
+    for (int j = 0; j < nrows; j++) {
+        const uint16_t *a = (const uint16_t *)((const char *)src + (size_t)j * rs);
+        float *o = dst + (size_t)j * (size_t)n;
+        int64_t k = 0;
+        if (wtype == GGUF_F16) {
+            for (; k + 8 <= n; k += 8)
+                _mm256_storeu_ps(o + k, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + k))));
+            for (; k < n; k++)
+                o[k] = rt_h2f(a[k]);
+        } else {
+            for (; k + 8 <= n; k += 8)
+                _mm256_storeu_ps(o + k, bf16x8(a + k));
+            for (; k < n; k++)
+                o[k] = rt_bf2f(a[k]);
+        }
+    }
+}
+
+static void prep_widen(int wtype, int64_t n, const void *xa, size_t xrs, int nt, void *tile)
+{
+    if (flt16(wtype))
+        widen_rows(wtype, n, xa, xrs, nt, tile);
+}
+
+static size_t tile_size(int wtype, int64_t n) { return flt16(wtype) ? (size_t)RT_TOK_TILE * (size_t)n * 4 : 0; }
+static size_t scratch_size(int wtype, int64_t n) { return flt16(wtype) ? (size_t)RT_ROW_BLOCK * (size_t)n * 4 : 0; }
+
+static void gemm_flt16(int wtype, int64_t n, const void *w, size_t wrs, int nr, const void *xa, size_t xrs, int nt,
+                       const void *tiles, size_t tile_bytes, void *scratch, float *y, int64_t ldy)
+{
+    if (!tiles || !scratch || nr > RT_ROW_BLOCK) {
+        const rt_dot_fn dot = wtype == GGUF_F16 ? dot_f16 : dot_bf16;
+        for (int t = 0; t < nt; t++)
+            for (int r = 0; r < nr; r++)
+                y[t * ldy + r] = dot(n, (const char *)w + (size_t)r * wrs, (const char *)xa + (size_t)t * xrs);
+        return;
+    }
+    widen_rows(wtype, n, w, wrs, nr, scratch);
+    for (int t0 = 0; t0 < nt; t0 += RT_TOK_TILE)
+        gemm_f32(GGUF_F32, n, scratch, (size_t)n * 4, nr, (const char *)tiles + (size_t)(t0 / RT_TOK_TILE) * tile_bytes,
+                 (size_t)n * 4, nt - t0 < RT_TOK_TILE ? nt - t0 : RT_TOK_TILE, NULL, 0, NULL, y + (size_t)t0 * ldy, ldy);
+}
+
 /* ---------------------------------------------------------------- quantized cores */
 
 #define NT 4 /* tokens per tile */
@@ -703,9 +755,12 @@ const rt_kernel_table RT_AVX2_TABLE = {
         [GGUF_Q5_K] = dotq_Q5_K, [GGUF_Q6_K] = dotq_Q6_K,
     },
     .gemm = {
-        [GGUF_F32] = gemm_f32,
+        [GGUF_F32] = gemm_f32, [GGUF_F16] = gemm_flt16, [GGUF_BF16] = gemm_flt16,
         [GGUF_Q4_0] = gemm_q, [GGUF_Q4_1] = gemm_q, [GGUF_Q5_0] = gemm_q, [GGUF_Q5_1] = gemm_q,
         [GGUF_Q8_0] = gemm_q, [GGUF_Q2_K] = gemm_q, [GGUF_Q3_K] = gemm_q, [GGUF_Q4_K] = gemm_q,
         [GGUF_Q5_K] = gemm_q, [GGUF_Q6_K] = gemm_q,
     },
+    .prep = {[GGUF_F16] = prep_widen, [GGUF_BF16] = prep_widen},
+    .tile_size = tile_size,
+    .scratch_size = scratch_size,
 };
