@@ -516,6 +516,117 @@ static void core_q4_0(int64_t n, const rt_unpacked *u, int nr, const void *xa, s
     }
 }
 
+/* Lane l := the sum of the 8 int32 lanes of p[l] (exact). */
+static inline __m256i hsum_i32x8x8(const __m256i p[8])
+{
+    const __m256i ab = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+    const __m256i cd = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(ab, cd, 0x20), _mm256_permute2x128_si256(ab, cd, 0x31));
+}
+
+/* core_q4_0 for 8 rows at once, lane l = row l: the same chain per output (the block dot
+ * summed exactly, acc = fma(f32(dot), d_w d_x, acc)), 8 outputs per vector. dT: [nb][8] the
+ * rows' block scales. */
+static void core_q4_0_x8(int64_t n, const rt_unpacked *u, const float *dT, const void *xa, size_t xrs, int nt,
+                         const float *xd, float *y, int64_t ldy)
+{
+    const int64_t nb = n / 32;
+    for (int t = 0; t < nt; t++) {
+        const lq_block_q8_0 *xb = (const lq_block_q8_0 *)((const char *)xa + (size_t)t * xrs);
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const __m256i xv = _mm256_loadu_si256((const __m256i *)xb[b].qs);
+            __m256i p[8];
+            _Pragma("GCC unroll 8")
+            for (int l = 0; l < 8; l++)
+                p[l] = dot_u8s8(_mm256_load_si256((const __m256i *)(u[l].aw + 32 * b)),
+                                _mm256_sign_epi8(xv, _mm256_load_si256((const __m256i *)(u[l].w + 32 * b))));
+            const __m256 dd = _mm256_mul_ps(_mm256_load_ps(dT + 8 * b), _mm256_set1_ps(xd[(size_t)t * nb + b]));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hsum_i32x8x8(p)), dd, acc);
+        }
+        _mm256_storeu_ps(y + t * ldy, acc);
+    }
+}
+
+/* core_q4_K for 8 rows at once, lane l = row l, each output summed as core_q4_K sums it.
+ * tb: dT [nsb][8], mT [nsb][8] (d, dmin), mn [nsb][4][8] int32 = the pair (m_{4h}, m_{4h+2}) as
+ * two int16, so one madd with the (B0, B1) bsum pair gives im exactly. */
+static void core_q4_K_x8(int64_t n, const rt_unpacked *u, const float *tb, const void *xa, size_t xrs, int nt,
+                         float *y, int64_t ldy)
+{
+    const int64_t nsb = n / 256;
+    const float *dT = tb, *mT = tb + 8 * nsb;
+    const int32_t *mn = (const int32_t *)(tb + 16 * nsb);
+    for (int t = 0; t < nt; t++) {
+        const lq_block_q8_K *xb = (const lq_block_q8_K *)((const char *)xa + (size_t)t * xrs);
+        __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nsb; b++) {
+            const __m256 xdv = _mm256_set1_ps(xb[b].d);
+            const __m256 dd = _mm256_mul_ps(_mm256_load_ps(dT + 8 * b), xdv);
+            const __m256 dm = _mm256_mul_ps(_mm256_load_ps(mT + 8 * b), xdv);
+            const int16_t *bs = xb[b].bsums;
+            for (int h = 0; h < 4; h++) {
+                const __m256i x0 = _mm256_loadu_si256((const __m256i *)(xb[b].qs + 64 * h));
+                const __m256i x1 = _mm256_loadu_si256((const __m256i *)(xb[b].qs + 64 * h + 32));
+                __m256i p[8];
+                _Pragma("GCC unroll 8")
+                for (int l = 0; l < 8; l++) {
+                    const uint8_t *uv = u[l].aw + 256 * b + 64 * h;
+                    const int16_t *sc = u[l].sc32 + 128 * b + 32 * h;
+                    p[l] = _mm256_add_epi32(
+                        _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)uv), x0),
+                                          _mm256_load_si256((const __m256i *)sc)),
+                        _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(uv + 32)), x1),
+                                          _mm256_load_si256((const __m256i *)(sc + 16))));
+                }
+                const int b0 = bs[4 * h] + bs[4 * h + 1], b1 = bs[4 * h + 2] + bs[4 * h + 3];
+                const __m256i im = _mm256_madd_epi16(_mm256_load_si256((const __m256i *)(mn + 32 * b + 8 * h)),
+                                                     _mm256_set1_epi32((int32_t)((uint32_t)(uint16_t)b0 | (uint32_t)(uint16_t)b1 << 16)));
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hsum_i32x8x8(p)), dd, acc);
+                accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(im), dm, accm);
+            }
+        }
+        _mm256_storeu_ps(y + t * ldy, _mm256_sub_ps(acc, accm));
+    }
+}
+
+/* Q4_0 / Q4_K: groups of 8 rows through the x8 cores (their per-row scales transposed into
+ * a small buffer), the remaining rows through the one-output cores. */
+static void cores_x8(int wtype, int64_t n, const rt_unpacked *u, int nr, const void *xa, size_t xrs, int nt,
+                     const float *xd, float *y, int64_t ldy)
+{
+    const int k4 = wtype == GGUF_Q4_K;
+    const int64_t nb = k4 ? n / 256 : n / 32;
+    float *tb = aligned_alloc(32, (size_t)nb * (k4 ? 48 : 8) * 4 + 32);
+    int r0 = 0;
+    for (; tb && r0 + 8 <= nr; r0 += 8) {
+        const rt_unpacked *g = u + r0;
+        for (int64_t b = 0; b < nb; b++)
+            for (int l = 0; l < 8; l++) {
+                tb[8 * b + l] = g[l].d[b];
+                if (!k4)
+                    continue;
+                tb[8 * nb + 8 * b + l] = g[l].m[b];
+                for (int h = 0; h < 4; h++) {
+                    const int16_t *m = g[l].mins + 16 * b;
+                    const uint32_t pair = (uint32_t)(uint16_t)m[4 * h] | (uint32_t)(uint16_t)m[4 * h + 2] << 16;
+                    memcpy(tb + 16 * nb + 32 * b + 8 * h + l, &pair, 4);
+                }
+            }
+        if (k4)
+            core_q4_K_x8(n, g, tb, xa, xrs, nt, y + r0, ldy);
+        else
+            core_q4_0_x8(n, g, tb, xa, xrs, nt, xd, y + r0, ldy);
+    }
+    free(tb);
+    if (r0 < nr) {
+        if (k4)
+            core_q4_K(n, u + r0, nr - r0, xa, xrs, nt, y + r0, ldy);
+        else
+            core_q4_0(n, u + r0, nr - r0, xa, xrs, nt, xd, y + r0, ldy);
+    }
+}
+
 /* Unpack the row block, gather the activations' block scales, run the class core. */
 static void gemm_quant(int wtype, int64_t n, const void *w, size_t wrs, int nr, const void *xa, size_t xrs,
                        int nt, float *y, int64_t ldy)
@@ -545,7 +656,7 @@ static void gemm_quant(int wtype, int64_t n, const void *w, size_t wrs, int nr, 
                 xd[(size_t)t * nb + b] = rt_h2f(xb[b].d);
         }
         if (wtype == GGUF_Q4_0)
-            core_q4_0(n, u, nr, xa, xrs, nt, xd, y, ldy);
+            cores_x8(wtype, n, u, nr, xa, xrs, nt, xd, y, ldy);
         else
             core_q8_0(n, u, nr, xa, xrs, nt, xd, y, ldy);
     } else if (cls == RT_CLS_Q8_1) {
@@ -559,7 +670,7 @@ static void gemm_quant(int wtype, int64_t n, const void *w, size_t wrs, int nr, 
         core_q8_1(n, u, nr, xa, xrs, nt, xd, y, ldy);
     } else {
         if (wtype == GGUF_Q4_K)
-            core_q4_K(n, u, nr, xa, xrs, nt, y, ldy);
+            cores_x8(wtype, n, u, nr, xa, xrs, nt, NULL, y, ldy);
         else
             core_q8_K(wtype, n, u, nr, xa, xrs, nt, y, ldy);
     }
