@@ -7,6 +7,7 @@
  * activation class runs it against every token: 8-bit products summed with maddubs/madd
  * (exact integers), scaled per block in f32 — the same arithmetic as ggml's AVX2 path. */
 #include <immintrin.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "runtime/rt_internal.h"
@@ -292,7 +293,13 @@ static void prep_widen(int wtype, int64_t n, const void *xa, size_t xrs, int nt,
         widen_rows(wtype, n, xa, xrs, nt, tile);
 }
 
-static size_t tile_size(int wtype, int64_t n) { return flt16(wtype) ? (size_t)RT_TOK_TILE * (size_t)n * 4 : 0; }
+static size_t q80_tile_size(int64_t n);
+static size_t tile_size(int wtype, int64_t n)
+{
+    if (flt16(wtype))
+        return (size_t)RT_TOK_TILE * (size_t)n * 4;
+    return rt_unpack_class(wtype) == RT_CLS_Q8_0 ? q80_tile_size(n) : 0;
+}
 static size_t scratch_size(int wtype, int64_t n) { return flt16(wtype) ? (size_t)RT_ROW_BLOCK * (size_t)n * 4 : 0; }
 
 static void gemm_flt16(int wtype, int64_t n, const void *w, size_t wrs, int nr, const void *xa, size_t xrs, int nt,
@@ -316,18 +323,18 @@ static void gemm_flt16(int wtype, int64_t n, const void *w, size_t wrs, int nr, 
 #define NT 4 /* tokens per tile */
 
 /* Q8_0 class: w signed, aw = |w|; per block f32 scale. xd: block scales of the tokens. */
-static void core_q8_0(int64_t n, const rt_unpacked *u, int nr, const void *xa, size_t xrs, int nt,
+static void core_q8_0(int64_t n, const rt_unpacked *u, int nr, const int8_t *xq, size_t xts, size_t xbs, int nt,
                       const float *xd, float *y, int64_t ldy)
 {
     const int64_t nb = n / 32;
     for (int t0 = 0; t0 < nt; t0 += NT) {
         const int tn = nt - t0 < NT ? nt - t0 : NT;
-        const lq_block_q8_0 *xb[NT];
+        const int8_t *xb[NT];
         const float *xdj[NT];
         _Pragma("GCC unroll 16")
         for (int j = 0; j < NT; j++) {
             const size_t tj = (size_t)(t0 + (j < tn ? j : 0));
-            xb[j] = (const lq_block_q8_0 *)((const char *)xa + tj * xrs);
+            xb[j] = xq + tj * xts;
             xdj[j] = xd + tj * nb;
         }
         for (int r = 0; r < nr; r++) {
@@ -343,7 +350,7 @@ static void core_q8_0(int64_t n, const rt_unpacked *u, int nr, const void *xa, s
                 const __m256i av = _mm256_load_si256((const __m256i *)(aw + 32 * b));
                 _Pragma("GCC unroll 16")
                 for (int j = 0; j < NT; j++) {
-                    const __m256i xv = _mm256_loadu_si256((const __m256i *)xb[j][b].qs);
+                    const __m256i xv = _mm256_loadu_si256((const __m256i *)(xb[j] + (size_t)b * xbs));
                     const __m256i p = dot_u8s8(av, _mm256_sign_epi8(xv, wv));
                     acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
                                              _mm256_set1_ps(wd[b] * xdj[j][b]), acc[j]);
@@ -497,18 +504,18 @@ static void core_q4_K(int64_t n, const rt_unpacked *u, int nr, const void *xa, s
 
 /* Q4_0 as llama.cpp's repacked Q4_0 GEMM sums it on x86: one chain per output,
  * acc = fma(f32(block dot), d_w d_x, acc). */
-static void core_q4_0(int64_t n, const rt_unpacked *u, int nr, const void *xa, size_t xrs, int nt, const float *xd,
-                      float *y, int64_t ldy)
+static void core_q4_0(int64_t n, const rt_unpacked *u, int nr, const int8_t *xq, size_t xts, size_t xbs, int nt,
+                      const float *xd, float *y, int64_t ldy)
 {
     const int64_t nb = n / 32;
     for (int t = 0; t < nt; t++) {
-        const lq_block_q8_0 *xb = (const lq_block_q8_0 *)((const char *)xa + (size_t)t * xrs);
+        const int8_t *xb = xq + (size_t)t * xts;
         for (int r = 0; r < nr; r++) {
             float acc = 0;
             for (int64_t b = 0; b < nb; b++) {
                 const __m256i wv = _mm256_load_si256((const __m256i *)(u[r].w + 32 * b));
                 const __m256i av = _mm256_load_si256((const __m256i *)(u[r].aw + 32 * b));
-                const __m256i xv = _mm256_loadu_si256((const __m256i *)xb[b].qs);
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)(xb + (size_t)b * xbs));
                 acc = fmaf((float)hsum_i32x8(dot_u8s8(av, _mm256_sign_epi8(xv, wv))), u[r].d[b] * xd[(size_t)t * nb + b], acc);
             }
             y[t * ldy + r] = acc;
@@ -527,15 +534,15 @@ static inline __m256i hsum_i32x8x8(const __m256i p[8])
 /* core_q4_0 for 8 rows at once, lane l = row l: the same chain per output (the block dot
  * summed exactly, acc = fma(f32(dot), d_w d_x, acc)), 8 outputs per vector. dT: [nb][8] the
  * rows' block scales. */
-static void core_q4_0_x8(int64_t n, const rt_unpacked *u, const float *dT, const void *xa, size_t xrs, int nt,
-                         const float *xd, float *y, int64_t ldy)
+static void core_q4_0_x8(int64_t n, const rt_unpacked *u, const float *dT, const int8_t *xq, size_t xts, size_t xbs,
+                         int nt, const float *xd, float *y, int64_t ldy)
 {
     const int64_t nb = n / 32;
     for (int t = 0; t < nt; t++) {
-        const lq_block_q8_0 *xb = (const lq_block_q8_0 *)((const char *)xa + (size_t)t * xrs);
+        const int8_t *xb = xq + (size_t)t * xts;
         __m256 acc = _mm256_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
-            const __m256i xv = _mm256_loadu_si256((const __m256i *)xb[b].qs);
+            const __m256i xv = _mm256_loadu_si256((const __m256i *)(xb + (size_t)b * xbs));
             __m256i p[8];
             _Pragma("GCC unroll 8")
             for (int l = 0; l < 8; l++)
@@ -593,7 +600,7 @@ static void core_q4_K_x8(int64_t n, const rt_unpacked *u, const float *tb, const
 /* Q4_0 / Q4_K: groups of 8 rows through the x8 cores (their per-row scales transposed into
  * a small buffer), the remaining rows through the one-output cores. */
 static void cores_x8(int wtype, int64_t n, const rt_unpacked *u, int nr, const void *xa, size_t xrs, int nt,
-                     const float *xd, float *y, int64_t ldy)
+                     const int8_t *xq, size_t xts, size_t xbs, const float *xd, float *y, int64_t ldy)
 {
     const int k4 = wtype == GGUF_Q4_K;
     const int64_t nb = k4 ? n / 256 : n / 32;
@@ -616,25 +623,72 @@ static void cores_x8(int wtype, int64_t n, const rt_unpacked *u, int nr, const v
         if (k4)
             core_q4_K_x8(n, g, tb, xa, xrs, nt, y + r0, ldy);
         else
-            core_q4_0_x8(n, g, tb, xa, xrs, nt, xd, y + r0, ldy);
+            core_q4_0_x8(n, g, tb, xq, xts, xbs, nt, xd, y + r0, ldy);
     }
     free(tb);
     if (r0 < nr) {
         if (k4)
             core_q4_K(n, u + r0, nr - r0, xa, xrs, nt, y + r0, ldy);
         else
-            core_q4_0(n, u + r0, nr - r0, xa, xrs, nt, xd, y + r0, ldy);
+            core_q4_0(n, u + r0, nr - r0, xq, xts, xbs, nt, xd, y + r0, ldy);
     }
 }
 
-/* Unpack the row block, gather the activations' block scales, run the class core. */
+/* rt_unpack_row for Q8_0 and Q4_0 with AVX2 (the same layout and values: w, aw = |w|, d). */
+static void unpack_q8_0_class(int wtype, const void *wrow, int64_t n, void *buf, rt_unpacked *u)
+{
+    const size_t N = (size_t)n;
+    const int64_t nb = n / 32;
+    memset(u, 0, sizeof *u);
+    u->w = buf;
+    u->aw = (uint8_t *)buf + N;
+    u->d = (float *)((uint8_t *)buf + 2 * N);
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i v;
+        if (wtype == GGUF_Q8_0) {
+            const lq_block_q8_0 *x = (const lq_block_q8_0 *)wrow + b;
+            u->d[b] = rt_h2f(x->d);
+            v = _mm256_loadu_si256((const __m256i *)x->qs);
+        } else {
+            const lq_block_q4_0 *x = (const lq_block_q4_0 *)wrow + b;
+            u->d[b] = rt_h2f(x->d);
+            const __m128i q = _mm_loadu_si128((const __m128i *)x->qs), m = _mm_set1_epi8(0xF);
+            v = _mm256_sub_epi8(_mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m), _mm_and_si128(q, m)),
+                                _mm256_set1_epi8(8));
+        }
+        _mm256_store_si256((__m256i *)(u->w + 32 * b), v);
+        _mm256_store_si256((__m256i *)(u->aw + 32 * b), _mm256_abs_epi8(v));
+    }
+}
+
+/* Q8_0-class activations repacked once per matmul (prep), per tile of RT_TOK_TILE tokens:
+ * xq [16][nb][32] the quants (32-byte aligned, no block header in between), xd [16][nb] the
+ * block scales in f32 — the same values the cores otherwise read from the Q8_0 rows. */
+static size_t q80_tile_size(int64_t n) { return (size_t)(n / 32) * RT_TOK_TILE * 36; }
+
+static void prep_q80(int wtype, int64_t n, const void *xa, size_t xrs, int nt, void *tile)
+{
+    const int64_t nb = n / 32;
+    int8_t *xq = tile;
+    float *xd = (float *)(xq + (size_t)RT_TOK_TILE * (size_t)nb * 32);
+    for (int j = 0; j < nt; j++) {
+        const lq_block_q8_0 *xb = (const lq_block_q8_0 *)((const char *)xa + (size_t)j * xrs);
+        for (int64_t b = 0; b < nb; b++) {
+            _mm256_store_si256((__m256i *)(xq + ((size_t)j * nb + b) * 32), _mm256_loadu_si256((const __m256i *)xb[b].qs));
+            xd[(size_t)j * nb + b] = rt_h2f(xb[b].d);
+        }
+    }
+}
+
+/* Unpack the row block, gather the activations' block scales (or read the prepped tiles),
+ * run the class core. */
 static void gemm_quant(int wtype, int64_t n, const void *w, size_t wrs, int nr, const void *xa, size_t xrs,
-                       int nt, float *y, int64_t ldy)
+                       int nt, const void *tiles, size_t tile_bytes, float *y, int64_t ldy)
 {
     const int cls = rt_unpack_class(wtype);
     const size_t us = rt_unpacked_size(wtype, n);
     const int64_t nb = n / 32;
-    const size_t xd_n = cls == RT_CLS_Q8_1 ? (size_t)nt * 2 * nb : cls == RT_CLS_Q8_0 ? (size_t)nt * nb : 0;
+    const size_t xd_n = cls == RT_CLS_Q8_1 ? (size_t)nt * 2 * nb : cls == RT_CLS_Q8_0 && !tiles ? (size_t)nt * nb : 0;
     char *buf = aligned_alloc(32, us * (size_t)nr + ((xd_n * 4 + 31) & ~(size_t)31) + 32);
     if (!buf) { /* out of memory inside a kernel: fall back to the scalar row dot */
         for (int t = 0; t < nt; t++)
@@ -646,19 +700,34 @@ static void gemm_quant(int wtype, int64_t n, const void *w, size_t wrs, int nr, 
     rt_unpacked u[64];
     if (nr > 64)
         nr = 64; /* the driver passes at most RT_ROW_BLOCK rows */
-    for (int r = 0; r < nr; r++)
-        rt_unpack_row(wtype, (const char *)w + (size_t)r * wrs, n, buf + (size_t)r * us, &u[r]);
+    for (int r = 0; r < nr; r++) {
+        if (wtype == GGUF_Q8_0 || wtype == GGUF_Q4_0) /* rt_unpacked_size: 32-aligned w, aw, then d */
+            unpack_q8_0_class(wtype, (const char *)w + (size_t)r * wrs, n, buf + (size_t)r * us, &u[r]);
+        else
+            rt_unpack_row(wtype, (const char *)w + (size_t)r * wrs, n, buf + (size_t)r * us, &u[r]);
+    }
     float *xd = (float *)(buf + us * (size_t)nr);
-    if (cls == RT_CLS_Q8_0) {
+    if (cls == RT_CLS_Q8_0 && tiles) {
+        for (int t0 = 0; t0 < nt; t0 += RT_TOK_TILE) {
+            const int8_t *tq = (const int8_t *)tiles + (size_t)(t0 / RT_TOK_TILE) * tile_bytes;
+            const float *td = (const float *)(tq + (size_t)RT_TOK_TILE * (size_t)nb * 32);
+            const int tn = nt - t0 < RT_TOK_TILE ? nt - t0 : RT_TOK_TILE;
+            if (wtype == GGUF_Q4_0)
+                cores_x8(wtype, n, u, nr, NULL, 0, tn, tq, (size_t)nb * 32, 32, td, y + (size_t)t0 * ldy, ldy);
+            else
+                core_q8_0(n, u, nr, tq, (size_t)nb * 32, 32, tn, td, y + (size_t)t0 * ldy, ldy);
+        }
+    } else if (cls == RT_CLS_Q8_0) {
         for (int t = 0; t < nt; t++) {
             const lq_block_q8_0 *xb = (const lq_block_q8_0 *)((const char *)xa + (size_t)t * xrs);
             for (int64_t b = 0; b < nb; b++)
                 xd[(size_t)t * nb + b] = rt_h2f(xb[b].d);
         }
+        const int8_t *xq = (const int8_t *)xa + offsetof(lq_block_q8_0, qs);
         if (wtype == GGUF_Q4_0)
-            cores_x8(wtype, n, u, nr, xa, xrs, nt, xd, y, ldy);
+            cores_x8(wtype, n, u, nr, NULL, 0, nt, xq, xrs, sizeof(lq_block_q8_0), xd, y, ldy);
         else
-            core_q8_0(n, u, nr, xa, xrs, nt, xd, y, ldy);
+            core_q8_0(n, u, nr, xq, xrs, sizeof(lq_block_q8_0), nt, xd, y, ldy);
     } else if (cls == RT_CLS_Q8_1) {
         for (int t = 0; t < nt; t++) {
             const lq_block_q8_1 *xb = (const lq_block_q8_1 *)((const char *)xa + (size_t)t * xrs);
@@ -670,7 +739,7 @@ static void gemm_quant(int wtype, int64_t n, const void *w, size_t wrs, int nr, 
         core_q8_1(n, u, nr, xa, xrs, nt, xd, y, ldy);
     } else {
         if (wtype == GGUF_Q4_K)
-            cores_x8(wtype, n, u, nr, xa, xrs, nt, NULL, y, ldy);
+            cores_x8(wtype, n, u, nr, xa, xrs, nt, NULL, 0, 0, NULL, y, ldy);
         else
             core_q8_K(wtype, n, u, nr, xa, xrs, nt, y, ldy);
     }
@@ -680,7 +749,7 @@ static void gemm_quant(int wtype, int64_t n, const void *w, size_t wrs, int nr, 
 static void gemm_q(int wtype, int64_t n, const void *w, size_t wrs, int nr, const void *xa, size_t xrs, int nt,
                    const void *tiles, size_t tile_bytes, void *scratch, float *y, int64_t ldy)
 {
-    gemm_quant(wtype, n, w, wrs, nr, xa, xrs, nt, y, ldy);
+    gemm_quant(wtype, n, w, wrs, nr, xa, xrs, nt, tile_bytes ? tiles : NULL, tile_bytes, y, ldy);
 }
 
 /* Single dot products through the same cores (one row, one token). */
@@ -688,7 +757,7 @@ static void gemm_q(int wtype, int64_t n, const void *w, size_t wrs, int nr, cons
     static float dotq_##T(int64_t n, const void *w, const void *xa)                                \
     {                                                                                              \
         float y;                                                                                   \
-        gemm_quant(GGUF_##T, n, w, 0, 1, xa, 0, 1, &y, 1);                                         \
+        gemm_quant(GGUF_##T, n, w, 0, 1, xa, 0, 1, NULL, 0, &y, 1);                                \
         return y;                                                                                  \
     }
 DOT_Q(Q4_0)
@@ -871,7 +940,8 @@ const rt_kernel_table RT_AVX2_TABLE = {
         [GGUF_Q8_0] = gemm_q, [GGUF_Q2_K] = gemm_q, [GGUF_Q3_K] = gemm_q, [GGUF_Q4_K] = gemm_q,
         [GGUF_Q5_K] = gemm_q, [GGUF_Q6_K] = gemm_q,
     },
-    .prep = {[GGUF_F16] = prep_widen, [GGUF_BF16] = prep_widen},
+    .prep = {[GGUF_F16] = prep_widen, [GGUF_BF16] = prep_widen, [GGUF_Q4_0] = prep_q80, [GGUF_Q5_0] = prep_q80,
+             [GGUF_Q8_0] = prep_q80},
     .tile_size = tile_size,
     .scratch_size = scratch_size,
 };
