@@ -2,7 +2,7 @@
  * when the CPU has them).
  *
  * F32: register-tiled dot products, 4 weight rows × 3 tokens per tile.
- * F16/BF16: one dot product at a time, f32 accumulation.
+ * F16/BF16: the same tiles on weights and activations widened to f32 (exact) beforehand.
  * Quantized types: each row block is unpacked once (rt_unpack_row) and one integer core per
  * activation class runs it against every token: 8-bit products summed with maddubs/madd
  * (exact integers), scaled per block in f32 — the same arithmetic as ggml's AVX2 path. */

@@ -1184,9 +1184,10 @@ const rt_kernel_table rt_kernels_avx512 = {
     .swiglu = swiglu,
     .quant = {[GGUF_Q8_0] = quant_q8_0, [GGUF_Q8_K] = quant_q8_K},
     /* Only the types llama.cpp's AVX-512 build multiplies with kernels of its own (F32 through
-     * llamafile's 16-lane sgemm, Q4_0/Q4_K/Q2_K through its repacked GEMMs) are here; the
-     * others run ggml's AVX2 arithmetic there too (llamafile's 8-lane Q8_0/Q5_0 kernel, the
-     * AVX2 vec_dots), so they fall back to the AVX2 table, which sums as those do. */
+     * llamafile's 16-lane sgemm, Q4_0/Q4_K/Q2_K through its repacked GEMMs) are here, plus
+     * Q8_0's gemm (llamafile's 8-lane Q0 order, see q80w_core); the others run ggml's AVX2
+     * arithmetic there too (llamafile's 8-lane Q5_0 kernel, the AVX2 vec_dots), so they fall
+     * back to the AVX2 table, which sums as those do. */
     .dot = {[GGUF_F32] = dot_F32, [GGUF_F16] = dot_F16, [GGUF_BF16] = dot_BF16, [GGUF_Q4_0] = dot_Q4_0,
             [GGUF_Q2_K] = dot_Q2_K, [GGUF_Q4_K] = dot_Q4_K},
     .gemm = {[GGUF_F32] = gemm_flt, [GGUF_F16] = gemm_flt, [GGUF_BF16] = gemm_flt, [GGUF_Q4_0] = gemm_q,
