@@ -532,24 +532,35 @@ static inline __m256i hsum_i32x8x8(const __m256i p[8])
 }
 
 /* core_q4_0 for 8 rows at once, lane l = row l: the same chain per output (the block dot
- * summed exactly, acc = fma(f32(dot), d_w d_x, acc)), 8 outputs per vector. dT: [nb][8] the
- * rows' block scales. */
-static void core_q4_0_x8(int64_t n, const rt_unpacked *u, const float *dT, const int8_t *xq, size_t xts, size_t xbs,
-                         int nt, const float *xd, float *y, int64_t ldy)
+ * summed exactly, acc = fma(f32(dot), d_w d_x, acc)), 8 outputs per vector. tb: dT [nb][8] the
+ * rows' block scales, then pnl [nb][8][8] int32 = bytes 4g..4g+3 of each row as u = w + 8. The
+ * block dot is sum(u x) - 8 sum(x): 8 maddubs of the rows' 4 bytes by the broadcast activation
+ * bytes summed in int16 (|sum| <= 8 * 2 * 15 * 127 < 2^15, exact), one madd to int32. */
+static void core_q4_0_x8(int64_t n, const float *tb, const int8_t *xq, size_t xts, size_t xbs, int nt,
+                         const float *xd, float *y, int64_t ldy)
 {
     const int64_t nb = n / 32;
+    const float *dT = tb;
+    const int32_t *pnl = (const int32_t *)(tb + 8 * nb);
+    const __m256i ones16 = _mm256_set1_epi16(1), ones8 = _mm256_set1_epi8(1);
     for (int t = 0; t < nt; t++) {
         const int8_t *xb = xq + (size_t)t * xts;
         __m256 acc = _mm256_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
-            const __m256i xv = _mm256_loadu_si256((const __m256i *)(xb + (size_t)b * xbs));
-            __m256i p[8];
+            const int8_t *xj = xb + (size_t)b * xbs;
+            const int32_t *pj = pnl + 64 * b;
+            __m256i p16 = _mm256_setzero_si256();
             _Pragma("GCC unroll 8")
-            for (int l = 0; l < 8; l++)
-                p[l] = dot_u8s8(_mm256_load_si256((const __m256i *)(u[l].aw + 32 * b)),
-                                _mm256_sign_epi8(xv, _mm256_load_si256((const __m256i *)(u[l].w + 32 * b))));
+            for (int g = 0; g < 8; g++) {
+                int32_t x4;
+                memcpy(&x4, xj + 4 * g, 4);
+                p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(pj + 8 * g)),
+                                                                 _mm256_set1_epi32(x4)));
+            }
+            const int sx = hsum_i32x8(_mm256_madd_epi16(_mm256_maddubs_epi16(ones8, _mm256_loadu_si256((const __m256i *)xj)), ones16));
+            const __m256i dot = _mm256_sub_epi32(_mm256_madd_epi16(p16, ones16), _mm256_set1_epi32(8 * sx));
             const __m256 dd = _mm256_mul_ps(_mm256_load_ps(dT + 8 * b), _mm256_set1_ps(xd[(size_t)t * nb + b]));
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hsum_i32x8x8(p)), dd, acc);
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), dd, acc);
         }
         _mm256_storeu_ps(y + t * ldy, acc);
     }
@@ -557,13 +568,18 @@ static void core_q4_0_x8(int64_t n, const rt_unpacked *u, const float *dT, const
 
 /* core_q4_K for 8 rows at once, lane l = row l, each output summed as core_q4_K sums it.
  * tb: dT [nsb][8], mT [nsb][8] (d, dmin), mn [nsb][4][8] int32 = the pair (m_{4h}, m_{4h+2}) as
- * two int16, so one madd with the (B0, B1) bsum pair gives im exactly. */
+ * two int16 (one madd with the (B0, B1) bsum pair gives im exactly), scT [nsb][8][8] int32 =
+ * the sub-block scale in both int16 halves, pnl [nsb][64][8] int32 = bytes 4g..4g+3 of each
+ * row. Per sub-block the 8 maddubs of the rows' 4 bytes by the broadcast activation bytes are
+ * summed in int16 (|sum| <= 8 * 2 * 15 * 127 < 2^15, exact), then scaled by one madd: the
+ * same integer sc_a dot_a + sc_b dot_b per 64 values, without horizontal sums. */
 static void core_q4_K_x8(int64_t n, const rt_unpacked *u, const float *tb, const void *xa, size_t xrs, int nt,
                          float *y, int64_t ldy)
 {
     const int64_t nsb = n / 256;
     const float *dT = tb, *mT = tb + 8 * nsb;
-    const int32_t *mn = (const int32_t *)(tb + 16 * nsb);
+    const int32_t *mn = (const int32_t *)(tb + 16 * nsb), *scT = mn + 32 * nsb, *pnl = scT + 64 * nsb;
+    (void)u;
     for (int t = 0; t < nt; t++) {
         const lq_block_q8_K *xb = (const lq_block_q8_K *)((const char *)xa + (size_t)t * xrs);
         __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
@@ -572,24 +588,29 @@ static void core_q4_K_x8(int64_t n, const rt_unpacked *u, const float *tb, const
             const __m256 dd = _mm256_mul_ps(_mm256_load_ps(dT + 8 * b), xdv);
             const __m256 dm = _mm256_mul_ps(_mm256_load_ps(mT + 8 * b), xdv);
             const int16_t *bs = xb[b].bsums;
+            const int8_t *xq = xb[b].qs;
+            const int32_t *pb = pnl + 512 * b;
             for (int h = 0; h < 4; h++) {
-                const __m256i x0 = _mm256_loadu_si256((const __m256i *)(xb[b].qs + 64 * h));
-                const __m256i x1 = _mm256_loadu_si256((const __m256i *)(xb[b].qs + 64 * h + 32));
-                __m256i p[8];
-                _Pragma("GCC unroll 8")
-                for (int l = 0; l < 8; l++) {
-                    const uint8_t *uv = u[l].aw + 256 * b + 64 * h;
-                    const int16_t *sc = u[l].sc32 + 128 * b + 32 * h;
-                    p[l] = _mm256_add_epi32(
-                        _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)uv), x0),
-                                          _mm256_load_si256((const __m256i *)sc)),
-                        _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(uv + 32)), x1),
-                                          _mm256_load_si256((const __m256i *)(sc + 16))));
+                __m256i ia = _mm256_setzero_si256();
+                _Pragma("GCC unroll 2")
+                for (int s2 = 0; s2 < 2; s2++) {
+                    const int j = 2 * h + s2;
+                    const int32_t *pj = pb + 64 * j;
+                    const int8_t *xj = xq + 32 * j;
+                    __m256i p16 = _mm256_setzero_si256();
+                    _Pragma("GCC unroll 8")
+                    for (int g = 0; g < 8; g++) {
+                        int32_t x4;
+                        memcpy(&x4, xj + 4 * g, 4);
+                        p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(pj + 8 * g)),
+                                                                         _mm256_set1_epi32(x4)));
+                    }
+                    ia = _mm256_add_epi32(ia, _mm256_madd_epi16(p16, _mm256_load_si256((const __m256i *)(scT + 64 * b + 8 * j))));
                 }
                 const int b0 = bs[4 * h] + bs[4 * h + 1], b1 = bs[4 * h + 2] + bs[4 * h + 3];
                 const __m256i im = _mm256_madd_epi16(_mm256_load_si256((const __m256i *)(mn + 32 * b + 8 * h)),
                                                      _mm256_set1_epi32((int32_t)((uint32_t)(uint16_t)b0 | (uint32_t)(uint16_t)b1 << 16)));
-                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(hsum_i32x8x8(p)), dd, acc);
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia), dd, acc);
                 accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(im), dm, accm);
             }
         }
@@ -597,40 +618,75 @@ static void core_q4_K_x8(int64_t n, const rt_unpacked *u, const float *tb, const
     }
 }
 
+/* The Q4_0 core (the x8 one with tb, else core_q4_0 on u) over the prepped tiles when given,
+ * else over the raw rows. */
+static void q4_0_over(int64_t n, const float *tb, const rt_unpacked *u, int nr, int nt, const int8_t *xq, size_t xts,
+                      size_t xbs, const float *xd, const void *tiles, size_t tile_bytes, float *y, int64_t ldy)
+{
+    const size_t nb = (size_t)(n / 32);
+    const int step = tiles ? RT_TOK_TILE : nt;
+    for (int t0 = 0; t0 < nt; t0 += step) {
+        const int tn = nt - t0 < step ? nt - t0 : step;
+        const int8_t *q = xq;
+        const float *d = xd;
+        size_t ts = xts, bs = xbs;
+        if (tiles) {
+            q = (const int8_t *)tiles + (size_t)(t0 / RT_TOK_TILE) * tile_bytes;
+            d = (const float *)(q + RT_TOK_TILE * nb * 32);
+            ts = nb * 32, bs = 32;
+        }
+        if (tb)
+            core_q4_0_x8(n, tb, q, ts, bs, tn, d, y + (size_t)t0 * ldy, ldy);
+        else
+            core_q4_0(n, u, nr, q, ts, bs, tn, d, y + (size_t)t0 * ldy, ldy);
+    }
+}
+
 /* Q4_0 / Q4_K: groups of 8 rows through the x8 cores (their per-row scales transposed into
  * a small buffer), the remaining rows through the one-output cores. */
 static void cores_x8(int wtype, int64_t n, const rt_unpacked *u, int nr, const void *xa, size_t xrs, int nt,
-                     const int8_t *xq, size_t xts, size_t xbs, const float *xd, float *y, int64_t ldy)
+                     const int8_t *xq, size_t xts, size_t xbs, const float *xd, const void *tiles, size_t tile_bytes,
+                     float *y, int64_t ldy)
 {
     const int k4 = wtype == GGUF_Q4_K;
     const int64_t nb = k4 ? n / 256 : n / 32;
-    float *tb = aligned_alloc(32, (size_t)nb * (k4 ? 48 : 8) * 4 + 32);
+    float *tb = aligned_alloc(32, (size_t)nb * (k4 ? 48 + 64 + 512 : 8 + 64) * 4 + 32);
     int r0 = 0;
     for (; tb && r0 + 8 <= nr; r0 += 8) {
         const rt_unpacked *g = u + r0;
         for (int64_t b = 0; b < nb; b++)
             for (int l = 0; l < 8; l++) {
                 tb[8 * b + l] = g[l].d[b];
-                if (!k4)
+                if (!k4) {
+                    for (int q = 0; q < 32; q++)
+                        ((uint8_t *)(tb + 8 * nb + 64 * b + 8 * (q / 4) + l))[q % 4] = (uint8_t)(g[l].w[32 * b + q] + 8);
                     continue;
+                }
                 tb[8 * nb + 8 * b + l] = g[l].m[b];
                 for (int h = 0; h < 4; h++) {
                     const int16_t *m = g[l].mins + 16 * b;
                     const uint32_t pair = (uint32_t)(uint16_t)m[4 * h] | (uint32_t)(uint16_t)m[4 * h + 2] << 16;
                     memcpy(tb + 16 * nb + 32 * b + 8 * h + l, &pair, 4);
                 }
+                for (int j = 0; j < 8; j++) {
+                    const uint16_t sc = (uint16_t)g[l].sc32[(8 * b + j) * 16];
+                    const uint32_t pair = (uint32_t)sc | (uint32_t)sc << 16;
+                    memcpy(tb + 48 * nb + 64 * b + 8 * j + l, &pair, 4);
+                }
+                for (int q = 0; q < 64; q++)
+                    memcpy(tb + 112 * nb + 512 * b + 8 * q + l, g[l].aw + 256 * b + 4 * q, 4);
             }
         if (k4)
             core_q4_K_x8(n, g, tb, xa, xrs, nt, y + r0, ldy);
         else
-            core_q4_0_x8(n, g, tb, xq, xts, xbs, nt, xd, y + r0, ldy);
+            q4_0_over(n, tb, NULL, 8, nt, xq, xts, xbs, xd, tiles, tile_bytes, y + r0, ldy);
     }
     free(tb);
     if (r0 < nr) {
         if (k4)
             core_q4_K(n, u + r0, nr - r0, xa, xrs, nt, y + r0, ldy);
         else
-            core_q4_0(n, u + r0, nr - r0, xq, xts, xbs, nt, xd, y + r0, ldy);
+            q4_0_over(n, NULL, u + r0, nr - r0, nt, xq, xts, xbs, xd, tiles, tile_bytes, y + r0, ldy);
     }
 }
 
@@ -707,15 +763,14 @@ static void gemm_quant(int wtype, int64_t n, const void *w, size_t wrs, int nr, 
             rt_unpack_row(wtype, (const char *)w + (size_t)r * wrs, n, buf + (size_t)r * us, &u[r]);
     }
     float *xd = (float *)(buf + us * (size_t)nr);
-    if (cls == RT_CLS_Q8_0 && tiles) {
+    if (wtype == GGUF_Q4_0 && tiles) {
+        cores_x8(wtype, n, u, nr, NULL, 0, nt, NULL, 0, 0, NULL, tiles, tile_bytes, y, ldy);
+    } else if (cls == RT_CLS_Q8_0 && tiles) {
         for (int t0 = 0; t0 < nt; t0 += RT_TOK_TILE) {
             const int8_t *tq = (const int8_t *)tiles + (size_t)(t0 / RT_TOK_TILE) * tile_bytes;
             const float *td = (const float *)(tq + (size_t)RT_TOK_TILE * (size_t)nb * 32);
             const int tn = nt - t0 < RT_TOK_TILE ? nt - t0 : RT_TOK_TILE;
-            if (wtype == GGUF_Q4_0)
-                cores_x8(wtype, n, u, nr, NULL, 0, tn, tq, (size_t)nb * 32, 32, td, y + (size_t)t0 * ldy, ldy);
-            else
-                core_q8_0(n, u, nr, tq, (size_t)nb * 32, 32, tn, td, y + (size_t)t0 * ldy, ldy);
+            core_q8_0(n, u, nr, tq, (size_t)nb * 32, 32, tn, td, y + (size_t)t0 * ldy, ldy);
         }
     } else if (cls == RT_CLS_Q8_0) {
         for (int t = 0; t < nt; t++) {
@@ -725,7 +780,7 @@ static void gemm_quant(int wtype, int64_t n, const void *w, size_t wrs, int nr, 
         }
         const int8_t *xq = (const int8_t *)xa + offsetof(lq_block_q8_0, qs);
         if (wtype == GGUF_Q4_0)
-            cores_x8(wtype, n, u, nr, NULL, 0, nt, xq, xrs, sizeof(lq_block_q8_0), xd, y, ldy);
+            cores_x8(wtype, n, u, nr, NULL, 0, nt, xq, xrs, sizeof(lq_block_q8_0), xd, NULL, 0, y, ldy);
         else
             core_q8_0(n, u, nr, xq, xrs, sizeof(lq_block_q8_0), nt, xd, y, ldy);
     } else if (cls == RT_CLS_Q8_1) {
@@ -739,7 +794,7 @@ static void gemm_quant(int wtype, int64_t n, const void *w, size_t wrs, int nr, 
         core_q8_1(n, u, nr, xa, xrs, nt, xd, y, ldy);
     } else {
         if (wtype == GGUF_Q4_K)
-            cores_x8(wtype, n, u, nr, xa, xrs, nt, NULL, 0, 0, NULL, y, ldy);
+            cores_x8(wtype, n, u, nr, xa, xrs, nt, NULL, 0, 0, NULL, NULL, 0, y, ldy);
         else
             core_q8_K(wtype, n, u, nr, xa, xrs, nt, y, ldy);
     }
