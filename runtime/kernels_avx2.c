@@ -305,7 +305,7 @@ static size_t scratch_size(int wtype, int64_t n) { return flt16(wtype) ? (size_t
 static void gemm_flt16(int wtype, int64_t n, const void *w, size_t wrs, int nr, const void *xa, size_t xrs, int nt,
                        const void *tiles, size_t tile_bytes, void *scratch, float *y, int64_t ldy)
 {
-    if (!tiles || !scratch || nr > RT_ROW_BLOCK) {
+    if (!tiles || !scratch || nr > RT_ROW_BLOCK || tile_bytes != tile_size(wtype, n)) {
         const rt_dot_fn dot = wtype == GGUF_F16 ? dot_f16 : dot_bf16;
         for (int t = 0; t < nt; t++)
             for (int r = 0; r < nr; r++)
@@ -313,9 +313,8 @@ static void gemm_flt16(int wtype, int64_t n, const void *w, size_t wrs, int nr, 
         return;
     }
     widen_rows(wtype, n, w, wrs, nr, scratch);
-    for (int t0 = 0; t0 < nt; t0 += RT_TOK_TILE)
-        gemm_f32(GGUF_F32, n, scratch, (size_t)n * 4, nr, (const char *)tiles + (size_t)(t0 / RT_TOK_TILE) * tile_bytes,
-                 (size_t)n * 4, nt - t0 < RT_TOK_TILE ? nt - t0 : RT_TOK_TILE, NULL, 0, NULL, y + (size_t)t0 * ldy, ldy);
+    /* the tiles are RT_TOK_TILE rows of n floats each, back to back: one run over all tokens */
+    gemm_f32(GGUF_F32, n, scratch, (size_t)n * 4, nr, tiles, (size_t)n * 4, nt, NULL, 0, NULL, y, ldy);
 }
 
 /* ---------------------------------------------------------------- quantized cores */
