@@ -2,11 +2,12 @@
  * when the CPU has them).
  *
  * F32: register-tiled dot products, 4 weight rows × 3 tokens per tile.
- * F16/BF16: one dot product at a time, f32 accumulation.
+ * F16/BF16: the same tiles on weights and activations widened to f32 (exact) beforehand.
  * Quantized types: each row block is unpacked once (rt_unpack_row) and one integer core per
  * activation class runs it against every token: 8-bit products summed with maddubs/madd
  * (exact integers), scaled per block in f32 — the same arithmetic as ggml's AVX2 path. */
 #include <immintrin.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "runtime/rt_internal.h"
@@ -259,23 +260,80 @@ static void gemm_f32(int wtype, int64_t n, const void *wv, size_t wrs_b, int nr,
     }
 }
 
+/* F16/BF16 as llamafile's sgemm sums them in llama.cpp's AVX2 build, which is dot_f16 /
+ * dot_bf16's order: per output one 8-lane fma chain over k, then hsum8, the tail (n % 8)
+ * added in f32. Widening is exact, so the row block's weights are widened once per call into
+ * the thread's scratch and each tile of activations once per matmul (prep); the F32 tiles then
+ * sum every output in that same order. */
+static int flt16(int wtype) { return wtype == GGUF_F16 || wtype == GGUF_BF16; }
+
+static void widen_rows(int wtype, int64_t n, const void *src, size_t rs, int nrows, float *dst)
+{
+    for (int j = 0; j < nrows; j++) {
+        const uint16_t *a = (const uint16_t *)((const char *)src + (size_t)j * rs);
+        float *o = dst + (size_t)j * (size_t)n;
+        int64_t k = 0;
+        if (wtype == GGUF_F16) {
+            for (; k + 8 <= n; k += 8)
+                _mm256_storeu_ps(o + k, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + k))));
+            for (; k < n; k++)
+                o[k] = rt_h2f(a[k]);
+        } else {
+            for (; k + 8 <= n; k += 8)
+                _mm256_storeu_ps(o + k, bf16x8(a + k));
+            for (; k < n; k++)
+                o[k] = rt_bf2f(a[k]);
+        }
+    }
+}
+
+static void prep_widen(int wtype, int64_t n, const void *xa, size_t xrs, int nt, void *tile)
+{
+    if (flt16(wtype))
+        widen_rows(wtype, n, xa, xrs, nt, tile);
+}
+
+static size_t q80_tile_size(int64_t n);
+static size_t tile_size(int wtype, int64_t n)
+{
+    if (flt16(wtype))
+        return (size_t)RT_TOK_TILE * (size_t)n * 4;
+    return rt_unpack_class(wtype) == RT_CLS_Q8_0 ? q80_tile_size(n) : 0;
+}
+static size_t scratch_size(int wtype, int64_t n) { return flt16(wtype) ? (size_t)RT_ROW_BLOCK * (size_t)n * 4 : 0; }
+
+static void gemm_flt16(int wtype, int64_t n, const void *w, size_t wrs, int nr, const void *xa, size_t xrs, int nt,
+                       const void *tiles, size_t tile_bytes, void *scratch, float *y, int64_t ldy)
+{
+    if (!tiles || !scratch || nr > RT_ROW_BLOCK || tile_bytes != tile_size(wtype, n)) {
+        const rt_dot_fn dot = wtype == GGUF_F16 ? dot_f16 : dot_bf16;
+        for (int t = 0; t < nt; t++)
+            for (int r = 0; r < nr; r++)
+                y[t * ldy + r] = dot(n, (const char *)w + (size_t)r * wrs, (const char *)xa + (size_t)t * xrs);
+        return;
+    }
+    widen_rows(wtype, n, w, wrs, nr, scratch);
+    /* the tiles are RT_TOK_TILE rows of n floats each, back to back: one run over all tokens */
+    gemm_f32(GGUF_F32, n, scratch, (size_t)n * 4, nr, tiles, (size_t)n * 4, nt, NULL, 0, NULL, y, ldy);
+}
+
 /* ---------------------------------------------------------------- quantized cores */
 
 #define NT 4 /* tokens per tile */
 
 /* Q8_0 class: w signed, aw = |w|; per block f32 scale. xd: block scales of the tokens. */
-static void core_q8_0(int64_t n, const rt_unpacked *u, int nr, const void *xa, size_t xrs, int nt,
+static void core_q8_0(int64_t n, const rt_unpacked *u, int nr, const int8_t *xq, size_t xts, size_t xbs, int nt,
                       const float *xd, float *y, int64_t ldy)
 {
     const int64_t nb = n / 32;
     for (int t0 = 0; t0 < nt; t0 += NT) {
         const int tn = nt - t0 < NT ? nt - t0 : NT;
-        const lq_block_q8_0 *xb[NT];
+        const int8_t *xb[NT];
         const float *xdj[NT];
         _Pragma("GCC unroll 16")
         for (int j = 0; j < NT; j++) {
             const size_t tj = (size_t)(t0 + (j < tn ? j : 0));
-            xb[j] = (const lq_block_q8_0 *)((const char *)xa + tj * xrs);
+            xb[j] = xq + tj * xts;
             xdj[j] = xd + tj * nb;
         }
         for (int r = 0; r < nr; r++) {
@@ -291,7 +349,7 @@ static void core_q8_0(int64_t n, const rt_unpacked *u, int nr, const void *xa, s
                 const __m256i av = _mm256_load_si256((const __m256i *)(aw + 32 * b));
                 _Pragma("GCC unroll 16")
                 for (int j = 0; j < NT; j++) {
-                    const __m256i xv = _mm256_loadu_si256((const __m256i *)xb[j][b].qs);
+                    const __m256i xv = _mm256_loadu_si256((const __m256i *)(xb[j] + (size_t)b * xbs));
                     const __m256i p = dot_u8s8(av, _mm256_sign_epi8(xv, wv));
                     acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
                                              _mm256_set1_ps(wd[b] * xdj[j][b]), acc[j]);
@@ -445,18 +503,18 @@ static void core_q4_K(int64_t n, const rt_unpacked *u, int nr, const void *xa, s
 
 /* Q4_0 as llama.cpp's repacked Q4_0 GEMM sums it on x86: one chain per output,
  * acc = fma(f32(block dot), d_w d_x, acc). */
-static void core_q4_0(int64_t n, const rt_unpacked *u, int nr, const void *xa, size_t xrs, int nt, const float *xd,
-                      float *y, int64_t ldy)
+static void core_q4_0(int64_t n, const rt_unpacked *u, int nr, const int8_t *xq, size_t xts, size_t xbs, int nt,
+                      const float *xd, float *y, int64_t ldy)
 {
     const int64_t nb = n / 32;
     for (int t = 0; t < nt; t++) {
-        const lq_block_q8_0 *xb = (const lq_block_q8_0 *)((const char *)xa + (size_t)t * xrs);
+        const int8_t *xb = xq + (size_t)t * xts;
         for (int r = 0; r < nr; r++) {
             float acc = 0;
             for (int64_t b = 0; b < nb; b++) {
                 const __m256i wv = _mm256_load_si256((const __m256i *)(u[r].w + 32 * b));
                 const __m256i av = _mm256_load_si256((const __m256i *)(u[r].aw + 32 * b));
-                const __m256i xv = _mm256_loadu_si256((const __m256i *)xb[b].qs);
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)(xb + (size_t)b * xbs));
                 acc = fmaf((float)hsum_i32x8(dot_u8s8(av, _mm256_sign_epi8(xv, wv))), u[r].d[b] * xd[(size_t)t * nb + b], acc);
             }
             y[t * ldy + r] = acc;
@@ -464,14 +522,228 @@ static void core_q4_0(int64_t n, const rt_unpacked *u, int nr, const void *xa, s
     }
 }
 
-/* Unpack the row block, gather the activations' block scales, run the class core. */
+/* Lane l := the sum of the 8 int32 lanes of p[l] (exact). */
+static inline __m256i hsum_i32x8x8(const __m256i p[8])
+{
+    const __m256i ab = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+    const __m256i cd = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(ab, cd, 0x20), _mm256_permute2x128_si256(ab, cd, 0x31));
+}
+
+/* core_q4_0 for 8 rows at once, lane l = row l: the same chain per output (the block dot
+ * summed exactly, acc = fma(f32(dot), d_w d_x, acc)), 8 outputs per vector. tb: dT [nb][8] the
+ * rows' block scales, then pnl [nb][8][8] int32 = bytes 4g..4g+3 of each row as u = w + 8. The
+ * block dot is sum(u x) - 8 sum(x): 8 maddubs of the rows' 4 bytes by the broadcast activation
+ * bytes summed in int16 (|sum| <= 8 * 2 * 15 * 127 < 2^15, exact), one madd to int32. */
+static void core_q4_0_x8(int64_t n, const float *tb, const int8_t *xq, size_t xts, size_t xbs, int nt,
+                         const float *xd, float *y, int64_t ldy)
+{
+    const int64_t nb = n / 32;
+    const float *dT = tb;
+    const int32_t *pnl = (const int32_t *)(tb + 8 * nb);
+    const __m256i ones16 = _mm256_set1_epi16(1), ones8 = _mm256_set1_epi8(1);
+    for (int t = 0; t < nt; t++) {
+        const int8_t *xb = xq + (size_t)t * xts;
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            const int8_t *xj = xb + (size_t)b * xbs;
+            const int32_t *pj = pnl + 64 * b;
+            __m256i p16 = _mm256_setzero_si256();
+            _Pragma("GCC unroll 8")
+            for (int g = 0; g < 8; g++) {
+                int32_t x4;
+                memcpy(&x4, xj + 4 * g, 4);
+                p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(pj + 8 * g)),
+                                                                 _mm256_set1_epi32(x4)));
+            }
+            const int sx = hsum_i32x8(_mm256_madd_epi16(_mm256_maddubs_epi16(ones8, _mm256_loadu_si256((const __m256i *)xj)), ones16));
+            const __m256i dot = _mm256_sub_epi32(_mm256_madd_epi16(p16, ones16), _mm256_set1_epi32(8 * sx));
+            const __m256 dd = _mm256_mul_ps(_mm256_load_ps(dT + 8 * b), _mm256_set1_ps(xd[(size_t)t * nb + b]));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), dd, acc);
+        }
+        _mm256_storeu_ps(y + t * ldy, acc);
+    }
+}
+
+/* core_q4_K for 8 rows at once, lane l = row l, each output summed as core_q4_K sums it.
+ * tb: dT [nsb][8], mT [nsb][8] (d, dmin), mn [nsb][4][8] int32 = the pair (m_{4h}, m_{4h+2}) as
+ * two int16 (one madd with the (B0, B1) bsum pair gives im exactly), scT [nsb][8][8] int32 =
+ * the sub-block scale in both int16 halves, pnl [nsb][64][8] int32 = bytes 4g..4g+3 of each
+ * row. Per sub-block the 8 maddubs of the rows' 4 bytes by the broadcast activation bytes are
+ * summed in int16 (|sum| <= 8 * 2 * 15 * 127 < 2^15, exact), then scaled by one madd: the
+ * same integer sc_a dot_a + sc_b dot_b per 64 values, without horizontal sums. */
+static void core_q4_K_x8(int64_t n, const rt_unpacked *u, const float *tb, const void *xa, size_t xrs, int nt,
+                         float *y, int64_t ldy)
+{
+    const int64_t nsb = n / 256;
+    const float *dT = tb, *mT = tb + 8 * nsb;
+    const int32_t *mn = (const int32_t *)(tb + 16 * nsb), *scT = mn + 32 * nsb, *pnl = scT + 64 * nsb;
+    (void)u;
+    for (int t = 0; t < nt; t++) {
+        const lq_block_q8_K *xb = (const lq_block_q8_K *)((const char *)xa + (size_t)t * xrs);
+        __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nsb; b++) {
+            const __m256 xdv = _mm256_set1_ps(xb[b].d);
+            const __m256 dd = _mm256_mul_ps(_mm256_load_ps(dT + 8 * b), xdv);
+            const __m256 dm = _mm256_mul_ps(_mm256_load_ps(mT + 8 * b), xdv);
+            const int16_t *bs = xb[b].bsums;
+            const int8_t *xq = xb[b].qs;
+            const int32_t *pb = pnl + 512 * b;
+            for (int h = 0; h < 4; h++) {
+                __m256i ia = _mm256_setzero_si256();
+                _Pragma("GCC unroll 2")
+                for (int s2 = 0; s2 < 2; s2++) {
+                    const int j = 2 * h + s2;
+                    const int32_t *pj = pb + 64 * j;
+                    const int8_t *xj = xq + 32 * j;
+                    __m256i p16 = _mm256_setzero_si256();
+                    _Pragma("GCC unroll 8")
+                    for (int g = 0; g < 8; g++) {
+                        int32_t x4;
+                        memcpy(&x4, xj + 4 * g, 4);
+                        p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(_mm256_load_si256((const __m256i *)(pj + 8 * g)),
+                                                                         _mm256_set1_epi32(x4)));
+                    }
+                    ia = _mm256_add_epi32(ia, _mm256_madd_epi16(p16, _mm256_load_si256((const __m256i *)(scT + 64 * b + 8 * j))));
+                }
+                const int b0 = bs[4 * h] + bs[4 * h + 1], b1 = bs[4 * h + 2] + bs[4 * h + 3];
+                const __m256i im = _mm256_madd_epi16(_mm256_load_si256((const __m256i *)(mn + 32 * b + 8 * h)),
+                                                     _mm256_set1_epi32((int32_t)((uint32_t)(uint16_t)b0 | (uint32_t)(uint16_t)b1 << 16)));
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia), dd, acc);
+                accm = _mm256_fmadd_ps(_mm256_cvtepi32_ps(im), dm, accm);
+            }
+        }
+        _mm256_storeu_ps(y + t * ldy, _mm256_sub_ps(acc, accm));
+    }
+}
+
+/* The Q4_0 core (the x8 one with tb, else core_q4_0 on u) over the prepped tiles when given,
+ * else over the raw rows. */
+static void q4_0_over(int64_t n, const float *tb, const rt_unpacked *u, int nr, int nt, const int8_t *xq, size_t xts,
+                      size_t xbs, const float *xd, const void *tiles, size_t tile_bytes, float *y, int64_t ldy)
+{
+    const size_t nb = (size_t)(n / 32);
+    const int step = tiles ? RT_TOK_TILE : nt;
+    for (int t0 = 0; t0 < nt; t0 += step) {
+        const int tn = nt - t0 < step ? nt - t0 : step;
+        const int8_t *q = xq;
+        const float *d = xd;
+        size_t ts = xts, bs = xbs;
+        if (tiles) {
+            q = (const int8_t *)tiles + (size_t)(t0 / RT_TOK_TILE) * tile_bytes;
+            d = (const float *)(q + RT_TOK_TILE * nb * 32);
+            ts = nb * 32, bs = 32;
+        }
+        if (tb)
+            core_q4_0_x8(n, tb, q, ts, bs, tn, d, y + (size_t)t0 * ldy, ldy);
+        else
+            core_q4_0(n, u, nr, q, ts, bs, tn, d, y + (size_t)t0 * ldy, ldy);
+    }
+}
+
+/* Q4_0 / Q4_K: groups of 8 rows through the x8 cores (their per-row scales transposed into
+ * a small buffer), the remaining rows through the one-output cores. */
+static void cores_x8(int wtype, int64_t n, const rt_unpacked *u, int nr, const void *xa, size_t xrs, int nt,
+                     const int8_t *xq, size_t xts, size_t xbs, const float *xd, const void *tiles, size_t tile_bytes,
+                     float *y, int64_t ldy)
+{
+    const int k4 = wtype == GGUF_Q4_K;
+    const int64_t nb = k4 ? n / 256 : n / 32;
+    float *tb = aligned_alloc(32, (size_t)nb * (k4 ? 48 + 64 + 512 : 8 + 64) * 4 + 32);
+    int r0 = 0;
+    for (; tb && r0 + 8 <= nr; r0 += 8) {
+        const rt_unpacked *g = u + r0;
+        for (int64_t b = 0; b < nb; b++)
+            for (int l = 0; l < 8; l++) {
+                tb[8 * b + l] = g[l].d[b];
+                if (!k4) {
+                    for (int q = 0; q < 32; q++)
+                        ((uint8_t *)(tb + 8 * nb + 64 * b + 8 * (q / 4) + l))[q % 4] = (uint8_t)(g[l].w[32 * b + q] + 8);
+                    continue;
+                }
+                tb[8 * nb + 8 * b + l] = g[l].m[b];
+                for (int h = 0; h < 4; h++) {
+                    const int16_t *m = g[l].mins + 16 * b;
+                    const uint32_t pair = (uint32_t)(uint16_t)m[4 * h] | (uint32_t)(uint16_t)m[4 * h + 2] << 16;
+                    memcpy(tb + 16 * nb + 32 * b + 8 * h + l, &pair, 4);
+                }
+                for (int j = 0; j < 8; j++) {
+                    const uint16_t sc = (uint16_t)g[l].sc32[(8 * b + j) * 16];
+                    const uint32_t pair = (uint32_t)sc | (uint32_t)sc << 16;
+                    memcpy(tb + 48 * nb + 64 * b + 8 * j + l, &pair, 4);
+                }
+                for (int q = 0; q < 64; q++)
+                    memcpy(tb + 112 * nb + 512 * b + 8 * q + l, g[l].aw + 256 * b + 4 * q, 4);
+            }
+        if (k4)
+            core_q4_K_x8(n, g, tb, xa, xrs, nt, y + r0, ldy);
+        else
+            q4_0_over(n, tb, NULL, 8, nt, xq, xts, xbs, xd, tiles, tile_bytes, y + r0, ldy);
+    }
+    free(tb);
+    if (r0 < nr) {
+        if (k4)
+            core_q4_K(n, u + r0, nr - r0, xa, xrs, nt, y + r0, ldy);
+        else
+            q4_0_over(n, NULL, u + r0, nr - r0, nt, xq, xts, xbs, xd, tiles, tile_bytes, y + r0, ldy);
+    }
+}
+
+/* rt_unpack_row for Q8_0 and Q4_0 with AVX2 (the same layout and values: w, aw = |w|, d). */
+static void unpack_q8_0_class(int wtype, const void *wrow, int64_t n, void *buf, rt_unpacked *u)
+{
+    const size_t N = (size_t)n;
+    const int64_t nb = n / 32;
+    memset(u, 0, sizeof *u);
+    u->w = buf;
+    u->aw = (uint8_t *)buf + N;
+    u->d = (float *)((uint8_t *)buf + 2 * N);
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i v;
+        if (wtype == GGUF_Q8_0) {
+            const lq_block_q8_0 *x = (const lq_block_q8_0 *)wrow + b;
+            u->d[b] = rt_h2f(x->d);
+            v = _mm256_loadu_si256((const __m256i *)x->qs);
+        } else {
+            const lq_block_q4_0 *x = (const lq_block_q4_0 *)wrow + b;
+            u->d[b] = rt_h2f(x->d);
+            const __m128i q = _mm_loadu_si128((const __m128i *)x->qs), m = _mm_set1_epi8(0xF);
+            v = _mm256_sub_epi8(_mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m), _mm_and_si128(q, m)),
+                                _mm256_set1_epi8(8));
+        }
+        _mm256_store_si256((__m256i *)(u->w + 32 * b), v);
+        _mm256_store_si256((__m256i *)(u->aw + 32 * b), _mm256_abs_epi8(v));
+    }
+}
+
+/* Q8_0-class activations repacked once per matmul (prep), per tile of RT_TOK_TILE tokens:
+ * xq [16][nb][32] the quants (32-byte aligned, no block header in between), xd [16][nb] the
+ * block scales in f32 — the same values the cores otherwise read from the Q8_0 rows. */
+static size_t q80_tile_size(int64_t n) { return (size_t)(n / 32) * RT_TOK_TILE * 36; }
+
+static void prep_q80(int wtype, int64_t n, const void *xa, size_t xrs, int nt, void *tile)
+{
+    const int64_t nb = n / 32;
+    int8_t *xq = tile;
+    float *xd = (float *)(xq + (size_t)RT_TOK_TILE * (size_t)nb * 32);
+    for (int j = 0; j < nt; j++) {
+        const lq_block_q8_0 *xb = (const lq_block_q8_0 *)((const char *)xa + (size_t)j * xrs);
+        for (int64_t b = 0; b < nb; b++) {
+            _mm256_store_si256((__m256i *)(xq + ((size_t)j * nb + b) * 32), _mm256_loadu_si256((const __m256i *)xb[b].qs));
+            xd[(size_t)j * nb + b] = rt_h2f(xb[b].d);
+        }
+    }
+}
+
+/* Unpack the row block, gather the activations' block scales (or read the prepped tiles),
+ * run the class core. */
 static void gemm_quant(int wtype, int64_t n, const void *w, size_t wrs, int nr, const void *xa, size_t xrs,
-                       int nt, float *y, int64_t ldy)
+                       int nt, const void *tiles, size_t tile_bytes, float *y, int64_t ldy)
 {
     const int cls = rt_unpack_class(wtype);
     const size_t us = rt_unpacked_size(wtype, n);
     const int64_t nb = n / 32;
-    const size_t xd_n = cls == RT_CLS_Q8_1 ? (size_t)nt * 2 * nb : cls == RT_CLS_Q8_0 ? (size_t)nt * nb : 0;
+    const size_t xd_n = cls == RT_CLS_Q8_1 ? (size_t)nt * 2 * nb : cls == RT_CLS_Q8_0 && !tiles ? (size_t)nt * nb : 0;
     char *buf = aligned_alloc(32, us * (size_t)nr + ((xd_n * 4 + 31) & ~(size_t)31) + 32);
     if (!buf) { /* out of memory inside a kernel: fall back to the scalar row dot */
         for (int t = 0; t < nt; t++)
@@ -483,19 +755,33 @@ static void gemm_quant(int wtype, int64_t n, const void *w, size_t wrs, int nr, 
     rt_unpacked u[64];
     if (nr > 64)
         nr = 64; /* the driver passes at most RT_ROW_BLOCK rows */
-    for (int r = 0; r < nr; r++)
-        rt_unpack_row(wtype, (const char *)w + (size_t)r * wrs, n, buf + (size_t)r * us, &u[r]);
+    for (int r = 0; r < nr; r++) {
+        if (wtype == GGUF_Q8_0 || wtype == GGUF_Q4_0) /* rt_unpacked_size: 32-aligned w, aw, then d */
+            unpack_q8_0_class(wtype, (const char *)w + (size_t)r * wrs, n, buf + (size_t)r * us, &u[r]);
+        else
+            rt_unpack_row(wtype, (const char *)w + (size_t)r * wrs, n, buf + (size_t)r * us, &u[r]);
+    }
     float *xd = (float *)(buf + us * (size_t)nr);
-    if (cls == RT_CLS_Q8_0) {
+    if (wtype == GGUF_Q4_0 && tiles) {
+        cores_x8(wtype, n, u, nr, NULL, 0, nt, NULL, 0, 0, NULL, tiles, tile_bytes, y, ldy);
+    } else if (cls == RT_CLS_Q8_0 && tiles) {
+        for (int t0 = 0; t0 < nt; t0 += RT_TOK_TILE) {
+            const int8_t *tq = (const int8_t *)tiles + (size_t)(t0 / RT_TOK_TILE) * tile_bytes;
+            const float *td = (const float *)(tq + (size_t)RT_TOK_TILE * (size_t)nb * 32);
+            const int tn = nt - t0 < RT_TOK_TILE ? nt - t0 : RT_TOK_TILE;
+            core_q8_0(n, u, nr, tq, (size_t)nb * 32, 32, tn, td, y + (size_t)t0 * ldy, ldy);
+        }
+    } else if (cls == RT_CLS_Q8_0) {
         for (int t = 0; t < nt; t++) {
             const lq_block_q8_0 *xb = (const lq_block_q8_0 *)((const char *)xa + (size_t)t * xrs);
             for (int64_t b = 0; b < nb; b++)
                 xd[(size_t)t * nb + b] = rt_h2f(xb[b].d);
         }
+        const int8_t *xq = (const int8_t *)xa + offsetof(lq_block_q8_0, qs);
         if (wtype == GGUF_Q4_0)
-            core_q4_0(n, u, nr, xa, xrs, nt, xd, y, ldy);
+            cores_x8(wtype, n, u, nr, NULL, 0, nt, xq, xrs, sizeof(lq_block_q8_0), xd, NULL, 0, y, ldy);
         else
-            core_q8_0(n, u, nr, xa, xrs, nt, xd, y, ldy);
+            core_q8_0(n, u, nr, xq, xrs, sizeof(lq_block_q8_0), nt, xd, y, ldy);
     } else if (cls == RT_CLS_Q8_1) {
         for (int t = 0; t < nt; t++) {
             const lq_block_q8_1 *xb = (const lq_block_q8_1 *)((const char *)xa + (size_t)t * xrs);
@@ -507,7 +793,7 @@ static void gemm_quant(int wtype, int64_t n, const void *w, size_t wrs, int nr, 
         core_q8_1(n, u, nr, xa, xrs, nt, xd, y, ldy);
     } else {
         if (wtype == GGUF_Q4_K)
-            core_q4_K(n, u, nr, xa, xrs, nt, y, ldy);
+            cores_x8(wtype, n, u, nr, xa, xrs, nt, NULL, 0, 0, NULL, NULL, 0, y, ldy);
         else
             core_q8_K(wtype, n, u, nr, xa, xrs, nt, y, ldy);
     }
@@ -517,7 +803,7 @@ static void gemm_quant(int wtype, int64_t n, const void *w, size_t wrs, int nr, 
 static void gemm_q(int wtype, int64_t n, const void *w, size_t wrs, int nr, const void *xa, size_t xrs, int nt,
                    const void *tiles, size_t tile_bytes, void *scratch, float *y, int64_t ldy)
 {
-    gemm_quant(wtype, n, w, wrs, nr, xa, xrs, nt, y, ldy);
+    gemm_quant(wtype, n, w, wrs, nr, xa, xrs, nt, tile_bytes ? tiles : NULL, tile_bytes, y, ldy);
 }
 
 /* Single dot products through the same cores (one row, one token). */
@@ -525,7 +811,7 @@ static void gemm_q(int wtype, int64_t n, const void *w, size_t wrs, int nr, cons
     static float dotq_##T(int64_t n, const void *w, const void *xa)                                \
     {                                                                                              \
         float y;                                                                                   \
-        gemm_quant(GGUF_##T, n, w, 0, 1, xa, 0, 1, &y, 1);                                         \
+        gemm_quant(GGUF_##T, n, w, 0, 1, xa, 0, 1, NULL, 0, &y, 1);                                \
         return y;                                                                                  \
     }
 DOT_Q(Q4_0)
@@ -703,9 +989,13 @@ const rt_kernel_table RT_AVX2_TABLE = {
         [GGUF_Q5_K] = dotq_Q5_K, [GGUF_Q6_K] = dotq_Q6_K,
     },
     .gemm = {
-        [GGUF_F32] = gemm_f32,
+        [GGUF_F32] = gemm_f32, [GGUF_F16] = gemm_flt16, [GGUF_BF16] = gemm_flt16,
         [GGUF_Q4_0] = gemm_q, [GGUF_Q4_1] = gemm_q, [GGUF_Q5_0] = gemm_q, [GGUF_Q5_1] = gemm_q,
         [GGUF_Q8_0] = gemm_q, [GGUF_Q2_K] = gemm_q, [GGUF_Q3_K] = gemm_q, [GGUF_Q4_K] = gemm_q,
         [GGUF_Q5_K] = gemm_q, [GGUF_Q6_K] = gemm_q,
     },
+    .prep = {[GGUF_F16] = prep_widen, [GGUF_BF16] = prep_widen, [GGUF_Q4_0] = prep_q80, [GGUF_Q5_0] = prep_q80,
+             [GGUF_Q8_0] = prep_q80},
+    .tile_size = tile_size,
+    .scratch_size = scratch_size,
 };

@@ -254,8 +254,9 @@ static void gemm_bf16dp(int wtype, int64_t n, const void *wv, size_t wrs, int nr
 /* ---------------------------------------------------------------- activation tiles (int8) */
 
 /* Q8_0 / Q8_1 tile: xq int32 [nb][8][16] (4 bytes of block b, step k, token j), xd f32 [nb][16]
- * (block scales), xc [nb][16] (Q8_0 class: int32 -off*sum(q); Q8_1: f32 d*sum as stored). */
-static size_t q8b_tile_size(int64_t n) { return (size_t)(n / 32) * (512 + 64 + 64); }
+ * (block scales), xc [nb][16] (Q8_0 class: int32 -off*sum(q); Q8_1: f32 d*sum as stored); for
+ * Q8_0 weights also xc4 int32 [nb][8][16] = -128 * the sum of the 4 bytes of step k. */
+static size_t q8b_tile_size(int64_t n) { return (size_t)(n / 32) * (512 + 64 + 64 + 512); }
 /* Q8_K tile: xq int32 [nsb][64][16], xd f32 [nsb][16], xbp int32 [nsb][8][16] (pairs of the
  * 16-value sums, or for Q4_K/Q5_K pairs of the 32-value sums). */
 static size_t q8k_tile_size(int64_t n) { return (size_t)(n / 256) * (4096 + 64 + 512); }
@@ -294,6 +295,9 @@ static void prep_q8b(int wtype, int64_t n, const void *xa, size_t xrs, int nt, v
             }
             if (!q81)
                 _mm512_store_si512(xc + (b + h) * 16, _mm512_mullo_epi32(s, moff));
+            UNROLL for (int k = 0; wtype == GGUF_Q8_0 && k < 8; k++) /* xc4, see q80w_core */
+                _mm512_store_si512(xc + nb * 16 + ((b + h) * 8 + k) * 16,
+                                   _mm512_mullo_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, r[8 * h + k]), moff));
         }
     }
     for (int j = 0; j < nt; j++) {
@@ -615,6 +619,41 @@ Q80_CORE(4)
 Q80_CORE(2)
 Q80_CORE(1)
 
+/* Q8_0 weights as llama.cpp's AVX-512 build sums them (llamafile's 8-lane tinyBLAS_Q0_AVX, as
+ * the AVX2 core_q8_0): per output, lane l of 8 takes bytes 4l..4l+3 of every block,
+ * acc_l = fma(f32(sum w*x over them), d_w d_x, acc_l) block by block, and the result is
+ * hsum8: ((acc_0 + acc_4) + (acc_2 + acc_6)) + ((acc_1 + acc_5) + (acc_3 + acc_7)). Here the
+ * 16 vector lanes are the 16 rows and acc_l is one vector per l and token — the same
+ * operations per output. The integer sums are exact: -128 sum(x) (xc4) + sum((w + 128) x). */
+#define Q80W_CORE(RN)                                                                                \
+    static void q80w_core_##RN(int64_t nb, const uint8_t *P, const float *dw, const int32_t *xq,     \
+                               const float *xd, const int32_t *xc4, float *y, int64_t ldy, __mmask16 om) \
+    {                                                                                                \
+        __m512 acc[RN][8];                                                                           \
+        UNROLL for (int j = 0; j < RN; j++) UNROLL for (int k = 0; k < 8; k++) acc[j][k] = _mm512_setzero_ps(); \
+        for (int64_t b = 0; b < nb; b++) {                                                           \
+            const __m512i *wp = (const __m512i *)P + 8 * b;                                          \
+            const __m512 dv = _mm512_load_ps(dw + 16 * b);                                           \
+            const int32_t *q = xq + 128 * b, *c = xc4 + 128 * b;                                     \
+            UNROLL for (int j = 0; j < RN; j++) {                                                    \
+                const __m512 dd = _mm512_mul_ps(dv, _mm512_set1_ps(xd[16 * b + j]));                 \
+                UNROLL for (int k = 0; k < 8; k++) {                                                 \
+                    const __m512i ia = _mm512_dpbusd_epi32(_mm512_set1_epi32(c[16 * k + j]), _mm512_load_si512(wp + k), \
+                                                           _mm512_set1_epi32(q[16 * k + j]));        \
+                    acc[j][k] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia), dd, acc[j][k]);             \
+                }                                                                                    \
+            }                                                                                        \
+        }                                                                                            \
+        UNROLL for (int j = 0; j < RN; j++) {                                                        \
+            const __m512 s = _mm512_add_ps(                                                          \
+                _mm512_add_ps(_mm512_add_ps(acc[j][0], acc[j][4]), _mm512_add_ps(acc[j][2], acc[j][6])), \
+                _mm512_add_ps(_mm512_add_ps(acc[j][1], acc[j][5]), _mm512_add_ps(acc[j][3], acc[j][7]))); \
+            _mm512_mask_storeu_ps(y + j * ldy, om, s);                                               \
+        }                                                                                            \
+    }
+Q80W_CORE(2)
+Q80W_CORE(1)
+
 /* Q8_1 class: per block, acc += f32(sum(u*x)) * (d_w * d_x) + m_w * s_x. */
 #define Q81_CORE(RN)                                                                                 \
     static void q81_core_##RN(int64_t nb, const uint8_t *P, const float *dw, const float *mw,        \
@@ -797,6 +836,16 @@ static void gemm_q(int wtype, int64_t n, const void *w, size_t wrs, int nr, cons
         const int32_t *xq = (const int32_t *)tile;
         const float *xd = (const float *)(xq + nb * 128);
         const void *xc = xd + nb * 16;
+        if (wtype == GGUF_Q8_0) {
+            const int32_t *xc4 = (const int32_t *)xc + nb * 16;
+            for (int j = 0; j < tn; j += tn - j >= 2 ? 2 : 1) {
+                if (tn - j >= 2)
+                    q80w_core_2(nb, p.P, p.s0, xq + j, xd + j, xc4 + j, yt + (size_t)j * ldy, ldy, om);
+                else
+                    q80w_core_1(nb, p.P, p.s0, xq + j, xd + j, xc4 + j, yt + (size_t)j * ldy, ldy, om);
+            }
+            continue;
+        }
 #define RUN(RN)                                                                                      \
     do {                                                                                             \
         if (cls == RT_CLS_Q8_0)                                                                      \
@@ -1135,15 +1184,16 @@ const rt_kernel_table rt_kernels_avx512 = {
     .swiglu = swiglu,
     .quant = {[GGUF_Q8_0] = quant_q8_0, [GGUF_Q8_K] = quant_q8_K},
     /* Only the types llama.cpp's AVX-512 build multiplies with kernels of its own (F32 through
-     * llamafile's 16-lane sgemm, Q4_0/Q4_K/Q2_K through its repacked GEMMs) are here; the
-     * others run ggml's AVX2 arithmetic there too (llamafile's 8-lane Q8_0/Q5_0 kernel, the
-     * AVX2 vec_dots), so they fall back to the AVX2 table, which sums as those do. */
+     * llamafile's 16-lane sgemm, Q4_0/Q4_K/Q2_K through its repacked GEMMs) are here, plus
+     * Q8_0's gemm (llamafile's 8-lane Q0 order, see q80w_core); the others run ggml's AVX2
+     * arithmetic there too (llamafile's 8-lane Q5_0 kernel, the AVX2 vec_dots), so they fall
+     * back to the AVX2 table, which sums as those do. */
     .dot = {[GGUF_F32] = dot_F32, [GGUF_F16] = dot_F16, [GGUF_BF16] = dot_BF16, [GGUF_Q4_0] = dot_Q4_0,
             [GGUF_Q2_K] = dot_Q2_K, [GGUF_Q4_K] = dot_Q4_K},
     .gemm = {[GGUF_F32] = gemm_flt, [GGUF_F16] = gemm_flt, [GGUF_BF16] = gemm_flt, [GGUF_Q4_0] = gemm_q,
-             [GGUF_Q2_K] = gemm_q, [GGUF_Q4_K] = gemm_q},
-    .prep = {[GGUF_F16] = prep_widen, [GGUF_BF16] = prep_widen, [GGUF_Q4_0] = prep_q8b, [GGUF_Q2_K] = prep_q8k,
-             [GGUF_Q4_K] = prep_q8k},
+             [GGUF_Q8_0] = gemm_q, [GGUF_Q2_K] = gemm_q, [GGUF_Q4_K] = gemm_q},
+    .prep = {[GGUF_F16] = prep_widen, [GGUF_BF16] = prep_widen, [GGUF_Q4_0] = prep_q8b, [GGUF_Q8_0] = prep_q8b,
+             [GGUF_Q2_K] = prep_q8k, [GGUF_Q4_K] = prep_q8k},
     .tile_size = tile_size,
     .scratch_size = scratch_size,
 };
