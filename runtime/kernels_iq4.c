@@ -16,7 +16,7 @@
 #include "libquant/lq_iq4.h"
 
 /* Lanes 0..7 summed in the AVX2 horizontal-add order. */
-float rt_iq4_hsum8(const float v[8])
+static float hsum8_order(const float v[8])
 {
     const float a0 = v[0] + v[4], a1 = v[1] + v[5], a2 = v[2] + v[6], a3 = v[3] + v[7];
     return (a0 + a2) + (a1 + a3);
@@ -68,7 +68,7 @@ static float dot_iq4_xs(int64_t n, const void *w, const void *xa)
         for (int l = 0; l < 8; l++)
             lane[l] = fmaf(d, (float)isum[l], lane[l]);
     }
-    return rt_iq4_hsum8(lane);
+    return hsum8_order(lane);
 }
 
 const rt_kernel_table rt_kernels_iq4_scalar = {

@@ -124,7 +124,6 @@ extern const rt_kernel_table rt_kernels_avx512;
 extern const rt_kernel_table rt_kernels_iq4_scalar;
 extern const rt_kernel_table rt_kernels_iq4_avx2;
 int rt_iq4_is(int wtype);
-float rt_iq4_hsum8(const float v[8]);
 
 /* ---- unpacked weight rows for the SIMD cores ----
  * A SIMD gemm call unpacks its block of weight rows once into byte-per-value form plus
