@@ -60,8 +60,7 @@ size_t lq_row_size(int type, int64_t n);
  * one per column) or NULL. Returns bytes written (gguf_row_size), 0 on bad type/shape.
  * Any type with a quantizer in the table: F32/F16/BF16 are plain conversions; types without a
  * weighted quantizer (Q8_0, as llama.cpp) ignore imatrix; the activation formats Q8_1 and Q8_K
- * round as ggml's reference does; IQ4_NL/IQ4_XS (not yet written by the tools) as
- * llama-quantize. dst needs no alignment. */
+ * round as ggml's reference does; IQ4_NL/IQ4_XS as llama-quantize. dst needs no alignment. */
 size_t lq_quantize_row(int type, const float *x, void *dst, int64_t n, const float *imatrix);
 /* Decode one row of n elements of any type with a decoder in the table (every type qforge
  * writes, Q8_K, IQ4_NL and IQ4_XS) into floats, bit-exact with ggml's to_float. Returns 0, or -1 on bad

@@ -22,6 +22,7 @@
 
 #include "libquant/lq_gptq.h"
 #include "libquant/lq_internal.h"
+#include "libquant/lq_iq4.h"
 
 #define CHUNK_ROWS 32   /* rows per work item */
 #define TILE_COLS 512   /* column tile of the trailing update */
@@ -85,6 +86,32 @@ static void set_legacy(gp *p, float d, float m)
         memcpy(blk, &y, sizeof y);                                                           \
     } while (0)
 
+/* IQ4 blocks: the plain/weighted quantizer's scale search writes the header; per group of 32,
+ * d = the step the levels are rounded with (before fp16), ci = 1/d, dd = the decoded step. */
+static void iq4_choose(int type, const float *x, const float *qw, uint8_t *blk, gp *p, uint8_t *L)
+{
+    if (type == GGUF_IQ4_NL) {
+        lq_block_iq4_nl y;
+        memset(&y, 0, sizeof y);
+        set_legacy(p, lq_iq4_nl_choose(x, qw, &y), 0);
+        lq_iq4_levels(LQ_QK, x, p->d, L);
+        memcpy(blk, &y, sizeof y);
+        return;
+    }
+    lq_block_iq4_xs y;
+    float step[LQ_QK_K / LQ_QK];
+    memset(&y, 0, sizeof y);
+    lq_iq4_xs_choose(x, qw, &y, step);
+    for (int j = 0; j < LQ_QK_K / LQ_QK; ++j) {
+        p[j].d = step[j];
+        p[j].m = p[j].dm = 0;
+        p[j].ci = step[j] ? 1.0f / step[j] : 0.0f;
+        p[j].dd = lq_f16_to_f32(y.d) * (float)lq_iq4_xs_scale(&y, j);
+        lq_iq4_levels(LQ_QK, x + LQ_QK * j, step[j], L + LQ_QK * j);
+    }
+    memcpy(blk, &y, sizeof y);
+}
+
 /* Choose the grid of one block from its current values x (t->group of them, original column
  * order), importance qw (NULL: llama.cpp's plain choice) and, for weighted legacy blocks, the
  * row's sigma2. k-quants: writes the header into blk. Writes p[group/sub] and L[group] (the
@@ -143,6 +170,10 @@ static void grid_choose(const tinfo *t, const float *x, const float *qw, float s
         memcpy(blk, &y, sizeof y);
         break;
     }
+    case GGUF_IQ4_NL:
+    case GGUF_IQ4_XS:
+        iq4_choose(t->type, x, qw, blk, p, L);
+        break;
     default:
         break;
     }
@@ -187,6 +218,8 @@ static inline int grid_level(int type, const gp *p, float x, int Lcur)
     case GGUF_Q4_K: return p->dd ? round_clamp((x + p->dm) / p->dd, 0, 15) : Lcur;
     case GGUF_Q5_K: return p->dd ? round_clamp((x + p->dm) / p->dd, 0, 31) : Lcur;
     case GGUF_Q6_K: return p->dd ? round_clamp(x / p->dd, -32, 31) + 32 : Lcur;
+    case GGUF_IQ4_NL:
+    case GGUF_IQ4_XS: return lq_iq4_nearest(x * p->ci);
     default: return 0;
     }
 }
@@ -205,6 +238,8 @@ static inline float grid_value(int type, const gp *p, int L)
     case GGUF_Q5_K: return p->dd * L - p->dm;
     case GGUF_Q3_K: return p->dd * (L - 4);
     case GGUF_Q6_K: return p->dd * (L - 32);
+    case GGUF_IQ4_NL:
+    case GGUF_IQ4_XS: return p->dd * (float)lq_iq4_grid[L];
     default: return 0;
     }
 }
@@ -259,6 +294,15 @@ static void grid_pack(const tinfo *t, uint8_t *blk, const gp *p, const uint8_t *
     case GGUF_Q4_K: KQ_PACK(lq_block_q4_K, lq_q4_K_pack); break;
     case GGUF_Q5_K: KQ_PACK(lq_block_q5_K, lq_q5_K_pack); break;
     case GGUF_Q6_K: KQ_PACK(lq_block_q6_K, lq_q6_K_pack); break;
+    case GGUF_IQ4_NL:
+    case GGUF_IQ4_XS: { /* levels into the header iq4_choose wrote */
+        const int nsub = t->group / LQ_QK;
+        uint8_t *qs = blk + t->bsize - 16 * (size_t)nsub; /* qs ends both block layouts */
+        uint8_t q[LQ_QK_K / 2];
+        lq_iq4_pack(nsub, L, q);
+        memcpy(qs, q, 16 * (size_t)nsub);
+        break;
+    }
     default: break;
     }
 }

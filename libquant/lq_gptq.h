@@ -15,15 +15,18 @@
  *   - Q2_K Q3_K Q4_K Q5_K Q6_K: each 256-column super-block's header (d, dmin, 4/6/8-bit
  *     sub-block scales and mins) is chosen when the loop reaches the super-block, by
  *     llama.cpp's imatrix-weighted search with importance diag(H) (GRID_WEIGHTED, the
- *     default) or its reference search (GRID_PLAIN).
+ *     default) or its reference search (GRID_PLAIN);
+ *   - IQ4_NL / IQ4_XS: each block's step(s) by llama-quantize's IQ4 scale search (plain: weights
+ *     x^2, GRID_PLAIN, the default; GRID_WEIGHTED: importance diag(H)) when the loop reaches
+ *     the block; columns round to the nearest of the 16 grid levels times the step.
  * Each column is then rounded on that fixed grid with llama.cpp's rounding rule for the type,
  * and its error is the difference to the value the block decodes to (fp16 scales, exactly as
  * lq_dequantize_row computes it). The output is ordinary GGUF blocks; lq_dequantize_row of
  * the output gives exactly the values the solver used (checked on every call).
  *
  * With a diagonal H no error is propagated and the result equals llama.cpp's rounding:
- * lq_quantize_row(W, NULL) for legacy types under GRID_PLAIN, lq_quantize_row(W, diag(H))
- * for k-quants under GRID_WEIGHTED.
+ * lq_quantize_row(W, NULL) for legacy and IQ4 types under GRID_PLAIN, lq_quantize_row(W, diag(H))
+ * for k-quants (and IQ4 types) under GRID_WEIGHTED.
  *
  * act_order: columns are processed by descending diag(H). GGUF has no per-column group
  * index, so groups stay the fixed 32/256-column blocks in the original order; their grids are
@@ -85,7 +88,8 @@ typedef struct {
     int block_size;     /* lazy-batch width used */
 } lq_gptq_result;
 
-/* True for the types the solver writes: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K. */
+/* True for the types the solver writes: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K
+ * IQ4_NL IQ4_XS. */
 bool lq_gptq_supports(int type);
 
 /* Quantize W (nrows x ncols) to `type` with Hessian H (ncols x ncols; only the lower

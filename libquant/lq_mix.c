@@ -32,6 +32,8 @@ static const struct {
     {"Q5_K_S", LQ_FTYPE_MOSTLY_Q5_K_S, GGUF_Q5_K},
     {"Q5_K_M", LQ_FTYPE_MOSTLY_Q5_K_M, GGUF_Q5_K},
     {"Q6_K", LQ_FTYPE_MOSTLY_Q6_K, GGUF_Q6_K},
+    {"IQ4_NL", LQ_FTYPE_MOSTLY_IQ4_NL, GGUF_IQ4_NL},
+    {"IQ4_XS", LQ_FTYPE_MOSTLY_IQ4_XS, GGUF_IQ4_XS},
     {"Q8_0", LQ_FTYPE_MOSTLY_Q8_0, GGUF_Q8_0},
     {"F16", LQ_FTYPE_MOSTLY_F16, GGUF_F16},
     {"BF16", LQ_FTYPE_MOSTLY_BF16, GGUF_BF16},
@@ -358,6 +360,8 @@ static int layer_of(const plan_state *st, int counter, const lq_mix_tensor *t, c
     return counter;
 }
 
+static bool is_iq4_ftype(int ft) { return ft == LQ_FTYPE_MOSTLY_IQ4_NL || ft == LQ_FTYPE_MOSTLY_IQ4_XS; }
+
 /* The mixture's choice for a tensor of a quantized file type (llama_tensor_get_type_impl).
  * Returns the type, or -1 on error (message set). */
 static int rule_type(plan_state *st, int type, const lq_mix_tensor *t, lq_mix_category cat, char *msg)
@@ -381,6 +385,8 @@ static int rule_type(plan_state *st, int type, const lq_mix_tensor *t, lq_mix_ca
         else if (ft == LQ_FTYPE_MOSTLY_Q3_K_M)
             type = st->i_attention_wv < 2 ? GGUF_Q5_K : GGUF_Q4_K;
         else if (ft == LQ_FTYPE_MOSTLY_Q3_K_L)
+            type = GGUF_Q5_K;
+        else if (is_iq4_ftype(ft) && st->n_gqa >= 4)
             type = GGUF_Q5_K;
         else if ((ft == LQ_FTYPE_MOSTLY_Q4_K_M || ft == LQ_FTYPE_MOSTLY_Q5_K_M) &&
                  lq_mix_use_more_bits(st->i_attention_wv, st->n_attention_wv))
@@ -417,7 +423,9 @@ static int rule_type(plan_state *st, int type, const lq_mix_tensor *t, lq_mix_ca
                 type = il < nl / 16 ? GGUF_Q6_K : lq_mix_use_more_bits(il, nl) ? GGUF_Q5_K : GGUF_Q4_K;
             else if (lq_mix_use_more_bits(il, nl))
                 type = GGUF_Q6_K;
-        } else if (ft == LQ_FTYPE_MOSTLY_Q5_K_M && lq_mix_use_more_bits(il, nl))
+        } else if (is_iq4_ftype(ft) && !st->has_imatrix && il < nl / 8)
+            type = GGUF_Q5_K;
+        else if (ft == LQ_FTYPE_MOSTLY_Q5_K_M && lq_mix_use_more_bits(il, nl))
             type = GGUF_Q6_K;
         else if (ft == LQ_FTYPE_MOSTLY_Q4_K_S && !st->falcon && il < nl / 8)
             type = GGUF_Q5_K;
@@ -432,7 +440,7 @@ static int rule_type(plan_state *st, int type, const lq_mix_tensor *t, lq_mix_ca
             if (st->n_expert == 8) {
                 if (ft == LQ_FTYPE_MOSTLY_Q2_K || ft == LQ_FTYPE_MOSTLY_Q3_K_S ||
                     ft == LQ_FTYPE_MOSTLY_Q3_K_M || ft == LQ_FTYPE_MOSTLY_Q4_K_S ||
-                    ft == LQ_FTYPE_MOSTLY_Q4_K_M)
+                    ft == LQ_FTYPE_MOSTLY_Q4_K_M || is_iq4_ftype(ft))
                     type = GGUF_Q5_K;
             } else {
                 if (ft == LQ_FTYPE_MOSTLY_Q2_K)
@@ -477,6 +485,7 @@ static int fallback_type(int type, int64_t ncols, bool *fell_back)
     case GGUF_Q4_K: r = GGUF_Q5_0; break;
     case GGUF_Q5_K: r = GGUF_Q5_1; break;
     case GGUF_Q6_K: r = GGUF_Q8_0; break;
+    case GGUF_IQ4_XS: r = GGUF_IQ4_NL; break;
     default: return -1;
     }
     if (ncols % block_size(r) != 0)

@@ -37,6 +37,8 @@ typedef enum {
     LQ_FTYPE_MOSTLY_Q5_K_S = 16,
     LQ_FTYPE_MOSTLY_Q5_K_M = 17,
     LQ_FTYPE_MOSTLY_Q6_K = 18,
+    LQ_FTYPE_MOSTLY_IQ4_NL = 25,
+    LQ_FTYPE_MOSTLY_IQ4_XS = 30,
     LQ_FTYPE_MOSTLY_BF16 = 32
 } lq_ftype;
 
@@ -49,7 +51,7 @@ const char *lq_ftype_name(int ftype);
 int lq_ftype_default_type(int ftype);
 
 /* True for the tensor types a plan may name (and libquant writes): f32 f16 bf16 q4_0 q4_1
- * q5_0 q5_1 q8_0 q2_K q3_K q4_K q5_K q6_K. */
+ * q5_0 q5_1 q8_0 q2_K q3_K q4_K q5_K q6_K iq4_nl iq4_xs. */
 bool lq_mix_type_ok(int type);
 
 /* Model facts some rules depend on. */

@@ -154,9 +154,8 @@ static const lq_type_traits k_types[GGUF_TYPE_MAX_] = {
     T(GGUF_Q5_K, W, q5_K_row, q5_K_row_w, q5_K_deq, LQ_GRID_KQUANT, 32, GGUF_Q8_K),
     T(GGUF_Q6_K, W, q6_K_row, q6_K_row_w, q6_K_deq, LQ_GRID_KQUANT, 16, GGUF_Q8_K),
     T(GGUF_Q8_K, ACT, q8_K_row, NULL, q8_K_deq, LQ_GRID_NONE, 0, -1),
-    /* block math only: not written by the tools, no runtime kernel, no GPTQ grid yet */
-    T(GGUF_IQ4_NL, 0, iq4_nl_row, iq4_nl_row_w, iq4_nl_deq, LQ_GRID_NONE, 0, GGUF_Q8_0),
-    T(GGUF_IQ4_XS, 0, iq4_xs_row, iq4_xs_row_w, iq4_xs_deq, LQ_GRID_NONE, 0, GGUF_Q8_K),
+    T(GGUF_IQ4_NL, W, iq4_nl_row, iq4_nl_row_w, iq4_nl_deq, LQ_GRID_IQ4, LQ_QK, GGUF_Q8_0),
+    T(GGUF_IQ4_XS, W, iq4_xs_row, iq4_xs_row_w, iq4_xs_deq, LQ_GRID_IQ4, LQ_QK, GGUF_Q8_K),
 };
 #undef T
 #undef FLOAT

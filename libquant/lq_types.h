@@ -37,6 +37,8 @@ typedef enum {
     LQ_GRID_NONE = 0, /* GPTQ cannot write this type */
     LQ_GRID_LEGACY,   /* blocks of 32 columns, one scale (and min) each: Q4_0 ... Q8_0 */
     LQ_GRID_KQUANT,   /* super-blocks of 256 columns whose header holds sub-block scales */
+    LQ_GRID_IQ4,      /* a fixed non-linear grid of 16 levels times one step per 32 columns
+                         (IQ4_NL; IQ4_XS: 6-bit sub-block scales of a super-block's d) */
 } lq_grid_kind;
 
 /* One row of n values (n > 0, a multiple of the block size; the dispatcher checks), to or from
@@ -56,7 +58,8 @@ typedef struct {
     lq_dequantize_fn dequantize;            /* bit-exact with ggml's to_float; NULL: none (Q8_1) */
     lq_grid_kind gptq_grid;                 /* LQ_GRID_NONE: lq_gptq cannot write it */
     int gptq_sub;                           /* columns sharing one step/offset in that grid
-                                               (32 legacy, 16 or 32 k-quants; 0 with NONE) */
+                                               (32 legacy and IQ4, 16 or 32 k-quants; 0 with
+                                               NONE) */
     int vec_dot_type;                       /* GGUF id of the activation format weights of
                                                this type pair with (ggml's vec_dot_type; the
                                                runtime's when LQ_TYPE_KERNEL); -1 for

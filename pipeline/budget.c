@@ -13,9 +13,9 @@
 #include "runtime/runtime.h"
 #include "tokenizer/tokenizer.h"
 
-/* The default candidates; add a type here once libquant writes it (e.g. GGUF_IQ4_XS). */
+/* The default candidates (any type libquant writes and the runtime multiplies may join). */
 static const int k_default_cand[] = {
-    GGUF_Q2_K, GGUF_Q3_K, GGUF_Q4_K, GGUF_Q5_K, GGUF_Q6_K, GGUF_Q8_0, GGUF_F16,
+    GGUF_Q2_K, GGUF_Q3_K, GGUF_IQ4_XS, GGUF_Q4_K, GGUF_Q5_K, GGUF_Q6_K, GGUF_Q8_0, GGUF_F16,
 };
 
 const int *pl_budget_default_candidates(size_t *n)

@@ -158,7 +158,7 @@ static int ftype_of(const pl_sens *s, const pl_alloc *a)
         int type, ftype;
     } map[] = {{GGUF_Q2_K, 10}, {GGUF_Q3_K, 12}, {GGUF_Q4_K, 15}, {GGUF_Q5_K, 17}, {GGUF_Q6_K, 18},
                {GGUF_Q8_0, 7}, {GGUF_F16, 1}, {GGUF_F32, 0}, {GGUF_Q4_0, 2}, {GGUF_Q4_1, 3},
-               {GGUF_Q5_0, 8}, {GGUF_Q5_1, 9}, {GGUF_BF16, 32}};
+               {GGUF_Q5_0, 8}, {GGUF_Q5_1, 9}, {GGUF_BF16, 32}, {GGUF_IQ4_NL, 25}, {GGUF_IQ4_XS, 30}};
     const size_t nm = sizeof map / sizeof map[0];
     double w[sizeof map / sizeof map[0]] = {0};
     for (size_t k = 0; k < s->n; k++)

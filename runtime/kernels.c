@@ -743,8 +743,16 @@ static rt_quant_fn quant_fn(rt_isa isa, int vt)
     return rt_kernels_scalar.quant[vt];
 }
 
+/* IQ4 weights: their own tables (kernels_iq4*.c), scalar or AVX2. */
+static const rt_kernel_table *iq4_table(rt_isa isa)
+{
+    return isa == RT_ISA_SCALAR ? &rt_kernels_iq4_scalar : &rt_kernels_iq4_avx2;
+}
+
 static rt_dot_fn dot_fn(rt_isa isa, int wtype)
 {
+    if (rt_iq4_is(wtype))
+        return iq4_table(isa)->dot[wtype];
     for (rt_isa i = isa; i != RT_ISA_SCALAR; i = parent(i))
         if (table(i)->dot[wtype])
             return table(i)->dot[wtype];
@@ -754,6 +762,10 @@ static rt_dot_fn dot_fn(rt_isa isa, int wtype)
 /* The gemm for wtype and the table it comes from (its prep and sizes go with it). */
 static rt_gemm_fn gemm_fn(rt_isa isa, int wtype, const rt_kernel_table **from)
 {
+    if (rt_iq4_is(wtype)) {
+        *from = iq4_table(isa)->gemm[wtype] ? iq4_table(isa) : NULL;
+        return iq4_table(isa)->gemm[wtype];
+    }
     for (rt_isa i = isa; i != RT_ISA_SCALAR; i = parent(i))
         if (table(i)->gemm[wtype]) {
             *from = table(i);

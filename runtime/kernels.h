@@ -5,6 +5,7 @@
  *   F32  × F32                          F16  × F16 (activations rounded to fp16)
  *   BF16 × BF16                          Q8_0, Q4_0, Q5_0 × Q8_0 (activation blocks of 32)
  *   Q4_1, Q5_1 × Q8_1 (Q8_0 plus d*sum)  Q2_K … Q6_K × Q8_K (super-blocks of 256)
+ *   IQ4_NL × Q8_0, IQ4_XS × Q8_K (kernels_iq4*.c)
  * Activations are quantized exactly as ggml's x86 build does (Q8_0/Q8_1: d = amax/127 in
  * fp16, q = round-half-even(x * 127/amax); Q8_K: d = max/-127 in f32 with the signed
  * maximum, q = min(127, round-half-even(x/d))), and the quantized dot products are integer

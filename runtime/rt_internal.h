@@ -118,6 +118,12 @@ extern const rt_kernel_table rt_kernels_scalar;
 extern const rt_kernel_table rt_kernels_avx2;
 extern const rt_kernel_table rt_kernels_avxvnni;
 extern const rt_kernel_table rt_kernels_avx512;
+/* IQ4_NL / IQ4_XS (kernels_iq4.c, kernels_iq4_avx2.c): tables with only those two types'
+ * entries; the avx2, avxvnni and avx512 paths all use the AVX2 one (llama.cpp's AVX-512 build
+ * sums IQ4 products exactly as its AVX2 build does). */
+extern const rt_kernel_table rt_kernels_iq4_scalar;
+extern const rt_kernel_table rt_kernels_iq4_avx2;
+int rt_iq4_is(int wtype);
 
 /* ---- unpacked weight rows for the SIMD cores ----
  * A SIMD gemm call unpacks its block of weight rows once into byte-per-value form plus

@@ -19,7 +19,8 @@
 #include "runtime/kernels.h"
 
 static const int k_types[] = {GGUF_F32,  GGUF_F16,  GGUF_BF16, GGUF_Q8_0, GGUF_Q4_0, GGUF_Q4_1, GGUF_Q5_0,
-                              GGUF_Q5_1, GGUF_Q2_K, GGUF_Q3_K, GGUF_Q4_K, GGUF_Q5_K, GGUF_Q6_K};
+                              GGUF_Q5_1, GGUF_Q2_K, GGUF_Q3_K, GGUF_Q4_K, GGUF_Q5_K, GGUF_Q6_K,
+                              GGUF_IQ4_NL, GGUF_IQ4_XS};
 #define N_TYPES (sizeof k_types / sizeof k_types[0])
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
@@ -478,7 +479,10 @@ Test(kernels, type_table)
     cr_assert_eq(rt_vec_dot_type(GGUF_Q8_K), -1);
     cr_assert_eq(rt_act_row_size(GGUF_Q4_K, 512), 2 * sizeof(lq_block_q8_K));
     cr_assert_eq(rt_act_row_size(GGUF_Q4_K, 500), 0);
-    cr_assert_eq(rt_vec_dot_type(GGUF_IQ4_NL), -1); /* no IQ4 kernels yet */
+    cr_assert_eq(rt_vec_dot_type(GGUF_IQ4_NL), GGUF_Q8_0);
+    cr_assert_eq(rt_vec_dot_type(GGUF_IQ4_XS), GGUF_Q8_K);
+    cr_assert_eq(rt_act_row_size(GGUF_IQ4_XS, 512), 2 * sizeof(lq_block_q8_K));
+    cr_assert_eq(rt_act_row_size(GGUF_IQ4_NL, 96), 3 * sizeof(lq_block_q8_0));
     /* the types these tests multiply are exactly the table's kernel types */
     int n = 0;
     for (int id = 0; id < GGUF_TYPE_MAX_; id++) {
@@ -517,8 +521,10 @@ PATH_TESTS(avxvnni, RT_ISA_AVXVNNI)
 PATH_TESTS(avx512, RT_ISA_AVX512)
 
 /* The scalar path reproduces llama.cpp's AVX2 build lane by lane, as the AVX2 and AVX-VNNI
- * paths do with vectors: their products must be the same bits, for every type. */
-static void matmul_bit_identical_to_scalar(int isa)
+ * paths do with vectors: their products must be the same bits, for every type. IQ4 weights:
+ * llama.cpp's AVX-512 build sums them as its AVX2 build does, so the avx512 path too
+ * (iq4_only). */
+static void matmul_bit_identical_to_scalar(int isa, bool iq4_only)
 {
     const int64_t rows = 37, ntok = 21, n = 768;
     float *w = malloc(rows * n * sizeof *w), *x = malloc(ntok * n * sizeof *x);
@@ -527,6 +533,8 @@ static void matmul_bit_identical_to_scalar(int isa)
     fill(x, ntok * n, 1.0f);
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         const int type = k_types[ti];
+        if (iq4_only && type != GGUF_IQ4_NL && type != GGUF_IQ4_XS)
+            continue;
         const size_t wrs = gguf_row_size(type, n);
         unsigned char *wq = malloc(wrs * rows), *act = malloc(rt_act_row_size(type, n) * ntok);
         for (int r = 0; r < rows; r++)
@@ -544,5 +552,6 @@ static void matmul_bit_identical_to_scalar(int isa)
     free(y0);
     free(y1);
 }
-Test(avx2, matmul_bit_identical_to_scalar) { need(RT_ISA_AVX2); matmul_bit_identical_to_scalar(RT_ISA_AVX2); }
-Test(avxvnni, matmul_bit_identical_to_scalar) { need(RT_ISA_AVXVNNI); matmul_bit_identical_to_scalar(RT_ISA_AVXVNNI); }
+Test(avx2, matmul_bit_identical_to_scalar) { need(RT_ISA_AVX2); matmul_bit_identical_to_scalar(RT_ISA_AVX2, false); }
+Test(avxvnni, matmul_bit_identical_to_scalar) { need(RT_ISA_AVXVNNI); matmul_bit_identical_to_scalar(RT_ISA_AVXVNNI, false); }
+Test(avx512, iq4_matmul_bit_identical_to_scalar) { need(RT_ISA_AVX512); matmul_bit_identical_to_scalar(RT_ISA_AVX512, true); }

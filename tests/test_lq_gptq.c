@@ -212,6 +212,8 @@ Test(gptq, beats_rtn_q3_K) { check_beats_rtn(GGUF_Q3_K, 0.3); }
 Test(gptq, beats_rtn_q4_K) { check_beats_rtn(GGUF_Q4_K, 0.3); }
 Test(gptq, beats_rtn_q5_K) { check_beats_rtn(GGUF_Q5_K, 0.3); }
 Test(gptq, beats_rtn_q6_K) { check_beats_rtn(GGUF_Q6_K, 0.3); }
+Test(gptq, beats_rtn_iq4_nl) { check_beats_rtn(GGUF_IQ4_NL, 0.3); }
+Test(gptq, beats_rtn_iq4_xs) { check_beats_rtn(GGUF_IQ4_XS, 0.3); }
 
 /* ---------- diagonal H: no error to spread, so llama.cpp's rounding comes out ---------- */
 
@@ -257,9 +259,13 @@ Test(gptq, identity_h_is_plain_rounding)
 {
     lq_gptq_opts o;
     lq_gptq_opts_init(&o);
-    const int types[] = {GGUF_Q8_0, GGUF_Q4_0, GGUF_Q4_1, GGUF_Q5_0, GGUF_Q5_1};
+    const int types[] = {GGUF_Q8_0, GGUF_Q4_0, GGUF_Q4_1, GGUF_Q5_0, GGUF_Q5_1, GGUF_IQ4_NL, GGUF_IQ4_XS};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; ++i)
         check_identity_bytes(types[i], &o, false, 0);
+    /* IQ4 with the weighted grid: each block's scale from lq_quantize_row's weighted search */
+    o.grid = LQ_GPTQ_GRID_WEIGHTED;
+    check_identity_bytes(GGUF_IQ4_NL, &o, true, 1.0);
+    check_identity_bytes(GGUF_IQ4_XS, &o, true, 1.0);
 }
 
 /* Diagonal H with varied entries: k-quants under the default (weighted) grid give
@@ -633,6 +639,7 @@ Test(gptq, argument_errors)
     lq_gptq_opts_init(&o);
     cr_assert(lq_gptq_supports(GGUF_Q4_K) && lq_gptq_supports(GGUF_Q8_0));
     cr_assert(!lq_gptq_supports(GGUF_F16) && !lq_gptq_supports(GGUF_Q8_K));
+    cr_assert(lq_gptq_supports(GGUF_IQ4_NL) && lq_gptq_supports(GGUF_IQ4_XS));
 
 #define EXPECT(call, code)                                                                   \
     do {                                                                                     \

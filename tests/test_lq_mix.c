@@ -118,6 +118,11 @@ Test(lq_mix, ftype_names_and_ids)
     cr_expect_eq(lq_ftype_from_name("Q6_K"), 18);
     cr_expect_eq(lq_ftype_from_name("F16"), 1);
     cr_expect_eq(lq_ftype_from_name("BF16"), 32);
+    cr_expect_eq(lq_ftype_from_name("IQ4_NL"), 25);
+    cr_expect_eq(lq_ftype_from_name("iq4_xs"), 30);
+    cr_expect_eq(lq_ftype_from_name("30"), 30);
+    cr_expect_eq(lq_ftype_default_type(25), GGUF_IQ4_NL);
+    cr_expect_eq(lq_ftype_default_type(30), GGUF_IQ4_XS);
     cr_expect_eq(lq_ftype_from_name("F32"), 0);
     cr_expect_eq(lq_ftype_from_name("0"), 0);
     cr_expect_eq(lq_ftype_from_name("4"), -1);
@@ -300,6 +305,45 @@ Test(lq_mix, q4_k_s)
     }
     EXPECT(&M, "output.weight", GGUF_Q6_K);
     EXPECT(&M, "token_embd.weight", GGUF_Q4_K);
+}
+
+/* IQ4_NL / IQ4_XS: attn_v Q5_K with n_gqa >= 4, the first n_layer/8 ffn_down Q5_K without
+ * an imatrix, Q6_K output, the base type for token_embd; IQ4_XS falls back to IQ4_NL. */
+Test(lq_mix, iq4_nl_and_iq4_xs)
+{
+    build(&M, 16, 256, 256, 512, 512, true);
+    for (int k = 0; k < 2; k++) {
+        const int ft = k ? LQ_FTYPE_MOSTLY_IQ4_XS : LQ_FTYPE_MOSTLY_IQ4_NL;
+        const int base = k ? GGUF_IQ4_XS : GGUF_IQ4_NL;
+        M.m.n_head_kv = 8; /* n_gqa 1 */
+        plan(&M, ft, NULL);
+        for (int l = 0; l < 16; l++) {
+            EXPECT_L(&M, l, "attn_v", base);
+            EXPECT_L(&M, l, "ffn_down", l < 2 ? GGUF_Q5_K : base);
+            EXPECT_L(&M, l, "attn_output", base);
+            EXPECT_L(&M, l, "ffn_up", base);
+        }
+        EXPECT(&M, "output.weight", GGUF_Q6_K);
+        EXPECT(&M, "token_embd.weight", base);
+        M.m.n_head_kv = 2; /* n_gqa 4 */
+        lq_mix_params p = lq_mix_params_default();
+        p.has_imatrix = true;
+        plan(&M, ft, &p);
+        EXPECT_L(&M, 3, "attn_v", GGUF_Q5_K);
+        EXPECT_L(&M, 0, "ffn_down", base); /* an imatrix keeps the base type */
+    }
+    build(&M, 8, 256, 256, 512, 512, true);
+    M.m.n_expert = 8;
+    plan(&M, LQ_FTYPE_MOSTLY_IQ4_XS, NULL);
+    EXPECT_L(&M, 0, "attn_output", GGUF_Q5_K);
+    EXPECT_L(&M, 0, "attn_v", GGUF_Q8_0);
+    /* dim 96: IQ4_XS -> IQ4_NL, output Q8_0 (its block does not divide 96) */
+    build(&M, 6, 96, 96, 512, 512, true);
+    plan(&M, LQ_FTYPE_MOSTLY_IQ4_XS, NULL);
+    EXPECT_L(&M, 0, "attn_q", GGUF_IQ4_NL);
+    EXPECT(&M, "token_embd.weight", GGUF_IQ4_NL);
+    EXPECT(&M, "output.weight", GGUF_Q8_0);
+    EXPECT_L(&M, 3, "ffn_down", GGUF_IQ4_XS); /* rows of 512 */
 }
 
 Test(lq_mix, legacy_and_float_types)
@@ -716,4 +760,6 @@ static void check_reference(const char *ref, int ftype, bool with_arch)
 Test(lq_mix_reference, q4_k_m) { check_reference("reference/classics-7m-q4_k_m.gguf", 15, false); }
 Test(lq_mix_reference, q8_0) { check_reference("reference/classics-7m-q8_0.gguf", 7, false); }
 Test(lq_mix_reference, q4_0) { check_reference("reference/classics-7m-q4_0.gguf", 2, false); }
+Test(lq_mix_reference, iq4_nl) { check_reference("reference/classics-7m-iq4_nl.gguf", 25, false); }
+Test(lq_mix_reference, iq4_xs) { check_reference("reference/classics-7m-iq4_xs.gguf", 30, true); }
 Test(lq_mix_reference, q4_k_m_arch_categories) { check_reference("reference/classics-7m-q4_k_m.gguf", 15, true); }

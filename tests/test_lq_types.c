@@ -41,8 +41,8 @@ static const struct {
     {GGUF_Q6_K, WK, sizeof(lq_block_q6_K), GGUF_Q8_K, LQ_GRID_KQUANT, 16, true},
     {GGUF_Q8_K, LQ_TYPE_ACTIVATION, sizeof(lq_block_q8_K), -1, LQ_GRID_NONE, 0, false},
     /* block math only for now: not written, no runtime kernel, no GPTQ grid */
-    {GGUF_IQ4_NL, 0, sizeof(lq_block_iq4_nl), GGUF_Q8_0, LQ_GRID_NONE, 0, true},
-    {GGUF_IQ4_XS, 0, sizeof(lq_block_iq4_xs), GGUF_Q8_K, LQ_GRID_NONE, 0, true},
+    {GGUF_IQ4_NL, WK, sizeof(lq_block_iq4_nl), GGUF_Q8_0, LQ_GRID_IQ4, 32, true},
+    {GGUF_IQ4_XS, WK, sizeof(lq_block_iq4_xs), GGUF_Q8_K, LQ_GRID_IQ4, 32, true},
 };
 #define N_WANT (sizeof k_want / sizeof k_want[0])
 
@@ -117,6 +117,10 @@ Test(table, invariants)
         case LQ_GRID_KQUANT:
             cr_assert_eq(t->gguf->block_size, 256, "%s", nm);
             cr_assert(t->gptq_sub == 16 || t->gptq_sub == 32, "%s", nm);
+            break;
+        case LQ_GRID_IQ4:
+            cr_assert(t->gguf->block_size == 32 || t->gguf->block_size == 256, "%s", nm);
+            cr_assert_eq(t->gptq_sub, 32, "%s", nm);
             break;
         }
         if (t->gptq_grid != LQ_GRID_NONE)

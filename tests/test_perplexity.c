@@ -437,6 +437,7 @@ static const ref_row k_refs[] = {
     {GGUF_Q2_K, {498.4894, 498.2647}, {101.4409, 0}}, {GGUF_Q3_K, {528.9844, 0}, {0, 0}},
     {GGUF_Q4_K, {526.1573, 0}, {93.6957, 0}},        {GGUF_Q5_K, {519.2551, 0}, {93.8845, 0}},
     {GGUF_Q6_K, {523.5855, 0}, {93.8961, 0}},
+    {GGUF_IQ4_NL, {523.1657, 523.1100}, {94.3007, 94.2988}}, {GGUF_IQ4_XS, {523.2632, 523.3309}, {94.4524, 94.4400}},
 };
 
 /* Each path computes what one of those builds computes: avx512 the AVX-512 build, avx2 and
@@ -529,7 +530,9 @@ static void check_type(int isa, int type)
     Test(SUITE, q3_k, .timeout = 900) { check_type(ISA, GGUF_Q3_K); }                                \
     Test(SUITE, q4_k, .timeout = 900) { check_type(ISA, GGUF_Q4_K); }                                \
     Test(SUITE, q5_k, .timeout = 900) { check_type(ISA, GGUF_Q5_K); }                                \
-    Test(SUITE, q6_k, .timeout = 900) { check_type(ISA, GGUF_Q6_K); }
+    Test(SUITE, q6_k, .timeout = 900) { check_type(ISA, GGUF_Q6_K); }                                \
+    Test(SUITE, iq4_nl, .timeout = 900) { check_type(ISA, GGUF_IQ4_NL); }                            \
+    Test(SUITE, iq4_xs, .timeout = 900) { check_type(ISA, GGUF_IQ4_XS); }
 TYPE_TESTS(ppl_scalar, RT_ISA_SCALAR)
 TYPE_TESTS(ppl_avx2, RT_ISA_AVX2)
 TYPE_TESTS(ppl_avxvnni, RT_ISA_AVXVNNI)

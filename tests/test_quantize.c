@@ -98,6 +98,14 @@ Test(quantize, f32_gguf_to_q4_k_m_is_llama_quantize)
 {
     against_reference("reference/classics-7m-f32.gguf", "q4_k_m", "reference/classics-7m-q4_k_m.gguf", "");
 }
+Test(quantize, f32_gguf_to_iq4_nl_is_llama_quantize)
+{
+    against_reference("reference/classics-7m-f32.gguf", "IQ4_NL", "reference/classics-7m-iq4_nl.gguf", "");
+}
+Test(quantize, f32_gguf_to_iq4_xs_is_llama_quantize)
+{
+    against_reference("reference/classics-7m-f32.gguf", "iq4_xs", "reference/classics-7m-iq4_xs.gguf", "-t 1");
+}
 Test(quantize, one_thread_gives_the_same_bytes)
 {
     against_reference("reference/classics-7m-f32.gguf", "Q4_K_M", "reference/classics-7m-q4_k_m.gguf",
@@ -132,6 +140,14 @@ Test(quantize, f32_checkpoint_to_q8_0_in_one_step)
 Test(quantize, bf16_checkpoint_to_q4_0_in_one_step)
 {
     against_reference("models/classics-7m", "Q4_0", "reference/classics-7m-q4_0.gguf", "");
+}
+Test(quantize, bf16_checkpoint_to_iq4_nl_in_one_step)
+{
+    against_reference("models/classics-7m", "IQ4_NL", "reference/classics-7m-iq4_nl.gguf", "-t 1");
+}
+Test(quantize, f32_checkpoint_to_iq4_xs_in_one_step)
+{
+    against_reference_f32_checkpoint("IQ4_XS", "reference/classics-7m-iq4_xs.gguf", "-t 2");
 }
 Test(quantize, bf16_checkpoint_to_q4_k_m_in_one_step)
 {

@@ -16,7 +16,7 @@ const char *cli_budget_usage(void)
            "                               may then be left out (types chosen per tensor)\n"
            "  --target-size SIZE           size budget in bytes (K/M/G suffixes)\n"
            "  --candidates LIST            types to choose from, comma-separated (default\n"
-           "                               Q2_K,Q3_K,Q4_K,Q5_K,Q6_K,Q8_0,F16)\n"
+           "                               Q2_K,Q3_K,IQ4_XS,Q4_K,Q5_K,Q6_K,Q8_0,F16)\n"
            "  --sensitivity-out FILE.json  write the measured sensitivity table\n"
            "  --sensitivity-in FILE.json   use a table written before (no measurement)\n"
            "  --sensitivity-chunks N       calibration chunks of the measurement (default 4)\n"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # qforge-quantize --gptq / --imatrix-out on a tiny synthetic model (qforge-synth): GPTQ runs for
-# Q4_0 and Q4_K_M, its files have the plain-rounding file's size, load and evaluate in
+# Q4_0, Q4_K_M and IQ4_XS, its files have the plain-rounding file's size, load and evaluate in
 # qforge-perplexity, do not depend on the thread count; the imatrix it writes is accepted by
 # --imatrix; bad calibration input gives the documented exit codes and one-line messages.
 set -u
@@ -24,7 +24,7 @@ eval_ppl() { # model -> "Final estimate" line
   "$ppl" -t 1 -m "$1" -f "$text" -c 64 --chunks 2 2>/dev/null | grep 'Final estimate'
 }
 
-for t in Q4_0 Q4_K_M; do
+for t in Q4_0 Q4_K_M IQ4_XS; do
   "$q" -t 1 "$tmp/m" "$tmp/plain-$t.gguf" $t >/dev/null || fail "plain $t"
   "$q" -t 1 --gptq "${cal[@]}" --report "$tmp/r-$t.json" "$tmp/m" "$tmp/gptq-$t.gguf" $t >"$tmp/log-$t" \
     || fail "--gptq $t: $(tail -n 3 "$tmp/log-$t")"

@@ -28,6 +28,10 @@ grep -q 'blk.5.ffn_down.weight .* f32 -> q6_K' "$tmp/plan" || fail "plan: blk.5.
 
 "$q" -t 2 "$f32" "$tmp/q8.gguf" q8_0 > "$tmp/log" || fail "Q8_0 run"
 cmp "$tmp/q8.gguf" "$shared/reference/classics-7m-q8_0.gguf" || fail "Q8_0 differs from llama-quantize"
+for t in iq4_nl iq4_xs; do
+  "$q" -t 2 "$f32" "$tmp/$t.gguf" "$t" > /dev/null || fail "$t run"
+  cmp "$tmp/$t.gguf" "$shared/reference/classics-7m-$t.gguf" || fail "$t differs from llama-quantize"
+done
 grep -q 'rmse' "$tmp/log" || fail "progress lines without rmse"
 grep -q 'bpw' "$tmp/log" || fail "no summary"
 
