@@ -21,10 +21,11 @@
 #include <string.h>
 
 #include "libquant/lq_gptq.h"
+#include "libquant/lq_gptq_kern.h"
 #include "libquant/lq_internal.h"
 
 #define CHUNK_ROWS 32   /* rows per work item */
-#define TILE_COLS 512   /* column tile of the trailing update */
+#define SUB_COLS 16     /* sub-batch: columns updated one by one before a blocked product */
 #define MAX_RETRIES 30  /* cap on opts.max_retries (damping grows 10x per retry) */
 
 /* ---------------------------------------------------------------- per-type adapters */
@@ -364,6 +365,7 @@ typedef struct {
     int64_t nrows, n;
     hmat h;
     const float *U;
+    const lq_gk *gk;      /* kernels */
     const int64_t *perm;  /* processing position -> column; NULL: identity */
     const uint8_t *dead;
     const float *qw;      /* grid importance per column, NULL: plain grid */
@@ -414,7 +416,7 @@ static int work_alloc(work *w, const ctx *c)
     w->Qc = malloc(R * n * sizeof(float));
     w->Lc = malloc(R * n);
     w->P = malloc(R * (n / (size_t)c->t->sub) * sizeof(gp));
-    w->E = malloc(R * (size_t)c->B * sizeof(float));
+    w->E = malloc(R * (size_t)c->B * sizeof(float)); /* B x CHUNK_ROWS, k-major */
     w->xrow = malloc(n * sizeof(float));
     w->tmp = malloc(n * sizeof(float));
     w->sig = malloc(R * sizeof(float));
@@ -431,48 +433,6 @@ static int work_alloc(work *w, const ctx *c)
         return -1;
     }
     return 0;
-}
-
-/* W[r, i2:n] -= sum_k E[r, k] U[i1+k, i2:n], one k at a time in increasing order (the same
- * operations an unbatched update would do), 4 rows per pass over a column tile. */
-static void trailing_update(float *Wc, int R, int64_t n, const float *E, int B,
-                            const float *U, int64_t i1, int64_t i2)
-{
-    const int kb = (int)(i2 - i1);
-    for (int64_t j0 = i2; j0 < n; j0 += TILE_COLS) {
-        const int64_t j1 = j0 + TILE_COLS < n ? j0 + TILE_COLS : n;
-        int r = 0;
-        for (; r + 4 <= R; r += 4) {
-            float *restrict w0 = Wc + (size_t)r * n;
-            float *restrict w1 = w0 + n;
-            float *restrict w2 = w1 + n;
-            float *restrict w3 = w2 + n;
-            const float *e = E + (size_t)r * B;
-            for (int k = 0; k < kb; ++k) {
-                const float *restrict u = U + (size_t)(i1 + k) * n;
-                const float a0 = e[k], a1 = e[B + k], a2 = e[2 * B + k], a3 = e[3 * B + k];
-#pragma omp simd
-                for (int64_t j = j0; j < j1; ++j) {
-                    const float uj = u[j];
-                    w0[j] -= a0 * uj;
-                    w1[j] -= a1 * uj;
-                    w2[j] -= a2 * uj;
-                    w3[j] -= a3 * uj;
-                }
-            }
-        }
-        for (; r < R; ++r) {
-            float *restrict w0 = Wc + (size_t)r * n;
-            const float *e = E + (size_t)r * B;
-            for (int k = 0; k < kb; ++k) {
-                const float *restrict u = U + (size_t)(i1 + k) * n;
-                const float a0 = e[k];
-#pragma omp simd
-                for (int64_t j = j0; j < j1; ++j)
-                    w0[j] -= a0 * u[j];
-            }
-        }
-    }
 }
 
 /* s[r] += e_r^T H e_r for R error rows of E1 and E2 (lower triangle of H, double). */
@@ -493,6 +453,43 @@ static void hloss_rows(const hmat *h, int R, const double *E1, const double *E2,
             s1[r] += a[i] * (2 * ta + hrow[i] * a[i]);
             s2[r] += b[i] * (2 * tb + hrow[i] * b[i]);
         }
+    }
+}
+
+/* Column i (processing order) of rows r0..r0+R-1: choose the block's grid when i starts one
+ * (grids chosen in the loop), round, record the level, decoded value and scaled error, and
+ * update the columns i+1..s2-1 of the same sub-batch. */
+static void quantize_column(const ctx *c, work *w, int64_t r0, int R, int64_t i, int64_t i1,
+                            int64_t s2)
+{
+    const tinfo *t = c->t;
+    const int64_t n = c->n, G = t->group, S = t->sub, nsub = n / S;
+    const int64_t col = c->perm ? c->perm[i] : i;
+    if (!c->stat && col % G == 0) {
+        /* no permutation here, and batches never split a block's pending updates:
+         * columns col..col+G-1 hold their current values */
+        for (int r = 0; r < R; ++r)
+            grid_choose(t, w->Wc + (size_t)r * n + col, c->qw ? c->qw + col : NULL, w->sig[r],
+                        c->dst + (size_t)(r0 + r) * c->row_size + (col / G) * t->bsize,
+                        w->P + r * nsub + col / S, w->Lc + (size_t)r * n + col);
+    }
+    const float *restrict urow = c->U + (size_t)i * n;
+    const float uii = urow[i];
+    float *ET = w->E + (i - i1) * CHUNK_ROWS;
+    for (int r = 0; r < R; ++r) {
+        float *restrict Wr = w->Wc + (size_t)r * n;
+        uint8_t *Lr = w->Lc + (size_t)r * n;
+        const gp *p = w->P + r * nsub + col / S;
+        const float x = Wr[i];
+        const int L = grid_level(t->type, p, x, Lr[col]);
+        const float q = grid_value(t->type, p, L);
+        Lr[col] = (uint8_t)L;
+        w->Qc[(size_t)r * n + col] = q;
+        const float e = (x - q) / uii;
+        ET[r] = e;
+#pragma omp simd
+        for (int64_t j = i + 1; j < s2; ++j)
+            Wr[j] -= e * urow[j];
     }
 }
 
@@ -523,38 +520,24 @@ static int process_chunk(const ctx *c, work *w, int64_t r0, int R, double *lg, d
         }
     }
 
+    /* Column i's scaled errors go to ET[(i - i1) * CHUNK_ROWS + r] (k-major for the kernel).
+     * Inside a sub-batch of SUB_COLS columns each error updates the sub-batch's later columns
+     * at once; the rest of the batch, then the columns beyond it, get the sub-batch's or the
+     * batch's errors in one blocked product with the same per-element order (increasing i). */
+    float *ET = w->E;
     for (int64_t i1 = 0; i1 < n; i1 += B) {
         const int64_t i2 = i1 + B < n ? i1 + B : n;
-        for (int64_t i = i1; i < i2; ++i) {
-            const int64_t col = c->perm ? c->perm[i] : i;
-            if (!c->stat && col % G == 0) {
-                /* no permutation here, and batches never split a block's pending updates:
-                 * columns col..col+G-1 hold their current values */
-                for (int r = 0; r < R; ++r)
-                    grid_choose(t, w->Wc + (size_t)r * n + col, c->qw ? c->qw + col : NULL,
-                                w->sig[r],
-                                c->dst + (size_t)(r0 + r) * c->row_size + (col / G) * t->bsize,
-                                w->P + r * nsub + col / S, w->Lc + (size_t)r * n + col);
-            }
-            const float *restrict urow = c->U + (size_t)i * n;
-            const float uii = urow[i];
-            for (int r = 0; r < R; ++r) {
-                float *restrict Wr = w->Wc + (size_t)r * n;
-                uint8_t *Lr = w->Lc + (size_t)r * n;
-                const gp *p = w->P + r * nsub + col / S;
-                const float x = Wr[i];
-                const int L = grid_level(t->type, p, x, Lr[col]);
-                const float q = grid_value(t->type, p, L);
-                Lr[col] = (uint8_t)L;
-                w->Qc[(size_t)r * n + col] = q;
-                const float e = (x - q) / uii;
-                w->E[(size_t)r * B + (i - i1)] = e;
-#pragma omp simd
-                for (int64_t j = i + 1; j < i2; ++j)
-                    Wr[j] -= e * urow[j];
-            }
+        for (int64_t s1 = i1; s1 < i2; s1 += SUB_COLS) {
+            const int64_t s2 = s1 + SUB_COLS < i2 ? s1 + SUB_COLS : i2;
+            for (int64_t i = s1; i < s2; ++i)
+                quantize_column(c, w, r0, R, i, i1, s2);
+            if (s2 < i2)
+                c->gk->mulsub_f32(R, (int)(i2 - s2), (int)(s2 - s1), ET + (s1 - i1) * CHUNK_ROWS,
+                                  CHUNK_ROWS, c->U + s1 * n + s2, n, w->Wc + s2, n);
         }
-        trailing_update(w->Wc, R, n, w->E, B, c->U, i1, i2);
+        if (i2 < n)
+            c->gk->mulsub_f32(R, (int)(n - i2), (int)(i2 - i1), ET, CHUNK_ROWS,
+                              c->U + i1 * n + i2, n, w->Wc + i2, n);
     }
 
     int bad = 0;
@@ -758,7 +741,7 @@ static lq_error gptq_run(int type, const float *W, int64_t nrows, int64_t ncols,
         goto done;
 
     ctx c = {
-        .t = t, .W = W, .nrows = nrows, .n = ncols, .h = h, .U = U, .perm = perm,
+        .t = t, .W = W, .nrows = nrows, .n = ncols, .h = h, .U = U, .gk = lq_gk_best(), .perm = perm,
         .dead = dead, .qw = qw, .stat = stat, .B = B, .loss = !o.skip_loss,
         .dst = dst, .row_size = row_size, .deq = deq,
     };

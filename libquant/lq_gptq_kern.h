@@ -1,0 +1,54 @@
+/* libquant internal — dense kernels of the GPTQ solver (lq_gptq.c).
+ *
+ * Every output element is defined as one chain of roundings in a fixed order, written next
+ * to each function. The blocked, vectorized versions apply exactly that chain (fused
+ * multiply-adds where the chain says fma, a rounded product and a rounded difference where it
+ * says so), whatever the tile shapes, cache blocking, thread split or instruction set. So
+ * the scalar, AVX2 and AVX-512 versions give the same bits, and so do 1, 2 or 3 threads.
+ *
+ * Operand layout shared by every function (row-major, leading dimensions in elements):
+ *   A(i,k) = a[k*lda + i]   (k-major: for one k, the i's are contiguous)
+ *   B(k,j) = b[k*ldb + j]
+ *   C(i,j) = c[i*ldc + j]
+ * Nothing is allocated; the functions are thread-safe on disjoint outputs. */
+#ifndef QFORGE_LQ_GPTQ_KERN_H
+#define QFORGE_LQ_GPTQ_KERN_H
+
+#include <stddef.h>
+
+typedef enum { LQ_GK_SCALAR = 0, LQ_GK_AVX2, LQ_GK_AVX512, LQ_GK_COUNT } lq_gk_isa;
+
+typedef struct {
+    lq_gk_isa isa;
+    const char *name;
+    /* C(i,j) = C(i,j) - A(i,k)*B(k,j) for k = 0..K-1 in order, i < M, j < N: the product
+     * rounded to float, then the difference rounded (no fused multiply-add). */
+    void (*mulsub_f32)(int M, int N, int K, const float *a, ptrdiff_t lda, const float *b,
+                       ptrdiff_t ldb, float *c, ptrdiff_t ldc);
+    /* C(i,j) = fma(-A(i,k), B(k,j), C(i,j)) for k = 0..K-1 in order, i < M, j < N. */
+    void (*fnma_f64)(int M, int N, int K, const double *a, ptrdiff_t lda, const double *b,
+                     ptrdiff_t ldb, double *c, ptrdiff_t ldc);
+    /* Rows in order i = 0..M-1: t = C(i,j); t = fma(-A(i,k), B(k,j), t) for k = 0..i-1;
+     * C(i,j) = d ? t / d[i] : t, for j < N. B may be C itself (b == c, ldb == ldc): row k
+     * is then final before row i reads it. */
+    void (*trsm_f64)(int M, int N, const double *a, ptrdiff_t lda, const double *b,
+                     ptrdiff_t ldb, double *c, ptrdiff_t ldc, const double *d);
+    /* In-place lower Cholesky of the n x n block at c (row-major, ldc), lower triangle:
+     * column j = 0..n-1: for i = j..n-1: t = C(i,j); t = fma(-C(i,k), C(j,k), t) for
+     * k = 0..j-1; C(j,j) = sqrt(t) (t must be > 0), C(i,j) = t / C(j,j). The upper triangle
+     * is not touched. Returns 0, or -1 when a pivot is not > 0 (or not finite). */
+    int (*chol_f64)(int n, double *c, ptrdiff_t ldc);
+} lq_gk;
+
+/* The kernels of the best ISA the CPU runs; QFORGE_ISA=scalar|avx2 (read at each call)
+ * lowers the choice, as for the runtime's kernels. */
+const lq_gk *lq_gk_best(void);
+/* The kernels of one ISA, or NULL when the CPU (or the build) cannot run them. */
+const lq_gk *lq_gk_get(lq_gk_isa isa);
+
+/* Per-ISA tables (lq_gptq_kern.c, lq_gptq_avx2.c, lq_gptq_avx512.c). */
+const lq_gk *lq_gk_scalar_table(void);
+const lq_gk *lq_gk_avx2_table(void);
+const lq_gk *lq_gk_avx512_table(void);
+
+#endif

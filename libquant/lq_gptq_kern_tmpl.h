@@ -1,0 +1,265 @@
+/* libquant internal — the GPTQ kernels (lq_gptq_kern.h), written once over a small vector
+ * abstraction and included by one file per ISA, which defines before including:
+ *   vd, WD: double vector type and lanes; vf, WF: float vector type and lanes
+ *   vd_load, vd_loadn(p, n) (first n lanes, the rest 0), vd_store, vd_storen(p, v, n),
+ *   vd_set1, vd_fnma(a, b, c) = fma(-a, b, c), vd_div; vf_load, vf_loadn, vf_store,
+ *   vf_storen, vf_set1, vf_mulsub(a, b, c) = c - a*b (two roundings)
+ *   MR_D, NV_D: double tile rows and vectors (MR_D * NV_D accumulators); MR_F, NV_F likewise
+ *   GK_FN(name): the name of a static function of this ISA
+ * Only the lanes' values differ between ISAs, never the chain of roundings of an element. */
+#include <math.h>
+
+#define NR_D (NV_D * WD)
+#define NR_F (NV_F * WF)
+#define KC 256 /* k-block: the B tile (KC x NR) stays in L1/L2 across a row block */
+#define MB 96  /* row block: the A panel (KC x MB) stays in L2 across the column tiles */
+
+#define GK_INLINE static inline __attribute__((always_inline))
+
+/* ---------------------------------------------------------------- double tiles */
+
+/* One mr x (up to NR_D) tile of fnma_f64; nl = lanes used in the tile (edge: nl < NR_D). */
+GK_INLINE void tile_d(const int mr, const int edge, int nl, int K, const double *a,
+                      ptrdiff_t lda, const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
+{
+    vd acc[MR_D][NV_D];
+    int n[NV_D];
+    for (int v = 0; v < NV_D; ++v) {
+        const int left = nl - v * WD;
+        n[v] = left < 0 ? 0 : left > WD ? WD : left;
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < mr; ++r)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV_D; ++v)
+            acc[r][v] = edge ? vd_loadn(c + r * ldc + v * WD, n[v]) : vd_load(c + r * ldc + v * WD);
+    for (int k = 0; k < K; ++k) {
+        vd bv[NV_D];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV_D; ++v)
+            bv[v] = edge ? vd_loadn(b + k * ldb + v * WD, n[v]) : vd_load(b + k * ldb + v * WD);
+        const double *ak = a + k * lda;
+#pragma GCC unroll 16
+        for (int r = 0; r < mr; ++r) {
+            const vd av = vd_set1(ak[r]);
+#pragma GCC unroll 8
+            for (int v = 0; v < NV_D; ++v)
+                acc[r][v] = vd_fnma(av, bv[v], acc[r][v]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < mr; ++r)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV_D; ++v) {
+            if (edge)
+                vd_storen(c + r * ldc + v * WD, acc[r][v], n[v]);
+            else
+                vd_store(c + r * ldc + v * WD, acc[r][v]);
+        }
+}
+
+#define TILE_D_CASE(R)                                                                       \
+    case R:                                                                                  \
+        if (nl == NR_D)                                                                      \
+            tile_d(R, 0, nl, K, a, lda, b, ldb, c, ldc);                                     \
+        else                                                                                 \
+            tile_d(R, 1, nl, K, a, lda, b, ldb, c, ldc);                                     \
+        break;
+
+static void GK_FN(tile_d_any)(int mr, int nl, int K, const double *a, ptrdiff_t lda,
+                              const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
+{
+    switch (mr) {
+        TILE_D_CASE(1)
+        TILE_D_CASE(2)
+        TILE_D_CASE(3)
+        TILE_D_CASE(4)
+#if MR_D > 4
+        TILE_D_CASE(5)
+        TILE_D_CASE(6)
+#endif
+#if MR_D > 6
+        TILE_D_CASE(7)
+        TILE_D_CASE(8)
+#endif
+#if MR_D > 8
+        TILE_D_CASE(9)
+        TILE_D_CASE(10)
+        TILE_D_CASE(11)
+        TILE_D_CASE(12)
+#endif
+    default:
+        break;
+    }
+}
+
+static void GK_FN(fnma_f64)(int M, int N, int K, const double *a, ptrdiff_t lda,
+                            const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
+{
+    for (int k0 = 0; k0 < K; k0 += KC) {
+        const int kc = K - k0 < KC ? K - k0 : KC;
+        const double *ak = a + (ptrdiff_t)k0 * lda, *bk = b + (ptrdiff_t)k0 * ldb;
+        for (int i0 = 0; i0 < M; i0 += MB) {
+            const int i1 = M - i0 < MB ? M : i0 + MB;
+            for (int j0 = 0; j0 < N; j0 += NR_D) {
+                const int nl = N - j0 < NR_D ? N - j0 : NR_D;
+                for (int i = i0; i < i1; i += MR_D)
+                    GK_FN(tile_d_any)(i1 - i < MR_D ? i1 - i : MR_D, nl, kc, ak + i, lda,
+                                      bk + j0, ldb, c + (ptrdiff_t)i * ldc + j0, ldc);
+            }
+        }
+    }
+}
+
+/* Rows in order; within a row the lanes are independent, so a row is done in blocks of
+ * TR_V vectors kept in registers over its k loop. */
+#define TR_V 8
+static void GK_FN(trsm_f64)(int M, int N, const double *a, ptrdiff_t lda, const double *b,
+                            ptrdiff_t ldb, double *c, ptrdiff_t ldc, const double *d)
+{
+    for (int j0 = 0; j0 < N; j0 += TR_V * WD) {
+        const int nl = N - j0 < TR_V * WD ? N - j0 : TR_V * WD;
+        int n[TR_V];
+        for (int v = 0; v < TR_V; ++v) {
+            const int left = nl - v * WD;
+            n[v] = left < 0 ? 0 : left > WD ? WD : left;
+        }
+        for (int i = 0; i < M; ++i) {
+            vd t[TR_V];
+            double *ci = c + (ptrdiff_t)i * ldc + j0;
+#pragma GCC unroll 8
+            for (int v = 0; v < TR_V; ++v)
+                t[v] = vd_loadn(ci + v * WD, n[v]);
+            for (int k = 0; k < i; ++k) {
+                const vd av = vd_set1(a[(ptrdiff_t)k * lda + i]);
+                const double *bk = b + (ptrdiff_t)k * ldb + j0;
+#pragma GCC unroll 8
+                for (int v = 0; v < TR_V; ++v)
+                    t[v] = vd_fnma(av, vd_loadn(bk + v * WD, n[v]), t[v]);
+            }
+            if (d) {
+                const vd dv = vd_set1(d[i]);
+#pragma GCC unroll 8
+                for (int v = 0; v < TR_V; ++v)
+                    t[v] = vd_div(t[v], dv);
+            }
+#pragma GCC unroll 8
+            for (int v = 0; v < TR_V; ++v)
+                vd_storen(ci + v * WD, t[v], n[v]);
+        }
+    }
+}
+
+/* Unblocked: small diagonal blocks only. Scalar fma, the same instruction on every ISA. */
+static int GK_FN(chol_f64)(int n, double *c, ptrdiff_t ldc)
+{
+    for (int j = 0; j < n; ++j) {
+        double *cj = c + (ptrdiff_t)j * ldc;
+        double t = cj[j];
+        for (int k = 0; k < j; ++k)
+            t = fma(-cj[k], cj[k], t);
+        if (!(t > 0) || !isfinite(t))
+            return -1;
+        const double djj = sqrt(t);
+        cj[j] = djj;
+        for (int i = j + 1; i < n; ++i) {
+            double *ci = c + (ptrdiff_t)i * ldc;
+            double s = ci[j];
+            for (int k = 0; k < j; ++k)
+                s = fma(-ci[k], cj[k], s);
+            ci[j] = s / djj;
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- float tiles */
+
+GK_INLINE void tile_f(const int mr, const int edge, int nl, int K, const float *a,
+                      ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc)
+{
+    vf acc[MR_F][NV_F];
+    int n[NV_F];
+    for (int v = 0; v < NV_F; ++v) {
+        const int left = nl - v * WF;
+        n[v] = left < 0 ? 0 : left > WF ? WF : left;
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < mr; ++r)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV_F; ++v)
+            acc[r][v] = edge ? vf_loadn(c + r * ldc + v * WF, n[v]) : vf_load(c + r * ldc + v * WF);
+    for (int k = 0; k < K; ++k) {
+        vf bv[NV_F];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV_F; ++v)
+            bv[v] = edge ? vf_loadn(b + k * ldb + v * WF, n[v]) : vf_load(b + k * ldb + v * WF);
+        const float *ak = a + k * lda;
+#pragma GCC unroll 16
+        for (int r = 0; r < mr; ++r) {
+            const vf av = vf_set1(ak[r]);
+#pragma GCC unroll 8
+            for (int v = 0; v < NV_F; ++v)
+                acc[r][v] = vf_mulsub(av, bv[v], acc[r][v]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < mr; ++r)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV_F; ++v) {
+            if (edge)
+                vf_storen(c + r * ldc + v * WF, acc[r][v], n[v]);
+            else
+                vf_store(c + r * ldc + v * WF, acc[r][v]);
+        }
+}
+
+#define TILE_F_CASE(R)                                                                       \
+    case R:                                                                                  \
+        if (nl == NR_F)                                                                      \
+            tile_f(R, 0, nl, K, a, lda, b, ldb, c, ldc);                                     \
+        else                                                                                 \
+            tile_f(R, 1, nl, K, a, lda, b, ldb, c, ldc);                                     \
+        break;
+
+static void GK_FN(tile_f_any)(int mr, int nl, int K, const float *a, ptrdiff_t lda,
+                              const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc)
+{
+    switch (mr) {
+        TILE_F_CASE(1)
+        TILE_F_CASE(2)
+        TILE_F_CASE(3)
+        TILE_F_CASE(4)
+#if MR_F > 4
+        TILE_F_CASE(5)
+        TILE_F_CASE(6)
+#endif
+#if MR_F > 6
+        TILE_F_CASE(7)
+        TILE_F_CASE(8)
+#endif
+    default:
+        break;
+    }
+}
+
+static void GK_FN(mulsub_f32)(int M, int N, int K, const float *a, ptrdiff_t lda,
+                              const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc)
+{
+    for (int k0 = 0; k0 < K; k0 += KC) {
+        const int kc = K - k0 < KC ? K - k0 : KC;
+        const float *ak = a + (ptrdiff_t)k0 * lda, *bk = b + (ptrdiff_t)k0 * ldb;
+        for (int i0 = 0; i0 < M; i0 += MB) {
+            const int i1 = M - i0 < MB ? M : i0 + MB;
+            for (int j0 = 0; j0 < N; j0 += NR_F) {
+                const int nl = N - j0 < NR_F ? N - j0 : NR_F;
+                for (int i = i0; i < i1; i += MR_F)
+                    GK_FN(tile_f_any)(i1 - i < MR_F ? i1 - i : MR_F, nl, kc, ak + i, lda,
+                                      bk + j0, ldb, c + (ptrdiff_t)i * ldc + j0, ldc);
+            }
+        }
+    }
+}
+
+#undef TILE_D_CASE
+#undef TILE_F_CASE
