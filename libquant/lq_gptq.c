@@ -1,18 +1,17 @@
 /* GPTQ solver into GGUF block types (see lq_gptq.h).
  *
  * Layout of the work: H (permuted when act_order, dead columns fixed, damped) is factorized
- * once in double: Cholesky, inverse, Cholesky again; U = the upper factor of H^-1, kept in
- * float. Rows are then processed in chunks of CHUNK_ROWS; each chunk keeps its rows' working
- * copy in processing order and writes its blocks to dst. Every working value sees the same
- * sequence of float operations whatever the chunking, lazy-batch width or thread count:
- * the lazy batches only delay the updates of columns beyond the batch, applying them in the
- * same column order.
+ * once in double (lq_gptq_factor.c); U = the upper factor of H^-1, kept in float. Rows are
+ * then processed in chunks of CHUNK_ROWS; each chunk keeps its rows' working copy in
+ * processing order and writes its blocks to dst. Every working value sees the same sequence
+ * of float operations whatever the chunking, lazy-batch width or thread count: the lazy
+ * batches (and the sub-batches inside them) only delay the updates of later columns,
+ * applying them in the same column order through the blocked kernels of lq_gptq_kern.h.
+ * The losses are quadratic forms with the caller's H, blocked the same way in double.
  *
  * The per-type grid machinery (choose a block's scales, pack levels) comes from
  * lq_internal.h; the per-value rounding and decoding below mirror llama.cpp's expressions
  * (and libquant's decoders), which the driver verifies by decoding every output row. */
-#include <gsl/gsl_errno.h>
-#include <gsl/gsl_linalg.h>
 #include <math.h>
 #include <omp.h>
 #include <stdarg.h>
@@ -25,6 +24,8 @@
 #include "libquant/lq_internal.h"
 
 #define CHUNK_ROWS 32   /* rows per work item */
+#define LOSS_LANES (2 * CHUNK_ROWS)
+#define LOSS_KB 256     /* k-block of the loss products */
 #define SUB_COLS 16     /* sub-batch: columns updated one by one before a blocked product */
 #define MAX_RETRIES 30  /* cap on opts.max_retries (damping grows 10x per retry) */
 
@@ -306,55 +307,34 @@ static inline double h_at(const hmat *h, int64_t a, int64_t b)
     return h->f64 ? ((const double *)h->p)[i * h->n + j] : ((const float *)h->p)[i * h->n + j];
 }
 
-/* Lower part of row i (columns 0..i) into out. */
-static void h_row(const hmat *h, int64_t i, double *out)
-{
-    if (h->f64) {
-        memcpy(out, (const double *)h->p + i * h->n, (size_t)(i + 1) * sizeof(double));
-    } else {
-        const float *r = (const float *)h->p + i * h->n;
-        for (int64_t j = 0; j <= i; ++j)
-            out[j] = r[j];
-    }
-}
-
 /* ---------------------------------------------------------------- factorization */
 
-/* A = permuted H (symmetric, from H's lower triangle) with dead diagonals 1, plus damp on
- * the diagonal. */
-static void fill_h(double *A, const hmat *h, const int64_t *perm, const uint8_t *dead,
-                   double damp)
+/* Lower triangle of J M J (J reverses the order): M = H permuted, dead diagonals 1, plus damp
+ * on the diagonal; lq_gk_hinv_upper turns it into U with M^-1 = U^T U. */
+static void fill_rev(double *A, const hmat *h, const int64_t *perm, const uint8_t *dead,
+                     double damp, int nthreads)
 {
     const int64_t n = h->n;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t i = 0; i < n; ++i) {
-        const int64_t pi = perm ? perm[i] : i;
-        for (int64_t j = 0; j < i; ++j)
-            A[i * n + j] = A[j * n + i] = h_at(h, pi, perm ? perm[j] : j);
-        A[i * n + i] = (dead[pi] ? 1.0 : h_at(h, pi, pi)) + damp;
+        const int64_t a = n - 1 - i, pa = perm ? perm[a] : a;
+        double *row = A + i * n;
+        for (int64_t j = 0; j < i; ++j) {
+            const int64_t b = n - 1 - j;
+            row[j] = h_at(h, pa, perm ? perm[b] : b);
+        }
+        row[i] = (dead[pa] ? 1.0 : h_at(h, pa, pa)) + damp;
     }
 }
 
-/* U (float, upper triangle) = upper Cholesky factor of A^-1. 0, or -1 when A (or A^-1, in
- * floating point) is not positive definite. A is overwritten. */
-static int factor_hinv(double *A, int64_t n, float *U)
+/* A = H symmetric, from H's lower triangle, in double. */
+static void fill_sym(double *A, const hmat *h, int nthreads)
 {
-    gsl_matrix_view m = gsl_matrix_view_array(A, (size_t)n, (size_t)n);
-    if (gsl_linalg_cholesky_decomp1(&m.matrix) != GSL_SUCCESS)
-        return -1;
-    if (gsl_linalg_cholesky_invert(&m.matrix) != GSL_SUCCESS)
-        return -1;
-    if (gsl_linalg_cholesky_decomp1(&m.matrix) != GSL_SUCCESS)
-        return -1;
-    /* lower L with A^-1 = L L^T, so U = L^T */
-    for (int64_t i = 0; i < n; ++i) {
-        for (int64_t j = i; j < n; ++j) {
-            const float u = (float)A[j * n + i];
-            if (!isfinite(u) || (j == i && !(u > 0)))
-                return -1;
-            U[i * n + j] = u;
-        }
-    }
-    return 0;
+    const int64_t n = h->n;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j <= i; ++j)
+            A[i * n + j] = A[j * n + i] = h_at(h, i, j);
 }
 
 /* ---------------------------------------------------------------- row chunks */
@@ -363,7 +343,7 @@ typedef struct {
     const tinfo *t;
     const float *W;
     int64_t nrows, n;
-    hmat h;
+    const double *Hs;     /* H symmetric in double (loss only) */
     const float *U;
     const lq_gk *gk;      /* kernels */
     const int64_t *perm;  /* processing position -> column; NULL: identity */
@@ -387,8 +367,8 @@ typedef struct {
     float *tmp;  /* n */
     float *sig;  /* CHUNK_ROWS */
     uint8_t *rtn; /* row_size */
-    double *eg, *er; /* CHUNK_ROWS x n errors (loss only) */
-    double *hrow;    /* n */
+    double *EL;  /* n x LOSS_LANES errors, k-major: lanes 0..R-1 GPTQ, R..2R-1 rounding (loss only) */
+    double *TL;  /* n x LOSS_LANES partial products with H (loss only) */
 } work;
 
 static void work_free(work *w)
@@ -402,9 +382,8 @@ static void work_free(work *w)
     free(w->tmp);
     free(w->sig);
     free(w->rtn);
-    free(w->eg);
-    free(w->er);
-    free(w->hrow);
+    free(w->EL);
+    free(w->TL);
     memset(w, 0, sizeof *w);
 }
 
@@ -423,10 +402,9 @@ static int work_alloc(work *w, const ctx *c)
     int ok = w->Wc && w->Qc && w->Lc && w->P && w->E && w->xrow && w->tmp && w->sig;
     if (c->loss) {
         w->rtn = malloc(c->row_size);
-        w->eg = malloc(R * n * sizeof(double));
-        w->er = malloc(R * n * sizeof(double));
-        w->hrow = malloc(n * sizeof(double));
-        ok = ok && w->rtn && w->eg && w->er && w->hrow;
+        w->EL = malloc(LOSS_LANES * n * sizeof(double));
+        w->TL = malloc(LOSS_LANES * n * sizeof(double));
+        ok = ok && w->rtn && w->EL && w->TL;
     }
     if (!ok) {
         work_free(w);
@@ -435,24 +413,30 @@ static int work_alloc(work *w, const ctx *c)
     return 0;
 }
 
-/* s[r] += e_r^T H e_r for R error rows of E1 and E2 (lower triangle of H, double). */
-static void hloss_rows(const hmat *h, int R, const double *E1, const double *E2, double *hrow,
-                       double *s1, double *s2)
+/* s[l] = e_l^T H e_l for the nl error vectors in lanes of EL (n x LOSS_LANES, k-major), with
+ * Hs = H symmetric (n x n double). Per lane: T_i = 0 - sum_{j<i} H_ij e_j (one fma chain in
+ * increasing j, blocked), then s = sum over i in order of e_i * (H_ii e_i - 2 T_i). */
+static void hloss_lanes(const lq_gk *g, const double *Hs, int64_t n, int nl, const double *EL,
+                        double *TL, double *s)
 {
-    const int64_t n = h->n;
+    const int64_t ld = LOSS_LANES;
+    memset(TL, 0, (size_t)(n * ld) * sizeof(double));
+    for (int64_t k0 = 0; k0 < n; k0 += LOSS_KB) {
+        const int64_t k1 = k0 + LOSS_KB < n ? k0 + LOSS_KB : n;
+        /* rows inside the block: j from k0 to i-1; rows below it: the whole block */
+        g->trsm_f64((int)(k1 - k0), nl, Hs + k0 * n + k0, n, EL + k0 * ld, ld, TL + k0 * ld, ld,
+                    NULL);
+        if (k1 < n)
+            g->fnma_f64((int)(n - k1), nl, (int)(k1 - k0), Hs + k0 * n + k1, n, EL + k0 * ld, ld,
+                        TL + k1 * ld, ld);
+    }
+    for (int l = 0; l < nl; ++l)
+        s[l] = 0;
     for (int64_t i = 0; i < n; ++i) {
-        h_row(h, i, hrow);
-        for (int r = 0; r < R; ++r) {
-            const double *a = E1 + (size_t)r * n, *b = E2 + (size_t)r * n;
-            double ta = 0, tb = 0;
-#pragma omp simd reduction(+ : ta, tb)
-            for (int64_t j = 0; j < i; ++j) {
-                ta += hrow[j] * a[j];
-                tb += hrow[j] * b[j];
-            }
-            s1[r] += a[i] * (2 * ta + hrow[i] * a[i]);
-            s2[r] += b[i] * (2 * tb + hrow[i] * b[i]);
-        }
+        const double hii = Hs[i * n + i];
+        const double *e = EL + i * ld, *t = TL + i * ld;
+        for (int l = 0; l < nl; ++l)
+            s[l] += e[l] * (hii * e[l] - 2 * t[l]);
     }
 }
 
@@ -541,7 +525,6 @@ static int process_chunk(const ctx *c, work *w, int64_t r0, int R, double *lg, d
     }
 
     int bad = 0;
-    double s1[CHUNK_ROWS] = {0}, s2[CHUNK_ROWS] = {0};
     for (int r = 0; r < R; ++r) {
         uint8_t *drow = c->dst + (size_t)(r0 + r) * c->row_size;
         const float *Qr = w->Qc + (size_t)r * n;
@@ -561,18 +544,19 @@ static int process_chunk(const ctx *c, work *w, int64_t r0, int R, double *lg, d
             const float *imat = c->qw;
             lq_quantize_row(t->type, wrow, w->rtn, n, imat);
             lq_dequantize_row(t->type, w->rtn, w->tmp, n);
-            double *eg = w->eg + (size_t)r * n, *er = w->er + (size_t)r * n;
+            double *e = w->EL;
             for (int64_t col = 0; col < n; ++col) {
-                eg[col] = (double)wrow[col] - Qr[col];
-                er[col] = (double)wrow[col] - w->tmp[col];
+                e[col * LOSS_LANES + r] = (double)wrow[col] - Qr[col];
+                e[col * LOSS_LANES + R + r] = (double)wrow[col] - w->tmp[col];
             }
         }
     }
     if (c->loss) {
-        hloss_rows(&c->h, R, w->eg, w->er, w->hrow, s1, s2);
+        double s[LOSS_LANES];
+        hloss_lanes(c->gk, c->Hs, n, 2 * R, w->EL, w->TL, s);
         for (int r = 0; r < R; ++r) {
-            *lg += s1[r];
-            *lr += s2[r];
+            *lg += s[r];
+            *lr += s[R + r];
         }
     }
     return bad;
@@ -715,13 +699,19 @@ static lq_error gptq_run(int type, const float *W, int64_t nrows, int64_t ncols,
     }
 
     /* factorize, raising the damping 10x after each failure */
-    gsl_error_handler_t *old_handler = gsl_set_error_handler_off();
+    int nt = o.nthreads > 0 ? o.nthreads : omp_get_max_threads();
+    const lq_gk *gk = lq_gk_best();
     double rel = o.damp;
     for (int attempt = 0;; ++attempt) {
         res.damp_rel = rel;
         res.damp = rel * res.mean_diag;
-        fill_h(A, &h, perm, dead, res.damp);
-        if (factor_hinv(A, ncols, U) == 0) {
+        fill_rev(A, &h, perm, dead, res.damp, nt);
+        const int fr = lq_gk_hinv_upper(gk, A, ncols, U, nt);
+        if (fr == -2) {
+            err = fail(msg, LQ_ERR_NOMEM, "out of memory for the factorization");
+            break;
+        }
+        if (fr == 0) {
             res.retries = attempt;
             break;
         }
@@ -734,14 +724,17 @@ static lq_error gptq_run(int type, const float *W, int64_t nrows, int64_t ncols,
         }
         rel = rel > 0 ? rel * 10 : 0.01;
     }
-    gsl_set_error_handler(old_handler);
-    free(A);
-    A = NULL;
     if (err)
         goto done;
+    if (o.skip_loss) {
+        free(A);
+        A = NULL;
+    } else {
+        fill_sym(A, &h, nt); /* the loss's H, in the factorization's buffer */
+    }
 
     ctx c = {
-        .t = t, .W = W, .nrows = nrows, .n = ncols, .h = h, .U = U, .gk = lq_gk_best(), .perm = perm,
+        .t = t, .W = W, .nrows = nrows, .n = ncols, .Hs = A, .U = U, .gk = gk, .perm = perm,
         .dead = dead, .qw = qw, .stat = stat, .B = B, .loss = !o.skip_loss,
         .dst = dst, .row_size = row_size, .deq = deq,
     };
@@ -754,7 +747,6 @@ static lq_error gptq_run(int type, const float *W, int64_t nrows, int64_t ncols,
         err = fail(msg, LQ_ERR_NOMEM, "out of memory");
         goto done;
     }
-    int nt = o.nthreads > 0 ? o.nthreads : omp_get_max_threads();
     if (nt > nchunks)
         nt = (int)nchunks;
     int status = 0; /* 1 internal mismatch, 2 out of memory */

@@ -32,11 +32,12 @@
  *
  * Determinism: rows are independent given H. Rows are processed in chunks by an OpenMP loop,
  * every row with the same sequence of float operations, so the bytes and the losses do not
- * depend on the thread count (nor on block_size). H's factorization runs once, in double,
- * through GSL on OpenBLAS.
- *
- * GSL: the solver switches GSL's error handler off while it factorizes and restores the
- * previous handler afterwards (GSL's handler is process-global).
+ * depend on the thread count (nor on block_size). H's factorization (Cholesky of the
+ * reversed H, then a triangular inverse: GPTQ's upper factor of H^-1 in 2/3 n^3 flops) runs
+ * in double on the solver's own blocked kernels (libquant/lq_gptq_kern.h): every element is
+ * one fixed chain of fused multiply-adds, so U, like everything else, is the same on 1..N
+ * threads and on the scalar, AVX2 and AVX-512 paths (QFORGE_ISA=scalar|avx2 lowers the
+ * choice). The result depends only on the inputs and the options.
  *
  * Ownership: callers own every buffer; nothing allocated here outlives a call. */
 #ifndef QFORGE_LQ_GPTQ_H

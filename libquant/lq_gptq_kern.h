@@ -15,6 +15,7 @@
 #define QFORGE_LQ_GPTQ_KERN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum { LQ_GK_SCALAR = 0, LQ_GK_AVX2, LQ_GK_AVX512, LQ_GK_COUNT } lq_gk_isa;
 
@@ -39,6 +40,13 @@ typedef struct {
      * is not touched. Returns 0, or -1 when a pivot is not > 0 (or not finite). */
     int (*chol_f64)(int n, double *c, ptrdiff_t ldc);
 } lq_gk;
+
+/* U (n x n float, upper triangle written, row-major) with M^-1 = U^T U, where A's lower
+ * triangle holds B = J M J (J reverses the index order; A is n x n row-major double, used as
+ * workspace). Runs on nthreads threads (<= 0: all); the result does not depend on them.
+ * Returns 0, -1 when M is not positive definite in floating point (a pivot or U(i,i) not
+ * > 0, or a non-finite value), -2 when out of memory. */
+int lq_gk_hinv_upper(const lq_gk *g, double *A, int64_t n, float *U, int nthreads);
 
 /* The kernels of the best ISA the CPU runs; QFORGE_ISA=scalar|avx2 (read at each call)
  * lowers the choice, as for the runtime's kernels. */
