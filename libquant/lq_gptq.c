@@ -25,6 +25,7 @@
 
 #define CHUNK_ROWS 32   /* rows per work item */
 #define LOSS_LANES (2 * CHUNK_ROWS)
+#define LOSS_LD (LOSS_LANES + 8) /* row stride of the loss lanes: 9 cache lines, not 8 */
 #define LOSS_KB 256     /* k-block of the loss products */
 #define SUB_COLS 16     /* sub-batch: columns updated one by one before a blocked product */
 #define MAX_RETRIES 30  /* cap on opts.max_retries (damping grows 10x per retry) */
@@ -310,15 +311,15 @@ static inline double h_at(const hmat *h, int64_t a, int64_t b)
 /* ---------------------------------------------------------------- factorization */
 
 /* Lower triangle of J M J (J reverses the order): M = H permuted, dead diagonals 1, plus damp
- * on the diagonal; lq_gk_hinv_upper turns it into U with M^-1 = U^T U. */
-static void fill_rev(double *A, const hmat *h, const int64_t *perm, const uint8_t *dead,
-                     double damp, int nthreads)
+ * on the diagonal; lq_gk_chol_inv and ulay_fill turn it into U with M^-1 = U^T U. */
+static void fill_rev(double *A, int64_t lda, const hmat *h, const int64_t *perm,
+                     const uint8_t *dead, double damp, int nthreads)
 {
     const int64_t n = h->n;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t i = 0; i < n; ++i) {
         const int64_t a = n - 1 - i, pa = perm ? perm[a] : a;
-        double *row = A + i * n;
+        double *row = A + i * lda;
         for (int64_t j = 0; j < i; ++j) {
             const int64_t b = n - 1 - j;
             row[j] = h_at(h, pa, perm ? perm[b] : b);
@@ -328,13 +329,96 @@ static void fill_rev(double *A, const hmat *h, const int64_t *perm, const uint8_
 }
 
 /* A = H symmetric, from H's lower triangle, in double. */
-static void fill_sym(double *A, const hmat *h, int nthreads)
+static void fill_sym(double *A, int64_t lda, const hmat *h, int nthreads)
 {
     const int64_t n = h->n;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t i = 0; i < n; ++i)
         for (int64_t j = 0; j <= i; ++j)
-            A[i * n + j] = A[j * n + i] = h_at(h, i, j);
+            A[i * lda + j] = A[j * lda + i] = h_at(h, i, j);
+}
+
+/* ---------------------------------------------------------------- U */
+
+/* U (upper, n x n) as the column loop reads it. Batches of B columns, each cut into
+ * sub-batches of SUB_COLS: the diagonal block of each sub-batch row-major in d (row i at
+ * d + i * SUB_COLS, columns s1..s2-1), and packed for mulsub_f32, in loop order, the panel
+ * of each sub-batch's rows up to the batch end, then the panel of the batch's rows beyond
+ * it (p + off[batch]). */
+typedef struct {
+    int64_t n;
+    int B;
+    float *d;      /* n x SUB_COLS */
+    float *p;      /* packed panels */
+    size_t *off;   /* per batch, its first panel in p; off[nbatch] = total */
+} ulay;
+
+static void ulay_free(ulay *u)
+{
+    free(u->d);
+    free(u->p);
+    free(u->off);
+    memset(u, 0, sizeof *u);
+}
+
+static int ulay_alloc(ulay *u, const lq_gk *g, int64_t n, int B)
+{
+    const int64_t nb = (n + B - 1) / B;
+    memset(u, 0, sizeof *u);
+    u->n = n;
+    u->B = B;
+    u->off = malloc((size_t)(nb + 1) * sizeof(size_t));
+    u->d = malloc((size_t)n * SUB_COLS * sizeof(float));
+    if (!u->off || !u->d)
+        return -1;
+    size_t off = 0;
+    for (int64_t b = 0; b < nb; ++b) {
+        const int64_t i1 = b * B, i2 = i1 + B < n ? i1 + B : n;
+        u->off[b] = off;
+        for (int64_t s1 = i1; s1 < i2; s1 += SUB_COLS) {
+            const int64_t s2 = s1 + SUB_COLS < i2 ? s1 + SUB_COLS : i2;
+            off += lq_gk_packed_f32(g, (int)(s2 - s1), (int)(i2 - s2));
+        }
+        off += lq_gk_packed_f32(g, (int)(i2 - i1), (int)(n - i2));
+    }
+    u->off[nb] = off;
+    u->p = malloc((off ? off : 1) * sizeof(float));
+    return u->p ? 0 : -1;
+}
+
+/* U(i,j) = X(n-1-i, n-1-j) (X = L^-1 in A's lower triangle, double) into u, in float. -1 when
+ * a value is not finite or a diagonal one not > 0 (H^-1 not positive definite in floating
+ * point). rows: nthreads x B x n floats of scratch. */
+static int ulay_fill(ulay *u, const lq_gk *g, const double *A, int64_t lda, float *rows,
+                     int nthreads)
+{
+    const int64_t n = u->n, B = u->B, nb = (n + B - 1) / B;
+    int bad = 0;
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1) reduction(| : bad)
+    for (int64_t b = 0; b < nb; ++b) {
+        const int64_t i1 = b * B, i2 = i1 + B < n ? i1 + B : n;
+        float *ur = rows + (size_t)omp_get_thread_num() * (size_t)(B * n);
+        for (int64_t i = i1; i < i2; ++i) {
+            const double *x = A + (n - 1 - i) * lda + (n - 1 - i);
+            float *r = ur + (i - i1) * n;
+            for (int64_t j = i; j < n; ++j) {
+                r[j] = (float)x[i - j];
+                bad |= !isfinite(r[j]);
+            }
+            bad |= !(r[i] > 0);
+        }
+        size_t off = u->off[b];
+        for (int64_t s1 = i1; s1 < i2; s1 += SUB_COLS) {
+            const int64_t s2 = s1 + SUB_COLS < i2 ? s1 + SUB_COLS : i2;
+            for (int64_t i = s1; i < s2; ++i)
+                memcpy(u->d + i * SUB_COLS, ur + (i - i1) * n + s1,
+                       (size_t)(s2 - s1) * sizeof(float));
+            g->pack_f32((int)(s2 - s1), (int)(i2 - s2), ur + (s1 - i1) * n + s2, n, u->p + off);
+            off += lq_gk_packed_f32(g, (int)(s2 - s1), (int)(i2 - s2));
+        }
+        g->pack_f32((int)(i2 - i1), (int)(n - i2), ur + i2, n, u->p + off);
+    }
+    return bad ? -1 : 0;
 }
 
 /* ---------------------------------------------------------------- row chunks */
@@ -343,8 +427,9 @@ typedef struct {
     const tinfo *t;
     const float *W;
     int64_t nrows, n;
-    const double *Hs;     /* H symmetric in double (loss only) */
-    const float *U;
+    const double *Hs;     /* H symmetric in double, row stride ldh (loss only) */
+    int64_t ldh;
+    const ulay *u;        /* U, as the column loop reads it */
     const lq_gk *gk;      /* kernels */
     const int64_t *perm;  /* processing position -> column; NULL: identity */
     const uint8_t *dead;
@@ -367,8 +452,9 @@ typedef struct {
     float *tmp;  /* n */
     float *sig;  /* CHUNK_ROWS */
     uint8_t *rtn; /* row_size */
-    double *EL;  /* n x LOSS_LANES errors, k-major: lanes 0..R-1 GPTQ, R..2R-1 rounding (loss only) */
-    double *TL;  /* n x LOSS_LANES partial products with H (loss only) */
+    double *EL;  /* n x LOSS_LD errors, k-major: lanes 0..R-1 GPTQ, R..2R-1 rounding (loss only) */
+    double *TL;  /* n x LOSS_LD partial products with H (loss only) */
+    void *ws;    /* kernel workspace, LQ_GK_WS bytes */
 } work;
 
 static void work_free(work *w)
@@ -384,6 +470,7 @@ static void work_free(work *w)
     free(w->rtn);
     free(w->EL);
     free(w->TL);
+    free(w->ws);
     memset(w, 0, sizeof *w);
 }
 
@@ -399,11 +486,12 @@ static int work_alloc(work *w, const ctx *c)
     w->xrow = malloc(n * sizeof(float));
     w->tmp = malloc(n * sizeof(float));
     w->sig = malloc(R * sizeof(float));
-    int ok = w->Wc && w->Qc && w->Lc && w->P && w->E && w->xrow && w->tmp && w->sig;
+    w->ws = aligned_alloc(64, LQ_GK_WS);
+    int ok = w->Wc && w->Qc && w->Lc && w->P && w->E && w->xrow && w->tmp && w->sig && w->ws;
     if (c->loss) {
         w->rtn = malloc(c->row_size);
-        w->EL = malloc(LOSS_LANES * n * sizeof(double));
-        w->TL = malloc(LOSS_LANES * n * sizeof(double));
+        w->EL = malloc(LOSS_LD * n * sizeof(double));
+        w->TL = malloc(LOSS_LD * n * sizeof(double));
         ok = ok && w->rtn && w->EL && w->TL;
     }
     if (!ok) {
@@ -413,27 +501,27 @@ static int work_alloc(work *w, const ctx *c)
     return 0;
 }
 
-/* s[l] = e_l^T H e_l for the nl error vectors in lanes of EL (n x LOSS_LANES, k-major), with
- * Hs = H symmetric (n x n double). Per lane: T_i = 0 - sum_{j<i} H_ij e_j (one fma chain in
+/* s[l] = e_l^T H e_l for the nl error vectors in lanes of EL (n x LOSS_LD, k-major), with
+ * Hs = H symmetric (n x n double, row stride ldh). Per lane: T_i = 0 - sum_{j<i} H_ij e_j (one fma chain in
  * increasing j, blocked), then s = sum over i in order of e_i * (H_ii e_i - 2 T_i). */
-static void hloss_lanes(const lq_gk *g, const double *Hs, int64_t n, int nl, const double *EL,
-                        double *TL, double *s)
+static void hloss_lanes(const lq_gk *g, const double *Hs, int64_t ldh, int64_t n, int nl,
+                        const double *EL, double *TL, double *s, void *ws)
 {
-    const int64_t ld = LOSS_LANES;
+    const int64_t ld = LOSS_LD;
     memset(TL, 0, (size_t)(n * ld) * sizeof(double));
     for (int64_t k0 = 0; k0 < n; k0 += LOSS_KB) {
         const int64_t k1 = k0 + LOSS_KB < n ? k0 + LOSS_KB : n;
         /* rows inside the block: j from k0 to i-1; rows below it: the whole block */
-        g->trsm_f64((int)(k1 - k0), nl, Hs + k0 * n + k0, n, EL + k0 * ld, ld, TL + k0 * ld, ld,
-                    NULL);
+        g->trsm_f64((int)(k1 - k0), nl, Hs + k0 * ldh + k0, ldh, EL + k0 * ld, ld, TL + k0 * ld,
+                    ld, NULL);
         if (k1 < n)
-            g->fnma_f64((int)(n - k1), nl, (int)(k1 - k0), Hs + k0 * n + k1, n, EL + k0 * ld, ld,
-                        TL + k1 * ld, ld);
+            g->fnma_f64((int)(n - k1), nl, (int)(k1 - k0), Hs + k0 * ldh + k1, ldh, EL + k0 * ld,
+                        ld, TL + k1 * ld, ld, ws);
     }
     for (int l = 0; l < nl; ++l)
         s[l] = 0;
     for (int64_t i = 0; i < n; ++i) {
-        const double hii = Hs[i * n + i];
+        const double hii = Hs[i * ldh + i];
         const double *e = EL + i * ld, *t = TL + i * ld;
         for (int l = 0; l < nl; ++l)
             s[l] += e[l] * (hii * e[l] - 2 * t[l]);
@@ -444,7 +532,7 @@ static void hloss_lanes(const lq_gk *g, const double *Hs, int64_t n, int nl, con
  * (grids chosen in the loop), round, record the level, decoded value and scaled error, and
  * update the columns i+1..s2-1 of the same sub-batch. */
 static void quantize_column(const ctx *c, work *w, int64_t r0, int R, int64_t i, int64_t i1,
-                            int64_t s2)
+                            int64_t s1, int64_t s2)
 {
     const tinfo *t = c->t;
     const int64_t n = c->n, G = t->group, S = t->sub, nsub = n / S;
@@ -457,7 +545,7 @@ static void quantize_column(const ctx *c, work *w, int64_t r0, int R, int64_t i,
                         c->dst + (size_t)(r0 + r) * c->row_size + (col / G) * t->bsize,
                         w->P + r * nsub + col / S, w->Lc + (size_t)r * n + col);
     }
-    const float *restrict urow = c->U + (size_t)i * n;
+    const float *restrict urow = c->u->d + i * SUB_COLS - s1; /* U(i, j) = urow[j], j < s2 */
     const float uii = urow[i];
     float *ET = w->E + (i - i1) * CHUNK_ROWS;
     for (int r = 0; r < R; ++r) {
@@ -509,19 +597,21 @@ static int process_chunk(const ctx *c, work *w, int64_t r0, int R, double *lg, d
      * at once; the rest of the batch, then the columns beyond it, get the sub-batch's or the
      * batch's errors in one blocked product with the same per-element order (increasing i). */
     float *ET = w->E;
+    const lq_gk *g = c->gk;
     for (int64_t i1 = 0; i1 < n; i1 += B) {
         const int64_t i2 = i1 + B < n ? i1 + B : n;
+        const float *up = c->u->p + c->u->off[i1 / B];
         for (int64_t s1 = i1; s1 < i2; s1 += SUB_COLS) {
             const int64_t s2 = s1 + SUB_COLS < i2 ? s1 + SUB_COLS : i2;
             for (int64_t i = s1; i < s2; ++i)
-                quantize_column(c, w, r0, R, i, i1, s2);
+                quantize_column(c, w, r0, R, i, i1, s1, s2);
             if (s2 < i2)
-                c->gk->mulsub_f32(R, (int)(i2 - s2), (int)(s2 - s1), ET + (s1 - i1) * CHUNK_ROWS,
-                                  CHUNK_ROWS, c->U + s1 * n + s2, n, w->Wc + s2, n);
+                g->mulsub_f32(R, (int)(i2 - s2), (int)(s2 - s1), ET + (s1 - i1) * CHUNK_ROWS,
+                              CHUNK_ROWS, up, w->Wc + s2, n);
+            up += lq_gk_packed_f32(g, (int)(s2 - s1), (int)(i2 - s2));
         }
         if (i2 < n)
-            c->gk->mulsub_f32(R, (int)(n - i2), (int)(i2 - i1), ET, CHUNK_ROWS,
-                              c->U + i1 * n + i2, n, w->Wc + i2, n);
+            g->mulsub_f32(R, (int)(n - i2), (int)(i2 - i1), ET, CHUNK_ROWS, up, w->Wc + i2, n);
     }
 
     int bad = 0;
@@ -546,14 +636,14 @@ static int process_chunk(const ctx *c, work *w, int64_t r0, int R, double *lg, d
             lq_dequantize_row(t->type, w->rtn, w->tmp, n);
             double *e = w->EL;
             for (int64_t col = 0; col < n; ++col) {
-                e[col * LOSS_LANES + r] = (double)wrow[col] - Qr[col];
-                e[col * LOSS_LANES + R + r] = (double)wrow[col] - w->tmp[col];
+                e[col * LOSS_LD + r] = (double)wrow[col] - Qr[col];
+                e[col * LOSS_LD + R + r] = (double)wrow[col] - w->tmp[col];
             }
         }
     }
     if (c->loss) {
         double s[LOSS_LANES];
-        hloss_lanes(c->gk, c->Hs, n, 2 * R, w->EL, w->TL, s);
+        hloss_lanes(c->gk, c->Hs, c->ldh, n, 2 * R, w->EL, w->TL, s, w->ws);
         for (int r = 0; r < R; ++r) {
             *lg += s[r];
             *lr += s[R + r];
@@ -586,6 +676,41 @@ static int cmp_desc(const void *a, const void *b, void *arg)
     if (diag[i] != diag[j])
         return diag[i] > diag[j] ? -1 : 1;
     return i < j ? -1 : i > j;
+}
+
+/* U for H (permuted, dead columns, damping), raising the damping 10x after each failure
+ * (res: damp, damp_rel, retries). */
+static lq_error factor_u(const hmat *h, const int64_t *perm, const uint8_t *dead,
+                         const lq_gptq_opts *o, const lq_gk *gk, double *A, int64_t lda,
+                         ulay *u, int nt, lq_gptq_result *res, char *msg)
+{
+    float *rows = malloc((size_t)nt * (size_t)u->B * (size_t)u->n * sizeof(float));
+    if (!rows)
+        return fail(msg, LQ_ERR_NOMEM, "out of memory for the factorization");
+    lq_error err = LQ_OK;
+    double rel = o->damp;
+    for (int attempt = 0;; ++attempt) {
+        res->damp_rel = rel;
+        res->damp = rel * res->mean_diag;
+        res->retries = attempt;
+        fill_rev(A, lda, h, perm, dead, res->damp, nt);
+        const int fr = lq_gk_chol_inv(gk, A, lda, h->n, nt);
+        if (fr == -2) {
+            err = fail(msg, LQ_ERR_NOMEM, "out of memory for the factorization");
+            break;
+        }
+        if (fr == 0 && ulay_fill(u, gk, A, lda, rows, nt) == 0)
+            break;
+        if (attempt == o->max_retries) {
+            err = fail(msg, LQ_ERR_NUMERIC,
+                       "Cholesky of H failed %d times (last damping %.3g x mean diag)",
+                       attempt + 1, rel);
+            break;
+        }
+        rel = rel > 0 ? rel * 10 : 0.01;
+    }
+    free(rows);
+    return err;
 }
 
 static lq_error gptq_run(int type, const float *W, int64_t nrows, int64_t ncols, hmat h,
@@ -621,7 +746,10 @@ static lq_error gptq_run(int type, const float *W, int64_t nrows, int64_t ncols,
         return fail(msg, LQ_ERR_ARG, "unknown grid mode %d", (int)o.grid);
     const size_t row_size = lq_row_size(type, ncols);
     const uint64_t n = (uint64_t)ncols;
-    if (!row_size || n > (1u << 24) || n * n > SIZE_MAX / sizeof(double) ||
+    /* row strides of the n x n work matrices: a whole number of cache lines, an odd one, so
+     * that a tile's rows spread over the cache sets */
+    const uint64_t lda = (n + 7) / 8 % 2 ? (n + 7) / 8 * 8 : (n + 7) / 8 * 8 + 8;
+    if (!row_size || n > (1u << 24) || n * lda > SIZE_MAX / sizeof(double) ||
         (uint64_t)nrows > SIZE_MAX / row_size || (uint64_t)nrows > SIZE_MAX / sizeof(float) / n)
         return fail(msg, LQ_ERR_ARG, "tensor too large");
     if (nrows == 0)
@@ -667,9 +795,9 @@ static lq_error gptq_run(int type, const float *W, int64_t nrows, int64_t ncols,
     uint8_t *dead = malloc(n);
     int64_t *perm = o.act_order ? malloc(n * sizeof(int64_t)) : NULL;
     float *qw = weighted ? malloc(n * sizeof(float)) : NULL;
-    double *A = malloc(n * n * sizeof(double));
-    float *U = malloc(n * n * sizeof(float));
-    if (!diag || !dead || (o.act_order && !perm) || (weighted && !qw) || !A || !U) {
+    double *A = malloc(n * lda * sizeof(double));
+    ulay u = {0};
+    if (!diag || !dead || (o.act_order && !perm) || (weighted && !qw) || !A) {
         err = fail(msg, LQ_ERR_NOMEM, "out of memory for a %llu-column Hessian",
                    (unsigned long long)n);
         goto done;
@@ -698,43 +826,26 @@ static lq_error gptq_run(int type, const float *W, int64_t nrows, int64_t ncols,
         qsort_r(perm, n, sizeof *perm, cmp_desc, diag);
     }
 
-    /* factorize, raising the damping 10x after each failure */
     int nt = o.nthreads > 0 ? o.nthreads : omp_get_max_threads();
     const lq_gk *gk = lq_gk_best();
-    double rel = o.damp;
-    for (int attempt = 0;; ++attempt) {
-        res.damp_rel = rel;
-        res.damp = rel * res.mean_diag;
-        fill_rev(A, &h, perm, dead, res.damp, nt);
-        const int fr = lq_gk_hinv_upper(gk, A, ncols, U, nt);
-        if (fr == -2) {
-            err = fail(msg, LQ_ERR_NOMEM, "out of memory for the factorization");
-            break;
-        }
-        if (fr == 0) {
-            res.retries = attempt;
-            break;
-        }
-        if (attempt == o.max_retries) {
-            res.retries = attempt;
-            err = fail(msg, LQ_ERR_NUMERIC,
-                       "Cholesky of H failed %d times (last damping %.3g x mean diag)",
-                       attempt + 1, rel);
-            break;
-        }
-        rel = rel > 0 ? rel * 10 : 0.01;
+    if (ulay_alloc(&u, gk, ncols, B)) {
+        err = fail(msg, LQ_ERR_NOMEM, "out of memory for a %llu-column Hessian",
+                   (unsigned long long)n);
+        goto done;
     }
+    err = factor_u(&h, perm, dead, &o, gk, A, (int64_t)lda, &u, nt, &res, msg);
     if (err)
         goto done;
     if (o.skip_loss) {
         free(A);
         A = NULL;
     } else {
-        fill_sym(A, &h, nt); /* the loss's H, in the factorization's buffer */
+        fill_sym(A, (int64_t)lda, &h, nt); /* the loss's H, in the factorization's buffer */
     }
 
     ctx c = {
-        .t = t, .W = W, .nrows = nrows, .n = ncols, .Hs = A, .U = U, .gk = gk, .perm = perm,
+        .t = t, .W = W, .nrows = nrows, .n = ncols, .Hs = A, .ldh = (int64_t)lda, .u = &u, .gk = gk,
+        .perm = perm,
         .dead = dead, .qw = qw, .stat = stat, .B = B, .loss = !o.skip_loss,
         .dst = dst, .row_size = row_size, .deq = deq,
     };
@@ -793,7 +904,7 @@ done:
     free(perm);
     free(qw);
     free(A);
-    free(U);
+    ulay_free(&u);
     if (res_out)
         *res_out = res;
     return err;

@@ -10,12 +10,17 @@
  *   A(i,k) = a[k*lda + i]   (k-major: for one k, the i's are contiguous)
  *   B(k,j) = b[k*ldb + j]
  *   C(i,j) = c[i*ldc + j]
- * Nothing is allocated; the functions are thread-safe on disjoint outputs. */
+ * Nothing is allocated: fnma_f64 packs its operands into ws, a per-thread workspace of
+ * LQ_GK_WS bytes (64-byte aligned); the functions are thread-safe on disjoint outputs and
+ * workspaces. */
 #ifndef QFORGE_LQ_GPTQ_KERN_H
 #define QFORGE_LQ_GPTQ_KERN_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* Workspace of fnma_f64: its packed A (up to (96 + 16) x 256) and B (256 x 256) panels. */
+#define LQ_GK_WS ((size_t)(112 * 256 + 256 * 256) * sizeof(double))
 
 typedef enum { LQ_GK_SCALAR = 0, LQ_GK_AVX2, LQ_GK_AVX512, LQ_GK_COUNT } lq_gk_isa;
 
@@ -23,12 +28,16 @@ typedef struct {
     lq_gk_isa isa;
     const char *name;
     /* C(i,j) = C(i,j) - A(i,k)*B(k,j) for k = 0..K-1 in order, i < M, j < N: the product
-     * rounded to float, then the difference rounded (no fused multiply-add). */
-    void (*mulsub_f32)(int M, int N, int K, const float *a, ptrdiff_t lda, const float *b,
-                       ptrdiff_t ldb, float *c, ptrdiff_t ldc);
+     * rounded to float, then the difference rounded (no fused multiply-add). B comes packed
+     * by pack_f32 (the same B serves many calls). */
+    void (*mulsub_f32)(int M, int N, int K, const float *a, ptrdiff_t lda, const float *bp,
+                       float *c, ptrdiff_t ldc);
+    /* B (K x N, row stride ldb) into bp, lq_gk_packed_f32(g, K, N) floats. */
+    void (*pack_f32)(int K, int N, const float *b, ptrdiff_t ldb, float *bp);
+    int nr_f32; /* column tile of the packed B */
     /* C(i,j) = fma(-A(i,k), B(k,j), C(i,j)) for k = 0..K-1 in order, i < M, j < N. */
     void (*fnma_f64)(int M, int N, int K, const double *a, ptrdiff_t lda, const double *b,
-                     ptrdiff_t ldb, double *c, ptrdiff_t ldc);
+                     ptrdiff_t ldb, double *c, ptrdiff_t ldc, void *ws);
     /* Rows in order i = 0..M-1: t = C(i,j); t = fma(-A(i,k), B(k,j), t) for k = 0..i-1;
      * C(i,j) = d ? t / d[i] : t, for j < N. B may be C itself (b == c, ldb == ldc): row k
      * is then final before row i reads it. */
@@ -41,12 +50,21 @@ typedef struct {
     int (*chol_f64)(int n, double *c, ptrdiff_t ldc);
 } lq_gk;
 
-/* U (n x n float, upper triangle written, row-major) with M^-1 = U^T U, where A's lower
- * triangle holds B = J M J (J reverses the index order; A is n x n row-major double, used as
- * workspace). Runs on nthreads threads (<= 0: all); the result does not depend on them.
- * Returns 0, -1 when M is not positive definite in floating point (a pivot or U(i,i) not
- * > 0, or a non-finite value), -2 when out of memory. */
-int lq_gk_hinv_upper(const lq_gk *g, double *A, int64_t n, float *U, int nthreads);
+/* Floats of B (K x N) packed by g->pack_f32. */
+static inline size_t lq_gk_packed_f32(const lq_gk *g, int K, int N)
+{
+    return (size_t)K * (size_t)((N + g->nr_f32 - 1) / g->nr_f32 * g->nr_f32);
+}
+
+/* X = L^-1 in A's lower triangle (diagonal included), where on entry A's lower triangle holds
+ * B = L L^T (A: n x n double, row stride lda; the strict upper triangle is used as workspace
+ * and ends up holding L^T). With B = J M J (J reverses the index order), U = J X J is the
+ * upper factor of M^-1 = U^T U that GPTQ uses. Element chains, fma by fma in increasing k:
+ *   L(i,j) = sqrt(t) (i == j) or t / L(j,j), t = B(i,j) - sum_{k<j} L(i,k) L(j,k);
+ *   X(j,j) = 1 / L(j,j); X(i,j) = t / L(i,i), t = 0 - sum_{k=j}^{i-1} L(i,k) X(k,j).
+ * Runs on nthreads threads (<= 0: all); the result does not depend on them. Returns 0, -1
+ * when a pivot is not > 0 (B not positive definite in floating point), -2 out of memory. */
+int lq_gk_chol_inv(const lq_gk *g, double *A, int64_t lda, int64_t n, int nthreads);
 
 /* The kernels of the best ISA the CPU runs; QFORGE_ISA=scalar|avx2 (read at each call)
  * lowers the choice, as for the runtime's kernels. */

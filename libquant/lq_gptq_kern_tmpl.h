@@ -8,19 +8,23 @@
  *   GK_FN(name): the name of a static function of this ISA
  * Only the lanes' values differ between ISAs, never the chain of roundings of an element. */
 #include <math.h>
+#include <string.h>
 
 #define NR_D (NV_D * WD)
 #define NR_F (NV_F * WF)
-#define KC 256 /* k-block: the B tile (KC x NR) stays in L1/L2 across a row block */
-#define MB 96  /* row block: the A panel (KC x MB) stays in L2 across the column tiles */
+#define KC 256 /* k-block */
+#define MB 96  /* row block: its packed A panel (KC x MB) stays in L2 across the column tiles */
+#define NC_D 256 /* column block: its packed B panel (KC x NC) stays in L2 across a row block */
+#define NC_F 512
 
 #define GK_INLINE static inline __attribute__((always_inline))
 
 /* ---------------------------------------------------------------- double tiles */
 
-/* One mr x (up to NR_D) tile of fnma_f64; nl = lanes used in the tile (edge: nl < NR_D). */
+/* One mr x (up to NR_D) tile of fnma_f64 from packed panels: a[k*MR_D + r], b[k*NR_D + j];
+ * nl = lanes of C used (edge: nl < NR_D). */
 GK_INLINE void tile_d(const int mr, const int edge, int nl, int K, const double *a,
-                      ptrdiff_t lda, const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
+                      const double *b, double *c, ptrdiff_t ldc)
 {
     vd acc[MR_D][NV_D];
     int n[NV_D];
@@ -37,8 +41,8 @@ GK_INLINE void tile_d(const int mr, const int edge, int nl, int K, const double 
         vd bv[NV_D];
 #pragma GCC unroll 8
         for (int v = 0; v < NV_D; ++v)
-            bv[v] = edge ? vd_loadn(b + k * ldb + v * WD, n[v]) : vd_load(b + k * ldb + v * WD);
-        const double *ak = a + k * lda;
+            bv[v] = vd_load(b + k * NR_D + v * WD);
+        const double *ak = a + k * MR_D;
 #pragma GCC unroll 16
         for (int r = 0; r < mr; ++r) {
             const vd av = vd_set1(ak[r]);
@@ -61,13 +65,13 @@ GK_INLINE void tile_d(const int mr, const int edge, int nl, int K, const double 
 #define TILE_D_CASE(R)                                                                       \
     case R:                                                                                  \
         if (nl == NR_D)                                                                      \
-            tile_d(R, 0, nl, K, a, lda, b, ldb, c, ldc);                                     \
+            tile_d(R, 0, nl, K, a, b, c, ldc);                                               \
         else                                                                                 \
-            tile_d(R, 1, nl, K, a, lda, b, ldb, c, ldc);                                     \
+            tile_d(R, 1, nl, K, a, b, c, ldc);                                               \
         break;
 
-static void GK_FN(tile_d_any)(int mr, int nl, int K, const double *a, ptrdiff_t lda,
-                              const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
+static void GK_FN(tile_d_any)(int mr, int nl, int K, const double *a, const double *b,
+                              double *c, ptrdiff_t ldc)
 {
     switch (mr) {
         TILE_D_CASE(1)
@@ -93,19 +97,65 @@ static void GK_FN(tile_d_any)(int mr, int nl, int K, const double *a, ptrdiff_t 
     }
 }
 
+/* Packing: A(i, k0+k) for rows i0..i0+mb into tiles of MR rows, [tile][k][MR] (rows past
+ * mb zero); B(k0+k, j) for columns j0..j0+nc into tiles of NR lanes, [tile][k][NR] (lanes
+ * past nc zero). */
+#define GK_PACK_A(T, NAME, MR)                                                               \
+    static void GK_FN(NAME##_a)(T *ap, const T *a, ptrdiff_t lda, int mb, int kc)           \
+    {                                                                                        \
+        for (int t = 0; t < mb; t += MR) {                                                   \
+            const int mr = mb - t < MR ? mb - t : MR;                                        \
+            T *dst = ap + (ptrdiff_t)t * kc;                                                 \
+            if (mr == MR) {                                                                  \
+                for (int k = 0; k < kc; ++k)                                                 \
+                    memcpy(dst + k * MR, a + k * lda + t, MR * sizeof(T));                   \
+            } else {                                                                         \
+                memset(dst, 0, (size_t)kc * MR * sizeof(T));                                 \
+                for (int k = 0; k < kc; ++k)                                                 \
+                    memcpy(dst + k * MR, a + k * lda + t, (size_t)mr * sizeof(T));           \
+            }                                                                                \
+        }                                                                                    \
+    }
+#define GK_PACK_B(T, NAME, NR)                                                               \
+    static void GK_FN(NAME##_b)(T *bp, const T *b, ptrdiff_t ldb, int kc, int nc)           \
+    {                                                                                        \
+        for (int t = 0; t < nc; t += NR) {                                                   \
+            const int nl = nc - t < NR ? nc - t : NR;                                        \
+            T *dst = bp + (ptrdiff_t)t * kc;                                                 \
+            if (nl == NR) {                                                                  \
+                for (int k = 0; k < kc; ++k)                                                 \
+                    memcpy(dst + k * NR, b + k * ldb + t, NR * sizeof(T));                   \
+            } else {                                                                         \
+                memset(dst, 0, (size_t)kc * NR * sizeof(T));                                 \
+                for (int k = 0; k < kc; ++k)                                                 \
+                    memcpy(dst + k * NR, b + k * ldb + t, (size_t)nl * sizeof(T));           \
+            }                                                                                \
+        }                                                                                    \
+    }
+GK_PACK_A(double, pack_d, MR_D)
+GK_PACK_B(double, pack_d, NR_D)
+GK_PACK_B(float, pack_f, NR_F)
+
 static void GK_FN(fnma_f64)(int M, int N, int K, const double *a, ptrdiff_t lda,
-                            const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
+                            const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc, void *ws)
 {
+    double *ap = ws, *bp = ap + (MB + MR_D) * KC;
     for (int k0 = 0; k0 < K; k0 += KC) {
         const int kc = K - k0 < KC ? K - k0 : KC;
         const double *ak = a + (ptrdiff_t)k0 * lda, *bk = b + (ptrdiff_t)k0 * ldb;
-        for (int i0 = 0; i0 < M; i0 += MB) {
-            const int i1 = M - i0 < MB ? M : i0 + MB;
-            for (int j0 = 0; j0 < N; j0 += NR_D) {
-                const int nl = N - j0 < NR_D ? N - j0 : NR_D;
-                for (int i = i0; i < i1; i += MR_D)
-                    GK_FN(tile_d_any)(i1 - i < MR_D ? i1 - i : MR_D, nl, kc, ak + i, lda,
-                                      bk + j0, ldb, c + (ptrdiff_t)i * ldc + j0, ldc);
+        for (int j0 = 0; j0 < N; j0 += NC_D) {
+            const int nc = N - j0 < NC_D ? N - j0 : NC_D;
+            GK_FN(pack_d_b)(bp, bk + j0, ldb, kc, nc);
+            for (int i0 = 0; i0 < M; i0 += MB) {
+                const int mb = M - i0 < MB ? M - i0 : MB;
+                GK_FN(pack_d_a)(ap, ak + i0, lda, mb, kc);
+                for (int j = 0; j < nc; j += NR_D) {
+                    const int nl = nc - j < NR_D ? nc - j : NR_D;
+                    for (int i = 0; i < mb; i += MR_D)
+                        GK_FN(tile_d_any)(mb - i < MR_D ? mb - i : MR_D, nl, kc,
+                                          ap + (ptrdiff_t)i * kc, bp + (ptrdiff_t)j * kc,
+                                          c + (ptrdiff_t)(i0 + i) * ldc + j0 + j, ldc);
+                }
             }
         }
     }
@@ -175,8 +225,9 @@ static int GK_FN(chol_f64)(int n, double *c, ptrdiff_t ldc)
 
 /* ---------------------------------------------------------------- float tiles */
 
-GK_INLINE void tile_f(const int mr, const int edge, int nl, int K, const float *a,
-                      ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc)
+/* One mr x (up to NR_F) tile of mulsub_f32: A(i,k) = a[k*lda + i], B packed b[k*NR_F + j]. */
+GK_INLINE void tile_f(const int mr, const int edge, int nl, int K, const float *a, ptrdiff_t lda,
+                      const float *b, float *c, ptrdiff_t ldc)
 {
     vf acc[MR_F][NV_F];
     int n[NV_F];
@@ -193,7 +244,7 @@ GK_INLINE void tile_f(const int mr, const int edge, int nl, int K, const float *
         vf bv[NV_F];
 #pragma GCC unroll 8
         for (int v = 0; v < NV_F; ++v)
-            bv[v] = edge ? vf_loadn(b + k * ldb + v * WF, n[v]) : vf_load(b + k * ldb + v * WF);
+            bv[v] = vf_load(b + k * NR_F + v * WF);
         const float *ak = a + k * lda;
 #pragma GCC unroll 16
         for (int r = 0; r < mr; ++r) {
@@ -217,13 +268,13 @@ GK_INLINE void tile_f(const int mr, const int edge, int nl, int K, const float *
 #define TILE_F_CASE(R)                                                                       \
     case R:                                                                                  \
         if (nl == NR_F)                                                                      \
-            tile_f(R, 0, nl, K, a, lda, b, ldb, c, ldc);                                     \
+            tile_f(R, 0, nl, K, a, lda, b, c, ldc);                                          \
         else                                                                                 \
-            tile_f(R, 1, nl, K, a, lda, b, ldb, c, ldc);                                     \
+            tile_f(R, 1, nl, K, a, lda, b, c, ldc);                                          \
         break;
 
 static void GK_FN(tile_f_any)(int mr, int nl, int K, const float *a, ptrdiff_t lda,
-                              const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc)
+                              const float *b, float *c, ptrdiff_t ldc)
 {
     switch (mr) {
         TILE_F_CASE(1)
@@ -243,22 +294,22 @@ static void GK_FN(tile_f_any)(int mr, int nl, int K, const float *a, ptrdiff_t l
     }
 }
 
+/* B packed once by pack_f32 and shared: column tiles outer, so a B tile (K x NR_F) is read
+ * from cache by every row tile; A (a few rows) stays in L1. */
 static void GK_FN(mulsub_f32)(int M, int N, int K, const float *a, ptrdiff_t lda,
-                              const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc)
+                              const float *bp, float *c, ptrdiff_t ldc)
 {
-    for (int k0 = 0; k0 < K; k0 += KC) {
-        const int kc = K - k0 < KC ? K - k0 : KC;
-        const float *ak = a + (ptrdiff_t)k0 * lda, *bk = b + (ptrdiff_t)k0 * ldb;
-        for (int i0 = 0; i0 < M; i0 += MB) {
-            const int i1 = M - i0 < MB ? M : i0 + MB;
-            for (int j0 = 0; j0 < N; j0 += NR_F) {
-                const int nl = N - j0 < NR_F ? N - j0 : NR_F;
-                for (int i = i0; i < i1; i += MR_F)
-                    GK_FN(tile_f_any)(i1 - i < MR_F ? i1 - i : MR_F, nl, kc, ak + i, lda,
-                                      bk + j0, ldb, c + (ptrdiff_t)i * ldc + j0, ldc);
-            }
-        }
+    for (int j = 0; j < N; j += NR_F) {
+        const int nl = N - j < NR_F ? N - j : NR_F;
+        for (int i = 0; i < M; i += MR_F)
+            GK_FN(tile_f_any)(M - i < MR_F ? M - i : MR_F, nl, K, a + i, lda,
+                              bp + (ptrdiff_t)j * K, c + (ptrdiff_t)i * ldc + j, ldc);
     }
+}
+
+static void GK_FN(pack_f32)(int K, int N, const float *b, ptrdiff_t ldb, float *bp)
+{
+    GK_FN(pack_f_b)(bp, b, ldb, K, N);
 }
 
 #undef TILE_D_CASE

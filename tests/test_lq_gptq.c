@@ -733,7 +733,8 @@ static const lq_gk *kernels_or_skip(lq_gk_isa isa)
 
 static void check_products(const lq_gk *g)
 {
-    const int shapes[][3] = {{1, 1, 1}, {13, 37, 5}, {30, 70, 300}, {97, 129, 260}, {12, 16, 3}};
+    const int shapes[][3] = {{1, 1, 1},     {13, 37, 5},     {30, 70, 300},
+                             {97, 129, 260}, {12, 16, 3},     {200, 600, 520}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; ++s) {
         const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
         const ptrdiff_t lda = M + 3, ldb = N + 5, ldc = N + 1;
@@ -766,8 +767,13 @@ static void check_products(const lq_gk *g)
                 want[i * ldc + j] = t;
                 wantf[i * ldc + j] = tf;
             }
-        g->fnma_f64(M, N, K, a, lda, b, ldb, c, ldc);
-        g->mulsub_f32(M, N, K, af, lda, bf, ldb, cf, ldc);
+        void *ws = aligned_alloc(64, LQ_GK_WS);
+        float *bp = malloc(lq_gk_packed_f32(g, K, N) * sizeof(float));
+        g->fnma_f64(M, N, K, a, lda, b, ldb, c, ldc, ws);
+        g->pack_f32(K, N, bf, ldb, bp);
+        g->mulsub_f32(M, N, K, af, lda, bp, cf, ldc);
+        free(bp);
+        free(ws);
         /* also checks that nothing outside the M x N block was written */
         cr_assert(memcmp(c, want, nc * sizeof(double)) == 0, "%s fnma_f64 %dx%dx%d", g->name, M, N, K);
         cr_assert(memcmp(cf, wantf, nc * sizeof(float)) == 0, "%s mulsub_f32 %dx%dx%d", g->name, M,
@@ -834,10 +840,10 @@ static void check_trsm_chol(const lq_gk *g)
     free(a), free(d), free(b), free(c), free(want);
 }
 
-/* U with M^-1 = U^T U through the blocked threaded factorization: bit for bit the chains of
- * lq_gptq_factor.c written plainly (Cholesky of J M J, inverse by forward substitution),
- * U^T U M = I to float accuracy, the same bits on 1, 2 and 3 threads. n = 300 cuts every
- * block size (128, 96, 64) unevenly. */
+/* The blocked threaded Cholesky + inverse: bit for bit the chains of lq_gptq_kern.h written
+ * plainly (Cholesky of J M J, inverse by forward substitution) on 1, 2 and 3 threads;
+ * U = J L^-1 J in float gives U^T U M = I to float accuracy. n = 300 cuts every block size
+ * (128, 96, 64) unevenly. */
 static void check_hinv(const lq_gk *g)
 {
     const int64_t n = 300, N = 400;
@@ -871,23 +877,28 @@ static void check_hinv(const lq_gk *g)
             X[i * n + j] = t / L[i * n + i];
         }
     }
-    double *A = malloc((size_t)(n * n) * sizeof(double));
-    float *U = calloc((size_t)(n * n), sizeof(float)), *U1 = calloc((size_t)(n * n), sizeof(float));
+    const int64_t lda = n + 5;
+    double *A = malloc((size_t)(n * lda) * sizeof(double)), *X1 = malloc((size_t)(n * lda) * sizeof(double));
     for (int nt = 1; nt <= 3; ++nt) {
         for (int64_t i = 0; i < n; ++i)
             for (int64_t j = 0; j <= i; ++j)
-                A[i * n + j] = M[(n - 1 - i) * n + (n - 1 - j)];
-        cr_assert_eq(lq_gk_hinv_upper(g, A, n, U, nt), 0);
+                A[i * lda + j] = M[(n - 1 - i) * n + (n - 1 - j)];
+        cr_assert_eq(lq_gk_chol_inv(g, A, lda, n, nt), 0);
         if (nt == 1)
-            memcpy(U1, U, (size_t)(n * n) * sizeof(float));
-        else
-            cr_assert(memcmp(U, U1, (size_t)(n * n) * sizeof(float)) == 0, "%s: %d threads", g->name, nt);
+            memcpy(X1, A, (size_t)(n * lda) * sizeof(double));
+        for (int64_t i = 0; i < n; ++i)
+            cr_assert(memcmp(A + i * lda, X1 + i * lda, (size_t)(i + 1) * sizeof(double)) == 0,
+                      "%s: %d threads", g->name, nt);
     }
     int64_t diff = 0;
     for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j <= i; ++j)
+            diff += memcmp(&A[i * lda + j], &X[i * n + j], sizeof(double)) != 0;
+    cr_assert_eq(diff, 0, "%s: %lld elements of L^-1 differ from the chains", g->name, (long long)diff);
+    float *U = calloc((size_t)(n * n), sizeof(float)); /* U = J X J in float, as the solver keeps it */
+    for (int64_t i = 0; i < n; ++i)
         for (int64_t j = i; j < n; ++j)
-            diff += U[i * n + j] != (float)X[(n - 1 - i) * n + (n - 1 - j)];
-    cr_assert_eq(diff, 0, "%s: %lld elements of U differ from the chains", g->name, (long long)diff);
+            U[i * n + j] = (float)X[(n - 1 - i) * n + (n - 1 - j)];
     double *UU = calloc((size_t)(n * n), sizeof(double)); /* U^T U */
     for (int64_t q = 0; q < n; ++q)
         for (int64_t i = q; i < n; ++i)
@@ -907,9 +918,9 @@ static void check_hinv(const lq_gk *g)
     /* not positive definite: -1, as the solver's retry loop expects */
     for (int64_t i = 0; i < n; ++i)
         for (int64_t j = 0; j <= i; ++j)
-            A[i * n + j] = M[(n - 1 - i) * n + (n - 1 - j)] - (i == j ? 10.0 : 0.0);
-    cr_assert_eq(lq_gk_hinv_upper(g, A, n, U, 2), -1);
-    free(M), free(L), free(X), free(A), free(U), free(U1);
+            A[i * lda + j] = M[(n - 1 - i) * n + (n - 1 - j)] - (i == j ? 10.0 : 0.0);
+    cr_assert_eq(lq_gk_chol_inv(g, A, lda, n, 2), -1);
+    free(M), free(L), free(X), free(A), free(X1), free(U);
     free_problem(&p);
 }
 
