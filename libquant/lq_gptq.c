@@ -24,9 +24,9 @@
 #include "libquant/lq_internal.h"
 
 #define CHUNK_ROWS 32   /* rows per work item */
-#define LOSS_LANES (2 * CHUNK_ROWS)
-#define LOSS_LD (LOSS_LANES + 8) /* row stride of the loss lanes: 9 cache lines, not 8 */
-#define LOSS_KB 256     /* k-block of the loss products */
+#define LOSS_ROWS 128   /* rows per block of the loss pass: 256 error vectors in lanes */
+#define LOSS_LD (2 * LOSS_ROWS + 8) /* row stride of the lanes: an odd number of cache lines */
+#define LOSS_IB 256     /* rows of H per work item of the loss pass */
 #define SUB_COLS 16     /* sub-batch: columns updated one by one before a blocked product */
 #define MAX_RETRIES 30  /* cap on opts.max_retries (damping grows 10x per retry) */
 
@@ -451,10 +451,6 @@ typedef struct {
     float *xrow; /* n */
     float *tmp;  /* n */
     float *sig;  /* CHUNK_ROWS */
-    uint8_t *rtn; /* row_size */
-    double *EL;  /* n x LOSS_LD errors, k-major: lanes 0..R-1 GPTQ, R..2R-1 rounding (loss only) */
-    double *TL;  /* n x LOSS_LD partial products with H (loss only) */
-    void *ws;    /* kernel workspace, LQ_GK_WS bytes */
 } work;
 
 static void work_free(work *w)
@@ -467,10 +463,6 @@ static void work_free(work *w)
     free(w->xrow);
     free(w->tmp);
     free(w->sig);
-    free(w->rtn);
-    free(w->EL);
-    free(w->TL);
-    free(w->ws);
     memset(w, 0, sizeof *w);
 }
 
@@ -486,46 +478,11 @@ static int work_alloc(work *w, const ctx *c)
     w->xrow = malloc(n * sizeof(float));
     w->tmp = malloc(n * sizeof(float));
     w->sig = malloc(R * sizeof(float));
-    w->ws = aligned_alloc(64, LQ_GK_WS);
-    int ok = w->Wc && w->Qc && w->Lc && w->P && w->E && w->xrow && w->tmp && w->sig && w->ws;
-    if (c->loss) {
-        w->rtn = malloc(c->row_size);
-        w->EL = malloc(LOSS_LD * n * sizeof(double));
-        w->TL = malloc(LOSS_LD * n * sizeof(double));
-        ok = ok && w->rtn && w->EL && w->TL;
-    }
-    if (!ok) {
+    if (!(w->Wc && w->Qc && w->Lc && w->P && w->E && w->xrow && w->tmp && w->sig)) {
         work_free(w);
         return -1;
     }
     return 0;
-}
-
-/* s[l] = e_l^T H e_l for the nl error vectors in lanes of EL (n x LOSS_LD, k-major), with
- * Hs = H symmetric (n x n double, row stride ldh). Per lane: T_i = 0 - sum_{j<i} H_ij e_j (one fma chain in
- * increasing j, blocked), then s = sum over i in order of e_i * (H_ii e_i - 2 T_i). */
-static void hloss_lanes(const lq_gk *g, const double *Hs, int64_t ldh, int64_t n, int nl,
-                        const double *EL, double *TL, double *s, void *ws)
-{
-    const int64_t ld = LOSS_LD;
-    memset(TL, 0, (size_t)(n * ld) * sizeof(double));
-    for (int64_t k0 = 0; k0 < n; k0 += LOSS_KB) {
-        const int64_t k1 = k0 + LOSS_KB < n ? k0 + LOSS_KB : n;
-        /* rows inside the block: j from k0 to i-1; rows below it: the whole block */
-        g->trsm_f64((int)(k1 - k0), nl, Hs + k0 * ldh + k0, ldh, EL + k0 * ld, ld, TL + k0 * ld,
-                    ld, NULL);
-        if (k1 < n)
-            g->fnma_f64((int)(n - k1), nl, (int)(k1 - k0), Hs + k0 * ldh + k1, ldh, EL + k0 * ld,
-                        ld, TL + k1 * ld, ld, ws);
-    }
-    for (int l = 0; l < nl; ++l)
-        s[l] = 0;
-    for (int64_t i = 0; i < n; ++i) {
-        const double hii = Hs[i * ldh + i];
-        const double *e = EL + i * ld, *t = TL + i * ld;
-        for (int l = 0; l < nl; ++l)
-            s[l] += e[l] * (hii * e[l] - 2 * t[l]);
-    }
 }
 
 /* Column i (processing order) of rows r0..r0+R-1: choose the block's grid when i starts one
@@ -566,8 +523,8 @@ static void quantize_column(const ctx *c, work *w, int64_t r0, int R, int64_t i,
 }
 
 /* Quantize rows r0..r0+R-1. Returns 0, or 1 when a decoded row differs from the solver's
- * values (an internal inconsistency). Adds the chunk's losses to *lg, *lr. */
-static int process_chunk(const ctx *c, work *w, int64_t r0, int R, double *lg, double *lr)
+ * values (an internal inconsistency). */
+static int process_chunk(const ctx *c, work *w, int64_t r0, int R)
 {
     const tinfo *t = c->t;
     const int64_t n = c->n, G = t->group, S = t->sub, nsub = n / S;
@@ -629,27 +586,125 @@ static int process_chunk(const ctx *c, work *w, int64_t r0, int R, double *lg, d
                 bad = 1;
         if (c->deq)
             memcpy(c->deq + (r0 + r) * n, Qr, (size_t)n * sizeof(float));
-        if (c->loss) {
-            const float *wrow = c->W + (r0 + r) * n;
-            const float *imat = c->qw;
-            lq_quantize_row(t->type, wrow, w->rtn, n, imat);
-            lq_dequantize_row(t->type, w->rtn, w->tmp, n);
-            double *e = w->EL;
-            for (int64_t col = 0; col < n; ++col) {
-                e[col * LOSS_LD + r] = (double)wrow[col] - Qr[col];
-                e[col * LOSS_LD + R + r] = (double)wrow[col] - w->tmp[col];
+    }
+    return bad;
+}
+
+/* Rows r0..r0+R-1 (all chunks in parallel); 0, 1 internal mismatch, 2 out of memory. */
+static int run_chunks(const ctx *c, int nt)
+{
+    const int64_t nchunks = (c->nrows + CHUNK_ROWS - 1) / CHUNK_ROWS;
+    if (nt > nchunks)
+        nt = (int)nchunks;
+    int status = 0;
+#pragma omp parallel num_threads(nt)
+    {
+        work wk;
+        const int mine = work_alloc(&wk, c) ? 2 : 0;
+        if (mine) {
+#pragma omp atomic write
+            status = mine;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t k = 0; k < nchunks; ++k) {
+            int st;
+#pragma omp atomic read
+            st = status;
+            if (st || mine)
+                continue;
+            const int64_t r0 = k * CHUNK_ROWS;
+            const int R = (int)(c->nrows - r0 < CHUNK_ROWS ? c->nrows - r0 : CHUNK_ROWS);
+            if (process_chunk(c, &wk, r0, R)) {
+#pragma omp atomic write
+                status = 1;
+            }
+        }
+        work_free(&wk);
+    }
+    return status;
+}
+
+/* ---------------------------------------------------------------- losses */
+
+/* sg[r], sr[r] = e^T H e for the GPTQ and the rounding errors e of every row r, H = Hs
+ * (symmetric, double). Per error vector, T_i = 0 - sum_{j<i} H_ij e_j is one fma chain in
+ * increasing j (blocked: LOSS_ROWS rows of W at a time, their 2 x LOSS_ROWS error vectors in
+ * the lanes of EL, the rows of H split among the threads), then s = sum over i in order of
+ * e_i (H_ii e_i - 2 T_i). 0, or -1 out of memory. */
+static int losses(const ctx *c, int nt, double *sg, double *sr)
+{
+    const int64_t n = c->n, ld = LOSS_LD, nib = (n + LOSS_IB - 1) / LOSS_IB;
+    const int type = c->t->type;
+    double *EL = malloc((size_t)(n * ld) * sizeof(double));
+    double *TL = malloc((size_t)(n * ld) * sizeof(double));
+    char *ws = aligned_alloc(64, (size_t)nt * LQ_GK_WS);
+    uint8_t *rq = malloc((size_t)nt * c->row_size);
+    float *QX = malloc((size_t)(2 * LOSS_ROWS) * (size_t)n * sizeof(float));
+    const int ok = EL && TL && ws && rq && QX;
+    for (int64_t r0 = 0; ok && r0 < c->nrows; r0 += LOSS_ROWS) {
+        const int L = (int)(c->nrows - r0 < LOSS_ROWS ? c->nrows - r0 : LOSS_ROWS);
+        const float *W = c->W + r0 * n;
+#pragma omp parallel num_threads(nt)
+        {
+            const int me = omp_get_thread_num();
+            /* rows of QX: the decoded GPTQ rows, then llama.cpp's rounding of the same rows */
+#pragma omp for schedule(dynamic, 1)
+            for (int l = 0; l < L; ++l) {
+                uint8_t *q = rq + (size_t)me * c->row_size;
+                lq_dequantize_row(type, c->dst + (size_t)(r0 + l) * c->row_size, QX + l * n, n);
+                lq_quantize_row(type, W + l * n, q, n, c->qw);
+                lq_dequantize_row(type, q, QX + (L + l) * n, n);
+            }
+            /* EL(col, lane) = W - QX, transposed in blocks of 64 columns */
+#pragma omp for schedule(static)
+            for (int64_t c0 = 0; c0 < n; c0 += 64) {
+                const int64_t c1 = c0 + 64 < n ? c0 + 64 : n;
+                for (int l = 0; l < 2 * L; ++l) {
+                    const float *w = W + (l < L ? l : l - L) * n, *qx = QX + l * n;
+                    for (int64_t col = c0; col < c1; ++col)
+                        EL[col * ld + l] = (double)w[col] - qx[col];
+                }
+            }
+            /* T, largest row blocks of H first */
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t b = nib - 1; b >= 0; --b) {
+                const int64_t i0 = b * LOSS_IB;
+                const int mb = (int)(n - i0 < LOSS_IB ? n - i0 : LOSS_IB);
+                double *T = TL + i0 * ld;
+                for (int i = 0; i < mb; ++i)
+                    memset(T + i * ld, 0, (size_t)(2 * L) * sizeof(double));
+                if (i0 > 0)
+                    c->gk->fnma_f64(mb, 2 * L, (int)i0, c->Hs + i0, c->ldh, EL, ld, T, ld,
+                                    ws + (size_t)me * LQ_GK_WS);
+                c->gk->trsm_f64(mb, 2 * L, c->Hs + i0 * c->ldh + i0, c->ldh, EL + i0 * ld, ld, T,
+                                ld, NULL);
+            }
+            /* the sums, lanes in blocks of 32 */
+#pragma omp for schedule(static)
+            for (int l0 = 0; l0 < 2 * L; l0 += 32) {
+                const int l1 = l0 + 32 < 2 * L ? l0 + 32 : 2 * L;
+                double sum[32] = {0};
+                for (int64_t i = 0; i < n; ++i) {
+                    const double hii = c->Hs[i * c->ldh + i];
+                    const double *e = EL + i * ld, *t = TL + i * ld;
+                    for (int l = l0; l < l1; ++l)
+                        sum[l - l0] += e[l] * (hii * e[l] - 2 * t[l]);
+                }
+                for (int l = l0; l < l1; ++l) {
+                    if (l < L)
+                        sg[r0 + l] = sum[l - l0];
+                    else
+                        sr[r0 + l - L] = sum[l - l0];
+                }
             }
         }
     }
-    if (c->loss) {
-        double s[LOSS_LANES];
-        hloss_lanes(c->gk, c->Hs, c->ldh, n, 2 * R, w->EL, w->TL, s, w->ws);
-        for (int r = 0; r < R; ++r) {
-            *lg += s[r];
-            *lr += s[R + r];
-        }
-    }
-    return bad;
+    free(EL);
+    free(TL);
+    free(ws);
+    free(rq);
+    free(QX);
+    return ok ? 0 : -1;
 }
 
 /* ---------------------------------------------------------------- driver */
@@ -849,48 +904,20 @@ static lq_error gptq_run(int type, const float *W, int64_t nrows, int64_t ncols,
         .dead = dead, .qw = qw, .stat = stat, .B = B, .loss = !o.skip_loss,
         .dst = dst, .row_size = row_size, .deq = deq,
     };
-    const int64_t nchunks = (nrows + CHUNK_ROWS - 1) / CHUNK_ROWS;
-    double *lg = calloc((size_t)nchunks, sizeof(double));
-    double *lr = calloc((size_t)nchunks, sizeof(double));
-    if (!lg || !lr) {
-        free(lg);
-        free(lr);
-        err = fail(msg, LQ_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    if (nt > nchunks)
-        nt = (int)nchunks;
-    int status = 0; /* 1 internal mismatch, 2 out of memory */
-#pragma omp parallel num_threads(nt)
-    {
-        work wk;
-        const int mine = work_alloc(&wk, &c) ? 2 : 0;
-        if (mine) {
-#pragma omp atomic write
-            status = mine;
+    const int status = run_chunks(&c, nt);
+    if (status == 0 && c.loss) {
+        double *sg = malloc((size_t)nrows * 2 * sizeof(double)), *sr = sg + nrows;
+        if (!sg || losses(&c, nt, sg, sr)) {
+            free(sg);
+            err = fail(msg, LQ_ERR_NOMEM, "out of memory for the losses");
+            goto done;
         }
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t k = 0; k < nchunks; ++k) {
-            int st;
-#pragma omp atomic read
-            st = status;
-            if (st || mine)
-                continue;
-            const int64_t r0 = k * CHUNK_ROWS;
-            const int R = (int)(nrows - r0 < CHUNK_ROWS ? nrows - r0 : CHUNK_ROWS);
-            if (process_chunk(&c, &wk, r0, R, &lg[k], &lr[k])) {
-#pragma omp atomic write
-                status = 1;
-            }
+        for (int64_t r = 0; r < nrows; ++r) {
+            res.loss_gptq += sg[r];
+            res.loss_rtn += sr[r];
         }
-        work_free(&wk);
+        free(sg);
     }
-    for (int64_t k = 0; k < nchunks; ++k) {
-        res.loss_gptq += lg[k];
-        res.loss_rtn += lr[k];
-    }
-    free(lg);
-    free(lr);
     if (status == 2)
         err = fail(msg, LQ_ERR_NOMEM, "out of memory for the row workspaces");
     else if (status == 1)

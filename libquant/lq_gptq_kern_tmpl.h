@@ -161,41 +161,74 @@ static void GK_FN(fnma_f64)(int M, int N, int K, const double *a, ptrdiff_t lda,
     }
 }
 
-/* Rows in order; within a row the lanes are independent, so a row is done in blocks of
- * TR_V vectors kept in registers over its k loop. */
-#define TR_V 8
+/* Rows in groups of TG: the group's rows first take every k below the group together (TG
+ * rows x TV vectors in registers, one B load per TG fmas), then the group's own triangle row
+ * by row, each row stored as soon as it is final (B may be C). Same chain per element. */
+#define TG 4
+#define TV 4
+GK_INLINE void trsm_group(const int gm, int nl, int g0, const double *a, ptrdiff_t lda,
+                          const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc,
+                          const double *d)
+{
+    int n[TV];
+    for (int v = 0; v < TV; ++v) {
+        const int left = nl - v * WD;
+        n[v] = left < 0 ? 0 : left > WD ? WD : left;
+    }
+    vd t[TG][TV];
+#pragma GCC unroll 4
+    for (int r = 0; r < gm; ++r)
+#pragma GCC unroll 4
+        for (int v = 0; v < TV; ++v)
+            t[r][v] = vd_loadn(c + (ptrdiff_t)(g0 + r) * ldc + v * WD, n[v]);
+    for (int k = 0; k < g0; ++k) {
+        vd bv[TV];
+        const double *bk = b + (ptrdiff_t)k * ldb;
+#pragma GCC unroll 4
+        for (int v = 0; v < TV; ++v)
+            bv[v] = vd_loadn(bk + v * WD, n[v]);
+        const double *ak = a + (ptrdiff_t)k * lda + g0;
+#pragma GCC unroll 4
+        for (int r = 0; r < gm; ++r) {
+            const vd av = vd_set1(ak[r]);
+#pragma GCC unroll 4
+            for (int v = 0; v < TV; ++v)
+                t[r][v] = vd_fnma(av, bv[v], t[r][v]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < gm; ++r) {
+        for (int k = g0; k < g0 + r; ++k) {
+            const vd av = vd_set1(a[(ptrdiff_t)k * lda + g0 + r]);
+            const double *bk = b + (ptrdiff_t)k * ldb;
+#pragma GCC unroll 4
+            for (int v = 0; v < TV; ++v)
+                t[r][v] = vd_fnma(av, vd_loadn(bk + v * WD, n[v]), t[r][v]);
+        }
+        if (d) {
+            const vd dv = vd_set1(d[g0 + r]);
+#pragma GCC unroll 4
+            for (int v = 0; v < TV; ++v)
+                t[r][v] = vd_div(t[r][v], dv);
+        }
+#pragma GCC unroll 4
+        for (int v = 0; v < TV; ++v)
+            vd_storen(c + (ptrdiff_t)(g0 + r) * ldc + v * WD, t[r][v], n[v]);
+    }
+}
+
 static void GK_FN(trsm_f64)(int M, int N, const double *a, ptrdiff_t lda, const double *b,
                             ptrdiff_t ldb, double *c, ptrdiff_t ldc, const double *d)
 {
-    for (int j0 = 0; j0 < N; j0 += TR_V * WD) {
-        const int nl = N - j0 < TR_V * WD ? N - j0 : TR_V * WD;
-        int n[TR_V];
-        for (int v = 0; v < TR_V; ++v) {
-            const int left = nl - v * WD;
-            n[v] = left < 0 ? 0 : left > WD ? WD : left;
-        }
-        for (int i = 0; i < M; ++i) {
-            vd t[TR_V];
-            double *ci = c + (ptrdiff_t)i * ldc + j0;
-#pragma GCC unroll 8
-            for (int v = 0; v < TR_V; ++v)
-                t[v] = vd_loadn(ci + v * WD, n[v]);
-            for (int k = 0; k < i; ++k) {
-                const vd av = vd_set1(a[(ptrdiff_t)k * lda + i]);
-                const double *bk = b + (ptrdiff_t)k * ldb + j0;
-#pragma GCC unroll 8
-                for (int v = 0; v < TR_V; ++v)
-                    t[v] = vd_fnma(av, vd_loadn(bk + v * WD, n[v]), t[v]);
+    for (int j0 = 0; j0 < N; j0 += TV * WD) {
+        const int nl = N - j0 < TV * WD ? N - j0 : TV * WD;
+        for (int g0 = 0; g0 < M; g0 += TG) {
+            switch (M - g0 < TG ? M - g0 : TG) {
+            case 1: trsm_group(1, nl, g0, a, lda, b + j0, ldb, c + j0, ldc, d); break;
+            case 2: trsm_group(2, nl, g0, a, lda, b + j0, ldb, c + j0, ldc, d); break;
+            case 3: trsm_group(3, nl, g0, a, lda, b + j0, ldb, c + j0, ldc, d); break;
+            default: trsm_group(4, nl, g0, a, lda, b + j0, ldb, c + j0, ldc, d); break;
             }
-            if (d) {
-                const vd dv = vd_set1(d[i]);
-#pragma GCC unroll 8
-                for (int v = 0; v < TR_V; ++v)
-                    t[v] = vd_div(t[v], dv);
-            }
-#pragma GCC unroll 8
-            for (int v = 0; v < TR_V; ++v)
-                vd_storen(ci + v * WD, t[v], n[v]);
         }
     }
 }
