@@ -17,8 +17,14 @@ typedef __m256 vf;
 static const int64_t k_mask_d[8] = {-1, -1, -1, -1, 0, 0, 0, 0};
 static const int32_t k_mask_f[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
 
-static inline __m256i mask_d(int n) { return _mm256_loadu_si256((const __m256i *)(k_mask_d + 4 - n)); }
-static inline __m256i mask_f(int n) { return _mm256_loadu_si256((const __m256i *)(k_mask_f + 8 - n)); }
+static inline __m256i mask_d(int n)
+{
+    return _mm256_loadu_si256((const __m256i *)(k_mask_d + 4 - n));
+}
+static inline __m256i mask_f(int n)
+{
+    return _mm256_loadu_si256((const __m256i *)(k_mask_f + 8 - n));
+}
 
 static inline vd vd_load(const double *p) { return _mm256_loadu_pd(p); }
 static inline vd vd_loadn(const double *p, int n) { return _mm256_maskload_pd(p, mask_d(n)); }
@@ -37,7 +43,8 @@ static inline vf vf_mulsub(vf a, vf b, vf c) { return _mm256_sub_ps(c, _mm256_mu
 #include "libquant/lq_gptq_kern_tmpl.h"
 
 static const lq_gk k_avx2 = {
-    LQ_GK_AVX2, "avx2", avx2_mulsub_f32, avx2_pack_f32, NR_F, avx2_fnma_f64, avx2_trsm_f64, avx2_chol_f64,
+    LQ_GK_AVX2, "avx2", avx2_mulsub_f32, avx2_pack_f32, NR_F,
+    avx2_fnma_f64, avx2_trsm_f64, avx2_chol_f64,
 };
 
 const lq_gk *lq_gk_avx2_table(void) { return &k_avx2; }

@@ -1,4 +1,5 @@
-/* GPTQ kernels for AVX-512F (see lq_gptq_kern.h); built with the AVX-512 flags. */
+/* GPTQ kernels for AVX-512 (see lq_gptq_kern.h); built with the AVX-512 flags. Uses
+ * AVX-512F intrinsics only (no VNNI, no AVX-VNNI); chosen when the CPU has F/BW/VL/DQ. */
 #include <immintrin.h>
 
 #include "libquant/lq_gptq_kern.h"
@@ -42,7 +43,8 @@ static inline vf vf_mulsub(vf a, vf b, vf c) { return _mm512_sub_ps(c, _mm512_mu
 #include "libquant/lq_gptq_kern_tmpl.h"
 
 static const lq_gk k_avx512 = {
-    LQ_GK_AVX512, "avx512", avx512_mulsub_f32, avx512_pack_f32, NR_F, avx512_fnma_f64, avx512_trsm_f64, avx512_chol_f64,
+    LQ_GK_AVX512,    "avx512",        avx512_mulsub_f32, avx512_pack_f32, NR_F,
+    avx512_fnma_f64, avx512_trsm_f64, avx512_chol_f64,
 };
 
 const lq_gk *lq_gk_avx512_table(void) { return &k_avx512; }

@@ -13,10 +13,10 @@
  *
  * Storage during the work (A row-major n x n, row stride lda): Cholesky runs right-looking in
  * panels of NB columns; a panel's rows below the diagonal block are solved transposed (rows
- * in vector lanes) in PT, and every finished column of L is copied, transposed, into A's strict upper
- * triangle, L's diagonal into d. The inverse then overwrites the lower triangle (diagonal
- * included) column block by column block, reading L from the upper triangle; the column
- * blocks are independent and run in parallel. */
+ * in vector lanes) in PT, and every finished column of L is copied, transposed, into A's
+ * strict upper triangle, L's diagonal into d. The inverse then overwrites the lower triangle
+ * (diagonal included) column block by column block, reading L from the upper triangle; the
+ * column blocks are independent and run in parallel. */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>

@@ -44,7 +44,8 @@ static inline vf vf_mulsub(vf a, vf b, vf c)
 #include "libquant/lq_gptq_kern_tmpl.h"
 
 static const lq_gk k_scalar = {
-    LQ_GK_SCALAR, "scalar", scalar_mulsub_f32, scalar_pack_f32, NR_F, scalar_fnma_f64, scalar_trsm_f64, scalar_chol_f64,
+    LQ_GK_SCALAR, "scalar", scalar_mulsub_f32, scalar_pack_f32, NR_F,
+    scalar_fnma_f64, scalar_trsm_f64, scalar_chol_f64,
 };
 
 const lq_gk *lq_gk_scalar_table(void) { return &k_scalar; }
@@ -58,8 +59,10 @@ static int cpu_has(lq_gk_isa isa)
         return 1;
     case LQ_GK_AVX2:
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case LQ_GK_AVX512:
-        return cpu_has(LQ_GK_AVX2) && __builtin_cpu_supports("avx512f");
+    case LQ_GK_AVX512: /* the file is built with F/BW/VL/DQ: the compiler may use any of them */
+        return cpu_has(LQ_GK_AVX2) && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512dq");
     default:
         return 0;
     }

@@ -727,7 +727,8 @@ static const lq_gk *kernels_or_skip(lq_gk_isa isa)
 {
     const lq_gk *g = lq_gk_get(isa);
     if (!g)
-        cr_skip_test("this CPU cannot run the %s kernels", isa == LQ_GK_AVX512 ? "AVX-512" : "AVX2");
+        cr_skip_test("this CPU cannot run the %s kernels",
+                     isa == LQ_GK_AVX512 ? "AVX-512" : "AVX2");
     return g;
 }
 
@@ -775,7 +776,8 @@ static void check_products(const lq_gk *g)
         free(bp);
         free(ws);
         /* also checks that nothing outside the M x N block was written */
-        cr_assert(memcmp(c, want, nc * sizeof(double)) == 0, "%s fnma_f64 %dx%dx%d", g->name, M, N, K);
+        cr_assert(memcmp(c, want, nc * sizeof(double)) == 0, "%s fnma_f64 %dx%dx%d", g->name, M,
+                  N, K);
         cr_assert(memcmp(cf, wantf, nc * sizeof(float)) == 0, "%s mulsub_f32 %dx%dx%d", g->name, M,
                   N, K);
         free(a), free(b), free(c), free(want), free(af), free(bf), free(cf), free(wantf);
@@ -787,14 +789,16 @@ static void check_trsm_chol(const lq_gk *g)
     const int M = 45, N = 70;
     const ptrdiff_t lda = M + 2, ld = N + 3;
     double *a = malloc((size_t)(M * lda) * sizeof(double)), *d = malloc(M * sizeof(double));
-    double *b = malloc((size_t)(M * ld) * sizeof(double)), *c = malloc((size_t)(M * ld) * sizeof(double));
+    double *b = malloc((size_t)(M * ld) * sizeof(double));
+    double *c = malloc((size_t)(M * ld) * sizeof(double));
     double *want = malloc((size_t)(M * ld) * sizeof(double));
     rng_state = 5;
     fill_uniform(a, (size_t)(M * lda));
     fill_uniform(b, (size_t)(M * ld));
     for (int i = 0; i < M; ++i)
         d[i] = 1 + rng_u01();
-    for (int mode = 0; mode < 3; ++mode) { /* separate B with d, in place with d, separate without */
+    /* modes: separate B with d, in place with d, separate B without d */
+    for (int mode = 0; mode < 3; ++mode) {
         const bool inplace = mode == 1;
         const double *dd = mode == 2 ? NULL : d;
         fill_uniform(c, (size_t)(M * ld));
@@ -807,8 +811,8 @@ static void check_trsm_chol(const lq_gk *g)
                 want[i * ld + j] = dd ? t / dd[i] : t;
             }
         g->trsm_f64(M, N, a, lda, inplace ? c : b, ld, c, ld, dd);
-        cr_assert(memcmp(c, want, (size_t)(M * ld) * sizeof(double)) == 0, "%s trsm mode %d", g->name,
-                  mode);
+        cr_assert(memcmp(c, want, (size_t)(M * ld) * sizeof(double)) == 0, "%s trsm mode %d",
+                  g->name, mode);
     }
     /* Cholesky of an SPD block (ld 53) against the chain; an indefinite one fails */
     const int n = 50;
@@ -852,7 +856,8 @@ static void check_hinv(const lq_gk *g)
     for (int64_t i = 0; i < n * n; ++i)
         M[i] = p.H[i] + (i % (n + 1) == 0 ? 0.01 : 0.0);
     /* reference: L = chol(J M J), X = L^-1, U(i,j) = X(n-1-i, n-1-j) */
-    double *L = calloc((size_t)(n * n), sizeof(double)), *X = calloc((size_t)(n * n), sizeof(double));
+    double *L = calloc((size_t)(n * n), sizeof(double));
+    double *X = calloc((size_t)(n * n), sizeof(double));
     for (int64_t i = 0; i < n; ++i)
         for (int64_t j = 0; j <= i; ++j)
             L[i * n + j] = M[(n - 1 - i) * n + (n - 1 - j)];
@@ -878,7 +883,8 @@ static void check_hinv(const lq_gk *g)
         }
     }
     const int64_t lda = n + 5;
-    double *A = malloc((size_t)(n * lda) * sizeof(double)), *X1 = malloc((size_t)(n * lda) * sizeof(double));
+    double *A = malloc((size_t)(n * lda) * sizeof(double));
+    double *X1 = malloc((size_t)(n * lda) * sizeof(double));
     for (int nt = 1; nt <= 3; ++nt) {
         for (int64_t i = 0; i < n; ++i)
             for (int64_t j = 0; j <= i; ++j)
@@ -894,8 +900,10 @@ static void check_hinv(const lq_gk *g)
     for (int64_t i = 0; i < n; ++i)
         for (int64_t j = 0; j <= i; ++j)
             diff += memcmp(&A[i * lda + j], &X[i * n + j], sizeof(double)) != 0;
-    cr_assert_eq(diff, 0, "%s: %lld elements of L^-1 differ from the chains", g->name, (long long)diff);
-    float *U = calloc((size_t)(n * n), sizeof(float)); /* U = J X J in float, as the solver keeps it */
+    cr_assert_eq(diff, 0, "%s: %lld elements of L^-1 differ from the chains", g->name,
+                 (long long)diff);
+    /* U = J X J in float, as the solver keeps it */
+    float *U = calloc((size_t)(n * n), sizeof(float));
     for (int64_t i = 0; i < n; ++i)
         for (int64_t j = i; j < n; ++j)
             U[i * n + j] = (float)X[(n - 1 - i) * n + (n - 1 - j)];
