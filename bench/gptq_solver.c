@@ -72,15 +72,18 @@ static double *make_h(int64_t n, int N, int nt)
         Xn[i] = -X[i] * (2.0 / N);
     /* H(i,j) -= sum_t Xn(t,i) X(t,j), i.e. += 2/N sum_t x_i x_j */
     char *ws = aligned_alloc(64, (size_t)nt * LQ_GK_WS);
-    if (!ws)
+    double *Xp = malloc(lq_gk_packed_f64(g, N, n) * sizeof(double));
+    if (!ws || !Xp)
         return NULL;
+    g->pack_f64(N, (int)n, X, n, Xp, 0, lq_gk_tile_f64(g, N));
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (int64_t i0 = 0; i0 < n; i0 += 192) {
         const int mb = n - i0 < 192 ? (int)(n - i0) : 192;
-        g->fnma_f64(mb, (int)(i0 + mb), N, Xn + i0, n, X, n, H + i0 * n, n,
+        g->fnma_f64(mb, (int)(i0 + mb), N, Xn + i0, n, Xp, lq_gk_tile_f64(g, N), H + i0 * n, n,
                     ws + (size_t)omp_get_thread_num() * LQ_GK_WS);
     }
     free(ws);
+    free(Xp);
     free(X);
     free(Xn);
     return H;

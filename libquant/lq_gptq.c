@@ -635,12 +635,14 @@ static int losses(const ctx *c, int nt, double *sg, double *sr)
 {
     const int64_t n = c->n, ld = LOSS_LD, nib = (n + LOSS_IB - 1) / LOSS_IB;
     const int type = c->t->type;
+    const ptrdiff_t ts = lq_gk_tile_f64(c->gk, n);
     double *EL = malloc((size_t)(n * ld) * sizeof(double));
+    double *ELp = malloc(lq_gk_packed_f64(c->gk, n, 2 * LOSS_ROWS) * sizeof(double));
     double *TL = malloc((size_t)(n * ld) * sizeof(double));
     char *ws = aligned_alloc(64, (size_t)nt * LQ_GK_WS);
     uint8_t *rq = malloc((size_t)nt * c->row_size);
     float *QX = malloc((size_t)(2 * LOSS_ROWS) * (size_t)n * sizeof(float));
-    const int ok = EL && TL && ws && rq && QX;
+    const int ok = EL && ELp && TL && ws && rq && QX;
     for (int64_t r0 = 0; ok && r0 < c->nrows; r0 += LOSS_ROWS) {
         const int L = (int)(c->nrows - r0 < LOSS_ROWS ? c->nrows - r0 : LOSS_ROWS);
         const float *W = c->W + r0 * n;
@@ -665,6 +667,11 @@ static int losses(const ctx *c, int nt, double *sg, double *sr)
                         EL[col * ld + l] = (double)w[col] - qx[col];
                 }
             }
+            /* EL packed for the products, 64 lanes per work item */
+#pragma omp for schedule(static)
+            for (int l0 = 0; l0 < 2 * L; l0 += 64)
+                c->gk->pack_f64((int)n, 2 * L - l0 < 64 ? 2 * L - l0 : 64, EL + l0, ld,
+                                ELp + l0 / c->gk->nr_f64 * ts, 0, ts);
             /* T, largest row blocks of H first */
 #pragma omp for schedule(dynamic, 1)
             for (int64_t b = nib - 1; b >= 0; --b) {
@@ -674,7 +681,7 @@ static int losses(const ctx *c, int nt, double *sg, double *sr)
                 for (int i = 0; i < mb; ++i)
                     memset(T + i * ld, 0, (size_t)(2 * L) * sizeof(double));
                 if (i0 > 0)
-                    c->gk->fnma_f64(mb, 2 * L, (int)i0, c->Hs + i0, c->ldh, EL, ld, T, ld,
+                    c->gk->fnma_f64(mb, 2 * L, (int)i0, c->Hs + i0, c->ldh, ELp, ts, T, ld,
                                     ws + (size_t)me * LQ_GK_WS);
                 c->gk->trsm_f64(mb, 2 * L, c->Hs + i0 * c->ldh + i0, c->ldh, EL + i0 * ld, ld, T,
                                 ld, NULL);
@@ -700,6 +707,7 @@ static int losses(const ctx *c, int nt, double *sg, double *sr)
         }
     }
     free(EL);
+    free(ELp);
     free(TL);
     free(ws);
     free(rq);

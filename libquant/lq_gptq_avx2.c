@@ -43,8 +43,8 @@ static inline vf vf_mulsub(vf a, vf b, vf c) { return _mm256_sub_ps(c, _mm256_mu
 #include "libquant/lq_gptq_kern_tmpl.h"
 
 static const lq_gk k_avx2 = {
-    LQ_GK_AVX2, "avx2", avx2_mulsub_f32, avx2_pack_f32, NR_F,
-    avx2_fnma_f64, avx2_trsm_f64, avx2_chol_f64,
+    LQ_GK_AVX2,        "avx2",           avx2_mulsub_f32, avx2_pack_f32, NR_F,
+    avx2_fnma_f64, avx2_pack_f64, NR_D,         avx2_trsm_f64,  avx2_chol_f64,
 };
 
 const lq_gk *lq_gk_avx2_table(void) { return &k_avx2; }

@@ -43,8 +43,8 @@ static inline vf vf_mulsub(vf a, vf b, vf c) { return _mm512_sub_ps(c, _mm512_mu
 #include "libquant/lq_gptq_kern_tmpl.h"
 
 static const lq_gk k_avx512 = {
-    LQ_GK_AVX512,    "avx512",        avx512_mulsub_f32, avx512_pack_f32, NR_F,
-    avx512_fnma_f64, avx512_trsm_f64, avx512_chol_f64,
+    LQ_GK_AVX512,        "avx512",           avx512_mulsub_f32, avx512_pack_f32, NR_F,
+    avx512_fnma_f64, avx512_pack_f64, NR_D,         avx512_trsm_f64,  avx512_chol_f64,
 };
 
 const lq_gk *lq_gk_avx512_table(void) { return &k_avx512; }

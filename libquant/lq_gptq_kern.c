@@ -44,8 +44,8 @@ static inline vf vf_mulsub(vf a, vf b, vf c)
 #include "libquant/lq_gptq_kern_tmpl.h"
 
 static const lq_gk k_scalar = {
-    LQ_GK_SCALAR, "scalar", scalar_mulsub_f32, scalar_pack_f32, NR_F,
-    scalar_fnma_f64, scalar_trsm_f64, scalar_chol_f64,
+    LQ_GK_SCALAR,        "scalar",           scalar_mulsub_f32, scalar_pack_f32, NR_F,
+    scalar_fnma_f64, scalar_pack_f64, NR_D,         scalar_trsm_f64,  scalar_chol_f64,
 };
 
 const lq_gk *lq_gk_scalar_table(void) { return &k_scalar; }

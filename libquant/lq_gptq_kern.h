@@ -10,7 +10,7 @@
  *   A(i,k) = a[k*lda + i]   (k-major: for one k, the i's are contiguous)
  *   B(k,j) = b[k*ldb + j]
  *   C(i,j) = c[i*ldc + j]
- * Nothing is allocated: fnma_f64 packs its operands into ws, a per-thread workspace of
+ * Nothing is allocated: fnma_f64 packs its A operand into ws, a per-thread workspace of
  * LQ_GK_WS bytes (64-byte aligned); the functions are thread-safe on disjoint outputs and
  * workspaces. */
 #ifndef QFORGE_LQ_GPTQ_KERN_H
@@ -19,8 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Workspace of fnma_f64: its packed A (up to (96 + 16) x 256) and B (256 x 256) panels. */
-#define LQ_GK_WS ((size_t)(112 * 256 + 256 * 256) * sizeof(double))
+/* Workspace of fnma_f64: its packed A panel (up to (96 + 16) x 256 doubles). */
+#define LQ_GK_WS ((size_t)(112 * 256) * sizeof(double))
 
 typedef enum { LQ_GK_SCALAR = 0, LQ_GK_AVX2, LQ_GK_AVX512, LQ_GK_COUNT } lq_gk_isa;
 
@@ -35,9 +35,16 @@ typedef struct {
     /* B (K x N, row stride ldb) into bp, lq_gk_packed_f32(g, K, N) floats. */
     void (*pack_f32)(int K, int N, const float *b, ptrdiff_t ldb, float *bp);
     int nr_f32; /* column tile of the packed B */
-    /* C(i,j) = fma(-A(i,k), B(k,j), C(i,j)) for k = 0..K-1 in order, i < M, j < N. */
-    void (*fnma_f64)(int M, int N, int K, const double *a, ptrdiff_t lda, const double *b,
-                     ptrdiff_t ldb, double *c, ptrdiff_t ldc, void *ws);
+    /* C(i,j) = fma(-A(i,k), B(k,j), C(i,j)) for k = 0..K-1 in order, i < M, j < N. B comes
+     * packed by pack_f64 (rows 0..K-1 of it, tiles bstride apart). */
+    void (*fnma_f64)(int M, int N, int K, const double *a, ptrdiff_t lda, const double *bp,
+                     ptrdiff_t bstride, double *c, ptrdiff_t ldc, void *ws);
+    /* Rows k0..k0+K-1 of a packed B from B (K x N, row stride ldb): tiles of nr_f64 lanes,
+     * tile t at bp + t * bstride (bstride >= nr_f64 * every row count used), lanes past N 0.
+     * A B may be packed in pieces, rows appended as they become final. */
+    void (*pack_f64)(int K, int N, const double *b, ptrdiff_t ldb, double *bp, int k0,
+                     ptrdiff_t bstride);
+    int nr_f64;
     /* Rows in order i = 0..M-1: t = C(i,j); t = fma(-A(i,k), B(k,j), t) for k = 0..i-1;
      * C(i,j) = d ? t / d[i] : t, for j < N. B may be C itself (b == c, ldb == ldc): row k
      * is then final before row i reads it. */
@@ -54,6 +61,17 @@ typedef struct {
 static inline size_t lq_gk_packed_f32(const lq_gk *g, int K, int N)
 {
     return (size_t)K * (size_t)((N + g->nr_f32 - 1) / g->nr_f32 * g->nr_f32);
+}
+
+/* Doubles of one tile of a packed B with K rows (the bstride for K rows). */
+static inline ptrdiff_t lq_gk_tile_f64(const lq_gk *g, int64_t K)
+{
+    return (ptrdiff_t)(K * g->nr_f64);
+}
+/* Doubles of a packed B of K rows x N lanes. */
+static inline size_t lq_gk_packed_f64(const lq_gk *g, int64_t K, int64_t N)
+{
+    return (size_t)((N + g->nr_f64 - 1) / g->nr_f64) * (size_t)lq_gk_tile_f64(g, K);
 }
 
 /* X = L^-1 in A's lower triangle (diagonal included), where on entry A's lower triangle holds

@@ -14,8 +14,7 @@
 #define NR_F (NV_F * WF)
 #define KC 256 /* k-block */
 #define MB 96  /* row block: its packed A panel (KC x MB) stays in L2 across the column tiles */
-#define NC_D 256 /* column block: its packed B panel (KC x NC) stays in L2 across a row block */
-#define NC_F 512
+
 
 #define GK_INLINE static inline __attribute__((always_inline))
 
@@ -133,30 +132,44 @@ static void GK_FN(tile_d_any)(int mr, int nl, int K, const double *a, const doub
         }                                                                                    \
     }
 GK_PACK_A(double, pack_d, MR_D)
-GK_PACK_B(double, pack_d, NR_D)
 GK_PACK_B(float, pack_f, NR_F)
 
+/* B packed by pack_f64 (tile t at bp + t * bstride, k-major inside). Row blocks of MB: their
+ * A panel is packed once and serves every column tile; a B tile (KC x NR_D) serves the MB/MR_D
+ * row tiles of the block. */
 static void GK_FN(fnma_f64)(int M, int N, int K, const double *a, ptrdiff_t lda,
-                            const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc, void *ws)
+                            const double *bp, ptrdiff_t bstride, double *c, ptrdiff_t ldc,
+                            void *ws)
 {
-    double *ap = ws, *bp = ap + (MB + MR_D) * KC;
+    double *ap = ws;
     for (int k0 = 0; k0 < K; k0 += KC) {
         const int kc = K - k0 < KC ? K - k0 : KC;
-        const double *ak = a + (ptrdiff_t)k0 * lda, *bk = b + (ptrdiff_t)k0 * ldb;
-        for (int j0 = 0; j0 < N; j0 += NC_D) {
-            const int nc = N - j0 < NC_D ? N - j0 : NC_D;
-            GK_FN(pack_d_b)(bp, bk + j0, ldb, kc, nc);
-            for (int i0 = 0; i0 < M; i0 += MB) {
-                const int mb = M - i0 < MB ? M - i0 : MB;
-                GK_FN(pack_d_a)(ap, ak + i0, lda, mb, kc);
-                for (int j = 0; j < nc; j += NR_D) {
-                    const int nl = nc - j < NR_D ? nc - j : NR_D;
-                    for (int i = 0; i < mb; i += MR_D)
-                        GK_FN(tile_d_any)(mb - i < MR_D ? mb - i : MR_D, nl, kc,
-                                          ap + (ptrdiff_t)i * kc, bp + (ptrdiff_t)j * kc,
-                                          c + (ptrdiff_t)(i0 + i) * ldc + j0 + j, ldc);
-                }
+        const double *ak = a + (ptrdiff_t)k0 * lda;
+        for (int i0 = 0; i0 < M; i0 += MB) {
+            const int mb = M - i0 < MB ? M - i0 : MB;
+            GK_FN(pack_d_a)(ap, ak + i0, lda, mb, kc);
+            for (int j = 0; j < N; j += NR_D) {
+                const int nl = N - j < NR_D ? N - j : NR_D;
+                const double *bt = bp + (ptrdiff_t)(j / NR_D) * bstride + (ptrdiff_t)k0 * NR_D;
+                for (int i = 0; i < mb; i += MR_D)
+                    GK_FN(tile_d_any)(mb - i < MR_D ? mb - i : MR_D, nl, kc, ap + (ptrdiff_t)i * kc,
+                                      bt, c + (ptrdiff_t)(i0 + i) * ldc + j, ldc);
             }
+        }
+    }
+}
+
+/* Rows k0..k0+K-1 of a packed B with tiles of bstride (>= the rows ever packed) doubles. */
+static void GK_FN(pack_f64)(int K, int N, const double *b, ptrdiff_t ldb, double *bp, int k0,
+                            ptrdiff_t bstride)
+{
+    for (int t = 0; t < N; t += NR_D) {
+        const int nl = N - t < NR_D ? N - t : NR_D;
+        double *dst = bp + (ptrdiff_t)(t / NR_D) * bstride + (ptrdiff_t)k0 * NR_D;
+        for (int k = 0; k < K; ++k) {
+            memcpy(dst + k * NR_D, b + k * ldb + t, (size_t)nl * sizeof(double));
+            if (nl < NR_D)
+                memset(dst + k * NR_D + nl, 0, (size_t)(NR_D - nl) * sizeof(double));
         }
     }
 }

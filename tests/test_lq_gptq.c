@@ -770,7 +770,13 @@ static void check_products(const lq_gk *g)
             }
         void *ws = aligned_alloc(64, LQ_GK_WS);
         float *bp = malloc(lq_gk_packed_f32(g, K, N) * sizeof(float));
-        g->fnma_f64(M, N, K, a, lda, b, ldb, c, ldc, ws);
+        /* B packed in two pieces, into tiles with room for 3 more rows */
+        const ptrdiff_t ts = lq_gk_tile_f64(g, K + 3);
+        double *bpd = malloc(lq_gk_packed_f64(g, K + 3, N) * sizeof(double));
+        g->pack_f64(K / 2, N, b, ldb, bpd, 0, ts);
+        g->pack_f64(K - K / 2, N, b + (K / 2) * ldb, ldb, bpd, K / 2, ts);
+        g->fnma_f64(M, N, K, a, lda, bpd, ts, c, ldc, ws);
+        free(bpd);
         g->pack_f32(K, N, bf, ldb, bp);
         g->mulsub_f32(M, N, K, af, lda, bp, cf, ldc);
         free(bp);
