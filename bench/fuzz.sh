@@ -18,7 +18,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SECS=${1:-60}
 shift || true
 case $SECS in ''|*[!0-9]*) echo "usage: bench/fuzz.sh [SECONDS] [TARGET...]" >&2; exit 1 ;; esac
-all=(gguf safetensors st_index config spm tokenizer model text imatrix)
+all=(gguf safetensors st_index config spm tokenizer model text imatrix tokenizer_json bpe)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 
@@ -42,6 +42,7 @@ seeds() {
 maxlen() {
   case $1 in
     tokenizer) echo 4096 ;;
+    bpe) echo 8192 ;;
     text) echo 8192 ;;
     st_index|config) echo 16384 ;;
     *) echo 65536 ;;

@@ -1,15 +1,24 @@
-/* Hugging Face Llama checkpoint directories as a tensor source.
+/* Hugging Face checkpoint directories as a tensor source, for every architecture the registry
+ * describes (arch/arch.h): the description gives the class names, the config.json keys and
+ * their GGUF names, the tensor names, shapes and which tensors may be absent, the Q/K
+ * permutation and the tensors the converter computes (Llama 3's rope_freqs).
  *
  * Files read (DIR/...):
- *   config.json                   required; architectures[0] must be LlamaForCausalLM
+ *   config.json                   required; architectures[0] must be a registered HF class
  *   model.safetensors.index.json  if present: weight_map {tensor: shard file}; else
  *   model.safetensors             the single weights file
- *   tokenizer.model               required (SentencePiece; tokenizer/spm_model.h)
- *   tokenizer_config.json         optional: add_bos/add_eos, added_tokens_decoder, chat_template,
+ *   tokenizer.model               SentencePiece (tokenizer/spm_model.h), taken when present (llama.cpp
+ *                                 tries it first), with:
+ *     tokenizer_config.json       optional: add_bos/add_eos, added_tokens_decoder, chat_template,
  *                                 add_prefix_space, *_token strings
- *   tokenizer.json                optional: only its added_tokens, to resolve *_token strings to ids
- *   added_tokens.json             optional: extra user-defined tokens
- *   chat_template.jinja           optional: chat template when tokenizer_config has none
+ *     tokenizer.json              optional: only its added_tokens, to resolve *_token strings to ids
+ *     added_tokens.json           optional: extra user-defined tokens
+ *     chat_template.jinja         optional: chat template when tokenizer_config has none
+ *   tokenizer.json                else: a byte-level BPE tokenizer (Llama 3, Qwen2/2.5/3), read with
+ *                                 its side files by tokenizer/tok_hf.h, which writes every
+ *                                 tokenizer.* key (the pre-tokenizer name detected by hash, or
+ *                                 inp_open_opts.tokenizer_pre)
+ *   neither                       refused (INP_ERR_MISSING)
  *
  * Index rules (decided here; llama.cpp's converter enforces the same set equality): weight_map
  * is an object of tensor -> shard name; shard names are plain file names (no '/', not "." or
@@ -17,19 +26,18 @@
  * shard; every tensor in a shard must be in the map and mapped to that shard. Index "metadata"
  * (total_size) is not checked.
  *
- * Tensor order is llama.cpp's: shards sorted by file name, tensors within a shard sorted by name
- * (byte order). Names map as llama.cpp's tensor map does for LLAMA; *.rotary_emb.inv_freq,
- * *.attention.masked_bias and *.attention.bias are skipped as llama.cpp does; any other
- * unknown tensor is refused. attn_q/attn_k rows get LlamaModel.permute (groups: n_head for Q,
- * n_head_kv for K), applied on read.
+ * Tensor order is llama.cpp's: computed tensors first, then shards sorted by file name, tensors
+ * within a shard sorted by name (byte order). Names map as the description says;
+ * *.rotary_emb.inv_freq, *.attention.masked_bias and *.attention.bias are skipped as llama.cpp
+ * does; any other unknown tensor is refused. Permuted rows (ARCH_PERM_Q/K: LlamaModel.permute
+ * with n_head / n_head_kv groups) are permuted on read.
  *
  * Metadata is written in the order and with the value types of convert_hf_to_gguf.py:
  * general.{architecture,type,name,[version],[organization],[finetune],[basename],size_label}
  * from the directory name (and config.json _name_or_path) with gguf-py's heuristics, then the
- * llama.* hyperparameters, general.file_type, llama.vocab_size, llama.rope.dimension_count,
- * general.quantization_version, then tokenizer.ggml.*. Missing hyperparameters take
- * transformers' LlamaConfig defaults (num_key_value_heads = heads, rms_norm_eps 1e-6,
- * rope_theta 10000, max_position_embeddings 2048), as llama.cpp sees them through AutoConfig.
+ * description's "{arch}.*" keys around general.file_type, general.quantization_version, then
+ * tokenizer.ggml.*. Missing hyperparameters take the defaults of transformers' config class
+ * for the HF class (arch_hf_class.defaults), as llama.cpp sees them through AutoConfig.
  * general.file_type describes the source as stored (0 F32, 1 F16, 32 BF16 from the first 2-D
  * tensor); a writer sets its own. Not read: README.md model cards, generation_config.json
  * sampling settings, tokenizer.json post-processor templates, list-form chat templates, the
@@ -38,6 +46,8 @@
  * a tokenizer with more pieces than vocab_size is refused (llama.cpp's converter fails on it too).
  */
 #include "tokenizer/spm_model.h"
+#include "tokenizer/tok_hf.h"
+#include "arch/arch.h"
 #include "input/inp_internal.h"
 
 #include <ctype.h>
@@ -54,39 +64,16 @@
 #define JSON_CAP (64u << 20)        /* config/index/tokenizer_config files */
 #define TOKENIZER_JSON_CAP (512u << 20)
 #define MAX_SHARDS 65536
-#define MAX_DIM (1 << 20)           /* hidden/ffn/head caps */
-#define MAX_LAYERS 4096
-#define MAX_VOCAB (1 << 24)
-
-enum { N_LAYER_T = 9 };
-static const struct {
-    const char *hf;    /* after "model.layers.N." */
-    const char *gguf;  /* after "blk.N." */
-} k_layer[N_LAYER_T] = {
-    {"input_layernorm.weight", "attn_norm.weight"},
-    {"self_attn.q_proj.weight", "attn_q.weight"},
-    {"self_attn.k_proj.weight", "attn_k.weight"},
-    {"self_attn.v_proj.weight", "attn_v.weight"},
-    {"self_attn.o_proj.weight", "attn_output.weight"},
-    {"post_attention_layernorm.weight", "ffn_norm.weight"},
-    {"mlp.gate_proj.weight", "ffn_gate.weight"},
-    {"mlp.up_proj.weight", "ffn_up.weight"},
-    {"mlp.down_proj.weight", "ffn_down.weight"},
-};
-enum { L_ATTN_NORM, L_Q, L_K, L_V, L_O, L_FFN_NORM, L_GATE, L_UP, L_DOWN };
-enum { G_OUTPUT, G_EMBD, G_NORM, N_GLOBAL };
-
-typedef struct {
-    int64_t hidden, ffn, layers, heads, kv_heads, head_dim, vocab, ctx;
-    bool head_dim_given, tied, rope_linear;
-    double eps, theta, rope_factor;
-} llama_cfg;
 
 typedef struct {
     const char *dir;
+    const inp_open_opts *opts;
+    tok_hf *hf;            /* the tokenizer.json tokenizer; NULL: SentencePiece */
     char *cfg_path;
     json_t *config, *tok_config, *tok_json, *added;
-    llama_cfg c;
+    const arch_desc *arch;
+    const arch_hf_class *cls;
+    arch_hparams hp;
     char **shard_names;
     size_t n_shard_names;
 } ctx;
@@ -201,13 +188,17 @@ static inp_error cfg_int(ctx *x, const char *key, int64_t *v, bool required, int
     return INP_OK;
 }
 
-static inp_error cfg_num(ctx *x, const char *key, double *v, char *msg)
+/* Positive finite number at most hi: required, or *v keeps its default when absent/null. */
+static inp_error num_in(ctx *x, json_t *obj, const char *where, const char *key, double *v, double hi, char *msg)
 {
-    json_t *j = json_object_get(x->config, key);
+    json_t *j = json_object_get(obj, key);
     if (!j || json_is_null(j))
         return INP_OK;
     if (!json_is_number(j) || !isfinite(json_number_value(j)) || json_number_value(j) <= 0)
-        return inp_fail(msg, INP_ERR_FORMAT, "%s: \"%s\" is not a positive number", x->cfg_path, key);
+        return inp_fail(msg, INP_ERR_FORMAT, "%s: %s\"%s\" is not a positive number", x->cfg_path, where, key);
+    if (json_number_value(j) > hi)
+        return inp_fail(msg, INP_ERR_MODEL, "%s: %s\"%s\" = %g is above %g", x->cfg_path, where, key,
+                        json_number_value(j), hi);
     *v = json_number_value(j);
     return INP_OK;
 }
@@ -223,6 +214,127 @@ static inp_error cfg_bool_false(ctx *x, const char *key, const char *what, char 
 
 /* ---------------------------------------------------------------- config.json */
 
+/* The description's keys config.json states (absent ones keep the class defaults). */
+static inp_error read_keys(ctx *x, char *msg)
+{
+    arch_hparams *hp = &x->hp;
+    inp_error e;
+    for (size_t i = 0; i < x->arch->n_keys; i++) {
+        const arch_key *k = &x->arch->keys[i];
+        if (!k->hf)
+            continue;
+        if (k->id == ARCH_HP_KEY_LENGTH || k->id == ARCH_HP_VALUE_LENGTH) {
+            json_t *hd = json_object_get(x->config, k->hf);
+            if (!hd || json_is_null(hd))
+                continue;
+            if ((e = cfg_int(x, k->hf, &hp->head_dim, true, (int64_t)k->lo, (int64_t)k->hi, msg)))
+                return e;
+            hp->head_dim_given = true;
+        } else if (k->type == ARCH_KV_U32) {
+            int64_t v = (int64_t)arch_hp_get(hp, k->id);
+            if ((e = cfg_int(x, k->hf, &v, k->flags & ARCH_KEY_HF_REQUIRED, (int64_t)k->lo, (int64_t)k->hi, msg)))
+                return e;
+            arch_hp_set(hp, k->id, (double)v);
+        } else {
+            double v = arch_hp_get(hp, k->id);
+            if ((e = num_in(x, x->config, "", k->hf, &v, k->hi, msg)))
+                return e;
+            arch_hp_set(hp, k->id, v);
+        }
+    }
+    return INP_OK;
+}
+
+/* Head counts and the head dimension agree. */
+static inp_error check_heads(ctx *x, char *msg)
+{
+    arch_hparams *c = &x->hp;
+    const char *P = x->cfg_path;
+    if (c->n_head_kv == 0) /* transformers: num_key_value_heads = num_attention_heads */
+        c->n_head_kv = c->n_head;
+    if (!c->head_dim_given && x->cls->defaults.head_dim > 0) {
+        c->head_dim = x->cls->defaults.head_dim; /* the config class states it: AutoConfig shows it */
+        c->head_dim_given = true;
+    }
+    if (!c->head_dim_given) {
+        if (c->n_embd % c->n_head != 0)
+            return inp_fail(msg, INP_ERR_MODEL, "%s: hidden_size %lld is not a multiple of num_attention_heads %lld",
+                            P, (long long)c->n_embd, (long long)c->n_head);
+        c->head_dim = c->n_embd / c->n_head;
+    }
+    if (c->n_head % c->n_head_kv != 0)
+        return inp_fail(msg, INP_ERR_MODEL, "%s: num_attention_heads %lld is not a multiple of num_key_value_heads %lld",
+                        P, (long long)c->n_head, (long long)c->n_head_kv);
+    if (c->head_dim % 2 != 0)
+        return inp_fail(msg, INP_ERR_MODEL, "%s: head dimension %lld is odd (RoPE needs pairs)", P,
+                        (long long)c->head_dim);
+    if (c->n_head * c->head_dim > ARCH_MAX_EMBD * 4)
+        return inp_fail(msg, INP_ERR_LIMIT, "%s: heads x head_dim exceeds %d", P, ARCH_MAX_EMBD * 4);
+    return INP_OK;
+}
+
+/* rope_parameters (transformers 5) or rope_scaling: the type the description supports, and
+ * rope_theta when it is given there (it takes precedence, as in llama.cpp's converter). */
+static inp_error parse_rope(ctx *x, char *msg)
+{
+    const char *P = x->cfg_path;
+    json_t *rs = json_object_get(x->config, "rope_parameters");
+    const char *what = "rope_parameters";
+    if (!rs || json_is_null(rs)) {
+        rs = json_object_get(x->config, "rope_scaling");
+        what = "rope_scaling";
+    }
+    if (!rs || json_is_null(rs))
+        return INP_OK;
+    if (!json_is_object(rs))
+        return inp_fail(msg, INP_ERR_FORMAT, "%s: \"%s\" is not an object", P, what);
+    arch_rope_scaling *r = &x->hp.rope_scaling;
+    char where[32];
+    snprintf(where, sizeof where, "%s ", what);
+    inp_error e = num_in(x, rs, where, "rope_theta", &x->hp.rope_base, ARCH_MAX_FLOAT, msg);
+    if (e != INP_OK)
+        return e;
+    json_t *ty = json_object_get(rs, "rope_type");
+    if (!ty)
+        ty = json_object_get(rs, "type");
+    const char *tys = json_is_string(ty) ? json_string_value(ty) : "";
+    const unsigned ok = x->arch->rope_scaling;
+    if (strcmp(tys, "default") == 0 || (!ty && !json_object_get(rs, "factor")))
+        return INP_OK; /* plain RoPE */
+    if (strcmp(tys, "linear") == 0 && (ok & 1u << ARCH_ROPE_SCALING_LINEAR)) {
+        json_t *fa = json_object_get(rs, "factor");
+        if (!json_is_number(fa) || !isfinite(json_number_value(fa)) || json_number_value(fa) <= 0)
+            return inp_fail(msg, INP_ERR_FORMAT, "%s: %s \"factor\" is not a positive number", P, what);
+        r->type = ARCH_ROPE_SCALING_LINEAR;
+        r->factor = json_number_value(fa);
+        return INP_OK;
+    }
+    if (strcmp(tys, "llama3") == 0 && (ok & 1u << ARCH_ROPE_SCALING_LLAMA3)) {
+        r->type = ARCH_ROPE_SCALING_LLAMA3; /* llama.cpp's defaults for absent values */
+        r->factor = 8.0;
+        r->low_freq_factor = 1.0;
+        r->high_freq_factor = 4.0;
+        double orig = 8192;
+        if ((e = num_in(x, rs, where, "factor", &r->factor, ARCH_MAX_FLOAT, msg)) ||
+            (e = num_in(x, rs, where, "low_freq_factor", &r->low_freq_factor, ARCH_MAX_FLOAT, msg)) ||
+            (e = num_in(x, rs, where, "high_freq_factor", &r->high_freq_factor, ARCH_MAX_FLOAT, msg)) ||
+            (e = num_in(x, rs, where, "original_max_position_embeddings", &orig, INT32_MAX, msg)))
+            return e;
+        if (!(r->high_freq_factor > r->low_freq_factor))
+            return inp_fail(msg, INP_ERR_MODEL, "%s: %s high_freq_factor %g is not above low_freq_factor %g", P, what,
+                            r->high_freq_factor, r->low_freq_factor);
+        r->original_ctx = (int64_t)orig;
+        return INP_OK;
+    }
+    char b[INP_SHOWN_SIZE], sup[64] = "";
+    if (ok & 1u << ARCH_ROPE_SCALING_LINEAR)
+        snprintf(sup, sizeof sup, "linear");
+    if (ok & 1u << ARCH_ROPE_SCALING_LLAMA3)
+        snprintf(sup + strlen(sup), sizeof sup - strlen(sup), "%sllama3", sup[0] ? ", " : "");
+    return inp_fail(msg, INP_ERR_UNSUPPORTED, "%s: %s type '%s' is not supported for %s (only %s)", P, what,
+                    shown(tys, b), x->cls->name, sup[0] ? sup : "none");
+}
+
 static inp_error parse_config(inp_source *s, ctx *x, char *msg)
 {
     inp_error e = load_json(s, x->cfg_path, JSON_CAP, true, &x->config, msg);
@@ -235,78 +347,26 @@ static inp_error parse_config(inp_source *s, ctx *x, char *msg)
     if (!json_is_array(arch) || json_array_size(arch) == 0 || !json_is_string(json_array_get(arch, 0)))
         return inp_fail(msg, INP_ERR_FORMAT, "%s: \"architectures\" is not a non-empty array of strings", P);
     const char *a = json_string_value(json_array_get(arch, 0));
-    if (strcmp(a, "LlamaForCausalLM") != 0) {
-        char b[INP_SHOWN_SIZE];
-        return inp_fail(msg, INP_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (only LlamaForCausalLM)",
-                        P, shown(a, b));
+    if (!(x->arch = arch_find_hf(a, &x->cls))) {
+        char b[INP_SHOWN_SIZE], names[256];
+        arch_list_names(true, names, sizeof names);
+        return inp_fail(msg, INP_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (only %s)", P, shown(a, b),
+                        names);
     }
-    llama_cfg *c = &x->c;
-    c->ctx = 2048;
-    c->eps = 1e-6;
-    c->theta = 10000.0;
-    if ((e = cfg_int(x, "hidden_size", &c->hidden, true, 1, MAX_DIM, msg)) ||
-        (e = cfg_int(x, "intermediate_size", &c->ffn, true, 1, MAX_DIM, msg)) ||
-        (e = cfg_int(x, "num_hidden_layers", &c->layers, true, 1, MAX_LAYERS, msg)) ||
-        (e = cfg_int(x, "num_attention_heads", &c->heads, true, 1, MAX_DIM, msg)) ||
-        (e = cfg_int(x, "vocab_size", &c->vocab, true, 1, MAX_VOCAB, msg)) ||
-        (e = cfg_int(x, "max_position_embeddings", &c->ctx, false, 1, INT32_MAX, msg)) ||
-        (e = cfg_num(x, "rms_norm_eps", &c->eps, msg)) || (e = cfg_num(x, "rope_theta", &c->theta, msg)))
+    x->hp = x->cls->defaults;
+    if ((e = read_keys(x, msg)) || (e = check_heads(x, msg)))
         return e;
-    c->kv_heads = c->heads;
-    if ((e = cfg_int(x, "num_key_value_heads", &c->kv_heads, false, 1, MAX_DIM, msg)))
-        return e;
-    json_t *hd = json_object_get(x->config, "head_dim");
-    if (hd && !json_is_null(hd)) {
-        if ((e = cfg_int(x, "head_dim", &c->head_dim, true, 2, MAX_DIM, msg)))
-            return e;
-        c->head_dim_given = true;
-    } else {
-        if (c->hidden % c->heads != 0)
-            return inp_fail(msg, INP_ERR_MODEL, "%s: hidden_size %lld is not a multiple of num_attention_heads %lld",
-                            P, (long long)c->hidden, (long long)c->heads);
-        c->head_dim = c->hidden / c->heads;
-    }
-    if (c->heads % c->kv_heads != 0)
-        return inp_fail(msg, INP_ERR_MODEL, "%s: num_attention_heads %lld is not a multiple of num_key_value_heads %lld",
-                        P, (long long)c->heads, (long long)c->kv_heads);
-    if (c->head_dim % 2 != 0)
-        return inp_fail(msg, INP_ERR_MODEL, "%s: head dimension %lld is odd (RoPE needs pairs)", P,
-                        (long long)c->head_dim);
-    if (c->heads * c->head_dim > MAX_DIM)
-        return inp_fail(msg, INP_ERR_LIMIT, "%s: heads x head_dim exceeds %d", P, MAX_DIM);
     json_t *tie = json_object_get(x->config, "tie_word_embeddings");
     if (tie && !json_is_null(tie) && !json_is_boolean(tie))
         return inp_fail(msg, INP_ERR_FORMAT, "%s: \"tie_word_embeddings\" is not a boolean", P);
-    c->tied = json_is_true(tie);
-    if ((e = cfg_bool_false(x, "attention_bias", "attention biases", msg)) ||
-        (e = cfg_bool_false(x, "mlp_bias", "MLP biases", msg)))
-        return e;
+    x->hp.tied = tie && !json_is_null(tie) ? json_is_true(tie) : x->cls->defaults.tied;
+    for (size_t i = 0; i < x->arch->n_refused; i++)
+        if ((e = cfg_bool_false(x, x->arch->refused[i].key, x->arch->refused[i].what, msg)))
+            return e;
     json_t *act = json_object_get(x->config, "hidden_act");
     if (act && !json_is_null(act) && (!json_is_string(act) || strcmp(json_string_value(act), "silu") != 0))
         return inp_fail(msg, INP_ERR_UNSUPPORTED, "%s: \"hidden_act\" must be \"silu\"", P);
-    json_t *rs = json_object_get(x->config, "rope_scaling");
-    if (rs && !json_is_null(rs)) {
-        if (!json_is_object(rs))
-            return inp_fail(msg, INP_ERR_FORMAT, "%s: \"rope_scaling\" is not an object", P);
-        json_t *ty = json_object_get(rs, "rope_type");
-        if (!ty)
-            ty = json_object_get(rs, "type");
-        json_t *fa = json_object_get(rs, "factor");
-        const char *tys = json_is_string(ty) ? json_string_value(ty) : "";
-        if (strcmp(tys, "default") == 0) {
-            /* plain RoPE */
-        } else if (strcmp(tys, "linear") == 0) {
-            if (!json_is_number(fa) || !isfinite(json_number_value(fa)) || json_number_value(fa) <= 0)
-                return inp_fail(msg, INP_ERR_FORMAT, "%s: rope_scaling \"factor\" is not a positive number", P);
-            c->rope_linear = true;
-            c->rope_factor = json_number_value(fa);
-        } else {
-            char b[INP_SHOWN_SIZE];
-            return inp_fail(msg, INP_ERR_UNSUPPORTED, "%s: rope_scaling type '%s' is not supported (only linear)",
-                            P, shown(tys, b));
-        }
-    }
-    return INP_OK;
+    return parse_rope(x, msg);
 }
 
 /* ---------------------------------------------------------------- shards and index */
@@ -490,43 +550,120 @@ static int cmp_ref(const void *a, const void *b)
     return strcmp(x->hf, y->hf);
 }
 
-static bool ends_with(const char *s, const char *suf)
+/* Tensors the converter computes (Llama 3's rope_freqs), first in the file as llama.cpp puts
+ * them; their F32 data lives in s->gen. */
+static inp_error add_computed(inp_source *s, ctx *x, char *msg)
 {
-    size_t n = strlen(s), m = strlen(suf);
-    return n >= m && memcmp(s + n - m, suf, m) == 0;
+    const arch_desc *d = x->arch;
+    size_t total = 0;
+    for (size_t i = 0; i < d->n_globals; i++)
+        if (d->globals[i].flags & ARCH_T_COMPUTED)
+            total += (size_t)(arch_dim_value(d->globals[i].ne0, &x->hp) * arch_dim_value(d->globals[i].ne1, &x->hp));
+    if (total == 0)
+        return INP_OK;
+    if (!(s->gen = calloc(total, sizeof *s->gen)))
+        return inp_fail(msg, INP_ERR_NOMEM, "out of memory");
+    float *out = s->gen;
+    for (size_t i = 0; i < d->n_globals; i++) {
+        const arch_tensor *at = &d->globals[i];
+        if (!(at->flags & ARCH_T_COMPUTED) || !at->compute(&x->hp, out))
+            continue;
+        int64_t ne0 = arch_dim_value(at->ne0, &x->hp), ne1 = arch_dim_value(at->ne1, &x->hp);
+        inp_tensor *t = &s->t[s->n];
+        inp_slot *sl = &s->slot[s->n];
+        snprintf(t->name, sizeof t->name, "%s", at->gguf);
+        t->n_dims = at->ne1 == ARCH_DIM_1 ? 1 : 2;
+        t->ne[0] = ne0;
+        t->ne[1] = ne1;
+        t->ne[2] = t->ne[3] = 1;
+        t->type = GGUF_F32;
+        sl->data = (const uint8_t *)out;
+        sl->nbytes = (uint64_t)(ne0 * ne1) * sizeof(float);
+        sl->row_bytes = (size_t)ne0 * sizeof(float);
+        sl->shard = -1;
+        out += ne0 * ne1;
+        s->n++;
+    }
+    return INP_OK;
 }
 
-/* Expected safetensors shape [rows, cols] (cols 0: 1-D [rows]). */
-static void expected_shape(const llama_cfg *c, int kind, uint64_t *rows, uint64_t *cols)
+/* The safetensors shape of st against the description ([rows, cols], or [n] for a vector). */
+static inp_error check_shape(ctx *x, const arch_tensor *at, const inp_st_tensor *st, const char *SP, const char *hf,
+                             char *msg)
 {
-    uint64_t d = (uint64_t)c->hidden, f = (uint64_t)c->ffn, q = (uint64_t)(c->heads * c->head_dim),
-             kv = (uint64_t)(c->kv_heads * c->head_dim);
-    switch (kind) {
-    case L_ATTN_NORM: case L_FFN_NORM: *rows = d; *cols = 0; break;
-    case L_Q: *rows = q; *cols = d; break;
-    case L_K: case L_V: *rows = kv; *cols = d; break;
-    case L_O: *rows = d; *cols = q; break;
-    case L_GATE: case L_UP: *rows = f; *cols = d; break;
-    default: *rows = d; *cols = f; break; /* L_DOWN */
+    uint64_t rows, cols;
+    if (arch_tensor_is_matrix(at))
+        rows = (uint64_t)arch_dim_value(at->ne1, &x->hp), cols = (uint64_t)arch_dim_value(at->ne0, &x->hp);
+    else
+        rows = (uint64_t)arch_dim_value(at->ne0, &x->hp), cols = 0;
+    bool ok = cols ? (st->n_dims == 2 && st->shape[0] == rows && st->shape[1] == cols)
+                   : (st->n_dims == 1 && st->shape[0] == rows);
+    if (ok)
+        return INP_OK;
+    char got[160] = "[", want[64], b[INP_SHOWN_SIZE];
+    size_t o = 1;
+    for (uint32_t d = 0; d < st->n_dims && o < sizeof got; d++)
+        o += (size_t)snprintf(got + o, sizeof got - o, "%s%" PRIu64, d ? ", " : "", st->shape[d]);
+    if (o < sizeof got)
+        snprintf(got + o, sizeof got - o, "]");
+    if (cols)
+        snprintf(want, sizeof want, "[%" PRIu64 ", %" PRIu64 "]", rows, cols);
+    else
+        snprintf(want, sizeof want, "[%" PRIu64 "]", rows);
+    return inp_fail(msg, INP_ERR_MODEL, "%s: tensor '%s' has shape %s but config.json implies %s", SP, shown(hf, b),
+                    got, want);
+}
+
+/* Everything the model needs is there: per layer (the first missing one in name order, as
+ * the file would list it), then the globals. */
+static inp_error check_complete(ctx *x, const bool *seen, char *msg)
+{
+    const arch_desc *d = x->arch;
+    const size_t nl = d->n_layer;
+    for (int64_t l = 0; l < x->hp.n_layer; l++) {
+        const char *first = NULL;
+        for (size_t k = 0; k < nl; k++)
+            if (!seen[(size_t)l * nl + k] && !(d->layer[k].flags & ARCH_T_OPTIONAL) &&
+                (!first || strcmp(d->layer[k].hf, first) < 0))
+                first = d->layer[k].hf;
+        if (first)
+            return inp_fail(msg, INP_ERR_MISSING, "%s: no tensor '%s%lld.%s' in the checkpoint", x->dir,
+                            d->hf_layer_prefix, (long long)l, first);
     }
+    const size_t g = (size_t)x->hp.n_layer * nl;
+    for (size_t k = 0; k < d->n_globals; k++) {
+        const arch_tensor *at = &d->globals[k];
+        if (seen[g + k] || (at->flags & (ARCH_T_OPTIONAL | ARCH_T_COMPUTED)))
+            continue;
+        if (!(at->flags & ARCH_T_TIED))
+            return inp_fail(msg, INP_ERR_MISSING, "%s: no tensor '%s' in the checkpoint", x->dir, at->hf);
+        if (!x->hp.tied)
+            return inp_fail(msg, INP_ERR_MISSING,
+                            "%s: no tensor '%s' in the checkpoint and tie_word_embeddings is false", x->dir, at->hf);
+    }
+    return INP_OK;
 }
 
 static inp_error map_tensors(inp_source *s, ctx *x, char *msg)
 {
-    const llama_cfg *c = &x->c;
+    const arch_desc *d = x->arch;
+    const arch_hparams *c = &x->hp;
     size_t total = 0;
     for (size_t i = 0; i < s->n_shards; i++)
         total += inp_st_n_tensors(s->shards[i]);
+    const size_t cap = total + d->n_globals; /* + computed tensors */
     hf_ref *refs = malloc((total ? total : 1) * sizeof *refs);
-    size_t nseen = (size_t)c->layers * N_LAYER_T + N_GLOBAL;
+    size_t nseen = (size_t)c->n_layer * d->n_layer + d->n_globals;
     bool *seen = calloc(nseen, 1);
-    s->t = calloc(total ? total : 1, sizeof *s->t);
-    s->slot = calloc(total ? total : 1, sizeof *s->slot);
+    s->t = calloc(cap, sizeof *s->t);
+    s->slot = calloc(cap, sizeof *s->slot);
     inp_error e = INP_OK;
     if (!refs || !seen || !s->t || !s->slot) {
         e = inp_fail(msg, INP_ERR_NOMEM, "out of memory");
         goto out;
     }
+    if ((e = add_computed(s, x, msg)) != INP_OK)
+        goto out;
     size_t nr = 0;
     for (size_t i = 0; i < s->n_shards; i++)
         for (size_t j = 0; j < inp_st_n_tensors(s->shards[i]); j++)
@@ -539,111 +676,51 @@ static inp_error map_tensors(inp_source *s, ctx *x, char *msg)
         const inp_st_tensor *st = inp_st_tensor_at(sf, refs[r].st);
         const char *SP = inp_st_path(sf);
         char b[INP_SHOWN_SIZE];
-        if (ends_with(hf, ".rotary_emb.inv_freq") || ends_with(hf, ".attention.masked_bias") ||
-            ends_with(hf, ".attention.bias"))
+        if (arch_hf_ignored(hf))
             continue;
         if (st->gguf_type < 0) {
             e = inp_fail(msg, INP_ERR_UNSUPPORTED, "%s: tensor '%s' has unsupported dtype %s", SP, shown(hf, b),
                          st->dtype);
             goto out;
         }
-        int kind = -1, glob = -1;
-        long long layer = -1;
-        char gname[GGUF_MAX_NAME];
-        if (strcmp(hf, "lm_head.weight") == 0) {
-            glob = G_OUTPUT;
-            snprintf(gname, sizeof gname, "output.weight");
-        } else if (strcmp(hf, "model.embed_tokens.weight") == 0) {
-            glob = G_EMBD;
-            snprintf(gname, sizeof gname, "token_embd.weight");
-        } else if (strcmp(hf, "model.norm.weight") == 0) {
-            glob = G_NORM;
-            snprintf(gname, sizeof gname, "output_norm.weight");
-        } else if (strncmp(hf, "model.layers.", 13) == 0 && isdigit((unsigned char)hf[13])) {
-            /* "model.layers.N.SUFFIX", N decimal without leading zeros (llama.cpp formats it) */
-            const char *p = hf + 13;
-            size_t nd = digits(p);
-            if (*(p + nd) == '.' && (nd == 1 || p[0] != '0'))
-                for (int k = 0; k < N_LAYER_T; k++)
-                    if (strcmp(p + nd + 1, k_layer[k].hf) == 0)
-                        kind = k;
-            if (kind >= 0) {
-                layer = nd > 9 ? LLONG_MAX : strtoll(p, NULL, 10);
-                if (layer >= c->layers) {
-                    e = inp_fail(msg, INP_ERR_MODEL, "%s: tensor '%s' is beyond the %lld layers of config.json", SP,
-                                 shown(hf, b), (long long)c->layers);
-                    goto out;
-                }
-                snprintf(gname, sizeof gname, "blk.%lld.%s", layer, k_layer[kind].gguf);
-            }
-        }
-        if (kind < 0 && glob < 0) {
+        int layer;
+        const arch_tensor *at = arch_tensor_find_hf(d, hf, &layer);
+        if (!at || (at->flags & ARCH_T_COMPUTED)) {
             e = inp_fail(msg, INP_ERR_UNSUPPORTED, "%s: tensor '%s' has no llama.cpp name (unexpected tensor)", SP,
                          shown(hf, b));
             goto out;
         }
-        size_t seen_ix = kind >= 0 ? (size_t)layer * N_LAYER_T + (size_t)kind : (size_t)c->layers * N_LAYER_T + (size_t)glob;
+        if (layer >= c->n_layer) {
+            e = inp_fail(msg, INP_ERR_MODEL, "%s: tensor '%s' is beyond the %lld layers of config.json", SP,
+                         shown(hf, b), (long long)c->n_layer);
+            goto out;
+        }
+        size_t seen_ix = layer >= 0 ? (size_t)layer * d->n_layer + (size_t)(at - d->layer)
+                                    : (size_t)c->n_layer * d->n_layer + (size_t)(at - d->globals);
         if (seen[seen_ix]) { /* unreachable with the index checks; kept as a guard */
             e = inp_fail(msg, INP_ERR_FORMAT, "%s: tensor '%s' appears twice", SP, shown(hf, b));
             goto out;
         }
         seen[seen_ix] = true;
-        uint64_t rows, cols;
-        if (kind >= 0)
-            expected_shape(c, kind, &rows, &cols);
-        else if (glob == G_NORM)
-            rows = (uint64_t)c->hidden, cols = 0;
-        else
-            rows = (uint64_t)c->vocab, cols = (uint64_t)c->hidden;
-        bool ok = cols ? (st->n_dims == 2 && st->shape[0] == rows && st->shape[1] == cols)
-                       : (st->n_dims == 1 && st->shape[0] == rows);
-        if (!ok) {
-            char got[160] = "[", want[64];
-            size_t o = 1;
-            for (uint32_t d = 0; d < st->n_dims && o < sizeof got; d++)
-                o += (size_t)snprintf(got + o, sizeof got - o, "%s%" PRIu64, d ? ", " : "", st->shape[d]);
-            if (o < sizeof got)
-                snprintf(got + o, sizeof got - o, "]");
-            if (cols)
-                snprintf(want, sizeof want, "[%" PRIu64 ", %" PRIu64 "]", rows, cols);
-            else
-                snprintf(want, sizeof want, "[%" PRIu64 "]", rows);
-            e = inp_fail(msg, INP_ERR_MODEL, "%s: tensor '%s' has shape %s but config.json implies %s", SP,
-                         shown(hf, b), got, want);
+        if ((e = check_shape(x, at, st, SP, hf, msg)) != INP_OK)
             goto out;
-        }
         inp_tensor *t = &s->t[s->n];
         inp_slot *sl = &s->slot[s->n];
-        memcpy(t->name, gname, sizeof gname);
+        arch_tensor_name(d, at, layer, t->name, sizeof t->name);
         t->n_dims = st->n_dims;
-        t->ne[0] = (int64_t)(cols ? cols : rows);
-        t->ne[1] = cols ? (int64_t)rows : 1;
+        t->ne[0] = arch_dim_value(at->ne0, c);
+        t->ne[1] = arch_dim_value(at->ne1, c);
         t->ne[2] = t->ne[3] = 1;
         t->type = st->gguf_type;
         sl->data = inp_st_data(sf, refs[r].st);
         sl->nbytes = st->end - st->begin;
         sl->row_bytes = (size_t)t->ne[0] * (st->dtype_bits / 8);
-        sl->perm_groups = kind == L_Q ? c->heads : kind == L_K ? c->kv_heads : 0;
+        sl->perm_groups = at->perm == ARCH_PERM_Q ? c->n_head : at->perm == ARCH_PERM_K ? c->n_head_kv : 0;
         sl->shard = (int)refs[r].shard;
         sl->st_index = refs[r].st;
         s->n++;
     }
-    /* everything the model needs is there */
-    for (int64_t l = 0; l < c->layers; l++)
-        for (int k = 0; k < N_LAYER_T; k++)
-            if (!seen[(size_t)l * N_LAYER_T + (size_t)k]) {
-                e = inp_fail(msg, INP_ERR_MISSING, "%s: no tensor 'model.layers.%lld.%s' in the checkpoint", x->dir,
-                             (long long)l, k_layer[k].hf);
-                goto out;
-            }
-    size_t g = (size_t)c->layers * N_LAYER_T;
-    if (!seen[g + G_EMBD])
-        e = inp_fail(msg, INP_ERR_MISSING, "%s: no tensor 'model.embed_tokens.weight' in the checkpoint", x->dir);
-    else if (!seen[g + G_NORM])
-        e = inp_fail(msg, INP_ERR_MISSING, "%s: no tensor 'model.norm.weight' in the checkpoint", x->dir);
-    else if (!seen[g + G_OUTPUT] && !c->tied)
-        e = inp_fail(msg, INP_ERR_MISSING,
-                     "%s: no tensor 'lm_head.weight' in the checkpoint and tie_word_embeddings is false", x->dir);
+    e = check_complete(x, seen, msg);
 out:
     free(refs);
     free(seen);
@@ -1089,18 +1166,12 @@ static inp_error build_vocab(inp_source *s, ctx *x, vocab *v, char *msg)
     if (!tp)
         return inp_fail(msg, INP_ERR_NOMEM, "out of memory");
     tok_spm_model *m = NULL;
-    inp_error e;
-    if (!file_exists(tp)) {
-        e = inp_fail(msg, INP_ERR_MISSING, "%s: not found (only SentencePiece tokenizers are supported)", tp);
-        free(tp);
-        return e;
-    }
-    e = inp_error_from_tok(tok_spm_load_file(tp, &m, msg));
+    inp_error e = inp_error_from_tok(tok_spm_load_file(tp, &m, msg));
     if (e == INP_OK)
         e = inp_add_file(s, tp, msg);
     if (e != INP_OK)
         goto out;
-    int64_t V = x->c.vocab, np = tok_spm_n_pieces(m);
+    int64_t V = x->hp.n_vocab, np = tok_spm_n_pieces(m);
     if (np > V) {
         e = inp_fail(msg, INP_ERR_MODEL, "%s: %lld pieces, more than config.json's vocab_size %lld", tp,
                      (long long)np, (long long)V);
@@ -1231,20 +1302,10 @@ static bool dir_basename(const char *dir, char *out, size_t n)
     return fits;
 }
 
-static inp_error build_metadata(inp_source *s, ctx *x, char *msg)
+/* general.*: architecture, type and the names gguf-py derives from the model id */
+static inp_error put_general(gguf_writer *w, const inp_source *s, ctx *x, char *msg)
 {
-    const llama_cfg *c = &x->c;
-    gguf_writer *w = gguf_writer_create();
-    vocab v = {0};
-    void *buf = NULL;
-    size_t size = 0;
     inp_error e = INP_OK;
-    if (!w)
-        return inp_fail(msg, INP_ERR_NOMEM, "out of memory");
-    if ((e = build_vocab(s, x, &v, msg)) != INP_OK)
-        goto out;
-
-    /* general.* */
     int64_t total = tensor_params(s);
     char name[MODEL_ID_BUF] = "", org[MODEL_ID_BUF] = "", basename[MODEL_ID_BUF] = "", finetune[MODEL_ID_BUF] = "",
          version[MODEL_ID_BUF] = "", size_label[MODEL_ID_BUF] = "";
@@ -1277,7 +1338,7 @@ static inp_error build_metadata(inp_source *s, ctx *x, char *msg)
         size_notation(total, size_label, sizeof size_label);
         h_size = true;
     }
-    W(gguf_writer_set_str(w, "general.architecture", "llama"));
+    W(gguf_writer_set_str(w, "general.architecture", x->arch->name));
     W(gguf_writer_set_str(w, "general.type", "model"));
     W(gguf_writer_set_str(w, "general.name", name));
     if (h_ver) W(gguf_writer_set_str(w, "general.version", version));
@@ -1285,47 +1346,68 @@ static inp_error build_metadata(inp_source *s, ctx *x, char *msg)
     if (h_fine) W(gguf_writer_set_str(w, "general.finetune", finetune));
     if (h_base) W(gguf_writer_set_str(w, "general.basename", basename));
     if (h_size) W(gguf_writer_set_str(w, "general.size_label", size_label));
+out:
+    return e;
+}
 
-    /* llama.* */
-    W(gguf_writer_set_u32(w, "llama.block_count", (uint32_t)c->layers));
-    W(gguf_writer_set_u32(w, "llama.context_length", (uint32_t)c->ctx));
-    W(gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)c->hidden));
-    W(gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)c->ffn));
-    W(gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)c->heads));
-    W(gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)c->kv_heads));
-    if (c->rope_linear) {
-        W(gguf_writer_set_str(w, "llama.rope.scaling.type", "linear"));
-        W(gguf_writer_set_f32(w, "llama.rope.scaling.factor", (float)c->rope_factor));
-    }
-    W(gguf_writer_set_f32(w, "llama.rope.freq_base", (float)c->theta));
-    W(gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", (float)c->eps));
-    if (c->head_dim_given) {
-        W(gguf_writer_set_u32(w, "llama.attention.key_length", (uint32_t)c->head_dim));
-        W(gguf_writer_set_u32(w, "llama.attention.value_length", (uint32_t)c->head_dim));
-    }
-    uint32_t ftype = 0;
-    for (int64_t i = 0; i < s->n; i++)
-        if (s->t[i].n_dims >= 2) {
-            ftype = s->t[i].type == GGUF_BF16 ? 32 : s->t[i].type == GGUF_F16 ? 1 : 0;
-            break;
+/* {arch}.* around general.file_type, in the description's order */
+static inp_error put_arch_keys(gguf_writer *w, const inp_source *s, ctx *x, char *msg)
+{
+    inp_error e = INP_OK;
+    const arch_hparams *c = &x->hp;
+    for (size_t i = 0; i < x->arch->n_keys; i++) {
+        const arch_key *k = &x->arch->keys[i];
+        if (k->id == ARCH_HP_FILE_TYPE) {
+            uint32_t ftype = 0;
+            for (int64_t t = 0; t < s->n; t++)
+                if (s->t[t].n_dims >= 2) {
+                    ftype = s->t[t].type == GGUF_BF16 ? 32 : s->t[t].type == GGUF_F16 ? 1 : 0;
+                    break;
+                }
+            W(gguf_writer_set_u32(w, "general.file_type", ftype));
+            continue;
         }
-    W(gguf_writer_set_u32(w, "general.file_type", ftype));
-    W(gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)c->vocab));
-    W(gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)c->head_dim));
+        if (!arch_key_written(k, c))
+            continue;
+        char key[GGUF_MAX_NAME];
+        snprintf(key, sizeof key, "%s.%s", x->arch->name, k->gguf);
+        double v = arch_hp_get(c, k->id);
+        if (k->type == ARCH_KV_STR) /* rope.scaling.type: written for linear scaling only */
+            W(gguf_writer_set_str(w, key, "linear"));
+        else if (k->type == ARCH_KV_F32)
+            W(gguf_writer_set_f32(w, key, (float)v));
+        else
+            W(gguf_writer_set_u32(w, key, (uint32_t)v));
+    }
     W(gguf_writer_set_u32(w, "general.quantization_version", 2));
+out:
+    return e;
+}
 
-    /* tokenizer.* */
+/* tokenizer.ggml.* vocabulary (SentencePiece) */
+static inp_error put_vocab(gguf_writer *w, ctx *x, const vocab *v, char *msg)
+{
+    inp_error e = INP_OK;
     json_t *tc = x->tok_config;
-    json_t *aps = tc ? json_object_get(tc, "add_prefix_space") : NULL;
+    json_t *aps = tc && x->arch->vocab_add_prefix_space ? json_object_get(tc, "add_prefix_space") : NULL;
     if (json_is_boolean(aps))
         W(gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", json_is_true(aps)));
     W(gguf_writer_set_str(w, "tokenizer.ggml.model", "llama"));
     W(gguf_writer_set_str(w, "tokenizer.ggml.pre", "default"));
-    W(gguf_writer_set_str_array(w, "tokenizer.ggml.tokens", v.text, (uint64_t)v.n));
-    W(gguf_writer_set_array(w, "tokenizer.ggml.scores", GGUF_VAL_F32, v.score, (uint64_t)v.n));
-    W(gguf_writer_set_array(w, "tokenizer.ggml.token_type", GGUF_VAL_I32, v.type, (uint64_t)v.n));
+    W(gguf_writer_set_str_array(w, "tokenizer.ggml.tokens", v->text, (uint64_t)v->n));
+    W(gguf_writer_set_array(w, "tokenizer.ggml.scores", GGUF_VAL_F32, v->score, (uint64_t)v->n));
+    W(gguf_writer_set_array(w, "tokenizer.ggml.token_type", GGUF_VAL_I32, v->type, (uint64_t)v->n));
+out:
+    return e;
+}
 
-    /* special ids (gguf-py SpecialVocab): first *_token strings resolved through
+/* Special token ids (gguf-py SpecialVocab), add_*_token flags, a string chat template */
+static inp_error put_special(gguf_writer *w, ctx *x, char *msg)
+{
+    inp_error e = INP_OK;
+    const arch_hparams *c = &x->hp;
+    json_t *tc = x->tok_config;
+    /* first *_token strings resolved through
      * tokenizer.json's added_tokens, then config.json's *_token_id, first value wins */
     static const char *const types[] = {"bos", "eos", "unk", "sep", "pad", "cls", "mask"};
     static const char *const keys[] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
@@ -1358,7 +1440,7 @@ static inp_error build_metadata(inp_source *s, ctx *x, char *msg)
                             e = inp_fail(msg, INP_ERR_FORMAT, "%s/tokenizer.json: negative id for '%s'", x->dir, key);
                             goto out;
                         }
-                        if (json_integer_value(aid) < c->vocab) {
+                        if (json_integer_value(aid) < c->n_vocab) {
                             id_of[k] = json_integer_value(aid);
                             order[n_order++] = k;
                         }
@@ -1378,7 +1460,7 @@ static inp_error build_metadata(inp_source *s, ctx *x, char *msg)
             e = inp_fail(msg, INP_ERR_FORMAT, "%s: \"%s\" is negative", x->cfg_path, key);
             goto out;
         }
-        if (id_of[k] >= 0 || json_integer_value(j) >= c->vocab)
+        if (id_of[k] >= 0 || json_integer_value(j) >= c->n_vocab)
             continue;
         id_of[k] = json_integer_value(j);
         order[n_order++] = k;
@@ -1400,6 +1482,15 @@ static inp_error build_metadata(inp_source *s, ctx *x, char *msg)
         if (json_is_string(ct))
             W(gguf_writer_set_str(w, "tokenizer.chat_template", json_string_value(ct)));
     }
+out:
+    return e;
+}
+
+/* chat_template.jinja when tokenizer_config.json has no chat_template */
+static inp_error put_chat_template_file(gguf_writer *w, inp_source *s, ctx *x, char *msg)
+{
+    inp_error e = INP_OK;
+    json_t *tc = x->tok_config;
     if (tc && !json_object_get(tc, "chat_template")) { /* llama.cpp reads it only with a tokenizer_config */
         char *jp = join(x->dir, "chat_template.jinja");
         FILE *f = jp ? fopen(jp, "rb") : NULL;
@@ -1432,7 +1523,29 @@ static inp_error build_metadata(inp_source *s, ctx *x, char *msg)
         if (e != INP_OK)
             goto out;
     }
+out:
+    return e;
+}
 
+static inp_error build_metadata(inp_source *s, ctx *x, char *msg)
+{
+    gguf_writer *w = gguf_writer_create();
+    vocab v = {0};
+    void *buf = NULL;
+    size_t size = 0;
+    inp_error e = INP_OK;
+    if (!w)
+        return inp_fail(msg, INP_ERR_NOMEM, "out of memory");
+    if (x->hf) { /* tok_hf writes every tokenizer key, in the converter's order */
+        unsigned fl = x->arch->vocab_add_prefix_space ? TOK_HF_KV_ADD_SPACE_PREFIX : 0;
+        if ((e = put_general(w, s, x, msg)) || (e = put_arch_keys(w, s, x, msg)) ||
+            (e = inp_error_from_tok(tok_hf_write_kv(x->hf, w, fl, msg))))
+            goto out;
+    } else if ((e = build_vocab(s, x, &v, msg)) || (e = put_general(w, s, x, msg)) ||
+               (e = put_arch_keys(w, s, x, msg)) || (e = put_vocab(w, x, &v, msg)) || (e = put_special(w, x, msg)) ||
+               (e = put_chat_template_file(w, s, x, msg))) {
+        goto out;
+    }
     char gm[GGUF_MSG_SIZE] = "";
     gguf_error ge = gguf_writer_kv_to_memory(w, &buf, &size, gm);
     if (ge != GGUF_OK) {
@@ -1456,13 +1569,46 @@ out:
 
 /* ---------------------------------------------------------------- entry */
 
-inp_error inp_ckpt_open(const char *dir, inp_source *s, char *msg)
+/* SentencePiece when tokenizer.model exists (its side files loaded into x), else the
+ * tokenizer.json BPE tokenizer (x->hf), else refused. */
+static inp_error open_tokenizer(inp_source *s, ctx *x, char *msg)
 {
-    ctx x = {.dir = dir};
+    char *mp = join(x->dir, "tokenizer.model"), *tcp = join(x->dir, "tokenizer_config.json"),
+         *tjp = join(x->dir, "tokenizer.json");
     inp_error e = INP_OK;
-    char *tcp = NULL, *tjp = NULL;
-    if (!(x.cfg_path = join(dir, "config.json")) || !(tcp = join(dir, "tokenizer_config.json")) ||
-        !(tjp = join(dir, "tokenizer.json"))) {
+    if (!mp || !tcp || !tjp) {
+        e = inp_fail(msg, INP_ERR_NOMEM, "out of memory");
+    } else if (file_exists(mp)) {
+        if (x->opts->tokenizer_pre)
+            e = inp_fail(msg, INP_ERR_ARG, "%s: a pre-tokenizer name (--tokenizer-pre) applies only to a byte-level BPE "
+                         "tokenizer.json, and this checkpoint's tokenizer is SentencePiece", mp);
+        else if ((e = load_json(s, tcp, JSON_CAP, false, &x->tok_config, msg)) == INP_OK && x->tok_config)
+            e = load_json(s, tjp, TOKENIZER_JSON_CAP, false, &x->tok_json, msg);
+    } else if (file_exists(tjp)) {
+        tok_hf_options to = {.vocab_size = x->hp.n_vocab, .pre = x->opts->tokenizer_pre};
+        e = inp_error_from_tok(tok_hf_load(x->dir, &to, &x->hf, msg));
+        for (size_t i = 0; e == INP_OK && i < tok_hf_n_files(x->hf); i++) {
+            bool listed = false; /* config.json is read by both */
+            for (size_t j = 0; j < s->n_files && !listed; j++)
+                listed = strcmp(s->files[j], tok_hf_file(x->hf, i)) == 0;
+            if (!listed)
+                e = inp_add_file(s, tok_hf_file(x->hf, i), msg);
+        }
+    } else {
+        e = inp_fail(msg, INP_ERR_MISSING, "%s: not found, nor tokenizer.json (a SentencePiece or a byte-level BPE "
+                     "tokenizer is needed)", mp);
+    }
+    free(mp);
+    free(tcp);
+    free(tjp);
+    return e;
+}
+
+inp_error inp_ckpt_open(const char *dir, const inp_open_opts *opts, inp_source *s, char *msg)
+{
+    ctx x = {.dir = dir, .opts = opts};
+    inp_error e = INP_OK;
+    if (!(x.cfg_path = join(dir, "config.json"))) {
         e = inp_fail(msg, INP_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -1472,12 +1618,11 @@ inp_error inp_ckpt_open(const char *dir, inp_source *s, char *msg)
         goto out;
     if ((e = map_tensors(s, &x, msg)) != INP_OK)
         goto out;
-    if ((e = load_json(s, tcp, JSON_CAP, false, &x.tok_config, msg)) != INP_OK)
-        goto out;
-    if (x.tok_config && (e = load_json(s, tjp, TOKENIZER_JSON_CAP, false, &x.tok_json, msg)) != INP_OK)
+    if ((e = open_tokenizer(s, &x, msg)) != INP_OK)
         goto out;
     e = build_metadata(s, &x, msg);
 out:
+    tok_hf_free(x.hf);
     json_decref(x.config);
     json_decref(x.tok_config);
     json_decref(x.tok_json);
@@ -1486,7 +1631,5 @@ out:
         free(x.shard_names[i]);
     free(x.shard_names);
     free(x.cfg_path);
-    free(tcp);
-    free(tjp);
     return e;
 }

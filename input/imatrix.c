@@ -32,16 +32,10 @@ struct inp_imatrix {
 static void fail(char *msg, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void fail(char *msg, const char *path, const char *fmt, ...)
 {
-    if (!msg)
-        return;
-    int k = snprintf(msg, INP_MSG_SIZE, "%s: ", path);
-    if (k < 0 || k >= INP_MSG_SIZE)
-        k = 0;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg + k, INP_MSG_SIZE - (size_t)k, fmt, ap);
+    qf_msg_vformat(msg, INP_MSG_SIZE, path, fmt, ap);
     va_end(ap);
-    inp_msg_clean_(msg);
 }
 
 /* A printable excerpt of an entry or tensor name (from the file) for messages. */
@@ -409,3 +403,91 @@ const float *inp_imatrix_find(const inp_imatrix *im, const char *name, size_t *n
 int64_t inp_imatrix_chunk_count(const inp_imatrix *im) { return im ? im->chunk_count : 0; }
 const char *inp_imatrix_dataset(const inp_imatrix *im) { return im ? im->dataset : NULL; }
 bool inp_imatrix_is_legacy(const inp_imatrix *im) { return im && im->legacy; }
+
+/* ---------------------------------------------------------------- writing */
+
+static int sums_cmp(const void *a, const void *b)
+{
+    return strcmp((*(const inp_imatrix_sums *const *)a)->name,
+                  (*(const inp_imatrix_sums *const *)b)->name);
+}
+
+/* The entries in name order (malloc'ed array of pointers), or NULL when out of memory. */
+static const inp_imatrix_sums **sums_sorted(const inp_imatrix_sums *e, size_t n)
+{
+    const inp_imatrix_sums **v = malloc((n ? n : 1) * sizeof *v);
+    if (!v)
+        return NULL;
+    for (size_t i = 0; i < n; ++i)
+        v[i] = &e[i];
+    qsort(v, n, sizeof *v, sums_cmp);
+    return v;
+}
+
+inp_error inp_imatrix_declare(gguf_writer *w, const inp_imatrix_sums *e, size_t n,
+                              const char *dataset, uint32_t chunk_count, uint32_t chunk_size,
+                              char *msg)
+{
+    if (!w || (!e && n) || !dataset)
+        return inp_fail(msg, INP_ERR_ARG, "inp_imatrix_declare: bad arguments");
+    if (n == 0)
+        return inp_fail(msg, INP_ERR_ARG, "no importance data was collected");
+    for (size_t i = 0; i < n; ++i)
+        if (!e[i].name || e[i].cols < 1 || !e[i].sum2 || !e[i].sum)
+            return inp_fail(msg, INP_ERR_ARG, "inp_imatrix_declare: bad entry %zu", i);
+    gguf_error ge = gguf_writer_set_str(w, "general.type", "imatrix");
+    if (ge == GGUF_OK)
+        ge = gguf_writer_set_str_array(w, "imatrix.datasets", &dataset, 1);
+    if (ge == GGUF_OK)
+        ge = gguf_writer_set_u32(w, "imatrix.chunk_count", chunk_count);
+    if (ge == GGUF_OK)
+        ge = gguf_writer_set_u32(w, "imatrix.chunk_size", chunk_size);
+    if (ge != GGUF_OK)
+        return inp_fail(msg, ge == GGUF_ERR_NOMEM ? INP_ERR_NOMEM : INP_ERR_ARG,
+                        "imatrix metadata: %s", gguf_strerror(ge));
+    const inp_imatrix_sums **v = sums_sorted(e, n);
+    if (!v)
+        return inp_fail(msg, INP_ERR_NOMEM, "out of memory");
+    inp_error err = INP_OK;
+    for (size_t i = 0; i < n && err == INP_OK; ++i) {
+        static const char *const suffix[3] = {"in_sum2", "counts", "in_sum"};
+        for (int k = 0; k < 3 && err == INP_OK; ++k) {
+            char name[GGUF_MAX_NAME + 16], gmsg[GGUF_MSG_SIZE];
+            snprintf(name, sizeof name, "%s.%s", v[i]->name, suffix[k]);
+            const int64_t ne[1] = {k == 1 ? 1 : v[i]->cols};
+            ge = gguf_writer_add_tensor(w, name, 1, ne, GGUF_F32, gmsg);
+            if (ge != GGUF_OK)
+                err = inp_fail(msg, ge == GGUF_ERR_NOMEM ? INP_ERR_NOMEM : INP_ERR_ARG, "%s", gmsg);
+        }
+    }
+    free(v);
+    return err;
+}
+
+inp_error inp_imatrix_write_data(gguf_writer *w, const inp_imatrix_sums *e, size_t n, char *msg)
+{
+    if (!w || (!e && n))
+        return inp_fail(msg, INP_ERR_ARG, "inp_imatrix_write_data: bad arguments");
+    const inp_imatrix_sums **v = sums_sorted(e, n);
+    int maxc = 1;
+    for (size_t i = 0; i < n; ++i)
+        maxc = e[i].cols > maxc ? e[i].cols : maxc;
+    float *buf = malloc((size_t)maxc * sizeof(float));
+    inp_error err = INP_OK;
+    if (!v || !buf)
+        err = inp_fail(msg, INP_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n && err == INP_OK; ++i) {
+        for (int k = 0; k < 3 && err == INP_OK; ++k) {
+            const int c = k == 1 ? 1 : v[i]->cols;
+            for (int j = 0; j < c; ++j)
+                buf[j] = k == 1 ? (float)v[i]->count : (float)(k == 0 ? v[i]->sum2[j] : v[i]->sum[j]);
+            char gmsg[GGUF_MSG_SIZE];
+            gguf_error ge = gguf_writer_write(w, buf, (size_t)c * sizeof(float), gmsg);
+            if (ge != GGUF_OK)
+                err = inp_fail(msg, ge == GGUF_ERR_NOMEM ? INP_ERR_NOMEM : INP_ERR_IO, "%s", gmsg);
+        }
+    }
+    free(v);
+    free(buf);
+    return err;
+}

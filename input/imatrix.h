@@ -1,4 +1,5 @@
-/* Importance matrices as llama.cpp's llama-imatrix writes them, read for quantization.
+/* Importance matrices as llama.cpp's llama-imatrix writes them: read for quantization, and
+ * written from the statistics a calibration collected (the GGUF format only).
  *
  * Formats:
  *   - GGUF (current): for each weight W, tensors "W.in_sum2" (F32, [n_per_row, n_mat]: sums of
@@ -21,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "libgguf/gguf.h"
 #include "input/input.h"
 
 typedef struct inp_imatrix inp_imatrix;
@@ -39,5 +41,29 @@ int64_t inp_imatrix_chunk_count(const inp_imatrix *im);
 /* First dataset name, or NULL. */
 const char *inp_imatrix_dataset(const inp_imatrix *im);
 bool inp_imatrix_is_legacy(const inp_imatrix *im);
+
+/* ---- writing llama-imatrix's GGUF (tools/imatrix/imatrix.cpp, save_imatrix) ---- */
+
+/* The statistics of one weight: per input column the sums of x^2 and of x over `count` token
+ * rows. Borrowed by the calls below. */
+typedef struct {
+    const char *name;     /* GGUF weight name ("blk.0.attn_q.weight"), < GGUF_MAX_NAME bytes */
+    int cols;
+    int64_t count;
+    const double *sum2;   /* cols values */
+    const double *sum;    /* cols values */
+} inp_imatrix_sums;
+
+/* Declare the file on an empty writer: KVs general.type = "imatrix", imatrix.datasets =
+ * [dataset], imatrix.chunk_count, imatrix.chunk_size (u32); per entry in name order the F32
+ * tensors NAME.in_sum2 [cols], NAME.counts [1] and NAME.in_sum [cols]. Then gguf_writer_open()
+ * the writer and call inp_imatrix_write_data() with the same entries. INP_ERR_ARG (no entries,
+ * bad arguments, a name the writer refuses), INP_ERR_NOMEM. */
+inp_error inp_imatrix_declare(gguf_writer *w, const inp_imatrix_sums *e, size_t n,
+                              const char *dataset, uint32_t chunk_count, uint32_t chunk_size,
+                              char *msg);
+/* Write the tensor data declared above (sums and counts rounded to F32). INP_ERR_IO (with the
+ * writer's message), INP_ERR_NOMEM, INP_ERR_ARG. */
+inp_error inp_imatrix_write_data(gguf_writer *w, const inp_imatrix_sums *e, size_t n, char *msg);
 
 #endif

@@ -4,9 +4,11 @@
  * length) and hands out their rows, plus the model's GGUF metadata. Two kinds exist:
  *   - a GGUF file (any tensor types; data stays mmapped, zero copy), and
  *   - a Hugging Face checkpoint directory (config.json, *.safetensors F32/F16/BF16, optional
- *     model.safetensors.index.json, tokenizer.model, tokenizer_config.json), mapped to
- *     llama.cpp's names, with llama.cpp's Q/K row permutation applied on the fly and the
- *     metadata (llama.*, general.*, tokenizer.ggml.*) that llama.cpp's converter writes.
+ *     model.safetensors.index.json, tokenizer.model or tokenizer.json, tokenizer_config.json) of a registered
+ *     architecture (arch/arch.h), mapped to llama.cpp's names, with llama.cpp's Q/K row
+ *     permutation applied on the fly where the architecture has it, the tensors llama.cpp's
+ *     converter computes (Llama 3's rope_freqs) and the metadata ({arch}.*, general.*,
+ *     tokenizer.ggml.*) it writes.
  * Either way the consumer sees the same thing, so convert, quantize-from-checkpoint and
  * calibrate-from-checkpoint are one pipeline.
  *
@@ -19,7 +21,7 @@
  * ("DIR/model-00001.safetensors: tensor 'x' data_offsets [4, 12] overlap tensor 'y' ..."), so a
  * tool prints it as is: cli_die(cli_exit_src(e), NULL, "%s", msg). Never prints or exits.
  *
- * Checkpoint rules (details in input/checkpoint.c): LlamaForCausalLM only; tensor order, names,
+ * Checkpoint rules (details in input/checkpoint.c): the HF classes of arch/; tensor order, names,
  * Q/K permutation and metadata (keys, order, value types) as llama.cpp's convert_hf_to_gguf.py;
  * general.file_type describes the source as stored (0 F32, 1 F16, 32 BF16), a writer sets its own.
  * Safetensors validation: input/safetensors.h.
@@ -67,6 +69,18 @@ typedef struct {
 /* Open a GGUF file or a checkpoint directory (detected). On success *out is owned by the
  * caller; free with inp_close(). */
 inp_error inp_open(const char *path, inp_source **out, char *msg);
+
+/* Options of inp_open_ex; all zero ({0}) is inp_open. */
+typedef struct {
+    /* A checkpoint read through tokenizer.json (byte-level BPE): write this tokenizer.ggml.pre
+     * (a name of tokenizer/tok_pretok: llama-bpe, qwen2, gpt-2, ...) instead of detecting it.
+     * NULL: detect it as llama.cpp does; an unknown tokenizer is INP_ERR_UNSUPPORTED with a
+     * message naming --tokenizer-pre. An unknown name is INP_ERR_ARG; so is a name given for
+     * any other input (a GGUF file, a SentencePiece checkpoint), where it would do nothing. */
+    const char *tokenizer_pre;
+} inp_open_opts;
+
+inp_error inp_open_ex(const char *path, const inp_open_opts *opts, inp_source **out, char *msg);
 void inp_close(inp_source *s);
 
 bool inp_is_checkpoint(const inp_source *s);

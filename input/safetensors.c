@@ -1,5 +1,7 @@
 /* Validating safetensors reader; rules in input/safetensors.h. */
 #include "input/safetensors.h"
+#include "common/qf_msg.h"
+#include "common/qf_utf8.h"
 #include "input/inp_internal.h"
 
 #include <errno.h>
@@ -61,50 +63,19 @@ uint32_t inp_st_dtype_bits(const char *dtype)
     return i < 0 ? 0 : k_dtypes[i].bits;
 }
 
+/* "LABEL: fmt..." into msg (common/qf_msg.h); returns e. */
 static inp_error fail(char *msg, inp_error e, const char *label, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static inp_error fail(char *msg, inp_error e, const char *label, const char *fmt, ...)
 {
-    if (msg) {
-        int n = snprintf(msg, INP_MSG_SIZE, "%s: ", label);
-        if (n < 0 || n >= INP_MSG_SIZE)
-            n = 0;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg + n, INP_MSG_SIZE - (size_t)n, fmt, ap);
-        va_end(ap);
-        inp_msg_clean_(msg);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    qf_msg_vformat(msg, INP_MSG_SIZE, label, fmt, ap);
+    va_end(ap);
     return e;
 }
-
-/* Offset of the first byte that breaks UTF-8 (RFC 3629: no overlongs, no surrogates,
- * nothing above U+10FFFF), or len when valid. */
-static size_t utf8_invalid_at(const uint8_t *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        uint8_t c = s[i];
-        size_t n;
-        uint32_t cp, min;
-        if (c < 0x80) { i++; continue; }
-        else if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; min = 0x80; }
-        else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; min = 0x800; }
-        else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; min = 0x10000; }
-        else return i;
-        if (len - i <= n)
-            return i;
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return i;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return i;
-        i += n + 1;
-    }
-    return len;
-}
+/* One-line check: if cond, return fail(msg, code, label, fmt, ...). */
+#define FAIL_IF(cond, msg, code, ...) QF_FAIL_IF(cond, fail, msg, code, __VA_ARGS__)
 
 const char *inp_printable_(const char *s, size_t len, char *out, size_t size)
 {
@@ -113,8 +84,9 @@ const char *inp_printable_(const char *s, size_t len, char *out, size_t size)
         const unsigned char c = (unsigned char)s[i];
         size_t n = 1;       /* input bytes of this character */
         bool keep = c >= 0x20 && c < 0x7f;
-        if (c >= 0x80 && utf8_invalid_at((const uint8_t *)s + i, len - i < 4 ? len - i : 4) > 0) {
-            n = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        const size_t cl = c >= 0x80 ? qf_utf8_char_len(s + i, len - i) : 0;
+        if (cl > 0) {
+            n = cl;
             const unsigned char c1 = (unsigned char)s[i + 1], c2 = n > 2 ? (unsigned char)s[i + 2] : 0;
             /* not C1 controls (U+0080..U+009F, e.g. CSI) nor U+2028/U+2029 line breaks */
             keep = !(c == 0xC2 && c1 < 0xA0) && !(c == 0xE2 && c1 == 0x80 && (c2 == 0xA8 || c2 == 0xA9));
@@ -208,34 +180,26 @@ static inp_error parse_tensor(inp_st_file *f, const char *name, json_t *v, inp_s
     char nb[INP_SHOWN_SIZE];
     const char *L = f->path;
     const char *nm = shown(name, nb);
-    if (!json_is_object(v))
-        return fail(msg, INP_ERR_FORMAT, L, "tensor '%s' entry is not a JSON object", nm);
+    FAIL_IF(!json_is_object(v), msg, INP_ERR_FORMAT, L, "tensor '%s' entry is not a JSON object", nm);
     json_t *dt = json_object_get(v, "dtype");
     json_t *sh = json_object_get(v, "shape");
     json_t *of = json_object_get(v, "data_offsets");
-    if (!dt)
-        return fail(msg, INP_ERR_FORMAT, L, "tensor '%s' has no \"dtype\"", nm);
-    if (!json_is_string(dt))
-        return fail(msg, INP_ERR_FORMAT, L, "tensor '%s' \"dtype\" is not a string", nm);
+    FAIL_IF(!dt, msg, INP_ERR_FORMAT, L, "tensor '%s' has no \"dtype\"", nm);
+    FAIL_IF(!json_is_string(dt), msg, INP_ERR_FORMAT, L, "tensor '%s' \"dtype\" is not a string", nm);
     int di = dtype_index(json_string_value(dt));
     if (di < 0) {
         char db[INP_SHOWN_SIZE];
         return fail(msg, INP_ERR_FORMAT, L, "tensor '%s' has unknown dtype '%s'", nm,
                     shown(json_string_value(dt), db));
     }
-    if (!sh)
-        return fail(msg, INP_ERR_FORMAT, L, "tensor '%s' has no \"shape\"", nm);
-    if (!json_is_array(sh))
-        return fail(msg, INP_ERR_FORMAT, L, "tensor '%s' \"shape\" is not an array", nm);
-    if (!of)
-        return fail(msg, INP_ERR_FORMAT, L, "tensor '%s' has no \"data_offsets\"", nm);
-    if (!json_is_array(of) || json_array_size(of) != 2)
-        return fail(msg, INP_ERR_FORMAT, L,
-                    "tensor '%s' \"data_offsets\" is not an array of two integers", nm);
+    FAIL_IF(!sh, msg, INP_ERR_FORMAT, L, "tensor '%s' has no \"shape\"", nm);
+    FAIL_IF(!json_is_array(sh), msg, INP_ERR_FORMAT, L, "tensor '%s' \"shape\" is not an array", nm);
+    FAIL_IF(!of, msg, INP_ERR_FORMAT, L, "tensor '%s' has no \"data_offsets\"", nm);
+    FAIL_IF(!json_is_array(of) || json_array_size(of) != 2, msg, INP_ERR_FORMAT, L,
+            "tensor '%s' \"data_offsets\" is not an array of two integers", nm);
     size_t rank = json_array_size(sh);
-    if (rank > INP_ST_MAX_DIMS)
-        return fail(msg, INP_ERR_LIMIT, L, "tensor '%s' has %zu dimensions, more than the cap of %d",
-                    nm, rank, INP_ST_MAX_DIMS);
+    FAIL_IF(rank > INP_ST_MAX_DIMS, msg, INP_ERR_LIMIT, L,
+            "tensor '%s' has %zu dimensions, more than the cap of %d", nm, rank, INP_ST_MAX_DIMS);
     t->dtype = k_dtypes[di].name;
     t->dtype_bits = k_dtypes[di].bits;
     t->gguf_type = k_dtypes[di].gguf_type;
@@ -243,23 +207,20 @@ static inp_error parse_tensor(inp_st_file *f, const char *name, json_t *v, inp_s
     uint64_t nel = 1;
     bool overflow = false;
     for (size_t d = 0; d < rank; d++) {
-        if (!get_uint(json_array_get(sh, d), &t->shape[d]))
-            return fail(msg, INP_ERR_FORMAT, L,
-                        "tensor '%s' shape entry %zu is not a non-negative integer", nm, d);
+        FAIL_IF(!get_uint(json_array_get(sh, d), &t->shape[d]), msg, INP_ERR_FORMAT, L,
+                "tensor '%s' shape entry %zu is not a non-negative integer", nm, d);
         if (t->shape[d] != 0 && nel > UINT64_MAX / t->shape[d])
             overflow = true;
         else
             nel *= t->shape[d];
     }
-    if (!get_uint(json_array_get(of, 0), &t->begin) || !get_uint(json_array_get(of, 1), &t->end))
-        return fail(msg, INP_ERR_FORMAT, L,
-                    "tensor '%s' \"data_offsets\" are not non-negative integers", nm);
-    if (t->end < t->begin)
-        return fail(msg, INP_ERR_FORMAT, L,
-                    "tensor '%s' data_offsets [%" PRIu64 ", %" PRIu64 "] end before they begin", nm,
-                    t->begin, t->end);
-    if (overflow || nel > SIZE_MAX / 64)
-        return fail(msg, INP_ERR_FORMAT, L, "tensor '%s' element count overflows", nm);
+    FAIL_IF(!get_uint(json_array_get(of, 0), &t->begin) || !get_uint(json_array_get(of, 1), &t->end), msg,
+            INP_ERR_FORMAT, L, "tensor '%s' \"data_offsets\" are not non-negative integers", nm);
+    FAIL_IF(t->end < t->begin, msg, INP_ERR_FORMAT, L,
+            "tensor '%s' data_offsets [%" PRIu64 ", %" PRIu64 "] end before they begin", nm, t->begin,
+            t->end);
+    FAIL_IF(overflow || nel > SIZE_MAX / 64, msg, INP_ERR_FORMAT, L, "tensor '%s' element count overflows",
+            nm);
     t->n_elements = nel;
     return INP_OK;
 }
@@ -267,25 +228,19 @@ static inp_error parse_tensor(inp_st_file *f, const char *name, json_t *v, inp_s
 static inp_error parse(inp_st_file *f, char *msg)
 {
     const char *L = f->path;
-    if (f->size < 8)
-        return fail(msg, INP_ERR_FORMAT, L,
-                    "file is %zu bytes, too short for the 8-byte header length", f->size);
+    FAIL_IF(f->size < 8, msg, INP_ERR_FORMAT, L, "file is %zu bytes, too short for the 8-byte header length",
+            f->size);
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--)
         n = (n << 8) | f->buf[i];
-    if (n > INP_ST_MAX_HEADER)
-        return fail(msg, INP_ERR_LIMIT, L,
-                    "header length %" PRIu64 " exceeds the cap of %llu bytes", n, INP_ST_MAX_HEADER);
-    if (n > f->size - 8)
-        return fail(msg, INP_ERR_FORMAT, L,
-                    "header length %" PRIu64 " runs past the end of the file (%zu bytes)", n,
-                    f->size);
+    FAIL_IF(n > INP_ST_MAX_HEADER, msg, INP_ERR_LIMIT, L,
+            "header length %" PRIu64 " exceeds the cap of %llu bytes", n, INP_ST_MAX_HEADER);
+    FAIL_IF(n > f->size - 8, msg, INP_ERR_FORMAT, L,
+            "header length %" PRIu64 " runs past the end of the file (%zu bytes)", n, f->size);
     f->header_len = n;
     const uint8_t *h = f->buf + 8;
-    size_t bad = utf8_invalid_at(h, (size_t)n);
-    if (bad < n)
-        return fail(msg, INP_ERR_FORMAT, L, "header is not valid UTF-8 (byte %zu of the header)",
-                    bad);
+    size_t bad = qf_utf8_invalid_at(h, (size_t)n);
+    FAIL_IF(bad < n, msg, INP_ERR_FORMAT, L, "header is not valid UTF-8 (byte %zu of the header)", bad);
     json_error_t jerr;
     json_t *root = json_loadb((const char *)h, (size_t)n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
                               &jerr);
@@ -431,12 +386,10 @@ static inp_error finish_open(inp_st_file *f, inp_st_file **out, char *msg)
 inp_error inp_st_open_memory(const void *buf, size_t size, const char *label, inp_st_file **out,
                              char *msg)
 {
-    if (!out || (!buf && size))
-        return fail(msg, INP_ERR_ARG, label ? label : "(buffer)", "invalid argument");
+    FAIL_IF(!out || (!buf && size), msg, INP_ERR_ARG, label ? label : "(buffer)", "invalid argument");
     *out = NULL;
     inp_st_file *f = calloc(1, sizeof *f);
-    if (!f)
-        return fail(msg, INP_ERR_NOMEM, label ? label : "(buffer)", "out of memory");
+    FAIL_IF(!f, msg, INP_ERR_NOMEM, label ? label : "(buffer)", "out of memory");
     f->path = strdup(label ? label : "(buffer)");
     if (!f->path) {
         free(f);
@@ -449,12 +402,10 @@ inp_error inp_st_open_memory(const void *buf, size_t size, const char *label, in
 
 inp_error inp_st_open(const char *path, inp_st_file **out, char *msg)
 {
-    if (!out || !path)
-        return fail(msg, INP_ERR_ARG, path ? path : "(null)", "invalid argument");
+    FAIL_IF(!out || !path, msg, INP_ERR_ARG, path ? path : "(null)", "invalid argument");
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return fail(msg, INP_ERR_IO, path, "cannot open: %s", strerror(errno));
+    FAIL_IF(fd < 0, msg, INP_ERR_IO, path, "cannot open: %s", strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int err = errno;

@@ -1,4 +1,5 @@
 /* Tensor sources: dispatch, the GGUF source, and row reads shared with checkpoints. */
+#include "common/qf_half.h"
 #include "input/inp_internal.h"
 #include "tokenizer/tok_error.h"
 
@@ -44,82 +45,24 @@ const char *inp_strerror(inp_error e)
 
 inp_error inp_fail(char *msg, inp_error e, const char *fmt, ...)
 {
-    if (msg) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, INP_MSG_SIZE, fmt, ap);
-        va_end(ap);
-        inp_msg_clean_(msg);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    qf_msg_vformat(msg, INP_MSG_SIZE, NULL, fmt, ap);
+    va_end(ap);
     return e;
 }
 
-void inp_msg_clean_(char *msg)
-{
-    for (unsigned char *p = (unsigned char *)msg; p && *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            *p = '?';
-}
+void inp_msg_clean_(char *msg) { qf_msg_clean(msg); }
 
 inp_error inp_add_file(inp_source *s, const char *path, char *msg)
 {
     char **f = realloc(s->files, (s->n_files + 1) * sizeof *f);
-    if (!f)
-        return inp_fail(msg, INP_ERR_NOMEM, "%s: out of memory", path);
+    INP_FAIL_IF(!f, msg, INP_ERR_NOMEM, "%s: out of memory", path);
     s->files = f;
-    if (!(f[s->n_files] = strdup(path)))
-        return inp_fail(msg, INP_ERR_NOMEM, "%s: out of memory", path);
+    INP_FAIL_IF(!(f[s->n_files] = strdup(path)), msg, INP_ERR_NOMEM, "%s: out of memory", path);
     s->n_files++;
     return INP_OK;
 }
-
-/* ---- half precision (exact; byte loads, so any alignment works) ---- */
-
-static float f16_bits_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
-    if (exp == 0x1F) {
-        bits = sign | 0x7F800000u | (man << 13);
-    } else if (exp != 0) {
-        bits = sign | ((exp + 112) << 23) | (man << 13);
-    } else if (man == 0) {
-        bits = sign;
-    } else { /* subnormal: normalize */
-        int e = -1;
-        do {
-            e++;
-            man <<= 1;
-        } while (!(man & 0x400));
-        bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3FF) << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-static float bf16_bits_to_f32(uint16_t h)
-{
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-static void f16_bytes_to_f32(const uint8_t *p, float *y, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        y[i] = f16_bits_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
-}
-
-static void bf16_bytes_to_f32(const uint8_t *p, float *y, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        y[i] = bf16_bits_to_f32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
-}
-
-void inp_f16_to_f32(const uint16_t *x, float *y, size_t n) { f16_bytes_to_f32((const uint8_t *)x, y, n); }
-void inp_bf16_to_f32(const uint16_t *x, float *y, size_t n) { bf16_bytes_to_f32((const uint8_t *)x, y, n); }
 
 /* ---- accessors ---- */
 
@@ -166,14 +109,13 @@ static int64_t perm_row(int64_t r, int64_t rows, int64_t groups)
 static inp_error check_rows(const inp_source *s, int64_t i, int64_t row0, int64_t nrows, const void *dst,
                             char *msg)
 {
-    if (i < 0 || i >= s->n)
-        return inp_fail(msg, INP_ERR_ARG, "%s: tensor index %lld out of range", s->path, (long long)i);
+    INP_FAIL_IF(i < 0 || i >= s->n, msg, INP_ERR_ARG, "%s: tensor index %lld out of range", s->path,
+                (long long)i);
     int64_t rows = inp_n_rows(&s->t[i]);
-    if (row0 < 0 || nrows < 0 || row0 > rows || nrows > rows - row0)
-        return inp_fail(msg, INP_ERR_ARG, "%s: rows [%lld, %lld) out of range for '%s' (%lld rows)", s->path,
-                        (long long)row0, (long long)(row0 + nrows), s->t[i].name, (long long)rows);
-    if (!dst && nrows > 0)
-        return inp_fail(msg, INP_ERR_ARG, "%s: NULL destination", s->path);
+    INP_FAIL_IF(row0 < 0 || nrows < 0 || row0 > rows || nrows > rows - row0, msg, INP_ERR_ARG,
+                "%s: rows [%lld, %lld) out of range for '%s' (%lld rows)", s->path, (long long)row0,
+                (long long)(row0 + nrows), s->t[i].name, (long long)rows);
+    INP_FAIL_IF(!dst && nrows > 0, msg, INP_ERR_ARG, "%s: NULL destination", s->path);
     return INP_OK;
 }
 
@@ -214,11 +156,11 @@ inp_error inp_read_f32(inp_source *s, int64_t i, int64_t row0, int64_t nrows, fl
         return inp_read_raw(s, i, row0, nrows, dst, msg);
     case GGUF_F16:
         for (int64_t r = 0; r < nrows; r++)
-            f16_bytes_to_f32(row_ptr(s, i, row0 + r), dst + (size_t)r * ne0, ne0);
+            qf_f16_to_f32_row(row_ptr(s, i, row0 + r), dst + (size_t)r * ne0, ne0);
         return INP_OK;
     case GGUF_BF16:
         for (int64_t r = 0; r < nrows; r++)
-            bf16_bytes_to_f32(row_ptr(s, i, row0 + r), dst + (size_t)r * ne0, ne0);
+            qf_bf16_to_f32_row(row_ptr(s, i, row0 + r), dst + (size_t)r * ne0, ne0);
         return INP_OK;
     default: {
         const gguf_type_traits *tr = gguf_type_info(t->type);
@@ -235,7 +177,8 @@ void inp_release(inp_source *s, int64_t i)
         return;
     const inp_slot *sl = &s->slot[i];
     if (s->ckpt) {
-        inp_st_release(s->shards[sl->shard], sl->st_index);
+        if (sl->shard >= 0) /* computed tensors stay */
+            inp_st_release(s->shards[sl->shard], sl->st_index);
         return;
     }
     if (!s->map || sl->nbytes == 0)
@@ -263,6 +206,7 @@ void inp_close(inp_source *s)
     for (size_t i = 0; i < s->n_shards; i++)
         inp_st_close(s->shards[i]);
     free(s->shards);
+    free(s->gen);
     for (size_t i = 0; i < s->n_files; i++)
         free(s->files[i]);
     free(s->files);
@@ -288,12 +232,10 @@ static inp_error open_gguf(const char *path, inp_source *s, char *msg)
 {
     char gm[GGUF_MSG_SIZE] = "";
     gguf_error g = gguf_open(path, &s->meta, gm);
-    if (g != GGUF_OK)
-        return inp_fail(msg, from_gguf(g), "%s: %s", path, gm[0] ? gm : gguf_strerror(g));
+    INP_FAIL_IF(g != GGUF_OK, msg, from_gguf(g), "%s: %s", path, gm[0] ? gm : gguf_strerror(g));
     /* Our own mapping: inp_release() may drop its pages whatever the reader does with its own. */
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return inp_fail(msg, INP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    INP_FAIL_IF(fd < 0, msg, INP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != gguf_file_size(s->meta) || st.st_size <= 0) {
         close(fd);
@@ -302,15 +244,14 @@ static inp_error open_gguf(const char *path, inp_source *s, char *msg)
     void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     int err = errno;
     close(fd);
-    if (m == MAP_FAILED)
-        return inp_fail(msg, INP_ERR_IO, "%s: cannot map: %s", path, strerror(err));
+    INP_FAIL_IF(m == MAP_FAILED, msg, INP_ERR_IO, "%s: cannot map: %s", path, strerror(err));
     s->map = m;
     s->map_size = (size_t)st.st_size;
     int64_t n = gguf_n_tensors(s->meta);
     s->t = calloc(n > 0 ? (size_t)n : 1, sizeof *s->t);
     s->slot = calloc(n > 0 ? (size_t)n : 1, sizeof *s->slot);
-    if (!s->t || !s->slot)
-        return inp_fail(msg, INP_ERR_NOMEM, "%s: out of memory for %lld tensors", path, (long long)n);
+    INP_FAIL_IF(!s->t || !s->slot, msg, INP_ERR_NOMEM, "%s: out of memory for %lld tensors", path,
+                (long long)n);
     uint64_t base = gguf_data_offset(s->meta);
     for (int64_t i = 0; i < n; i++) {
         const gguf_tensor *gt = gguf_tensor_at(s->meta, i);
@@ -321,8 +262,9 @@ static inp_error open_gguf(const char *path, inp_source *s, char *msg)
             t->ne[d] = gt->ne[d];
         t->type = gt->type;
         /* the reader validated these; recheck against our mapping anyway */
-        if (base > s->map_size || gt->offset > s->map_size - base || gt->nbytes > s->map_size - base - gt->offset)
-            return inp_fail(msg, INP_ERR_FORMAT, "%s: tensor '%s' data lies outside the file", path, t->name);
+        const bool inside = base <= s->map_size && gt->offset <= s->map_size - base &&
+                            gt->nbytes <= s->map_size - base - gt->offset;
+        INP_FAIL_IF(!inside, msg, INP_ERR_FORMAT, "%s: tensor '%s' data lies outside the file", path, t->name);
         s->slot[i].data = s->map + base + gt->offset;
         s->slot[i].nbytes = gt->nbytes;
         s->slot[i].row_bytes = gguf_row_size(gt->type, gt->ne[0]);
@@ -334,12 +276,18 @@ static inp_error open_gguf(const char *path, inp_source *s, char *msg)
 
 inp_error inp_open(const char *path, inp_source **out, char *msg)
 {
-    if (!out || !path)
-        return inp_fail(msg, INP_ERR_ARG, "inp_open: invalid argument");
+    return inp_open_ex(path, NULL, out, msg);
+}
+
+inp_error inp_open_ex(const char *path, const inp_open_opts *opts, inp_source **out, char *msg)
+{
+    static const inp_open_opts none = {0};
+    if (!opts)
+        opts = &none;
+    INP_FAIL_IF(!out || !path, msg, INP_ERR_ARG, "inp_open: invalid argument");
     *out = NULL;
     struct stat st;
-    if (stat(path, &st) != 0)
-        return inp_fail(msg, INP_ERR_IO, "%s: %s", path, strerror(errno));
+    INP_FAIL_IF(stat(path, &st) != 0, msg, INP_ERR_IO, "%s: %s", path, strerror(errno));
     inp_source *s = calloc(1, sizeof *s);
     if (!s || !(s->path = strdup(path))) {
         free(s);
@@ -348,7 +296,7 @@ inp_error inp_open(const char *path, inp_source **out, char *msg)
     inp_error e;
     if (S_ISDIR(st.st_mode)) {
         s->ckpt = true;
-        e = inp_ckpt_open(path, s, msg);
+        e = inp_ckpt_open(path, opts, s, msg);
     } else if (S_ISREG(st.st_mode)) {
         unsigned char magic[4] = {0};
         int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -358,6 +306,9 @@ inp_error inp_open(const char *path, inp_source **out, char *msg)
             close(fd);
         if (got < 0)
             e = inp_fail(msg, INP_ERR_IO, "%s: cannot read: %s", path, strerror(err));
+        else if (got == 4 && memcmp(magic, "GGUF", 4) == 0 && opts->tokenizer_pre)
+            e = inp_fail(msg, INP_ERR_ARG, "%s: a pre-tokenizer name (--tokenizer-pre) applies only to a checkpoint "
+                         "with tokenizer.json, not to a GGUF file", path);
         else if (got == 4 && memcmp(magic, "GGUF", 4) == 0)
             e = open_gguf(path, s, msg);
         else

@@ -6,61 +6,29 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "common/qf_utf8.h"
 #include "input/inp_internal.h"
 #include "input/text.h"
 
 size_t inp_text_check(const char *text, size_t n)
 {
-    const unsigned char *s = (const unsigned char *)text;
-    size_t i = 0;
-    while (i < n) {
-        const unsigned c = s[i];
-        if (c == 0)
-            return i;
-        if (c < 0x80) {
-            ++i;
-            continue;
-        }
-        int len;
-        uint32_t cp, min;
-        if (c >= 0xC2 && c <= 0xDF) {
-            len = 2, cp = c & 0x1F, min = 0x80;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3, cp = c & 0x0F, min = 0x800;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4, cp = c & 0x07, min = 0x10000;
-        } else {
-            return i; /* continuation byte, C0/C1 overlong lead or F5..FF */
-        }
-        if (n - i < (size_t)len)
-            return i;
-        for (int k = 1; k < len; ++k) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return i;
-            cp = cp << 6 | (s[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return i;
-        i += (size_t)len;
-    }
-    return n;
+    const size_t bad = qf_utf8_invalid_at(text, n);
+    const char *nul = memchr(text, 0, bad); /* NUL is valid UTF-8 but not text */
+    return nul ? (size_t)(nul - text) : bad;
 }
 
 /* Whole stream through zlib's gz reader (which also passes plain files through unchanged). */
 static inp_error read_all(const char *path, char **out, size_t *out_len, char *msg)
 {
     FILE *probe = fopen(path, "rb");
-    if (!probe)
-        return inp_fail(msg, INP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    INP_FAIL_IF(!probe, msg, INP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     unsigned char magic[2] = {0, 0};
     const size_t got = fread(magic, 1, 2, probe);
     fclose(probe);
     const int gz = got == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
 
     gzFile f = gzopen(path, "rb");
-    if (!f)
-        return inp_fail(msg, INP_ERR_IO, "%s: cannot open: %s", path,
-                        errno ? strerror(errno) : "out of memory");
+    INP_FAIL_IF(!f, msg, INP_ERR_IO, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
     size_t cap = 1 << 16, len = 0;
     char *buf = malloc(cap + 1);
     if (!buf) {
@@ -132,8 +100,7 @@ inp_error inp_text_load(const char *path, char **text, size_t *len, char *msg)
         *text = NULL;
     if (len)
         *len = 0;
-    if (!path || !text || !len)
-        return inp_fail(msg, INP_ERR_ARG, "inp_text_load: NULL argument");
+    INP_FAIL_IF(!path || !text || !len, msg, INP_ERR_ARG, "inp_text_load: NULL argument");
     char *buf = NULL;
     size_t n = 0;
     inp_error e = read_all(path, &buf, &n, msg);

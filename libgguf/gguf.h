@@ -74,15 +74,24 @@ enum gguf_tensor_type {
     GGUF_F32 = 0, GGUF_F16 = 1, GGUF_Q4_0 = 2, GGUF_Q4_1 = 3,
     GGUF_Q5_0 = 6, GGUF_Q5_1 = 7, GGUF_Q8_0 = 8, GGUF_Q8_1 = 9,
     GGUF_Q2_K = 10, GGUF_Q3_K = 11, GGUF_Q4_K = 12, GGUF_Q5_K = 13, GGUF_Q6_K = 14, GGUF_Q8_K = 15,
+    GGUF_IQ4_NL = 20, GGUF_IQ4_XS = 23,
     GGUF_BF16 = 30,
     GGUF_TYPE_MAX_ = 40
 };
 
 typedef struct {
-    const char *name;     /* "f32", "q4_0", "q4_K", ... (ggml's spelling) */
-    uint32_t block_size;  /* elements per block */
-    uint32_t type_size;   /* bytes per block */
+    const char *name;        /* "f32", "q4_0", "q4_K", ... (ggml's spelling) */
+    uint32_t block_size;     /* elements per block */
+    union {
+        uint32_t block_bytes; /* bytes per block */
+        uint32_t type_size;   /* ggml's name for block_bytes (kept for existing callers) */
+    };
 } gguf_type_traits;
+
+/* The container's type table, the one place that states each type's name, block size and
+ * bytes per block (libquant's type table points into it). Indexed by type id; ids qforge
+ * does not know have name == NULL. gguf_type_info() is the checked way in. */
+extern const gguf_type_traits gguf_type_table[GGUF_TYPE_MAX_];
 
 /* Traits of a tensor type qforge knows, or NULL for an unknown id. */
 const gguf_type_traits *gguf_type_info(int type);
@@ -172,7 +181,8 @@ int64_t gguf_find_tensor(const gguf_reader *r, const char *name); /* -1 if absen
  *    when the process dies, kill -9 included), and writes the header, tensor infos (offsets
  *    computed up front) and padding.
  * 3. gguf_writer_write(): the tensors' data, in declaration order, in as many pieces as
- *    wanted; alignment padding is inserted after each completed tensor.
+ *    wanted; alignment padding is inserted after each completed tensor. Or
+ *    gguf_writer_write_tensor(): tensor by tensor in any order (below).
  * 4. gguf_writer_finish(): checks every byte was written, fsyncs, renames onto path and
  *    fsyncs the directory. gguf_writer_free() before finish removes the temp file.
  * The writer copies every key, string and array it is given. */
@@ -211,6 +221,12 @@ const char *gguf_writer_temp_path(const gguf_writer *w);
  * what cannot be opened, locked or unlinked stays and does not make open fail. */
 int gguf_writer_stale_removed(const gguf_writer *w);
 gguf_error gguf_writer_write(gguf_writer *w, const void *data, size_t n, char *msg);
+/* Instead of gguf_writer_write (a writer takes one or the other: GGUF_ERR_STATE on mixing):
+ * append n bytes to tensor i (declaration index) at its own offset, so tensors can be written
+ * in any order as they become ready; pieces of one tensor go in order. The padding between
+ * tensors is left as a hole (reads as zeros) and the file is sized at finish, so the bytes
+ * equal a sequential write's. GGUF_ERR_STATE when more than the tensor's bytes arrive. */
+gguf_error gguf_writer_write_tensor(gguf_writer *w, size_t i, const void *data, size_t n, char *msg);
 gguf_error gguf_writer_finish(gguf_writer *w, char *msg);
 
 /* Serialize the metadata alone (n_tensors = 0) into a malloc'ed buffer the caller frees;

@@ -2,6 +2,7 @@
 #ifndef QFORGE_GGUF_INTERNAL_H
 #define QFORGE_GGUF_INTERNAL_H
 
+#include "common/qf_msg.h"
 #include "libgguf/gguf.h"
 
 #include <stdbool.h>
@@ -22,9 +23,10 @@
 
 #define GGUF_PRINT_SIZE 52
 
-/* Write a formatted message into msg (if not NULL) and return e. */
-gguf_error gguf_set_msg_(char *msg, gguf_error e, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* Write a one-line message into msg[GGUF_MSG_SIZE] (if not NULL) and return e. */
+gguf_error gguf_fail_(char *msg, gguf_error e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* One-line check: if cond, return gguf_fail_(msg, code, fmt, ...). */
+#define GGUF_FAIL_IF(cond, msg, code, ...) QF_FAIL_IF(cond, gguf_fail_, msg, code, __VA_ARGS__)
 /* A short printable copy of an untrusted name for messages. */
 const char *gguf_printable_(const char *s, size_t len, char out[GGUF_PRINT_SIZE]);
 

@@ -94,10 +94,8 @@ static size_t left(const cur *c) { return c->r->size - c->pos; }
 
 static gguf_error need(cur *c, size_t n, const char *what)
 {
-    if (left(c) < n)
-        return gguf_set_msg_(c->msg, GGUF_ERR_TRUNCATED,
-                             "%s needs %zu bytes at offset %zu but the file ends at %zu", what, n,
-                             c->pos, c->r->size);
+    GGUF_FAIL_IF(left(c) < n, c->msg, GGUF_ERR_TRUNCATED,
+                 "%s needs %zu bytes at offset %zu but the file ends at %zu", what, n, c->pos, c->r->size);
     return GGUF_OK;
 }
 
@@ -123,7 +121,7 @@ static gguf_error rd_u64(cur *c, uint64_t *v, const char *what)
 
 static gguf_error nomem(cur *c)
 {
-    return gguf_set_msg_(c->msg, GGUF_ERR_NOMEM, "out of memory at offset %zu", c->pos);
+    return gguf_fail_(c->msg, GGUF_ERR_NOMEM, "out of memory at offset %zu", c->pos);
 }
 
 /* A string of len bytes at the cursor (len already read), copied with a NUL. */
@@ -146,20 +144,19 @@ static gguf_error str_len(cur *c, uint64_t *len, const char *what)
     gguf_error e = rd_u64(c, len, what);
     if (e)
         return e;
-    if (*len > GGUF_MAX_STRING)
-        return gguf_set_msg_(c->msg, GGUF_ERR_LIMIT, "%s: string length %llu exceeds the limit %u",
-                             what, (unsigned long long)*len, (unsigned)GGUF_MAX_STRING);
-    if (*len > left(c))
-        return gguf_set_msg_(c->msg, GGUF_ERR_TRUNCATED,
-                             "%s: string of %llu bytes at offset %zu runs past the end (%zu)", what,
-                             (unsigned long long)*len, c->pos, c->r->size);
+    GGUF_FAIL_IF(*len > GGUF_MAX_STRING, c->msg, GGUF_ERR_LIMIT,
+                 "%s: string length %llu exceeds the limit %u", what, (unsigned long long)*len,
+                 (unsigned)GGUF_MAX_STRING);
+    GGUF_FAIL_IF(*len > left(c), c->msg, GGUF_ERR_TRUNCATED,
+                 "%s: string of %llu bytes at offset %zu runs past the end (%zu)", what,
+                 (unsigned long long)*len, c->pos, c->r->size);
     return GGUF_OK;
 }
 
 static gguf_error bad_bool(cur *c, unsigned v, const char *what)
 {
-    return gguf_set_msg_(c->msg, GGUF_ERR_VALUE_TYPE, "%s: bool value %u at offset %zu is not 0 or 1",
-                         what, v, c->pos);
+    return gguf_fail_(c->msg, GGUF_ERR_VALUE_TYPE, "%s: bool value %u at offset %zu is not 0 or 1",
+                      what, v, c->pos);
 }
 
 /* One scalar of type t at the cursor into v (widened). */
@@ -190,7 +187,7 @@ static gguf_error rd_scalar(cur *c, enum gguf_value_type t, gguf_value *v, const
         v->v.b = p[0] == 1;
         break;
     default:
-        return gguf_set_msg_(c->msg, GGUF_ERR_VALUE_TYPE, "%s: not a scalar type", what);
+        return gguf_fail_(c->msg, GGUF_ERR_VALUE_TYPE, "%s: not a scalar type", what);
     }
     c->pos += n;
     return GGUF_OK;
@@ -203,24 +200,24 @@ static gguf_error rd_array(cur *c, gguf_value *v, const char *what)
     gguf_error e = rd_u32(c, &et, what);
     if (e)
         return e;
-    if (et == GGUF_VAL_ARRAY)
-        return gguf_set_msg_(c->msg, GGUF_ERR_VALUE_TYPE, "%s: nested arrays are not supported", what);
-    if (et >= GGUF_VAL_COUNT_)
-        return gguf_set_msg_(c->msg, GGUF_ERR_VALUE_TYPE, "%s: unknown array element type %u", what, et);
+    GGUF_FAIL_IF(et == GGUF_VAL_ARRAY, c->msg, GGUF_ERR_VALUE_TYPE, "%s: nested arrays are not supported",
+                 what);
+    GGUF_FAIL_IF(et >= GGUF_VAL_COUNT_, c->msg, GGUF_ERR_VALUE_TYPE, "%s: unknown array element type %u",
+                 what, et);
     if ((e = rd_u64(c, &n, what)))
         return e;
-    if (n > GGUF_MAX_ARRAY)
-        return gguf_set_msg_(c->msg, GGUF_ERR_LIMIT, "%s: array of %llu elements exceeds the limit %u",
-                             what, (unsigned long long)n, (unsigned)GGUF_MAX_ARRAY);
+    GGUF_FAIL_IF(n > GGUF_MAX_ARRAY, c->msg, GGUF_ERR_LIMIT,
+                 "%s: array of %llu elements exceeds the limit %u", what, (unsigned long long)n,
+                 (unsigned)GGUF_MAX_ARRAY);
     v->elem_type = (enum gguf_value_type)et;
     v->n = n;
     if (et != GGUF_VAL_STRING) {
         size_t es = gguf_value_type_size((int)et);
         if (n > left(c) / es) /* n * es never overflows past this */
-            return gguf_set_msg_(c->msg, GGUF_ERR_TRUNCATED,
-                                 "%s: array of %llu %s at offset %zu runs past the end (%zu)", what,
-                                 (unsigned long long)n, gguf_value_type_name((int)et), c->pos,
-                                 c->r->size);
+            return gguf_fail_(c->msg, GGUF_ERR_TRUNCATED,
+                              "%s: array of %llu %s at offset %zu runs past the end (%zu)", what,
+                              (unsigned long long)n, gguf_value_type_name((int)et), c->pos,
+                              c->r->size);
         size_t bytes = (size_t)n * es;
         const uint8_t *p = c->r->base + c->pos;
         if (et == GGUF_VAL_BOOL)
@@ -238,10 +235,9 @@ static gguf_error rd_array(cur *c, gguf_value *v, const char *what)
         return GGUF_OK;
     }
     /* strings: every entry takes at least 8 bytes */
-    if (n > left(c) / 8)
-        return gguf_set_msg_(c->msg, GGUF_ERR_TRUNCATED,
-                             "%s: array of %llu strings at offset %zu runs past the end (%zu)", what,
-                             (unsigned long long)n, c->pos, c->r->size);
+    GGUF_FAIL_IF(n > left(c) / 8, c->msg, GGUF_ERR_TRUNCATED,
+                 "%s: array of %llu strings at offset %zu runs past the end (%zu)", what,
+                 (unsigned long long)n, c->pos, c->r->size);
     /* first pass: validate the lengths and size the copy (total <= bytes left + n) */
     size_t start = c->pos, text = 0;
     for (uint64_t i = 0; i < n; i++) {
@@ -252,8 +248,7 @@ static gguf_error rd_array(cur *c, gguf_value *v, const char *what)
         text += (size_t)len + 1;
     }
     size_t head = (size_t)n * sizeof(gguf_str);
-    if (text > SIZE_MAX - head)
-        return gguf_set_msg_(c->msg, GGUF_ERR_OVERFLOW, "%s: string array too large", what);
+    GGUF_FAIL_IF(text > SIZE_MAX - head, c->msg, GGUF_ERR_OVERFLOW, "%s: string array too large", what);
     gguf_str *strs = arena_alloc(&c->r->arena, head + text, c->r->chunk_size);
     if (!strs)
         return nomem(c);
@@ -297,21 +292,18 @@ static gguf_error parse_kv(cur *c, int64_t i)
     gguf_error e = rd_u64(c, &len, what);
     if (e)
         return e;
-    if (len == 0)
-        return gguf_set_msg_(c->msg, GGUF_ERR_NAME, "kv %lld: empty key", (long long)i);
-    if (len > GGUF_MAX_KEY)
-        return gguf_set_msg_(c->msg, GGUF_ERR_NAME, "kv %lld: key length %llu exceeds %u",
-                             (long long)i, (unsigned long long)len, (unsigned)GGUF_MAX_KEY);
-    if (len > left(c))
-        return gguf_set_msg_(c->msg, GGUF_ERR_TRUNCATED,
-                             "kv %lld: key of %llu bytes at offset %zu runs past the end (%zu)",
-                             (long long)i, (unsigned long long)len, c->pos, r->size);
+    GGUF_FAIL_IF(len == 0, c->msg, GGUF_ERR_NAME, "kv %lld: empty key", (long long)i);
+    GGUF_FAIL_IF(len > GGUF_MAX_KEY, c->msg, GGUF_ERR_NAME, "kv %lld: key length %llu exceeds %u",
+                 (long long)i, (unsigned long long)len, (unsigned)GGUF_MAX_KEY);
+    GGUF_FAIL_IF(len > left(c), c->msg, GGUF_ERR_TRUNCATED,
+                 "kv %lld: key of %llu bytes at offset %zu runs past the end (%zu)", (long long)i,
+                 (unsigned long long)len, c->pos, r->size);
     const char *k = (const char *)r->base + c->pos;
-    if (memchr(k, 0, (size_t)len))
-        return gguf_set_msg_(c->msg, GGUF_ERR_NAME, "kv %lld: key contains a NUL byte", (long long)i);
+    GGUF_FAIL_IF(memchr(k, 0, (size_t)len), c->msg, GGUF_ERR_NAME, "kv %lld: key contains a NUL byte",
+                 (long long)i);
     gguf_printable_(k, (size_t)len, pr);
-    if (gguf_index_find_(&r->kv_ix, k, (size_t)len, key_at, r) >= 0)
-        return gguf_set_msg_(c->msg, GGUF_ERR_DUPLICATE, "kv %lld: duplicate key \"%s\"", (long long)i, pr);
+    GGUF_FAIL_IF(gguf_index_find_(&r->kv_ix, k, (size_t)len, key_at, r) >= 0, c->msg, GGUF_ERR_DUPLICATE,
+                 "kv %lld: duplicate key \"%s\"", (long long)i, pr);
     gguf_str ks;
     if ((e = copy_str(c, len, &ks)))
         return e;
@@ -323,8 +315,7 @@ static gguf_error parse_kv(cur *c, int64_t i)
     uint32_t vt;
     if ((e = rd_u32(c, &vt, what)))
         return e;
-    if (vt >= GGUF_VAL_COUNT_)
-        return gguf_set_msg_(c->msg, GGUF_ERR_VALUE_TYPE, "%s: unknown value type %u", what, vt);
+    GGUF_FAIL_IF(vt >= GGUF_VAL_COUNT_, c->msg, GGUF_ERR_VALUE_TYPE, "%s: unknown value type %u", what, vt);
     gguf_value *v = &r->vals[i];
     v->type = (enum gguf_value_type)vt;
     if (vt == GGUF_VAL_STRING) {
@@ -347,30 +338,26 @@ static gguf_error parse_tensor(cur *c, int64_t i)
     gguf_error e = rd_u64(c, &len, what);
     if (e)
         return e;
-    if (len == 0)
-        return gguf_set_msg_(c->msg, GGUF_ERR_NAME, "tensor %lld: empty name", (long long)i);
-    if (len >= GGUF_MAX_NAME)
-        return gguf_set_msg_(c->msg, GGUF_ERR_NAME, "tensor %lld: name length %llu is not below %d",
-                             (long long)i, (unsigned long long)len, GGUF_MAX_NAME);
+    GGUF_FAIL_IF(len == 0, c->msg, GGUF_ERR_NAME, "tensor %lld: empty name", (long long)i);
+    GGUF_FAIL_IF(len >= GGUF_MAX_NAME, c->msg, GGUF_ERR_NAME, "tensor %lld: name length %llu is not below %d",
+                 (long long)i, (unsigned long long)len, GGUF_MAX_NAME);
     if ((e = need(c, (size_t)len, what)))
         return e;
     memcpy(t->name, r->base + c->pos, (size_t)len);
     t->name[len] = 0;
     c->pos += (size_t)len;
-    if (strlen(t->name) != len)
-        return gguf_set_msg_(c->msg, GGUF_ERR_NAME, "tensor %lld: name contains a NUL byte", (long long)i);
+    GGUF_FAIL_IF(strlen(t->name) != len, c->msg, GGUF_ERR_NAME, "tensor %lld: name contains a NUL byte",
+                 (long long)i);
     gguf_printable_(t->name, (size_t)len, pr);
-    if (gguf_index_find_(&r->t_ix, t->name, (size_t)len, tname_at, r) >= 0)
-        return gguf_set_msg_(c->msg, GGUF_ERR_DUPLICATE, "tensor %lld: duplicate name \"%s\"",
-                             (long long)i, pr);
+    GGUF_FAIL_IF(gguf_index_find_(&r->t_ix, t->name, (size_t)len, tname_at, r) >= 0, c->msg,
+                 GGUF_ERR_DUPLICATE, "tensor %lld: duplicate name \"%s\"", (long long)i, pr);
     gguf_index_put_(&r->t_ix, t->name, (size_t)len, i);
 
     snprintf(what, sizeof what, "tensor \"%s\"", pr);
     if ((e = rd_u32(c, &t->n_dims, what)))
         return e;
-    if (t->n_dims < 1 || t->n_dims > GGUF_MAX_DIMS)
-        return gguf_set_msg_(c->msg, GGUF_ERR_SHAPE, "%s: n_dims %u is not in 1..%d", what, t->n_dims,
-                             GGUF_MAX_DIMS);
+    GGUF_FAIL_IF(t->n_dims < 1 || t->n_dims > GGUF_MAX_DIMS, c->msg, GGUF_ERR_SHAPE,
+                 "%s: n_dims %u is not in 1..%d", what, t->n_dims, GGUF_MAX_DIMS);
     for (int d = 0; d < GGUF_MAX_DIMS; d++)
         t->ne[d] = 1;
     for (uint32_t d = 0; d < t->n_dims; d++) {
@@ -378,37 +365,34 @@ static gguf_error parse_tensor(cur *c, int64_t i)
         if ((e = rd_u64(c, &u, what)))
             return e;
         t->ne[d] = (int64_t)u;
-        if (t->ne[d] <= 0)
-            return gguf_set_msg_(c->msg, GGUF_ERR_SHAPE, "%s: dimension %u is %lld", what, d,
-                                 (long long)t->ne[d]);
+        GGUF_FAIL_IF(t->ne[d] <= 0, c->msg, GGUF_ERR_SHAPE, "%s: dimension %u is %lld", what, d,
+                     (long long)t->ne[d]);
     }
     uint32_t type;
     if ((e = rd_u32(c, &type, what)))
         return e;
     const gguf_type_traits *tt = gguf_type_info((int)type);
-    if (!tt)
-        return gguf_set_msg_(c->msg, GGUF_ERR_TENSOR_TYPE, "%s: unknown tensor type %u", what, type);
+    GGUF_FAIL_IF(!tt, c->msg, GGUF_ERR_TENSOR_TYPE, "%s: unknown tensor type %u", what, type);
     t->type = (int)type;
-    if (t->ne[0] % tt->block_size != 0)
-        return gguf_set_msg_(c->msg, GGUF_ERR_SHAPE, "%s: ne[0] = %lld is not a multiple of %s's block of %u",
-                             what, (long long)t->ne[0], tt->name, tt->block_size);
+    GGUF_FAIL_IF(t->ne[0] % tt->block_size != 0, c->msg, GGUF_ERR_SHAPE,
+                 "%s: ne[0] = %lld is not a multiple of %s's block of %u", what, (long long)t->ne[0],
+                 tt->name, tt->block_size);
     int64_t nel = t->ne[0];
     uint64_t nbytes;
-    bool ovf = __builtin_mul_overflow((uint64_t)(t->ne[0] / tt->block_size), (uint64_t)tt->type_size,
+    bool ovf = __builtin_mul_overflow((uint64_t)(t->ne[0] / tt->block_size), (uint64_t)tt->block_bytes,
                                       &nbytes);
     for (int d = 1; d < GGUF_MAX_DIMS; d++)
         if (ovf || __builtin_mul_overflow(nel, t->ne[d], &nel) ||
             __builtin_mul_overflow(nbytes, (uint64_t)t->ne[d], &nbytes))
-            return gguf_set_msg_(c->msg, GGUF_ERR_OVERFLOW, "%s: element count or byte size overflows", what);
-    if (nbytes > SIZE_MAX)
-        return gguf_set_msg_(c->msg, GGUF_ERR_OVERFLOW, "%s: %llu bytes do not fit in memory", what,
-                             (unsigned long long)nbytes);
+            return gguf_fail_(c->msg, GGUF_ERR_OVERFLOW, "%s: element count or byte size overflows", what);
+    GGUF_FAIL_IF(nbytes > SIZE_MAX, c->msg, GGUF_ERR_OVERFLOW, "%s: %llu bytes do not fit in memory", what,
+                 (unsigned long long)nbytes);
     t->nbytes = nbytes;
     if ((e = rd_u64(c, &t->offset, what)))
         return e;
-    if (t->offset % r->alignment != 0)
-        return gguf_set_msg_(c->msg, GGUF_ERR_ALIGN, "%s: offset %llu is not a multiple of the alignment %zu",
-                             what, (unsigned long long)t->offset, r->alignment);
+    GGUF_FAIL_IF(t->offset % r->alignment != 0, c->msg, GGUF_ERR_ALIGN,
+                 "%s: offset %llu is not a multiple of the alignment %zu", what,
+                 (unsigned long long)t->offset, r->alignment);
     return GGUF_OK;
 }
 
@@ -428,36 +412,32 @@ static gguf_error parse(gguf_reader *r, char *msg)
     cur c = {r, 0, msg};
     static const uint8_t magic[4] = {'G', 'G', 'U', 'F'};
     size_t m = r->size < 4 ? r->size : 4;
-    if (memcmp(r->base ? r->base : magic, magic, m) != 0)
-        return gguf_set_msg_(msg, GGUF_ERR_MAGIC, "bad magic (not a GGUF file)");
-    if (r->size < GGUF_HEADER_BYTES)
-        return gguf_set_msg_(msg, GGUF_ERR_TRUNCATED, "file of %zu bytes is shorter than the %u-byte header",
-                             r->size, GGUF_HEADER_BYTES);
+    GGUF_FAIL_IF(memcmp(r->base ? r->base : magic, magic, m) != 0, msg, GGUF_ERR_MAGIC,
+                 "bad magic (not a GGUF file)");
+    GGUF_FAIL_IF(r->size < GGUF_HEADER_BYTES, msg, GGUF_ERR_TRUNCATED,
+                 "file of %zu bytes is shorter than the %u-byte header", r->size, GGUF_HEADER_BYTES);
     c.pos = 4;
     uint64_t n_tensors, n_kv;
     gguf_error e = rd_u32(&c, &r->version, "version");
     if (e)
         return e;
-    if (r->version != 2 && r->version != 3)
-        return gguf_set_msg_(msg, GGUF_ERR_VERSION, "GGUF version %u is not supported (2 or 3)", r->version);
+    GGUF_FAIL_IF(r->version != 2 && r->version != 3, msg, GGUF_ERR_VERSION,
+                 "GGUF version %u is not supported (2 or 3)", r->version);
     if ((e = rd_u64(&c, &n_tensors, "tensor count")) || (e = rd_u64(&c, &n_kv, "kv count")))
         return e;
-    if (n_tensors > GGUF_MAX_TENSORS)
-        return gguf_set_msg_(msg, GGUF_ERR_LIMIT, "%llu tensors exceed the limit %u",
-                             (unsigned long long)n_tensors, (unsigned)GGUF_MAX_TENSORS);
-    if (n_kv > GGUF_MAX_KV)
-        return gguf_set_msg_(msg, GGUF_ERR_LIMIT, "%llu metadata entries exceed the limit %u",
-                             (unsigned long long)n_kv, (unsigned)GGUF_MAX_KV);
+    GGUF_FAIL_IF(n_tensors > GGUF_MAX_TENSORS, msg, GGUF_ERR_LIMIT, "%llu tensors exceed the limit %u",
+                 (unsigned long long)n_tensors, (unsigned)GGUF_MAX_TENSORS);
+    GGUF_FAIL_IF(n_kv > GGUF_MAX_KV, msg, GGUF_ERR_LIMIT, "%llu metadata entries exceed the limit %u",
+                 (unsigned long long)n_kv, (unsigned)GGUF_MAX_KV);
     /* both counts are capped at 2^20, so these products cannot overflow 64 bits */
     uint64_t min_bytes = n_kv * GGUF_MIN_KV_BYTES + n_tensors * GGUF_MIN_TENSOR_INFO_BYTES;
-    if (min_bytes > left(&c))
-        return gguf_set_msg_(msg, GGUF_ERR_TRUNCATED,
-                             "%llu kv and %llu tensor infos need at least %llu bytes, %zu are left",
-                             (unsigned long long)n_kv, (unsigned long long)n_tensors,
-                             (unsigned long long)min_bytes, left(&c));
+    GGUF_FAIL_IF(min_bytes > left(&c), msg, GGUF_ERR_TRUNCATED,
+                 "%llu kv and %llu tensor infos need at least %llu bytes, %zu are left",
+                 (unsigned long long)n_kv, (unsigned long long)n_tensors, (unsigned long long)min_bytes,
+                 left(&c));
     size_t per_kv = sizeof(char *) + sizeof(size_t) + sizeof(gguf_value);
-    if (n_kv > SIZE_MAX / per_kv || n_tensors > SIZE_MAX / sizeof(gguf_tensor))
-        return gguf_set_msg_(msg, GGUF_ERR_OVERFLOW, "counts too large for this machine");
+    GGUF_FAIL_IF(n_kv > SIZE_MAX / per_kv || n_tensors > SIZE_MAX / sizeof(gguf_tensor), msg,
+                 GGUF_ERR_OVERFLOW, "counts too large for this machine");
 
     r->n_kv = (int64_t)n_kv;
     r->n_tensors = (int64_t)n_tensors;
@@ -467,8 +447,8 @@ static gguf_error parse(gguf_reader *r, char *msg)
     r->tensors = calloc(n_tensors ? n_tensors : 1, sizeof *r->tensors);
     if (!r->keys || !r->key_lens || !r->vals || !r->tensors || !gguf_index_init_(&r->kv_ix, n_kv) ||
         !gguf_index_init_(&r->t_ix, n_tensors))
-        return gguf_set_msg_(msg, GGUF_ERR_NOMEM, "out of memory for %llu kv and %llu tensors",
-                             (unsigned long long)n_kv, (unsigned long long)n_tensors);
+        return gguf_fail_(msg, GGUF_ERR_NOMEM, "out of memory for %llu kv and %llu tensors",
+                          (unsigned long long)n_kv, (unsigned long long)n_tensors);
 
     for (int64_t i = 0; i < r->n_kv; i++)
         if ((e = parse_kv(&c, i)))
@@ -478,12 +458,10 @@ static gguf_error parse(gguf_reader *r, char *msg)
     int64_t ai = gguf_find_kv(r, GGUF_KEY_ALIGNMENT);
     if (ai >= 0) {
         const gguf_value *v = &r->vals[ai];
-        if (v->type != GGUF_VAL_U32)
-            return gguf_set_msg_(msg, GGUF_ERR_VALUE_TYPE, "%s has type %s, not u32", GGUF_KEY_ALIGNMENT,
-                                 gguf_value_type_name(v->type));
-        if (!gguf_is_pow2_(v->v.u64))
-            return gguf_set_msg_(msg, GGUF_ERR_ALIGN, "%s = %llu is not a power of two", GGUF_KEY_ALIGNMENT,
-                                 (unsigned long long)v->v.u64);
+        GGUF_FAIL_IF(v->type != GGUF_VAL_U32, msg, GGUF_ERR_VALUE_TYPE, "%s has type %s, not u32",
+                     GGUF_KEY_ALIGNMENT, gguf_value_type_name(v->type));
+        GGUF_FAIL_IF(!gguf_is_pow2_(v->v.u64), msg, GGUF_ERR_ALIGN, "%s = %llu is not a power of two",
+                     GGUF_KEY_ALIGNMENT, (unsigned long long)v->v.u64);
         r->alignment = (size_t)v->v.u64;
     }
 
@@ -496,22 +474,21 @@ static gguf_error parse(gguf_reader *r, char *msg)
     r->data_offset = (uint64_t)c.pos + pad;
     if (r->n_tensors == 0)
         return GGUF_OK;
-    if (r->data_offset > r->size)
-        return gguf_set_msg_(msg, GGUF_ERR_TRUNCATED, "the data section (offset %llu) starts past the end (%zu)",
-                             (unsigned long long)r->data_offset, r->size);
+    GGUF_FAIL_IF(r->data_offset > r->size, msg, GGUF_ERR_TRUNCATED,
+                 "the data section (offset %llu) starts past the end (%zu)",
+                 (unsigned long long)r->data_offset, r->size);
     uint64_t avail = r->size - r->data_offset;
     span *sp = malloc((size_t)r->n_tensors * sizeof *sp);
-    if (!sp)
-        return gguf_set_msg_(msg, GGUF_ERR_NOMEM, "out of memory");
+    GGUF_FAIL_IF(!sp, msg, GGUF_ERR_NOMEM, "out of memory");
     for (int64_t i = 0; i < r->n_tensors; i++) {
         gguf_tensor *t = &r->tensors[i];
         if (t->offset > avail || t->nbytes > avail - t->offset) {
             free(sp);
             char pr[GGUF_PRINT_SIZE];
-            return gguf_set_msg_(msg, GGUF_ERR_OFFSET,
-                                 "tensor \"%s\": %llu bytes at data offset %llu run past the end of the file",
-                                 gguf_printable_(t->name, strlen(t->name), pr), (unsigned long long)t->nbytes,
-                                 (unsigned long long)t->offset);
+            return gguf_fail_(msg, GGUF_ERR_OFFSET,
+                              "tensor \"%s\": %llu bytes at data offset %llu run past the end of the file",
+                              gguf_printable_(t->name, strlen(t->name), pr), (unsigned long long)t->nbytes,
+                              (unsigned long long)t->offset);
         }
         t->data = r->base + r->data_offset + t->offset;
         sp[i] = (span){t->offset, t->offset + t->nbytes, i};
@@ -521,8 +498,8 @@ static gguf_error parse(gguf_reader *r, char *msg)
         if (sp[i].off < sp[i - 1].end) {
             const char *a = r->tensors[sp[i - 1].i].name, *b = r->tensors[sp[i].i].name;
             char pa[GGUF_PRINT_SIZE], pb[GGUF_PRINT_SIZE];
-            gguf_error oe = gguf_set_msg_(msg, GGUF_ERR_OFFSET, "tensors \"%s\" and \"%s\" overlap",
-                                          gguf_printable_(a, strlen(a), pa), gguf_printable_(b, strlen(b), pb));
+            gguf_error oe = gguf_fail_(msg, GGUF_ERR_OFFSET, "tensors \"%s\" and \"%s\" overlap",
+                                       gguf_printable_(a, strlen(a), pa), gguf_printable_(b, strlen(b), pb));
             free(sp);
             return oe;
         }
@@ -536,7 +513,7 @@ static gguf_error open_buffer(const void *buf, size_t size, void *map, gguf_read
     if (!r) {
         if (map)
             munmap(map, size);
-        return gguf_set_msg_(msg, GGUF_ERR_NOMEM, "out of memory");
+        return gguf_fail_(msg, GGUF_ERR_NOMEM, "out of memory");
     }
     r->base = buf;
     r->size = size;
@@ -554,33 +531,30 @@ static gguf_error open_buffer(const void *buf, size_t size, void *map, gguf_read
 
 gguf_error gguf_open_memory(const void *buf, size_t size, gguf_reader **out, char *msg)
 {
-    if (!out || (!buf && size > 0))
-        return gguf_set_msg_(msg, GGUF_ERR_ARG, "gguf_open_memory: NULL argument");
+    GGUF_FAIL_IF(!out || (!buf && size > 0), msg, GGUF_ERR_ARG, "gguf_open_memory: NULL argument");
     *out = NULL;
     return open_buffer(buf, size, NULL, out, msg);
 }
 
 gguf_error gguf_open(const char *path, gguf_reader **out, char *msg)
 {
-    if (!path || !out)
-        return gguf_set_msg_(msg, GGUF_ERR_ARG, "gguf_open: NULL argument");
+    GGUF_FAIL_IF(!path || !out, msg, GGUF_ERR_ARG, "gguf_open: NULL argument");
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return gguf_set_msg_(msg, GGUF_ERR_IO, "cannot open: %s", strerror(errno));
+    GGUF_FAIL_IF(fd < 0, msg, GGUF_ERR_IO, "cannot open: %s", strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
         int err = errno;
         close(fd);
-        return gguf_set_msg_(msg, GGUF_ERR_IO, "cannot stat: %s", strerror(err));
+        return gguf_fail_(msg, GGUF_ERR_IO, "cannot stat: %s", strerror(err));
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return gguf_set_msg_(msg, GGUF_ERR_IO, "not a regular file");
+        return gguf_fail_(msg, GGUF_ERR_IO, "not a regular file");
     }
     if ((uint64_t)st.st_size > SIZE_MAX) {
         close(fd);
-        return gguf_set_msg_(msg, GGUF_ERR_OVERFLOW, "file too large to map");
+        return gguf_fail_(msg, GGUF_ERR_OVERFLOW, "file too large to map");
     }
     size_t size = (size_t)st.st_size;
     void *map = NULL;
@@ -589,7 +563,7 @@ gguf_error gguf_open(const char *path, gguf_reader **out, char *msg)
         if (map == MAP_FAILED) {
             int err = errno;
             close(fd);
-            return gguf_set_msg_(msg, GGUF_ERR_IO, "cannot map: %s", strerror(err));
+            return gguf_fail_(msg, GGUF_ERR_IO, "cannot map: %s", strerror(err));
         }
     }
     close(fd);

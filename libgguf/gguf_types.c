@@ -33,30 +33,35 @@ const char *gguf_strerror(gguf_error e)
     return "unknown error";
 }
 
-/* Block sizes and bytes per block as in ggml (ggml-common.h block structs). */
-static const gguf_type_traits type_table[GGUF_TYPE_MAX_] = {
-    [GGUF_F32] = {"f32", 1, 4},
-    [GGUF_F16] = {"f16", 1, 2},
-    [GGUF_Q4_0] = {"q4_0", 32, 2 + 16},
-    [GGUF_Q4_1] = {"q4_1", 32, 2 + 2 + 16},
-    [GGUF_Q5_0] = {"q5_0", 32, 2 + 4 + 16},
-    [GGUF_Q5_1] = {"q5_1", 32, 2 + 2 + 4 + 16},
-    [GGUF_Q8_0] = {"q8_0", 32, 2 + 32},
-    [GGUF_Q8_1] = {"q8_1", 32, 2 + 2 + 32},
-    [GGUF_Q2_K] = {"q2_K", 256, 16 + 64 + 2 + 2},
-    [GGUF_Q3_K] = {"q3_K", 256, 32 + 64 + 12 + 2},
-    [GGUF_Q4_K] = {"q4_K", 256, 2 + 2 + 12 + 128},
-    [GGUF_Q5_K] = {"q5_K", 256, 2 + 2 + 12 + 32 + 128},
-    [GGUF_Q6_K] = {"q6_K", 256, 128 + 64 + 16 + 2},
-    [GGUF_Q8_K] = {"q8_K", 256, 4 + 256 + 16 * 2},
-    [GGUF_BF16] = {"bf16", 1, 2},
+/* Block sizes and bytes per block as in ggml (ggml-common.h block structs); libquant's
+ * lq_blocks.h checks its structs against the same figures. */
+#define T(name, block, bytes) {name, block, {bytes}}
+const gguf_type_traits gguf_type_table[GGUF_TYPE_MAX_] = {
+    [GGUF_F32] = T("f32", 1, 4),
+    [GGUF_F16] = T("f16", 1, 2),
+    [GGUF_Q4_0] = T("q4_0", 32, 2 + 16),
+    [GGUF_Q4_1] = T("q4_1", 32, 2 + 2 + 16),
+    [GGUF_Q5_0] = T("q5_0", 32, 2 + 4 + 16),
+    [GGUF_Q5_1] = T("q5_1", 32, 2 + 2 + 4 + 16),
+    [GGUF_Q8_0] = T("q8_0", 32, 2 + 32),
+    [GGUF_Q8_1] = T("q8_1", 32, 2 + 2 + 32),
+    [GGUF_Q2_K] = T("q2_K", 256, 16 + 64 + 2 + 2),
+    [GGUF_Q3_K] = T("q3_K", 256, 32 + 64 + 12 + 2),
+    [GGUF_Q4_K] = T("q4_K", 256, 2 + 2 + 12 + 128),
+    [GGUF_Q5_K] = T("q5_K", 256, 2 + 2 + 12 + 32 + 128),
+    [GGUF_Q6_K] = T("q6_K", 256, 128 + 64 + 16 + 2),
+    [GGUF_Q8_K] = T("q8_K", 256, 4 + 256 + 16 * 2),
+    [GGUF_IQ4_NL] = T("iq4_nl", 32, 2 + 16),
+    [GGUF_IQ4_XS] = T("iq4_xs", 256, 2 + 2 + 4 + 128),
+    [GGUF_BF16] = T("bf16", 1, 2),
 };
+#undef T
 
 const gguf_type_traits *gguf_type_info(int type)
 {
-    if (type < 0 || type >= GGUF_TYPE_MAX_ || type_table[type].name == NULL)
+    if (type < 0 || type >= GGUF_TYPE_MAX_ || gguf_type_table[type].name == NULL)
         return NULL;
-    return &type_table[type];
+    return &gguf_type_table[type];
 }
 
 int gguf_type_from_name(const char *name)
@@ -64,7 +69,7 @@ int gguf_type_from_name(const char *name)
     if (!name)
         return -1;
     for (int t = 0; t < GGUF_TYPE_MAX_; t++)
-        if (type_table[t].name && strcasecmp(type_table[t].name, name) == 0)
+        if (gguf_type_table[t].name && strcasecmp(gguf_type_table[t].name, name) == 0)
             return t;
     return -1;
 }
@@ -75,7 +80,7 @@ size_t gguf_row_size(int type, int64_t ne0)
     if (!tt || ne0 <= 0 || ne0 % tt->block_size != 0)
         return 0;
     uint64_t blocks = (uint64_t)ne0 / tt->block_size, bytes;
-    if (__builtin_mul_overflow(blocks, (uint64_t)tt->type_size, &bytes) || bytes > SIZE_MAX)
+    if (__builtin_mul_overflow(blocks, (uint64_t)tt->block_bytes, &bytes) || bytes > SIZE_MAX)
         return 0;
     return (size_t)bytes;
 }
@@ -97,17 +102,12 @@ size_t gguf_value_type_size(int vtype)
 
 /* ---- internal helpers shared by reader and writer ---- */
 
-gguf_error gguf_set_msg_(char *msg, gguf_error e, const char *fmt, ...)
+gguf_error gguf_fail_(char *msg, gguf_error e, const char *fmt, ...)
 {
-    if (msg) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, GGUF_MSG_SIZE, fmt, ap);
-        va_end(ap);
-        for (unsigned char *p = (unsigned char *)msg; *p; p++) /* defense in depth: one line, no escapes */
-            if (*p < 0x20 || *p == 0x7f)
-                *p = '?';
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    qf_msg_vformat(msg, GGUF_MSG_SIZE, NULL, fmt, ap);
+    va_end(ap);
     return e;
 }
 

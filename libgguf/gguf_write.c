@@ -68,6 +68,8 @@ struct gguf_writer {
     uint64_t written; /* tensor bytes written so far */
     size_t cur;       /* tensor being written */
     uint64_t cur_done;
+    int mode;         /* 0: no data yet, 1: gguf_writer_write, 2: gguf_writer_write_tensor */
+    uint64_t *done;   /* mode 2: bytes written per tensor */
 };
 
 gguf_writer *gguf_writer_create(void)
@@ -99,6 +101,7 @@ void gguf_writer_free(gguf_writer *w)
     }
     free(w->kv);
     free(w->t);
+    free(w->done);
     gguf_index_free_(&w->kv_ix);
     gguf_index_free_(&w->t_ix);
     free(w->out.buf);
@@ -423,61 +426,53 @@ gguf_error gguf_writer_copy_kv(gguf_writer *w, const gguf_reader *r)
 gguf_error gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t n_dims, const int64_t *ne,
                                   int type, char *msg)
 {
-    if (!w || !name || !ne)
-        return gguf_set_msg_(msg, GGUF_ERR_ARG, "add_tensor: NULL argument");
-    if (w->state != W_BUILD)
-        return gguf_set_msg_(msg, GGUF_ERR_STATE, "add_tensor after open");
+    GGUF_FAIL_IF(!w || !name || !ne, msg, GGUF_ERR_ARG, "add_tensor: NULL argument");
+    GGUF_FAIL_IF(w->state != W_BUILD, msg, GGUF_ERR_STATE, "add_tensor after open");
     size_t len = strlen(name);
     char pr[GGUF_PRINT_SIZE];
     gguf_printable_(name, len, pr);
-    if (len == 0 || len >= GGUF_MAX_NAME)
-        return gguf_set_msg_(msg, GGUF_ERR_NAME, "tensor name \"%s\" has %zu bytes (1..%d allowed)", pr, len,
-                             GGUF_MAX_NAME - 1);
-    if (gguf_index_find_(&w->t_ix, name, len, wname_at, w) >= 0)
-        return gguf_set_msg_(msg, GGUF_ERR_DUPLICATE, "duplicate tensor name \"%s\"", pr);
-    if (w->n_t >= GGUF_MAX_TENSORS)
-        return gguf_set_msg_(msg, GGUF_ERR_LIMIT, "more than %u tensors", (unsigned)GGUF_MAX_TENSORS);
-    if (n_dims < 1 || n_dims > GGUF_MAX_DIMS)
-        return gguf_set_msg_(msg, GGUF_ERR_SHAPE, "tensor \"%s\": n_dims %u is not in 1..%d", pr, n_dims,
-                             GGUF_MAX_DIMS);
+    GGUF_FAIL_IF(len == 0 || len >= GGUF_MAX_NAME, msg, GGUF_ERR_NAME,
+                 "tensor name \"%s\" has %zu bytes (1..%d allowed)", pr, len, GGUF_MAX_NAME - 1);
+    GGUF_FAIL_IF(gguf_index_find_(&w->t_ix, name, len, wname_at, w) >= 0, msg, GGUF_ERR_DUPLICATE,
+                 "duplicate tensor name \"%s\"", pr);
+    GGUF_FAIL_IF(w->n_t >= GGUF_MAX_TENSORS, msg, GGUF_ERR_LIMIT, "more than %u tensors",
+                 (unsigned)GGUF_MAX_TENSORS);
+    GGUF_FAIL_IF(n_dims < 1 || n_dims > GGUF_MAX_DIMS, msg, GGUF_ERR_SHAPE,
+                 "tensor \"%s\": n_dims %u is not in 1..%d", pr, n_dims, GGUF_MAX_DIMS);
     const gguf_type_traits *tt = gguf_type_info(type);
-    if (!tt)
-        return gguf_set_msg_(msg, GGUF_ERR_TENSOR_TYPE, "tensor \"%s\": unknown type %d", pr, type);
+    GGUF_FAIL_IF(!tt, msg, GGUF_ERR_TENSOR_TYPE, "tensor \"%s\": unknown type %d", pr, type);
     wtensor t = {.n_dims = n_dims, .type = type, .ne = {1, 1, 1, 1}};
     memcpy(t.name, name, len + 1);
     for (uint32_t d = 0; d < n_dims; d++) {
-        if (ne[d] <= 0)
-            return gguf_set_msg_(msg, GGUF_ERR_SHAPE, "tensor \"%s\": dimension %u is %lld", pr, d,
-                                 (long long)ne[d]);
+        GGUF_FAIL_IF(ne[d] <= 0, msg, GGUF_ERR_SHAPE, "tensor \"%s\": dimension %u is %lld", pr, d,
+                     (long long)ne[d]);
         t.ne[d] = ne[d];
     }
-    if (t.ne[0] % tt->block_size != 0)
-        return gguf_set_msg_(msg, GGUF_ERR_SHAPE, "tensor \"%s\": ne[0] = %lld is not a multiple of %u (%s)",
-                             pr, (long long)t.ne[0], tt->block_size, tt->name);
+    GGUF_FAIL_IF(t.ne[0] % tt->block_size != 0, msg, GGUF_ERR_SHAPE,
+                 "tensor \"%s\": ne[0] = %lld is not a multiple of %u (%s)", pr, (long long)t.ne[0],
+                 tt->block_size, tt->name);
     int64_t nel = t.ne[0];
     uint64_t nbytes;
-    bool ovf = __builtin_mul_overflow((uint64_t)(t.ne[0] / tt->block_size), (uint64_t)tt->type_size,
+    bool ovf = __builtin_mul_overflow((uint64_t)(t.ne[0] / tt->block_size), (uint64_t)tt->block_bytes,
                                       &nbytes);
     for (int d = 1; d < GGUF_MAX_DIMS; d++)
         if (ovf || __builtin_mul_overflow(nel, t.ne[d], &nel) ||
             __builtin_mul_overflow(nbytes, (uint64_t)t.ne[d], &nbytes))
-            return gguf_set_msg_(msg, GGUF_ERR_OVERFLOW, "tensor \"%s\": size overflows", pr);
+            return gguf_fail_(msg, GGUF_ERR_OVERFLOW, "tensor \"%s\": size overflows", pr);
     /* data bytes stay below 2^62, so padding (< 2^31 per tensor, 2^20 tensors) never overflows */
-    if (nbytes > SIZE_MAX || nbytes > ((uint64_t)1 << 62) - w->data_bytes)
-        return gguf_set_msg_(msg, GGUF_ERR_OVERFLOW, "tensor \"%s\": data section too large", pr);
+    GGUF_FAIL_IF(nbytes > SIZE_MAX || nbytes > ((uint64_t)1 << 62) - w->data_bytes, msg, GGUF_ERR_OVERFLOW,
+                 "tensor \"%s\": data section too large", pr);
     t.nbytes = nbytes;
     if (w->n_t == w->cap_t) {
         size_t cap = w->cap_t ? 2 * w->cap_t : 64;
         wtensor *nt = realloc(w->t, cap * sizeof *nt);
-        if (!nt)
-            return gguf_set_msg_(msg, GGUF_ERR_NOMEM, "out of memory");
+        GGUF_FAIL_IF(!nt, msg, GGUF_ERR_NOMEM, "out of memory");
         w->t = nt;
         w->cap_t = cap;
     }
     if (2 * (w->t_ix.count + 1) + 2 > w->t_ix.mask + 1) {
         gguf_index_ ix;
-        if (!gguf_index_init_(&ix, 2 * (w->n_t + 1)))
-            return gguf_set_msg_(msg, GGUF_ERR_NOMEM, "out of memory");
+        GGUF_FAIL_IF(!gguf_index_init_(&ix, 2 * (w->n_t + 1)), msg, GGUF_ERR_NOMEM, "out of memory");
         for (size_t i = 0; i < w->n_t; i++)
             gguf_index_put_(&ix, w->t[i].name, strlen(w->t[i].name), (int64_t)i);
         gguf_index_free_(&w->t_ix);
@@ -632,16 +627,13 @@ uint64_t gguf_writer_total_size(const gguf_writer *w)
 
 gguf_error gguf_writer_kv_to_memory(const gguf_writer *w, void **buf, size_t *size, char *msg)
 {
-    if (!w || !buf || !size)
-        return gguf_set_msg_(msg, GGUF_ERR_ARG, "kv_to_memory: NULL argument");
+    GGUF_FAIL_IF(!w || !buf || !size, msg, GGUF_ERR_ARG, "kv_to_memory: NULL argument");
     sink m = {.fd = -1};
     put_header(&m, w, false);
-    if (m.total > SIZE_MAX)
-        return gguf_set_msg_(msg, GGUF_ERR_OVERFLOW, "metadata too large");
+    GGUF_FAIL_IF(m.total > SIZE_MAX, msg, GGUF_ERR_OVERFLOW, "metadata too large");
     sink s = {.fd = -1, .cap = (size_t)m.total};
     s.buf = malloc(s.cap);
-    if (!s.buf)
-        return gguf_set_msg_(msg, GGUF_ERR_NOMEM, "out of memory for %zu bytes", s.cap);
+    GGUF_FAIL_IF(!s.buf, msg, GGUF_ERR_NOMEM, "out of memory for %zu bytes", s.cap);
     put_header(&s, w, false);
     *buf = s.buf;
     *size = s.len;
@@ -660,7 +652,8 @@ static gguf_error io_fail(gguf_writer *w, int err, const char *what, char *msg)
     free(w->tmp);
     w->tmp = NULL;
     w->state = W_FAILED;
-    return gguf_set_msg_(msg, GGUF_ERR_IO, "%s: %s", what, strerror(err));
+    return gguf_fail_(msg, GGUF_ERR_IO, "%s: %s%s", what, strerror(err),
+                      err == EFBIG ? " (over the file size limit, ulimit -f, or the file system's largest file)" : "");
 }
 
 const char *gguf_writer_temp_path(const gguf_writer *w)
@@ -770,14 +763,12 @@ static int create_locked_temp(char *tmpl)
 
 gguf_error gguf_writer_open(gguf_writer *w, const char *path, char *msg)
 {
-    if (!w || !path || !*path)
-        return gguf_set_msg_(msg, GGUF_ERR_ARG, "writer_open: no path");
-    if (w->state != W_BUILD)
-        return gguf_set_msg_(msg, GGUF_ERR_STATE, "writer already opened");
+    GGUF_FAIL_IF(!w || !path || !*path, msg, GGUF_ERR_ARG, "writer_open: no path");
+    GGUF_FAIL_IF(w->state != W_BUILD, msg, GGUF_ERR_STATE, "writer already opened");
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
-    if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
-        return gguf_set_msg_(msg, GGUF_ERR_ARG, "output path names a directory");
+    GGUF_FAIL_IF(!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0, msg, GGUF_ERR_ARG,
+                 "output path names a directory");
     size_t dlen = slash ? (size_t)(slash - path) : 0;
     size_t n = dlen + strlen(base) + 40;
     free(w->path);
@@ -786,10 +777,12 @@ gguf_error gguf_writer_open(gguf_writer *w, const char *path, char *msg)
     w->path = strdup(path);
     w->tmp = malloc(n);
     w->out.buf = malloc(WBUF_SIZE);
+    free(w->done);
+    w->done = calloc(w->n_t ? w->n_t : 1, sizeof *w->done);
     char *dir = dir_of(path);
-    if (!w->path || !w->tmp || !w->out.buf || !dir) {
+    if (!w->path || !w->tmp || !w->out.buf || !w->done || !dir) {
         free(dir);
-        return gguf_set_msg_(msg, GGUF_ERR_NOMEM, "out of memory");
+        return gguf_fail_(msg, GGUF_ERR_NOMEM, "out of memory");
     }
     w->stale_removed = remove_stale_temps(dir, base);
     free(dir);
@@ -804,8 +797,8 @@ gguf_error gguf_writer_open(gguf_writer *w, const char *path, char *msg)
         int err = errno;
         free(w->tmp);
         w->tmp = NULL;
-        return gguf_set_msg_(msg, GGUF_ERR_IO, "cannot create and lock a temp file next to the output: %s",
-                             strerror(err));
+        return gguf_fail_(msg, GGUF_ERR_IO, "cannot create and lock a temp file next to the output: %s",
+                          strerror(err));
     }
     w->out.fd = fd;
     w->out.cap = WBUF_SIZE;
@@ -824,18 +817,19 @@ gguf_error gguf_writer_open(gguf_writer *w, const char *path, char *msg)
     w->cur = 0;
     w->cur_done = 0;
     w->written = 0;
+    w->mode = 0;
     return GGUF_OK;
 }
 
 gguf_error gguf_writer_write(gguf_writer *w, const void *data, size_t n, char *msg)
 {
-    if (!w || (!data && n))
-        return gguf_set_msg_(msg, GGUF_ERR_ARG, "writer_write: NULL argument");
-    if (w->state != W_OPEN)
-        return gguf_set_msg_(msg, GGUF_ERR_STATE, "writer is not open");
-    if (n > w->data_bytes - w->written)
-        return gguf_set_msg_(msg, GGUF_ERR_STATE, "%zu bytes written but only %llu remain to be written", n,
-                             (unsigned long long)(w->data_bytes - w->written));
+    GGUF_FAIL_IF(!w || (!data && n), msg, GGUF_ERR_ARG, "writer_write: NULL argument");
+    GGUF_FAIL_IF(w->state != W_OPEN, msg, GGUF_ERR_STATE, "writer is not open");
+    GGUF_FAIL_IF(w->mode == 2, msg, GGUF_ERR_STATE, "writer_write after writer_write_tensor");
+    w->mode = 1;
+    GGUF_FAIL_IF(n > w->data_bytes - w->written, msg, GGUF_ERR_STATE,
+                 "%zu bytes written but only %llu remain to be written", n,
+                 (unsigned long long)(w->data_bytes - w->written));
     const uint8_t *p = data;
     while (n > 0) {
         wtensor *t = &w->t[w->cur];
@@ -857,20 +851,59 @@ gguf_error gguf_writer_write(gguf_writer *w, const void *data, size_t n, char *m
     return GGUF_OK;
 }
 
+gguf_error gguf_writer_write_tensor(gguf_writer *w, size_t i, const void *data, size_t n, char *msg)
+{
+    GGUF_FAIL_IF(!w || (!data && n), msg, GGUF_ERR_ARG, "writer_write_tensor: NULL argument");
+    GGUF_FAIL_IF(w->state != W_OPEN, msg, GGUF_ERR_STATE, "writer is not open");
+    GGUF_FAIL_IF(w->mode == 1, msg, GGUF_ERR_STATE, "writer_write_tensor after writer_write");
+    GGUF_FAIL_IF(i >= w->n_t, msg, GGUF_ERR_ARG, "writer_write_tensor: no tensor %zu", i);
+    const wtensor *t = &w->t[i];
+    GGUF_FAIL_IF(n > t->nbytes - w->done[i], msg, GGUF_ERR_STATE,
+                 "tensor '%s': %zu bytes written but only %llu remain", t->name, n,
+                 (unsigned long long)(t->nbytes - w->done[i]));
+    if (w->mode == 0) {
+        flush(&w->out); /* the header: pwrite below leaves the file offset alone */
+        if (w->out.err)
+            return io_fail(w, w->out.err, "write", msg);
+        w->mode = 2;
+    }
+    uint64_t off = data_start(w) + t->offset + w->done[i];
+    const uint8_t *p = data;
+    size_t left = n;
+    while (left > 0) {
+        ssize_t k = pwrite(w->out.fd, p, left > (1u << 30) ? (1u << 30) : left, (off_t)off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return io_fail(w, k < 0 ? errno : EIO, "write", msg);
+        p += k;
+        left -= (size_t)k;
+        off += (uint64_t)k;
+    }
+    w->done[i] += n;
+    w->written += n;
+    return GGUF_OK;
+}
+
 gguf_error gguf_writer_finish(gguf_writer *w, char *msg)
 {
-    if (!w)
-        return gguf_set_msg_(msg, GGUF_ERR_ARG, "writer_finish: NULL writer");
-    if (w->state != W_OPEN)
-        return gguf_set_msg_(msg, GGUF_ERR_STATE, "writer is not open");
-    if (w->written != w->data_bytes)
-        return gguf_set_msg_(msg, GGUF_ERR_STATE, "only %llu of %llu tensor data bytes were written",
-                             (unsigned long long)w->written, (unsigned long long)w->data_bytes);
+    GGUF_FAIL_IF(!w, msg, GGUF_ERR_ARG, "writer_finish: NULL writer");
+    GGUF_FAIL_IF(w->state != W_OPEN, msg, GGUF_ERR_STATE, "writer is not open");
+    GGUF_FAIL_IF(w->written != w->data_bytes, msg, GGUF_ERR_STATE,
+                 "only %llu of %llu tensor data bytes were written", (unsigned long long)w->written,
+                 (unsigned long long)w->data_bytes);
     flush(&w->out);
     if (w->out.err)
         return io_fail(w, w->out.err, "write", msg);
-    if (w->out.total != gguf_writer_total_size(w))
+    if (w->mode == 2) {
+        /* the padding between tensors is a hole; the last one's is made by the size */
+        if (w->out.total != data_start(w))
+            return io_fail(w, EIO, "internal size mismatch", msg);
+        if (ftruncate(w->out.fd, (off_t)gguf_writer_total_size(w)) != 0)
+            return io_fail(w, errno, "write", msg);
+    } else if (w->out.total != gguf_writer_total_size(w)) {
         return io_fail(w, EIO, "internal size mismatch", msg);
+    }
     if (fsync(w->out.fd) != 0)
         return io_fail(w, errno, "fsync", msg);
     /* rename while the lock is held, so no cleaner can remove the temp file in between */
@@ -882,15 +915,13 @@ gguf_error gguf_writer_finish(gguf_writer *w, char *msg)
     w->out.fd = -1;
     /* make the rename durable */
     char *dir = dir_of(w->path);
-    if (!dir)
-        return gguf_set_msg_(msg, GGUF_ERR_NOMEM, "out of memory");
+    GGUF_FAIL_IF(!dir, msg, GGUF_ERR_NOMEM, "out of memory");
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     free(dir);
-    if (dfd < 0)
-        return gguf_set_msg_(msg, GGUF_ERR_IO, "cannot open the output directory: %s", strerror(errno));
+    GGUF_FAIL_IF(dfd < 0, msg, GGUF_ERR_IO, "cannot open the output directory: %s", strerror(errno));
     int rc = fsync(dfd), err = errno;
     close(dfd);
-    if (rc != 0 && err != EINVAL)
-        return gguf_set_msg_(msg, GGUF_ERR_IO, "fsync of the output directory: %s", strerror(err));
+    GGUF_FAIL_IF(rc != 0 && err != EINVAL, msg, GGUF_ERR_IO, "fsync of the output directory: %s",
+                 strerror(err));
     return GGUF_OK;
 }

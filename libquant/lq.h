@@ -15,7 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/qf_half.h"
 #include "libgguf/gguf.h"
+#include "libquant/lq_types.h"
 
 #define LQ_MSG_SIZE 256
 
@@ -31,33 +33,39 @@ typedef enum {
 
 const char *lq_strerror(lq_error e);
 
-/* ---- half precision: round to nearest even, as ggml does ---- */
-uint16_t lq_f32_to_f16(float f);
-float lq_f16_to_f32(uint16_t h);
-uint16_t lq_f32_to_bf16(float f);
-float lq_bf16_to_f32(uint16_t h);
-void lq_f32_to_f16_row(const float *x, uint16_t *y, size_t n);
-void lq_f16_to_f32_row(const uint16_t *x, float *y, size_t n);
-void lq_f32_to_bf16_row(const float *x, uint16_t *y, size_t n);
-void lq_bf16_to_f32_row(const uint16_t *x, float *y, size_t n);
+/* ---- half precision: aliases of the one codec, common/qf_half.h (kept for existing callers;
+ * new code calls qf_* directly) ---- */
+static inline uint16_t lq_f32_to_f16(float f) { return qf_f32_to_f16(f); }
+static inline float lq_f16_to_f32(uint16_t h) { return qf_f16_to_f32(h); }
+static inline uint16_t lq_f32_to_bf16(float f) { return qf_f32_to_bf16(f); }
+static inline float lq_bf16_to_f32(uint16_t h) { return qf_bf16_to_f32(h); }
+static inline void lq_f32_to_f16_row(const float *x, uint16_t *y, size_t n) { qf_f32_to_f16_row(x, y, n); }
+static inline void lq_f16_to_f32_row(const uint16_t *x, float *y, size_t n) { qf_f16_to_f32_row(x, y, n); }
+static inline void lq_f32_to_bf16_row(const float *x, uint16_t *y, size_t n) { qf_f32_to_bf16_row(x, y, n); }
+static inline void lq_bf16_to_f32_row(const uint16_t *x, float *y, size_t n) { qf_bf16_to_f32_row(x, y, n); }
 
-/* True if libquant can write this type (F32, F16, BF16, Q4_0 ... Q6_K). */
+/* ---- what libquant supports: answered by the type table (libquant/lq_types.h) ---- */
+
+/* True if libquant writes this type (the table's LQ_TYPE_WRITABLE: F32, F16, BF16,
+ * Q4_0 ... Q6_K). */
 int lq_can_quantize(int type);
 
-/* libquant's own size table (same values as gguf_row_size), covering the types above plus the
- * activation formats Q8_1 and Q8_K. lq_block_size: elements per block, 0 if unknown.
- * lq_row_size: bytes of n elements; 0 if the type is unknown, n <= 0 or n is not a multiple of
- * the block size. */
+/* Sizes of the table's types (libgguf's figures). lq_block_size: elements per block, 0 for a
+ * type not in the table. lq_row_size: bytes of n elements; 0 if the type is not in the table,
+ * n <= 0 or n is not a multiple of the block size. */
 int64_t lq_block_size(int type);
 size_t lq_row_size(int type, int64_t n);
 
 /* Quantize one row of n floats (n a multiple of the block size) into dst; imatrix (n weights,
  * one per column) or NULL. Returns bytes written (gguf_row_size), 0 on bad type/shape.
- * F32/F16/BF16 are plain conversions; Q8_0 ignores imatrix (as llama.cpp does). Also accepts
- * the activation formats Q8_1 and Q8_K (reference rounding). dst needs no alignment. */
+ * Any type with a quantizer in the table: F32/F16/BF16 are plain conversions; types without a
+ * weighted quantizer (Q8_0, as llama.cpp) ignore imatrix; the activation formats Q8_1 and Q8_K
+ * round as ggml's reference does; IQ4_NL/IQ4_XS (not yet written by the tools) as
+ * llama-quantize. dst needs no alignment. */
 size_t lq_quantize_row(int type, const float *x, void *dst, int64_t n, const float *imatrix);
-/* Decode one row of n elements of any type qforge writes (and Q8_K) into floats, bit-exact with
- * ggml's to_float. Returns 0, or -1 on bad type/shape/NULL. */
+/* Decode one row of n elements of any type with a decoder in the table (every type qforge
+ * writes, Q8_K, IQ4_NL and IQ4_XS) into floats, bit-exact with ggml's to_float. Returns 0, or -1 on bad
+ * type/shape/NULL. */
 int lq_dequantize_row(int type, const void *src, float *y, int64_t n);
 
 /* Row-parallel driver (OpenMP, nthreads <= 0: all cores). Output is identical whatever the

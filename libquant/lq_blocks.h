@@ -1,7 +1,7 @@
 /* libquant — on-disk block layouts of the GGUF quantized types (identical to ggml's).
  *
  * All multi-byte fields are little-endian; fp16 fields are stored as raw uint16_t bits
- * (decode with lq_f16_to_f32). Each struct's size is the GGUF type size, checked below.
+ * (decode with qf_f16_to_f32, common/qf_half.h). Each struct's size is the GGUF type size, checked below.
  *
  * Legacy types use blocks of LQ_QK (32) values; k-quants use super-blocks of LQ_QK_K (256)
  * values split into sub-blocks of 16 or 32.
@@ -113,6 +113,24 @@ typedef struct {
     int16_t bsums[LQ_QK_K / 16];
 } lq_block_q8_K;
 
+/* ---- IQ4 (non-linear 4-bit grid lq_iq4_grid, see libquant/lq_iq4.h) ---- */
+
+/* 32 values: x = d * grid[q], q in 0..15; qs[j] holds element j (low nibble) and j+16 (high). */
+typedef struct {
+    uint16_t d;
+    uint8_t qs[LQ_QK / 2];
+} lq_block_iq4_nl;
+
+/* 8 sub-blocks of 32: x = d * (ls - 32) * grid[q], ls in 0..63: low 4 bits of sub-block j's ls
+ * in scales_l[j/2] (nibble j%2), high 2 bits in bits 2j..2j+1 of scales_h. qs: 16 bytes per
+ * sub-block, nibble layout as iq4_nl. */
+typedef struct {
+    uint16_t d;
+    uint16_t scales_h;
+    uint8_t scales_l[LQ_QK_K / 64];
+    uint8_t qs[LQ_QK_K / 2];
+} lq_block_iq4_xs;
+
 _Static_assert(sizeof(lq_block_q4_0) == 18, "q4_0 block size");
 _Static_assert(sizeof(lq_block_q4_1) == 20, "q4_1 block size");
 _Static_assert(sizeof(lq_block_q5_0) == 22, "q5_0 block size");
@@ -125,5 +143,7 @@ _Static_assert(sizeof(lq_block_q4_K) == 144, "q4_K block size");
 _Static_assert(sizeof(lq_block_q5_K) == 176, "q5_K block size");
 _Static_assert(sizeof(lq_block_q6_K) == 210, "q6_K block size");
 _Static_assert(sizeof(lq_block_q8_K) == 292, "q8_K block size");
+_Static_assert(sizeof(lq_block_iq4_nl) == 18, "iq4_nl block size");
+_Static_assert(sizeof(lq_block_iq4_xs) == 136, "iq4_xs block size");
 
 #endif

@@ -14,8 +14,6 @@
  * (and libquant's decoders), which the driver verifies by decoding every output row. */
 #include <math.h>
 #include <omp.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +30,7 @@
 
 /* ---------------------------------------------------------------- per-type adapters */
 
+/* A type's GPTQ grid, from the type table (lq_types.c). */
 typedef struct {
     int type;
     int group;    /* columns whose grid is chosen at once: one block */
@@ -39,31 +38,19 @@ typedef struct {
     size_t bsize; /* bytes per block */
 } tinfo;
 
-static const tinfo k_tinfo[] = {
-    {GGUF_Q4_0, LQ_QK, LQ_QK, sizeof(lq_block_q4_0)},
-    {GGUF_Q4_1, LQ_QK, LQ_QK, sizeof(lq_block_q4_1)},
-    {GGUF_Q5_0, LQ_QK, LQ_QK, sizeof(lq_block_q5_0)},
-    {GGUF_Q5_1, LQ_QK, LQ_QK, sizeof(lq_block_q5_1)},
-    {GGUF_Q8_0, LQ_QK, LQ_QK, sizeof(lq_block_q8_0)},
-    {GGUF_Q2_K, LQ_QK_K, 16, sizeof(lq_block_q2_K)},
-    {GGUF_Q3_K, LQ_QK_K, 16, sizeof(lq_block_q3_K)},
-    {GGUF_Q4_K, LQ_QK_K, 32, sizeof(lq_block_q4_K)},
-    {GGUF_Q5_K, LQ_QK_K, 32, sizeof(lq_block_q5_K)},
-    {GGUF_Q6_K, LQ_QK_K, 16, sizeof(lq_block_q6_K)},
-};
-
-static const tinfo *find_tinfo(int type)
+static bool get_tinfo(int type, tinfo *ti)
 {
-    for (size_t i = 0; i < sizeof k_tinfo / sizeof k_tinfo[0]; ++i)
-        if (k_tinfo[i].type == type)
-            return &k_tinfo[i];
-    return NULL;
+    const lq_type_traits *tr = lq_type_traits_of(type);
+    if (!tr || tr->gptq_grid == LQ_GRID_NONE)
+        return false;
+    *ti = (tinfo){type, (int)tr->gguf->block_size, tr->gptq_sub, tr->gguf->block_bytes};
+    return true;
 }
 
 static bool is_kquant(int type)
 {
-    return type == GGUF_Q2_K || type == GGUF_Q3_K || type == GGUF_Q4_K || type == GGUF_Q5_K ||
-           type == GGUF_Q6_K;
+    const lq_type_traits *tr = lq_type_traits_of(type);
+    return tr && tr->gptq_grid == LQ_GRID_KQUANT;
 }
 
 /* One sub-block's grid.
@@ -290,7 +277,8 @@ void lq_gptq_opts_init(lq_gptq_opts *o)
 
 bool lq_gptq_supports(int type)
 {
-    return find_tinfo(type) != NULL;
+    const lq_type_traits *t = lq_type_traits_of(type);
+    return t && t->gptq_grid != LQ_GRID_NONE;
 }
 
 /* ---------------------------------------------------------------- H access */
@@ -717,20 +705,6 @@ static int losses(const ctx *c, int nt, double *sg, double *sr)
 
 /* ---------------------------------------------------------------- driver */
 
-static lq_error fail(char *msg, lq_error e, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static lq_error fail(char *msg, lq_error e, const char *fmt, ...)
-{
-    if (msg) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, LQ_MSG_SIZE, fmt, ap);
-        va_end(ap);
-    }
-    return e;
-}
-
 /* Descending diag(H); ties keep column order, so the permutation is fully determined. */
 static int cmp_desc(const void *a, const void *b, void *arg)
 {
@@ -741,15 +715,111 @@ static int cmp_desc(const void *a, const void *b, void *arg)
     return i < j ? -1 : i > j;
 }
 
+/* Row stride of the n x n work matrices: a whole number of cache lines, an odd one, so that
+ * a tile's rows spread over the cache sets. */
+static uint64_t work_ld(uint64_t n)
+{
+    const uint64_t lines = (n + 7) / 8;
+    return (lines % 2 ? lines : lines + 1) * 8;
+}
+
+/* Shape, options and (for a non-empty tensor) input values; one line in msg on the first
+ * problem. */
+static lq_error check_args(int type, const tinfo *t, const float *W, int64_t nrows,
+                           int64_t ncols, const hmat *h, const lq_gptq_opts *o, const void *dst,
+                           char *msg)
+{
+    if (nrows < 0 || ncols <= 0)
+        return lq_fail_(msg, LQ_ERR_ARG, "bad shape %lld x %lld", (long long)nrows,
+                        (long long)ncols);
+    if (ncols % t->group)
+        return lq_fail_(msg, LQ_ERR_SHAPE, "%lld columns is not a multiple of the block size %d",
+                        (long long)ncols, t->group);
+    if (!W || !h->p || !dst)
+        return lq_fail_(msg, LQ_ERR_ARG, "NULL W, H or output buffer");
+    if (!(o->damp >= 0) || !isfinite(o->damp))
+        return lq_fail_(msg, LQ_ERR_ARG, "damping must be finite and >= 0");
+    if (o->max_retries < 0 || o->max_retries > MAX_RETRIES)
+        return lq_fail_(msg, LQ_ERR_ARG, "max_retries must be 0..%d", MAX_RETRIES);
+    if (o->grid < LQ_GPTQ_GRID_AUTO || o->grid > LQ_GPTQ_GRID_WEIGHTED)
+        return lq_fail_(msg, LQ_ERR_ARG, "unknown grid mode %d", (int)o->grid);
+    const size_t row_size = lq_row_size(type, ncols);
+    const uint64_t n = (uint64_t)ncols;
+    if (!row_size || n > (1u << 24) || n * work_ld(n) > SIZE_MAX / sizeof(double) ||
+        (uint64_t)nrows > SIZE_MAX / row_size || (uint64_t)nrows > SIZE_MAX / sizeof(float) / n)
+        return lq_fail_(msg, LQ_ERR_ARG, "tensor too large");
+    if (nrows == 0)
+        return LQ_OK;
+    for (uint64_t i = 0; i < (uint64_t)nrows * n; ++i)
+        if (!isfinite(W[i]))
+            return lq_fail_(msg, LQ_ERR_ARG, "W has a non-finite value at row %llu column %llu",
+                            (unsigned long long)(i / n), (unsigned long long)(i % n));
+    for (int64_t i = 0; i < ncols; ++i) {
+        for (int64_t j = 0; j <= i; ++j) {
+            const double v = h_at(h, i, j);
+            if (!isfinite(v))
+                return lq_fail_(msg, LQ_ERR_ARG, "H has a non-finite value at (%lld, %lld)",
+                                (long long)i, (long long)j);
+        }
+        if (h_at(h, i, i) < 0)
+            return lq_fail_(msg, LQ_ERR_ARG, "H has a negative diagonal entry at %lld",
+                            (long long)i);
+    }
+    return LQ_OK;
+}
+
+/* The column block: as asked (default 128), at most the row; without static groups a multiple
+ * of the type's group, or the largest power of two below it. */
+static int block_cols(const lq_gptq_opts *o, const tinfo *t, int64_t ncols, bool stat)
+{
+    int B = o->block_size > 0 ? o->block_size : 128;
+    if (B > ncols)
+        B = (int)ncols;
+    if (!stat) {
+        if (B >= t->group) {
+            B -= B % t->group;
+        } else {
+            int p = 1;
+            while (p * 2 <= B)
+                p *= 2;
+            B = p;
+        }
+    }
+    return B;
+}
+
+/* diag(H) with dead columns (H_ii = 0) set to 1, their flags, the mean, and the float
+ * importance for the weighted grid (qw may be NULL). */
+static lq_error scan_diag(const hmat *h, int64_t ncols, double *diag, uint8_t *dead, float *qw,
+                          lq_gptq_result *res, char *msg)
+{
+    double sum = 0;
+    for (int64_t i = 0; i < ncols; ++i) {
+        const double d = h_at(h, i, i);
+        dead[i] = d == 0;
+        res->dead_cols += dead[i];
+        diag[i] = dead[i] ? 1.0 : d;
+        sum += diag[i];
+        if (qw) {
+            qw[i] = (float)diag[i];
+            if (!isfinite(qw[i]))
+                return lq_fail_(msg, LQ_ERR_ARG, "H_ii at %lld does not fit a float importance",
+                                (long long)i);
+        }
+    }
+    res->mean_diag = sum / (double)ncols;
+    return LQ_OK;
+}
+
 /* U for H (permuted, dead columns, damping), raising the damping 10x after each failure
- * (res: damp, damp_rel, retries). */
+ * (res: damp, damp_rel, retries). A: n x lda scratch. */
 static lq_error factor_u(const hmat *h, const int64_t *perm, const uint8_t *dead,
                          const lq_gptq_opts *o, const lq_gk *gk, double *A, int64_t lda,
                          ulay *u, int nt, lq_gptq_result *res, char *msg)
 {
     float *rows = malloc((size_t)nt * (size_t)u->B * (size_t)u->n * sizeof(float));
     if (!rows)
-        return fail(msg, LQ_ERR_NOMEM, "out of memory for the factorization");
+        return lq_fail_(msg, LQ_ERR_NOMEM, "out of memory for the factorization");
     lq_error err = LQ_OK;
     double rel = o->damp;
     for (int attempt = 0;; ++attempt) {
@@ -759,21 +829,46 @@ static lq_error factor_u(const hmat *h, const int64_t *perm, const uint8_t *dead
         fill_rev(A, lda, h, perm, dead, res->damp, nt);
         const int fr = lq_gk_chol_inv(gk, A, lda, h->n, nt);
         if (fr == -2) {
-            err = fail(msg, LQ_ERR_NOMEM, "out of memory for the factorization");
+            err = lq_fail_(msg, LQ_ERR_NOMEM, "out of memory for the factorization");
             break;
         }
         if (fr == 0 && ulay_fill(u, gk, A, lda, rows, nt) == 0)
             break;
         if (attempt == o->max_retries) {
-            err = fail(msg, LQ_ERR_NUMERIC,
-                       "Cholesky of H failed %d times (last damping %.3g x mean diag)",
-                       attempt + 1, rel);
+            err = lq_fail_(msg, LQ_ERR_NUMERIC,
+                           "Cholesky of H failed %d times (last damping %.3g x mean diag)",
+                           attempt + 1, rel);
             break;
         }
         rel = rel > 0 ? rel * 10 : 0.01;
     }
     free(rows);
     return err;
+}
+
+/* The column loop over all rows, then (c->loss) the losses, summed in row order. */
+static lq_error solve_rows(const ctx *c, int nt, lq_gptq_result *res, char *msg)
+{
+    const int status = run_chunks(c, nt);
+    if (status == 2)
+        return lq_fail_(msg, LQ_ERR_NOMEM, "out of memory for the row workspaces");
+    if (status == 1)
+        return lq_fail_(msg, LQ_ERR_NUMERIC,
+                        "internal: decoded %s blocks differ from the solver's values",
+                        gguf_type_info(c->t->type) ? gguf_type_info(c->t->type)->name : "?");
+    if (!c->loss)
+        return LQ_OK;
+    double *sg = malloc((size_t)c->nrows * 2 * sizeof(double));
+    if (!sg || losses(c, nt, sg, sg + c->nrows)) {
+        free(sg);
+        return lq_fail_(msg, LQ_ERR_NOMEM, "out of memory for the losses");
+    }
+    for (int64_t r = 0; r < c->nrows; ++r) {
+        res->loss_gptq += sg[r];
+        res->loss_rtn += sg[c->nrows + r];
+    }
+    free(sg);
+    return LQ_OK;
 }
 
 static lq_error gptq_run(int type, const float *W, int64_t nrows, int64_t ncols, hmat h,
@@ -790,114 +885,42 @@ static lq_error gptq_run(int type, const float *W, int64_t nrows, int64_t ncols,
     else
         lq_gptq_opts_init(&o);
 
-    const tinfo *t = find_tinfo(type);
-    if (!t)
-        return fail(msg, LQ_ERR_TYPE, "GPTQ cannot write tensor type %d", type);
-    if (nrows < 0 || ncols <= 0)
-        return fail(msg, LQ_ERR_ARG, "bad shape %lld x %lld", (long long)nrows,
-                    (long long)ncols);
-    if (ncols % t->group)
-        return fail(msg, LQ_ERR_SHAPE, "%lld columns is not a multiple of the block size %d",
-                    (long long)ncols, t->group);
-    if (!W || !h.p || !dst)
-        return fail(msg, LQ_ERR_ARG, "NULL W, H or output buffer");
-    if (!(o.damp >= 0) || !isfinite(o.damp))
-        return fail(msg, LQ_ERR_ARG, "damping must be finite and >= 0");
-    if (o.max_retries < 0 || o.max_retries > MAX_RETRIES)
-        return fail(msg, LQ_ERR_ARG, "max_retries must be 0..%d", MAX_RETRIES);
-    if (o.grid < LQ_GPTQ_GRID_AUTO || o.grid > LQ_GPTQ_GRID_WEIGHTED)
-        return fail(msg, LQ_ERR_ARG, "unknown grid mode %d", (int)o.grid);
-    const size_t row_size = lq_row_size(type, ncols);
-    const uint64_t n = (uint64_t)ncols;
-    /* row strides of the n x n work matrices: a whole number of cache lines, an odd one, so
-     * that a tile's rows spread over the cache sets */
-    const uint64_t lda = (n + 7) / 8 % 2 ? (n + 7) / 8 * 8 : (n + 7) / 8 * 8 + 8;
-    if (!row_size || n > (1u << 24) || n * lda > SIZE_MAX / sizeof(double) ||
-        (uint64_t)nrows > SIZE_MAX / row_size || (uint64_t)nrows > SIZE_MAX / sizeof(float) / n)
-        return fail(msg, LQ_ERR_ARG, "tensor too large");
-    if (nrows == 0)
-        return LQ_OK;
+    tinfo ti;
+    if (!get_tinfo(type, &ti))
+        return lq_fail_(msg, LQ_ERR_TYPE, "GPTQ cannot write tensor type %d", type);
+    const tinfo *t = &ti;
+    lq_error err = check_args(type, t, W, nrows, ncols, &h, &o, dst, msg);
+    if (err || nrows == 0)
+        return err;
 
-    /* validate inputs */
-    for (uint64_t i = 0; i < (uint64_t)nrows * n; ++i)
-        if (!isfinite(W[i]))
-            return fail(msg, LQ_ERR_ARG, "W has a non-finite value at row %llu column %llu",
-                        (unsigned long long)(i / n), (unsigned long long)(i % n));
-    for (int64_t i = 0; i < ncols; ++i) {
-        for (int64_t j = 0; j <= i; ++j) {
-            const double v = h_at(&h, i, j);
-            if (!isfinite(v))
-                return fail(msg, LQ_ERR_ARG, "H has a non-finite value at (%lld, %lld)",
-                            (long long)i, (long long)j);
-        }
-        if (h_at(&h, i, i) < 0)
-            return fail(msg, LQ_ERR_ARG, "H has a negative diagonal entry at %lld",
-                        (long long)i);
-    }
-
-    const bool kq = is_kquant(type);
-    const bool weighted = o.grid == LQ_GPTQ_GRID_WEIGHTED || (o.grid == LQ_GPTQ_GRID_AUTO && kq);
+    const uint64_t n = (uint64_t)ncols, lda = work_ld(n);
+    const bool weighted = lq_gptq_grid_weighted(type, o.grid);
     const bool stat = o.static_groups || o.act_order;
-    int B = o.block_size > 0 ? o.block_size : 128;
-    if (B > ncols)
-        B = (int)ncols;
-    if (!stat) {
-        if (B >= t->group) {
-            B -= B % t->group;
-        } else {
-            int p = 1;
-            while (p * 2 <= B)
-                p *= 2;
-            B = p;
-        }
-    }
+    const int B = block_cols(&o, t, ncols, stat);
+    const int nt = o.nthreads > 0 ? o.nthreads : omp_get_max_threads();
+    const lq_gk *gk = lq_gk_best();
     res.block_size = B;
 
-    lq_error err = LQ_OK;
     double *diag = malloc(n * sizeof(double));
     uint8_t *dead = malloc(n);
     int64_t *perm = o.act_order ? malloc(n * sizeof(int64_t)) : NULL;
     float *qw = weighted ? malloc(n * sizeof(float)) : NULL;
     double *A = malloc(n * lda * sizeof(double));
     ulay u = {0};
-    if (!diag || !dead || (o.act_order && !perm) || (weighted && !qw) || !A) {
-        err = fail(msg, LQ_ERR_NOMEM, "out of memory for a %llu-column Hessian",
-                   (unsigned long long)n);
+    if (!diag || !dead || (o.act_order && !perm) || (weighted && !qw) || !A ||
+        ulay_alloc(&u, gk, ncols, B)) {
+        err = lq_fail_(msg, LQ_ERR_NOMEM, "out of memory for a %llu-column Hessian",
+                       (unsigned long long)n);
         goto done;
     }
-
-    double sum = 0;
-    for (int64_t i = 0; i < ncols; ++i) {
-        const double d = h_at(&h, i, i);
-        dead[i] = d == 0;
-        res.dead_cols += dead[i];
-        diag[i] = dead[i] ? 1.0 : d;
-        sum += diag[i];
-        if (qw) {
-            qw[i] = (float)diag[i];
-            if (!isfinite(qw[i])) {
-                err = fail(msg, LQ_ERR_ARG, "H_ii at %lld does not fit a float importance",
-                           (long long)i);
-                goto done;
-            }
-        }
-    }
-    res.mean_diag = sum / (double)n;
+    if ((err = scan_diag(&h, ncols, diag, dead, qw, &res, msg)) != LQ_OK)
+        goto done;
     if (perm) {
         for (int64_t i = 0; i < ncols; ++i)
             perm[i] = i;
         qsort_r(perm, n, sizeof *perm, cmp_desc, diag);
     }
-
-    int nt = o.nthreads > 0 ? o.nthreads : omp_get_max_threads();
-    const lq_gk *gk = lq_gk_best();
-    if (ulay_alloc(&u, gk, ncols, B)) {
-        err = fail(msg, LQ_ERR_NOMEM, "out of memory for a %llu-column Hessian",
-                   (unsigned long long)n);
-        goto done;
-    }
-    err = factor_u(&h, perm, dead, &o, gk, A, (int64_t)lda, &u, nt, &res, msg);
-    if (err)
+    if ((err = factor_u(&h, perm, dead, &o, gk, A, (int64_t)lda, &u, nt, &res, msg)) != LQ_OK)
         goto done;
     if (o.skip_loss) {
         free(A);
@@ -906,32 +929,12 @@ static lq_error gptq_run(int type, const float *W, int64_t nrows, int64_t ncols,
         fill_sym(A, (int64_t)lda, &h, nt); /* the loss's H, in the factorization's buffer */
     }
 
-    ctx c = {
-        .t = t, .W = W, .nrows = nrows, .n = ncols, .Hs = A, .ldh = (int64_t)lda, .u = &u, .gk = gk,
-        .perm = perm,
-        .dead = dead, .qw = qw, .stat = stat, .B = B, .loss = !o.skip_loss,
-        .dst = dst, .row_size = row_size, .deq = deq,
+    const ctx c = {
+        .t = t, .W = W, .nrows = nrows, .n = ncols, .Hs = A, .ldh = (int64_t)lda, .u = &u,
+        .gk = gk, .perm = perm, .dead = dead, .qw = qw, .stat = stat, .B = B,
+        .loss = !o.skip_loss, .dst = dst, .row_size = lq_row_size(type, ncols), .deq = deq,
     };
-    const int status = run_chunks(&c, nt);
-    if (status == 0 && c.loss) {
-        double *sg = malloc((size_t)nrows * 2 * sizeof(double)), *sr = sg + nrows;
-        if (!sg || losses(&c, nt, sg, sr)) {
-            free(sg);
-            err = fail(msg, LQ_ERR_NOMEM, "out of memory for the losses");
-            goto done;
-        }
-        for (int64_t r = 0; r < nrows; ++r) {
-            res.loss_gptq += sg[r];
-            res.loss_rtn += sr[r];
-        }
-        free(sg);
-    }
-    if (status == 2)
-        err = fail(msg, LQ_ERR_NOMEM, "out of memory for the row workspaces");
-    else if (status == 1)
-        err = fail(msg, LQ_ERR_NUMERIC,
-                   "internal: decoded %s blocks differ from the solver's values",
-                   gguf_type_info(type) ? gguf_type_info(type)->name : "?");
+    err = solve_rows(&c, nt, &res, msg);
 
 done:
     free(diag);

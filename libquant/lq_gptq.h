@@ -105,4 +105,37 @@ lq_error lq_gptq_quantize_f32(int type, const float *W, int64_t nrows, int64_t n
                               const float *H, const lq_gptq_opts *opts, void *dst, float *deq,
                               lq_gptq_result *res, char *msg);
 
+/* ---- around the solver: targets and losses (libquant/lq_gptq_target.c) ----
+ * What a calibration driver needs beside lq_gptq_quantize. Matrices are row-major; H is
+ * symmetric n x n (the full matrix is read unless said otherwise). */
+
+/* The grid rule of lq_gptq_opts.grid: true when type's grids are chosen with importance
+ * diag(H) (GRID_WEIGHTED, or GRID_AUTO and a k-quant). */
+bool lq_gptq_grid_weighted(int type, lq_gptq_grid grid);
+
+/* In place: the lower triangle of A (n x n, symmetric) := L with A = L L^T (the upper triangle
+ * is left as it was). LQ_ERR_NUMERIC when A is not (numerically) positive definite,
+ * LQ_ERR_ARG for NULL or n < 1. */
+lq_error lq_cholesky_lower(double *A, int64_t n);
+
+/* The asymmetric target: W := W + W (C - H) Hd^-1 (rows x n, in place), Hd = H + lambda I with
+ * lambda = damp * mean diag(H) (a dead column, H_ii <= 0, counts as 1 as in the solver). With
+ * C = 2/N sum x_f x_q^T and H = 2/N sum x_q x_q^T this minimizes
+ * ||W X_f - W' X_q||^2 + lambda ||W' - W||^2 over W'. Where C == H, W is unchanged (up to
+ * rounding). LQ_ERR_NUMERIC when Hd is not positive definite or a result is not finite (W is
+ * then partly written), LQ_ERR_NOMEM, LQ_ERR_ARG. OpenBLAS (dgemm, dtrsm). */
+lq_error lq_gptq_asym_target(float *W, int64_t rows, int64_t n, const double *H, const double *C,
+                             double damp);
+
+/* sum_r (T_r - Q_r) H (T_r - Q_r)^T over rows (T, Q rows x n floats; H's lower triangle is
+ * read). NAN when out of memory. */
+double lq_gptq_hloss(const float *T, const float *Q, int64_t rows, int64_t n, const double *H);
+
+/* *loss := lq_gptq_hloss(T, R) for R = llama.cpp's plain rounding of W to type with the grid
+ * rule above (importance diag(H) when weighted): the loss_rtn of a solver run whose target T
+ * differs from W (the asymmetric target). LQ_ERR_SHAPE, LQ_ERR_NOMEM, lq_quantize_rows' errors
+ * (msg[LQ_MSG_SIZE]). */
+lq_error lq_gptq_rtn_loss(int type, const float *W, const float *T, int64_t rows, int64_t n,
+                          const double *H, lq_gptq_grid grid, double *loss, char *msg);
+
 #endif

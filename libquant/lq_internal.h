@@ -22,8 +22,15 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/qf_half.h"
+#include "common/qf_msg.h"
 #include "libquant/lq.h"
 #include "libquant/lq_blocks.h"
+
+/* A one-line message into msg[LQ_MSG_SIZE] (if not NULL); returns e. */
+lq_error lq_fail_(char *msg, lq_error e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* One-line check: if cond, return lq_fail_(msg, code, fmt, ...). */
+#define LQ_FAIL_IF(cond, msg, code, ...) QF_FAIL_IF(cond, lq_fail_, msg, code, __VA_ARGS__)
 
 /* Bit-exactness needs every a*b+c rounded twice, as ggml's reference build does: forbid fused
  * multiply-add contraction even if the build enables it (gcc -std=gnu11 with FMA, clang). */
@@ -90,7 +97,7 @@ void lq_search_affine_multi(int count, int n, int nmax, const float *x, const fl
 
 /* One-trial-at-a-time version of lq_search_sym (same results, bit for bit; kept as the
  * readable reference and for the equivalence tests). */
-float lq_search_sym_ref(int n, int nmax, const float *x, const float *w, int8_t *L);
+float lq_search_sym_serial(int n, int nmax, const float *x, const float *w, int8_t *L);
 
 /* Importance of each value for the imatrix paths: w[i] = qw[i] * sqrt(sigma2 + x[i]^2). */
 void lq_imat_weights(int n, const float *x, const float *qw, float sigma2, float *w);

@@ -95,10 +95,10 @@ void lq_q2_K_choose(const float *x, const float *qw, lq_block_q2_K *y, uint8_t *
             const float inv = 15.f / max_scale;
             for (int j = 0; j < NSUB16; ++j)
                 y->scales[j] = (uint8_t)lq_nearest_int(inv * scales[j]);
-            y->d = lq_f32_to_f16(max_scale / 15.f);
+            y->d = qf_f32_to_f16(max_scale / 15.f);
         } else {
             memset(y->scales, 0, sizeof y->scales);
-            y->d = lq_f32_to_f16(0.f);
+            y->d = qf_f32_to_f16(0.f);
         }
         if (max_min > 0) {
             const float inv = 15.f / max_min;
@@ -106,9 +106,9 @@ void lq_q2_K_choose(const float *x, const float *qw, lq_block_q2_K *y, uint8_t *
                 const unsigned l = (unsigned)lq_nearest_int(inv * mins[j]);
                 y->scales[j] = (uint8_t)(y->scales[j] | (l << 4));
             }
-            y->dmin = lq_f32_to_f16(max_min / 15.f);
+            y->dmin = qf_f32_to_f16(max_min / 15.f);
         } else {
-            y->dmin = lq_f32_to_f16(0.f);
+            y->dmin = qf_f32_to_f16(0.f);
         }
         return;
     }
@@ -126,16 +126,16 @@ void lq_q2_K_choose(const float *x, const float *qw, lq_block_q2_K *y, uint8_t *
                            true);
     const float dm = lq_search_pos(NSUB16, 15, scales, sw, Ls);
     const float mm = lq_search_pos(NSUB16, 15, mins, sw, Lm);
-    y->d = lq_f32_to_f16(dm);
-    y->dmin = lq_f32_to_f16(mm);
+    y->d = qf_f32_to_f16(dm);
+    y->dmin = qf_f32_to_f16(mm);
     for (int j = 0; j < NSUB16; ++j)
         y->scales[j] = (uint8_t)(Ls[j] | Lm[j] << 4);
 }
 
 void lq_q2_K_grid(const lq_block_q2_K *y, int j, float *d, float *m)
 {
-    *d = lq_f16_to_f32(y->d) * (y->scales[j] & 0xF);
-    *m = lq_f16_to_f32(y->dmin) * (y->scales[j] >> 4);
+    *d = qf_f16_to_f32(y->d) * (y->scales[j] & 0xF);
+    *m = qf_f16_to_f32(y->dmin) * (y->scales[j] >> 4);
 }
 
 void lq_q2_K_levels(const float *x, const lq_block_q2_K *y, uint8_t *L)
@@ -165,8 +165,8 @@ void lq_q2_K_quantize_block(const float *x, const float *qw, lq_block_q2_K *y)
 
 void lq_q2_K_dequantize_block(const lq_block_q2_K *b, float *y)
 {
-    const float d = lq_f16_to_f32(b->d);
-    const float dmin = lq_f16_to_f32(b->dmin);
+    const float d = qf_f16_to_f32(b->d);
+    const float dmin = qf_f16_to_f32(b->dmin);
     for (int h = 0; h < 2; ++h) {
         const uint8_t *q = b->qs + 32 * h;
         for (int s = 0; s < 4; ++s) {
@@ -204,9 +204,9 @@ void lq_q3_K_choose(const float *x, const float *qw, lq_block_q3_K *y, uint8_t *
                 int l = (int8_t)lq_nearest_int(inv * scales[j]);
                 q3_set_scale(y->scales, j, clampi(l, -32, 31) + 32);
             }
-            y->d = lq_f32_to_f16(1 / inv);
+            y->d = qf_f32_to_f16(1 / inv);
         } else {
-            y->d = lq_f32_to_f16(0.f);
+            y->d = qf_f32_to_f16(0.f);
         }
     } else {
         float w[16], sw[NSUB16];
@@ -223,7 +223,7 @@ void lq_q3_K_choose(const float *x, const float *qw, lq_block_q3_K *y, uint8_t *
         const float d = lq_search_sym(NSUB16, 32, scales, sw, Ls);
         for (int j = 0; j < NSUB16; ++j)
             q3_set_scale(y->scales, j, Ls[j]);
-        y->d = lq_f32_to_f16(d);
+        y->d = qf_f32_to_f16(d);
     }
     for (int i = 0; i < LQ_QK_K; ++i)
         L[i] = (uint8_t)l8[i];
@@ -232,13 +232,13 @@ void lq_q3_K_choose(const float *x, const float *qw, lq_block_q3_K *y, uint8_t *
 void lq_q3_K_grid(const lq_block_q3_K *y, int j, float *d, float *m)
 {
     const int8_t sc = (int8_t)(lq_q3_K_get_scale(y->scales, j) - 32);
-    *d = lq_f16_to_f32(y->d) * sc;
+    *d = qf_f16_to_f32(y->d) * sc;
     *m = 4 * *d;
 }
 
 void lq_q3_K_levels(const float *x, const lq_block_q3_K *y, uint8_t *L)
 {
-    const float D = lq_f16_to_f32(y->d);
+    const float D = qf_f16_to_f32(y->d);
     for (int j = 0; j < NSUB16; ++j) {
         const int8_t sc = (int8_t)(lq_q3_K_get_scale(y->scales, j) - 32);
         const float d = D * sc;
@@ -274,7 +274,7 @@ void lq_q3_K_quantize_block(const float *x, const float *qw, lq_block_q3_K *y)
 
 void lq_q3_K_dequantize_block(const lq_block_q3_K *b, float *y)
 {
-    const float D = lq_f16_to_f32(b->d);
+    const float D = qf_f16_to_f32(b->d);
     for (int h = 0; h < 2; ++h) {
         const uint8_t *q = b->qs + 32 * h;
         for (int s = 0; s < 4; ++s) {
@@ -328,8 +328,8 @@ static void kq_choose_affine(const float *x, const float *qw, int nmax, float re
             uint8_t lm = (uint8_t)lq_nearest_int(inv_min * mins[j]);
             lq_kq_set_scale_min(j, s, ls < 63 ? ls : 63, lm < 63 ? lm : 63);
         }
-        *d_out = lq_f32_to_f16(max_scale / 63.f);
-        *dmin_out = lq_f32_to_f16(max_min / 63.f);
+        *d_out = qf_f32_to_f16(max_scale / 63.f);
+        *dmin_out = qf_f32_to_f16(max_min / 63.f);
         return;
     }
 
@@ -355,16 +355,16 @@ static void kq_choose_affine(const float *x, const float *qw, int nmax, float re
         }
         lq_kq_set_scale_min(j, s, ls, lm);
     }
-    *d_out = lq_f32_to_f16(d_block);
-    *dmin_out = lq_f32_to_f16(m_block);
+    *d_out = qf_f32_to_f16(d_block);
+    *dmin_out = qf_f32_to_f16(m_block);
 }
 
 static void kq_grid(uint16_t d16, uint16_t dmin16, const uint8_t *s, int j, float *d, float *m)
 {
     uint8_t sc, mn;
     lq_kq_get_scale_min(j, s, &sc, &mn);
-    *d = lq_f16_to_f32(d16) * sc;
-    *m = lq_f16_to_f32(dmin16) * mn;
+    *d = qf_f16_to_f32(d16) * sc;
+    *m = qf_f16_to_f32(dmin16) * mn;
 }
 
 static void kq_levels(const float *x, uint16_t d16, uint16_t dmin16, const uint8_t *s,
@@ -503,11 +503,11 @@ bool lq_q6_K_choose(const float *x, const float *qw, lq_block_q6_K *y, uint8_t *
     }
     if (max_abs < LQ_GROUP_EPS) {
         memset(y, 0, sizeof *y);
-        y->d = lq_f32_to_f16(0.f);
+        y->d = qf_f32_to_f16(0.f);
         return false;
     }
     const float inv = -128.f / max_scale;
-    y->d = lq_f32_to_f16(1 / inv);
+    y->d = qf_f32_to_f16(1 / inv);
     for (int j = 0; j < NSUB16; ++j) {
         const int l = lq_nearest_int(inv * scales[j]);
         y->scales[j] = (int8_t)(l < 127 ? l : 127);
@@ -519,13 +519,13 @@ bool lq_q6_K_choose(const float *x, const float *qw, lq_block_q6_K *y, uint8_t *
 
 void lq_q6_K_grid(const lq_block_q6_K *y, int j, float *d, float *m)
 {
-    *d = lq_f16_to_f32(y->d) * y->scales[j];
+    *d = qf_f16_to_f32(y->d) * y->scales[j];
     *m = 32 * *d;
 }
 
 void lq_q6_K_levels(const float *x, const lq_block_q6_K *y, uint8_t *L)
 {
-    const float D = lq_f16_to_f32(y->d);
+    const float D = qf_f16_to_f32(y->d);
     for (int j = 0; j < NSUB16; ++j) {
         const float d = D * y->scales[j];
         if (!d)
@@ -561,7 +561,7 @@ void lq_q6_K_quantize_block(const float *x, const float *qw, lq_block_q6_K *y)
 
 void lq_q6_K_dequantize_block(const lq_block_q6_K *b, float *y)
 {
-    const float d = lq_f16_to_f32(b->d);
+    const float d = qf_f16_to_f32(b->d);
     for (int h = 0; h < 2; ++h) {
         const uint8_t *ql = b->ql + 64 * h;
         const uint8_t *qh = b->qh + 32 * h;

@@ -101,7 +101,7 @@ void lq_q4_0_levels(const float *x, float d, uint8_t *L)
 
 void lq_q4_0_pack(float d, const uint8_t *L, lq_block_q4_0 *y)
 {
-    y->d = lq_f32_to_f16(d);
+    y->d = qf_f32_to_f16(d);
     pack_nibbles(L, y->qs);
 }
 
@@ -120,7 +120,7 @@ void lq_q4_0_quantize_block(const float *x, const float *w, lq_block_q4_0 *y)
 
 void lq_q4_0_dequantize_block(const lq_block_q4_0 *b, float *y)
 {
-    const float d = lq_f16_to_f32(b->d);
+    const float d = qf_f16_to_f32(b->d);
     for (int j = 0; j < HALF; ++j) {
         const int v0 = (b->qs[j] & 0x0F) - 8;
         const int v1 = (b->qs[j] >> 4) - 8;
@@ -173,8 +173,8 @@ void lq_q4_1_levels(const float *x, float d, float min, uint8_t *L)
 
 void lq_q4_1_pack(float d, float min, const uint8_t *L, lq_block_q4_1 *y)
 {
-    y->d = lq_f32_to_f16(d);
-    y->m = lq_f32_to_f16(min);
+    y->d = qf_f32_to_f16(d);
+    y->m = qf_f32_to_f16(min);
     pack_nibbles(L, y->qs);
 }
 
@@ -193,8 +193,8 @@ void lq_q4_1_quantize_block(const float *x, const float *w, lq_block_q4_1 *y)
 
 void lq_q4_1_dequantize_block(const lq_block_q4_1 *b, float *y)
 {
-    const float d = lq_f16_to_f32(b->d);
-    const float m = lq_f16_to_f32(b->m);
+    const float d = qf_f16_to_f32(b->d);
+    const float m = qf_f16_to_f32(b->m);
     for (int j = 0; j < HALF; ++j) {
         const int v0 = b->qs[j] & 0x0F;
         const int v1 = b->qs[j] >> 4;
@@ -230,7 +230,7 @@ void lq_q5_0_levels(const float *x, float d, uint8_t *L)
 
 void lq_q5_0_pack(float d, const uint8_t *L, lq_block_q5_0 *y)
 {
-    y->d = lq_f32_to_f16(d);
+    y->d = qf_f32_to_f16(d);
     pack_5bit(L, y->qs, y->qh);
 }
 
@@ -249,7 +249,7 @@ void lq_q5_0_quantize_block(const float *x, const float *w, lq_block_q5_0 *y)
 
 void lq_q5_0_dequantize_block(const lq_block_q5_0 *b, float *y)
 {
-    const float d = lq_f16_to_f32(b->d);
+    const float d = qf_f16_to_f32(b->d);
     const uint32_t qh = load_le32(b->qh);
     for (int j = 0; j < HALF; ++j) {
         const int h0 = (int)((qh >> j) & 1) << 4;
@@ -303,8 +303,8 @@ void lq_q5_1_levels(const float *x, float d, float min, uint8_t *L)
 
 void lq_q5_1_pack(float d, float min, const uint8_t *L, lq_block_q5_1 *y)
 {
-    y->d = lq_f32_to_f16(d);
-    y->m = lq_f32_to_f16(min);
+    y->d = qf_f32_to_f16(d);
+    y->m = qf_f32_to_f16(min);
     pack_5bit(L, y->qs, y->qh);
 }
 
@@ -323,8 +323,8 @@ void lq_q5_1_quantize_block(const float *x, const float *w, lq_block_q5_1 *y)
 
 void lq_q5_1_dequantize_block(const lq_block_q5_1 *b, float *y)
 {
-    const float d = lq_f16_to_f32(b->d);
-    const float m = lq_f16_to_f32(b->m);
+    const float d = qf_f16_to_f32(b->d);
+    const float m = qf_f16_to_f32(b->m);
     const uint32_t qh = load_le32(b->qh);
     for (int j = 0; j < HALF; ++j) {
         const int h0 = (int)((qh >> j) & 1) << 4;
@@ -358,7 +358,7 @@ void lq_q8_0_levels(const float *x, float d, int8_t *q)
 void lq_q8_0_quantize_block(const float *x, lq_block_q8_0 *y)
 {
     const float d = lq_q8_0_choose_ref(x);
-    y->d = lq_f32_to_f16(d);
+    y->d = qf_f32_to_f16(d);
     lq_q8_0_levels(x, d, y->qs);
 }
 
@@ -366,16 +366,16 @@ void lq_q8_1_quantize_block(const float *x, lq_block_q8_1 *y)
 {
     const float d = lq_q8_0_choose_ref(x);
     int sum = 0;
-    y->d = lq_f32_to_f16(d);
+    y->d = qf_f32_to_f16(d);
     lq_q8_0_levels(x, d, y->qs);
     for (int j = 0; j < LQ_QK; ++j)
         sum += y->qs[j];
-    y->s = lq_f32_to_f16(sum * d);
+    y->s = qf_f32_to_f16(sum * d);
 }
 
 void lq_q8_0_dequantize_block(const lq_block_q8_0 *b, float *y)
 {
-    const float d = lq_f16_to_f32(b->d);
+    const float d = qf_f16_to_f32(b->d);
     for (int j = 0; j < LQ_QK; ++j)
         y[j] = b->qs[j] * d;
 }

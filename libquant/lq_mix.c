@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "libgguf/gguf.h"
+#include "libquant/lq.h"
+#include "libquant/lq_types.h"
 
 /* ---------------------------------------------------------------- file types */
 
@@ -94,24 +96,15 @@ int lq_ftype_default_type(int ftype)
     return -1;
 }
 
-/* Types a plan may contain: the ones libquant writes. */
-static bool type_writable(int t)
-{
-    switch (t) {
-    case GGUF_F32: case GGUF_F16: case GGUF_BF16:
-    case GGUF_Q4_0: case GGUF_Q4_1: case GGUF_Q5_0: case GGUF_Q5_1: case GGUF_Q8_0:
-    case GGUF_Q2_K: case GGUF_Q3_K: case GGUF_Q4_K: case GGUF_Q5_K: case GGUF_Q6_K:
-        return true;
-    default:
-        return false;
-    }
-}
+/* Types a plan may contain: the ones libquant writes (the type table's LQ_TYPE_WRITABLE). */
+static bool type_writable(int t) { return lq_can_quantize(t) != 0; }
 
 bool lq_mix_type_ok(int type) { return type_writable(type); }
 
 static bool type_is_quantized(int t)
 {
-    return type_writable(t) && t != GGUF_F32 && t != GGUF_F16 && t != GGUF_BF16;
+    const lq_type_traits *tr = lq_type_traits_of(t);
+    return type_writable(t) && !(tr->flags & LQ_TYPE_FLOAT);
 }
 
 static int64_t block_size(int t)
@@ -232,51 +225,54 @@ static int overrides_match(const lq_mix_overrides *o, const char *name)
 
 /* ---------------------------------------------------------------- categories */
 
-typedef enum {
-    CAT_TOKEN_EMBD,
-    CAT_ATTN_Q,
-    CAT_ATTN_V,
-    CAT_ATTN_K,
-    CAT_ATTN_QKV,
-    CAT_ATTN_KV_B,
-    CAT_ATTN_OUTPUT,
-    CAT_FFN_UP,
-    CAT_FFN_GATE,
-    CAT_FFN_DOWN,
-    CAT_OUTPUT,
-    CAT_OTHER
-} category;
-
 static bool is_token_embd(const char *n)
 {
     return strcmp(n, "token_embd.weight") == 0 || strcmp(n, "per_layer_token_embd.weight") == 0;
 }
 
-static category get_category(const char *n)
+lq_mix_category lq_mix_category_of_name(const char *n)
 {
     if (strcmp(n, "output.weight") == 0)
-        return CAT_OUTPUT;
+        return LQ_CAT_OUTPUT;
     if (is_token_embd(n))
-        return CAT_TOKEN_EMBD;
+        return LQ_CAT_TOKEN_EMBD;
     static const struct {
         const char *sub;
-        category cat;
+        lq_mix_category cat;
     } subs[] = {
-        {"attn_qkv.weight", CAT_ATTN_QKV},       {"attn_kv_b.weight", CAT_ATTN_KV_B},
-        {"attn_v.weight", CAT_ATTN_V},           {"attn_k.weight", CAT_ATTN_K},
-        {"attn_q.weight", CAT_ATTN_Q},           {"attn_output.weight", CAT_ATTN_OUTPUT},
-        {"ffn_up", CAT_FFN_UP},                  {"ffn_gate", CAT_FFN_GATE},
-        {"ffn_down", CAT_FFN_DOWN},
+        {"attn_qkv.weight", LQ_CAT_ATTN_QKV},       {"attn_kv_b.weight", LQ_CAT_ATTN_KV_B},
+        {"attn_v.weight", LQ_CAT_ATTN_V},           {"attn_k.weight", LQ_CAT_ATTN_K},
+        {"attn_q.weight", LQ_CAT_ATTN_Q},           {"attn_output.weight", LQ_CAT_ATTN_OUTPUT},
+        {"ffn_up", LQ_CAT_FFN_UP},                  {"ffn_gate", LQ_CAT_FFN_GATE},
+        {"ffn_down", LQ_CAT_FFN_DOWN},
     };
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
         if (strstr(n, subs[i].sub))
             return subs[i].cat;
-    return CAT_OTHER;
+    return LQ_CAT_OTHER;
 }
 
-static bool cat_is_attn_v(category c)
+const char *lq_mix_category_name(lq_mix_category c)
 {
-    return c == CAT_ATTN_V || c == CAT_ATTN_QKV || c == CAT_ATTN_KV_B;
+    static const char *const names[LQ_CAT_COUNT_] = {
+        [LQ_CAT_NONE] = "none",           [LQ_CAT_TOKEN_EMBD] = "token_embd", [LQ_CAT_ATTN_Q] = "attn_q",
+        [LQ_CAT_ATTN_K] = "attn_k",       [LQ_CAT_ATTN_V] = "attn_v",         [LQ_CAT_ATTN_QKV] = "attn_qkv",
+        [LQ_CAT_ATTN_KV_B] = "attn_kv_b", [LQ_CAT_ATTN_OUTPUT] = "attn_output", [LQ_CAT_FFN_UP] = "ffn_up",
+        [LQ_CAT_FFN_GATE] = "ffn_gate",   [LQ_CAT_FFN_DOWN] = "ffn_down",     [LQ_CAT_OUTPUT] = "output",
+        [LQ_CAT_OTHER] = "other",
+    };
+    return (unsigned)c < LQ_CAT_COUNT_ ? names[c] : NULL;
+}
+
+/* The category the plan uses: the caller's, else the name's. */
+static lq_mix_category category_of(const lq_mix_tensor *t)
+{
+    return t->category != LQ_CAT_NONE ? t->category : lq_mix_category_of_name(t->name);
+}
+
+static bool cat_is_attn_v(lq_mix_category c)
+{
+    return c == LQ_CAT_ATTN_V || c == LQ_CAT_ATTN_QKV || c == LQ_CAT_ATTN_KV_B;
 }
 
 /* ---------------------------------------------------------------- what is quantized */
@@ -343,17 +339,18 @@ typedef struct {
     int n_ffn_up, i_ffn_up;
 } plan_state;
 
-/* Layer of a tensor: the running counter for dense models, the name for MoE. */
-static int layer_of(const plan_state *st, int counter, const char *name, char *msg)
+/* Layer of a tensor: the running counter for dense models; for MoE the caller's layer when it
+ * gave a category, else the name's. */
+static int layer_of(const plan_state *st, int counter, const lq_mix_tensor *t, char *msg)
 {
     if (st->n_expert > 1) {
-        int il = -1;
-        if (sscanf(name, "blk.%d.", &il) != 1) {
-            set_msg(msg, "cannot tell the layer of tensor '%s'%s", name, "");
+        int il = t->layer;
+        if (t->category == LQ_CAT_NONE && sscanf(t->name, "blk.%d.", &il) != 1) {
+            set_msg(msg, "cannot tell the layer of tensor '%s'%s", t->name, "");
             return -1;
         }
         if (il < 0 || il >= st->n_layer) {
-            set_msg(msg, "tensor '%s': layer out of range%s", name, "");
+            set_msg(msg, "tensor '%s': layer out of range%s", t->name, "");
             return -1;
         }
         return il;
@@ -363,12 +360,11 @@ static int layer_of(const plan_state *st, int counter, const char *name, char *m
 
 /* The mixture's choice for a tensor of a quantized file type (llama_tensor_get_type_impl).
  * Returns the type, or -1 on error (message set). */
-static int rule_type(plan_state *st, int type, const lq_mix_tensor *t, category cat, char *msg)
+static int rule_type(plan_state *st, int type, const lq_mix_tensor *t, lq_mix_category cat, char *msg)
 {
     const int ft = st->ftype;
-    const char *name = t->name;
 
-    if (cat == CAT_OUTPUT || (st->tied && cat == CAT_TOKEN_EMBD)) {
+    if (cat == LQ_CAT_OUTPUT || (st->tied && cat == LQ_CAT_TOKEN_EMBD)) {
         if (st->output_tensor_type >= 0)
             return st->output_tensor_type;
         int64_t qk = block_size(type);
@@ -376,7 +372,7 @@ static int rule_type(plan_state *st, int type, const lq_mix_tensor *t, category 
             return GGUF_Q8_0;
         return type != GGUF_Q8_0 ? GGUF_Q6_K : type;
     }
-    if (cat == CAT_TOKEN_EMBD)
+    if (cat == LQ_CAT_TOKEN_EMBD)
         return type; /* only the IQ/TQ file types change it */
 
     if (cat_is_attn_v(cat)) {
@@ -398,13 +394,13 @@ static int rule_type(plan_state *st, int type, const lq_mix_tensor *t, category 
         st->i_attention_wv++;
         return type;
     }
-    if (cat == CAT_ATTN_K) {
+    if (cat == LQ_CAT_ATTN_K) {
         if (st->n_expert == 8)
             type = GGUF_Q8_0;
         return type;
     }
-    if (cat == CAT_FFN_DOWN) {
-        int il = layer_of(st, st->i_ffn_down, name, msg);
+    if (cat == LQ_CAT_FFN_DOWN) {
+        int il = layer_of(st, st->i_ffn_down, t, msg);
         if (il < 0)
             return -1;
         int nl = st->n_ffn_down;
@@ -431,7 +427,7 @@ static int rule_type(plan_state *st, int type, const lq_mix_tensor *t, category 
         st->i_ffn_down++;
         return type;
     }
-    if (cat == CAT_ATTN_OUTPUT) {
+    if (cat == LQ_CAT_ATTN_OUTPUT) {
         if (!st->falcon) {
             if (st->n_expert == 8) {
                 if (ft == LQ_FTYPE_MOSTLY_Q2_K || ft == LQ_FTYPE_MOSTLY_Q3_K_S ||
@@ -452,14 +448,14 @@ static int rule_type(plan_state *st, int type, const lq_mix_tensor *t, category 
         return type;
     }
     /* attn_qkv is caught by the attn_v branch above, as in llama.cpp */
-    if (cat == CAT_FFN_GATE) {
-        if (layer_of(st, st->i_ffn_gate, name, msg) < 0)
+    if (cat == LQ_CAT_FFN_GATE) {
+        if (layer_of(st, st->i_ffn_gate, t, msg) < 0)
             return -1;
         st->i_ffn_gate++; /* only the IQ3_XS mixture uses this layer */
         return type;
     }
-    if (cat == CAT_FFN_UP) {
-        if (layer_of(st, st->i_ffn_up, name, msg) < 0)
+    if (cat == LQ_CAT_FFN_UP) {
+        if (layer_of(st, st->i_ffn_up, t, msg) < 0)
             return -1;
         st->i_ffn_up++;
         return type;
@@ -531,8 +527,11 @@ lq_error lq_mix_plan(int ftype, const lq_mix_model *model, const lq_mix_tensor *
     st.ftype = ftype;
     const char *arch = model->arch ? model->arch : "llama";
     st.falcon = strcmp(arch, "falcon") == 0;
-    st.is_70b = strcmp(arch, "llama") == 0 && model->n_layer == 80 && model->n_head_kv > 0 &&
-                model->n_head != model->n_head_kv;
+    /* llama.cpp's LLM_TYPE_70B (the only model type the rules read): an 80-layer Llama with
+     * grouped KV heads (else 65B), any 80-layer Qwen2 (Qwen2/2.5-72B) */
+    st.is_70b = model->n_layer == 80 &&
+                ((strcmp(arch, "llama") == 0 && model->n_head_kv > 0 && model->n_head != model->n_head_kv) ||
+                 strcmp(arch, "qwen2") == 0);
     int n_head_kv = model->n_head_kv > 0 ? model->n_head_kv : model->n_head;
     st.n_gqa = n_head_kv > 0 ? model->n_head / n_head_kv : 0;
     st.n_expert = model->n_expert;
@@ -545,10 +544,14 @@ lq_error lq_mix_plan(int ftype, const lq_mix_model *model, const lq_mix_tensor *
             set_msg(msg, "%s%s", "tensor without a name", "");
             return LQ_ERR_ARG;
         }
-        category c = get_category(tensors[i].name);
+        if ((unsigned)tensors[i].category >= LQ_CAT_COUNT_) {
+            set_msg(msg, "tensor '%s': unknown category%s", tensors[i].name, "");
+            return LQ_ERR_ARG;
+        }
+        lq_mix_category c = category_of(&tensors[i]);
         if (cat_is_attn_v(c))
             st.n_attention_wv++;
-        if (c == CAT_OUTPUT)
+        if (c == LQ_CAT_OUTPUT)
             st.tied = false;
     }
     st.n_ffn_down = st.n_ffn_gate = st.n_ffn_up = model->n_layer;
@@ -561,12 +564,12 @@ lq_error lq_mix_plan(int ftype, const lq_mix_model *model, const lq_mix_tensor *
         if (!lq_mix_allows_quantization(t->name, t->n_dims, t->ne, p->leave_output))
             continue;
         c->quantize = true;
-        category cat = get_category(t->name);
+        lq_mix_category cat = category_of(t);
         int type = base;
-        if (p->token_embedding_type >= 0 && cat == CAT_TOKEN_EMBD) {
+        if (p->token_embedding_type >= 0 && cat == LQ_CAT_TOKEN_EMBD) {
             type = p->token_embedding_type;
             c->manual = true;
-        } else if (p->output_tensor_type >= 0 && cat == CAT_OUTPUT) {
+        } else if (p->output_tensor_type >= 0 && cat == LQ_CAT_OUTPUT) {
             type = p->output_tensor_type;
             c->manual = true;
         } else if (type_is_quantized(base)) {

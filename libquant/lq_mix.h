@@ -54,21 +54,50 @@ bool lq_mix_type_ok(int type);
 
 /* Model facts some rules depend on. */
 typedef struct {
-    const char *arch; /* general.architecture; "falcon" has its own rules; NULL = "llama" */
+    const char *arch; /* general.architecture; "falcon" has its own rules, 80-layer "llama" (GQA)
+                         and "qwen2" models are llama.cpp's 70B type; NULL = "llama" */
     int n_layer;      /* {arch}.block_count */
     int n_head;       /* {arch}.attention.head_count (0 if unknown) */
     int n_head_kv;    /* {arch}.attention.head_count_kv (0 if unknown: taken as n_head) */
     int n_expert;     /* {arch}.expert_count; 0 or 1 for dense models */
 } lq_mix_model;
 
+/* What a tensor is to the mixture rules (llama.cpp's tensor_category). The caller states it
+ * from the model's architecture description (arch/arch.h); LQ_CAT_NONE lets the plan work it
+ * out from the GGUF name as llama-quantize does. */
+typedef enum {
+    LQ_CAT_NONE = 0,   /* not given: from the name */
+    LQ_CAT_TOKEN_EMBD,
+    LQ_CAT_ATTN_Q,
+    LQ_CAT_ATTN_K,
+    LQ_CAT_ATTN_V,
+    LQ_CAT_ATTN_QKV,
+    LQ_CAT_ATTN_KV_B,
+    LQ_CAT_ATTN_OUTPUT,
+    LQ_CAT_FFN_UP,
+    LQ_CAT_FFN_GATE,
+    LQ_CAT_FFN_DOWN,
+    LQ_CAT_OUTPUT,
+    LQ_CAT_OTHER,      /* norms, biases, RoPE factors, ... */
+    LQ_CAT_COUNT_
+} lq_mix_category;
+
+/* The category llama-quantize gives a GGUF tensor name (never LQ_CAT_NONE). */
+lq_mix_category lq_mix_category_of_name(const char *name);
+/* "attn_v", "ffn_down", ... ("none" for LQ_CAT_NONE, NULL when out of range). */
+const char *lq_mix_category_name(lq_mix_category c);
+
 /* One tensor as the plan sees it. type = the type it is stored in (kept when the tensor is
  * not quantized, e.g. norms); for a checkpoint pass GGUF_F32, as converting with
- * --outtype f32 would store it. */
+ * --outtype f32 would store it. A zeroed struct plus name, shape and type is a valid tensor
+ * (category and layer then come from the name). */
 typedef struct {
     const char *name;
     uint32_t n_dims;
     int64_t ne[4]; /* unused dimensions are 1 */
     int type;
+    lq_mix_category category; /* LQ_CAT_NONE: from the name */
+    int layer;                /* with a category: the block index, -1 outside the blocks */
 } lq_mix_tensor;
 
 /* --tensor-type REGEX=TYPE rules, tried in the order added; the first whose POSIX extended

@@ -5,7 +5,7 @@
  * Two SIMD versions (GCC vector extensions, 4 lanes): lq_search_sym runs its 18 independent
  * trial scales in lanes; lq_search_affine_multi runs up to 8 independent groups in lanes. Each
  * lane performs exactly the scalar operation sequence, so results are bit-identical to the
- * plain loops (lq_search_sym_ref, lq_search_affine); the tests compare them. */
+ * plain loops (lq_search_sym_serial, lq_search_affine); the tests compare them. */
 #include <math.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -49,7 +49,7 @@ static float signed_absmax(int n, const float *x, float *amax_out)
     return vmax;
 }
 
-float lq_search_sym_ref(int n, int nmax, const float *x, const float *w_in, int8_t *L)
+float lq_search_sym_serial(int n, int nmax, const float *x, const float *w_in, int8_t *L)
 {
     float w[LQ_SEARCH_MAX];
     int8_t trial[LQ_SEARCH_MAX];

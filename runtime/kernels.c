@@ -7,31 +7,54 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "libquant/lq_types.h"
 #include "runtime/rt_internal.h"
 
 /* ---------------------------------------------------------------- ISA selection */
 
-int rt_isa_supported(rt_isa isa)
+/* The CPU features each path's code is compiled for (see the Makefile's rules for
+ * kernels_*.c); a path runs only when the CPU has all of them. */
+static const char *const isa_features[RT_ISA_COUNT_][8] = {
+    [RT_ISA_SCALAR] = {NULL},
+    [RT_ISA_AVX2] = {"avx2", "fma", "f16c", NULL},
+    [RT_ISA_AVXVNNI] = {"avx2", "fma", "f16c", "avxvnni", NULL},
+    [RT_ISA_AVX512] = {"avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512vnni"},
+};
+
+static int cpu_has(const char *f)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    switch (isa) {
-    case RT_ISA_SCALAR:
-        return 1;
-    case RT_ISA_AVX2:
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-               __builtin_cpu_supports("f16c");
-    case RT_ISA_AVX512:
-        return rt_isa_supported(RT_ISA_AVX2) && __builtin_cpu_supports("avx512f") &&
-               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni") &&
-               __builtin_cpu_supports("avxvnni");
-    default:
-        return 0;
-    }
-#else
-    return isa == RT_ISA_SCALAR;
+    /* __builtin_cpu_supports needs a string literal */
+#define HAS(name) if (strcmp(f, name) == 0) return __builtin_cpu_supports(name) != 0
+    HAS("avx2"); HAS("fma"); HAS("f16c"); HAS("avxvnni"); HAS("avx512f"); HAS("avx512bw");
+    HAS("avx512vl"); HAS("avx512dq"); HAS("avx512vnni"); HAS("avx512bf16");
+#undef HAS
 #endif
+    (void)f;
+    return 0;
+}
+
+const char *rt_isa_missing(rt_isa isa)
+{
+    if ((unsigned)isa >= RT_ISA_COUNT_)
+        return "?";
+    for (int i = 0; i < 8 && isa_features[isa][i]; i++)
+        if (!cpu_has(isa_features[isa][i]))
+            return isa_features[isa][i];
+    return NULL;
+}
+
+int rt_isa_supported(rt_isa isa) { return rt_isa_missing(isa) == NULL; }
+
+int rt_cpu_has_avx512bf16(void) { return cpu_has("avx512bf16"); }
+
+int rt_isa_from_name(const char *s)
+{
+    for (int i = 0; s && i < RT_ISA_COUNT_; i++)
+        if (strcmp(s, rt_isa_name((rt_isa)i)) == 0)
+            return i;
+    return -1;
 }
 
 rt_isa rt_isa_detect(void)
@@ -46,12 +69,9 @@ rt_isa rt_isa_detect(void)
             isa = i;
             break;
         }
-    const char *e = getenv("QFORGE_ISA");
-    if (e && *e) {
-        for (int i = 0; i < RT_ISA_COUNT_; i++)
-            if (strcmp(e, rt_isa_name((rt_isa)i)) == 0 && i < isa)
-                isa = i;
-    }
+    const int want = rt_isa_from_name(getenv("QFORGE_ISA"));
+    if (want >= 0 && rt_isa_supported((rt_isa)want))
+        isa = want;
     __atomic_store_n(&cached, isa, __ATOMIC_RELAXED);
     return (rt_isa)isa;
 }
@@ -61,6 +81,7 @@ const char *rt_isa_name(rt_isa isa)
     switch (isa) {
     case RT_ISA_SCALAR: return "scalar";
     case RT_ISA_AVX2: return "avx2";
+    case RT_ISA_AVXVNNI: return "avxvnni";
     case RT_ISA_AVX512: return "avx512";
     default: return "?";
     }
@@ -70,24 +91,23 @@ static const rt_kernel_table *table(rt_isa isa)
 {
     switch (isa) {
     case RT_ISA_AVX2: return &rt_kernels_avx2;
+    case RT_ISA_AVXVNNI: return &rt_kernels_avxvnni;
     case RT_ISA_AVX512: return &rt_kernels_avx512;
     default: return &rt_kernels_scalar;
     }
 }
 
+/* The path a table leaves NULL entries to: AVX-512 and AVX-VNNI to AVX2, AVX2 to scalar. */
+static rt_isa parent(rt_isa isa) { return isa == RT_ISA_AVX2 ? RT_ISA_SCALAR : isa > RT_ISA_AVX2 ? RT_ISA_AVX2 : RT_ISA_SCALAR; }
+
 /* ---------------------------------------------------------------- type table */
 
+/* Which weight types have kernels, and their activation formats: libquant's type table
+ * (LQ_TYPE_KERNEL, vec_dot_type). */
 int rt_vec_dot_type(int wtype)
 {
-    switch (wtype) {
-    case GGUF_F32: return GGUF_F32;
-    case GGUF_F16: return GGUF_F16;
-    case GGUF_BF16: return GGUF_BF16;
-    case GGUF_Q4_0: case GGUF_Q5_0: case GGUF_Q8_0: return GGUF_Q8_0;
-    case GGUF_Q4_1: case GGUF_Q5_1: return GGUF_Q8_1;
-    case GGUF_Q2_K: case GGUF_Q3_K: case GGUF_Q4_K: case GGUF_Q5_K: case GGUF_Q6_K: return GGUF_Q8_K;
-    default: return -1;
-    }
+    const lq_type_traits *t = lq_type_traits_of(wtype);
+    return t && (t->flags & LQ_TYPE_KERNEL) ? t->vec_dot_type : -1;
 }
 
 int rt_kernel_supported(int wtype) { return rt_vec_dot_type(wtype) >= 0; }
@@ -100,33 +120,15 @@ size_t rt_act_row_size(int wtype, int64_t n)
     const gguf_type_traits *wt = gguf_type_info(wtype);
     if (!wt || n % wt->block_size)
         return 0;
-    switch (vt) {
-    case GGUF_F32: return (size_t)n * 4;
-    case GGUF_F16: case GGUF_BF16: return (size_t)n * 2;
-    case GGUF_Q8_0: return (size_t)(n / 32) * sizeof(lq_block_q8_0);
-    case GGUF_Q8_1: return (size_t)(n / 32) * sizeof(lq_block_q8_1);
-    case GGUF_Q8_K: return (size_t)(n / 256) * sizeof(lq_block_q8_K);
-    default: return 0;
-    }
+    return gguf_row_size(vt, n); /* the weight's blocks are whole activation blocks */
 }
 
 /* ---------------------------------------------------------------- activation converters */
 
 static void quant_f32(const float *x, void *dst, int64_t n) { memcpy(dst, x, (size_t)n * 4); }
 
-static void quant_f16(const float *x, void *dst, int64_t n)
-{
-    uint16_t *y = dst;
-    for (int64_t i = 0; i < n; i++)
-        y[i] = rt_f2h(x[i]);
-}
-
-static void quant_bf16(const float *x, void *dst, int64_t n)
-{
-    uint16_t *y = dst;
-    for (int64_t i = 0; i < n; i++)
-        y[i] = rt_f2bf(x[i]);
-}
+static void quant_f16(const float *x, void *dst, int64_t n) { qf_f32_to_f16_row(x, dst, (size_t)n); }
+static void quant_bf16(const float *x, void *dst, int64_t n) { qf_f32_to_bf16_row(x, dst, (size_t)n); }
 
 /* ggml x86: d = amax/127 stored in fp16, q = round-half-even(x * (127/amax)). */
 void rt_quant_q8_0_scalar(const float *x, void *dst, int64_t n)
@@ -197,318 +199,224 @@ void rt_quant_q8_K_scalar(const float *x, void *dst, int64_t n)
 
 /* ---------------------------------------------------------------- scalar dot products */
 
-static float dot_f32(int64_t n, const void *w, const void *xa)
+/* Sum of 8 floats in the order of the AVX2 horizontal add: (lo + hi) halves, then pairs. */
+static float hsum8_order(const float v[8])
 {
-    const float *a = w, *b = xa;
-    float s[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++)
-            s[k] += a[i + k] * b[i + k];
-    for (; i < n; i++)
-        s[0] += a[i] * b[i];
-    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+    const float a0 = v[0] + v[4], a1 = v[1] + v[5], a2 = v[2] + v[6], a3 = v[3] + v[7];
+    const float b0 = a0 + a2, b1 = a1 + a3;
+    return b0 + b1;
 }
 
-static float dot_f16(int64_t n, const void *w, const void *xa)
-{
-    const uint16_t *a = w, *b = xa;
-    float s[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++)
-            s[k] += rt_h2f(a[i + k]) * rt_h2f(b[i + k]);
-    for (; i < n; i++)
-        s[0] += rt_h2f(a[i]) * rt_h2f(b[i]);
-    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-}
 
-static float dot_bf16(int64_t n, const void *w, const void *xa)
-{
-    const uint16_t *a = w, *b = xa;
-    float s[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++)
-            s[k] += rt_bf2f(a[i + k]) * rt_bf2f(b[i + k]);
-    for (; i < n; i++)
-        s[0] += rt_bf2f(a[i]) * rt_bf2f(b[i]);
-    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-}
+/* The scalar path computes what llama.cpp's AVX2 build computes, operation by operation
+ * (fmaf, 8 lane sums, the horizontal add order), so it gives the AVX2 path's bits: */
 
-static float dot_q8_0(int64_t n, const void *w, const void *xa)
-{
-    const lq_block_q8_0 *x = w;
-    const lq_block_q8_0 *y = xa;
-    float sum = 0;
-    for (int64_t b = 0; b < n / 32; b++) {
-        int s = 0;
-        for (int j = 0; j < 32; j++)
-            s += x[b].qs[j] * y[b].qs[j];
-        sum += (float)s * (rt_h2f(x[b].d) * rt_h2f(y[b].d));
+/* Float types (llamafile's 8-lane sgemm): lane L sums k = L, L+8, ... by fma in k order. */
+#define FLOAT_DOT(NAME, CONV)                                                                        \
+    static float NAME(int64_t n, const void *w, const void *xa)                                      \
+    {                                                                                                \
+        const uint16_t *a16 = w, *b16 = xa;                                                          \
+        const float *a32 = w, *b32 = xa;                                                             \
+        (void)a16, (void)b16, (void)a32, (void)b32;                                                  \
+        float lane[8] = {0};                                                                         \
+        int64_t i = 0;                                                                               \
+        for (; i + 8 <= n; i += 8)                                                                   \
+            for (int l = 0; l < 8; l++)                                                              \
+                lane[l] = fmaf(CONV(a, i + l), CONV(b, i + l), lane[l]);                             \
+        float s = hsum8_order(lane);                                                                 \
+        for (; i < n; i++)                                                                           \
+            s += CONV(a, i) * CONV(b, i);                                                            \
+        return s;                                                                                    \
     }
-    return sum;
+#define CONV_F32(p, i) p##32[i]
+#define CONV_F16(p, i) rt_h2f(p##16[i])
+#define CONV_BF16(p, i) rt_bf2f(p##16[i])
+FLOAT_DOT(dot_f32, CONV_F32)
+FLOAT_DOT(dot_f16, CONV_F16)
+FLOAT_DOT(dot_bf16, CONV_BF16)
+
+/* Sum of the 4 products of bytes 4l..4l+3 of 32 values (an 8-lane integer dot). */
+static int dot4(const uint8_t *u, const int8_t *w, const int8_t *x, int l)
+{
+    int s = 0;
+    for (int i = 4 * l; i < 4 * l + 4; i++)
+        s += (w ? w[i] : u[i]) * x[i];
+    return s;
 }
 
-static float dot_q4_0(int64_t n, const void *w, const void *xa)
+/* Quantized types from the unpacked row (rt_unpack_row) and the activation blocks. */
+static float dot_quant_emul(int wtype, int64_t n, const rt_unpacked *u, const void *xa)
 {
-    const lq_block_q4_0 *x = w;
-    const lq_block_q8_0 *y = xa;
-    float sum = 0;
-    for (int64_t b = 0; b < n / 32; b++) {
-        int s = 0;
-        for (int j = 0; j < 16; j++) {
-            s += ((x[b].qs[j] & 0xF) - 8) * y[b].qs[j];
-            s += ((x[b].qs[j] >> 4) - 8) * y[b].qs[j + 16];
+    const int64_t nb = n / 32, nsb = n / 256;
+    float lane[8] = {0}, acc = 0, accm = 0, summs = 0;
+    switch (wtype) {
+    case GGUF_Q4_0: /* repacked GEMM: one chain, per block */
+        for (int64_t b = 0; b < nb; b++) {
+            const lq_block_q8_0 *x = (const lq_block_q8_0 *)xa + b;
+            int s = 0;
+            for (int l = 0; l < 8; l++)
+                s += dot4(NULL, u->w + 32 * b, x->qs, l);
+            acc = fmaf((float)s, u->d[b] * rt_h2f(x->d), acc);
         }
-        sum += (float)s * (rt_h2f(x[b].d) * rt_h2f(y[b].d));
-    }
-    return sum;
-}
-
-static float dot_q4_1(int64_t n, const void *w, const void *xa)
-{
-    const lq_block_q4_1 *x = w;
-    const lq_block_q8_1 *y = xa;
-    float sum = 0;
-    for (int64_t b = 0; b < n / 32; b++) {
-        int s = 0;
-        for (int j = 0; j < 16; j++) {
-            s += (x[b].qs[j] & 0xF) * y[b].qs[j];
-            s += (x[b].qs[j] >> 4) * y[b].qs[j + 16];
+        return acc;
+    case GGUF_Q8_0: case GGUF_Q5_0: /* llamafile's Q8_0 kernel: 8 lanes per block */
+        for (int64_t b = 0; b < nb; b++) {
+            const lq_block_q8_0 *x = (const lq_block_q8_0 *)xa + b;
+            const float d = u->d[b] * rt_h2f(x->d);
+            for (int l = 0; l < 8; l++)
+                lane[l] = fmaf(d, (float)dot4(NULL, u->w + 32 * b, x->qs, l), lane[l]);
         }
-        sum += (rt_h2f(x[b].d) * rt_h2f(y[b].d)) * (float)s + rt_h2f(x[b].m) * rt_h2f(y[b].s);
-    }
-    return sum;
-}
-
-static float dot_q5_0(int64_t n, const void *w, const void *xa)
-{
-    const lq_block_q5_0 *x = w;
-    const lq_block_q8_0 *y = xa;
-    float sum = 0;
-    for (int64_t b = 0; b < n / 32; b++) {
-        uint32_t qh;
-        memcpy(&qh, x[b].qh, 4);
-        int s = 0;
-        for (int j = 0; j < 16; j++) {
-            int lo = ((x[b].qs[j] & 0xF) | (((qh >> j) & 1) << 4)) - 16;
-            int hi = ((x[b].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - 16;
-            s += lo * y[b].qs[j] + hi * y[b].qs[j + 16];
+        return hsum8_order(lane);
+    case GGUF_Q4_1: case GGUF_Q5_1: /* vec_dot: 8 lanes, the min term fma'd apart */
+        for (int64_t b = 0; b < nb; b++) {
+            const lq_block_q8_1 *x = (const lq_block_q8_1 *)xa + b;
+            summs = fmaf(u->m[b], rt_h2f(x->s), summs);
+            const float d = u->d[b] * rt_h2f(x->d);
+            for (int l = 0; l < 8; l++)
+                lane[l] = fmaf(d, (float)dot4(u->aw + 32 * b, NULL, x->qs, l), lane[l]);
         }
-        sum += (float)s * (rt_h2f(x[b].d) * rt_h2f(y[b].d));
-    }
-    return sum;
-}
-
-static float dot_q5_1(int64_t n, const void *w, const void *xa)
-{
-    const lq_block_q5_1 *x = w;
-    const lq_block_q8_1 *y = xa;
-    float sum = 0;
-    for (int64_t b = 0; b < n / 32; b++) {
-        uint32_t qh;
-        memcpy(&qh, x[b].qh, 4);
-        int s = 0;
-        for (int j = 0; j < 16; j++) {
-            int lo = (x[b].qs[j] & 0xF) | (((qh >> j) & 1) << 4);
-            int hi = (x[b].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4);
-            s += lo * y[b].qs[j] + hi * y[b].qs[j + 16];
+        return hsum8_order(lane) + summs;
+    case GGUF_Q4_K: /* repacked GEMM: per 64 values, mins apart */
+        for (int64_t b = 0; b < nsb; b++) {
+            const lq_block_q8_K *x = (const lq_block_q8_K *)xa + b;
+            const int16_t *mn = u->mins + 16 * b, *bs = x->bsums;
+            for (int h = 0; h < 4; h++) {
+                int s = 0;
+                for (int k = 2 * h; k < 2 * h + 2; k++)
+                    for (int l = 0; l < 8; l++)
+                        s += u->sc32[(8 * b + k) * 16] * dot4(u->aw + 256 * b + 32 * k, NULL, x->qs + 32 * k, l);
+                const int m = mn[4 * h] * (bs[4 * h] + bs[4 * h + 1]) + mn[4 * h + 2] * (bs[4 * h + 2] + bs[4 * h + 3]);
+                acc = fmaf((float)s, u->d[b] * x->d, acc);
+                accm = fmaf((float)m, u->m[b] * x->d, accm);
+            }
         }
-        sum += (rt_h2f(x[b].d) * rt_h2f(y[b].d)) * (float)s + rt_h2f(x[b].m) * rt_h2f(y[b].s);
-    }
-    return sum;
-}
-
-static float dot_q2_K(int64_t n, const void *w, const void *xa)
-{
-    const lq_block_q2_K *x = w;
-    const lq_block_q8_K *y = xa;
-    float sum = 0;
-    for (int64_t b = 0; b < n / 256; b++) {
-        const int8_t *q8 = y[b].qs;
-        int summs = 0;
-        for (int j = 0; j < 16; j++)
-            summs += y[b].bsums[j] * (x[b].scales[j] >> 4);
-        int isum = 0, is = 0;
-        for (int half = 0; half < 2; half++) {
-            const uint8_t *q2 = x[b].qs + 32 * half;
-            for (int shift = 0; shift < 8; shift += 2) {
-                for (int k = 0; k < 2; k++) {
-                    int s = 0;
-                    for (int l = 0; l < 16; l++)
-                        s += q8[l] * ((q2[16 * k + l] >> shift) & 3);
-                    isum += (x[b].scales[is++] & 0xF) * s;
-                    q8 += 16;
+        return acc - accm;
+    default: /* Q2_K, Q3_K, Q5_K, Q6_K: vec_dot's 8 lanes (see kernels_avx2.c core_q8_K) */
+        for (int64_t b = 0; b < nsb; b++) {
+            const lq_block_q8_K *x = (const lq_block_q8_K *)xa + b;
+            const int16_t *bs = x->bsums, *mn = u->mins + 16 * b, *cr = u->corr + 16 * b;
+            const float d = u->d[b] * x->d, dm = u->m[b] * x->d;
+            if (wtype == GGUF_Q2_K)
+                for (int l = 0; l < 8; l++)
+                    lane[l] = fmaf(-dm, (float)(bs[2 * l] * mn[2 * l] + bs[2 * l + 1] * mn[2 * l + 1]), lane[l]);
+            for (int l = 0; l < 8; l++) {
+                int s = 0;
+                for (int k = 0; k < 8; k++) {
+                    const uint8_t *uv = u->aw + 256 * b + 32 * k;
+                    const int8_t *xq = x->qs + 32 * k;
+                    int p = dot4(uv, NULL, xq, l);
+                    if (wtype == GGUF_Q3_K)
+                        for (int i = 4 * l; i < 4 * l + 4; i++)
+                            p -= 4 * xq[i];
+                    s += u->sc32[(8 * b + k) * 16 + 2 * l] * p;
                 }
+                if (wtype == GGUF_Q6_K)
+                    s -= bs[2 * l] * cr[2 * l] + bs[2 * l + 1] * cr[2 * l + 1];
+                lane[l] = fmaf((float)s, d, lane[l]);
+            }
+            if (wtype == GGUF_Q5_K) {
+                int m = 0;
+                for (int j = 0; j < 16; j++)
+                    m += bs[j] * mn[j];
+                summs = fmaf(-dm, (float)m, summs);
             }
         }
-        const float dall = y[b].d * rt_h2f(x[b].d);
-        const float dmin = y[b].d * rt_h2f(x[b].dmin);
-        sum += dall * (float)isum - dmin * (float)summs;
+        return hsum8_order(lane) + summs;
     }
-    return sum;
 }
 
-static float dot_q3_K(int64_t n, const void *w, const void *xa)
+static float dot_quant(int wtype, int64_t n, const void *w, const void *xa)
 {
-    const lq_block_q3_K *x = w;
-    const lq_block_q8_K *y = xa;
-    float sum = 0;
-    for (int64_t b = 0; b < n / 256; b++) {
-        int8_t sc[16];
-        rt_q3k_scales(x[b].scales, sc);
-        const int8_t *q8 = y[b].qs;
-        int isum = 0, is = 0;
-        uint8_t m = 1;
-        for (int half = 0; half < 2; half++) {
-            const uint8_t *q3 = x[b].qs + 32 * half;
-            for (int shift = 0; shift < 8; shift += 2, m <<= 1) {
-                for (int k = 0; k < 2; k++) {
-                    int s = 0;
-                    for (int l = 0; l < 16; l++) {
-                        int v = ((q3[16 * k + l] >> shift) & 3) - ((x[b].hmask[16 * k + l] & m) ? 0 : 4);
-                        s += q8[l] * v;
-                    }
-                    isum += sc[is++] * s;
-                    q8 += 16;
-                }
-            }
-        }
-        sum += (rt_h2f(x[b].d) * y[b].d) * (float)isum;
-    }
-    return sum;
+    const size_t us = rt_unpacked_size(wtype, n);
+    void *buf = aligned_alloc(32, (us + 31) & ~(size_t)31);
+    if (!buf)
+        return 0; /* out of memory inside a kernel; the SIMD paths allocate far more */
+    rt_unpacked u;
+    rt_unpack_row(wtype, w, n, buf, &u);
+    const float r = dot_quant_emul(wtype, n, &u, xa);
+    free(buf);
+    return r;
 }
 
-static float dot_q4_K(int64_t n, const void *w, const void *xa)
-{
-    const lq_block_q4_K *x = w;
-    const lq_block_q8_K *y = xa;
-    float sum = 0;
-    for (int64_t b = 0; b < n / 256; b++) {
-        const int8_t *q8 = y[b].qs;
-        const uint8_t *q4 = x[b].qs;
-        int isum = 0, summs = 0;
-        for (int c = 0; c < 4; c++) {
-            int sc0, m0, sc1, m1;
-            rt_kq_scale_min(2 * c, x[b].scales, &sc0, &m0);
-            rt_kq_scale_min(2 * c + 1, x[b].scales, &sc1, &m1);
-            int s0 = 0, s1 = 0;
-            for (int l = 0; l < 32; l++) {
-                s0 += (q4[l] & 0xF) * q8[l];
-                s1 += (q4[l] >> 4) * q8[l + 32];
-            }
-            isum += sc0 * s0 + sc1 * s1;
-            summs += m0 * (y[b].bsums[4 * c] + y[b].bsums[4 * c + 1]) +
-                     m1 * (y[b].bsums[4 * c + 2] + y[b].bsums[4 * c + 3]);
-            q4 += 32;
-            q8 += 64;
-        }
-        const float d = y[b].d * rt_h2f(x[b].d);
-        const float dmin = y[b].d * rt_h2f(x[b].dmin);
-        sum += d * (float)isum - dmin * (float)summs;
-    }
-    return sum;
-}
-
-static float dot_q5_K(int64_t n, const void *w, const void *xa)
-{
-    const lq_block_q5_K *x = w;
-    const lq_block_q8_K *y = xa;
-    float sum = 0;
-    for (int64_t b = 0; b < n / 256; b++) {
-        const int8_t *q8 = y[b].qs;
-        const uint8_t *ql = x[b].qs, *qh = x[b].qh;
-        int isum = 0, summs = 0;
-        for (int c = 0; c < 4; c++) {
-            int sc0, m0, sc1, m1;
-            rt_kq_scale_min(2 * c, x[b].scales, &sc0, &m0);
-            rt_kq_scale_min(2 * c + 1, x[b].scales, &sc1, &m1);
-            int s0 = 0, s1 = 0;
-            for (int l = 0; l < 32; l++) {
-                s0 += ((ql[l] & 0xF) | (((qh[l] >> (2 * c)) & 1) << 4)) * q8[l];
-                s1 += ((ql[l] >> 4) | (((qh[l] >> (2 * c + 1)) & 1) << 4)) * q8[l + 32];
-            }
-            isum += sc0 * s0 + sc1 * s1;
-            summs += m0 * (y[b].bsums[4 * c] + y[b].bsums[4 * c + 1]) +
-                     m1 * (y[b].bsums[4 * c + 2] + y[b].bsums[4 * c + 3]);
-            ql += 32;
-            q8 += 64;
-        }
-        const float d = y[b].d * rt_h2f(x[b].d);
-        const float dmin = y[b].d * rt_h2f(x[b].dmin);
-        sum += d * (float)isum - dmin * (float)summs;
-    }
-    return sum;
-}
-
-static float dot_q6_K(int64_t n, const void *w, const void *xa)
-{
-    const lq_block_q6_K *x = w;
-    const lq_block_q8_K *y = xa;
-    float sum = 0;
-    for (int64_t b = 0; b < n / 256; b++) {
-        const int8_t *q8 = y[b].qs;
-        const uint8_t *ql = x[b].ql, *qh = x[b].qh;
-        const int8_t *sc = x[b].scales;
-        int isum = 0;
-        for (int half = 0; half < 2; half++) {
-            int s[8] = {0}; /* sub-blocks of 16 within this half of 128 */
-            for (int l = 0; l < 32; l++) {
-                int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
-                int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
-                int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-                int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-                int is = l / 16;
-                s[is + 0] += q1 * q8[l];
-                s[is + 2] += q2 * q8[l + 32];
-                s[is + 4] += q3 * q8[l + 64];
-                s[is + 6] += q4 * q8[l + 96];
-            }
-            for (int j = 0; j < 8; j++)
-                isum += sc[j] * s[j];
-            ql += 64;
-            qh += 32;
-            sc += 8;
-            q8 += 128;
-        }
-        sum += (rt_h2f(x[b].d) * y[b].d) * (float)isum;
-    }
-    return sum;
-}
+#define DOT_Q(t, T)                                                                                  \
+    static float dot_##t(int64_t n, const void *w, const void *xa) { return dot_quant(GGUF_##T, n, w, xa); }
+DOT_Q(q8_0, Q8_0)
+DOT_Q(q4_0, Q4_0)
+DOT_Q(q4_1, Q4_1)
+DOT_Q(q5_0, Q5_0)
+DOT_Q(q5_1, Q5_1)
+DOT_Q(q2_K, Q2_K)
+DOT_Q(q3_K, Q3_K)
+DOT_Q(q4_K, Q4_K)
+DOT_Q(q5_K, Q5_K)
+DOT_Q(q6_K, Q6_K)
 
 /* ---------------------------------------------------------------- forward-pass helpers */
 
+/* ggml's 8-lane AVX2 expf, lane by lane (the same operations, so the same bits): an
+ * exp2 split with a degree-5 polynomial, |x| beyond ~88 to infinity or zero. */
+float rt_expf_avx2_lane(float x)
+{
+    const float r = 0x1.8p23f, z = fmaf(x, 0x1.715476p+0f, r), n = z - r;
+    const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    const uint32_t e = rt_bits_from_f32(z) << 23;
+    const float k = rt_f32_from_bits(e + rt_bits_from_f32(1.0f));
+    const float u = b * b;
+    const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+                         0x1.ffffecp-1f * b);
+    if (!(fabsf(n) > 126))
+        return fmaf(k, j, k);
+    const uint32_t g = n <= 0 ? 0x82000000u : 0;
+    const float s1 = rt_f32_from_bits(g + 0x7f000000u), s2 = rt_f32_from_bits(e - g);
+    return fabsf(n) > 192 ? s1 * s1 : fmaf(s2, j, s2) * s1;
+}
+
+/* One query row of llama.cpp's CPU flash attention (the tiled path), see rt_attn_fn: the
+ * AVX2 build's exp and sums, done lane by lane. */
 static void attn_scalar(const float *q, const float *kt, int64_t ldk, const float *v, int64_t ldv, int n, int hd,
                         float scale, float *p, float *out)
 {
-    for (int j = 0; j < n; j++)
-        p[j] = 0;
-    for (int d = 0; d < hd; d++) {
-        const float qd = q[d];
-        const float *kd = kt + d * ldk;
-        for (int j = 0; j < n; j++)
-            p[j] += qd * kd[j];
-    }
-    float mx = -INFINITY;
     for (int j = 0; j < n; j++) {
-        p[j] *= scale;
-        mx = p[j] > mx ? p[j] : mx;
+        float s = 0;
+        for (int d = 0; d < hd; d++)
+            s = fmaf(q[d], kt[d * ldk + j], s);
+        p[j] = s * scale;
     }
-    double sum = 0;
-    for (int j = 0; j < n; j++) {
-        p[j] = expf(p[j] - mx);
-        sum += p[j];
-    }
-    const float inv = (float)(1.0 / sum);
+    float M = -INFINITY, S = 0;
     for (int d = 0; d < hd; d++)
         out[d] = 0;
-    for (int j = 0; j < n; j++) {
-        const float pj = rt_h2f(rt_f2h(p[j] * inv));
-        const float *vj = v + j * ldv;
-        for (int d = 0; d < hd; d++)
-            out[d] += pj * vj[d];
+    for (int t0 = 0; t0 < n; t0 += RT_FA_TILE) {
+        const int nt = n - t0 < RT_FA_TILE ? n - t0 : RT_FA_TILE;
+        float mx = -INFINITY;
+        for (int j = 0; j < nt; j++)
+            mx = p[t0 + j] > mx ? p[t0 + j] : mx;
+        const float Mn = fmaxf(M, mx);
+        if (Mn > M && M != -INFINITY) {
+            const float ms = expf(M - Mn);
+            for (int d = 0; d < hd; d++)
+                out[d] *= ms;
+            S *= ms;
+        }
+        M = Mn;
+        double sum = 0;
+        for (int j0 = 0; j0 < RT_FA_TILE; j0 += 8) {
+            float e[8];
+            for (int l = 0; l < 8; l++)
+                e[l] = j0 + l < nt ? rt_expf_avx2_lane(p[t0 + j0 + l] - M) : 0.0f;
+            for (int l = 0; l < 8 && j0 + l < nt; l++)
+                p[t0 + j0 + l] = e[l];
+            sum += (double)hsum8_order(e);
+        }
+        S = (float)((double)S + sum);
+        for (int j = 0; j < nt; j++) {
+            const float pj = p[t0 + j], *vj = v + (int64_t)(t0 + j) * ldv;
+            for (int d = 0; d < hd; d++)
+                out[d] = fmaf(vj[d], pj, out[d]);
+        }
     }
+    const float inv = 1.0f / S;
+    for (int d = 0; d < hd; d++)
+        out[d] *= inv;
 }
 
 static double sum_exp_scalar(const float *x, int64_t n, float *mx)
@@ -543,9 +451,15 @@ static void transpose_scalar(const float *src, int64_t lds, int64_t rows, int64_
                     dst[c * ldd + r] = src[r * lds + c];
 }
 
+/* ggml's swiglu: silu(g) * u with silu(x) = x / (1 + e^-x), e^-x by the AVX2 build's expf in
+ * blocks of 8, libm's expf for the rest. */
 static void swiglu_scalar(float *g, const float *u, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++)
+    const int64_t nv = n & ~(int64_t)7;
+    int64_t i = 0;
+    for (; i < nv; i++)
+        g[i] = g[i] / (1.0f + rt_expf_avx2_lane(0.0f - g[i])) * u[i];
+    for (; i < n; i++)
         g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
@@ -820,39 +734,39 @@ void rt_unpack_row(int wtype, const void *wrow, int64_t n, void *buf, rt_unpacke
 
 static int omp_default_threads(void) { return omp_get_max_threads(); }
 
-/* Look-ups fall back from AVX-512 to AVX2 to scalar for entries a table leaves NULL. */
+/* Look-ups fall back along parent() for entries a table leaves NULL. */
 static rt_quant_fn quant_fn(rt_isa isa, int vt)
 {
-    for (int i = isa; i > 0; i--)
-        if (table((rt_isa)i)->quant[vt])
-            return table((rt_isa)i)->quant[vt];
+    for (rt_isa i = isa; i != RT_ISA_SCALAR; i = parent(i))
+        if (table(i)->quant[vt])
+            return table(i)->quant[vt];
     return rt_kernels_scalar.quant[vt];
 }
 
 static rt_dot_fn dot_fn(rt_isa isa, int wtype)
 {
-    for (int i = isa; i > 0; i--)
-        if (table((rt_isa)i)->dot[wtype])
-            return table((rt_isa)i)->dot[wtype];
+    for (rt_isa i = isa; i != RT_ISA_SCALAR; i = parent(i))
+        if (table(i)->dot[wtype])
+            return table(i)->dot[wtype];
     return rt_kernels_scalar.dot[wtype];
 }
 
 /* The gemm for wtype and the table it comes from (its prep and sizes go with it). */
 static rt_gemm_fn gemm_fn(rt_isa isa, int wtype, const rt_kernel_table **from)
 {
-    for (int i = isa; i > 0; i--)
-        if (table((rt_isa)i)->gemm[wtype]) {
-            *from = table((rt_isa)i);
-            return table((rt_isa)i)->gemm[wtype];
+    for (rt_isa i = isa; i != RT_ISA_SCALAR; i = parent(i))
+        if (table(i)->gemm[wtype]) {
+            *from = table(i);
+            return table(i)->gemm[wtype];
         }
     *from = NULL;
     return NULL;
 }
 
+/* A forward-pass helper of isa's table, else its parent's. */
 #define HELPER(field) \
-    (isa >= RT_ISA_AVX512 && rt_kernels_avx512.field ? rt_kernels_avx512.field \
-     : isa >= RT_ISA_AVX2 && rt_kernels_avx2.field   ? rt_kernels_avx2.field \
-                                                     : rt_kernels_scalar.field)
+    (table(isa)->field ? table(isa)->field : table(parent(isa))->field ? table(parent(isa))->field \
+                                                                        : rt_kernels_scalar.field)
 
 void rt_attn_row(rt_isa isa, const float *q, const float *kt, int64_t ldk, const float *v, int64_t ldv, int n,
                  int hd, float scale, float *p, float *out)

@@ -10,9 +10,11 @@
  * maximum, q = min(127, round-half-even(x/d))), and the quantized dot products are integer
  * sums scaled per block, so our logits follow llama.cpp's to float rounding.
  *
- * Every kernel exists in a portable scalar version (the reference) and, chosen at run time,
- * AVX2+FMA+F16C and AVX-512(+VNNI) versions. Different ISAs sum in different orders, so their
- * results differ by float rounding only (see tests/test_kernels.c for the bounds).
+ * Every kernel exists for four paths chosen at run time (rt_isa). Each path sums in the order
+ * of one llama.cpp CPU build — avx512: the AVX-512 build; avx2, avxvnni and scalar: the AVX2
+ * build — type by type (docs/runtime.md has the table), so logits are llama.cpp's bit for bit
+ * on the matching build; the two builds differ by float rounding only (tests/test_kernels.c
+ * states the bounds against the exact product).
  *
  * Thread independence: rt_matmul splits the output rows into fixed blocks of
  * RT_ROW_BLOCK rows, aligned to row 0; every output element is computed by one call on one
@@ -24,21 +26,36 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Kernel paths, each asking only for the CPU features its code uses:
+ *   AVX2     AVX2 + FMA + F16C
+ *   AVXVNNI  the AVX2 path with AVX-VNNI's VEX-encoded vpdpbusd (Intel Alder Lake and later
+ *            without AVX-512); same results as AVX2
+ *   AVX512   AVX-512 F/BW/VL/DQ/VNNI (+ AVX2/FMA/F16C), no AVX-VNNI needed (AMD Zen 4/5 lack
+ *            it); BF16 matrices use AVX512-BF16 when the CPU has it.
+ * Order is preference: the highest supported one is the default. */
 typedef enum {
     RT_ISA_SCALAR = 0,
-    RT_ISA_AVX2 = 1,   /* AVX2 + FMA + F16C */
-    RT_ISA_AVX512 = 2, /* AVX-512 F/BW/VL/DQ/VNNI + AVX-VNNI */
+    RT_ISA_AVX2 = 1,
+    RT_ISA_AVXVNNI = 2,
+    RT_ISA_AVX512 = 3,
     RT_ISA_COUNT_
 } rt_isa;
 
 #define RT_ROW_BLOCK 16
 
-/* Best ISA this CPU supports (cached). The environment variable QFORGE_ISA=scalar|avx2|avx512
- * lowers it (never raises it above what the CPU has). */
+/* Best ISA this CPU supports (cached). The environment variable
+ * QFORGE_ISA=scalar|avx2|avxvnni|avx512 chooses another one the CPU supports (a name the CPU
+ * cannot run, or an unknown one, is ignored). */
 rt_isa rt_isa_detect(void);
-/* True if the CPU can run isa. */
+/* True if the CPU (and the OS, for the AVX-512 state) can run isa. */
 int rt_isa_supported(rt_isa isa);
+/* Why isa cannot run here: the first missing CPU feature ("avx512vnni", ...), NULL if it can. */
+const char *rt_isa_missing(rt_isa isa);
 const char *rt_isa_name(rt_isa isa);
+/* The isa named s (as rt_isa_name), -1 if none. */
+int rt_isa_from_name(const char *s);
+/* True when the CPU has AVX512-BF16 (the AVX-512 path then uses vdpbf16ps for BF16). */
+int rt_cpu_has_avx512bf16(void);
 
 /* True if weights of this GGUF type can be multiplied here. */
 int rt_kernel_supported(int wtype);

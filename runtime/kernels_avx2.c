@@ -11,6 +11,20 @@
 
 #include "runtime/rt_internal.h"
 
+/* kernels_avxvnni.c compiles this file again with RT_AVX2_VNNI set: the 4-byte dot products
+ * then use AVX-VNNI's vpdpbusd (exact, the same integers as maddubs + madd). */
+#ifdef RT_AVX2_VNNI
+#define RT_AVX2_TABLE rt_kernels_avxvnni
+/* 8 lanes of sum_{i<4} a[4l+i] * b[4l+i], a unsigned, b signed bytes */
+static inline __m256i dot_u8s8(__m256i a, __m256i b) { return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), a, b); }
+#else
+#define RT_AVX2_TABLE rt_kernels_avx2
+static inline __m256i dot_u8s8(__m256i a, __m256i b)
+{
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)); /* no saturation: |a*b| pairs < 2^15 */
+}
+#endif
+
 static inline float hsum8(__m256 v)
 {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -254,7 +268,6 @@ static void core_q8_0(int64_t n, const rt_unpacked *u, int nr, const void *xa, s
                       const float *xd, float *y, int64_t ldy)
 {
     const int64_t nb = n / 32;
-    const __m256i ones = _mm256_set1_epi16(1);
     for (int t0 = 0; t0 < nt; t0 += NT) {
         const int tn = nt - t0 < NT ? nt - t0 : NT;
         const lq_block_q8_0 *xb[NT];
@@ -279,7 +292,7 @@ static void core_q8_0(int64_t n, const rt_unpacked *u, int nr, const void *xa, s
                 _Pragma("GCC unroll 16")
                 for (int j = 0; j < NT; j++) {
                     const __m256i xv = _mm256_loadu_si256((const __m256i *)xb[j][b].qs);
-                    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(av, _mm256_sign_epi8(xv, wv)), ones);
+                    const __m256i p = dot_u8s8(av, _mm256_sign_epi8(xv, wv));
                     acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
                                              _mm256_set1_ps(wd[b] * xdj[j][b]), acc[j]);
                 }
@@ -296,7 +309,6 @@ static void core_q8_1(int64_t n, const rt_unpacked *u, int nr, const void *xa, s
                       const float *xd, float *y, int64_t ldy)
 {
     const int64_t nb = n / 32;
-    const __m256i ones = _mm256_set1_epi16(1);
     for (int t = 0; t < nt; t++) {
         const lq_block_q8_1 *xb = (const lq_block_q8_1 *)((const char *)xa + (size_t)t * xrs);
         const float *d = xd + (size_t)t * 2 * nb, *s = d + nb;
@@ -306,20 +318,27 @@ static void core_q8_1(int64_t n, const rt_unpacked *u, int nr, const void *xa, s
             for (int64_t b = 0; b < nb; b++) {
                 const __m256i av = _mm256_load_si256((const __m256i *)(u[r].aw + 32 * b));
                 const __m256i xv = _mm256_loadu_si256((const __m256i *)xb[b].qs);
-                const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(av, xv), ones);
+                const __m256i p = dot_u8s8(av, xv);
                 acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(u[r].d[b] * d[b]), acc);
-                accm += u[r].m[b] * s[b];
+                accm = fmaf(u[r].m[b], s[b], accm); /* ggml's build contracts m*s + summs */
             }
             y[t * ldy + r] = hsum8(acc) + accm;
         }
     }
 }
 
-/* Q8_K class (k-quants). */
-static void core_q8_K(int64_t n, const rt_unpacked *u, int nr, const void *xa, size_t xrs, int nt,
-                      const float *xd, float *y, int64_t ldy)
+/* Q8_K class (k-quants), as ggml's AVX2 vec_dot for each type sums (lane l of the 8-lane
+ * integer sums holds bytes 4l..4l+3 of every 32 values, times their sub-block scale):
+ *   Q6_K  isum = lanes - bsum pairs · (32 sc) (corr), acc += f32(isum) * (d_w d_x)
+ *   Q3_K  the -4 offsets inside the lanes (w - 4 with w = 0..7), acc += f32(lanes) * (d_w d_x)
+ *   Q2_K  acc -= f32(bsum pairs · mins) * (dmin_w d_x) first, then acc += f32(lanes) * (d_w d_x)
+ *   Q5_K  acc += f32(lanes) * (d_w d_x); summs = fma(-(dmin_w d_x), sum_j m_j bsum32_j, summs)
+ * and the result hsum(acc) (+ summs). */
+static void core_q8_K(int wtype, int64_t n, const rt_unpacked *u, int nr, const void *xa, size_t xrs, int nt,
+                      float *y, int64_t ldy)
 {
     const int64_t nsb = n / 256;
+    const __m256i four = _mm256_set1_epi8(4);
     for (int t0 = 0; t0 < nt; t0 += NT) {
         const int tn = nt - t0 < NT ? nt - t0 : NT;
         const lq_block_q8_K *xb[NT];
@@ -328,9 +347,12 @@ static void core_q8_K(int64_t n, const rt_unpacked *u, int nr, const void *xa, s
             xb[j] = (const lq_block_q8_K *)((const char *)xa + (size_t)(t0 + (j < tn ? j : 0)) * xrs);
         for (int r = 0; r < nr; r++) {
             __m256 acc[NT];
+            float summs[NT];
             _Pragma("GCC unroll 16")
-            for (int j = 0; j < NT; j++)
+            for (int j = 0; j < NT; j++) {
                 acc[j] = _mm256_setzero_ps();
+                summs[j] = 0;
+            }
             for (int64_t b = 0; b < nsb; b++) {
                 __m256i iacc[NT];
                 _Pragma("GCC unroll 16")
@@ -345,7 +367,10 @@ static void core_q8_K(int64_t n, const rt_unpacked *u, int nr, const void *xa, s
                     _Pragma("GCC unroll 16")
                     for (int j = 0; j < NT; j++) {
                         const __m256i xv = _mm256_loadu_si256((const __m256i *)(xb[j][b].qs + 32 * k));
-                        iacc[j] = _mm256_add_epi32(iacc[j], _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv), sv));
+                        __m256i p16 = _mm256_maddubs_epi16(wv, xv);
+                        if (wtype == GGUF_Q3_K)
+                            p16 = _mm256_sub_epi16(p16, _mm256_maddubs_epi16(four, xv));
+                        iacc[j] = _mm256_add_epi32(iacc[j], _mm256_madd_epi16(p16, sv));
                     }
                 }
                 const __m256i corr = _mm256_load_si256((const __m256i *)(u[r].corr + 16 * b));
@@ -354,16 +379,87 @@ static void core_q8_K(int64_t n, const rt_unpacked *u, int nr, const void *xa, s
                 _Pragma("GCC unroll 16")
                 for (int j = 0; j < NT; j++) {
                     const __m256i bs = _mm256_loadu_si256((const __m256i *)xb[j][b].bsums);
-                    const __m256i isum = _mm256_sub_epi32(iacc[j], _mm256_madd_epi16(bs, corr));
                     const float dx = xb[j][b].d;
+                    if (wtype == GGUF_Q2_K)
+                        acc[j] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * dx), _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mins)),
+                                                  acc[j]);
+                    const __m256i isum = wtype == GGUF_Q6_K ? _mm256_sub_epi32(iacc[j], _mm256_madd_epi16(bs, corr)) : iacc[j];
                     acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * dx), acc[j]);
-                    acc[j] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mins)),
-                                              _mm256_set1_ps(dmin * dx), acc[j]);
+                    if (wtype == GGUF_Q5_K) {
+                        const __m256i pm = _mm256_madd_epi16(bs, mins);
+                        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(pm), _mm256_extracti128_si256(pm, 1));
+                        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+                        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
+                        summs[j] = fmaf(-(dx * dmin), (float)_mm_cvtsi128_si32(h), summs[j]);
+                    }
                 }
             }
             _Pragma("GCC unroll 16")
             for (int j = 0; j < tn; j++)
-                y[(t0 + j) * ldy + r] = hsum8(acc[j]);
+                y[(t0 + j) * ldy + r] = hsum8(acc[j]) + summs[j];
+        }
+    }
+}
+
+static inline int hsum_i32x8(__m256i v)
+{
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
+    return _mm_cvtsi128_si32(h);
+}
+
+/* Q4_K as llama.cpp's repacked Q4_K GEMM sums it on x86 (see kernels_avx512.c): per 64
+ * values acc = fma(f32(sc0 dot0 + sc1 dot1), d_w d_x, acc), accm likewise with the mins,
+ * result acc - accm; one scalar chain per output. */
+static void core_q4_K(int64_t n, const rt_unpacked *u, int nr, const void *xa, size_t xrs, int nt, float *y,
+                      int64_t ldy)
+{
+    const int64_t nsb = n / 256;
+    for (int t = 0; t < nt; t++) {
+        const lq_block_q8_K *xb = (const lq_block_q8_K *)((const char *)xa + (size_t)t * xrs);
+        for (int r = 0; r < nr; r++) {
+            float acc = 0, accm = 0;
+            for (int64_t b = 0; b < nsb; b++) {
+                const uint8_t *uv = u[r].aw + 256 * b;
+                const int16_t *sc = u[r].sc32 + 128 * b, *mn = u[r].mins + 16 * b;
+                const float dd = u[r].d[b] * xb[b].d, dm = u[r].m[b] * xb[b].d;
+                const int16_t *bs = xb[b].bsums;
+                for (int h = 0; h < 4; h++) {
+                    __m256i ia = _mm256_setzero_si256();
+                    for (int k = 2 * h; k < 2 * h + 2; k++) {
+                        const __m256i wv = _mm256_load_si256((const __m256i *)(uv + 32 * k));
+                        const __m256i xv = _mm256_loadu_si256((const __m256i *)(xb[b].qs + 32 * k));
+                        ia = _mm256_add_epi32(ia, _mm256_madd_epi16(_mm256_maddubs_epi16(wv, xv),
+                                                                    _mm256_load_si256((const __m256i *)(sc + 16 * k))));
+                    }
+                    const int im = mn[4 * h] * (bs[4 * h] + bs[4 * h + 1]) + mn[4 * h + 2] * (bs[4 * h + 2] + bs[4 * h + 3]);
+                    acc = fmaf((float)hsum_i32x8(ia), dd, acc);
+                    accm = fmaf((float)im, dm, accm);
+                }
+            }
+            y[t * ldy + r] = acc - accm;
+        }
+    }
+}
+
+/* Q4_0 as llama.cpp's repacked Q4_0 GEMM sums it on x86: one chain per output,
+ * acc = fma(f32(block dot), d_w d_x, acc). */
+static void core_q4_0(int64_t n, const rt_unpacked *u, int nr, const void *xa, size_t xrs, int nt, const float *xd,
+                      float *y, int64_t ldy)
+{
+    const int64_t nb = n / 32;
+    for (int t = 0; t < nt; t++) {
+        const lq_block_q8_0 *xb = (const lq_block_q8_0 *)((const char *)xa + (size_t)t * xrs);
+        for (int r = 0; r < nr; r++) {
+            float acc = 0;
+            for (int64_t b = 0; b < nb; b++) {
+                const __m256i wv = _mm256_load_si256((const __m256i *)(u[r].w + 32 * b));
+                const __m256i av = _mm256_load_si256((const __m256i *)(u[r].aw + 32 * b));
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)xb[b].qs);
+                acc = fmaf((float)hsum_i32x8(dot_u8s8(av, _mm256_sign_epi8(xv, wv))), u[r].d[b] * xd[(size_t)t * nb + b], acc);
+            }
+            y[t * ldy + r] = acc;
         }
     }
 }
@@ -396,7 +492,10 @@ static void gemm_quant(int wtype, int64_t n, const void *w, size_t wrs, int nr, 
             for (int64_t b = 0; b < nb; b++)
                 xd[(size_t)t * nb + b] = rt_h2f(xb[b].d);
         }
-        core_q8_0(n, u, nr, xa, xrs, nt, xd, y, ldy);
+        if (wtype == GGUF_Q4_0)
+            core_q4_0(n, u, nr, xa, xrs, nt, xd, y, ldy);
+        else
+            core_q8_0(n, u, nr, xa, xrs, nt, xd, y, ldy);
     } else if (cls == RT_CLS_Q8_1) {
         for (int t = 0; t < nt; t++) {
             const lq_block_q8_1 *xb = (const lq_block_q8_1 *)((const char *)xa + (size_t)t * xrs);
@@ -407,7 +506,10 @@ static void gemm_quant(int wtype, int64_t n, const void *w, size_t wrs, int nr, 
         }
         core_q8_1(n, u, nr, xa, xrs, nt, xd, y, ldy);
     } else {
-        core_q8_K(n, u, nr, xa, xrs, nt, NULL, y, ldy);
+        if (wtype == GGUF_Q4_K)
+            core_q4_K(n, u, nr, xa, xrs, nt, y, ldy);
+        else
+            core_q8_K(wtype, n, u, nr, xa, xrs, nt, y, ldy);
     }
     free(buf);
 }
@@ -439,24 +541,35 @@ DOT_Q(Q6_K)
 
 /* ---------------------------------------------------------------- forward-pass helpers */
 
-/* expf to ~2 ulp (Cephes polynomial), inputs clamped to [-87.3, 88]. */
-static inline __m256 exp8(__m256 x)
+/* ggml's AVX2 vector expf (the same operations, so the same bits as llama.cpp's AVX2 build;
+ * rt_expf_avx2_lane is one lane of it): e^x = 2^n (1 + j(b)), x = n ln2 + b. */
+static inline __m256 gexp8(__m256 x)
 {
-    x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.0f)), _mm256_set1_ps(-87.3f));
-    const __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                      _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
-    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r);
-    y = _mm256_add_ps(y, _mm256_set1_ps(1.0f));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+    const __m256 r = _mm256_set1_ps(0x1.8p23f);
+    const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
+    const __m256 n = _mm256_sub_ps(z, r);
+    const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
+                                      _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+    const __m256i e = _mm256_slli_epi32(_mm256_castps_si256(z), 23);
+    const __m256 k = _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_castps_si256(_mm256_set1_ps(1))));
+    const __m256 an = _mm256_andnot_ps(_mm256_set1_ps(-0.f), n);
+    const __m256 c = _mm256_cmp_ps(an, _mm256_set1_ps(126), _CMP_GT_OQ);
+    const __m256 u = _mm256_mul_ps(b, b);
+    const __m256 j = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
+                        _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm256_mul_ps(_mm256_set1_ps(0x1.ffffecp-1f), b));
+    if (!_mm256_movemask_ps(c))
+        return _mm256_fmadd_ps(j, k, k);
+    const __m256i g = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ)),
+                                       _mm256_set1_epi32((int)0x82000000u));
+    const __m256 s1 = _mm256_castsi256_ps(_mm256_add_epi32(g, _mm256_set1_epi32(0x7f000000)));
+    const __m256 s2 = _mm256_castsi256_ps(_mm256_sub_epi32(e, g));
+    const __m256 d = _mm256_cmp_ps(an, _mm256_set1_ps(192), _CMP_GT_OQ);
+    const __m256 big = _mm256_mul_ps(_mm256_fmadd_ps(s2, j, s2), s1);
+    return _mm256_or_ps(_mm256_and_ps(d, _mm256_mul_ps(s1, s1)),
+                        _mm256_andnot_ps(d, _mm256_or_ps(_mm256_and_ps(c, big),
+                                                         _mm256_andnot_ps(c, _mm256_fmadd_ps(k, j, k)))));
 }
 
 static void attn_avx2(const float *q, const float *kt, int64_t ldk, const float *v, int64_t ldv, int n, int hd,
@@ -495,70 +608,65 @@ static void attn_avx2(const float *q, const float *kt, int64_t ldk, const float 
             s = fmaf(q[d], kt[d * ldk + j], s);
         p[j] = s * scale;
     }
-    /* softmax */
-    __m256 vmx = _mm256_set1_ps(-INFINITY);
-    j = 0;
-    for (; j + 8 <= n; j += 8)
-        vmx = _mm256_max_ps(vmx, _mm256_loadu_ps(p + j));
-    __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(vmx, 1), _mm256_castps256_ps128(vmx));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    float mx = _mm_cvtss_f32(m4);
-    for (; j < n; j++)
-        mx = p[j] > mx ? p[j] : mx;
-    const __m256 vm = _mm256_set1_ps(mx);
-    __m256 vs = _mm256_setzero_ps();
-    j = 0;
-    for (; j + 8 <= n; j += 8) {
-        const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p + j), vm));
-        _mm256_storeu_ps(p + j, e);
-        vs = _mm256_add_ps(vs, e);
-    }
-    double sum = hsum8(vs);
-    for (; j < n; j++) {
-        p[j] = expf(p[j] - mx);
-        sum += p[j];
-    }
-    const float inv = (float)(1.0 / sum);
-    const __m256 vinv = _mm256_set1_ps(inv);
-    j = 0;
-    for (; j + 8 <= n; j += 8)
-        _mm256_storeu_ps(p + j, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(p + j), vinv),
-                                                                 _MM_FROUND_TO_NEAREST_INT)));
-    for (; j < n; j++)
-        p[j] = rt_h2f(rt_f2h(p[j] * inv));
-    /* P·V, 32 output columns at a time */
-    for (int d0 = 0; d0 < hd; d0 += 32) {
-        const int nv = hd - d0 >= 32 ? 4 : (hd - d0) / 8;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        if (nv == 4) {
-            for (j = 0; j < n; j++) {
-                const __m256 pj = _mm256_set1_ps(p[j]);
-                const float *vj = v + j * ldv + d0;
-                a0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj), a0);
-                a1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8), a1);
-                a2 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 16), a2);
-                a3 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 24), a3);
-            }
-        } else {
-            for (j = 0; j < n; j++) {
-                const __m256 pj = _mm256_set1_ps(p[j]);
-                const float *vj = v + j * ldv + d0;
-                a0 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj), a0);
-                if (nv > 1)
-                    a1 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 8), a1);
-                if (nv > 2)
-                    a2 = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vj + 16), a2);
-            }
+    /* flash attention's online softmax, RT_FA_TILE keys at a time (see rt_attn_fn) */
+    float M = -INFINITY, S = 0;
+    for (int d = 0; d < hd; d++)
+        out[d] = 0;
+    for (int t0 = 0; t0 < n; t0 += RT_FA_TILE) {
+        const int nt = n - t0 < RT_FA_TILE ? n - t0 : RT_FA_TILE;
+        float mx = -INFINITY;
+        for (j = 0; j < nt; j++)
+            mx = p[t0 + j] > mx ? p[t0 + j] : mx;
+        const float Mn = fmaxf(M, mx);
+        if (Mn > M && M != -INFINITY) {
+            const __m256 ms = _mm256_set1_ps(expf(M - Mn));
+            for (int d = 0; d < hd; d += 8)
+                _mm256_storeu_ps(out + d, _mm256_mul_ps(_mm256_loadu_ps(out + d), ms));
+            S *= expf(M - Mn);
         }
-        _mm256_storeu_ps(out + d0, a0);
-        if (nv > 1)
-            _mm256_storeu_ps(out + d0 + 8, a1);
-        if (nv > 2)
-            _mm256_storeu_ps(out + d0 + 16, a2);
-        if (nv > 3)
-            _mm256_storeu_ps(out + d0 + 24, a3);
+        M = Mn;
+        const __m256 vm = _mm256_set1_ps(M);
+        double sum = 0;
+        for (j = 0; j < nt; j += 8) {
+            __m256 x;
+            if (nt - j >= 8) {
+                x = _mm256_loadu_ps(p + t0 + j);
+            } else {
+                float tmp[8];
+                for (int l = 0; l < 8; l++)
+                    tmp[l] = j + l < nt ? p[t0 + j + l] : -INFINITY;
+                x = _mm256_loadu_ps(tmp);
+            }
+            const __m256 e = gexp8(_mm256_sub_ps(x, vm));
+            if (nt - j >= 8) {
+                _mm256_storeu_ps(p + t0 + j, e);
+            } else {
+                float tmp[8];
+                _mm256_storeu_ps(tmp, e);
+                for (int l = 0; j + l < nt; l++)
+                    p[t0 + j + l] = tmp[l];
+            }
+            sum += (double)hsum8(e);
+        }
+        S = (float)((double)S + sum);
+        for (int d0 = 0; d0 < hd; d0 += 32) {
+            const int nv = hd - d0 >= 32 ? 4 : (hd - d0) / 8;
+            __m256 a[4];
+            for (int c = 0; c < nv; c++)
+                a[c] = _mm256_loadu_ps(out + d0 + 8 * c);
+            for (j = 0; j < nt; j++) {
+                const __m256 pj = _mm256_set1_ps(p[t0 + j]);
+                const float *vj = v + (int64_t)(t0 + j) * ldv + d0;
+                for (int c = 0; c < nv; c++)
+                    a[c] = _mm256_fmadd_ps(_mm256_loadu_ps(vj + 8 * c), pj, a[c]);
+            }
+            for (int c = 0; c < nv; c++)
+                _mm256_storeu_ps(out + d0 + 8 * c, a[c]);
+        }
     }
+    const __m256 inv = _mm256_set1_ps(1.0f / S);
+    for (int d = 0; d < hd; d += 8)
+        _mm256_storeu_ps(out + d, _mm256_mul_ps(_mm256_loadu_ps(out + d), inv));
 }
 
 static void swiglu_avx2(float *g, const float *u, int64_t n)
@@ -567,7 +675,7 @@ static void swiglu_avx2(float *g, const float *u, int64_t n)
     const __m256 one = _mm256_set1_ps(1.0f);
     for (; i + 8 <= n; i += 8) {
         const __m256 x = _mm256_loadu_ps(g + i);
-        const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        const __m256 e = gexp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
         _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)));
     }
     for (; i < n; i++)
@@ -583,7 +691,7 @@ static void round_f16_avx2(float *x, int64_t n)
         x[i] = rt_h2f(rt_f2h(x[i]));
 }
 
-const rt_kernel_table rt_kernels_avx2 = {
+const rt_kernel_table RT_AVX2_TABLE = {
     .attn = attn_avx2,
     .swiglu = swiglu_avx2,
     .round_f16 = round_f16_avx2,

@@ -79,65 +79,175 @@ static void transpose_rows(const void *src, size_t rs, int nr, int64_t ndw, void
     }
 }
 
-/* ---------------------------------------------------------------- F32 */
+/* ---------------------------------------------------------------- F32, F16, BF16 */
 
-static void prep_f32(int wtype, int64_t n, const void *xa, size_t xrs, int nt, void *tile)
+/* Float matrices as llamafile's sgemm sums them in llama.cpp's AVX-512 build: for each output,
+ * 16 lane sums over k (lane L takes k = L, L+16, ... by fma, in k order), then the lanes added
+ * as _mm512_reduce_add_ps does. F16 and BF16 weights are widened on load; their (already
+ * rounded) activations are widened once per matmul by prep into f32 tiles. With AVX512-BF16
+ * the BF16 kernel is vdpbf16ps on 32 values per step instead, as that build does. Tiles of
+ * RM rows × RN tokens only share loads; every output is summed the same way. */
+static inline __m512 ld_f32(const void *p, int64_t k) { return _mm512_loadu_ps((const float *)p + k); }
+static inline __m512 ld_f16(const void *p, int64_t k)
 {
-    transpose_rows(xa, xrs, nt, n, tile);
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + k)));
+}
+static inline __m512 ld_bf16(const void *p, int64_t k)
+{
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + k))), 16));
 }
 
-/* RN tokens (columns of the tile X) × the 16-row panel P: y[j*ldy + r] = sum_k P[k][r] X[k][j]. */
-#define F32_CORE(RN)                                                                                 \
-    static void f32_core_##RN(int64_t n, const float *P, const float *X, float *y, int64_t ldy,      \
-                              __mmask16 om)                                                          \
+#define FLT_TILE(NAME, LD, RM, RN)                                                                   \
+    static void NAME##_##RM##x##RN(int64_t n, const char *w, size_t wrs, const float *x, size_t xrs, \
+                                   float *y, int64_t ldy)                                            \
     {                                                                                                \
-        __m512 acc[RN];                                                                              \
-        UNROLL for (int j = 0; j < RN; j++) acc[j] = _mm512_setzero_ps();                            \
-        for (int64_t k = 0; k < n; k++) {                                                            \
-            const __m512 wv = _mm512_load_ps(P + 16 * k);                                            \
-            const float *xk = X + 16 * k;                                                            \
-            UNROLL for (int j = 0; j < RN; j++) acc[j] = _mm512_fmadd_ps(wv, _mm512_set1_ps(xk[j]), acc[j]); \
+        __m512 acc[RM][RN];                                                                          \
+        UNROLL for (int i = 0; i < RM; i++) UNROLL for (int j = 0; j < RN; j++) acc[i][j] = _mm512_setzero_ps(); \
+        for (int64_t k = 0; k < n; k += 16) {                                                        \
+            __m512 xv[RN];                                                                           \
+            UNROLL for (int j = 0; j < RN; j++) xv[j] = _mm512_loadu_ps(x + j * xrs + k);            \
+            UNROLL for (int i = 0; i < RM; i++) {                                                    \
+                const __m512 wv = LD(w + i * wrs, k);                                                \
+                UNROLL for (int j = 0; j < RN; j++) acc[i][j] = _mm512_fmadd_ps(wv, xv[j], acc[i][j]); \
+            }                                                                                        \
         }                                                                                            \
-        UNROLL for (int j = 0; j < RN; j++) _mm512_mask_storeu_ps(y + j * ldy, om, acc[j]);         \
+        UNROLL for (int i = 0; i < RM; i++) UNROLL for (int j = 0; j < RN; j++)                      \
+            y[j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);                                        \
     }
-F32_CORE(16)
-F32_CORE(8)
-F32_CORE(4)
-F32_CORE(2)
-F32_CORE(1)
+#define FLT_TILES(NAME, LD)                                                                          \
+    FLT_TILE(NAME, LD, 4, 4)                                                                         \
+    FLT_TILE(NAME, LD, 4, 1)                                                                         \
+    FLT_TILE(NAME, LD, 1, 4)                                                                         \
+    FLT_TILE(NAME, LD, 1, 1)
+FLT_TILES(t32, ld_f32)
+FLT_TILES(t16, ld_f16)
+FLT_TILES(tbf, ld_bf16)
 
-static void gemm_f32(int wtype, int64_t n, const void *w, size_t wrs, int nr, const void *xa, size_t xrs, int nt,
+typedef void (*flt_tile_fn)(int64_t, const char *, size_t, const float *, size_t, float *, int64_t);
+static void gemm_bf16dp(int wtype, int64_t n, const void *wv, size_t wrs, int nr, const void *xv, size_t xrs, int nt,
+                        const void *tiles, size_t tile_bytes, void *scratch, float *y, int64_t ldy);
+
+/* nr rows × nt tokens (x: f32 rows xrs floats apart) by 4 × 4 tiles and their edges. */
+static void flt_gemm(const flt_tile_fn f[4], int64_t n, const char *w, size_t wrs, int nr, const float *x,
+                     size_t xrs, int nt, float *y, int64_t ldy)
+{
+    int t = 0;
+    for (; t + 4 <= nt; t += 4) {
+        int r = 0;
+        for (; r + 4 <= nr; r += 4)
+            f[0](n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
+        for (; r < nr; r++)
+            f[2](n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
+    }
+    for (; t < nt; t++) {
+        int r = 0;
+        for (; r + 4 <= nr; r += 4)
+            f[1](n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
+        for (; r < nr; r++)
+            f[3](n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
+    }
+}
+
+static int bf16_dp(void)
+{
+    static int has = -1;
+    if (has < 0)
+        has = rt_cpu_has_avx512bf16();
+    return has;
+}
+
+/* F16/BF16 activations of one tile of tokens widened to f32 rows of n (not needed when BF16
+ * runs on vdpbf16ps, nor for rows that are not a multiple of 16). */
+static void prep_widen(int wtype, int64_t n, const void *xa, size_t xrs, int nt, void *tile)
+{
+    if ((wtype == GGUF_BF16 && bf16_dp()) || n % 16)
+        return;
+    float *o = tile;
+    for (int j = 0; j < nt; j++) {
+        const char *row = (const char *)xa + (size_t)j * xrs;
+        for (int64_t k = 0; k < n; k += 16)
+            _mm512_storeu_ps(o + (size_t)j * n + k, wtype == GGUF_F16 ? ld_f16(row, k) : ld_bf16(row, k));
+    }
+}
+
+static void gemm_flt(int wtype, int64_t n, const void *w, size_t wrs, int nr, const void *xa, size_t xrs, int nt,
                      const void *tiles, size_t tile_bytes, void *scratch, float *y, int64_t ldy)
 {
-    float *P = scratch;
-    transpose_rows(w, wrs, nr, n, P);
-    const __mmask16 om = (__mmask16)((1u << nr) - 1);
-    /* The weights are read once per call, mostly from memory: fetch the next row block (the
-     * next call of this thread under a static schedule) into L2 while this one computes. */
-    const char *next = (const char *)w + 16 * wrs;
-    const size_t nlines = ((size_t)n * 4 + 63) / 64, ntiles = ((size_t)nt + 15) / 16;
-    const size_t per_tile = (nlines + ntiles - 1) / ntiles;
-    for (int t0 = 0; t0 < nt; t0 += 16) {
-        const size_t l0 = (size_t)(t0 / 16) * per_tile;
-        for (size_t l = l0; l < l0 + per_tile && l < nlines; l++)
-            for (int r = 0; r < 16; r++)
-                _mm_prefetch(next + r * wrs + 64 * l, _MM_HINT_T1);
-        const float *X = (const float *)((const char *)tiles + (size_t)(t0 / 16) * tile_bytes);
-        const int tn = nt - t0 < 16 ? nt - t0 : 16;
-        float *yt = y + (size_t)t0 * ldy;
-        if (tn == 16) {
-            f32_core_16(n, P, X, yt, ldy, om);
-            continue;
+    static const flt_tile_fn f32[4] = {t32_4x4, t32_4x1, t32_1x4, t32_1x1};
+    static const flt_tile_fn f16[4] = {t16_4x4, t16_4x1, t16_1x4, t16_1x1};
+    static const flt_tile_fn fbf[4] = {tbf_4x4, tbf_4x1, tbf_1x4, tbf_1x1};
+    if (n % 16) { /* llamafile's sgemm declines these; ggml's dot products (AVX2 order) */
+        for (int t = 0; t < nt; t++)
+            for (int r = 0; r < nr; r++)
+                y[t * ldy + r] = rt_kernels_avx2.dot[wtype](n, (const char *)w + r * wrs, (const char *)xa + t * xrs);
+        return;
+    }
+    if (wtype == GGUF_BF16 && bf16_dp()) {
+        if (n % 32 == 0) {
+            gemm_bf16dp(wtype, n, w, wrs, nr, xa, xrs, nt, tiles, tile_bytes, scratch, y, ldy);
+            return;
         }
-        int j = 0;
-        if (tn - j >= 8)
-            f32_core_8(n, P, X + j, yt + j * ldy, ldy, om), j += 8;
-        if (tn - j >= 4)
-            f32_core_4(n, P, X + j, yt + j * ldy, ldy, om), j += 4;
-        if (tn - j >= 2)
-            f32_core_2(n, P, X + j, yt + j * ldy, ldy, om), j += 2;
-        if (tn - j >= 1)
-            f32_core_1(n, P, X + j, yt + j * ldy, ldy, om);
+        for (int t = 0; t < nt; t++)
+            for (int r = 0; r < nr; r++)
+                y[t * ldy + r] = rt_kernels_avx2.dot[wtype](n, (const char *)w + r * wrs, (const char *)xa + t * xrs);
+        return;
+    }
+    if (wtype == GGUF_F32) {
+        flt_gemm(f32, n, w, wrs, nr, xa, xrs / 4, nt, y, ldy);
+        return;
+    }
+    for (int t0 = 0; t0 < nt; t0 += 16) {
+        const float *X = (const float *)((const char *)tiles + (size_t)(t0 / 16) * tile_bytes);
+        flt_gemm(wtype == GGUF_F16 ? f16 : fbf, n, w, wrs, nr, X, (size_t)n, nt - t0 < 16 ? nt - t0 : 16,
+                 y + (size_t)t0 * ldy, ldy);
+    }
+}
+
+/* BF16 with AVX512-BF16: vdpbf16ps on the bf16 weights and activations, 32 values per step
+ * (lane L takes the pairs 2L, 2L+1 of each step: the odd one, then the even one, added with
+ * one rounding each). */
+#define BF_TILE(RM, RN)                                                                              \
+    __attribute__((target("avx512bf16"))) static void bf_##RM##x##RN(int64_t n, const char *w, size_t wrs, \
+                                                                     const char *x, size_t xrs, float *y, int64_t ldy) \
+    {                                                                                                \
+        __m512 acc[RM][RN];                                                                          \
+        UNROLL for (int i = 0; i < RM; i++) UNROLL for (int j = 0; j < RN; j++) acc[i][j] = _mm512_setzero_ps(); \
+        for (int64_t k = 0; k < n; k += 32) {                                                        \
+            __m512i xv[RN];                                                                          \
+            UNROLL for (int j = 0; j < RN; j++) xv[j] = _mm512_loadu_si512(x + j * xrs + 2 * k);     \
+            UNROLL for (int i = 0; i < RM; i++) {                                                    \
+                const __m512i wv = _mm512_loadu_si512(w + i * wrs + 2 * k);                          \
+                UNROLL for (int j = 0; j < RN; j++)                                                  \
+                    acc[i][j] = _mm512_dpbf16_ps(acc[i][j], (__m512bh)wv, (__m512bh)xv[j]);          \
+            }                                                                                        \
+        }                                                                                            \
+        UNROLL for (int i = 0; i < RM; i++) UNROLL for (int j = 0; j < RN; j++)                      \
+            y[j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);                                        \
+    }
+BF_TILE(4, 4)
+BF_TILE(4, 1)
+BF_TILE(1, 4)
+BF_TILE(1, 1)
+
+static void gemm_bf16dp(int wtype, int64_t n, const void *wv, size_t wrs, int nr, const void *xv, size_t xrs, int nt,
+                        const void *tiles, size_t tile_bytes, void *scratch, float *y, int64_t ldy)
+{
+    const char *w = wv, *x = xv;
+    int t = 0;
+    for (; t + 4 <= nt; t += 4) {
+        int r = 0;
+        for (; r + 4 <= nr; r += 4)
+            bf_4x4(n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
+        for (; r < nr; r++)
+            bf_1x4(n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
+    }
+    for (; t < nt; t++) {
+        int r = 0;
+        for (; r + 4 <= nr; r += 4)
+            bf_4x1(n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
+        for (; r < nr; r++)
+            bf_1x1(n, w + r * wrs, wrs, x + t * xrs, xrs, y + t * ldy + r, ldy);
     }
 }
 
@@ -587,12 +697,66 @@ Q81_CORE(1)
         }                                                                                            \
         UNROLL for (int j = 0; j < RN; j++) _mm512_mask_storeu_ps(y + j * ldy, om, acc[j]);         \
     }
+/* Q4_K and Q2_K as llama.cpp's repacked GEMMs (its x86 path for them) sum: per group of G
+ * sub-blocks (64 values for Q4_K, 128 for Q2_K) acc += f32(sum_j sc_j dot_j) * (d_w d_x) and
+ * accm += f32(sum_j m_j bsum_j) * (dmin_w d_x); the result is acc - accm. */
+#define SPLIT_CORE(NAME, RN, NSUB, G)                                                                \
+    static void NAME##_##RN(int64_t nsb, const uint8_t *P, const float *dw, const float *dmw,        \
+                            const int32_t *sc, const uint32_t *pr, const int32_t *xq, const float *xd, \
+                            const uint32_t *xbp, float *y, int64_t ldy, __mmask16 om)                \
+    {                                                                                                \
+        enum { STEPS = 64 / NSUB, GP = G / 2 };                                                      \
+        __m512 acc[RN], accm[RN];                                                                    \
+        UNROLL for (int j = 0; j < RN; j++) acc[j] = accm[j] = _mm512_setzero_ps();                  \
+        for (int64_t sb = 0; sb < nsb; sb++) {                                                       \
+            const __m512i *wp = (const __m512i *)P + 64 * sb;                                        \
+            const int32_t *q = xq + 1024 * sb;                                                       \
+            const __m512 dv = _mm512_load_ps(dw + 16 * sb), dmv = _mm512_load_ps(dmw + 16 * sb);     \
+            const uint32_t *bp = xbp + 128 * sb;                                                     \
+            for (int h = 0; h < NSUB / G; h++) {                                                     \
+                __m512i is[RN];                                                                      \
+                UNROLL for (int j = 0; j < RN; j++) is[j] = _mm512_setzero_si512();                  \
+                for (int s2 = 0; s2 < G; s2++) {                                                     \
+                    const int s = G * h + s2;                                                        \
+                    __m512i W[STEPS];                                                                \
+                    UNROLL for (int k = 0; k < STEPS; k++) W[k] = _mm512_load_si512(wp + STEPS * s + k); \
+                    const __m512i scv = _mm512_load_si512(sc + (16 * sb + s) * 16);                  \
+                    const int32_t *qs = q + STEPS * s * 16;                                          \
+                    UNROLL for (int j = 0; j < RN; j++) {                                            \
+                        __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), W[0], _mm512_set1_epi32(qs[j])); \
+                        UNROLL for (int k = 1; k < STEPS; k++) t =                                   \
+                            _mm512_dpbusd_epi32(t, W[k], _mm512_set1_epi32(qs[16 * k + j]));         \
+                        is[j] = _mm512_add_epi32(is[j], _mm512_mullo_epi32(t, scv));                 \
+                    }                                                                                \
+                }                                                                                    \
+                __m512i PR[GP];                                                                      \
+                UNROLL for (int i = 0; i < GP; i++) PR[i] = _mm512_load_si512(pr + (8 * sb + GP * h + i) * 16); \
+                UNROLL for (int j = 0; j < RN; j++) {                                                \
+                    const __m512 dx = _mm512_set1_ps(xd[16 * sb + j]);                               \
+                    __m512i m = _mm512_setzero_si512();                                              \
+                    UNROLL for (int i = 0; i < GP; i++)                                              \
+                        m = _mm512_dpwssd_epi32(m, PR[i], _mm512_set1_epi32((int)bp[16 * (GP * h + i) + j])); \
+                    acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[j]), _mm512_mul_ps(dv, dx), acc[j]); \
+                    accm[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(dmv, dx), accm[j]); \
+                }                                                                                    \
+            }                                                                                        \
+        }                                                                                            \
+        UNROLL for (int j = 0; j < RN; j++)                                                          \
+            _mm512_mask_storeu_ps(y + j * ldy, om, _mm512_sub_ps(acc[j], accm[j]));                 \
+    }
+#define SPLIT_CORES(NAME, NSUB, G)                                                                   \
+    SPLIT_CORE(NAME, 8, NSUB, G)                                                                     \
+    SPLIT_CORE(NAME, 4, NSUB, G)                                                                     \
+    SPLIT_CORE(NAME, 2, NSUB, G)                                                                     \
+    SPLIT_CORE(NAME, 1, NSUB, G)
+SPLIT_CORES(q4k, 8, 2)
+SPLIT_CORES(q2k, 16, 8)
+
 #define QK_CORES(NAME, NSUB, MIN)                                                                    \
     QK_CORE(NAME, 8, NSUB, MIN)                                                                      \
     QK_CORE(NAME, 4, NSUB, MIN)                                                                      \
     QK_CORE(NAME, 2, NSUB, MIN)                                                                      \
     QK_CORE(NAME, 1, NSUB, MIN)
-QK_CORES(qk16m, 16, 1) /* Q2_K */
 QK_CORES(qk16c, 16, 0) /* Q3_K, Q6_K */
 QK_CORES(qk8m, 8, 1)   /* Q4_K, Q5_K */
 
@@ -609,11 +773,12 @@ static void gemm_q(int wtype, int64_t n, const void *w, size_t wrs, int nr, cons
     const int cls = rt_unpack_class(wtype);
     const int64_t nb = n / 32, nsb = n / 256;
     const qk_core_fn *qk = NULL;
-    static const qk_core_fn qk16m[4] = {qk16m_8, qk16m_4, qk16m_2, qk16m_1};
     static const qk_core_fn qk16c[4] = {qk16c_8, qk16c_4, qk16c_2, qk16c_1};
     static const qk_core_fn qk8m[4] = {qk8m_8, qk8m_4, qk8m_2, qk8m_1};
+    static const qk_core_fn q4k[4] = {q4k_8, q4k_4, q4k_2, q4k_1};
+    static const qk_core_fn q2k[4] = {q2k_8, q2k_4, q2k_2, q2k_1};
     if (cls == RT_CLS_Q8_K)
-        qk = wtype == GGUF_Q2_K ? qk16m : kq_sub32(wtype) ? qk8m : qk16c;
+        qk = wtype == GGUF_Q2_K ? q2k : wtype == GGUF_Q4_K ? q4k : kq_sub32(wtype) ? qk8m : qk16c;
     for (int t0 = 0; t0 < nt; t0 += 16) {
         const char *tile = (const char *)tiles + (size_t)(t0 / 16) * tile_bytes;
         const int tn = nt - t0 < 16 ? nt - t0 : 16;
@@ -657,39 +822,107 @@ static void gemm_q(int wtype, int64_t n, const void *w, size_t wrs, int nr, cons
 
 /* ---------------------------------------------------------------- attention */
 
-/* expf as the AVX2 table computes it (same polynomial, same operations), 16 lanes. */
-static inline __m512 exp16(__m512 x)
+/* ggml's AVX-512 vector expf (the same operations, so the same bits as llama.cpp's AVX-512
+ * build; it differs from the AVX2 one in its last steps): e^x = 2^n (1 + b c(b)). */
+static inline __m512 gexp16(__m512 x)
 {
-    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-87.3f));
-    const __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
-    y = _mm512_fmadd_ps(y, _mm512_mul_ps(r, r), r);
-    y = _mm512_add_ps(y, _mm512_set1_ps(1.0f));
-    const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
+    const __m512 r = _mm512_set1_ps(0x1.8p23f);
+    const __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), r);
+    const __m512 n = _mm512_sub_ps(z, r);
+    const __m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f),
+                                      _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x));
+    const __mmask16 d = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192), _CMP_GT_OQ);
+    const __m512 u = _mm512_mul_ps(b, b);
+    const __m512 j = _mm512_fmadd_ps(
+        _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b, _mm512_set1_ps(0x1.573e2ep-5f)), u,
+                        _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b, _mm512_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0f)));
+    const __m512 res = _mm512_scalef_ps(j, n);
+    if (!d)
+        return res;
+    const __m512 alt = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(n, _mm512_setzero_ps(), _CMP_LE_OQ),
+                                            _mm512_set1_ps(INFINITY), _mm512_setzero_ps());
+    return _mm512_mask_blend_ps(d, res, alt);
 }
 
 static inline __mmask16 tail16(int left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
 
-/* P·V for rows r0..r0+7 (mr valid) of the tile, NV (1 or 2) vectors of 16 dims from d0. */
-#define PV_ROWS(NV)                                                                                      static void pv_rows_##NV(const float *s, int ls, int r0, int mr, int nmax, const float *v, int64_t ldv,                              int d0, float *out, int64_t ldo)                                            {                                                                                                        __m512 a[8][NV];                                                                                     const float *pr[8];                                                                                  UNROLL for (int r = 0; r < 8; r++) {                                                                     pr[r] = s + (size_t)(r0 + (r < mr ? r : 0)) * ls;                                                    UNROLL for (int c = 0; c < NV; c++) a[r][c] = _mm512_setzero_ps();                               }                                                                                                    for (int j = 0; j < nmax; j++) {                                                                         const float *vj = v + (size_t)j * ldv + d0;                                                          __m512 vv[NV];                                                                                       UNROLL for (int c = 0; c < NV; c++) vv[c] = _mm512_loadu_ps(vj + 16 * c);                            UNROLL for (int r = 0; r < 8; r++) {                                                                     const __m512 pj = _mm512_set1_ps(pr[r][j]);                                                          UNROLL for (int c = 0; c < NV; c++) a[r][c] = _mm512_fmadd_ps(pj, vv[c], a[r][c]);               }                                                                                                }                                                                                                    for (int r = 0; r < mr; r++)                                                                             UNROLL for (int c = 0; c < NV; c++) _mm512_storeu_ps(out + (size_t)(r0 + r) * ldo + d0 + 16 * c, a[r][c]);     }
-PV_ROWS(1)
-PV_ROWS(2)
+/* Flash attention's online softmax and P·V for one query row whose n scaled scores are in
+ * row (overwritten), as the AVX-512 build does it (see rt_attn_fn). */
+static void fa_row(float *row, int n, const float *v, int64_t ldv, int hd, float *out)
+{
+    float M = -INFINITY, S = 0;
+    for (int d = 0; d < hd; d += 16)
+        _mm512_mask_storeu_ps(out + d, tail16(hd - d), _mm512_setzero_ps());
+    for (int t0 = 0; t0 < n; t0 += RT_FA_TILE) {
+        const int nt = n - t0 < RT_FA_TILE ? n - t0 : RT_FA_TILE;
+        __m512 vmx = _mm512_set1_ps(-INFINITY);
+        for (int j = 0; j < nt; j += 16)
+            vmx = _mm512_mask_max_ps(vmx, tail16(nt - j), vmx, _mm512_maskz_loadu_ps(tail16(nt - j), row + t0 + j));
+        const float Mn = fmaxf(M, _mm512_reduce_max_ps(vmx));
+        if (Mn > M && M != -INFINITY) {
+            const float ms = expf(M - Mn);
+            for (int d = 0; d < hd; d += 16) {
+                const __mmask16 mk = tail16(hd - d);
+                _mm512_mask_storeu_ps(out + d, mk, _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, out + d), _mm512_set1_ps(ms)));
+            }
+            S *= ms;
+        }
+        M = Mn;
+        const __m512 vm = _mm512_set1_ps(M);
+        double sum = 0;
+        for (int j = 0; j < nt; j += 16) {
+            const __mmask16 mk = tail16(nt - j);
+            const __m512 x = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), mk, row + t0 + j);
+            const __m512 e = gexp16(_mm512_sub_ps(x, vm));
+            _mm512_mask_storeu_ps(row + t0 + j, mk, e);
+            sum += (double)_mm512_reduce_add_ps(e);
+        }
+        S = (float)((double)S + sum);
+        for (int d0 = 0; d0 < hd; d0 += 64) {
+            __m512 a[4];
+            const int nv = hd - d0 >= 64 ? 4 : (hd - d0 + 15) / 16;
+            UNROLL for (int c = 0; c < 4; c++)
+                a[c] = c < nv ? _mm512_maskz_loadu_ps(tail16(hd - d0 - 16 * c), out + d0 + 16 * c) : _mm512_setzero_ps();
+            for (int j = 0; j < nt; j++) {
+                const __m512 pj = _mm512_set1_ps(row[t0 + j]);
+                const float *vj = v + (int64_t)(t0 + j) * ldv + d0;
+                UNROLL for (int c = 0; c < 4; c++)
+                    if (c < nv)
+                        a[c] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail16(hd - d0 - 16 * c), vj + 16 * c), pj, a[c]);
+            }
+            UNROLL for (int c = 0; c < 4; c++)
+                if (c < nv)
+                    _mm512_mask_storeu_ps(out + d0 + 16 * c, tail16(hd - d0 - 16 * c), a[c]);
+        }
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / S);
+    for (int d = 0; d < hd; d += 16) {
+        const __mmask16 mk = tail16(hd - d);
+        _mm512_mask_storeu_ps(out + d, mk, _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, out + d), inv));
+    }
+}
+
+/* One query row (rt_attn_fn) with the AVX-512 build's arithmetic. */
+static void attn_row(const float *q, const float *kt, int64_t ldk, const float *v, int64_t ldv, int n, int hd,
+                     float scale, float *p, float *out)
+{
+    for (int j = 0; j < n; j += 16) {
+        const __mmask16 mk = tail16(n - j);
+        __m512 acc = _mm512_setzero_ps();
+        for (int d = 0; d < hd; d++)
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(q[d]), _mm512_maskz_loadu_ps(mk, kt + (size_t)d * ldk + j), acc);
+        _mm512_mask_storeu_ps(p + j, mk, _mm512_mul_ps(acc, _mm512_set1_ps(scale)));
+    }
+    fa_row(p, n, v, ldv, hd, out);
+}
 
 static void attn_rows(const float *q, int64_t ldq, int i0, int m, const float *kt, int64_t ldk, const float *v,
                       int64_t ldv, int hd, float scale, float *s, float *out, int64_t ldo)
 {
     if (hd % 16 || m > 16 || ((uintptr_t)s & 63)) {
         for (int r = 0; r < m; r++)
-            rt_kernels_avx2.attn(q + r * ldq, kt, ldk, v, ldv, i0 + r + 1, hd, scale, s, out + r * ldo);
+            attn_row(q + r * ldq, kt, ldk, v, ldv, i0 + r + 1, hd, scale, s, out + r * ldo);
         return;
     }
     const int nk = i0 + m, ls = (nk + 15) & ~15;
@@ -708,37 +941,9 @@ static void attn_rows(const float *q, int64_t ldq, int i0, int m, const float *k
         }
         UNROLL for (int r = 0; r < 16; r++) _mm512_store_ps(s + (size_t)r * ls + j, _mm512_mul_ps(acc[r], vscale));
     }
-    /* softmax of row r over keys 0..i0+r (f32 exps, double sum), probabilities rounded to fp16,
-     * zeros after the last key */
-    for (int r = 0; r < m; r++) {
-        const int n = i0 + r + 1;
-        float *row = s + (size_t)r * ls;
-        __m512 vmx = _mm512_set1_ps(-INFINITY);
-        for (int j = 0; j < n; j += 16)
-            vmx = _mm512_mask_max_ps(vmx, tail16(n - j), vmx, _mm512_load_ps(row + j));
-        const __m512 vm = _mm512_set1_ps(_mm512_reduce_max_ps(vmx));
-        double sum = 0;
-        for (int j = 0; j < n; j += 16) {
-            const __m512 e = _mm512_maskz_mov_ps(tail16(n - j), exp16(_mm512_sub_ps(_mm512_load_ps(row + j), vm)));
-            _mm512_store_ps(row + j, e);
-            sum += (double)_mm512_reduce_add_ps(e);
-        }
-        const __m512 vinv = _mm512_set1_ps((float)(1.0 / sum));
-        for (int j = 0; j < ls; j += 16) {
-            const __m512 pj = _mm512_mul_ps(_mm512_load_ps(row + j), vinv);
-            _mm512_store_ps(row + j, _mm512_maskz_mov_ps(j < n ? tail16(n - j) : 0,
-                                                         _mm512_cvtph_ps(_mm512_cvtps_ph(pj, _MM_FROUND_TO_NEAREST_INT))));
-        }
-    }
-    /* out_r = sum_j p_rj v_j, in key order */
-    for (int d0 = 0; d0 < hd; d0 += 32)
-        for (int r0 = 0; r0 < m; r0 += 8) {
-            const int mr = m - r0 < 8 ? m - r0 : 8;
-            if (hd - d0 >= 32)
-                pv_rows_2(s, ls, r0, mr, i0 + r0 + mr, v, ldv, d0, out, ldo);
-            else
-                pv_rows_1(s, ls, r0, mr, i0 + r0 + mr, v, ldv, d0, out, ldo);
-        }
+    /* flash attention's online softmax and P·V, row by row */
+    for (int r = 0; r < m; r++)
+        fa_row(s + (size_t)r * ls, i0 + r + 1, v, ldv, hd, out + (size_t)r * ldo);
 }
 
 /* ---------------------------------------------------------------- log-sum-exp */
@@ -785,14 +990,10 @@ static double sum_exp(const float *x, int64_t n, float *mx)
 
 static void rms_norm(const float *x, const float *w, int64_t n, float eps, float *y)
 {
-    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
-    for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 mk = tail16((int)(n - i < 16 ? n - i : 16));
-        const __m512 v = _mm512_maskz_loadu_ps(mk, x + i), sq = _mm512_mul_ps(v, v);
-        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(sq)));
-        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(sq), 1))));
-    }
-    const float mean = (float)(_mm512_reduce_add_pd(_mm512_add_pd(s0, s1)) / (double)n);
+    double sum = 0; /* in order, as ggml's rms_norm */
+    for (int64_t i = 0; i < n; i++)
+        sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / (double)n);
     const __m512 scale = _mm512_set1_ps(1.0f / sqrtf(mean + eps));
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 mk = tail16((int)(n - i < 16 ? n - i : 16));
@@ -801,17 +1002,19 @@ static void rms_norm(const float *x, const float *w, int64_t n, float eps, float
     }
 }
 
-/* silu(g) * u with the AVX2 table's exp: the same value in every lane as there */
+/* ggml's swiglu on the AVX-512 build: silu(g) * u by 16 lanes with its expf, the rest with
+ * libm's expf. */
 static void swiglu(float *g, const float *u, int64_t n)
 {
     const __m512 one = _mm512_set1_ps(1.0f);
-    for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 mk = tail16((int)(n - i < 16 ? n - i : 16));
-        const __m512 x = _mm512_maskz_loadu_ps(mk, g + i);
-        const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
-        _mm512_mask_storeu_ps(g + i, mk,
-                              _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_maskz_loadu_ps(mk, u + i)));
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 x = _mm512_loadu_ps(g + i);
+        const __m512 e = gexp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
+        _mm512_storeu_ps(g + i, _mm512_mul_ps(_mm512_div_ps(x, _mm512_add_ps(one, e)), _mm512_loadu_ps(u + i)));
     }
+    for (; i < n; i++)
+        g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
 /* Activation converters, byte-identical to the scalar ones (round half to even, as ggml). */
@@ -884,14 +1087,15 @@ static void transpose(const float *src, int64_t lds, int64_t rows, int64_t cols,
 static size_t tile_size(int wtype, int64_t n)
 {
     switch (rt_vec_dot_type(wtype)) {
-    case GGUF_F32: return (size_t)n * 64;
+    case GGUF_F32: return 0;
+    case GGUF_F16: case GGUF_BF16: return (size_t)n * 64;
     case GGUF_Q8_0: case GGUF_Q8_1: return q8b_tile_size(n);
     case GGUF_Q8_K: return q8k_tile_size(n);
     default: return 0;
     }
 }
 
-static size_t scratch_size(int wtype, int64_t n) { return wtype == GGUF_F32 ? (size_t)n * 64 + 64 : q_scratch_size(n); }
+static size_t scratch_size(int wtype, int64_t n) { return rt_unpack_class(wtype) < 0 ? 0 : q_scratch_size(n); }
 
 static float dot_via_gemm(int wtype, int64_t n, const void *w, const void *xa)
 {
@@ -901,9 +1105,10 @@ static float dot_via_gemm(int wtype, int64_t n, const void *w, const void *xa)
         return rt_kernels_scalar.dot[wtype](n, w, xa);
     const size_t xrs = rt_act_row_size(wtype, n);
     float y;
-    if (wtype == GGUF_F32) {
-        prep_f32(wtype, n, xa, xrs, 1, buf);
-        gemm_f32(wtype, n, w, 0, 1, xa, xrs, 1, buf, ts, buf + ts, &y, 1);
+    if (rt_unpack_class(wtype) < 0) {
+        if (wtype != GGUF_F32)
+            prep_widen(wtype, n, xa, xrs, 1, buf);
+        gemm_flt(wtype, n, w, 0, 1, xa, xrs, 1, buf, ts, NULL, &y, 1);
     } else {
         (rt_vec_dot_type(wtype) == GGUF_Q8_K ? prep_q8k : prep_q8b)(wtype, n, xa, xrs, 1, buf);
         gemm_q(wtype, n, w, 0, 1, xa, xrs, 1, buf, ts, buf + ts, &y, 1);
@@ -915,39 +1120,30 @@ static float dot_via_gemm(int wtype, int64_t n, const void *w, const void *xa)
 #define DOT(T)                                                                                       \
     static float dot_##T(int64_t n, const void *w, const void *xa) { return dot_via_gemm(GGUF_##T, n, w, xa); }
 DOT(F32)
+DOT(F16)
+DOT(BF16)
 DOT(Q4_0)
-DOT(Q4_1)
-DOT(Q5_0)
-DOT(Q5_1)
-DOT(Q8_0)
 DOT(Q2_K)
-DOT(Q3_K)
 DOT(Q4_K)
-DOT(Q5_K)
-DOT(Q6_K)
 
 const rt_kernel_table rt_kernels_avx512 = {
+    .attn = attn_row,
     .attn_rows = attn_rows,
     .sum_exp = sum_exp,
     .rms_norm = rms_norm,
     .transpose = transpose,
     .swiglu = swiglu,
     .quant = {[GGUF_Q8_0] = quant_q8_0, [GGUF_Q8_K] = quant_q8_K},
-    .dot = {
-        [GGUF_F32] = dot_F32, [GGUF_Q4_0] = dot_Q4_0, [GGUF_Q4_1] = dot_Q4_1, [GGUF_Q5_0] = dot_Q5_0,
-        [GGUF_Q5_1] = dot_Q5_1, [GGUF_Q8_0] = dot_Q8_0, [GGUF_Q2_K] = dot_Q2_K, [GGUF_Q3_K] = dot_Q3_K,
-        [GGUF_Q4_K] = dot_Q4_K, [GGUF_Q5_K] = dot_Q5_K, [GGUF_Q6_K] = dot_Q6_K,
-    },
-    .gemm = {
-        [GGUF_F32] = gemm_f32, [GGUF_Q4_0] = gemm_q, [GGUF_Q4_1] = gemm_q, [GGUF_Q5_0] = gemm_q,
-        [GGUF_Q5_1] = gemm_q, [GGUF_Q8_0] = gemm_q, [GGUF_Q2_K] = gemm_q, [GGUF_Q3_K] = gemm_q,
-        [GGUF_Q4_K] = gemm_q, [GGUF_Q5_K] = gemm_q, [GGUF_Q6_K] = gemm_q,
-    },
-    .prep = {
-        [GGUF_F32] = prep_f32, [GGUF_Q4_0] = prep_q8b, [GGUF_Q4_1] = prep_q8b, [GGUF_Q5_0] = prep_q8b,
-        [GGUF_Q5_1] = prep_q8b, [GGUF_Q8_0] = prep_q8b, [GGUF_Q2_K] = prep_q8k, [GGUF_Q3_K] = prep_q8k,
-        [GGUF_Q4_K] = prep_q8k, [GGUF_Q5_K] = prep_q8k, [GGUF_Q6_K] = prep_q8k,
-    },
+    /* Only the types llama.cpp's AVX-512 build multiplies with kernels of its own (F32 through
+     * llamafile's 16-lane sgemm, Q4_0/Q4_K/Q2_K through its repacked GEMMs) are here; the
+     * others run ggml's AVX2 arithmetic there too (llamafile's 8-lane Q8_0/Q5_0 kernel, the
+     * AVX2 vec_dots), so they fall back to the AVX2 table, which sums as those do. */
+    .dot = {[GGUF_F32] = dot_F32, [GGUF_F16] = dot_F16, [GGUF_BF16] = dot_BF16, [GGUF_Q4_0] = dot_Q4_0,
+            [GGUF_Q2_K] = dot_Q2_K, [GGUF_Q4_K] = dot_Q4_K},
+    .gemm = {[GGUF_F32] = gemm_flt, [GGUF_F16] = gemm_flt, [GGUF_BF16] = gemm_flt, [GGUF_Q4_0] = gemm_q,
+             [GGUF_Q2_K] = gemm_q, [GGUF_Q4_K] = gemm_q},
+    .prep = {[GGUF_F16] = prep_widen, [GGUF_BF16] = prep_widen, [GGUF_Q4_0] = prep_q8b, [GGUF_Q2_K] = prep_q8k,
+             [GGUF_Q4_K] = prep_q8k},
     .tile_size = tile_size,
     .scratch_size = scratch_size,
 };

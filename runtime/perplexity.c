@@ -2,6 +2,7 @@
 #include "runtime/perplexity.h"
 #include "runtime/rt_internal.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <omp.h>
 #include <stdarg.h>
@@ -12,17 +13,6 @@
 #define CAP_CTX (1u << 20)
 #define CAP_CHUNK (1u << 20)
 
-__attribute__((format(printf, 3, 4))) static rt_error fail(char *msg, rt_error e, const char *fmt, ...)
-{
-    if (msg) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, RT_MSG_SIZE, fmt, ap);
-        va_end(ap);
-        rt_msg_clean_(msg);
-    }
-    return e;
-}
 
 static int nthreads_or_default(int n) { return n > 0 ? n : omp_get_max_threads(); }
 
@@ -33,11 +23,11 @@ rt_error rt_ppl_chunks_logits(rt_model *m, const int32_t *chunks, int n_chunk, i
 {
     if (!m || !chunks || !logits || n_ctx < 4 || n_ctx > RT_MAX_TOKENS || n_chunk < 1 ||
         (int64_t)n_chunk * n_ctx > RT_MAX_TOKENS)
-        return fail(msg, RT_ERR_ARG, "rt_ppl_chunks_logits: bad arguments");
+        return rt_fail_(msg, RT_ERR_ARG, "rt_ppl_chunks_logits: bad arguments");
     const size_t n = (size_t)n_chunk * n_ctx;
     int32_t *t = malloc(n * sizeof *t);
     if (!t)
-        return fail(msg, RT_ERR_NOMEM, "out of memory");
+        return rt_fail_(msg, RT_ERR_NOMEM, "out of memory");
     memcpy(t, chunks, n * sizeof *t);
     if (bos >= 0)
         for (int c = 0; c < n_chunk; c++)
@@ -143,10 +133,10 @@ rt_error rt_logp_write_header(FILE *f, const rt_logp_header *h, const int32_t *t
 {
     if (fwrite(RT_LOGP_MAGIC, 1, 8, f) != 8 || put_u32(f, h->n_vocab) || put_u32(f, h->n_ctx) ||
         put_u32(f, h->n_chunk) || put_u32(f, h->first) || put_u32(f, (uint32_t)lrintf(h->range * 100)))
-        return fail(msg, RT_ERR_IO, "write failed");
+        return rt_fail_(msg, RT_ERR_IO, "write failed");
     size_t n = (size_t)h->n_chunk * h->n_ctx;
     if (fwrite(tokens, sizeof(int32_t), n, f) != n)
-        return fail(msg, RT_ERR_IO, "write failed");
+        return rt_fail_(msg, RT_ERR_IO, "write failed");
     return RT_OK;
 }
 
@@ -156,33 +146,33 @@ rt_error rt_logp_read_header(FILE *f, uint64_t file_size, rt_logp_header *h, int
     char magic[8];
     uint32_t range_centi;
     if (fread(magic, 1, 8, f) != 8 || memcmp(magic, RT_LOGP_MAGIC, 8) != 0)
-        return fail(msg, RT_ERR_FORMAT, "not a qforge log-probability file (magic %s expected)", RT_LOGP_MAGIC);
+        return rt_fail_(msg, RT_ERR_FORMAT, "not a qforge log-probability file (magic %s expected)", RT_LOGP_MAGIC);
     if (get_u32(f, &h->n_vocab) || get_u32(f, &h->n_ctx) || get_u32(f, &h->n_chunk) || get_u32(f, &h->first) ||
         get_u32(f, &range_centi))
-        return fail(msg, RT_ERR_FORMAT, "truncated header");
+        return rt_fail_(msg, RT_ERR_FORMAT, "truncated header");
     if (h->n_vocab < 1 || h->n_vocab > CAP_VOCAB || h->n_ctx < 2 || h->n_ctx > CAP_CTX || h->n_chunk < 1 ||
         h->n_chunk > CAP_CHUNK || h->first != h->n_ctx / 2 || range_centi != (uint32_t)lrintf(RT_LOGP_RANGE * 100))
-        return fail(msg, RT_ERR_FORMAT, "header out of range (n_vocab %u, n_ctx %u, n_chunk %u, first %u, range %u)",
+        return rt_fail_(msg, RT_ERR_FORMAT, "header out of range (n_vocab %u, n_ctx %u, n_chunk %u, first %u, range %u)",
                     h->n_vocab, h->n_ctx, h->n_chunk, h->first, range_centi);
     h->range = RT_LOGP_RANGE;
     const uint64_t ntok = (uint64_t)h->n_chunk * h->n_ctx;
     const uint64_t nrec = (uint64_t)h->n_chunk * (h->n_ctx - 1 - h->first);
     const uint64_t expect = 28 + ntok * 4 + nrec * rt_logp_record_size((int)h->n_vocab);
     if (expect != file_size)
-        return fail(msg, RT_ERR_FORMAT, "file size %llu does not match its header (%llu bytes expected)",
+        return rt_fail_(msg, RT_ERR_FORMAT, "file size %llu does not match its header (%llu bytes expected)",
                     (unsigned long long)file_size, (unsigned long long)expect);
     int32_t *t = malloc(ntok * sizeof *t);
     if (!t)
-        return fail(msg, RT_ERR_NOMEM, "out of memory");
+        return rt_fail_(msg, RT_ERR_NOMEM, "out of memory");
     if (fread(t, sizeof *t, ntok, f) != ntok) {
         free(t);
-        return fail(msg, RT_ERR_FORMAT, "truncated token list");
+        return rt_fail_(msg, RT_ERR_FORMAT, "truncated token list");
     }
     for (uint64_t i = 0; i < ntok; i++)
         if (t[i] < 0 || (uint32_t)t[i] >= h->n_vocab) {
             const int32_t bad = t[i];
             free(t);
-            return fail(msg, RT_ERR_FORMAT, "token %lld = %d is outside the vocabulary", (long long)i, bad);
+            return rt_fail_(msg, RT_ERR_FORMAT, "token %lld = %d is outside the vocabulary", (long long)i, bad);
         }
     *tokens = t;
     return RT_OK;
@@ -266,17 +256,17 @@ rt_error rt_kld_add(rt_kld *k, const float *logits, int n_vocab, const int32_t *
             cap *= 2;
         float *a = realloc(k->kld_values, cap * sizeof *a);
         if (!a)
-            return fail(msg, RT_ERR_NOMEM, "out of memory");
+            return rt_fail_(msg, RT_ERR_NOMEM, "out of memory");
         k->kld_values = a;
         float *b = realloc(k->dp_values, cap * sizeof *b);
         if (!b)
-            return fail(msg, RT_ERR_NOMEM, "out of memory");
+            return rt_fail_(msg, RT_ERR_NOMEM, "out of memory");
         k->dp_values = b;
         k->cap = cap;
     }
     kld_row *rows = malloc((size_t)n * sizeof *rows);
     if (!rows)
-        return fail(msg, RT_ERR_NOMEM, "out of memory");
+        return rt_fail_(msg, RT_ERR_NOMEM, "out of memory");
     const size_t rs = rt_logp_record_size(n_vocab);
 #pragma omp parallel for schedule(static) num_threads(nthreads_or_default(nthreads)) if (n > 8)
     for (int r = 0; r < n; r++)
@@ -285,7 +275,7 @@ rt_error rt_kld_add(rt_kld *k, const float *logits, int n_vocab, const int32_t *
         const kld_row *x = &rows[r];
         if (x->bad) {
             free(rows);
-            return fail(msg, RT_ERR_FORMAT, "log-probability record %lld is corrupt", (long long)(k->count));
+            return rt_fail_(msg, RT_ERR_FORMAT, "log-probability record %lld is corrupt", (long long)(k->count));
         }
         k->sum_nll += x->nll;
         k->sum_nll2 += x->nll * x->nll;
@@ -342,7 +332,7 @@ rt_error rt_kld_stats_get(const rt_kld *k, rt_kld_stats *s, char *msg)
 {
     memset(s, 0, sizeof *s);
     if (k->count < 2)
-        return fail(msg, RT_ERR_ARG, "too few scored tokens (%lld) for statistics", (long long)k->count);
+        return rt_fail_(msg, RT_ERR_ARG, "too few scored tokens (%lld) for statistics", (long long)k->count);
     const int64_t n = k->count;
     s->count = n;
     double lp, lp_unc, lb, lb_unc;
@@ -375,7 +365,7 @@ rt_error rt_kld_stats_get(const rt_kld *k, rt_kld_stats *s, char *msg)
 
     float *a = malloc((size_t)n * sizeof *a);
     if (!a)
-        return fail(msg, RT_ERR_NOMEM, "out of memory");
+        return rt_fail_(msg, RT_ERR_NOMEM, "out of memory");
     memcpy(a, k->kld_values, (size_t)n * sizeof *a);
     qsort(a, (size_t)n, sizeof *a, cmp_float);
     static const double kf[11] = {1, 0.999, 0.99, 0.95, 0.90, -1, 0.10, 0.05, 0.01, 0.001, 0};
@@ -388,4 +378,169 @@ rt_error rt_kld_stats_get(const rt_kld *k, rt_kld_stats *s, char *msg)
         s->dp_pct[i] = pf[i] < 0 ? median(a, (size_t)n) : percentile(a, (size_t)n, pf[i]);
     free(a);
     return RT_OK;
+}
+
+/* ---------------------------------------------------------------- a whole evaluation */
+
+void rt_ppl_eval_plan(const rt_model *m, const rt_ppl_eval_opts *o, rt_ppl_plan *p)
+{
+    const int nth = nthreads_or_default(o->nthreads), n_ctx = o->n_ctx;
+    const int n_vocab = rt_model_hparams(m)->n_vocab, first = n_ctx / 2, n_scored = n_ctx - 1 - first;
+    /* chunks per forward pass, as llama-perplexity's n_batch / n_ctx sequences */
+    int n_seq = o->n_batch / n_ctx;
+    if (n_seq > RT_MAX_TOKENS / n_ctx)
+        n_seq = RT_MAX_TOKENS / n_ctx;
+    if (n_seq > o->n_chunk)
+        n_seq = o->n_chunk;
+    if (n_seq < 1)
+        n_seq = 1;
+    const int n_group = (o->n_chunk + n_seq - 1) / n_seq;
+    const int nw = nth < n_group ? nth : n_group;
+    const uint64_t rows = (uint64_t)nw * (uint64_t)n_seq * (uint64_t)n_scored;
+    p->n_seq = n_seq;
+    p->n_workers = nw;
+    p->scratch = rt_model_scratch_bytes(m, n_seq, n_ctx, nth) +
+                 (uint64_t)(nw - 1) * rt_model_scratch_bytes(m, n_seq, n_ctx, 1);
+    p->buffers = (uint64_t)nw * n_seq * (uint64_t)(n_ctx - first) * n_vocab * sizeof(float) +
+                 rows * sizeof(double) + (o->records ? rows * rt_logp_record_size(n_vocab) : 0);
+}
+
+typedef struct {
+    rt_model **models;
+    float *logits;
+    double *nll;
+    unsigned char *recs;
+    rt_error *errs;
+    char (*msgs)[RT_MSG_SIZE];
+} eval_bufs;
+
+/* Worker w: the chunks of pass g (logits, then nll and records per scored row). */
+static void eval_pass(const rt_ppl_eval_opts *o, const rt_ppl_plan *p, eval_bufs *b, const int32_t *tokens,
+                      int w, int g, int nthreads)
+{
+    const int n_ctx = o->n_ctx, first = n_ctx / 2, n_scored = n_ctx - 1 - first;
+    const int n_vocab = rt_model_hparams(b->models[w])->n_vocab;
+    const size_t per_chunk = (size_t)(n_ctx - first) * n_vocab, rec_size = rt_logp_record_size(n_vocab);
+    const int c0 = g * p->n_seq, ns = o->n_chunk - c0 < p->n_seq ? o->n_chunk - c0 : p->n_seq;
+    float *lg = b->logits + (size_t)w * p->n_seq * per_chunk;
+    b->errs[w] = rt_ppl_chunks_logits(b->models[w], tokens + (size_t)c0 * n_ctx, ns, n_ctx, o->bos, lg, b->msgs[w]);
+    for (int i = 0; b->errs[w] == RT_OK && i < ns; i++) {
+        const int32_t *targets = tokens + (size_t)(c0 + i) * n_ctx + first + 1;
+        const float *li = lg + (size_t)i * per_chunk;
+        const size_t k = (size_t)w * p->n_seq + i;
+        if (o->nll)
+            rt_ppl_row_nll(li, n_vocab, targets, n_scored, b->nll + k * n_scored, nthreads);
+        for (int r = 0; o->records && r < n_scored; r++)
+            rt_logp_encode(li + (size_t)r * n_vocab, n_vocab, targets[r], b->recs + (k * n_scored + (size_t)r) * rec_size);
+    }
+}
+
+/* Hand the chunks of worker w's pass g to the caller, in order. */
+static rt_error eval_deliver(const rt_ppl_eval_opts *o, const rt_ppl_plan *p, const eval_bufs *b,
+                             const int32_t *tokens, int w, int g, char *msg)
+{
+    const int n_ctx = o->n_ctx, first = n_ctx / 2, n_scored = n_ctx - 1 - first;
+    const int n_vocab = rt_model_hparams(b->models[w])->n_vocab;
+    const size_t per_chunk = (size_t)(n_ctx - first) * n_vocab, rec_size = rt_logp_record_size(n_vocab);
+    const int c0 = g * p->n_seq, ns = o->n_chunk - c0 < p->n_seq ? o->n_chunk - c0 : p->n_seq;
+    if (b->errs[w] != RT_OK)
+        return rt_fail_(msg, b->errs[w], "chunks %d-%d: %s", c0 + 1, c0 + ns, b->msgs[w]);
+    for (int i = 0; i < ns; i++) {
+        const size_t k = (size_t)w * p->n_seq + i;
+        const rt_ppl_chunk out = {b->logits + k * per_chunk, tokens + (size_t)(c0 + i) * n_ctx + first + 1,
+                                  o->nll ? b->nll + k * n_scored : NULL,
+                                  o->records ? b->recs + k * n_scored * rec_size : NULL, n_scored};
+        if (o->chunk && o->chunk(o->user, c0 + i, &out))
+            return rt_fail_(msg, RT_ERR_HOOK, "chunk %d: stopped by the caller", c0 + i + 1);
+    }
+    return RT_OK;
+}
+
+rt_error rt_ppl_eval(rt_model *m, const int32_t *tokens, const rt_ppl_eval_opts *o, char *msg)
+{
+    if (!m || !tokens || !o || o->n_ctx < 4 || o->n_ctx > RT_MAX_TOKENS || o->n_chunk < 1)
+        return rt_fail_(msg, RT_ERR_ARG, "rt_ppl_eval: bad arguments");
+    const int nth = nthreads_or_default(o->nthreads);
+    rt_ppl_plan p;
+    rt_ppl_eval_plan(m, o, &p);
+    const int nw = p.n_workers, n_group = (o->n_chunk + p.n_seq - 1) / p.n_seq;
+    const int n_ctx = o->n_ctx, first = n_ctx / 2, n_scored = n_ctx - 1 - first;
+    const size_t n_vocab = (size_t)rt_model_hparams(m)->n_vocab, rows = (size_t)nw * p.n_seq * n_scored;
+    eval_bufs b;
+    b.models = calloc((size_t)nw, sizeof *b.models);
+    b.logits = malloc((size_t)nw * p.n_seq * (n_ctx - first) * n_vocab * sizeof(float));
+    b.nll = malloc(rows * sizeof(double)); /* counted in the plan whether used or not */
+    b.recs = o->records ? malloc(rows * rt_logp_record_size((int)n_vocab)) : NULL;
+    b.errs = calloc((size_t)nw, sizeof *b.errs);
+    b.msgs = calloc((size_t)nw, sizeof *b.msgs);
+    rt_error e = RT_OK;
+    if (!b.models || !b.logits || !b.nll || (o->records && !b.recs) || !b.errs || !b.msgs)
+        e = rt_fail_(msg, RT_ERR_NOMEM, "out of memory");
+    if (e == RT_OK)
+        b.models[0] = m;
+    for (int w = 1; e == RT_OK && w < nw; w++)
+        e = rt_model_clone(m, &b.models[w], msg);
+    for (int w = 0; e == RT_OK && w < nw; w++)
+        rt_model_set_threads(b.models[w], nw > 1 ? 1 : nth);
+    for (int g0 = 0; e == RT_OK && g0 < n_group; g0 += nw) {
+        const int nr = n_group - g0 < nw ? n_group - g0 : nw;
+        if (nw > 1 && nr == 1) /* a last lone pass: all threads on it */
+            rt_model_set_threads(b.models[0], nth);
+#pragma omp parallel for schedule(static, 1) num_threads(nr) if (nr > 1)
+        for (int w = 0; w < nr; w++)
+            eval_pass(o, &p, &b, tokens, w, g0 + w, nr > 1 ? 1 : nth);
+        for (int w = 0; e == RT_OK && w < nr; w++)
+            e = eval_deliver(o, &p, &b, tokens, w, g0 + w, msg);
+    }
+    for (int w = 1; b.models && w < nw; w++)
+        rt_model_free(b.models[w]);
+    free(b.models);
+    free(b.logits);
+    free(b.nll);
+    free(b.recs);
+    free(b.errs);
+    free(b.msgs);
+    return e;
+}
+
+/* ---------------------------------------------------------------- the statistics as JSON */
+
+json_t *rt_kld_stats_json(const rt_kld_stats *s)
+{
+    json_t *k = json_object(), *kp = json_object(), *pp = json_object();
+    if (!k || !kp || !pp) {
+        json_decref(k);
+        json_decref(kp);
+        json_decref(pp);
+        return NULL;
+    }
+    json_object_set_new(k, "count", json_integer(s->count));
+    json_object_set_new(k, "ppl", json_real(s->ppl));
+    json_object_set_new(k, "ppl_unc", json_real(s->ppl_unc));
+    json_object_set_new(k, "ppl_base", json_real(s->ppl_base));
+    json_object_set_new(k, "ppl_base_unc", json_real(s->ppl_base_unc));
+    json_object_set_new(k, "cor_ln_ppl", json_real(s->cor));
+    json_object_set_new(k, "mean_ln_ppl_ratio", json_real(s->ln_ratio));
+    json_object_set_new(k, "mean_ln_ppl_ratio_unc", json_real(s->ln_ratio_unc));
+    json_object_set_new(k, "ppl_ratio", json_real(s->ppl_ratio));
+    json_object_set_new(k, "ppl_ratio_unc", json_real(s->ppl_ratio_unc));
+    json_object_set_new(k, "ppl_diff", json_real(s->ppl_diff));
+    json_object_set_new(k, "ppl_diff_unc", json_real(s->ppl_diff_unc));
+    json_object_set_new(k, "kld", json_real(s->kld));
+    json_object_set_new(k, "kld_unc", json_real(s->kld_unc));
+    static const char *kn[11] = {"max", "99.9", "99", "95", "90", "median", "10", "5", "1", "0.1", "min"};
+    for (int i = 0; i < 11; i++)
+        json_object_set_new(kp, kn[i], json_real(s->kld_pct[i]));
+    json_object_set_new(k, "kld_percentiles", kp);
+    json_object_set_new(k, "mean_dp", json_real(s->dp));
+    json_object_set_new(k, "mean_dp_unc", json_real(s->dp_unc));
+    static const char *pn[13] = {"max", "99.9", "99", "95", "90", "75", "median", "25", "10", "5", "1", "0.1", "min"};
+    for (int i = 0; i < 13; i++)
+        json_object_set_new(pp, pn[i], json_real(s->dp_pct[i]));
+    json_object_set_new(k, "dp_percentiles", pp);
+    json_object_set_new(k, "rms_dp", json_real(s->rms_dp));
+    json_object_set_new(k, "rms_dp_unc", json_real(s->rms_dp_unc));
+    json_object_set_new(k, "same_top_p", json_real(s->same_top));
+    json_object_set_new(k, "same_top_p_unc", json_real(s->same_top_unc));
+    return k;
 }

@@ -28,6 +28,7 @@
 #ifndef QFORGE_RT_PERPLEXITY_H
 #define QFORGE_RT_PERPLEXITY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -109,5 +110,55 @@ typedef struct {
 
 /* Statistics so far (percentiles sort a copy). RT_ERR_NOMEM or RT_ERR_ARG when count < 2. */
 rt_error rt_kld_stats_get(const rt_kld *k, rt_kld_stats *s, char *msg);
+
+/* s as a JSON object (jansson; the caller owns it): count, ppl, ppl_unc, ppl_base,
+ * ppl_base_unc, cor_ln_ppl, mean_ln_ppl_ratio(_unc), ppl_ratio(_unc), ppl_diff(_unc), kld,
+ * kld_unc, kld_percentiles {max, 99.9, ..., min}, mean_dp(_unc), dp_percentiles, rms_dp(_unc),
+ * same_top_p(_unc) (fractions, not %). NULL when out of memory. */
+struct json_t *rt_kld_stats_json(const rt_kld_stats *s);
+
+/* ---- a whole evaluation, as qforge-perplexity runs it ---- */
+
+/* What one chunk gave, handed over in chunk order. */
+typedef struct {
+    const float *logits;           /* (n_ctx - first) x n_vocab; row r predicts targets[r] */
+    const int32_t *targets;        /* the n_scored next tokens (chunk[first + 1 ..]) */
+    const double *nll;             /* n_scored values (rt_ppl_row_nll), or NULL */
+    const unsigned char *records;  /* n_scored log-probability records (rt_logp_encode), or NULL */
+    int n_scored;                  /* n_ctx - 1 - first */
+} rt_ppl_chunk;
+
+typedef struct {
+    int n_ctx;             /* chunk length (4..RT_MAX_TOKENS) */
+    int n_chunk;           /* chunks of tokens to evaluate */
+    int n_batch;           /* tokens per forward pass (llama-perplexity's -b): n_batch / n_ctx
+                              chunks are evaluated together (at least 1) */
+    int nthreads;          /* <= 0: OpenMP's default */
+    int32_t bos;           /* replaces each chunk's first token when >= 0 */
+    bool nll;              /* compute the nll of every scored row */
+    bool records;          /* encode every scored row's log-probability record */
+    /* Receives chunk c (0, 1, ... in order); nonzero stops the evaluation (RT_ERR_HOOK). */
+    int (*chunk)(void *user, int c, const rt_ppl_chunk *out);
+    void *user;
+} rt_ppl_eval_opts;
+
+/* How rt_ppl_eval divides the work and what it allocates: n_seq chunks per pass, n_workers
+ * passes at once (each on a clone of the model with one thread, or the model itself on all
+ * threads when there is one worker); scratch = the models' scratch buffers, buffers = logits,
+ * nll values (allocated whether asked for or not) and records. */
+typedef struct {
+    int n_seq, n_workers;
+    uint64_t scratch, buffers;
+} rt_ppl_plan;
+
+void rt_ppl_eval_plan(const rt_model *m, const rt_ppl_eval_opts *o, rt_ppl_plan *p);
+
+/* Evaluate o->n_chunk chunks of tokens (tokens[c * n_ctx ..]) as llama-perplexity does
+ * (rt_ppl_chunks_logits on n_seq chunks per pass). With several threads and several passes each
+ * worker makes passes of its own on its own clone of m, so there is no synchronization inside a
+ * pass; results are handed to o->chunk in chunk order and do not depend on the thread count or
+ * n_batch. m's thread count is changed. Errors: those of rt_model_clone and the forward pass
+ * ("chunks 3-4: ..."), RT_ERR_NOMEM, RT_ERR_ARG, RT_ERR_HOOK. */
+rt_error rt_ppl_eval(rt_model *m, const int32_t *tokens, const rt_ppl_eval_opts *o, char *msg);
 
 #endif

@@ -6,62 +6,19 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/qf_half.h"
+#include "common/qf_msg.h"
+#include "runtime/runtime.h"
 #include "libgguf/gguf.h"
 #include "libquant/lq_blocks.h"
 
-/* ---- fp16 / bf16, round to nearest even (as ggml) ---- */
-static inline float rt_f32_from_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
-static inline uint32_t rt_bits_from_f32(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-
-static inline float rt_h2f(uint16_t h)
-{
-    const uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    const uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-    if (exp == 0x1f)
-        return rt_f32_from_bits(sign | 0x7f800000u | (man << 13));
-    if (exp == 0) {
-        /* zero or subnormal: man * 2^-24 exactly */
-        float f = (float)man * 5.9604644775390625e-8f;
-        return sign ? -f : f;
-    }
-    return rt_f32_from_bits(sign | ((exp + 112) << 23) | (man << 13));
-}
-
-static inline uint16_t rt_f2h(float f)
-{
-    const uint32_t u = rt_bits_from_f32(f);
-    const uint32_t sign = (u >> 16) & 0x8000;
-    uint32_t a = u & 0x7fffffffu;
-    if (a > 0x7f800000u) /* NaN: keep it quiet */
-        return (uint16_t)(sign | 0x7e00 | ((a >> 13) & 0x3ff));
-    if (a >= 0x477ff000u) /* rounds to >= 65520: infinity */
-        return (uint16_t)(sign | 0x7c00);
-    if (a < 0x38800000u) { /* below the smallest normal half: subnormal or zero */
-        if (a < 0x33000000u) /* < 2^-25: rounds to zero */
-            return (uint16_t)sign;
-        const uint32_t e = a >> 23;
-        const uint32_t m = (a & 0x7fffff) | 0x800000;
-        const uint32_t shift = 126 - e; /* 14..24 */
-        uint32_t r = m >> shift;
-        const uint32_t rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (r & 1)))
-            r++;
-        return (uint16_t)(sign | r);
-    }
-    /* normal: rebias and round the 13 dropped bits to nearest even */
-    a += ((uint32_t)(15 - 127) << 23) + 0xfff + ((a >> 13) & 1);
-    return (uint16_t)(sign | (a >> 13));
-}
-
-static inline float rt_bf2f(uint16_t h) { return rt_f32_from_bits((uint32_t)h << 16); }
-
-static inline uint16_t rt_f2bf(float f)
-{
-    uint32_t u = rt_bits_from_f32(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) /* NaN: force quiet */
-        return (uint16_t)((u >> 16) | 64);
-    return (uint16_t)((u + (0x7fff + ((u >> 16) & 1))) >> 16);
-}
+/* ---- fp16 / bf16: the one codec, common/qf_half.h (round to nearest even, as ggml) ---- */
+static inline float rt_f32_from_bits(uint32_t u) { return qf_bits_f32(u); }
+static inline uint32_t rt_bits_from_f32(float f) { return qf_f32_bits(f); }
+static inline float rt_h2f(uint16_t h) { return qf_f16_to_f32(h); }
+static inline uint16_t rt_f2h(float f) { return qf_f32_to_f16(f); }
+static inline float rt_bf2f(uint16_t h) { return qf_bf16_to_f32(h); }
+static inline uint16_t rt_f2bf(float f) { return qf_f32_to_bf16(f); }
 
 /* Round to nearest, ties to even, for |x| < 2^22 (ggml's nearest_int). */
 static inline int rt_nearest_int(float x)
@@ -102,6 +59,10 @@ typedef float (*rt_dot_fn)(int64_t n, const void *w, const void *xa);
  * converted activations once per matmul (prep) into tile_size(wtype, n) bytes, 64-byte
  * aligned; its gemm then reads the tiles (tiles, tile_bytes apart) instead of xa. */
 #define RT_TOK_TILE 16
+/* Keys per online-softmax step of llama.cpp's CPU flash attention. */
+#define RT_FA_TILE 64
+/* One lane of ggml's AVX2 vector expf (bit-exact emulation). */
+float rt_expf_avx2_lane(float x);
 typedef void (*rt_prep_fn)(int wtype, int64_t n, const void *xa, size_t xrs, int nt, void *tile);
 
 /* nr (<= RT_ROW_BLOCK) weight rows (wrs bytes apart) × nt activation rows (xrs bytes apart,
@@ -111,9 +72,12 @@ typedef void (*rt_gemm_fn)(int wtype, int64_t n, const void *w, size_t wrs, int 
                            size_t xrs, int nt, const void *tiles, size_t tile_bytes, void *scratch,
                            float *y, int64_t ldy);
 
-/* One causal-attention query row over n keys: s_j = scale * (q · k_j) with k_j column j of kt
- * (hd rows of ldk floats), softmax (f32 exps, double sum), probabilities rounded to fp16,
- * out[0..hd) = sum_j p_j v_j (v: n rows of ldv floats). p: n floats of scratch. */
+/* One causal-attention query row over n keys, as llama.cpp's CPU flash attention (tiled path)
+ * computes it: s_j = scale * (q · k_j) (an fma chain over d; k_j column j of kt, hd rows of
+ * ldk floats), then per tile of RT_FA_TILE keys an online softmax — running max M, sum S,
+ * out rescaled by expf(M_old - M_new) when M grows, e_j = exp(s_j - M) by the path's
+ * vector expf, S += (per-vector float sums added in double), out[d] = fma(v_j[d], e_j, out[d])
+ * in key order — and finally out *= 1/S (v: n rows of ldv floats). p: n floats of scratch. */
 typedef void (*rt_attn_fn)(const float *q, const float *kt, int64_t ldk, const float *v, int64_t ldv, int n,
                            int hd, float scale, float *p, float *out);
 /* Rows i0..i0+m-1 (m <= 16) of causal attention for one head: row i is q + (i-i0)*ldq and
@@ -152,6 +116,7 @@ typedef struct {
 
 extern const rt_kernel_table rt_kernels_scalar;
 extern const rt_kernel_table rt_kernels_avx2;
+extern const rt_kernel_table rt_kernels_avxvnni;
 extern const rt_kernel_table rt_kernels_avx512;
 
 /* ---- unpacked weight rows for the SIMD cores ----
@@ -190,13 +155,7 @@ void rt_quant_q8_0_scalar(const float *x, void *dst, int64_t n);
 void rt_quant_q8_1_scalar(const float *x, void *dst, int64_t n);
 void rt_quant_q8_K_scalar(const float *x, void *dst, int64_t n);
 
-/* Defense in depth for one-line messages: a control byte that reached a message (from a name,
- * key or string in a file) is shown as '?'. */
-static inline void rt_msg_clean_(char *msg)
-{
-    for (unsigned char *p = (unsigned char *)msg; p && *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            *p = '?';
-}
+/* One line into msg[RT_MSG_SIZE] (control bytes from names in a file shown as '?'); returns e. */
+rt_error rt_fail_(char *msg, rt_error e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -1,20 +1,25 @@
-/* runtime — the reference Llama forward pass, as llama.cpp computes it on the CPU.
+/* runtime — the reference forward pass of the registered architectures (arch/arch.h: llama
+ * and its relatives), as llama.cpp computes it on the CPU.
  *
- * A model is assembled from a tensor source (input/input.h): hyper-parameters from its GGUF
- * metadata ("llama.*" keys), weights zero-copy from a mapped GGUF (inp_data) or, for a
- * checkpoint source, read as F32 into memory the model owns. Everything is validated on
- * load (architecture, every tensor present with the shape the hyper-parameters imply, types
- * the kernels know); failures return an rt_error with a one-line message.
+ * A model is assembled from a tensor source (input/input.h) as its architecture description
+ * says: hyper-parameters from the GGUF metadata ("{arch}.*" keys), the tensors it lists (optional
+ * ones may be absent), weights zero-copy from a mapped GGUF (inp_data) or, for a checkpoint
+ * source, read as F32 into memory the model owns. Everything is validated on load
+ * (architecture, every tensor present with the shape the hyper-parameters imply, types the
+ * kernels know, no tensor the graph does not use); failures return an rt_error with a one-line
+ * message.
  *
  * The forward pass processes a whole sequence of tokens at positions 0..n-1 at once:
- *   embedding lookup -> n_layer × { RMSNorm, Q/K/V, RoPE (llama.cpp NORM mode: adjacent
- *   pairs), causal attention with grouped KV heads (K, V and Q rounded to fp16 as in
- *   llama.cpp's default f16 KV cache), output projection, residual, RMSNorm, SwiGLU FFN,
- *   residual } -> final RMSNorm -> output projection (token_embd when output.weight is
- *   absent) -> F32 logits.
+ *   embedding lookup -> n_layer × { RMSNorm, Q/K/V (+ biases when present, + per-head RMS
+ *   norms of Q and K when present), RoPE (the description's style: NORM = adjacent pairs,
+ *   NEOX = halves; rope_freqs factors when present), causal attention with grouped KV heads
+ *   (K, V and Q rounded to fp16 as in llama.cpp's default f16 KV cache), output projection,
+ *   residual, RMSNorm, SwiGLU FFN, residual } -> final RMSNorm -> output projection
+ *   (token_embd when output.weight is absent) -> F32 logits.
  * Matrix products use the kernels of runtime/kernels.h (activations quantized like ggml).
  *
- * The same pass is exposed layer by layer for calibration (GPTQ):
+ * The same pass is exposed layer by layer: the hook API the calibration (pipeline/gptq.h:
+ * sequential GPTQ, importance statistics) drives the model through, and nothing more:
  *   rt_embed() -> rt_layer_forward() for each layer, with an optional hook that sees the
  *   input of each group of linear layers before it is used -> rt_final_logits().
  * rt_model_set_weight() swaps a weight (e.g. for its freshly quantized version).
@@ -33,6 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arch/arch.h"
 #include "input/input.h"
 #include "runtime/kernels.h"
 
@@ -62,11 +68,11 @@ typedef struct {
     int n_ff;         /* FFN size */
     int n_head;
     int n_head_kv;
-    int head_dim;     /* llama.attention.key_length, else n_embd / n_head */
+    int head_dim;     /* {arch}.attention.key_length, else n_embd / n_head */
     int n_vocab;      /* entries of tokenizer.ggml.tokens (else rows of token_embd) */
-    int n_ctx_train;  /* llama.context_length (0 if absent) */
-    float rope_base;  /* llama.rope.freq_base (default 10000) */
-    float rms_eps;    /* llama.attention.layer_norm_rms_epsilon */
+    int n_ctx_train;  /* {arch}.context_length (0 if absent) */
+    float rope_base;  /* {arch}.rope.freq_base (default 10000) */
+    float rms_eps;    /* {arch}.attention.layer_norm_rms_epsilon */
     bool tied_output; /* no output.weight: logits use token_embd */
 } rt_hparams;
 
@@ -77,6 +83,19 @@ typedef struct rt_model rt_model;
 rt_error rt_model_load(inp_source *src, rt_model **out, char *msg);
 void rt_model_free(rt_model *m);
 
+/* Layer by layer (GPTQ, whatever the model size): like rt_model_load (every tensor checked),
+ * but the matrices a checkpoint would copy as F32 are left unread; weights in a GGUF's mapping
+ * are used in place as always. rt_embed reads the rows it needs. rt_model_load_layer(m, l,
+ * from) reads layer l's matrices (l == -1: token_embd and output) — or, when from is not NULL
+ * and holds them, borrows from's (from must keep them while m uses them; rt_model_set_weight
+ * on m then replaces the borrowed pointer by a copy of its own). rt_model_drop_layer frees
+ * what load_layer or set_weight put there (a borrowed pointer is just forgotten).
+ * rt_layer_forward refuses a layer not loaded, rt_forward and rt_final_logits a model not
+ * wholly loaded (RT_ERR_ARG). */
+rt_error rt_model_load_deferred(inp_source *src, rt_model **out, char *msg);
+rt_error rt_model_load_layer(rt_model *m, int layer, const rt_model *from, char *msg);
+void rt_model_drop_layer(rt_model *m, int layer);
+
 /* A second model on the same weights, with scratch buffers of its own, so that two passes
  * can run at once (one per thread). Nothing is copied: m must outlive the clone and keep its
  * weights (rt_model_set_weight on m while a clone runs is a race; on a clone it is refused).
@@ -84,6 +103,8 @@ void rt_model_free(rt_model *m);
 rt_error rt_model_clone(const rt_model *m, rt_model **out, char *msg);
 
 const rt_hparams *rt_model_hparams(const rt_model *m);
+/* The model's architecture description (its GPTQ groups, tensor categories, ...). */
+const arch_desc *rt_model_arch(const rt_model *m);
 /* Threads for the OpenMP loops (<= 0: OpenMP's default). */
 void rt_model_set_threads(rt_model *m, int nthreads);
 /* Kernel ISA (default rt_isa_detect()); RT_ERR_ARG if the CPU lacks it. */
@@ -107,13 +128,14 @@ rt_error rt_model_set_weight(rt_model *m, const char *name, int type, const void
 
 /* ---- layer-by-layer forward ---- */
 
-/* The groups of linear layers whose shared input a hook sees. */
+/* The inputs a hook sees, each shared by a group of linear layers (arch_group.input names the
+ * point of each GPTQ group of a description). */
 typedef enum {
-    RT_HOOK_ATTN_QKV = 0, /* input of attn_q, attn_k, attn_v: RMSNorm'ed hidden, n_embd cols */
-    RT_HOOK_ATTN_OUT,     /* input of attn_output: attention result, n_head*head_dim cols */
-    RT_HOOK_FFN_GATE_UP,  /* input of ffn_gate, ffn_up: RMSNorm'ed hidden, n_embd cols */
-    RT_HOOK_FFN_DOWN,     /* input of ffn_down: silu(gate)*up, n_ff cols */
-    RT_HOOK_COUNT_
+    RT_HOOK_ATTN_QKV = ARCH_INPUT_ATTN,        /* input of attn_q, attn_k, attn_v: RMSNorm'ed hidden, n_embd cols */
+    RT_HOOK_ATTN_OUT = ARCH_INPUT_ATTN_OUT,    /* input of attn_output: attention result, n_head*head_dim cols */
+    RT_HOOK_FFN_GATE_UP = ARCH_INPUT_FFN,      /* input of ffn_gate, ffn_up: RMSNorm'ed hidden, n_embd cols */
+    RT_HOOK_FFN_DOWN = ARCH_INPUT_FFN_DOWN,    /* input of ffn_down: silu(gate)*up, n_ff cols */
+    RT_HOOK_COUNT_ = ARCH_INPUT_COUNT_
 } rt_hook_point;
 
 /* Called with x = n_tokens rows of n_cols floats (row-major), valid during the call only.

@@ -5,6 +5,7 @@ set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 export QFORGE_ROOT="$root" QFORGE_BIN="${QFORGE_BIN:-$root/bin}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1:detect_leaks=1}"
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$root/tests/lsan.supp:print_suppressions=0}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}"
 [ -d "$root/../shared" ] || echo "note: ../shared is absent; tests that need the shared data are skipped"
 pass=0; fail=0; skip=0; failed=()

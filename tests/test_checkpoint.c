@@ -13,6 +13,7 @@
 #include "libquant/lq.h"
 #include "input/safetensors.h"
 #include "input/input.h"
+#include "tokenizer/tokenizer.h"
 #include "tests/testutil.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -312,6 +313,9 @@ typedef struct {
     const char *args;
     int layers, heads, kv, dim, ffn, vocab, type, shards;
     bool tied;
+    int head_dim;     /* 0: dim / heads */
+    const char *arch; /* GGUF architecture; NULL: llama (Q/K permuted, vocab_size and rope keys) */
+    bool llama3;      /* --rope-llama3: rope_freqs.weight first */
 } synth_case;
 
 static const char *gguf_name_of(const char *hf, char *out)
@@ -321,7 +325,9 @@ static const char *gguf_name_of(const char *hf, char *out)
         {"self_attn.k_proj.weight", "attn_k.weight"},   {"self_attn.v_proj.weight", "attn_v.weight"},
         {"self_attn.o_proj.weight", "attn_output.weight"}, {"post_attention_layernorm.weight", "ffn_norm.weight"},
         {"mlp.gate_proj.weight", "ffn_gate.weight"},    {"mlp.up_proj.weight", "ffn_up.weight"},
-        {"mlp.down_proj.weight", "ffn_down.weight"}};
+        {"mlp.down_proj.weight", "ffn_down.weight"},    {"self_attn.q_proj.bias", "attn_q.bias"},
+        {"self_attn.k_proj.bias", "attn_k.bias"},       {"self_attn.v_proj.bias", "attn_v.bias"},
+        {"self_attn.q_norm.weight", "attn_q_norm.weight"}, {"self_attn.k_norm.weight", "attn_k_norm.weight"}};
     if (!strcmp(hf, "lm_head.weight"))
         return strcpy(out, "output.weight");
     if (!strcmp(hf, "model.embed_tokens.weight"))
@@ -330,7 +336,7 @@ static const char *gguf_name_of(const char *hf, char *out)
         return strcpy(out, "output_norm.weight");
     int l, off = 0;
     cr_assert_eq(sscanf(hf, "model.layers.%d.%n", &l, &off), 1, "%s", hf);
-    for (size_t k = 0; k < 9; k++)
+    for (size_t k = 0; k < sizeof map / sizeof map[0]; k++)
         if (!strcmp(hf + off, map[k][0])) {
             sprintf(out, "blk.%d.%s", l, map[k][1]);
             return out;
@@ -360,7 +366,10 @@ static void check_synth(const synth_case *c)
     inp_source *s;
     char msg[INP_MSG_SIZE];
     cr_assert_eq(inp_open(dir, &s, msg), INP_OK, "%s", msg);
-    int n_expect = 9 * c->layers + 2 + (c->tied ? 0 : 1);
+    const char *A = c->arch ? c->arch : "llama";
+    const bool llama = !strcmp(A, "llama");
+    const int per_layer = !strcmp(A, "qwen2") ? 12 : !strcmp(A, "qwen3") ? 11 : 9;
+    int n_expect = per_layer * c->layers + 2 + (c->tied ? 0 : 1) + c->llama3;
     cr_assert_eq(inp_n_tensors(s), n_expect);
     cr_expect_eq(inp_find_tensor(s, "output.weight") >= 0, !c->tied);
 
@@ -378,7 +387,19 @@ static void check_synth(const synth_case *c)
     }
     int64_t idx = 0;
     size_t esz = c->type == GGUF_F32 ? 4 : 2;
-    int hd = c->dim / c->heads;
+    int hd = c->head_dim ? c->head_dim : c->dim / c->heads;
+    if (c->llama3) { /* computed, first: factor 1 for short wavelengths, 8 for long ones */
+        const inp_tensor *t = inp_tensor_at(s, idx);
+        cr_assert_str_eq(t->name, "rope_freqs.weight");
+        cr_assert_eq(t->type, GGUF_F32);
+        cr_assert_eq(t->ne[0], hd / 2);
+        float f[512];
+        cr_assert_eq(inp_read_f32(s, idx, 0, 1, f, msg), INP_OK, "%s", msg);
+        cr_expect_eq(f[0], 1.0f);
+        cr_expect_eq(f[hd / 2 - 1], 8.0f);
+        inp_release(s, idx);
+        idx++;
+    }
     for (int k = 0; k < ns; k++) {
         char p[4096];
         snprintf(p, sizeof p, "%s/%s", dir, shards[k]);
@@ -402,7 +423,8 @@ static void check_synth(const synth_case *c)
             cr_expect_eq(t->ne[0], (int64_t)cols);
             cr_expect_eq(inp_n_rows(t), (int64_t)rows);
             /* expected GGUF rows: q/k permuted (heads for q, kv heads for k), others as stored */
-            int groups = strstr(gname, "attn_q.") ? c->heads : strstr(gname, "attn_k.") ? c->kv : 0;
+            int groups = !llama || strstr(gname, ".weight") == NULL ? 0
+                         : strstr(gname, "attn_q.") ? c->heads : strstr(gname, "attn_k.") ? c->kv : 0;
             size_t rb = cols * esz;
             uint8_t *want = malloc(rows * rb), *got = malloc(rows * rb);
             cr_assert(want && got);
@@ -441,16 +463,33 @@ static void check_synth(const synth_case *c)
 
     const gguf_reader *md = inp_metadata(s);
     int64_t v;
+    const gguf_str *arch;
+    cr_assert_eq(gguf_get_str(md, "general.architecture", &arch), GGUF_OK);
+    cr_expect_str_eq(arch->str, A);
+    /* "{arch}." keys, then absolute ones; want -1: not written */
     struct { const char *k; int64_t want; } ints[] = {
-        {"llama.block_count", c->layers},       {"llama.attention.head_count", c->heads},
-        {"llama.attention.head_count_kv", c->kv}, {"llama.embedding_length", c->dim},
-        {"llama.feed_forward_length", c->ffn},  {"llama.vocab_size", c->vocab},
-        {"llama.rope.dimension_count", hd},     {"llama.context_length", 2048},
+        {"block_count", c->layers},       {"attention.head_count", c->heads},
+        {"attention.head_count_kv", c->kv}, {"embedding_length", c->dim},
+        {"feed_forward_length", c->ffn},  {"context_length", 2048},
+        {"vocab_size", llama ? c->vocab : -1}, {"rope.dimension_count", llama ? hd : -1},
+        {"attention.key_length", c->head_dim ? c->head_dim : -1}, /* only when config.json states head_dim */
+        {NULL, 0},
         {"general.file_type", c->type == GGUF_F32 ? 0 : c->type == GGUF_F16 ? 1 : 32},
         {"tokenizer.ggml.bos_token_id", 1},     {"tokenizer.ggml.eos_token_id", 2}};
+    bool absolute = false;
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
-        cr_assert_eq(gguf_get_int(md, ints[i].k, &v), GGUF_OK, "%s", ints[i].k);
-        cr_expect_eq(v, ints[i].want, "%s = %lld", ints[i].k, (long long)v);
+        if (!ints[i].k) {
+            absolute = true;
+            continue;
+        }
+        char key[96];
+        snprintf(key, sizeof key, "%s%s%s", absolute ? "" : A, absolute ? "" : ".", ints[i].k);
+        if (ints[i].want < 0) {
+            cr_expect_eq(gguf_get_int(md, key, &v), GGUF_ERR_NOT_FOUND, "%s is written", key);
+            continue;
+        }
+        cr_assert_eq(gguf_get_int(md, key, &v), GGUF_OK, "%s", key);
+        cr_expect_eq(v, ints[i].want, "%s = %lld", key, (long long)v);
     }
     const gguf_value *tok, *ty, *sc;
     cr_assert_eq(gguf_get_array(md, "tokenizer.ggml.tokens", &tok), GGUF_OK);
@@ -479,7 +518,7 @@ static void check_synth(const synth_case *c)
 Test(checkpoint, synthetic_tied_mha_f16)
 {
     synth_case c = {"--dim 64 --layers 2 --heads 4 --ffn 96 --vocab 300 --dtype f16 --tied --seed 3",
-                    2, 4, 4, 64, 96, 300, GGUF_F16, 1, true};
+                    2, 4, 4, 64, 96, 300, GGUF_F16, 1, true, 0, NULL, false};
     check_synth(&c);
 }
 
@@ -487,14 +526,52 @@ Test(checkpoint, synthetic_gqa_many_shards_bf16)
 {
     /* 12 layers: llama.cpp's name order puts layers.10 before layers.2 */
     synth_case c = {"--dim 64 --layers 12 --heads 8 --kv-heads 2 --ffn 80 --vocab 512 --shards 7",
-                    12, 8, 2, 64, 80, 512, GGUF_BF16, 7, false};
+                    12, 8, 2, 64, 80, 512, GGUF_BF16, 7, false, 0, NULL, false};
     check_synth(&c);
 }
 
 Test(checkpoint, synthetic_f32_two_shards_minimal_vocab)
 {
     synth_case c = {"--dim 32 --layers 1 --heads 2 --kv-heads 1 --ffn 48 --vocab 259 --dtype f32 --shards 2",
-                    1, 2, 1, 32, 48, 259, GGUF_F32, 2, false};
+                    1, 2, 1, 32, 48, 259, GGUF_F32, 2, false, 0, NULL, false};
+    check_synth(&c);
+}
+
+Test(checkpoint, synthetic_gqa_8_to_1_head_dim_not_dim_over_heads)
+{
+    /* head_dim 16 with dim 64 / 8 heads: Q is 128 rows, K and V 16, attn_output 128 columns */
+    synth_case c = {"--dim 64 --layers 3 --heads 8 --kv-heads 1 --head-dim 16 --ffn 96 --vocab 280 --dtype f32 --shards 4",
+                    3, 8, 1, 64, 96, 280, GGUF_F32, 4, false, 16, NULL, false};
+    check_synth(&c);
+}
+
+Test(checkpoint, synthetic_qwen2_biases_tied_bf16)
+{
+    synth_case c = {"--arch Qwen2ForCausalLM --dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 96 --vocab 300 --tied --shards 3",
+                    2, 4, 2, 64, 96, 300, GGUF_BF16, 3, true, 0, "qwen2", false};
+    check_synth(&c);
+}
+
+Test(checkpoint, synthetic_qwen3_norms_head_dim_f16)
+{
+    synth_case c = {"--arch Qwen3ForCausalLM --dim 64 --layers 2 --heads 4 --kv-heads 1 --head-dim 32 --ffn 96 "
+                    "--vocab 300 --dtype f16",
+                    2, 4, 1, 64, 96, 300, GGUF_F16, 1, false, 32, "qwen3", false};
+    check_synth(&c);
+}
+
+Test(checkpoint, synthetic_llama3_rope_freqs_tied)
+{
+    synth_case c = {"--dim 64 --layers 2 --heads 4 --kv-heads 2 --ffn 96 --vocab 300 --tied --rope-llama3 "
+                    "--rope-theta 500000 --shards 2",
+                    2, 4, 2, 64, 96, 300, GGUF_BF16, 2, true, 0, NULL, true};
+    check_synth(&c);
+}
+
+Test(checkpoint, synthetic_mistral_is_llama)
+{
+    synth_case c = {"--arch MistralForCausalLM --dim 64 --layers 2 --heads 8 --kv-heads 2 --ffn 96 --vocab 300 --dtype f32",
+                    2, 8, 2, 64, 96, 300, GGUF_F32, 1, false, 0, NULL, false};
     check_synth(&c);
 }
 
@@ -561,8 +638,32 @@ Test(checkpoint, refused)
     snprintf(d, sizeof d, "%s/m", dir);
 #define FRESH() cr_assert_eq(tu_run("rm -rf '%s' && '%s/qforge-synth' %s -o '%s' > /dev/null", d, tu_bin(), syn, d), 0)
     FRESH();
-    cr_assert_eq(tu_run("sed -i 's/LlamaForCausalLM/MistralForCausalLM/' '%s/config.json'", d), 0);
-    expect_open_fails(d, INP_ERR_UNSUPPORTED, "config.json: architecture 'MistralForCausalLM' is not supported");
+    cr_assert_eq(tu_run("sed -i 's/LlamaForCausalLM/GPT2LMHeadModel/' '%s/config.json'", d), 0);
+    expect_open_fails(d, INP_ERR_UNSUPPORTED,
+                      "config.json: architecture 'GPT2LMHeadModel' is not supported (only LlamaForCausalLM, "
+                      "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)");
+    /* rope_scaling: llama3 is Llama's only; its factors must make sense */
+    FRESH();
+    cr_assert_eq(tu_run("sed -i 's/LlamaForCausalLM/Qwen2ForCausalLM/; s/\\(\"rope_theta\"\\)/\"rope_scaling\": "
+                        "{\"rope_type\": \"llama3\", \"factor\": 8.0}, \\1/' '%s/config.json'", d),
+                 0);
+    expect_open_fails(d, INP_ERR_UNSUPPORTED, "rope_scaling type 'llama3' is not supported for Qwen2ForCausalLM (only linear)");
+    FRESH();
+    cr_assert_eq(tu_run("sed -i 's/\\(\"rope_theta\"\\)/\"rope_scaling\": {\"rope_type\": \"llama3\", "
+                        "\"factor\": 8.0, \"low_freq_factor\": 2.0, \"high_freq_factor\": 2.0}, \\1/' '%s/config.json'", d),
+                 0);
+    expect_open_fails(d, INP_ERR_MODEL, "rope_scaling high_freq_factor 2 is not above low_freq_factor 2");
+    FRESH();
+    cr_assert_eq(tu_run("sed -i 's/LlamaForCausalLM/Qwen3ForCausalLM/; s/\"attention_bias\": false/\"attention_bias\": true/' "
+                        "'%s/config.json'", d),
+                 0);
+    expect_open_fails(d, INP_ERR_UNSUPPORTED, "\"attention_bias\" is true: attention biases are not supported");
+    FRESH(); /* a Llama checkpoint read as Qwen3: without head_dim, Qwen3Config's 128 */
+    cr_assert_eq(tu_run("sed -i 's/LlamaForCausalLM/Qwen3ForCausalLM/' '%s/config.json'", d), 0);
+    expect_open_fails(d, INP_ERR_MODEL, "'model.layers.0.self_attn.k_proj.weight' has shape [32, 32] but config.json "
+                                        "implies [256, 32]");
+    cr_assert_eq(tu_run("sed -i 's/\\(\"rope_theta\"\\)/\"head_dim\": 16, \\1/' '%s/config.json'", d), 0);
+    expect_open_fails(d, INP_ERR_MISSING, "no tensor 'model.layers.0.self_attn.k_norm.weight' in the checkpoint");
     FRESH();
     cr_assert_eq(tu_run("rm '%s/model-00002-of-00003.safetensors'", d), 0);
     expect_open_fails(d, INP_ERR_MISSING, "model.safetensors.index.json: shard 'model-00002-of-00003.safetensors' is missing");
@@ -615,7 +716,7 @@ static void cfg_options(json_t *j)
     json_object_del(j, "rope_theta"); /* transformers' default 10000 */
 }
 
-static void tok_options(json_t *j)
+static void tok_config_options(json_t *j)
 {
     json_object_set_new(j, "add_prefix_space", json_false());
     json_object_set_new(j, "chat_template", json_string("{{ messages }}"));
@@ -641,7 +742,7 @@ Test(checkpoint, optional_metadata)
     snprintf(p, sizeof p, "%s/config.json", d);
     edit_json(p, cfg_options);
     snprintf(p, sizeof p, "%s/tokenizer_config.json", d);
-    edit_json(p, tok_options);
+    edit_json(p, tok_config_options);
     snprintf(p, sizeof p, "%s/added_tokens.json", d);
     const char *added = "{\"<extra>\": 297, \"<far>\": 9999}";
     cr_assert_eq(tu_write_file(p, added, strlen(added)), 0);
@@ -703,6 +804,193 @@ Test(checkpoint, optional_metadata)
     cr_expect_eq(tt[297], 4);
     cr_expect_eq(scv[297], -1000.0f);
     inp_close(s);
+    tu_run("rm -rf '%s'", dir);
+    free(dir);
+}
+
+/* ---------------------------------------------------------------- tokenizer.json checkpoints */
+
+/* ../shared/models/synth-* as downloaded (tokenizer.json only): the source lists the tokenizer
+ * files, writes llama.cpp's pre-tokenizer name, and its vocabulary tokenizes the first 40000
+ * bytes of wiki.test.raw to llama-tokenize's ids (what qforge-perplexity -m CHECKPOINT and the
+ * calibration do). */
+static void bpe_reference(const char *name, const char *pre)
+{
+    TU_REQUIRE_SHARED();
+    char rel[128], msg[INP_MSG_SIZE], tm[TOK_MSG_SIZE];
+    snprintf(rel, sizeof rel, "synth-%s", name);
+    char *dir = shared_model(rel);
+    snprintf(rel, sizeof rel, "reference/synth-%s.json", name);
+    char *refp = tu_shared_path(rel);
+    json_t *ref = json_load_file(refp, 0, NULL);
+    cr_assert(ref, "%s", refp);
+    inp_source *s;
+    cr_assert_eq(inp_open(dir, &s, msg), INP_OK, "%s", msg);
+    bool listed[3] = {false, false, false};
+    static const char *const want_files[3] = {"/tokenizer.json", "/tokenizer_config.json", "/config.json"};
+    for (size_t i = 0; i < inp_n_files(s); i++)
+        for (int k = 0; k < 3; k++)
+            if (strstr(inp_file(s, i), want_files[k]) && strlen(strstr(inp_file(s, i), want_files[k])) == strlen(want_files[k])) {
+                cr_expect(!listed[k], "%s listed twice", want_files[k]);
+                listed[k] = true;
+            }
+    cr_expect(listed[0] && listed[1] && listed[2], "tokenizer files not all listed");
+    const gguf_reader *md = inp_metadata(s);
+    const gguf_str *p;
+    cr_assert_eq(gguf_get_str(md, "tokenizer.ggml.pre", &p), GGUF_OK);
+    cr_expect_str_eq(p->str, pre);
+    tok_model *t;
+    cr_assert_eq(tok_from_gguf(md, &t, tm), TOK_OK, "%s", tm);
+    char *tp = tu_shared_path("text/wiki.test.raw");
+    size_t len;
+    char *text = tu_read_file(tp, &len);
+    cr_assert(text && len > 40000);
+    int32_t *ids;
+    size_t n;
+    cr_assert_eq(tok_encode(t, text, 40000, tok_default_flags(t), &ids, &n, tm), TOK_OK, "%s", tm);
+    json_t *want = json_object_get(ref, "llama_tokenize_ids");
+    cr_assert_eq(n, json_array_size(want), "%s: %zu ids, llama-tokenize %zu", name, n, json_array_size(want));
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(ids[i], json_integer_value(json_array_get(want, i)), "%s: id %zu", name, i);
+    free(ids);
+    free(text);
+    free(tp);
+    tok_free(t);
+    inp_close(s);
+    json_decref(ref);
+    free(refp);
+    free(dir);
+}
+
+Test(checkpoint, bpe_llama3_tokenizes_as_llama_tokenize) { bpe_reference("llama3", "llama-bpe"); }
+Test(checkpoint, bpe_qwen2_tokenizes_as_llama_tokenize) { bpe_reference("qwen2", "qwen2"); }
+Test(checkpoint, bpe_qwen3_tokenizes_as_llama_tokenize) { bpe_reference("qwen3", "qwen2"); }
+
+/* qforge-synth --tokenizer bpe: the vocabulary, merges and special tokens it documents, read
+ * back through tokenizer.json with the pre-tokenizer given; every shape the shared models lack
+ * (untied, GQA 8:1, head_dim != dim / heads, three shards). */
+static void synth_bpe(const char *cls, const char *pre, bool llama3_tokens)
+{
+    char *dir = tu_mkdtemp();
+    cr_assert(dir);
+    char d[4096], msg[INP_MSG_SIZE], tm[TOK_MSG_SIZE];
+    snprintf(d, sizeof d, "%s/m", dir);
+    const int V = 1400;
+    cr_assert_eq(tu_run("'%s/qforge-synth' --arch %s --dim 64 --layers 2 --heads 8 --kv-heads 1 --head-dim 16 --ffn 96 "
+                        "--vocab %d --shards 3 --dtype f16 --tokenizer bpe -o '%s' > /dev/null",
+                        tu_bin(), cls, V, d),
+                 0);
+    inp_source *s = NULL;
+    /* its ids hash to no known tokenizer: refused, naming the option */
+    cr_expect_eq(inp_open(d, &s, msg), INP_ERR_UNSUPPORTED);
+    cr_expect(strstr(msg, "tokenizer.json: unknown BPE pre-tokenizer") && strstr(msg, "--tokenizer-pre NAME"), "%s", msg);
+    cr_assert_eq(inp_open_ex(d, &(inp_open_opts){.tokenizer_pre = pre}, &s, msg), INP_OK, "%s", msg);
+    cr_expect_eq(inp_n_files(s), 7); /* config, index, 3 shards, tokenizer.json, tokenizer_config.json */
+    const gguf_reader *md = inp_metadata(s);
+    const gguf_str *str;
+    const gguf_value *tok, *ty, *mg;
+    int64_t v;
+    cr_assert_eq(gguf_get_str(md, "tokenizer.ggml.model", &str), GGUF_OK);
+    cr_expect_str_eq(str->str, "gpt2");
+    cr_assert_eq(gguf_get_str(md, "tokenizer.ggml.pre", &str), GGUF_OK);
+    cr_expect_str_eq(str->str, pre);
+    cr_assert_eq(gguf_get_array(md, "tokenizer.ggml.tokens", &tok), GGUF_OK);
+    cr_assert_eq(gguf_get_array(md, "tokenizer.ggml.token_type", &ty), GGUF_OK);
+    cr_assert_eq(gguf_get_array(md, "tokenizer.ggml.merges", &mg), GGUF_OK);
+    cr_assert_eq(tok->n, (uint64_t)V);
+    cr_assert_eq(mg->n, (uint64_t)V - 259);
+    cr_expect_str_eq(tok->v.strs[0].str, "!");
+    cr_expect_str_eq(tok->v.strs[187].str, "\xc3\xbf");   /* ÿ: the last byte shown as itself */
+    cr_expect_str_eq(tok->v.strs[188].str, "\xc4\x80");   /* byte 0 as U+0100 */
+    cr_expect_str_eq(tok->v.strs[255].str, "\xc5\x83");   /* byte 0xAD as U+0143 */
+    cr_expect_str_eq(tok->v.strs[256].str, "\xc4\xa0" "a");
+    cr_expect_str_eq(tok->v.strs[282].str, "aa");
+    cr_expect_str_eq(tok->v.strs[283].str, "\xc4\xa0" "aa");
+    cr_expect_str_eq(mg->v.strs[0].str, "\xc4\xa0 a");
+    cr_expect_str_eq(mg->v.strs[27].str, "\xc4\xa0" "a a");
+    cr_expect_str_eq(mg->v.strs[V - 260].str, "v l"); /* the last: 2-letter word 557, plain */
+    cr_expect_str_eq(tok->v.strs[V - 3].str, llama3_tokens ? "<|begin_of_text|>" : "<|endoftext|>");
+    cr_expect_str_eq(tok->v.strs[V - 1].str, llama3_tokens ? "<|eot_id|>" : "<|im_end|>");
+    const int32_t *tt = ty->v.arr;
+    cr_expect_eq(tt[0], 1);
+    cr_expect_eq(tt[V - 4], 1);
+    for (int k = 1; k <= 3; k++)
+        cr_expect_eq(tt[V - k], 3, "token %d is not CONTROL", V - k);
+    cr_assert_eq(gguf_get_int(md, "tokenizer.ggml.bos_token_id", &v), GGUF_OK);
+    cr_expect_eq(v, V - 3);
+    cr_assert_eq(gguf_get_int(md, "tokenizer.ggml.eos_token_id", &v), GGUF_OK);
+    cr_expect_eq(v, llama3_tokens ? V - 2 : V - 1);
+    cr_assert_eq(gguf_get_str(md, "tokenizer.chat_template", &str), GGUF_OK);
+    /* shapes: untied (output.weight present), Q 8 x 16 rows, K/V one head of 16 */
+    cr_expect_geq(inp_find_tensor(s, "output.weight"), 0);
+    const inp_tensor *q = inp_tensor_at(s, inp_find_tensor(s, "blk.1.attn_q.weight"));
+    const inp_tensor *k = inp_tensor_at(s, inp_find_tensor(s, "blk.1.attn_k.weight"));
+    cr_expect(q->ne[0] == 64 && q->ne[1] == 128 && k->ne[0] == 64 && k->ne[1] == 16);
+    /* the tokenizer round-trips text through merges */
+    tok_model *t;
+    cr_assert_eq(tok_from_gguf(md, &t, tm), TOK_OK, "%s", tm);
+    const char *text = "the cat sat on a mat, and 42 dogs ran.\nab abc";
+    int32_t *ids;
+    size_t n;
+    cr_assert_eq(tok_encode(t, text, strlen(text), 0, &ids, &n, tm), TOK_OK, "%s", tm);
+    cr_expect_lt(n, strlen(text) * 3 / 4, "%zu ids: few merges applied", n);
+    char out[256] = "", piece[64];
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t pl = tok_piece(t, ids[i], false, piece, sizeof piece);
+        cr_assert(pl >= 0 && o + (size_t)pl < sizeof out);
+        memcpy(out + o, piece, (size_t)pl);
+        o += (size_t)pl;
+    }
+    out[o] = 0;
+    cr_expect_str_eq(out, text);
+    free(ids);
+    tok_free(t);
+    inp_close(s);
+    tu_run("rm -rf '%s'", dir);
+    free(dir);
+}
+
+Test(checkpoint, synthetic_bpe_llama3) { synth_bpe("LlamaForCausalLM", "llama-bpe", true); }
+Test(checkpoint, synthetic_bpe_qwen2) { synth_bpe("Qwen2ForCausalLM", "qwen2", false); }
+Test(checkpoint, synthetic_bpe_qwen3) { synth_bpe("Qwen3ForCausalLM", "qwen2", false); }
+
+/* inp_open_opts.tokenizer_pre where it cannot apply, an unknown name, no tokenizer at all */
+Test(checkpoint, tokenizer_pre_refused)
+{
+    char *dir = tu_mkdtemp();
+    cr_assert(dir);
+    char d[4096], b[4096], g[4096], msg[INP_MSG_SIZE];
+    snprintf(d, sizeof d, "%s/spm", dir);
+    snprintf(b, sizeof b, "%s/bpe", dir);
+    snprintf(g, sizeof g, "%s/m.gguf", dir);
+    const char *syn = "--arch Qwen2ForCausalLM --dim 32 --layers 1 --heads 2 --ffn 32 --vocab 300";
+    cr_assert_eq(tu_run("'%s/qforge-synth' %s -o '%s' > /dev/null && '%s/qforge-synth' %s --tokenizer bpe -o '%s' > /dev/null"
+                        " && '%s/qforge-convert' '%s' -o '%s' > /dev/null",
+                        tu_bin(), syn, d, tu_bin(), syn, b, tu_bin(), d, g),
+                 0);
+    inp_source *s = NULL;
+    inp_open_opts o = {.tokenizer_pre = "qwen2"};
+    cr_expect_eq(inp_open_ex(d, &o, &s, msg), INP_ERR_ARG);
+    cr_expect(strstr(msg, "spm/tokenizer.model: a pre-tokenizer name (--tokenizer-pre) applies only to a byte-level BPE"),
+              "%s", msg);
+    cr_expect_eq(inp_open_ex(g, &o, &s, msg), INP_ERR_ARG);
+    cr_expect(strstr(msg, "m.gguf: a pre-tokenizer name (--tokenizer-pre) applies only to a checkpoint"), "%s", msg);
+    o.tokenizer_pre = "no-such-pre";
+    cr_expect_eq(inp_open_ex(b, &o, &s, msg), INP_ERR_ARG);
+    cr_expect(strstr(msg, "unknown pre-tokenizer 'no-such-pre' (known: "), "%s", msg);
+    cr_expect(s == NULL);
+    /* tokenizer.model wins over tokenizer.json, as in llama.cpp's converter */
+    cr_assert_eq(tu_run("cp '%s/tokenizer.json' '%s/'", b, d), 0);
+    cr_assert_eq(inp_open(d, &s, msg), INP_OK, "%s", msg);
+    const gguf_str *m;
+    cr_assert_eq(gguf_get_str(inp_metadata(s), "tokenizer.ggml.model", &m), GGUF_OK);
+    cr_expect_str_eq(m->str, "llama");
+    inp_close(s);
+    s = NULL;
+    cr_assert_eq(tu_run("rm '%s/tokenizer.model' '%s/tokenizer.json'", d, d), 0);
+    cr_expect_eq(inp_open(d, &s, msg), INP_ERR_MISSING);
+    cr_expect(strstr(msg, "spm/tokenizer.model: not found, nor tokenizer.json"), "%s", msg);
     tu_run("rm -rf '%s'", dir);
     free(dir);
 }

@@ -12,21 +12,12 @@
 #include "input/imatrix.h"
 #include "tests/testutil.h"
 
-static char *g_dir;
-
-static void setup(void) { g_dir = tu_mkdtemp(); }
-static void teardown(void)
-{
-    tu_run("rm -rf '%s'", g_dir);
-    free(g_dir);
-}
-
-TestSuite(imatrix, .init = setup, .fini = teardown);
+TestSuite(imatrix, .init = tu_dir_setup, .fini = tu_dir_teardown);
 
 static const char *path_of(const char *name)
 {
     static char p[4096];
-    snprintf(p, sizeof p, "%s/%s", g_dir, name);
+    snprintf(p, sizeof p, "%s/%s", tu_dir, name);
     return p;
 }
 
@@ -223,7 +214,7 @@ Test(imatrix, legacy_every_truncation)
 Test(imatrix, file_errors)
 {
     refused(path_of("absent.dat"), INP_ERR_IO, "cannot open");
-    refused(g_dir, INP_ERR_IO, "");
+    refused(tu_dir, INP_ERR_IO, "");
     inp_imatrix *im;
     char msg[INP_MSG_SIZE];
     cr_assert_eq(inp_imatrix_load(NULL, &im, msg), INP_ERR_ARG);
@@ -391,4 +382,67 @@ Test(imatrix, broken_gguf_container)
     put(&cut, b, n - 40); /* into the data: the last 24 bytes are alignment padding */
     free(b);
     refused(write_buf("cut.gguf", &cut), INP_ERR_FORMAT, "");
+}
+
+/* ---------------------------------------------------------------- writing */
+
+/* The writer: llama-imatrix's keys, tensors in name order (in_sum2, counts, in_sum), values
+ * rounded to F32, read back by the reader as sums / count. */
+Test(imatrix, writer_round_trip)
+{
+    const double up2[4] = {1.5, 2.25, 9, 0}, up1[4] = {-1, 0.5, 3, 0};
+    const double k2[2] = {7, 1.0 / 3.0}, k1[2] = {2, -0.125};
+    const inp_imatrix_sums e[2] = {{"blk.1.ffn_up.weight", 4, 3, up2, up1},
+                                   {"blk.0.attn_k.weight", 2, 5, k2, k1}};
+    const char *path = path_of("written.gguf");
+    gguf_writer *w = gguf_writer_create();
+    char msg[INP_MSG_SIZE], gmsg[GGUF_MSG_SIZE];
+    cr_assert_eq(inp_imatrix_declare(w, e, 2, "cal.txt", 9, 128, msg), INP_OK, "%s", msg);
+    cr_assert_eq(gguf_writer_open(w, path, gmsg), GGUF_OK, "%s", gmsg);
+    cr_assert_eq(inp_imatrix_write_data(w, e, 2, msg), INP_OK, "%s", msg);
+    cr_assert_eq(gguf_writer_finish(w, gmsg), GGUF_OK, "%s", gmsg);
+    gguf_writer_free(w);
+
+    gguf_reader *r;
+    cr_assert_eq(gguf_open(path, &r, gmsg), GGUF_OK, "%s", gmsg);
+    const gguf_str *gt;
+    cr_assert_eq(gguf_get_str(r, "general.type", &gt), GGUF_OK);
+    cr_assert_str_eq(gt->str, "imatrix");
+    int64_t v;
+    cr_assert_eq(gguf_get_int(r, "imatrix.chunk_count", &v), GGUF_OK);
+    cr_assert_eq(v, 9);
+    cr_assert_eq(gguf_get_int(r, "imatrix.chunk_size", &v), GGUF_OK);
+    cr_assert_eq(v, 128);
+    static const char *const names[] = {"blk.0.attn_k.weight.in_sum2", "blk.0.attn_k.weight.counts",
+                                        "blk.0.attn_k.weight.in_sum", "blk.1.ffn_up.weight.in_sum2",
+                                        "blk.1.ffn_up.weight.counts", "blk.1.ffn_up.weight.in_sum"};
+    cr_assert_eq(gguf_n_tensors(r), 6);
+    for (int i = 0; i < 6; ++i) {
+        const gguf_tensor *t = gguf_tensor_at(r, i);
+        cr_assert_str_eq(t->name, names[i]);
+        cr_assert(t->type == GGUF_F32 && t->n_dims == 1);
+        cr_assert_eq(t->ne[0], i % 3 == 1 ? 1 : i < 3 ? 2 : 4);
+    }
+    cr_assert_eq(((const float *)gguf_tensor_at(r, 1)->data)[0], 5.0f);
+    cr_assert_eq(((const float *)gguf_tensor_at(r, 0)->data)[1], (float)(1.0 / 3.0));
+    cr_assert_eq(((const float *)gguf_tensor_at(r, 5)->data)[1], 0.5f);
+    gguf_close(r);
+
+    inp_imatrix *im;
+    cr_assert_eq(inp_imatrix_load(path, &im, msg), INP_OK, "%s", msg);
+    cr_assert_str_eq(inp_imatrix_dataset(im), "cal.txt");
+    cr_assert_eq(inp_imatrix_chunk_count(im), 9);
+    size_t n;
+    const float *x = inp_imatrix_find(im, "blk.1.ffn_up.weight", &n);
+    cr_assert(x && n == 4);
+    cr_assert_eq(x[2], 9.0f / 3.0f);
+    inp_imatrix_free(im);
+
+    /* nothing to write, or a broken entry: refused before anything is declared */
+    w = gguf_writer_create();
+    cr_assert_eq(inp_imatrix_declare(w, e, 0, "x", 1, 1, msg), INP_ERR_ARG);
+    cr_assert(strstr(msg, "no importance data was collected"), "%s", msg);
+    const inp_imatrix_sums bad = {"blk.0.attn_q.weight", 0, 1, up2, up1};
+    cr_assert_eq(inp_imatrix_declare(w, &bad, 1, "x", 1, 1, msg), INP_ERR_ARG);
+    gguf_writer_free(w);
 }

@@ -10,6 +10,7 @@
  *    F16: 2^-11 |x|, BF16: 2^-8 |x|), so |diff| <= sum |w_i| * bound_i + the above. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,13 +88,11 @@ static void act_decode(int wtype, const void *a, float *x, int64_t n)
     }
 }
 
-Test(kernels, q8_0_activation_golden)
+static void q8_0_activation_golden(int isa)
 {
     /* amax 127 -> scale 1: ties go to even as in ggml's x86 build (2.5 -> 2, 3.5 -> 4, -0.5 -> 0). */
     float x[32] = {127, 2.5f, 3.5f, -0.5f, -1.5f, 0.49f, -127, 10.5f};
-    for (int isa = 0; isa < RT_ISA_COUNT_; isa++) {
-        if (!rt_isa_supported(isa))
-            continue;
+    {
         lq_block_q8_0 b;
         rt_quantize_act(isa, GGUF_Q8_0, x, &b, 32);
         cr_assert_eq(b.d, 0x3c00, "%s: d = 0x%04x", rt_isa_name(isa), b.d); /* fp16 1.0 */
@@ -106,7 +105,7 @@ Test(kernels, q8_0_activation_golden)
     }
 }
 
-Test(kernels, q8_K_activation_golden)
+static void q8_K_activation_golden(int isa)
 {
     /* The signed value of largest magnitude maps to -127: here max = -2, iscale = 63.5. */
     float x[256] = {0};
@@ -115,7 +114,7 @@ Test(kernels, q8_K_activation_golden)
     x[2] = 0.5f;
     x[17] = -1.0f;
     lq_block_q8_K b;
-    rt_quantize_act(RT_ISA_SCALAR, GGUF_Q4_K, x, &b, 256);
+    rt_quantize_act(isa, GGUF_Q4_K, x, &b, 256);
     cr_assert_float_eq(b.d, 1.0f / 63.5f, 1e-9f);
     cr_assert_eq(b.qs[0], -127); /* the extreme value maps to -127 */
     cr_assert_eq(b.qs[1], 64);   /* 63.5 rounds to even: 64 */
@@ -125,7 +124,7 @@ Test(kernels, q8_K_activation_golden)
     cr_assert_eq(b.bsums[1], -64);
 }
 
-Test(kernels, activation_bytes_same_on_every_isa)
+static void activation_bytes_match_scalar(int isa)
 {
     const int64_t n = 1024;
     float *x = malloc(n * sizeof *x);
@@ -135,9 +134,7 @@ Test(kernels, activation_bytes_same_on_every_isa)
         cr_assert(rs > 0);
         unsigned char *ref = malloc(rs), *got = malloc(rs);
         rt_quantize_act(RT_ISA_SCALAR, k_types[ti], x, ref, n);
-        for (int isa = 1; isa < RT_ISA_COUNT_; isa++) {
-            if (!rt_isa_supported(isa))
-                continue;
+        {
             rt_quantize_act(isa, k_types[ti], x, got, n);
             cr_assert(memcmp(ref, got, rs) == 0, "%s activations differ on %s", gguf_type_info(k_types[ti])->name,
                       rt_isa_name(isa));
@@ -148,7 +145,7 @@ Test(kernels, activation_bytes_same_on_every_isa)
     free(x);
 }
 
-Test(kernels, every_type_every_isa_matches_exact_product)
+static void vec_dot_matches_exact_product(int isa)
 {
     const int64_t n = 768;
     const int rows = 3;
@@ -190,9 +187,7 @@ Test(kernels, every_type_every_isa_matches_exact_product)
             }
             const double tol = 2e-6 * mag + 1e-7;
             const double tol_orig = bound_act(type, x, n, wd) + tol;
-            for (int isa = 0; isa < RT_ISA_COUNT_; isa++) {
-                if (!rt_isa_supported(isa))
-                    continue;
+            {
                 const float got = rt_vec_dot(isa, type, n, wq + r * wrs, act);
                 cr_assert(fabs(got - exact) <= tol, "%s on %s row %d: %.9g vs exact %.9g (tol %.3g)", tn,
                           rt_isa_name(isa), r, got, exact, tol);
@@ -243,7 +238,7 @@ static double exact_dot(int type, const void *wrow, const void *act, int64_t n, 
  * and a partial one) × 37 tokens (two full token tiles and a partial one), rows of 768 values
  * (3 super-blocks) and, for the 32-blocks and F32, 96 and 100 (an odd block count, a row that
  * is not a multiple of 16). */
-Test(kernels, matmul_every_isa_matches_exact_product)
+static void matmul_matches_exact_product(int isa)
 {
     const int64_t rows = 37, ntok = 37;
     for (int shape = 0; shape < 3; shape++) {
@@ -260,9 +255,7 @@ Test(kernels, matmul_every_isa_matches_exact_product)
             unsigned char *wq = malloc(wrs * rows), *act = malloc(ars * ntok), *a1 = malloc(ars);
             for (int r = 0; r < rows; r++)
                 lq_quantize_row(type, w + r * n, wq + r * wrs, n, NULL);
-            for (int isa = 0; isa < RT_ISA_COUNT_; isa++) {
-                if (!rt_isa_supported(isa))
-                    continue;
+            {
                 rt_matmul(isa, type, wq, rows, n, x, n, ntok, y, rows, act, 0, 2);
                 for (int t = 0; t < ntok; t++) {
                     rt_quantize_act(RT_ISA_SCALAR, type, x + t * n, a1, n);
@@ -286,7 +279,7 @@ Test(kernels, matmul_every_isa_matches_exact_product)
 }
 
 /* rt_matmul against per-element dots, and bit-identical results for 1, 2 and 3 threads. */
-Test(kernels, matmul_matches_dots_and_is_thread_independent)
+static void matmul_matches_dots_and_is_thread_independent(int isa)
 {
     const int64_t n = 512, rows = 37, ntok = 27; /* odd sizes exercise every tile edge */
     float *w = malloc(rows * n * sizeof *w), *x = malloc(ntok * n * sizeof *x);
@@ -299,9 +292,7 @@ Test(kernels, matmul_matches_dots_and_is_thread_independent)
         unsigned char *wq = malloc(wrs * rows), *act = malloc(ars * ntok);
         for (int r = 0; r < rows; r++)
             lq_quantize_row(type, w + r * n, wq + r * wrs, n, NULL);
-        for (int isa = 0; isa < RT_ISA_COUNT_; isa++) {
-            if (!rt_isa_supported(isa))
-                continue;
+        {
             rt_matmul(isa, type, wq, rows, n, x, n, ntok, y1, rows, act, 0, 1);
             for (int nth = 2; nth <= 3; nth++) {
                 rt_matmul(isa, type, wq, rows, n, x, n, ntok, y2, rows, act, 0, nth);
@@ -326,7 +317,7 @@ Test(kernels, matmul_matches_dots_and_is_thread_independent)
     free(y2);
 }
 
-Test(kernels, attention_row_and_helpers_agree_across_isas)
+static void attention_row_and_helpers_match_scalar(int isa)
 {
     const int T = 45, hd = 32;
     const int64_t ldk = 64, ldv = 96;
@@ -354,9 +345,7 @@ Test(kernels, attention_row_and_helpers_agree_across_isas)
             e += exp(s[j] - mx) / sum * v[j * ldv + d];
         cr_assert(fabs(ref[d] - e) < 2e-3, "scalar attention [%d] %g vs %g", d, ref[d], e); /* fp16 probabilities */
     }
-    for (int isa = 1; isa < RT_ISA_COUNT_; isa++) {
-        if (!rt_isa_supported(isa))
-            continue;
+    {
         rt_attn_row(isa, q, kt, ldk, v, ldv, T, hd, 1.0f / sqrtf(hd), p, got);
         for (int d = 0; d < hd; d++)
             cr_assert(fabsf(got[d] - ref[d]) < 1e-3f, "%s attention [%d] %g vs %g", rt_isa_name(isa), d, got[d], ref[d]);
@@ -382,7 +371,7 @@ Test(kernels, attention_row_and_helpers_agree_across_isas)
 /* Multi-row attention tiles against the scalar row kernel: tiles at the start, in the middle
  * and partial, head sizes 32 and 48 (an odd number of 16-wide column groups), 64-byte
  * aligned scratch as the model gives it. */
-Test(kernels, attention_rows_match_row_kernel)
+static void attention_rows_match_row_kernel(int isa)
 {
     const int T = 45;
     const int64_t ldq = 100, ldk = 64, ldv = 96, ldo = 72;
@@ -400,9 +389,7 @@ Test(kernels, attention_rows_match_row_kernel)
         const float scale = 1.0f / sqrtf((float)hd);
         for (int i = 0; i < T; i++)
             rt_attn_row(RT_ISA_SCALAR, q + i * ldq, kt, ldk, v, ldv, i + 1, hd, scale, p, ref + i * ldo);
-        for (int isa = 0; isa < RT_ISA_COUNT_; isa++) {
-            if (!rt_isa_supported(isa))
-                continue;
+        {
             for (size_t k = 0; k < sizeof tiles / sizeof tiles[0]; k++) {
                 const int i0 = tiles[k][0], m = tiles[k][1];
                 memset(got, 0, T * ldo * sizeof *got);
@@ -428,7 +415,7 @@ Test(kernels, attention_rows_match_row_kernel)
 
 /* The log-sum-exp helper of the perplexity: the same max and (to 1e-9) the same sum as libm's
  * expf summed in double, for rows with a wide range and lengths not a multiple of 16. */
-Test(kernels, sum_exp_matches_libm)
+static void sum_exp_matches_libm(int isa)
 {
     const int lens[] = {1, 7, 16, 37, 4096};
     float *x = malloc(4096 * sizeof *x);
@@ -441,9 +428,7 @@ Test(kernels, sum_exp_matches_libm)
             m = fmaxf(m, x[i]);
         for (int i = 0; i < n; i++)
             ref += expf(x[i] - m);
-        for (int isa = 0; isa < RT_ISA_COUNT_; isa++) {
-            if (!rt_isa_supported(isa))
-                continue;
+        {
             float mx;
             const double got = rt_sum_exp(isa, x, n, &mx);
             cr_assert_eq(mx, m, "%s n=%d: max %g vs %g", rt_isa_name(isa), n, mx, m);
@@ -454,7 +439,7 @@ Test(kernels, sum_exp_matches_libm)
 }
 
 /* RMSNorm against a double computation, and transposes of odd shapes, on every ISA. */
-Test(kernels, rms_norm_and_transpose)
+static void rms_norm_and_transpose(int isa)
 {
     const int n = 259;
     float x[259], w[259], y[259];
@@ -467,9 +452,7 @@ Test(kernels, rms_norm_and_transpose)
     float src[37 * 21], dst[21 * 40];
     for (int i = 0; i < 37 * 21; i++)
         src[i] = (float)i;
-    for (int isa = 0; isa < RT_ISA_COUNT_; isa++) {
-        if (!rt_isa_supported(isa))
-            continue;
+    {
         rt_rms_norm(isa, x, w, n, 1e-5f, y);
         for (int i = 0; i < n; i++)
             cr_assert(fabs(y[i] - x[i] * sc * w[i]) <= 1e-6 * (1 + fabs(x[i] * sc * w[i])), "%s rms_norm [%d]",
@@ -495,6 +478,71 @@ Test(kernels, type_table)
     cr_assert_eq(rt_vec_dot_type(GGUF_Q8_K), -1);
     cr_assert_eq(rt_act_row_size(GGUF_Q4_K, 512), 2 * sizeof(lq_block_q8_K));
     cr_assert_eq(rt_act_row_size(GGUF_Q4_K, 500), 0);
+    cr_assert_eq(rt_vec_dot_type(GGUF_IQ4_NL), -1); /* no IQ4 kernels yet */
+    /* the types these tests multiply are exactly the table's kernel types */
+    int n = 0;
+    for (int id = 0; id < GGUF_TYPE_MAX_; id++) {
+        bool listed = false;
+        for (size_t ti = 0; ti < N_TYPES; ti++)
+            listed |= k_types[ti] == id;
+        cr_assert_eq(rt_kernel_supported(id) != 0, listed, "type %d", id);
+        n += listed;
+    }
+    cr_assert_eq(n, (int)N_TYPES);
     cr_assert(rt_isa_supported(RT_ISA_SCALAR));
     cr_assert(rt_isa_supported(rt_isa_detect()));
 }
+
+/* Every check above on every kernel path: a path this CPU cannot run is reported as skipped
+ * with the feature it lacks. */
+static void need(int isa)
+{
+    if (!rt_isa_supported(isa))
+        cr_skip_test("the %s path needs %s, which this CPU lacks", rt_isa_name(isa), rt_isa_missing(isa));
+}
+#define PATH_TESTS(SUITE, ISA) \
+    Test(SUITE, q8_0_activation_golden) { need(ISA); q8_0_activation_golden(ISA); } \
+    Test(SUITE, q8_K_activation_golden) { need(ISA); q8_K_activation_golden(ISA); } \
+    Test(SUITE, activation_bytes_match_scalar) { need(ISA); activation_bytes_match_scalar(ISA); } \
+    Test(SUITE, vec_dot_matches_exact_product) { need(ISA); vec_dot_matches_exact_product(ISA); } \
+    Test(SUITE, matmul_matches_exact_product) { need(ISA); matmul_matches_exact_product(ISA); } \
+    Test(SUITE, matmul_matches_dots_and_is_thread_independent) { need(ISA); matmul_matches_dots_and_is_thread_independent(ISA); } \
+    Test(SUITE, attention_row_and_helpers_match_scalar) { need(ISA); attention_row_and_helpers_match_scalar(ISA); } \
+    Test(SUITE, attention_rows_match_row_kernel) { need(ISA); attention_rows_match_row_kernel(ISA); } \
+    Test(SUITE, sum_exp_matches_libm) { need(ISA); sum_exp_matches_libm(ISA); } \
+    Test(SUITE, rms_norm_and_transpose) { need(ISA); rms_norm_and_transpose(ISA); }
+PATH_TESTS(scalar, RT_ISA_SCALAR)
+PATH_TESTS(avx2, RT_ISA_AVX2)
+PATH_TESTS(avxvnni, RT_ISA_AVXVNNI)
+PATH_TESTS(avx512, RT_ISA_AVX512)
+
+/* The scalar path reproduces llama.cpp's AVX2 build lane by lane, as the AVX2 and AVX-VNNI
+ * paths do with vectors: their products must be the same bits, for every type. */
+static void matmul_bit_identical_to_scalar(int isa)
+{
+    const int64_t rows = 37, ntok = 21, n = 768;
+    float *w = malloc(rows * n * sizeof *w), *x = malloc(ntok * n * sizeof *x);
+    float *y0 = malloc(rows * ntok * sizeof *y0), *y1 = malloc(rows * ntok * sizeof *y1);
+    fill(w, rows * n, 0.05f);
+    fill(x, ntok * n, 1.0f);
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const int type = k_types[ti];
+        const size_t wrs = gguf_row_size(type, n);
+        unsigned char *wq = malloc(wrs * rows), *act = malloc(rt_act_row_size(type, n) * ntok);
+        for (int r = 0; r < rows; r++)
+            lq_quantize_row(type, w + r * n, wq + r * wrs, n, NULL);
+        rt_matmul(RT_ISA_SCALAR, type, wq, rows, n, x, n, ntok, y0, rows, act, 0, 1);
+        rt_matmul(isa, type, wq, rows, n, x, n, ntok, y1, rows, act, 0, 2);
+        for (int64_t i = 0; i < rows * ntok; i++)
+            cr_assert(memcmp(&y0[i], &y1[i], 4) == 0, "%s on %s [t%d r%d]: %.9g vs scalar %.9g", gguf_type_info(type)->name,
+                      rt_isa_name(isa), (int)(i / rows), (int)(i % rows), y1[i], y0[i]);
+        free(wq);
+        free(act);
+    }
+    free(w);
+    free(x);
+    free(y0);
+    free(y1);
+}
+Test(avx2, matmul_bit_identical_to_scalar) { need(RT_ISA_AVX2); matmul_bit_identical_to_scalar(RT_ISA_AVX2); }
+Test(avxvnni, matmul_bit_identical_to_scalar) { need(RT_ISA_AVXVNNI); matmul_bit_identical_to_scalar(RT_ISA_AVXVNNI); }

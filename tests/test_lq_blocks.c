@@ -29,24 +29,11 @@ static void *load_golden(const char *rel, size_t expect)
 }
 
 /* Deterministic N(0,1) samples (xorshift64 + Box-Muller). */
-static uint64_t rng_state;
-static double rng_u01(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return ((double)(rng_state >> 11) + 0.5) / 9007199254740992.0;
-}
-static float rng_gauss(void)
-{
-    const double u = rng_u01(), v = rng_u01();
-    return (float)(sqrt(-2 * log(u)) * cos(6.283185307179586 * v));
-}
 static void fill_gauss(float *x, size_t n, uint64_t seed)
 {
-    rng_state = seed;
+    tu_rng_state = seed;
     for (size_t i = 0; i < n; ++i)
-        x[i] = rng_gauss();
+        x[i] = tu_rng_gaussf();
 }
 
 /* ---------- golden bytes ---------- */
@@ -134,9 +121,9 @@ static double roundtrip_error(int type, int imat)
     uint8_t *q = malloc(rs * RROWS);
     cr_assert(x && y && q);
     fill_gauss(x, (size_t)RROWS * RCOLS, 0x9e3779b97f4a7c15ull);
-    rng_state = 12345;
+    tu_rng_state = 12345;
     for (int i = 0; i < RCOLS; ++i)
-        im[i] = 0.5f + 1.5f * (float)rng_u01();
+        im[i] = 0.5f + 1.5f * (float)tu_rng_u01();
     cr_assert_eq(lq_quantize_rows(type, x, q, RROWS, RCOLS, imat ? im : NULL, 0, NULL), LQ_OK);
     double err = 0, ref = 0;
     for (int r = 0; r < RROWS; ++r)
@@ -282,7 +269,7 @@ KQ_IDEMPOTENT(q6_K, 16, 16)
 static void fill_group(float *x, int n, int kind)
 {
     for (int i = 0; i < n; ++i) {
-        const float g = rng_gauss();
+        const float g = tu_rng_gaussf();
         switch (kind % 8) {
         case 0: x[i] = g; break;
         case 1: x[i] = fabsf(g) + 0.1f; break;                 /* all positive */
@@ -300,16 +287,16 @@ Test(steps, search_sym_matches_reference)
 {
     float x[32], w[32];
     int8_t La[32], Lb[32];
-    rng_state = 4242;
+    tu_rng_state = 4242;
     const int nmaxes[] = {4, 8, 16, 32};
     for (int it = 0; it < 20000; ++it) {
         const int n = it % 2 ? 32 : 16, nmax = nmaxes[(it / 2) % 4];
         fill_group(x, n, it / 8);
         for (int i = 0; i < n; ++i)
-            w[i] = (it % 3 == 0) ? 0.0f : (float)rng_u01();
+            w[i] = (it % 3 == 0) ? 0.0f : (float)tu_rng_u01();
         const float *wp = (it % 5 == 0) ? NULL : w;
         const float a = lq_search_sym(n, nmax, x, wp, La);
-        const float b = lq_search_sym_ref(n, nmax, x, wp, Lb);
+        const float b = lq_search_sym_serial(n, nmax, x, wp, Lb);
         cr_assert(memcmp(&a, &b, 4) == 0 && memcmp(La, Lb, (size_t)n) == 0,
                   "iteration %d (n %d, nmax %d): scale %a vs reference %a", it, n, nmax, a, b);
     }
@@ -327,13 +314,13 @@ Test(steps, search_affine_multi_matches_single)
         {32, 31, -0.5f, 0.1f, 15, false, false}, {16, 3, -0.9f, 0.05f, 36, false, true},
         {32, 15, -0.9f, 0.05f, 36, false, true}, {32, 31, -0.9f, 0.05f, 36, false, true},
     };
-    rng_state = 777;
+    tu_rng_state = 777;
     for (int it = 0; it < 600; ++it) {
         const int c = it % 6, n = cfg[c].n, count = 1 + (it * 7) % MAXG;
         for (int g = 0; g < count; ++g) {
             fill_group(x + g * n, n, it + g);
             for (int i = 0; i < n; ++i)
-                w[g * n + i] = (g % 4 == 3) ? fabsf(x[g * n + i]) : 0.01f + (float)rng_u01();
+                w[g * n + i] = (g % 4 == 3) ? fabsf(x[g * n + i]) : 0.01f + (float)tu_rng_u01();
         }
         const float *wp = (it % 7 == 0) ? NULL : w;
         lq_search_affine_multi(count, n, cfg[c].nmax, x, wp, La, sa, ma, cfg[c].rmin,

@@ -15,22 +15,7 @@
 #include "libquant/lq_gptq.h"
 #include "libquant/lq_gptq_kern.h"
 #include "libquant/lq_internal.h"
-
-/* ---------- deterministic random numbers ---------- */
-
-static uint64_t rng_state;
-static double rng_u01(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return ((double)(rng_state >> 11) + 0.5) / 9007199254740992.0;
-}
-static double rng_gauss(void)
-{
-    const double u = rng_u01(), v = rng_u01();
-    return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
-}
+#include "tests/testutil.h"
 
 /* ---------- problems ---------- */
 
@@ -53,16 +38,16 @@ static problem make_problem(int64_t rows, int64_t cols, int64_t N, double rho, d
     p.X = malloc((size_t)(N * cols) * sizeof(double));
     double *scale = malloc((size_t)cols * sizeof(double));
     cr_assert(p.W && p.H && p.X && scale);
-    rng_state = seed * 0x9E3779B97F4A7C15ull + 1;
+    tu_rng_state = seed * 0x9E3779B97F4A7C15ull + 1;
     for (int64_t i = 0; i < rows * cols; ++i)
-        p.W[i] = (float)(0.02 * rng_gauss());
+        p.W[i] = (float)(0.02 * tu_rng_gauss());
     for (int64_t j = 0; j < cols; ++j)
-        scale[j] = exp(skew * rng_gauss());
+        scale[j] = exp(skew * tu_rng_gauss());
     const double s = sqrt(1 - rho * rho);
     for (int64_t t = 0; t < N; ++t) {
-        double prev = rng_gauss();
+        double prev = tu_rng_gauss();
         for (int64_t j = 0; j < cols; ++j) {
-            prev = rho * prev + s * rng_gauss();
+            prev = rho * prev + s * tu_rng_gauss();
             p.X[t * cols + j] = prev * scale[j];
         }
         for (int k = 0; k < ndead; ++k)
@@ -236,11 +221,11 @@ static problem diag_problem(int64_t rows, int64_t cols, double spread, uint64_t 
     problem p = {rows, cols, NULL, NULL, NULL, 0};
     p.W = malloc((size_t)(rows * cols) * sizeof(float));
     p.H = calloc((size_t)(cols * cols), sizeof(double));
-    rng_state = seed * 0x9E3779B97F4A7C15ull + 7;
+    tu_rng_state = seed * 0x9E3779B97F4A7C15ull + 7;
     for (int64_t i = 0; i < rows * cols; ++i)
-        p.W[i] = (float)(0.02 * rng_gauss());
+        p.W[i] = (float)(0.02 * tu_rng_gauss());
     for (int64_t j = 0; j < cols; ++j)
-        p.H[j * cols + j] = spread ? exp(spread * rng_gauss()) : 1.0;
+        p.H[j * cols + j] = spread ? exp(spread * tu_rng_gauss()) : 1.0;
     return p;
 }
 
@@ -720,7 +705,7 @@ Test(gptq, argument_errors)
 static void fill_uniform(double *x, size_t n)
 {
     for (size_t i = 0; i < n; ++i)
-        x[i] = rng_u01() - 0.5;
+        x[i] = tu_rng_u01() - 0.5;
 }
 
 static const lq_gk *kernels_or_skip(lq_gk_isa isa)
@@ -744,7 +729,7 @@ static void check_products(const lq_gk *g)
         double *c = malloc(nc * sizeof(double)), *want = malloc(nc * sizeof(double));
         float *af = malloc(na * sizeof(float)), *bf = malloc(nb * sizeof(float));
         float *cf = malloc(nc * sizeof(float)), *wantf = malloc(nc * sizeof(float));
-        rng_state = 77 + s;
+        tu_rng_state = 77 + s;
         fill_uniform(a, na);
         fill_uniform(b, nb);
         fill_uniform(c, nc);
@@ -798,11 +783,11 @@ static void check_trsm_chol(const lq_gk *g)
     double *b = malloc((size_t)(M * ld) * sizeof(double));
     double *c = malloc((size_t)(M * ld) * sizeof(double));
     double *want = malloc((size_t)(M * ld) * sizeof(double));
-    rng_state = 5;
+    tu_rng_state = 5;
     fill_uniform(a, (size_t)(M * lda));
     fill_uniform(b, (size_t)(M * ld));
     for (int i = 0; i < M; ++i)
-        d[i] = 1 + rng_u01();
+        d[i] = 1 + tu_rng_u01();
     /* modes: separate B with d, in place with d, separate B without d */
     for (int mode = 0; mode < 3; ++mode) {
         const bool inplace = mode == 1;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arch/arch.h"
 #include "libgguf/gguf.h"
 #include "libquant/lq_mix.h"
 #include "tests/testutil.h"
@@ -377,6 +378,17 @@ Test(lq_mix, moe_and_70b_rules)
     EXPECT_L(&M, 12, "attn_q", GGUF_Q4_K);
     plan(&M, LQ_FTYPE_MOSTLY_Q3_K_S, NULL);
     EXPECT_L(&M, 40, "attn_v", GGUF_Q5_K);
+    /* 80 layers, no GQA: llama.cpp's 65B, no raise; an 80-layer Qwen2 is 70B with or without */
+    M.m.n_head_kv = 64;
+    plan(&M, LQ_FTYPE_MOSTLY_Q3_K_S, NULL);
+    EXPECT_L(&M, 40, "attn_v", GGUF_Q3_K);
+    M.m.arch = "qwen2";
+    plan(&M, LQ_FTYPE_MOSTLY_Q3_K_S, NULL);
+    EXPECT_L(&M, 40, "attn_v", GGUF_Q5_K);
+    M.m.arch = "qwen3"; /* Qwen3 has no 80-layer type */
+    M.m.n_head_kv = 8;
+    plan(&M, LQ_FTYPE_MOSTLY_Q3_K_S, NULL);
+    EXPECT_L(&M, 40, "attn_v", GGUF_Q3_K);
 }
 
 Test(lq_mix, falcon_rules)
@@ -393,6 +405,75 @@ Test(lq_mix, falcon_rules)
     EXPECT_L(&M, 1, "ffn_down", GGUF_Q4_K);
     EXPECT_L(&M, 2, "ffn_down", GGUF_Q3_K);
     EXPECT_L(&M, 2, "attn_output", GGUF_Q3_K);
+}
+
+/* ---------------------------------------------------------------- categories from the caller */
+
+Test(lq_mix, category_names)
+{
+    cr_expect_eq(lq_mix_category_of_name("output.weight"), LQ_CAT_OUTPUT);
+    cr_expect_eq(lq_mix_category_of_name("token_embd.weight"), LQ_CAT_TOKEN_EMBD);
+    cr_expect_eq(lq_mix_category_of_name("blk.3.attn_v.weight"), LQ_CAT_ATTN_V);
+    cr_expect_eq(lq_mix_category_of_name("blk.3.attn_qkv.weight"), LQ_CAT_ATTN_QKV);
+    cr_expect_eq(lq_mix_category_of_name("blk.3.ffn_down_exps.weight"), LQ_CAT_FFN_DOWN);
+    cr_expect_eq(lq_mix_category_of_name("blk.3.attn_q.bias"), LQ_CAT_OTHER);
+    cr_expect_eq(lq_mix_category_of_name("blk.3.attn_q_norm.weight"), LQ_CAT_OTHER);
+    cr_expect_str_eq(lq_mix_category_name(LQ_CAT_FFN_DOWN), "ffn_down");
+    cr_expect_str_eq(lq_mix_category_name(LQ_CAT_NONE), "none");
+    cr_expect_null(lq_mix_category_name(LQ_CAT_COUNT_));
+}
+
+/* The same model with every category and layer stated gives the same plan as by names. */
+Test(lq_mix, stated_categories_match_names)
+{
+    static model byname;
+    build(&byname, 12, 256, 128, 512, 512, true);
+    plan(&byname, LQ_FTYPE_MOSTLY_Q4_K_M, NULL);
+    build(&M, 12, 256, 128, 512, 512, true);
+    for (size_t i = 0; i < M.n; i++) {
+        M.t[i].category = lq_mix_category_of_name(M.names[i]);
+        if (sscanf(M.names[i], "blk.%d.", &M.t[i].layer) != 1)
+            M.t[i].layer = -1;
+    }
+    plan(&M, LQ_FTYPE_MOSTLY_Q4_K_M, NULL);
+    for (size_t i = 0; i < M.n; i++)
+        cr_expect_eq(M.c[i].type, byname.c[i].type, "%s", M.names[i]);
+}
+
+/* A stated category wins over the name: here the names say nothing, the categories all. */
+Test(lq_mix, stated_category_wins)
+{
+    build(&M, 8, 256, 256, 512, 512, true);
+    for (size_t i = 0; i < M.n; i++) {
+        int l = -1;
+        sscanf(M.names[i], "blk.%d.", &l);
+        M.t[i].category = lq_mix_category_of_name(M.names[i]);
+        M.t[i].layer = l;
+        if (M.t[i].category == LQ_CAT_ATTN_V || M.t[i].category == LQ_CAT_FFN_DOWN) /* the name no longer tells */
+            snprintf(M.names[i], sizeof M.names[i], "blk.%d.%s.weight", l,
+                     M.t[i].category == LQ_CAT_ATTN_V ? "vvv" : "down2");
+    }
+    plan(&M, LQ_FTYPE_MOSTLY_Q4_K_M, NULL);
+    EXPECT(&M, "blk.0.vvv.weight", GGUF_Q6_K); /* use_more_bits(0, 8) */
+    EXPECT(&M, "blk.1.vvv.weight", GGUF_Q4_K);
+    EXPECT(&M, "blk.0.down2.weight", GGUF_Q6_K);
+    EXPECT(&M, "blk.1.down2.weight", GGUF_Q4_K);
+    /* MoE: the stated layer, not the name's, picks the rule */
+    M.m.n_expert = 4;
+    for (size_t i = 0; i < M.n; i++)
+        if (!strcmp(M.names[i], "blk.1.down2.weight"))
+            M.t[i].layer = 0;
+    plan(&M, LQ_FTYPE_MOSTLY_Q4_K_M, NULL);
+    EXPECT(&M, "blk.1.down2.weight", GGUF_Q6_K);
+    for (size_t i = 0; i < M.n; i++)
+        if (!strcmp(M.names[i], "blk.1.down2.weight"))
+            M.t[i].layer = 8; /* out of range */
+    char msg[LQ_MSG_SIZE];
+    cr_expect_eq(lq_mix_plan(LQ_FTYPE_MOSTLY_Q4_K_M, &M.m, M.t, M.n, NULL, M.c, msg), LQ_ERR_ARG);
+    cr_expect(strstr(msg, "layer out of range"), "%s", msg);
+    M.t[0].category = LQ_CAT_COUNT_;
+    cr_expect_eq(lq_mix_plan(LQ_FTYPE_MOSTLY_Q4_K_M, &M.m, M.t, M.n, NULL, M.c, msg), LQ_ERR_ARG);
+    cr_expect(strstr(msg, "unknown category"), "%s", msg);
 }
 
 /* ---------------------------------------------------------------- fallbacks */
@@ -577,7 +658,9 @@ Test(lq_mix, bad_arguments)
 
 /* ---------------------------------------------------------------- the demo model vs llama.cpp */
 
-static void check_reference(const char *ref, int ftype)
+/* with_arch: categories and layers from the architecture description, as the quantizer's
+ * plan fills them. */
+static void check_reference(const char *ref, int ftype, bool with_arch)
 {
     TU_REQUIRE_SHARED();
     char *fp = tu_shared_path("reference/classics-7m-f32.gguf");
@@ -601,6 +684,10 @@ static void check_reference(const char *ref, int ftype)
         t[k].n_dims = g->n_dims;
         memcpy(t[k].ne, g->ne, sizeof t[k].ne);
         t[k].type = g->type;
+        if (with_arch) {
+            t[k].category = arch_mix_category(arch_find("llama"), g->name, &t[k].layer);
+            cr_assert_neq(t[k].category, LQ_CAT_NONE, "%s", g->name);
+        }
     }
     int64_t nl = 0, nh = 0, nkv = 0;
     cr_assert_eq(gguf_get_int(in, "llama.block_count", &nl), GGUF_OK);
@@ -626,6 +713,7 @@ static void check_reference(const char *ref, int ftype)
     free(rp);
 }
 
-Test(lq_mix_reference, q4_k_m) { check_reference("reference/classics-7m-q4_k_m.gguf", 15); }
-Test(lq_mix_reference, q8_0) { check_reference("reference/classics-7m-q8_0.gguf", 7); }
-Test(lq_mix_reference, q4_0) { check_reference("reference/classics-7m-q4_0.gguf", 2); }
+Test(lq_mix_reference, q4_k_m) { check_reference("reference/classics-7m-q4_k_m.gguf", 15, false); }
+Test(lq_mix_reference, q8_0) { check_reference("reference/classics-7m-q8_0.gguf", 7, false); }
+Test(lq_mix_reference, q4_0) { check_reference("reference/classics-7m-q4_0.gguf", 2, false); }
+Test(lq_mix_reference, q4_k_m_arch_categories) { check_reference("reference/classics-7m-q4_k_m.gguf", 15, true); }

@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "input/input.h"
+#include "libquant/lq.h"
+#include "runtime/kernels.h"
 #include "runtime/perplexity.h"
 #include "runtime/runtime.h"
 #include "tokenizer/tokenizer.h"
@@ -192,6 +194,46 @@ Test(perplexity, logp_file_roundtrip_and_corruption)
 
 /* ---------------------------------------------------------------- llama.cpp's figures */
 
+/* PPL of TEXT as llama-perplexity computes it (n_ctx chunks, second halves scored), at most
+ * MAX_CHUNKS (0: all), PASS chunks per forward pass as the tool batches them (each chunk's
+ * logits are those of its own pass), on one thread (no barriers to wait on on a busy machine);
+ * the uncertainty into *unc when unc is not NULL. */
+static double chunked_ppl(rt_model *m, tok_model *tok, const char *text, int n_ctx, int max_chunks, int pass,
+                          double *unc)
+{
+    char msg[RT_MSG_SIZE];
+    size_t len, ntok;
+    char *txt = tu_read_file(text, &len);
+    cr_assert_not_null(txt);
+    int32_t *ids;
+    cr_assert_eq(tok_encode(tok, txt, len, tok_default_flags(tok), &ids, &ntok, msg), RT_OK, "%s", msg);
+    const int V = rt_model_hparams(m)->n_vocab, first = n_ctx / 2, ns = n_ctx - 1 - first;
+    int n_chunk = (int)(ntok / (size_t)n_ctx);
+    if (max_chunks > 0 && n_chunk > max_chunks)
+        n_chunk = max_chunks;
+    rt_model_set_threads(m, 1);
+    float *lg = malloc(sizeof(float) * (size_t)pass * (n_ctx - first) * V);
+    double *nll = malloc(sizeof(double) * ns);
+    rt_ppl_acc acc = {0};
+    for (int c0 = 0; c0 < n_chunk; c0 += pass) {
+        const int np = n_chunk - c0 < pass ? n_chunk - c0 : pass;
+        cr_assert_eq(rt_ppl_chunks_logits(m, ids + (size_t)c0 * n_ctx, np, n_ctx, tok_bos(tok), lg, msg), RT_OK,
+                     "%s", msg);
+        for (int i = 0; i < np; i++) {
+            const int32_t *ct = ids + (size_t)(c0 + i) * n_ctx;
+            rt_ppl_row_nll(lg + (size_t)i * (n_ctx - first) * V, V, ct + first + 1, ns, nll, 1);
+            rt_ppl_add(&acc, nll, ns);
+        }
+    }
+    if (unc)
+        *unc = rt_ppl_uncertainty(&acc);
+    free(lg);
+    free(nll);
+    free(ids);
+    free(txt);
+    return rt_ppl_value(&acc);
+}
+
 static double eval_ppl(const char *model, const char *text, int n_ctx, double *unc)
 {
     char msg[RT_MSG_SIZE > INP_MSG_SIZE ? RT_MSG_SIZE : INP_MSG_SIZE];
@@ -201,39 +243,11 @@ static double eval_ppl(const char *model, const char *text, int n_ctx, double *u
     cr_assert_eq(rt_model_load(src, &m, msg), RT_OK, "%s", msg);
     tok_model *tok;
     cr_assert_eq(tok_from_gguf(inp_metadata(src), &tok, msg), RT_OK, "%s", msg);
-    size_t len, ntok;
-    char *txt = tu_read_file(text, &len);
-    cr_assert_not_null(txt);
-    int32_t *ids;
-    cr_assert_eq(tok_encode(tok, txt, len, tok_default_flags(tok), &ids, &ntok, msg), RT_OK, "%s", msg);
-    const int V = rt_model_hparams(m)->n_vocab, first = n_ctx / 2, ns = n_ctx - 1 - first;
-    const int n_chunk = (int)(ntok / (size_t)n_ctx);
-    /* one thread (no barriers to wait on when the machine is busy), three chunks per pass as
-     * the tool batches them (each chunk's logits are those of its own pass) */
-    enum { PASS = 3 };
-    rt_model_set_threads(m, 1);
-    float *lg = malloc(sizeof(float) * (size_t)PASS * (n_ctx - first) * V);
-    double *nll = malloc(sizeof(double) * ns);
-    rt_ppl_acc acc = {0};
-    for (int c0 = 0; c0 < n_chunk; c0 += PASS) {
-        const int np = n_chunk - c0 < PASS ? n_chunk - c0 : PASS;
-        cr_assert_eq(rt_ppl_chunks_logits(m, ids + (size_t)c0 * n_ctx, np, n_ctx, tok_bos(tok), lg, msg), RT_OK,
-                     "%s", msg);
-        for (int i = 0; i < np; i++) {
-            const int32_t *ct = ids + (size_t)(c0 + i) * n_ctx;
-            rt_ppl_row_nll(lg + (size_t)i * (n_ctx - first) * V, V, ct + first + 1, ns, nll, 1);
-            rt_ppl_add(&acc, nll, ns);
-        }
-    }
-    *unc = rt_ppl_uncertainty(&acc);
-    free(lg);
-    free(nll);
-    free(ids);
-    free(txt);
+    const double ppl = chunked_ppl(m, tok, text, n_ctx, 0, 3, unc);
     tok_free(tok);
     rt_model_free(m);
     inp_close(src);
-    return rt_ppl_value(&acc);
+    return ppl;
 }
 
 static void check_model(const char *file, double ref, double ref_unc, double pytorch)
@@ -273,3 +287,250 @@ Test(perplexity, classics_q4_k_m_eval_classics_matches_llama_cpp, .timeout = 600
 {
     check_model("reference/classics-7m-q4_k_m.gguf", 93.8440, 2.04391, 0);
 }
+
+/* ---------------------------------------------------------------- a whole evaluation */
+
+typedef struct {
+    int next, bad_order;
+    rt_ppl_acc acc;
+    uint64_t hash;       /* of every nll and record, in order */
+    int n_vocab;
+} eval_log;
+
+static int log_chunk(void *user, int c, const rt_ppl_chunk *ch)
+{
+    eval_log *l = user;
+    l->bad_order += c != l->next++;
+    rt_ppl_add(&l->acc, ch->nll, ch->n_scored);
+    const unsigned char *p = (const unsigned char *)ch->nll;
+    for (size_t i = 0; i < (size_t)ch->n_scored * sizeof(double); i++)
+        l->hash = (l->hash ^ p[i]) * 1099511628211ull;
+    for (size_t i = 0; ch->records && i < (size_t)ch->n_scored * rt_logp_record_size(l->n_vocab); i++)
+        l->hash = (l->hash ^ ch->records[i]) * 1099511628211ull;
+    return 0;
+}
+
+static int stop_at_second(void *user, int c, const rt_ppl_chunk *ch)
+{
+    (void)user, (void)ch;
+    return c == 1;
+}
+
+/* rt_ppl_eval: chunks in order, the same figures as chunk-by-chunk evaluation, whatever the
+ * thread count and the chunks per pass; the plan's division of the work. Repository model. */
+Test(perplexity, eval_is_independent_of_threads_and_batch, .timeout = 600)
+{
+    char msg[RT_MSG_SIZE > INP_MSG_SIZE ? RT_MSG_SIZE : INP_MSG_SIZE], path[4096];
+    snprintf(path, sizeof path, "%s/models/classics-7m", tu_root());
+    inp_source *src;
+    cr_assert_eq(inp_open(path, &src, msg), INP_OK, "%s", msg);
+    rt_model *m;
+    cr_assert_eq(rt_model_load(src, &m, msg), RT_OK, "%s", msg);
+    tok_model *tok;
+    cr_assert_eq(tok_from_gguf(inp_metadata(src), &tok, msg), RT_OK, "%s", msg);
+    snprintf(path, sizeof path, "%s/models/eval-classics.txt", tu_root());
+    size_t len, ntok;
+    char *txt = tu_read_file(path, &len);
+    cr_assert_not_null(txt);
+    int32_t *ids;
+    cr_assert_eq(tok_encode(tok, txt, len < 20000 ? len : 20000, tok_default_flags(tok), &ids, &ntok, msg), RT_OK);
+    const int n_ctx = 64, n_chunk = 7, V = rt_model_hparams(m)->n_vocab, first = n_ctx / 2, ns = n_ctx - 1 - first;
+    cr_assert_geq(ntok, (size_t)n_chunk * n_ctx);
+
+    /* chunk by chunk, one thread */
+    rt_model_set_threads(m, 1);
+    float *lg = malloc(sizeof(float) * (size_t)(n_ctx - first) * V);
+    double *nll = malloc(sizeof(double) * ns);
+    rt_ppl_acc want = {0};
+    for (int c = 0; c < n_chunk; c++) {
+        cr_assert_eq(rt_ppl_chunk_logits(m, ids + (size_t)c * n_ctx, n_ctx, tok_bos(tok), lg, msg), RT_OK, "%s", msg);
+        rt_ppl_row_nll(lg, V, ids + (size_t)c * n_ctx + first + 1, ns, nll, 1);
+        rt_ppl_add(&want, nll, ns);
+    }
+    static const struct {
+        int threads, batch, seq, workers;
+    } runs[] = {{1, 64, 1, 1}, {3, 128, 2, 3}, {2, 512, 7, 1}, {2, 64, 1, 2}};
+    uint64_t first_hash = 0;
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        eval_log l = {.hash = 1469598103934665603ull, .n_vocab = V};
+        const rt_ppl_eval_opts o = {.n_ctx = n_ctx, .n_chunk = n_chunk, .n_batch = runs[r].batch,
+                                    .nthreads = runs[r].threads, .bos = tok_bos(tok), .nll = true,
+                                    .records = true, .chunk = log_chunk, .user = &l};
+        rt_ppl_plan p;
+        rt_ppl_eval_plan(m, &o, &p);
+        cr_assert(p.n_seq == runs[r].seq && p.n_workers == runs[r].workers, "run %zu: %d x %d", r, p.n_seq,
+                  p.n_workers);
+        cr_assert_eq(rt_ppl_eval(m, ids, &o, msg), RT_OK, "%s", msg);
+        cr_assert_eq(l.next, n_chunk);
+        cr_assert_eq(l.bad_order, 0);
+        cr_assert_eq(l.acc.count, want.count);
+        cr_assert_eq(l.acc.nll, want.nll, "run %zu: sum of nll %.17g, chunk by chunk %.17g", r, l.acc.nll, want.nll);
+        if (r == 0)
+            first_hash = l.hash;
+        cr_assert_eq(l.hash, first_hash, "run %zu: nll or records differ", r);
+    }
+    /* no callback at all, a callback that stops, bad arguments */
+    rt_ppl_eval_opts o = {.n_ctx = n_ctx, .n_chunk = 3, .n_batch = 64, .nthreads = 1, .bos = -1};
+    cr_assert_eq(rt_ppl_eval(m, ids, &o, msg), RT_OK, "%s", msg);
+    o.chunk = stop_at_second;
+    cr_assert_eq(rt_ppl_eval(m, ids, &o, msg), RT_ERR_HOOK);
+    cr_assert(strstr(msg, "chunk 2: stopped"), "%s", msg);
+    cr_assert_eq(rt_ppl_eval(m, ids, &(rt_ppl_eval_opts){.n_ctx = 2, .n_chunk = 1}, msg), RT_ERR_ARG);
+    free(lg);
+    free(nll);
+    free(ids);
+    free(txt);
+    tok_free(tok);
+    rt_model_free(m);
+    inp_close(src);
+}
+
+/* ---------------------------------------------------------------- every type on every path */
+
+/* The demo F32 model with every matrix (token_embd and output too) quantized to `type` by
+ * libquant's plain rounding, which is byte-identical to `llama-quantize --pure`. */
+static rt_model *pure_model(inp_source *src, int type)
+{
+    char msg[RT_MSG_SIZE > INP_MSG_SIZE ? RT_MSG_SIZE : INP_MSG_SIZE];
+    rt_model *m;
+    cr_assert_eq(rt_model_load(src, &m, msg), RT_OK, "%s", msg);
+    for (int64_t i = 0; type != GGUF_F32 && i < inp_n_tensors(src); i++) {
+        const inp_tensor *t = inp_tensor_at(src, i);
+        if (t->n_dims != 2)
+            continue;
+        const int64_t n = t->ne[0], rows = t->ne[1];
+        const size_t rs = gguf_row_size(type, n);
+        float *f = malloc(sizeof(float) * (size_t)(n * rows));
+        unsigned char *q = malloc(rs * (size_t)rows);
+        cr_assert_eq(inp_read_f32(src, i, 0, rows, f, msg), INP_OK, "%s", msg);
+        for (int64_t r = 0; r < rows; r++)
+            cr_assert_eq(lq_quantize_row(type, f + r * n, q + (size_t)r * rs, n, NULL), rs);
+        cr_assert_eq(rt_model_set_weight(m, t->name, type, q, msg), RT_OK, "%s: %s", t->name, msg);
+        free(f);
+        free(q);
+    }
+    return m;
+}
+
+/* llama-perplexity's figures for the demo model (../shared/reference/classics-7m-f32.gguf and
+ * `llama-quantize --pure` of it to each type), n_ctx 256, made on an AMD EPYC (Zen 4: AVX-512
+ * with VNNI and BF16, no AVX-VNNI) with the llama.cpp of ../shared/reference:
+ *   [0] its GGML_NATIVE build (AVX-512, AVX512-BF16; llamafile sgemm and CPU repack on);
+ *   [1] the same llama-perplexity with the ggml libraries of a build configured with
+ *       GGML_NATIVE=OFF GGML_AVX=ON GGML_AVX2=ON GGML_FMA=ON GGML_F16C=ON GGML_AVX512=OFF
+ *       (LD_LIBRARY_PATH; its system_info shows no AVX-512);
+ *   OMP_WAIT_POLICY=passive llama-perplexity -m MODEL -f TEXT -c 256 -t 1 [--chunks 40]
+ * (the thread count does not change its figures: F32 wiki is 524.5113 with -t 1 and -t 2).
+ * wiki: wiki.test.raw, first 40 chunks; classics: eval-classics.txt, all 159 chunks. 0: no
+ * figure was made (the machine was too busy to finish them); that text is then not checked
+ * for the type on that path. */
+typedef struct {
+    int type;
+    double wiki[2], classics[2];
+} ref_row;
+
+static const ref_row k_refs[] = {
+    {GGUF_F32, {524.5113, 524.5110}, {93.7779, 0}},  {GGUF_F16, {524.5013, 0}, {93.7776, 0}},
+    {GGUF_BF16, {524.4626, 524.4491}, {93.7775, 0}}, {GGUF_Q8_0, {524.2469, 524.1806}, {0, 0}},
+    {GGUF_Q4_0, {517.0265, 517.0417}, {0, 0}},       {GGUF_Q4_1, {529.6760, 0}, {0, 0}},
+    {GGUF_Q5_0, {527.4291, 0}, {93.8355, 0}},            {GGUF_Q5_1, {520.1849, 0}, {93.7557, 0}},
+    {GGUF_Q2_K, {498.4894, 498.2647}, {101.4409, 0}}, {GGUF_Q3_K, {528.9844, 0}, {0, 0}},
+    {GGUF_Q4_K, {526.1573, 0}, {93.6957, 0}},        {GGUF_Q5_K, {519.2551, 0}, {93.8845, 0}},
+    {GGUF_Q6_K, {523.5855, 0}, {93.8961, 0}},
+};
+
+/* Each path computes what one of those builds computes: avx512 the AVX-512 build, avx2 and
+ * avxvnni the AVX2 build (AVX-VNNI changes only exact integer sums). On wiki.test.raw (40
+ * chunks = 5 whole llama.cpp batches of 8 sequences) the logits are llama.cpp's bit for bit,
+ * so the figures agree to the printed digits (limit 1e-6). On eval-classics the last batch
+ * has 7 sequences; llama.cpp then splits them into ubatches of 73 tokens per sequence and runs
+ * its small-batch kernels (non-tiled flash attention, gemv), which moves chunks 153-159
+ * slightly (Q2_K: 101.4386 vs 101.4409, 2.3e-5): limit 5e-5, four times inside the 0.02 %
+ * promise. (The two builds differ from each
+ * other by up to 0.045 %: Q2_K wiki 498.4894 vs 498.2647.) The scalar path must give the AVX2
+ * path's logits bit for bit. */
+static void check_type(int isa, int type)
+{
+    TU_REQUIRE_SHARED();
+    if (!rt_isa_supported(isa))
+        cr_skip_test("the %s path needs %s, which this CPU lacks", rt_isa_name(isa), rt_isa_missing(isa));
+    if (isa == RT_ISA_AVX512 && type == GGUF_BF16 && !rt_cpu_has_avx512bf16())
+        cr_skip_test("the AVX-512 BF16 figure was made with AVX512-BF16, which this CPU lacks");
+    const ref_row *ref = NULL;
+    for (size_t i = 0; i < sizeof k_refs / sizeof k_refs[0]; i++)
+        if (k_refs[i].type == type)
+            ref = &k_refs[i];
+    cr_assert_not_null(ref, "no reference row for type %d", type);
+    char msg[RT_MSG_SIZE > INP_MSG_SIZE ? RT_MSG_SIZE : INP_MSG_SIZE];
+    char *model = tu_shared_path("reference/classics-7m-f32.gguf");
+    inp_source *src;
+    cr_assert_eq(inp_open(model, &src, msg), INP_OK, "%s", msg);
+    tok_model *tok;
+    cr_assert_eq(tok_from_gguf(inp_metadata(src), &tok, msg), RT_OK, "%s", msg);
+    rt_model *m = pure_model(src, type);
+    cr_assert_eq(rt_model_set_isa(m, (rt_isa)isa), RT_OK);
+    const char *tn = gguf_type_info(type)->name;
+    if (isa == RT_ISA_SCALAR) {
+        /* the scalar path is slow (software fmaf): it must give the AVX2 path's logits bit for
+         * bit, on one chunk of 64 tokens (a whole flash-attention tile) */
+        if (!rt_isa_supported(RT_ISA_AVX2))
+            cr_skip_test("the scalar path is checked against the AVX2 path, which this CPU lacks");
+        char *tf = tu_shared_path("text/wiki.test.raw");
+        size_t len, ntok;
+        char *txt = tu_read_file(tf, &len);
+        int32_t *ids;
+        cr_assert_eq(tok_encode(tok, txt, len < 4096 ? len : 4096, tok_default_flags(tok), &ids, &ntok, msg), RT_OK);
+        const int V = rt_model_hparams(m)->n_vocab;
+        float *a = malloc(sizeof(float) * 32 * V), *c = malloc(sizeof(float) * 32 * V);
+        rt_model_set_threads(m, 1);
+        cr_assert_eq(rt_ppl_chunks_logits(m, ids, 1, 64, tok_bos(tok), a, msg), RT_OK, "%s", msg);
+        cr_assert_eq(rt_model_set_isa(m, RT_ISA_AVX2), RT_OK);
+        cr_assert_eq(rt_ppl_chunks_logits(m, ids, 1, 64, tok_bos(tok), c, msg), RT_OK, "%s", msg);
+        cr_assert(memcmp(a, c, sizeof(float) * 32 * V) == 0, "%s: scalar logits differ from the AVX2 path's", tn);
+        free(a);
+        free(c);
+        free(ids);
+        free(txt);
+        free(tf);
+    } else {
+        const int b = isa == RT_ISA_AVX512 ? 0 : 1;
+        if (ref->wiki[b] == 0 && ref->classics[b] == 0)
+            cr_skip_test("no llama.cpp figure for %s on the %s build yet", tn, b ? "AVX2" : "AVX-512");
+        char *wt = tu_shared_path("text/wiki.test.raw"), *ct = tu_shared_path("text/eval-classics.txt");
+        if (ref->wiki[b] > 0) {
+            const double w = chunked_ppl(m, tok, wt, 256, 40, 2, NULL), rw = fabs(w - ref->wiki[b]) / ref->wiki[b];
+            cr_assert(rw <= 1e-6, "%s on %s, wiki 40 chunks: PPL %.4f vs llama.cpp %.4f (%.5f %%)", tn, rt_isa_name(isa), w,
+                      ref->wiki[b], 100 * rw);
+        }
+        if (ref->classics[b] > 0) {
+            const double c = chunked_ppl(m, tok, ct, 256, 0, 2, NULL), rc = fabs(c - ref->classics[b]) / ref->classics[b];
+            cr_assert(rc <= 5e-5, "%s on %s, eval-classics: PPL %.4f vs llama.cpp %.4f (%.5f %%)", tn, rt_isa_name(isa), c,
+                      ref->classics[b], 100 * rc);
+        }
+        free(wt);
+        free(ct);
+    }
+    rt_model_free(m);
+    tok_free(tok);
+    inp_close(src);
+    free(model);
+}
+
+#define TYPE_TESTS(SUITE, ISA)                                                                       \
+    Test(SUITE, f32, .timeout = 900) { check_type(ISA, GGUF_F32); }                                  \
+    Test(SUITE, f16, .timeout = 900) { check_type(ISA, GGUF_F16); }                                  \
+    Test(SUITE, bf16, .timeout = 900) { check_type(ISA, GGUF_BF16); }                                \
+    Test(SUITE, q8_0, .timeout = 900) { check_type(ISA, GGUF_Q8_0); }                                \
+    Test(SUITE, q4_0, .timeout = 900) { check_type(ISA, GGUF_Q4_0); }                                \
+    Test(SUITE, q4_1, .timeout = 900) { check_type(ISA, GGUF_Q4_1); }                                \
+    Test(SUITE, q5_0, .timeout = 900) { check_type(ISA, GGUF_Q5_0); }                                \
+    Test(SUITE, q5_1, .timeout = 900) { check_type(ISA, GGUF_Q5_1); }                                \
+    Test(SUITE, q2_k, .timeout = 900) { check_type(ISA, GGUF_Q2_K); }                                \
+    Test(SUITE, q3_k, .timeout = 900) { check_type(ISA, GGUF_Q3_K); }                                \
+    Test(SUITE, q4_k, .timeout = 900) { check_type(ISA, GGUF_Q4_K); }                                \
+    Test(SUITE, q5_k, .timeout = 900) { check_type(ISA, GGUF_Q5_K); }                                \
+    Test(SUITE, q6_k, .timeout = 900) { check_type(ISA, GGUF_Q6_K); }
+TYPE_TESTS(ppl_scalar, RT_ISA_SCALAR)
+TYPE_TESTS(ppl_avx2, RT_ISA_AVX2)
+TYPE_TESTS(ppl_avxvnni, RT_ISA_AVXVNNI)
+TYPE_TESTS(ppl_avx512, RT_ISA_AVX512)

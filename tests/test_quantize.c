@@ -1,5 +1,6 @@
 /* qforge-quantize end to end: byte-identical to llama-quantize's files for the demo model,
- * from the F32 GGUF and straight from the checkpoints; thread-count independence; dry run;
+ * from the F32 GGUF and straight from the checkpoints; thread-count independence (chunk-size
+ * independence is tested through the library, tests/test_pipeline.c); dry run;
  * report; importance matrices (GGUF and legacy) applied exactly; refusing to overwrite input. */
 #include <criterion/criterion.h>
 #include <jansson.h>
@@ -13,29 +14,9 @@
 #include "libquant/lq.h"
 #include "tests/testutil.h"
 
-static char *g_dir;
-
-static void setup(void) { g_dir = tu_mkdtemp(); }
-static void teardown(void)
-{
-    if (g_dir) {
-        tu_run("rm -rf '%s'", g_dir);
-        free(g_dir);
-        g_dir = NULL;
-    }
-}
-
-static char *tmp_path(const char *name)
-{
-    size_t n = strlen(g_dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    snprintf(p, n, "%s/%s", g_dir, name);
-    return p;
-}
-
 static int quantize(const char *args)
 {
-    return tu_run("'%s/qforge-quantize' %s > '%s/log.txt' 2>&1", tu_bin(), args, g_dir);
+    return tu_run("'%s/qforge-quantize' %s > '%s/log.txt' 2>&1", tu_bin(), args, tu_dir);
 }
 
 static bool exists(const char *p)
@@ -91,7 +72,7 @@ static void against_reference(const char *input_rel, const char *type, const cha
                               const char *extra)
 {
     TU_REQUIRE_SHARED();
-    char *in = tu_shared_path(input_rel), *ref = tu_shared_path(ref_rel), *out = tmp_path("out.gguf");
+    char *in = tu_shared_path(input_rel), *ref = tu_shared_path(ref_rel), *out = tu_dir_path("out.gguf");
     char args[4096];
     snprintf(args, sizeof args, "%s '%s' '%s' %s", extra, in, out, type);
     cr_assert_eq(quantize(args), 0, "qforge-quantize %s failed", args);
@@ -101,7 +82,7 @@ static void against_reference(const char *input_rel, const char *type, const cha
     free(out);
 }
 
-TestSuite(quantize, .init = setup, .fini = teardown);
+TestSuite(quantize, .init = tu_dir_setup, .fini = tu_dir_teardown);
 
 /* ---------------------------------------------------------------- llama-quantize's bytes */
 
@@ -122,15 +103,6 @@ Test(quantize, one_thread_gives_the_same_bytes)
     against_reference("reference/classics-7m-f32.gguf", "Q4_K_M", "reference/classics-7m-q4_k_m.gguf",
                       "-t 1");
 }
-/* Tiny chunks: many parallel steps per tensor, each written while the next is made. */
-Test(quantize, small_chunks_give_the_same_bytes)
-{
-    setenv("QFORGE_CHUNK_BYTES", "5000", 1);
-    against_reference("reference/classics-7m-f32.gguf", "Q4_K_M", "reference/classics-7m-q4_k_m.gguf",
-                      "-t 2");
-    against_reference("models/classics-7m", "Q8_0", "reference/classics-7m-q8_0.gguf", "-t 2");
-    unsetenv("QFORGE_CHUNK_BYTES");
-}
 /* general.name comes from the checkpoint's directory name, and the reference files were made
  * from a directory named classics-7m: give the F32 checkpoint that name (links to its files). */
 static void against_reference_f32_checkpoint(const char *type, const char *ref_rel, const char *extra)
@@ -139,10 +111,10 @@ static void against_reference_f32_checkpoint(const char *type, const char *ref_r
     char *rel = tu_shared_path("models/classics-7m-f32"), *src = realpath(rel, NULL);
     cr_assert(src, "%s: cannot resolve", rel);
     free(rel);
-    cr_assert_eq(tu_run("mkdir -p '%s/ck/classics-7m' && ln -sf '%s'/* '%s/ck/classics-7m/'", g_dir, src, g_dir), 0);
-    char *ref = tu_shared_path(ref_rel), *out = tmp_path("out.gguf");
+    cr_assert_eq(tu_run("mkdir -p '%s/ck/classics-7m' && ln -sf '%s'/* '%s/ck/classics-7m/'", tu_dir, src, tu_dir), 0);
+    char *ref = tu_shared_path(ref_rel), *out = tu_dir_path("out.gguf");
     char args[4096];
-    snprintf(args, sizeof args, "%s '%s/ck/classics-7m' '%s' %s", extra, g_dir, out, type);
+    snprintf(args, sizeof args, "%s '%s/ck/classics-7m' '%s' %s", extra, tu_dir, out, type);
     cr_assert_eq(quantize(args), 0, "qforge-quantize %s failed", args);
     expect_same_file(out, ref);
     free(src);
@@ -171,18 +143,18 @@ Test(quantize, bf16_checkpoint_to_q4_k_m_in_one_step)
 Test(quantize, dry_run_writes_nothing)
 {
     TU_REQUIRE_SHARED();
-    char *in = tu_shared_path("reference/classics-7m-f32.gguf"), *out = tmp_path("out.gguf");
+    char *in = tu_shared_path("reference/classics-7m-f32.gguf"), *out = tu_dir_path("out.gguf");
     char args[4096];
     snprintf(args, sizeof args, "--dry-run '%s' '%s' Q4_K_M", in, out);
     cr_assert_eq(quantize(args), 0);
     cr_expect(!exists(out), "a dry run wrote %s", out);
-    char *log = tmp_path("log.txt");
+    char *log = tu_dir_path("log.txt");
     char *text = tu_read_file(log, NULL);
     cr_assert(text);
     cr_expect(strstr(text, "blk.2.attn_v.weight") && strstr(text, "q6_K"), "plan not printed:\n%s", text);
     cr_expect(strstr(text, "[57/57]") || strstr(text, "[ 57/ 57]"), "%s", text);
     /* no temp file left either */
-    cr_expect_eq(tu_run("ls -A '%s' | grep -q qforge-tmp", g_dir), 1);
+    cr_expect_eq(tu_run("ls -A '%s' | grep -q qforge-tmp", tu_dir), 1);
     free(text);
     free(log);
     free(in);
@@ -192,8 +164,8 @@ Test(quantize, dry_run_writes_nothing)
 Test(quantize, report_has_an_entry_per_tensor)
 {
     TU_REQUIRE_SHARED();
-    char *in = tu_shared_path("reference/classics-7m-f32.gguf"), *out = tmp_path("out.gguf");
-    char *rep = tmp_path("report.json");
+    char *in = tu_shared_path("reference/classics-7m-f32.gguf"), *out = tu_dir_path("out.gguf");
+    char *rep = tu_dir_path("report.json");
     char args[4096];
     snprintf(args, sizeof args, "--report '%s' '%s' '%s' Q4_K_M", rep, in, out);
     cr_assert_eq(quantize(args), 0);
@@ -245,7 +217,7 @@ Test(quantize, report_has_an_entry_per_tensor)
 Test(quantize, overrides_reach_the_file)
 {
     TU_REQUIRE_SHARED();
-    char *in = tu_shared_path("reference/classics-7m-f32.gguf"), *out = tmp_path("out.gguf");
+    char *in = tu_shared_path("reference/classics-7m-f32.gguf"), *out = tu_dir_path("out.gguf");
     char args[4096];
     snprintf(args, sizeof args,
              "--tensor-type 'blk\\.[01]\\.attn_v=q8_0' --tensor-type attn_v=q5_K "
@@ -290,17 +262,17 @@ Test(quantize, overrides_reach_the_file)
 Test(quantize, refuses_to_overwrite_its_input)
 {
     TU_REQUIRE_SHARED();
-    char *src = tu_shared_path("reference/classics-7m-f32.gguf"), *in = tmp_path("in.gguf");
-    cr_assert_eq(tu_run("cp '%s' '%s' && ln -s in.gguf '%s/link.gguf'", src, in, g_dir), 0);
+    char *src = tu_shared_path("reference/classics-7m-f32.gguf"), *in = tu_dir_path("in.gguf");
+    cr_assert_eq(tu_run("cp '%s' '%s' && ln -s in.gguf '%s/link.gguf'", src, in, tu_dir), 0);
     char args[4096];
     snprintf(args, sizeof args, "'%s' '%s' Q8_0", in, in);
     cr_expect_eq(quantize(args), 1);
-    snprintf(args, sizeof args, "'%s' '%s/link.gguf' Q8_0", in, g_dir);
+    snprintf(args, sizeof args, "'%s' '%s/link.gguf' Q8_0", in, tu_dir);
     cr_expect_eq(quantize(args), 1);
     cr_expect_eq(tu_run("cmp -s '%s' '%s'", src, in), 0, "the input was modified");
-    cr_expect_eq(tu_run("ls -A '%s' | grep -q qforge-tmp", g_dir), 1, "temp file left behind");
+    cr_expect_eq(tu_run("ls -A '%s' | grep -q qforge-tmp", tu_dir), 1, "temp file left behind");
     /* a checkpoint's own files are inputs too */
-    char *ck = tmp_path("ckpt");
+    char *ck = tu_dir_path("ckpt");
     cr_assert_eq(tu_run("mkdir '%s' && cp %s/models/classics-7m-f32/* '%s/'", ck, tu_shared(), ck), 0);
     snprintf(args, sizeof args, "'%s' '%s/model.safetensors' Q8_0", ck, ck);
     cr_expect_eq(quantize(args), 1);
@@ -313,9 +285,9 @@ Test(quantize, refuses_to_overwrite_its_input)
 
 Test(quantize, usage_and_input_errors)
 {
-    char *out = tmp_path("out.gguf");
+    char *out = tu_dir_path("out.gguf");
     char args[4096];
-    snprintf(args, sizeof args, "'%s/nope.gguf' '%s' Q4_K_M", g_dir, out);
+    snprintf(args, sizeof args, "'%s/nope.gguf' '%s' Q4_K_M", tu_dir, out);
     int rc = quantize(args);
     cr_expect(rc == 2 || rc == 3, "missing input: exit %d", rc);
     snprintf(args, sizeof args, "x.gguf '%s' Q4_K_X", out);
@@ -327,7 +299,7 @@ Test(quantize, usage_and_input_errors)
     snprintf(args, sizeof args, "--bogus x.gguf '%s' Q4_K_M", out);
     cr_expect_eq(quantize(args), 1);
     /* not a GGUF file */
-    char *junk = tmp_path("junk.gguf");
+    char *junk = tu_dir_path("junk.gguf");
     cr_assert_eq(tu_write_file(junk, "hello world, not a model", 24), 0);
     snprintf(args, sizeof args, "'%s' '%s' Q4_K_M", junk, out);
     cr_expect_eq(quantize(args), 2);
@@ -416,8 +388,8 @@ static void write_imatrix_legacy(const gguf_reader *r, const char *path)
 static void imatrix_case(bool legacy)
 {
     TU_REQUIRE_SHARED();
-    char *in = tu_shared_path("reference/classics-7m-f32.gguf"), *out = tmp_path("out.gguf");
-    char *imf = tmp_path(legacy ? "imatrix.dat" : "imatrix.gguf");
+    char *in = tu_shared_path("reference/classics-7m-f32.gguf"), *out = tu_dir_path("out.gguf");
+    char *imf = tu_dir_path(legacy ? "imatrix.dat" : "imatrix.gguf");
     char msg[GGUF_MSG_SIZE];
     gguf_reader *src = NULL, *r = NULL;
     cr_assert_eq(gguf_open(in, &src, msg), GGUF_OK, "%s", msg);
@@ -484,20 +456,9 @@ Test(quantize, imatrix_legacy_dat_is_applied) { imatrix_case(true); }
 Test(quantize, imatrix_of_the_wrong_size_is_refused)
 {
     TU_REQUIRE_SHARED();
-    char *in = tu_shared_path("reference/classics-7m-f32.gguf"), *out = tmp_path("out.gguf");
-    char *imf = tmp_path("bad.dat");
-    FILE *f = fopen(imf, "wb");
-    int32_t n = 1, len = 19, ncall = 1, nval = 100;
-    fwrite(&n, 4, 1, f);
-    fwrite(&len, 4, 1, f);
-    fwrite("blk.0.attn_q.weight", 1, 19, f);
-    fwrite(&ncall, 4, 1, f);
-    fwrite(&nval, 4, 1, f);
-    for (int i = 0; i < 100; i++) {
-        float v = 1;
-        fwrite(&v, 4, 1, f);
-    }
-    fclose(f);
+    char *in = tu_shared_path("reference/classics-7m-f32.gguf"), *out = tu_dir_path("out.gguf");
+    char *imf = tu_dir_path("bad.dat");
+    tu_write_legacy_imatrix(imf, "blk.0.attn_q.weight", 100);
     char args[4096];
     snprintf(args, sizeof args, "--imatrix '%s' '%s' '%s' Q4_K_M", imf, in, out);
     cr_expect_eq(quantize(args), 2);

@@ -5,6 +5,7 @@
  * to fp16 (llama.cpp's f16 KV cache), so logits differ by up to ~1e-3 relative; we require
  * max |Δlogit| <= 0.01 * (1 + max |logit|) and the same argmax on every row. */
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <malloc.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,7 +16,9 @@
 #include "libgguf/gguf.h"
 #include "libquant/lq.h"
 #include "input/input.h"
+#include "runtime/perplexity.h"
 #include "runtime/runtime.h"
+#include "tokenizer/tokenizer.h"
 #include "tests/testutil.h"
 
 /* ---------------------------------------------------------------- a tiny synthetic model */
@@ -29,6 +32,10 @@ typedef struct {
     const char *extra;      /* an extra [TE] tensor the graph does not use */
     int bos;                /* > 0: tokenizer.ggml.bos_token_id */
     const char *bos_str;    /* tokenizer.ggml.bos_token_id written as a string */
+    int head_dim;           /* > 0: {arch}.attention.key_length/value_length and that head size */
+    int rope_freqs;         /* write rope_freqs.weight (Llama 3 factors) */
+    int biases;             /* write attn_{q,k,v}.bias (Qwen2) */
+    int qk_norms;           /* write attn_{q,k}_norm.weight (Qwen3) */
 } tiny_opts;
 
 enum { TE = 64, TF = 96, TH = 4, THD = 16, TV = 40, TL = 2 };
@@ -47,7 +54,7 @@ static char *write_tiny(const tiny_opts *o)
     cr_assert_not_null(dir);
     snprintf(path, sizeof path, "%s/tiny.gguf", dir);
     free(dir);
-    const int hkv = o->head_kv ? o->head_kv : 2;
+    const int hkv = o->head_kv ? o->head_kv : 2, HD = o->head_dim ? o->head_dim : THD;
     gguf_writer *w = gguf_writer_create();
     cr_assert_not_null(w);
     gguf_writer_set_str(w, "general.architecture", o->arch ? o->arch : "llama");
@@ -63,6 +70,10 @@ static char *write_tiny(const tiny_opts *o)
     gguf_writer_set_u32(w, KEY("context_length"), 64);
     gguf_writer_set_f32(w, KEY("rope.freq_base"), 10000.0f);
     gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
+    if (o->head_dim) {
+        gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)HD);
+        gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)HD);
+    }
 #undef KEY
     if (o->bos > 0)
         gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)o->bos);
@@ -86,6 +97,8 @@ static char *write_tiny(const tiny_opts *o)
     T("token_embd.weight", TE, TV, 1.0f, 0);
     T("output_norm.weight", TE, 1, 0.2f, 1.0f);
     T("output.weight", TE, TV, 0.3f, 0);
+    if (o->rope_freqs)
+        T("rope_freqs.weight", HD / 2, 1, 4.0f, 5.0f); /* factors in [1, 9] */
     for (int l = 0; l < TL; l++) {
         char nm[64];
 #define LT(s, a0, a1, sc, bi)                                                                 \
@@ -94,10 +107,22 @@ static char *write_tiny(const tiny_opts *o)
         T(nm, a0, a1, sc, bi);                                                                 \
     } while (0)
         LT("attn_norm", TE, 1, 0.2f, 1.0f);
-        LT("attn_q", TE, TH * THD, 0.25f, 0);
-        LT("attn_k", TE, hkv * THD, 0.25f, 0);
-        LT("attn_v", TE, hkv * THD, 0.25f, 0);
-        LT("attn_output", TH * THD, TE, 0.25f, 0);
+        LT("attn_q", TE, TH * HD, 0.25f, 0);
+        LT("attn_k", TE, hkv * HD, 0.25f, 0);
+        LT("attn_v", TE, hkv * HD, 0.25f, 0);
+        LT("attn_output", TH * HD, TE, 0.25f, 0);
+        if (o->qk_norms) {
+            LT("attn_q_norm", HD, 1, 0.3f, 1.0f);
+            LT("attn_k_norm", HD, 1, 0.3f, 1.0f);
+        }
+        if (o->biases) {
+            const char *bn[3] = {"attn_q", "attn_k", "attn_v"};
+            const int br[3] = {TH * HD, hkv * HD, hkv * HD};
+            for (int b = 0; b < 3; b++) {
+                snprintf(nm, sizeof nm, "blk.%d.%s.bias", l, bn[b]);
+                T(nm, br[b], 1, 0.5f, 0);
+            }
+        }
         LT("ffn_norm", TE, 1, 0.2f, 1.0f);
         LT("ffn_gate", TE, TF, 0.25f, 0);
         LT("ffn_up", TE, TF, 0.25f, 0);
@@ -177,10 +202,35 @@ static void rmsnorm(const double *x, const float *w, int n, double eps, double *
         y[i] = x[i] * sc * w[i];
 }
 
-/* Llama forward in double: logits (T × V). */
+/* An optional F32 tensor of the source, NULL when absent. */
+static const float *opt_f32(inp_source *s, const char *name)
+{
+    return inp_find_tensor(s, name) >= 0 ? tensor_f32(s, name, NULL, NULL) : NULL;
+}
+
+/* RoPE on one head vector at position t: NEOX rotates (i, i + D/2), NORM (2i, 2i+1); factors
+ * (rope_freqs) divide the angles. */
+static void naive_rope(double *vec, int t, int D, double base, bool neox, const float *factors)
+{
+    for (int i = 0; i < D / 2; i++) {
+        double th = t * pow(base, -2.0 * i / D) / (factors ? factors[i] : 1.0);
+        double *p0 = neox ? vec + i : vec + 2 * i, *p1 = neox ? vec + i + D / 2 : vec + 2 * i + 1;
+        double a0 = *p0, a1 = *p1;
+        *p0 = a0 * cos(th) - a1 * sin(th);
+        *p1 = a0 * sin(th) + a1 * cos(th);
+    }
+}
+
+/* The forward pass of llama / qwen2 / qwen3 in double, written from the models' definitions
+ * (biases, Q/K norms and rope_freqs when the file has them; NEOX RoPE for the Qwen models):
+ * logits (T × V). */
 static void naive_forward(inp_source *s, const rt_hparams *hp, const int32_t *tok, int T, double *logits)
 {
     const int E = hp->n_embd, F = hp->n_ff, H = hp->n_head, KV = hp->n_head_kv, D = hp->head_dim, V = hp->n_vocab;
+    const gguf_str *arch;
+    cr_assert_eq(gguf_get_str(inp_metadata(s), "general.architecture", &arch), GGUF_OK);
+    const bool neox = strcmp(arch->str, "llama") != 0;
+    const float *factors = opt_f32(s, "rope_freqs.weight");
     double *x = calloc((size_t)T * E, sizeof *x), *xn = malloc(E * sizeof *xn);
     double *q = malloc((size_t)T * H * D * sizeof *q), *k = malloc((size_t)T * KV * D * sizeof *k),
            *v = malloc((size_t)T * KV * D * sizeof *v), *att = malloc((size_t)H * D * sizeof *att),
@@ -193,24 +243,30 @@ static void naive_forward(inp_source *s, const rt_hparams *hp, const int32_t *to
     char nm[64];
     for (int l = 0; l < hp->n_layer; l++) {
 #define W(s) (snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, s), tensor_f32(s_, nm, NULL, NULL))
+#define OPT(s) (snprintf(nm, sizeof nm, "blk.%d.%s", l, s), opt_f32(s_, nm))
         inp_source *s_ = s;
         const float *an = W("attn_norm"), *wq = W("attn_q"), *wk = W("attn_k"), *wv = W("attn_v"),
                     *wo = W("attn_output"), *fn = W("ffn_norm"), *wg = W("ffn_gate"), *wu = W("ffn_up"),
                     *wd = W("ffn_down");
+        const float *bq = OPT("attn_q.bias"), *bk = OPT("attn_k.bias"), *bv = OPT("attn_v.bias"),
+                    *qn = OPT("attn_q_norm.weight"), *kn = OPT("attn_k_norm.weight");
 #undef W
+#undef OPT
         for (int t = 0; t < T; t++) {
             rmsnorm(x + (size_t)t * E, an, E, hp->rms_eps, xn);
             mv(wq, xn, E, H * D, q + (size_t)t * H * D);
             mv(wk, xn, E, KV * D, k + (size_t)t * KV * D);
             mv(wv, xn, E, KV * D, v + (size_t)t * KV * D);
-            for (int h = 0; h < H + KV; h++) { /* RoPE on adjacent pairs */
+            for (int i = 0; bq && i < H * D; i++)
+                q[(size_t)t * H * D + i] += bq[i];
+            for (int i = 0; bk && i < KV * D; i++)
+                k[(size_t)t * KV * D + i] += bk[i], v[(size_t)t * KV * D + i] += bv[i];
+            for (int h = 0; h < H + KV; h++) {
                 double *vec = h < H ? q + ((size_t)t * H + h) * D : k + ((size_t)t * KV + h - H) * D;
-                for (int i = 0; i < D / 2; i++) {
-                    double th = t * pow(hp->rope_base, -2.0 * i / D);
-                    double a0 = vec[2 * i], a1 = vec[2 * i + 1];
-                    vec[2 * i] = a0 * cos(th) - a1 * sin(th);
-                    vec[2 * i + 1] = a0 * sin(th) + a1 * cos(th);
-                }
+                const float *nw = h < H ? qn : kn;
+                if (nw)
+                    rmsnorm(vec, nw, D, hp->rms_eps, vec);
+                naive_rope(vec, t, D, hp->rope_base, neox, factors);
             }
         }
         for (int t = 0; t < T; t++) {
@@ -340,6 +396,84 @@ Test(runtime, tiny_model_matches_plain_forward_on_every_isa)
     free(lg);
     rt_model_free(m);
     inp_close(src);
+}
+
+/* Llama 3 (rope_freqs), Qwen2 (Q/K/V biases, NEOX RoPE, GQA 4:1) and Qwen3 (Q/K norms, NEOX,
+ * head_dim 24 != 64 / 4) against the plain forward pass, on every ISA. */
+Test(runtime, arch_variants_match_plain_forward)
+{
+    const tiny_opts cases[] = {
+        {.rope_freqs = 1},
+        {.arch = "qwen2", .biases = 1, .head_kv = 1},
+        {.arch = "qwen3", .qk_norms = 1, .head_dim = 24},
+    };
+    const int T = 19;
+    int32_t tok[19];
+    for (int i = 0; i < T; i++)
+        tok[i] = (i * 11 + 5) % TV;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        inp_source *src;
+        rt_model *m;
+        char msg[RT_MSG_SIZE];
+        cr_assert_eq(load(write_tiny(&cases[c]), &src, &m, msg), RT_OK, "case %zu: %s", c, msg);
+        const rt_hparams *hp = rt_model_hparams(m);
+        cr_assert_eq(hp->head_dim, cases[c].head_dim ? cases[c].head_dim : THD);
+        cr_assert_str_eq(rt_model_arch(m)->name, cases[c].arch ? cases[c].arch : "llama");
+        double *ref = malloc((size_t)T * TV * sizeof *ref);
+        float *lg = malloc((size_t)T * TV * sizeof *lg);
+        naive_forward(src, hp, tok, T, ref);
+        for (int isa = 0; isa < RT_ISA_COUNT_; isa++) {
+            if (!rt_isa_supported(isa))
+                continue;
+            cr_assert_eq(rt_model_set_isa(m, isa), RT_OK);
+            cr_assert_eq(rt_forward(m, tok, T, 0, lg, msg), RT_OK, "%s", msg);
+            char what[64];
+            snprintf(what, sizeof what, "%s %s", cases[c].arch ? cases[c].arch : "llama+rope_freqs", rt_isa_name(isa));
+            compare_logits(lg, ref, T, TV, what);
+        }
+        /* the extra vectors can be swapped like the norms (a zero bias / unit norm changes the logits) */
+        const char *vec = cases[c].biases ? "blk.1.attn_v.bias" : cases[c].qk_norms ? "blk.1.attn_k_norm.weight" : NULL;
+        if (vec) {
+            const int n = cases[c].biases ? hp->n_head_kv * hp->head_dim : hp->head_dim;
+            float *z = calloc((size_t)n, sizeof *z);
+            float *lg2 = malloc((size_t)T * TV * sizeof *lg2);
+            cr_assert_eq(rt_model_set_weight(m, vec, GGUF_F32, z, msg), RT_OK, "%s", msg);
+            cr_assert_eq(rt_forward(m, tok, T, 0, lg2, msg), RT_OK, "%s", msg);
+            cr_expect_neq(memcmp(lg, lg2, (size_t)T * TV * sizeof *lg), 0, "%s had no effect", vec);
+            free(z);
+            free(lg2);
+        }
+        cr_expect_eq(rt_model_set_weight(m, "rope_freqs.weight", GGUF_F32, lg, msg), RT_ERR_ARG);
+        free(ref);
+        free(lg);
+        rt_model_free(m);
+        inp_close(src);
+    }
+}
+
+/* Tensors of one architecture in a file of another, missing per-head norms. */
+Test(runtime, arch_variant_errors)
+{
+    struct {
+        tiny_opts o;
+        const char *want;
+    } cases[] = {
+        {{.arch = "qwen2", .rope_freqs = 1}, "'rope_freqs.weight' is not used by the qwen2 graph"},
+        {{.biases = 1}, "'blk.0.attn_q.bias' is not used by the llama graph"},
+        {{.arch = "qwen3"}, "tensor 'blk.0.attn_q_norm.weight' is missing"},
+        {{.arch = "qwen3", .qk_norms = 1, .skip = "blk.1.attn_k_norm.weight"}, "tensor 'blk.1.attn_k_norm.weight' is missing"},
+        {{.arch = "gptx"}, "architecture 'gptx' is not supported (only llama, qwen2, qwen3)"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        inp_source *src;
+        rt_model *m = NULL;
+        char msg[RT_MSG_SIZE] = "";
+        rt_error e = load(write_tiny(&cases[c].o), &src, &m, msg);
+        cr_expect_neq(e, RT_OK, "case %zu loaded", c);
+        cr_expect(strstr(msg, cases[c].want), "case %zu: '%s' lacks '%s'", c, msg, cases[c].want);
+        rt_model_free(m);
+        inp_close(src);
+    }
 }
 
 typedef struct {
@@ -616,3 +750,162 @@ Test(runtime, scratch_estimate_matches_allocation)
     rt_model_free(m);
     inp_close(src);
 }
+
+/* ---------------------------------------------------------------- llama.cpp's figures on Llama 3, Qwen2, Qwen3 */
+
+/* llama-perplexity's figures with the ggml libraries of llama.cpp's AVX2 build (no AVX-512; see
+ * tests/test_perplexity.c), which qforge's avx2, avxvnni and scalar paths reproduce, on the same
+ * files (qforge's conversion and quantization, equal to llama.cpp's: tests/tools/archs.sh):
+ *   LD_LIBRARY_PATH=AVX2-BUILD/bin llama-perplexity -m FILE -f WIKI40K -c 128 --chunks 8 -t 2
+ * The AVX-512 build's figures (the avx512 path) are the reference JSON's. f32, Q8_0, Q4_K_M. */
+static const struct {
+    const char *name;
+    double ppl[3];
+} k_synth_avx2[] = {
+    {"llama3", {306432.6230, 304594.2460, 311759.3492}},
+    {"qwen2", {289324.4287, 290010.7585, 287837.1931}},
+    {"qwen3", {308642.0128, 307966.2929, 308135.4159}},
+};
+
+/* llama-perplexity's figure for n_chunk chunks of n_ctx of the given ids. */
+static double ppl_of(rt_model *m, const int32_t *ids, int n_chunk, int n_ctx, int32_t bos)
+{
+    const int first = n_ctx / 2, n_scored = n_ctx - 1 - first, V = rt_model_hparams(m)->n_vocab;
+    float *lg = malloc((size_t)(n_ctx - first) * V * sizeof *lg);
+    double *nll = malloc((size_t)n_scored * sizeof *nll);
+    cr_assert(lg && nll);
+    rt_ppl_acc acc = {0};
+    char msg[RT_MSG_SIZE];
+    for (int c = 0; c < n_chunk; c++) {
+        const int32_t *chunk = ids + (size_t)c * n_ctx;
+        cr_assert_eq(rt_ppl_chunk_logits(m, chunk, n_ctx, bos, lg, msg), RT_OK, "%s", msg);
+        rt_ppl_row_nll(lg, V, chunk + first + 1, n_scored, nll, 0);
+        rt_ppl_add(&acc, nll, n_scored);
+    }
+    free(lg);
+    free(nll);
+    return rt_ppl_value(&acc);
+}
+
+static void check_reference_ppl(const char *name)
+{
+    TU_REQUIRE_SHARED();
+    char rel[64];
+    snprintf(rel, sizeof rel, "reference/synth-%s.json", name);
+    char *rp = tu_shared_path(rel);
+    json_error_t je;
+    json_t *ref = json_load_file(rp, 0, &je);
+    cr_assert_not_null(ref, "%s: %s", rp, je.text);
+    json_t *ids = json_object_get(ref, "llama_tokenize_ids"), *pp = json_object_get(ref, "llama_perplexity");
+    json_t *md = json_object_get(json_object_get(ref, "convert_f32"), "metadata");
+    const int n_ctx = (int)json_integer_value(json_object_get(pp, "n_ctx"));
+    const int n_chunk = (int)json_integer_value(json_object_get(pp, "chunks"));
+    cr_assert(n_ctx > 0 && n_chunk > 0 && json_array_size(ids) >= (size_t)(n_ctx * n_chunk));
+    int32_t *tok = malloc((size_t)n_ctx * n_chunk * sizeof *tok);
+    for (int i = 0; i < n_ctx * n_chunk; i++)
+        tok[i] = (int32_t)json_integer_value(json_array_get(ids, (size_t)i));
+    /* BOS replaces each chunk's first token where the model adds one (the ids start with it) */
+    const int32_t bos_id = (int32_t)json_integer_value(
+        json_object_get(json_object_get(md, "tokenizer.ggml.bos_token_id"), "value"));
+    const int32_t bos = tok[0] == bos_id ? bos_id : -1;
+    char *dir = tu_mkdtemp(), ck[4096];
+    cr_assert(dir);
+    char *models = tu_shared_path("models");
+    snprintf(ck, sizeof ck, "%s/synth-%s", models, name); /* read as downloaded: tokenizer.json */
+    free(models);
+    static const char *const kinds[] = {"f32", "Q8_0", "Q4_K_M"};
+    for (int k = 0; k < 3; k++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s", ck);
+        if (k > 0) { /* through qforge-convert and qforge-quantize, as a user would */
+            snprintf(path, sizeof path, "%s/%s.gguf", dir, kinds[k]);
+            cr_assert_eq(tu_run("[ -e '%s/f32.gguf' ] || '%s/qforge-convert' '%s' -o '%s/f32.gguf' --outtype f32 > /dev/null; "
+                                "'%s/qforge-quantize' '%s/f32.gguf' '%s' %s > /dev/null 2>&1",
+                                dir, tu_bin(), ck, dir, tu_bin(), dir, path, kinds[k]),
+                         0);
+        }
+        inp_source *src;
+        rt_model *m;
+        char msg[RT_MSG_SIZE];
+        cr_assert_eq(load(path, &src, &m, msg), RT_OK, "%s: %s", path, msg);
+        const double got = ppl_of(m, tok, n_chunk, n_ctx, bos);
+        const rt_isa isa = rt_isa_detect();
+        double want = json_number_value(json_object_get(json_object_get(pp, "ppl"), kinds[k]));
+        if (isa != RT_ISA_AVX512)
+            for (size_t r = 0; r < sizeof k_synth_avx2 / sizeof *k_synth_avx2; r++)
+                if (!strcmp(k_synth_avx2[r].name, name))
+                    want = k_synth_avx2[r].ppl[k];
+        /* measured: equal to the printed digits on both paths */
+        const double limit = 2e-4;
+        cr_expect(fabs(got / want - 1) <= limit, "%s %s (%s): PPL %.4f, llama-perplexity %.4f (%+.5f %%, limit %.2f %%)",
+                  name, kinds[k], rt_isa_name(isa), got, want, 100 * (got / want - 1), 100 * limit);
+        rt_model_free(m);
+        inp_close(src);
+    }
+    tu_run("rm -rf '%s'", dir);
+    free(dir);
+    free(tok);
+    free(rp);
+    json_decref(ref);
+}
+
+Test(runtime_reference, llama3_rope_freqs_tied, .timeout = 600) { check_reference_ppl("llama3"); }
+Test(runtime_reference, qwen2_biases_neox, .timeout = 600) { check_reference_ppl("qwen2"); }
+Test(runtime_reference, qwen3_qk_norms_head_dim, .timeout = 600) { check_reference_ppl("qwen3"); }
+
+/* ---------------------------------------------------------------- synthetic tokenizer.json checkpoints */
+
+/* qforge-synth --tokenizer bpe of each class with the shapes the shared models lack (untied,
+ * GQA 8:1, head_dim 16 != 64 / 8, three shards), converted by qforge-convert --tokenizer-pre:
+ * the runtime's logits on text tokenized by the file's own vocabulary equal the plain forward
+ * pass on every ISA. */
+static void synth_bpe_forward(const char *cls, const char *pre, const char *arch)
+{
+    char *dir = tu_mkdtemp();
+    cr_assert(dir);
+    cr_assert_eq(tu_run("'%s/qforge-synth' --arch %s --dim 64 --layers 2 --heads 8 --kv-heads 1 --head-dim 16 --ffn 96 "
+                        "--vocab 1500 --shards 3 --tokenizer bpe --seed 7 -o '%s/m' > /dev/null && "
+                        "'%s/qforge-convert' '%s/m' -o '%s/m.gguf' --outtype f32 --tokenizer-pre %s > /dev/null",
+                        tu_bin(), cls, dir, tu_bin(), dir, dir, pre),
+                 0);
+    char path[4096], msg[RT_MSG_SIZE], tm[TOK_MSG_SIZE];
+    snprintf(path, sizeof path, "%s/m.gguf", dir);
+    inp_source *src;
+    rt_model *m;
+    cr_assert_eq(load(path, &src, &m, msg), RT_OK, "%s", msg);
+    const rt_hparams *hp = rt_model_hparams(m);
+    cr_assert_str_eq(rt_model_arch(m)->name, arch);
+    cr_assert(hp->n_head == 8 && hp->n_head_kv == 1 && hp->head_dim == 16 && hp->n_embd == 64 && !hp->tied_output);
+    tok_model *t;
+    cr_assert_eq(tok_from_gguf(inp_metadata(src), &t, tm), TOK_OK, "%s", tm);
+    const char *text = "The quick brown fox jumps over the lazy dog; 1234 bees buzz.\n  Indented.";
+    int32_t *tok;
+    size_t T;
+    cr_assert_eq(tok_encode(t, text, strlen(text), tok_default_flags(t), &tok, &T, tm), TOK_OK, "%s", tm);
+    cr_assert(T > 10 && T < 64, "%zu tokens", T);
+    const int V = hp->n_vocab;
+    double *ref = malloc(T * V * sizeof *ref);
+    float *lg = malloc(T * V * sizeof *lg);
+    naive_forward(src, hp, tok, (int)T, ref);
+    for (int isa = 0; isa < RT_ISA_COUNT_; isa++) {
+        if (!rt_isa_supported(isa))
+            continue;
+        cr_assert_eq(rt_model_set_isa(m, isa), RT_OK);
+        cr_assert_eq(rt_forward(m, tok, (int)T, 0, lg, msg), RT_OK, "%s", msg);
+        char what[64];
+        snprintf(what, sizeof what, "%s %s", cls, rt_isa_name(isa));
+        compare_logits(lg, ref, (int)T, V, what);
+    }
+    free(ref);
+    free(lg);
+    free(tok);
+    tok_free(t);
+    rt_model_free(m);
+    inp_close(src);
+    tu_run("rm -rf '%s'", dir);
+    free(dir);
+}
+
+Test(runtime, synth_bpe_llama3_matches_plain_forward) { synth_bpe_forward("LlamaForCausalLM", "llama-bpe", "llama"); }
+Test(runtime, synth_bpe_qwen2_matches_plain_forward) { synth_bpe_forward("Qwen2ForCausalLM", "qwen2", "qwen2"); }
+Test(runtime, synth_bpe_qwen3_matches_plain_forward) { synth_bpe_forward("Qwen3ForCausalLM", "qwen2", "qwen3"); }

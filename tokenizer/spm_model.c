@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,18 +26,6 @@ typedef struct {
     const uint8_t *p, *end, *base;
 } pb_reader;
 
-static void set_msg(char *msg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_msg(char *msg, const char *fmt, ...)
-{
-    if (!msg)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, TOK_MSG_SIZE, fmt, ap);
-    va_end(ap);
-    tok_msg_clean_(msg);
-}
-
 static size_t pb_left(const pb_reader *r) { return (size_t)(r->end - r->p); }
 static size_t pb_pos(const pb_reader *r) { return (size_t)(r->p - r->base); }
 
@@ -48,12 +35,12 @@ static tok_error pb_varint(pb_reader *r, uint64_t *v, const char *what, char *ms
     uint64_t x = 0;
     for (int i = 0; i < 10; i++) {
         if (r->p >= r->end) {
-            set_msg(msg, "protobuf: truncated varint (%s) at byte %zu", what, at);
+            tok_set_msg_(msg, "protobuf: truncated varint (%s) at byte %zu", what, at);
             return TOK_ERR_FORMAT;
         }
         uint8_t b = *r->p++;
         if (i == 9 && b > 1) {
-            set_msg(msg, "protobuf: varint (%s) at byte %zu is longer than 10 bytes or exceeds 64 bits",
+            tok_set_msg_(msg, "protobuf: varint (%s) at byte %zu is longer than 10 bytes or exceeds 64 bits",
                     what, at);
             return TOK_ERR_FORMAT;
         }
@@ -64,7 +51,7 @@ static tok_error pb_varint(pb_reader *r, uint64_t *v, const char *what, char *ms
         }
     }
     /* unreachable: the tenth byte either ends the varint or is rejected above */
-    set_msg(msg, "protobuf: bad varint (%s) at byte %zu", what, at);
+    tok_set_msg_(msg, "protobuf: bad varint (%s) at byte %zu", what, at);
     return TOK_ERR_FORMAT;
 }
 
@@ -77,7 +64,7 @@ static tok_error pb_key(pb_reader *r, uint32_t *field, int *wt, char *msg)
     if (e)
         return e;
     if (k > UINT32_MAX || (k >> 3) == 0) {
-        set_msg(msg, "protobuf: invalid field key %" PRIu64 " at byte %zu", k, at);
+        tok_set_msg_(msg, "protobuf: invalid field key %" PRIu64 " at byte %zu", k, at);
         return TOK_ERR_FORMAT;
     }
     *field = (uint32_t)(k >> 3);
@@ -94,7 +81,7 @@ static tok_error pb_bytes(pb_reader *r, pb_reader *sub, const char *what, char *
     if (e)
         return e;
     if (n > pb_left(r)) {
-        set_msg(msg, "protobuf: %s at byte %zu: length %" PRIu64 " runs past the end (%zu bytes left)",
+        tok_set_msg_(msg, "protobuf: %s at byte %zu: length %" PRIu64 " runs past the end (%zu bytes left)",
                 what, at, n, pb_left(r));
         return TOK_ERR_FORMAT;
     }
@@ -108,7 +95,7 @@ static tok_error pb_bytes(pb_reader *r, pb_reader *sub, const char *what, char *
 static tok_error pb_fixed(pb_reader *r, size_t n, uint8_t *out, const char *what, char *msg)
 {
     if (pb_left(r) < n) {
-        set_msg(msg, "protobuf: truncated %zu-byte value (%s) at byte %zu (%zu bytes left)", n, what,
+        tok_set_msg_(msg, "protobuf: truncated %zu-byte value (%s) at byte %zu (%zu bytes left)", n, what,
                 pb_pos(r), pb_left(r));
         return TOK_ERR_FORMAT;
     }
@@ -129,11 +116,11 @@ static tok_error pb_skip(pb_reader *r, uint32_t field, int wt, char *msg)
     case WT_I32: return pb_fixed(r, 4, NULL, "unknown field", msg);
     case WT_SGROUP:
     case WT_EGROUP:
-        set_msg(msg, "protobuf: field %" PRIu32 " at byte %zu uses a group wire type (%d), not supported",
+        tok_set_msg_(msg, "protobuf: field %" PRIu32 " at byte %zu uses a group wire type (%d), not supported",
                 field, pb_pos(r), wt);
         return TOK_ERR_FORMAT;
     default:
-        set_msg(msg, "protobuf: field %" PRIu32 " at byte %zu has invalid wire type %d", field, pb_pos(r), wt);
+        tok_set_msg_(msg, "protobuf: field %" PRIu32 " at byte %zu has invalid wire type %d", field, pb_pos(r), wt);
         return TOK_ERR_FORMAT;
     }
 }
@@ -142,7 +129,7 @@ static tok_error want_wt(int wt, int expect, const char *what, const pb_reader *
 {
     if (wt == expect)
         return TOK_OK;
-    set_msg(msg, "protobuf: %s at byte %zu has wire type %d, expected %d", what, pb_pos(r), wt, expect);
+    tok_set_msg_(msg, "protobuf: %s at byte %zu has wire type %d, expected %d", what, pb_pos(r), wt, expect);
     return TOK_ERR_FORMAT;
 }
 
@@ -234,7 +221,7 @@ static tok_error parse_piece(pb_reader r, tok_spm_model *m, int64_t i, size_t *a
             if (!e)
                 e = pb_bytes(&r, &s, "piece text", msg);
             if (!e && pb_left(&s) > TOK_SPM_MAX_PIECE_LEN) {
-                set_msg(msg, "protobuf: piece %" PRId64 " is %zu bytes long (limit %u)", i, pb_left(&s),
+                tok_set_msg_(msg, "protobuf: piece %" PRId64 " is %zu bytes long (limit %u)", i, pb_left(&s),
                         TOK_SPM_MAX_PIECE_LEN);
                 return TOK_ERR_LIMIT;
             }
@@ -260,7 +247,7 @@ static tok_error parse_piece(pb_reader r, tok_spm_model *m, int64_t i, size_t *a
             return e;
     }
     if (text_len == 0) {
-        set_msg(msg, "protobuf: piece %" PRId64 " (at byte %zu) has an empty or missing text", i, start);
+        tok_set_msg_(msg, "protobuf: piece %" PRId64 " (at byte %zu) has an empty or missing text", i, start);
         return TOK_ERR_FORMAT;
     }
     if (type < TOK_SPM_NORMAL || type > TOK_SPM_BYTE)
@@ -293,7 +280,7 @@ static tok_error check_unique(const tok_spm_model *m, char *msg)
         cap *= 2;
     int32_t *slot = malloc(cap * sizeof *slot);
     if (!slot) {
-        set_msg(msg, "out of memory");
+        tok_set_msg_(msg, "out of memory");
         return TOK_ERR_NOMEM;
     }
     memset(slot, 0xff, cap * sizeof *slot);
@@ -308,7 +295,7 @@ static tok_error check_unique(const tok_spm_model *m, char *msg)
                 break;
             }
             if (m->len[j] == m->len[i] && memcmp(m->arena + m->off[j], t, m->len[i]) == 0) {
-                set_msg(msg, "protobuf: piece %" PRId64 " repeats piece %" PRId32, i, j);
+                tok_set_msg_(msg, "protobuf: piece %" PRId64 " repeats piece %" PRId32, i, j);
                 e = TOK_ERR_FORMAT;
                 break;
             }
@@ -355,12 +342,12 @@ void tok_spm_free(tok_spm_model *m)
 tok_error tok_spm_load_memory(const void *buf, size_t n, tok_spm_model **out, char *msg)
 {
     if (!out || (!buf && n)) {
-        set_msg(msg, "tok_spm_load_memory: invalid argument");
+        tok_set_msg_(msg, "tok_spm_load_memory: invalid argument");
         return TOK_ERR_ARG;
     }
     *out = NULL;
     if (n > TOK_SPM_MAX_FILE) {
-        set_msg(msg, "protobuf: %zu bytes exceeds the %u-byte limit for a tokenizer model", n, TOK_SPM_MAX_FILE);
+        tok_set_msg_(msg, "protobuf: %zu bytes exceeds the %u-byte limit for a tokenizer model", n, TOK_SPM_MAX_FILE);
         return TOK_ERR_LIMIT;
     }
     static const uint8_t empty[1];
@@ -381,7 +368,7 @@ tok_error tok_spm_load_memory(const void *buf, size_t n, tok_spm_model **out, ch
         if (e)
             return e;
         if (f == 1 && ++n_pieces > TOK_SPM_MAX_PIECES) {
-            set_msg(msg, "protobuf: more than %u pieces", TOK_SPM_MAX_PIECES);
+            tok_set_msg_(msg, "protobuf: more than %u pieces", TOK_SPM_MAX_PIECES);
             return TOK_ERR_LIMIT;
         }
     }
@@ -389,7 +376,7 @@ tok_error tok_spm_load_memory(const void *buf, size_t n, tok_spm_model **out, ch
     /* Pass 2: parse. Piece texts total at most n bytes, plus a NUL each. */
     tok_spm_model *m = model_alloc(n_pieces, n + (size_t)n_pieces + 1);
     if (!m) {
-        set_msg(msg, "out of memory for %" PRId64 " pieces", n_pieces);
+        tok_set_msg_(msg, "out of memory for %" PRId64 " pieces", n_pieces);
         return TOK_ERR_NOMEM;
     }
     r = (pb_reader){b, b + n, b};
@@ -429,23 +416,23 @@ tok_error tok_spm_load_memory(const void *buf, size_t n, tok_spm_model **out, ch
 tok_error tok_spm_load_file(const char *path, tok_spm_model **out, char *msg)
 {
     if (!path || !out) {
-        set_msg(msg, "tok_spm_load_file: invalid argument");
+        tok_set_msg_(msg, "tok_spm_load_file: invalid argument");
         return TOK_ERR_ARG;
     }
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_msg(msg, "%s: cannot open: %s", path, strerror(errno));
+        tok_set_msg_(msg, "%s: cannot open: %s", path, strerror(errno));
         return TOK_ERR_IO;
     }
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        set_msg(msg, "%s: not a regular file", path);
+        tok_set_msg_(msg, "%s: not a regular file", path);
         fclose(f);
         return TOK_ERR_IO;
     }
     if ((uint64_t)st.st_size > TOK_SPM_MAX_FILE) {
-        set_msg(msg, "%s: %lld bytes exceeds the %u-byte limit for a tokenizer model", path,
+        tok_set_msg_(msg, "%s: %lld bytes exceeds the %u-byte limit for a tokenizer model", path,
                 (long long)st.st_size, TOK_SPM_MAX_FILE);
         fclose(f);
         return TOK_ERR_LIMIT;
@@ -453,7 +440,7 @@ tok_error tok_spm_load_file(const char *path, tok_spm_model **out, char *msg)
     size_t n = (size_t)st.st_size;
     uint8_t *buf = malloc(n ? n : 1);
     if (!buf) {
-        set_msg(msg, "%s: out of memory", path);
+        tok_set_msg_(msg, "%s: out of memory", path);
         fclose(f);
         return TOK_ERR_NOMEM;
     }
@@ -461,7 +448,7 @@ tok_error tok_spm_load_file(const char *path, tok_spm_model **out, char *msg)
     int err = ferror(f) ? errno : 0;
     fclose(f);
     if (got != n) {
-        set_msg(msg, "%s: read failed: %s", path, err ? strerror(err) : "file shrank while reading");
+        tok_set_msg_(msg, "%s: read failed: %s", path, err ? strerror(err) : "file shrank while reading");
         free(buf);
         return TOK_ERR_IO;
     }
@@ -469,7 +456,7 @@ tok_error tok_spm_load_file(const char *path, tok_spm_model **out, char *msg)
     tok_error e = tok_spm_load_memory(buf, n, out, inner);
     free(buf);
     if (e)
-        set_msg(msg, "%s: %s", path, inner);
+        tok_set_msg_(msg, "%s: %s", path, inner);
     return e;
 }
 

@@ -1,4 +1,8 @@
+#include "common/qf_msg.h"
 #include "tokenizer/tok_internal.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
 
 const char *tok_strerror(tok_error e)
 {
@@ -15,9 +19,26 @@ const char *tok_strerror(tok_error e)
     return (unsigned)e < TOK_ERR_COUNT_ ? names[e] : "unknown error";
 }
 
-void tok_msg_clean_(char *msg)
+void tok_msg_clean_(char *msg) { qf_msg_clean(msg); }
+
+void tok_set_msg_(char *msg, const char *fmt, ...)
 {
-    for (unsigned char *p = (unsigned char *)msg; p && *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
-            *p = '?';
+    va_list ap;
+    va_start(ap, fmt);
+    qf_msg_vformat(msg, msg ? TOK_MSG_SIZE : 0, NULL, fmt, ap);
+    va_end(ap);
+}
+
+bool tok_ivec_push_(tok_ivec *a, int32_t x)
+{
+    if (a->n == a->cap) {
+        size_t c = a->cap ? a->cap * 2 : 256;
+        int32_t *p = realloc(a->v, c * sizeof *p);
+        if (!p)
+            return false;
+        a->v = p;
+        a->cap = c;
+    }
+    a->v[a->n++] = x;
+    return true;
 }

@@ -1,55 +1,27 @@
-/* llama.cpp's SPM tokenizer: special-token partition, U+2581 escaping, score-ordered bigram
- * merging over UTF-8 characters, byte fallback. */
+/* The vocabulary part shared by llama.cpp's SPM and BPE tokenizers: text -> id table, token
+ * attributes, special-token partition, the encode driver, GGUF loading and token pieces. The
+ * algorithms themselves are in tok_spm.c and tok_bpe.c. */
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tok_internal.h"
 
 #include <ctype.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* llama.cpp's token attributes (llama_token_attr), internal. */
-enum {
-    ATTR_UNKNOWN = 1 << 0, ATTR_UNUSED = 1 << 1, ATTR_NORMAL = 1 << 2, ATTR_CONTROL = 1 << 3,
-    ATTR_USER_DEFINED = 1 << 4, ATTR_BYTE = 1 << 5, ATTR_LSTRIP = 1 << 7, ATTR_RSTRIP = 1 << 8,
-};
-
-struct tok_model {
-    int32_t n;
-    char *arena;       /* every token text, each followed by a NUL */
-    size_t *off;       /* text of token i = arena + off[i], len[i] bytes */
-    uint32_t *len;
-    float *score;
-    int32_t *type;     /* as given */
-    uint32_t *attr;
-    int32_t *slot;     /* open-addressing table text -> id, -1 empty */
-    size_t mask;
-    size_t max_len;    /* longest token text */
-    uint8_t pair[256][32]; /* bit (x, y): bytes x, y are adjacent in some token text */
-    int32_t byte_tok[256]; /* byte fallback token per byte, -1 if none */
-    int32_t *special;  /* CONTROL/USER_DEFINED/UNKNOWN tokens, longest text first */
-    int32_t n_special;
-    tok_options opt;
-};
-
-static void set_msg(char *msg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_msg(char *msg, const char *fmt, ...)
-{
-    if (!msg)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, TOK_MSG_SIZE, fmt, ap);
-    va_end(ap);
-    tok_msg_clean_(msg);
-}
-
 void tok_default_options(tok_options *o)
 {
     *o = (tok_options){.bos_id = 1, .eos_id = 2, .add_space_prefix = true, .add_bos = true,
-                          .add_eos = false, .rstrip_special = false};
+                       .add_eos = false, .rstrip_special = false};
+}
+
+void tok_default_options_bpe(const char *pre, tok_options *o)
+{
+    const tok_pre_def *d = tok_pre_find_(pre && *pre ? pre : "default");
+    unsigned f = d ? d->flags : 0;
+    *o = (tok_options){.bos_id = f & TOK_PRE_NO_BOS ? -1 : 11, .eos_id = 11, .add_space_prefix = false,
+                       .add_bos = (f & TOK_PRE_ADD_BOS) != 0, .add_eos = false, .rstrip_special = false};
 }
 
 /* ---- text -> id table ---- */
@@ -62,7 +34,7 @@ static inline uint64_t hash_bytes(const char *s, size_t n)
     return h ^ (h >> 29);
 }
 
-static int32_t lookup(const tok_model *t, const char *s, size_t n)
+int32_t tok_lookup_(const tok_model *t, const char *s, size_t n)
 {
     if (n > t->max_len)
         return -1;
@@ -109,15 +81,18 @@ static const char *const control_names[] = {
     "<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>", "<|file_sep|>",
 };
 
+/* gpt-oss tokens llama.cpp always renders (attribute set to USER_DEFINED). */
+static const char *const user_names[] = {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"};
+
 static uint32_t attr_of_type(int32_t type)
 {
     switch (type) {
-    case TOK_NORMAL: return ATTR_NORMAL;
-    case TOK_UNKNOWN: return ATTR_UNKNOWN;
-    case TOK_CONTROL: return ATTR_CONTROL;
-    case TOK_USER_DEFINED: return ATTR_USER_DEFINED;
-    case TOK_UNUSED: return ATTR_UNUSED;
-    case TOK_BYTE: return ATTR_BYTE;
+    case TOK_NORMAL: return TOK_ATTR_NORMAL;
+    case TOK_UNKNOWN: return TOK_ATTR_UNKNOWN;
+    case TOK_CONTROL: return TOK_ATTR_CONTROL;
+    case TOK_USER_DEFINED: return TOK_ATTR_USER_DEFINED;
+    case TOK_UNUSED: return TOK_ATTR_UNUSED;
+    case TOK_BYTE: return TOK_ATTR_BYTE;
     default: return 0; /* UNDEFINED */
     }
 }
@@ -144,52 +119,43 @@ void tok_free(tok_model *t)
     free(t->attr);
     free(t->slot);
     free(t->special);
+    tok_pretok_free_(t->pretok);
+    tok_bpe_ranks_free_(t->ranks);
     free(t);
 }
 
-tok_error tok_create(int32_t n, const char *const *texts, const size_t *lens, const float *scores,
-                           const int32_t *types, const tok_options *opt, tok_model **out, char *msg)
+/* Checks and copies the texts; *out has everything but the attribute fix-ups. */
+static tok_error vocab_copy(int32_t n, const char *const *texts, const size_t *lens, const float *scores,
+                            const int32_t *types, const tok_options *o, tok_model **out, char *msg)
 {
-    if (!out || n < 0 || (n > 0 && !texts)) {
-        set_msg(msg, "tok_create: invalid argument");
-        return TOK_ERR_ARG;
-    }
-    *out = NULL;
     if (n > TOK_MAX_TOKENS) {
-        set_msg(msg, "%" PRId32 " tokens exceeds the limit of %d", n, TOK_MAX_TOKENS);
+        tok_set_msg_(msg, "%" PRId32 " tokens exceeds the limit of %d", n, TOK_MAX_TOKENS);
         return TOK_ERR_MODEL;
     }
-    tok_options o;
-    if (opt)
-        o = *opt;
-    else
-        tok_default_options(&o);
-    if (o.bos_id < -1 || o.bos_id >= n || o.eos_id < -1 || o.eos_id >= n) {
-        set_msg(msg, "special token ids bos=%" PRId32 " eos=%" PRId32 " outside the %" PRId32 "-token vocabulary",
-                o.bos_id, o.eos_id, n);
+    if (o->bos_id < -1 || o->bos_id >= n || o->eos_id < -1 || o->eos_id >= n) {
+        tok_set_msg_(msg, "special token ids bos=%" PRId32 " eos=%" PRId32 " outside the %" PRId32 "-token vocabulary",
+                     o->bos_id, o->eos_id, n);
         return TOK_ERR_MODEL;
     }
-
     /* Arena size; empty texts become "[EMPTY_<id>]" as in llama.cpp. */
     size_t total = 1;
     for (int32_t i = 0; i < n; i++) {
         if (!texts[i]) {
-            set_msg(msg, "token %" PRId32 " has no text", i);
+            tok_set_msg_(msg, "token %" PRId32 " has no text", i);
             return TOK_ERR_ARG;
         }
         size_t l = lens ? lens[i] : strlen(texts[i]);
         if (l > UINT32_MAX - 64 || total > SIZE_MAX - l - 64) {
-            set_msg(msg, "token %" PRId32 " is too long", i);
+            tok_set_msg_(msg, "token %" PRId32 " is too long", i);
             return TOK_ERR_MODEL;
         }
         total += (l ? l : 32) + 1;
     }
-
     tok_model *t = calloc(1, sizeof *t);
     if (!t)
         goto nomem;
     t->n = n;
-    t->opt = o;
+    t->opt = *o;
     size_t k = n ? (size_t)n : 1;
     size_t cap = 16;
     while (cap < k * 2)
@@ -206,7 +172,6 @@ tok_error tok_create(int32_t n, const char *const *texts, const size_t *lens, co
     if (!t->arena || !t->off || !t->len || !t->score || !t->type || !t->attr || !t->slot || !t->special)
         goto nomem;
     memset(t->slot, 0xff, cap * sizeof *t->slot);
-
     size_t pos = 0;
     for (int32_t i = 0; i < n; i++) {
         size_t l = lens ? lens[i] : strlen(texts[i]);
@@ -225,106 +190,198 @@ tok_error tok_create(int32_t n, const char *const *texts, const size_t *lens, co
         t->attr[i] = attr_of_type(t->type[i]);
         int32_t dup = insert(t, i);
         if (dup >= 0) {
-            set_msg(msg, "duplicate token in vocabulary: '%.64s' has ids %" PRId32 " and %" PRId32,
-                    t->arena + t->off[i], dup, i);
+            tok_set_msg_(msg, "duplicate token in vocabulary: '%.64s' has ids %" PRId32 " and %" PRId32,
+                         t->arena + t->off[i], dup, i);
             tok_free(t);
             return TOK_ERR_MODEL;
         }
     }
-
-    for (int32_t i = 0; i < n; i++) {
-        const uint8_t *s = (const uint8_t *)t->arena + t->off[i];
-        for (uint32_t j = 1; j < t->len[i]; j++)
-            t->pair[s[j - 1]][s[j] >> 3] |= (uint8_t)(1u << (s[j] & 7));
-    }
-
-    for (size_t j = 0; j < sizeof control_names / sizeof *control_names; j++) {
-        int32_t id = lookup(t, control_names[j], strlen(control_names[j]));
-        if (id >= 0)
-            t->attr[id] |= ATTR_CONTROL;
-    }
-
-    for (int b = 0; b < 256; b++) {
-        char hex[7];
-        snprintf(hex, sizeof hex, "<0x%02X>", b);
-        int32_t id = lookup(t, hex, 6);
-        if (id < 0) {
-            char c = (char)b;
-            id = lookup(t, &c, 1);
-        }
-        t->byte_tok[b] = id;
-    }
-
-    for (int32_t i = 0; i < n; i++)
-        if (t->attr[i] & (ATTR_CONTROL | ATTR_USER_DEFINED | ATTR_UNKNOWN))
-            t->special[t->n_special++] = i;
-    qsort_r(t->special, (size_t)t->n_special, sizeof *t->special, cmp_special, t);
-
-    if (o.rstrip_special) {
-        for (int32_t j = 0; j < t->n_special; j++)
-            t->attr[t->special[j]] |= ATTR_RSTRIP;
-        static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
-        int32_t id = lookup(t, "</s>", 4);
-        if (id >= 0)
-            t->attr[id] |= ATTR_RSTRIP;
-        for (size_t j = 0; j < 3; j++)
-            if ((id = lookup(t, keep[j], strlen(keep[j]))) >= 0)
-                t->attr[id] &= ~(uint32_t)ATTR_RSTRIP;
-    }
-
     *out = t;
     return TOK_OK;
 nomem:
     tok_free(t);
-    set_msg(msg, "out of memory for a %" PRId32 "-token vocabulary", n);
+    tok_set_msg_(msg, "out of memory for a %" PRId32 "-token vocabulary", n);
     return TOK_ERR_NOMEM;
 }
 
-tok_error tok_from_gguf(const gguf_reader *r, tok_model **out, char *msg)
+/* llama.cpp's load-time fix-ups, the SPM helper tables and the special-token list. */
+static void vocab_finish(tok_model *t)
 {
-    if (!r || !out) {
-        set_msg(msg, "tok_from_gguf: invalid argument");
+    for (size_t j = 0; j < sizeof control_names / sizeof *control_names; j++) {
+        int32_t id = tok_lookup_(t, control_names[j], strlen(control_names[j]));
+        if (id >= 0)
+            t->attr[id] |= TOK_ATTR_CONTROL;
+    }
+    if (t->kind == TOK_KIND_BPE)
+        for (size_t j = 0; j < sizeof user_names / sizeof *user_names; j++) {
+            int32_t id = tok_lookup_(t, user_names[j], strlen(user_names[j]));
+            if (id >= 0)
+                t->attr[id] = TOK_ATTR_USER_DEFINED;
+        }
+    for (int32_t i = 0; i < t->n; i++) {
+        const uint8_t *s = (const uint8_t *)t->arena + t->off[i];
+        for (uint32_t j = 1; j < t->len[i]; j++)
+            t->pair[s[j - 1]][s[j] >> 3] |= (uint8_t)(1u << (s[j] & 7));
+    }
+    for (int b = 0; b < 256; b++) {
+        char hex[7];
+        snprintf(hex, sizeof hex, "<0x%02X>", b);
+        int32_t id = tok_lookup_(t, hex, 6);
+        if (id < 0) {
+            char c = (char)b;
+            id = tok_lookup_(t, &c, 1);
+        }
+        t->byte_tok[b] = id;
+    }
+    for (int32_t i = 0; i < t->n; i++)
+        if (t->attr[i] & (TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED | TOK_ATTR_UNKNOWN))
+            t->special[t->n_special++] = i;
+    qsort_r(t->special, (size_t)t->n_special, sizeof *t->special, cmp_special, t);
+    if (t->opt.rstrip_special) {
+        for (int32_t j = 0; j < t->n_special; j++)
+            t->attr[t->special[j]] |= TOK_ATTR_RSTRIP;
+        static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
+        int32_t id = tok_lookup_(t, "</s>", 4);
+        if (id >= 0)
+            t->attr[id] |= TOK_ATTR_RSTRIP;
+        for (size_t j = 0; j < 3; j++)
+            if ((id = tok_lookup_(t, keep[j], strlen(keep[j]))) >= 0)
+                t->attr[id] &= ~(uint32_t)TOK_ATTR_RSTRIP;
+    }
+}
+
+tok_error tok_create(int32_t n, const char *const *texts, const size_t *lens, const float *scores,
+                     const int32_t *types, const tok_options *opt, tok_model **out, char *msg)
+{
+    if (!out || n < 0 || (n > 0 && !texts)) {
+        tok_set_msg_(msg, "tok_create: invalid argument");
         return TOK_ERR_ARG;
     }
     *out = NULL;
-    const gguf_str *model;
-    if (gguf_get_str(r, "tokenizer.ggml.model", &model) != GGUF_OK) {
-        set_msg(msg, "tokenizer.ggml.model is missing or not a string");
-        return TOK_ERR_MODEL;
+    tok_options o;
+    if (opt)
+        o = *opt;
+    else
+        tok_default_options(&o);
+    tok_model *t;
+    tok_error e = vocab_copy(n, texts, lens, scores, types, &o, &t, msg);
+    if (e)
+        return e;
+    t->kind = TOK_KIND_SPM;
+    vocab_finish(t);
+    *out = t;
+    return TOK_OK;
+}
+
+tok_error tok_create_bpe(int32_t n, const char *const *texts, const size_t *lens, const int32_t *types,
+                         int64_t n_merges, const char *const *merges, const size_t *merge_lens, const char *pre,
+                         const tok_options *opt, tok_model **out, char *msg)
+{
+    if (!out || n < 0 || (n > 0 && !texts) || n_merges < 0 || (n_merges > 0 && !merges)) {
+        tok_set_msg_(msg, "tok_create_bpe: invalid argument");
+        return TOK_ERR_ARG;
     }
-    if (strcmp(model->str, "llama") != 0) {
-        set_msg(msg, "tokenizer.ggml.model is '%.64s'; only 'llama' (SentencePiece) is supported", model->str);
+    *out = NULL;
+    if (!pre || !*pre)
+        pre = "default";
+    const tok_pre_def *def = tok_pre_find_(pre);
+    if (!def) {
+        tok_set_msg_(msg, "BPE pre-tokenizer '%.64s' is not supported", pre);
         return TOK_ERR_UNSUPPORTED;
     }
+    tok_options o;
+    if (opt) {
+        o = *opt;
+    } else { /* as llama.cpp: a default id outside the vocabulary is disabled */
+        tok_default_options_bpe(pre, &o);
+        o.bos_id = o.bos_id < n ? o.bos_id : -1;
+        o.eos_id = o.eos_id < n ? o.eos_id : -1;
+    }
+    tok_model *t;
+    tok_error e = vocab_copy(n, texts, lens, NULL, types, &o, &t, msg);
+    if (e)
+        return e;
+    t->kind = TOK_KIND_BPE;
+    t->pre = def;
+    if ((e = tok_bpe_ranks_create_(n_merges, merges, merge_lens, &t->ranks, msg)) != TOK_OK ||
+        (e = tok_pretok_create_(def, &t->pretok, msg)) != TOK_OK) {
+        tok_free(t);
+        return e;
+    }
+    vocab_finish(t);
+    *out = t;
+    return TOK_OK;
+}
+
+/* ---- GGUF ---- */
+
+/* tokenizer.ggml.tokens (and token_type) as arrays for the create functions. */
+typedef struct {
+    int32_t n;
+    const char **texts;
+    size_t *lens;
+    float *scores;
+    const int32_t *types;
+} gguf_vocab;
+
+static void gguf_vocab_free(gguf_vocab *v)
+{
+    free(v->texts);
+    free(v->lens);
+    free(v->scores);
+}
+
+static tok_error gguf_vocab_read(const gguf_reader *r, bool want_scores, gguf_vocab *v, char *msg)
+{
     const gguf_value *tok, *sc = NULL, *ty = NULL;
     if (gguf_get_array(r, "tokenizer.ggml.tokens", &tok) != GGUF_OK || tok->elem_type != GGUF_VAL_STRING) {
-        set_msg(msg, "tokenizer.ggml.tokens is missing or not a string array");
+        tok_set_msg_(msg, "tokenizer.ggml.tokens is missing or not a string array");
         return TOK_ERR_MODEL;
     }
     if (tok->n > TOK_MAX_TOKENS) {
-        set_msg(msg, "%" PRIu64 " tokens exceeds the limit of %d", tok->n, TOK_MAX_TOKENS);
+        tok_set_msg_(msg, "%" PRIu64 " tokens exceeds the limit of %d", tok->n, TOK_MAX_TOKENS);
         return TOK_ERR_MODEL;
     }
     int32_t n = (int32_t)tok->n;
-    if (gguf_find_kv(r, "tokenizer.ggml.scores") >= 0) {
+    if (want_scores && gguf_find_kv(r, "tokenizer.ggml.scores") >= 0) {
         if (gguf_get_array(r, "tokenizer.ggml.scores", &sc) != GGUF_OK ||
             (sc->elem_type != GGUF_VAL_F32 && sc->elem_type != GGUF_VAL_I32) || sc->n < tok->n) {
-            set_msg(msg, "tokenizer.ggml.scores is not an f32/i32 array of at least %" PRId32 " entries", n);
+            tok_set_msg_(msg, "tokenizer.ggml.scores is not an f32/i32 array of at least %" PRId32 " entries", n);
             return TOK_ERR_MODEL;
         }
     }
     if (gguf_find_kv(r, "tokenizer.ggml.token_type") >= 0) {
         if (gguf_get_array(r, "tokenizer.ggml.token_type", &ty) != GGUF_OK || ty->elem_type != GGUF_VAL_I32 ||
             ty->n < tok->n) {
-            set_msg(msg, "tokenizer.ggml.token_type is not an i32 array of at least %" PRId32 " entries", n);
+            tok_set_msg_(msg, "tokenizer.ggml.token_type is not an i32 array of at least %" PRId32 " entries", n);
             return TOK_ERR_MODEL;
         }
     }
+    size_t k = n ? (size_t)n : 1;
+    *v = (gguf_vocab){.n = n, .types = ty ? (const int32_t *)ty->v.arr : NULL};
+    v->texts = malloc(k * sizeof *v->texts);
+    v->lens = malloc(k * sizeof *v->lens);
+    v->scores = sc ? malloc(k * sizeof *v->scores) : NULL;
+    if (!v->texts || !v->lens || (sc && !v->scores)) {
+        gguf_vocab_free(v);
+        tok_set_msg_(msg, "out of memory");
+        return TOK_ERR_NOMEM;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        v->texts[i] = tok->v.strs[i].str;
+        v->lens[i] = (size_t)tok->v.strs[i].len;
+        if (sc)
+            v->scores[i] = sc->elem_type == GGUF_VAL_F32 ? ((const float *)sc->v.arr)[i]
+                                                         : (float)((const int32_t *)sc->v.arr)[i];
+    }
+    return TOK_OK;
+}
 
-    tok_options o;
-    tok_default_options(&o);
+/* Special ids, add_* flags and the phi-3 rule over the defaults in *o, as llama.cpp reads them. */
+static void gguf_options(const gguf_reader *r, int32_t n, tok_options *o)
+{
     /* llama.cpp: a default id outside the vocabulary is disabled; a stored id outside it is ignored. */
-    int32_t *ids[2] = {&o.bos_id, &o.eos_id};
+    int32_t *ids[2] = {&o->bos_id, &o->eos_id};
     const char *keys[2] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"};
     for (int j = 0; j < 2; j++) {
         if (*ids[j] >= n)
@@ -335,11 +392,11 @@ tok_error tok_from_gguf(const gguf_reader *r, tok_model **out, char *msg)
     }
     bool b;
     if (gguf_get_bool(r, "tokenizer.ggml.add_space_prefix", &b) == GGUF_OK)
-        o.add_space_prefix = b;
+        o->add_space_prefix = b;
     if (gguf_get_bool(r, "tokenizer.ggml.add_bos_token", &b) == GGUF_OK)
-        o.add_bos = b;
+        o->add_bos = b;
     if (gguf_get_bool(r, "tokenizer.ggml.add_eos_token", &b) == GGUF_OK)
-        o.add_eos = b;
+        o->add_eos = b;
     const gguf_str *name;
     if (gguf_get_str(r, "general.name", &name) == GGUF_OK) {
         char low[256];
@@ -347,34 +404,92 @@ tok_error tok_from_gguf(const gguf_reader *r, tok_model **out, char *msg)
         for (size_t i = 0; i < l; i++)
             low[i] = (char)tolower((unsigned char)name->str[i]);
         low[l] = 0;
-        o.rstrip_special = strstr(low, "phi-3") || strstr(low, "phi3");
+        o->rstrip_special = strstr(low, "phi-3") || strstr(low, "phi3");
     }
+}
 
-    size_t k = n ? (size_t)n : 1;
-    const char **texts = malloc(k * sizeof *texts);
-    size_t *lens = malloc(k * sizeof *lens);
-    float *scores = sc ? malloc(k * sizeof *scores) : NULL;
-    if (!texts || !lens || (sc && !scores)) {
-        free(texts);
-        free(lens);
-        free(scores);
-        set_msg(msg, "out of memory");
-        return TOK_ERR_NOMEM;
+static tok_error from_gguf_bpe(const gguf_reader *r, tok_model **out, char *msg)
+{
+    const gguf_value *mg;
+    if (gguf_get_array(r, "tokenizer.ggml.merges", &mg) != GGUF_OK || mg->elem_type != GGUF_VAL_STRING) {
+        tok_set_msg_(msg, "tokenizer.ggml.merges is missing or not a string array");
+        return TOK_ERR_MODEL;
     }
-    for (int32_t i = 0; i < n; i++) {
-        texts[i] = tok->v.strs[i].str;
-        lens[i] = (size_t)tok->v.strs[i].len;
-        if (sc)
-            scores[i] = sc->elem_type == GGUF_VAL_F32 ? ((const float *)sc->v.arr)[i]
-                                                      : (float)((const int32_t *)sc->v.arr)[i];
+    const char *pre = "default";
+    const gguf_str *ps;
+    if (gguf_find_kv(r, "tokenizer.ggml.pre") >= 0) {
+        if (gguf_get_str(r, "tokenizer.ggml.pre", &ps) != GGUF_OK) {
+            tok_set_msg_(msg, "tokenizer.ggml.pre is not a string");
+            return TOK_ERR_MODEL;
+        }
+        if (ps->len > 0)
+            pre = ps->str;
     }
-    tok_error e = tok_create(n, texts, lens, scores, ty ? (const int32_t *)ty->v.arr : NULL, &o, out, msg);
-    free(texts);
-    free(lens);
-    free(scores);
+    if (!tok_pre_find_(pre)) {
+        tok_set_msg_(msg, "tokenizer.ggml.pre is '%.64s', a BPE pre-tokenizer qforge does not support", pre);
+        return TOK_ERR_UNSUPPORTED;
+    }
+    gguf_vocab v;
+    tok_error e = gguf_vocab_read(r, false, &v, msg);
+    if (e)
+        return e;
+    tok_options o;
+    tok_default_options_bpe(pre, &o);
+    gguf_options(r, v.n, &o);
+    size_t nm = mg->n ? (size_t)mg->n : 1;
+    const char **merges = malloc(nm * sizeof *merges);
+    size_t *mlens = malloc(nm * sizeof *mlens);
+    if (!merges || !mlens) {
+        e = TOK_ERR_NOMEM;
+        tok_set_msg_(msg, "out of memory");
+    } else {
+        for (uint64_t i = 0; i < mg->n; i++) {
+            merges[i] = mg->v.strs[i].str;
+            mlens[i] = (size_t)mg->v.strs[i].len;
+        }
+        e = tok_create_bpe(v.n, v.texts, v.lens, v.types, (int64_t)mg->n, merges, mlens, pre, &o, out, msg);
+    }
+    free(merges);
+    free(mlens);
+    gguf_vocab_free(&v);
     return e;
 }
 
+tok_error tok_from_gguf(const gguf_reader *r, tok_model **out, char *msg)
+{
+    if (!r || !out) {
+        tok_set_msg_(msg, "tok_from_gguf: invalid argument");
+        return TOK_ERR_ARG;
+    }
+    *out = NULL;
+    const gguf_str *model;
+    if (gguf_get_str(r, "tokenizer.ggml.model", &model) != GGUF_OK) {
+        tok_set_msg_(msg, "tokenizer.ggml.model is missing or not a string");
+        return TOK_ERR_MODEL;
+    }
+    if (strcmp(model->str, "gpt2") == 0)
+        return from_gguf_bpe(r, out, msg);
+    if (strcmp(model->str, "llama") != 0) {
+        tok_set_msg_(msg, "tokenizer.ggml.model is '%.64s'; only 'llama' (SentencePiece) and 'gpt2' (byte-level BPE) "
+                     "are supported", model->str);
+        return TOK_ERR_UNSUPPORTED;
+    }
+    gguf_vocab v;
+    tok_error e = gguf_vocab_read(r, true, &v, msg);
+    if (e)
+        return e;
+    tok_options o;
+    tok_default_options(&o);
+    gguf_options(r, v.n, &o);
+    e = tok_create(v.n, v.texts, v.lens, v.scores, v.types, &o, out, msg);
+    gguf_vocab_free(&v);
+    return e;
+}
+
+/* ---- queries ---- */
+
+int tok_kind(const tok_model *t) { return t ? t->kind : 0; }
+const char *tok_pre(const tok_model *t) { return t && t->pre ? t->pre->name : NULL; }
 int32_t tok_n_tokens(const tok_model *t) { return t ? t->n : 0; }
 int32_t tok_bos(const tok_model *t) { return t ? t->opt.bos_id : -1; }
 int32_t tok_eos(const tok_model *t) { return t ? t->opt.eos_id : -1; }
@@ -405,6 +520,42 @@ int tok_type(const tok_model *t, int32_t id)
     return (t && id >= 0 && id < t->n) ? t->type[id] : -1;
 }
 
+/* ---- pieces ---- */
+
+static inline void put(char *buf, size_t cap, size_t *o, char c)
+{
+    if (*o < cap)
+        buf[*o] = c;
+    (*o)++;
+}
+
+/* llama_decode_text: each code point's byte, or "[UNK_BYTE_0x<hex of its UTF-8><token>]". */
+static size_t bpe_decode(const char *s, size_t n, char *buf, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t c = tok_utf8_decode_(s, n, &i);
+        int b = tok_cpt_to_byte_(c);
+        if (b >= 0) {
+            put(buf, cap, &o, (char)b);
+            continue;
+        }
+        char u[4], hex[4];
+        size_t ul = tok_utf8_encode_(c, u);
+        for (const char *p = "[UNK_BYTE_0x"; *p; p++)
+            put(buf, cap, &o, *p);
+        for (size_t j = 0; j < ul; j++) {
+            snprintf(hex, sizeof hex, "%02x", (uint8_t)u[j]);
+            put(buf, cap, &o, hex[0]);
+            put(buf, cap, &o, hex[1]);
+        }
+        for (size_t j = 0; j < n; j++)
+            put(buf, cap, &o, s[j]);
+        put(buf, cap, &o, ']');
+    }
+    return o;
+}
+
 int64_t tok_piece(const tok_model *t, int32_t id, bool special, char *buf, size_t cap)
 {
     if (!t || id < 0 || id >= t->n || (!buf && cap))
@@ -412,14 +563,16 @@ int64_t tok_piece(const tok_model *t, int32_t id, bool special, char *buf, size_
     uint32_t a = t->attr[id];
     const char *s = t->arena + t->off[id];
     size_t n = t->len[id];
-    if (!special && (a & (ATTR_UNKNOWN | ATTR_CONTROL)))
+    if (!special && (a & (TOK_ATTR_UNKNOWN | TOK_ATTR_CONTROL)))
         return 0;
-    if (a & (ATTR_UNKNOWN | ATTR_CONTROL | ATTR_USER_DEFINED)) {
+    if (a & (TOK_ATTR_UNKNOWN | TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED)) {
         if (cap)
             memcpy(buf, s, n < cap ? n : cap);
         return (int64_t)n;
     }
-    if (a & ATTR_NORMAL) { /* U+2581 -> ' ' */
+    if ((a & TOK_ATTR_NORMAL) && t->kind == TOK_KIND_BPE)
+        return (int64_t)bpe_decode(s, n, buf, cap);
+    if (a & TOK_ATTR_NORMAL) { /* U+2581 -> ' ' */
         size_t o = 0;
         for (size_t i = 0; i < n; i++) {
             char c = s[i];
@@ -427,18 +580,22 @@ int64_t tok_piece(const tok_model *t, int32_t id, bool special, char *buf, size_
                 c = ' ';
                 i += 2;
             }
-            if (o < cap)
-                buf[o] = c;
-            o++;
+            put(buf, cap, &o, c);
         }
         return (int64_t)o;
     }
-    if (a & ATTR_BYTE) { /* "<0xXX>" */
+    if (a & TOK_ATTR_BYTE) {
         unsigned v = 0;
-        for (size_t i = 3; i < 5 && i < n; i++) {
-            char c = s[i];
-            v = v * 16 + (unsigned)(c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                    : c >= 'a' && c <= 'f' ? c - 'a' + 10 : 0);
+        if (t->kind == TOK_KIND_BPE) { /* the byte its GPT-2 character stands for */
+            char tmp[1];
+            if (bpe_decode(s, n, tmp, 1) >= 1)
+                v = (uint8_t)tmp[0];
+        } else { /* "<0xXX>" */
+            for (size_t i = 3; i < 5 && i < n; i++) {
+                char c = s[i];
+                v = v * 16 + (unsigned)(c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                        : c >= 'a' && c <= 'f' ? c - 'a' + 10 : 0);
+            }
         }
         if (cap)
             buf[0] = (char)v;
@@ -448,25 +605,6 @@ int64_t tok_piece(const tok_model *t, int32_t id, bool special, char *buf, size_
 }
 
 /* ---- encoding ---- */
-
-typedef struct {
-    int32_t *v;
-    size_t n, cap;
-} ivec;
-
-static bool ivec_push(ivec *a, int32_t x)
-{
-    if (a->n == a->cap) {
-        size_t c = a->cap ? a->cap * 2 : 256;
-        int32_t *p = realloc(a->v, c * sizeof *p);
-        if (!p)
-            return false;
-        a->v = p;
-        a->cap = c;
-    }
-    a->v[a->n++] = x;
-    return true;
-}
 
 /* A fragment of the input: raw text (tok < 0) or a special token. */
 typedef struct {
@@ -491,203 +629,6 @@ static bool fvec_push(fvec *a, int32_t tok, size_t off, size_t len)
     }
     a->v[a->n++] = (frag){tok, off, len};
     return true;
-}
-
-typedef struct {
-    float score;
-    int32_t left, right;
-    uint32_t size;
-} bigram;
-
-/* Scratch of one encode call. */
-typedef struct {
-    char *buf;          /* escaped fragment */
-    size_t buf_cap;
-    const char *seg;    /* the piece of buf being merged */
-    uint32_t *start, *n; /* symbol i: buf[start[i] .. start[i]+n[i]); n 0 once merged away */
-    int32_t *prev, *next;
-    size_t sym_cap;
-    bigram *heap;
-    size_t heap_n, heap_cap;
-} tok_spm_work;
-
-static void work_free(tok_spm_work *w)
-{
-    free(w->buf);
-    free(w->start);
-    free(w->n);
-    free(w->prev);
-    free(w->next);
-    free(w->heap);
-}
-
-/* Highest score first; equal scores: leftmost first (llama.cpp's llm_bigram_spm order). */
-static inline bool before(const bigram *a, const bigram *b)
-{
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-static bool heap_push(tok_spm_work *w, bigram x)
-{
-    if (w->heap_n == w->heap_cap) {
-        size_t c = w->heap_cap ? w->heap_cap * 2 : 1024;
-        bigram *p = realloc(w->heap, c * sizeof *p);
-        if (!p)
-            return false;
-        w->heap = p;
-        w->heap_cap = c;
-    }
-    size_t i = w->heap_n++;
-    while (i > 0) {
-        size_t up = (i - 1) / 2;
-        if (!before(&x, &w->heap[up]))
-            break;
-        w->heap[i] = w->heap[up];
-        i = up;
-    }
-    w->heap[i] = x;
-    return true;
-}
-
-static bigram heap_pop(tok_spm_work *w)
-{
-    bigram top = w->heap[0];
-    bigram x = w->heap[--w->heap_n];
-    size_t i = 0, n = w->heap_n;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && before(&w->heap[c + 1], &w->heap[c]))
-            c++;
-        if (!before(&w->heap[c], &x))
-            break;
-        w->heap[i] = w->heap[c];
-        i = c;
-    }
-    if (n)
-        w->heap[i] = x;
-    return top;
-}
-
-static bool try_bigram(const tok_model *t, tok_spm_work *w, int32_t left, int32_t right)
-{
-    if (left < 0 || right < 0)
-        return true;
-    size_t size = (size_t)w->n[left] + w->n[right];
-    int32_t id = lookup(t, w->seg + w->start[left], size);
-    if (id < 0)
-        return true;
-    return heap_push(w, (bigram){t->score[id], left, right, (uint32_t)size});
-}
-
-/* Room for len symbols; false when out of memory (the arrays stay valid for work_free). */
-static bool reserve_symbols(tok_spm_work *w, size_t len)
-{
-    if (len <= w->sym_cap)
-        return true;
-    uint32_t *start = realloc(w->start, len * sizeof *start);
-    if (start)
-        w->start = start;
-    uint32_t *n = start ? realloc(w->n, len * sizeof *n) : NULL;
-    if (n)
-        w->n = n;
-    int32_t *prev = n ? realloc(w->prev, len * sizeof *prev) : NULL;
-    if (prev)
-        w->prev = prev;
-    int32_t *next = prev ? realloc(w->next, len * sizeof *next) : NULL;
-    if (!next)
-        return false;
-    w->next = next;
-    w->sym_cap = len;
-    return true;
-}
-
-static const uint8_t utf8_len[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
-
-/* llama.cpp's llm_tokenizer_spm_session::tokenize on seg[0..len). */
-static tok_error tok_spm_session(const tok_model *t, tok_spm_work *w, const char *seg, size_t len, ivec *out, char *msg)
-{
-    w->seg = seg;
-    if (!reserve_symbols(w, len))
-        goto nomem;
-    int32_t ns = 0;
-    for (size_t off = 0; off < len;) {
-        size_t l = utf8_len[(uint8_t)seg[off] >> 4];
-        if (l > len - off)
-            l = len - off;
-        w->start[ns] = (uint32_t)off;
-        w->n[ns] = (uint32_t)l;
-        w->prev[ns] = ns - 1;
-        off += l;
-        w->next[ns] = off == len ? -1 : ns + 1;
-        ns++;
-    }
-    w->heap_n = 0;
-    for (int32_t i = 1; i < ns; i++)
-        if (!try_bigram(t, w, i - 1, i))
-            goto nomem;
-    while (w->heap_n) {
-        bigram b = heap_pop(w);
-        int32_t l = b.left, r = b.right;
-        if (w->n[l] == 0 || w->n[r] == 0 || w->n[l] + w->n[r] != b.size)
-            continue; /* stale: one side already merged */
-        w->n[l] += w->n[r];
-        w->n[r] = 0;
-        w->next[l] = w->next[r];
-        if (w->next[r] >= 0)
-            w->prev[w->next[r]] = l;
-        if (!try_bigram(t, w, w->prev[l], l) || !try_bigram(t, w, l, w->next[l]))
-            goto nomem;
-    }
-    for (int32_t i = ns ? 0 : -1; i != -1; i = w->next[i]) {
-        const char *s = seg + w->start[i];
-        int32_t id = lookup(t, s, w->n[i]);
-        if (id >= 0) {
-            if (!ivec_push(out, id))
-                goto nomem;
-            continue;
-        }
-        for (uint32_t j = 0; j < w->n[i]; j++) {
-            uint8_t c = (uint8_t)s[j];
-            if (t->byte_tok[c] < 0) {
-                set_msg(msg, "byte 0x%02X needs byte fallback but the vocabulary has neither <0x%02X> nor the byte",
-                        c, c);
-                return TOK_ERR_MODEL;
-            }
-            if (!ivec_push(out, t->byte_tok[c]))
-                goto nomem;
-        }
-    }
-    return TOK_OK;
-nomem:
-    set_msg(msg, "out of memory tokenizing %zu bytes", len);
-    return TOK_ERR_NOMEM;
-}
-
-static inline bool pair_in_vocab(const tok_model *t, uint8_t x, uint8_t y)
-{
-    return t->pair[x][y >> 3] >> (y & 7) & 1;
-}
-
-/* Merge w->buf[0..len) in independent pieces: no token contains the bytes on both sides of a
- * character boundary whose two bytes are never adjacent in a token, so no merge can cross it
- * and the pieces give exactly the tokens of one pass over the whole text, much faster. */
-static tok_error merge_text(const tok_model *t, tok_spm_work *w, size_t len, ivec *out, char *msg)
-{
-    const char *b = w->buf;
-    size_t start = 0, off = 0;
-    while (off < len) {
-        size_t l = utf8_len[(uint8_t)b[off] >> 4];
-        off = l < len - off ? off + l : len;
-        if (off < len && !pair_in_vocab(t, (uint8_t)b[off - 1], (uint8_t)b[off])) {
-            tok_error e = tok_spm_session(t, w, b + start, off - start, out, msg);
-            if (e)
-                return e;
-            start = off;
-        }
-    }
-    return tok_spm_session(t, w, b + start, len - start, out, msg);
 }
 
 static inline bool is_space(char c)
@@ -715,7 +656,7 @@ static bool partition(const tok_model *t, int32_t id, const char *text, const fv
         while (len > 0 && (m = memmem(text + off, len, tt, tl)) != NULL) {
             size_t at = (size_t)(m - text);
             size_t left = at - off;
-            if (a & ATTR_LSTRIP)
+            if (a & TOK_ATTR_LSTRIP)
                 while (left > 0 && is_space(text[off + left - 1]))
                     left--;
             if (left > 0 && !fvec_push(dst, -1, off, left))
@@ -723,7 +664,7 @@ static bool partition(const tok_model *t, int32_t id, const char *text, const fv
             if (!fvec_push(dst, id, 0, 0))
                 return false;
             size_t roff = at + tl, rlen = off + len - roff;
-            if (a & ATTR_RSTRIP)
+            if (a & TOK_ATTR_RSTRIP)
                 while (rlen > 0 && is_space(text[roff])) {
                     roff++;
                     rlen--;
@@ -737,30 +678,31 @@ static bool partition(const tok_model *t, int32_t id, const char *text, const fv
     return true;
 }
 
-static tok_error encode(const tok_model *t, const char *text, size_t len, unsigned flags, ivec *out, char *msg)
+static tok_error encode(const tok_model *t, const char *text, size_t len, unsigned flags, tok_ivec *out, char *msg)
 {
     if (!t || (!text && len)) {
-        set_msg(msg, "tok_encode: invalid argument");
+        tok_set_msg_(msg, "tok_encode: invalid argument");
         return TOK_ERR_ARG;
     }
     if (len > TOK_MAX_TEXT) {
-        set_msg(msg, "text of %zu bytes exceeds the limit of %zu", len, TOK_MAX_TEXT);
+        tok_set_msg_(msg, "text of %zu bytes exceeds the limit of %zu", len, TOK_MAX_TEXT);
         return TOK_ERR_ARG;
     }
     if (((flags & TOK_ADD_BOS) && t->opt.bos_id < 0) || ((flags & TOK_ADD_EOS) && t->opt.eos_id < 0)) {
-        set_msg(msg, "BOS/EOS asked for but the vocabulary has none");
+        tok_set_msg_(msg, "BOS/EOS asked for but the vocabulary has none");
         return TOK_ERR_ARG;
     }
 
     tok_error e = TOK_OK;
     fvec fa = {0}, fb = {0};
-    tok_spm_work w = {0};
+    tok_spm_work *spm = NULL;
+    tok_bpe_work *bpe = NULL;
     if (len > 0 && !fvec_push(&fa, -1, 0, len))
         goto nomem;
     bool parse_special = flags & TOK_PARSE_SPECIAL;
     for (int32_t j = 0; j < t->n_special && len > 0; j++) {
         int32_t id = t->special[j];
-        if (!parse_special && (t->attr[id] & (ATTR_CONTROL | ATTR_UNKNOWN)))
+        if (!parse_special && (t->attr[id] & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN)))
             continue;
         if (!partition(t, id, text, &fa, &fb))
             goto nomem;
@@ -769,76 +711,63 @@ static tok_error encode(const tok_model *t, const char *text, size_t len, unsign
         fb = tmp;
     }
 
-    if ((flags & TOK_ADD_BOS) && !ivec_push(out, t->opt.bos_id))
+    if ((flags & TOK_ADD_BOS) && !tok_ivec_push_(out, t->opt.bos_id))
         goto nomem;
     bool prev_special = true;
-    for (size_t k = 0; k < fa.n; k++) {
+    for (size_t k = 0; k < fa.n && !e; k++) {
         frag f = fa.v[k];
         if (f.tok >= 0) {
-            if (!ivec_push(out, f.tok))
+            if (!tok_ivec_push_(out, f.tok))
                 goto nomem;
             prev_special = true;
             continue;
         }
-        size_t spaces = 0;
-        for (size_t i = 0; i < f.len; i++)
-            spaces += text[f.off + i] == ' ';
-        bool prefix = t->opt.add_space_prefix && prev_special;
-        size_t n = f.len + 2 * spaces + (prefix ? 3 : 0);
-        if (n > TOK_MAX_TEXT) {
-            set_msg(msg, "escaped text of %zu bytes exceeds the limit of %zu", n, TOK_MAX_TEXT);
-            e = TOK_ERR_ARG;
-            goto done;
-        }
-        if (n > w.buf_cap) {
-            char *nb = realloc(w.buf, n);
-            if (!nb)
-                goto nomem;
-            w.buf = nb;
-            w.buf_cap = n;
-        }
-        char *p = w.buf;
-        if (prefix) {
-            memcpy(p, "\xe2\x96\x81", 3);
-            p += 3;
-        }
-        for (size_t i = 0; i < f.len; i++) {
-            char c = text[f.off + i];
-            if (c == ' ') {
-                memcpy(p, "\xe2\x96\x81", 3);
-                p += 3;
-            } else {
-                *p++ = c;
-            }
-        }
-        e = merge_text(t, &w, n, out, msg);
-        if (e)
-            goto done;
+        if (t->kind == TOK_KIND_BPE)
+            e = tok_bpe_fragment_(t, &bpe, text + f.off, f.len, out, msg);
+        else
+            e = tok_spm_fragment_(t, &spm, text + f.off, f.len, t->opt.add_space_prefix && prev_special, out, msg);
         prev_special = false;
     }
-    if ((flags & TOK_ADD_EOS) && !ivec_push(out, t->opt.eos_id))
+    if (!e && (flags & TOK_ADD_EOS) && !tok_ivec_push_(out, t->opt.eos_id))
         goto nomem;
     goto done;
 nomem:
-    set_msg(msg, "out of memory tokenizing %zu bytes", len);
+    tok_set_msg_(msg, "out of memory tokenizing %zu bytes", len);
     e = TOK_ERR_NOMEM;
 done:
     free(fa.v);
     free(fb.v);
-    work_free(&w);
+    tok_spm_work_free_(spm);
+    tok_bpe_work_free_(bpe);
+    return e;
+}
+
+tok_error tok_encode_as_(const tok_model *t, const tok_pre_def *def, const char *text, size_t len, tok_ivec *out,
+                         char *msg)
+{
+    if (!t || t->kind != TOK_KIND_BPE) {
+        tok_set_msg_(msg, "tok_encode_as_: not a BPE tokenizer");
+        return TOK_ERR_ARG;
+    }
+    tok_model tmp = *t;
+    tmp.pre = def;
+    tok_error e = tok_pretok_create_(def, &tmp.pretok, msg);
+    if (!e)
+        e = encode(&tmp, text, len, 0, out, msg);
+    tok_pretok_free_(tmp.pretok);
     return e;
 }
 
 tok_error tok_encode(const tok_model *t, const char *text, size_t len, unsigned flags, int32_t **ids,
-                           size_t *n_ids, char *msg)
+                     size_t *n_ids, char *msg)
 {
     if (!ids || !n_ids) {
-        set_msg(msg, "tok_encode: invalid argument");
+        tok_set_msg_(msg, "tok_encode: invalid argument");
         return TOK_ERR_ARG;
     }
     *ids = NULL;
     *n_ids = 0;
-    ivec out = {0};
+    tok_ivec out = {0};
     tok_error e = encode(t, text, len, flags, &out, msg);
     if (e) {
         free(out.v);
@@ -850,19 +779,19 @@ tok_error tok_encode(const tok_model *t, const char *text, size_t len, unsigned 
 }
 
 tok_error tok_encode_into(const tok_model *t, const char *text, size_t len, unsigned flags, int32_t *out,
-                                size_t cap, size_t *n_out, char *msg)
+                          size_t cap, size_t *n_out, char *msg)
 {
     if (!n_out || (!out && cap)) {
-        set_msg(msg, "tok_encode_into: invalid argument");
+        tok_set_msg_(msg, "tok_encode_into: invalid argument");
         return TOK_ERR_ARG;
     }
     *n_out = 0;
-    ivec v = {0};
+    tok_ivec v = {0};
     tok_error e = encode(t, text, len, flags, &v, msg);
     if (!e) {
         *n_out = v.n;
         if (v.n > cap) {
-            set_msg(msg, "%zu tokens do not fit in %zu", v.n, cap);
+            tok_set_msg_(msg, "%zu tokens do not fit in %zu", v.n, cap);
             e = TOK_ERR_ARG;
         } else if (v.n) {
             memcpy(out, v.v, v.n * sizeof *out);

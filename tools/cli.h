@@ -1,12 +1,15 @@
-/* The small shared helper of the qforge tools: program name, one-line errors with the
- * documented exit codes, the temp output to remove on a signal, and timing.
+/* The small shared helper of the qforge tools: program name, --version, one-line errors with the
+ * documented exit codes, signals, the temp outputs to remove on a signal or an error, and timing.
  * Tools only; libraries never print. */
 #ifndef QFORGE_CLI_H
 #define QFORGE_CLI_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdnoreturn.h>
+
+#include <jansson.h>
 
 #include "libgguf/gguf.h"
 #include "input/input.h"
@@ -19,10 +22,17 @@ enum {
     CLI_INTERNAL = 4
 };
 
-/* Set the program name used in messages and install SIGINT/SIGTERM/SIGHUP handlers that
- * remove the registered temp file and exit with 128+signal. */
-void cli_init(const char *prog);
+/* Call first in main (after cli_passive_omp). Sets the program name used in messages (from
+ * argv[0]); answers --version anywhere before "--" ("PROG (qforge) VERSION" on stdout, exit 0);
+ * sets up signals:
+ *   SIGXFSZ ignored: a write past ulimit -f fails with EFBIG and the tool exits 3 with one line;
+ *   SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGTERM, SIGXCPU: the registered temp files are removed and
+ *   the process ends by that signal (status 128+signal in the shell; a closed stdout pipe: 141).
+ *   A signal ignored on entry stays ignored (nohup, background jobs of a script). */
+void cli_init(int argc, char **argv);
 const char *cli_prog(void);
+/* The qforge version (the repository's VERSION file). */
+const char *cli_version(void);
 
 /* libgomp reads OMP_WAIT_POLICY before main, and its default lets idle threads spin: on a
  * machine with other work every OpenMP barrier can then wait for a descheduled partner (a
@@ -37,8 +47,22 @@ noreturn void cli_die(int code, const char *file, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void cli_warn(const char *file, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* The temp output file that must not survive a signal (NULL: none). The string is copied. */
+/* The temp output file that must not survive a signal (NULL: none). The string is copied.
+ * For the GGUF writer's temp file (gguf_writer_temp_path); one at a time. */
 void cli_set_temp(const char *path);
+
+/* A small output written safely: cli_create makes a temp file ".NAME.qforge-tmp-XXXXXX" beside
+ * path, registered for removal on a signal or cli_die; cli_commit flushes, fsyncs, closes it and
+ * renames it to path. Both die with exit 3 and one line on an I/O error (temp removed). At most
+ * three are open at once. */
+FILE *cli_create(const char *path);
+void cli_commit(FILE *f, const char *path);
+/* json_dumpf through cli_create/cli_commit (the bytes json_dump_file would write). */
+void cli_write_json(const json_t *j, const char *path, size_t flags);
+
+/* strerror, with EFBIG explained: "File too large (over the file size limit, ulimit -f, or the
+ * file system's largest file)". Not reentrant for EFBIG (a static buffer). */
+const char *cli_strerror(int err);
 
 /* Exit codes for library errors: format problems are bad input (2), I/O is 3. */
 int cli_exit_gguf(gguf_error e);
@@ -62,5 +86,26 @@ uint64_t cli_phys_memory(void);
 
 /* Human-readable byte count into buf ("26.2 KiB"). Returns buf. */
 char *cli_bytes(double n, char buf[32]);
+
+/* ---- pipeline errors (added with the pipeline library) ---- */
+#include "pipeline/pl_error.h"
+
+/* Exit code for a pipeline error: ARG is usage (1), IO 3, NOMEM/STOPPED/INTERNAL 4, the rest
+ * bad input (2). */
+int cli_exit_pl(pl_error e);
+
+/* ---- shared by the pipeline tools (added with the pipeline library) ---- */
+
+/* The file of source s that path names (same device and inode), or NULL. */
+const char *cli_input_file(const char *path, const inp_source *s);
+/* "[256, 4096]": the first n_dims of ne into buf. Returns buf. */
+char *cli_shape(uint32_t n_dims, const int64_t *ne, char *buf, size_t size);
+/* 1.2e-4 style (one decimal, no padded exponent; 0 and non-finite values with %g). */
+char *cli_sci(double v, char buf[32]);
+
+/* A file shipped with qforge: ../DIR/NAME next to the executable (the build tree), or
+ * PREFIX/share/qforge/NAME (installed). Returns a malloc'ed real path the caller may keep; dies
+ * (exit 3, naming OPT as the way to give the file) when neither exists. */
+const char *cli_bundled(const char *dir, const char *name, const char *opt);
 
 #endif

@@ -44,13 +44,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     tok_model *tok = NULL;
     msg[0] = 0;
-    rt_error e = tok_from_gguf(inp_metadata(s), &tok, msg);
+    rt_error e = rt_error_from_tok(tok_from_gguf(inp_metadata(s), &tok, msg));
     fz_note("tok_from_gguf", e == RT_OK ? NULL : msg);
     if (e == RT_OK) {
         static const char text[] = "The quick brown fox \xe2\x80\x94 <s> jumps\n\xff";
         int32_t *ids = NULL;
         size_t n = 0;
-        e = tok_encode(tok, text, sizeof text - 1, tok_default_flags(tok), &ids, &n, msg);
+        e = rt_error_from_tok(tok_encode(tok, text, sizeof text - 1, tok_default_flags(tok), &ids, &n, msg));
         if (e == RT_OK)
             for (size_t i = 0; i < n; i++)
                 FZ_CHECK(ids[i] >= 0 && ids[i] < tok_n_tokens(tok));

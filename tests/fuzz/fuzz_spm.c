@@ -5,7 +5,7 @@
  * unique; types and GGUF token types in range; out-of-range getters give their documented
  * defaults. The pieces then build a runtime tokenizer the way the converter's GGUF would
  * (tok_create with tok_spm_token_type) which must encode a fixed text with in-range ids
- * (or refuse the vocabulary with RT_ERR_MODEL). */
+ * (or refuse the vocabulary with TOK_ERR_MODEL). */
 #include <string.h>
 
 #include "tokenizer/spm_model.h"
@@ -54,27 +54,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     o.bos_id = n > 1 ? 1 : -1;
     o.eos_id = n > 2 ? 2 : -1;
     tok_model *t = NULL;
-    char rmsg[RT_MSG_SIZE];
+    char rmsg[TOK_MSG_SIZE];
     rmsg[0] = 0;
-    rt_error re = tok_create((int32_t)n, texts, lens, scores, types, &o, &t, rmsg);
-    fz_note("tok_create", re == RT_OK ? NULL : rmsg);
-    if (re == RT_OK) {
+    tok_error re = tok_create((int32_t)n, texts, lens, scores, types, &o, &t, rmsg);
+    fz_note("tok_create", re == TOK_OK ? NULL : rmsg);
+    if (re == TOK_OK) {
         static const char text[] = "Hello, world! \xc3\xa9t\xc3\xa9 <s> ab\xe2\x96\x81" "a \xff\xfe end";
         int32_t *ids = NULL;
         size_t n_ids = 0;
         re = tok_encode(t, text, sizeof text - 1, (o.bos_id >= 0 ? TOK_ADD_BOS : 0u) | TOK_PARSE_SPECIAL, &ids,
                            &n_ids, rmsg);
-        if (re == RT_OK) {
+        if (re == TOK_OK) {
             for (size_t i = 0; i < n_ids; i++)
                 FZ_CHECK(ids[i] >= 0 && ids[i] < (int32_t)n);
         } else {
-            FZ_CHECK(re == RT_ERR_MODEL); /* a byte without a byte-fallback token */
+            FZ_CHECK(re == TOK_ERR_MODEL); /* a byte without a byte-fallback token */
             fz_check_msg(rmsg, sizeof rmsg);
         }
         free(ids);
         tok_free(t);
     } else {
-        FZ_CHECK(t == NULL && (re == RT_ERR_MODEL || re == RT_ERR_NOMEM));
+        FZ_CHECK(t == NULL && (re == TOK_ERR_MODEL || re == TOK_ERR_NOMEM));
         fz_check_msg(rmsg, sizeof rmsg);
     }
     free(texts);

@@ -1,4 +1,5 @@
-/* Fuzz build only: clang 14's __builtin_cpu_supports() knows neither "f16c" nor "avxvnni",
+/* Fuzz build only: clang 14's __builtin_cpu_supports() knows neither "f16c", "avxvnni" nor
+ * "avx512bf16",
  * which runtime/kernels.c asks for, so the fuzz build compiles kernels.c with
  * -D'__builtin_cpu_supports(f)=qforge_fuzz_cpu_supports(f)' and answers here from CPUID. */
 #include <cpuid.h>
@@ -21,6 +22,7 @@ int qforge_fuzz_cpu_supports(const char *f)
     __builtin_cpu_init();
     if (!strcmp(f, "f16c")) return bit(1, 0, ECX, 29);
     if (!strcmp(f, "avxvnni")) return bit(7, 1, EAX, 4);
+    if (!strcmp(f, "avx512bf16")) return bit(7, 1, EAX, 5) && __builtin_cpu_supports("avx512f");
     if (!strcmp(f, "avx2")) return __builtin_cpu_supports("avx2");
     if (!strcmp(f, "fma")) return __builtin_cpu_supports("fma");
     if (!strcmp(f, "avx512f")) return __builtin_cpu_supports("avx512f");

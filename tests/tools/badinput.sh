@@ -16,12 +16,19 @@ trap 'rm -rf "$T"' EXIT
 "$BIN/qforge-synth" --dim 32 --layers 2 --heads 4 --kv-heads 2 --ffn 48 --vocab 300 --shards 2 -o "$T/base2" >/dev/null || exit 1
 "$BIN/qforge-synth" --dim 32 --layers 2 --heads 4 --kv-heads 2 --ffn 48 --vocab 300 -o "$T/base1" >/dev/null || exit 1
 "$BIN/qforge-convert" "$T/base1" -o "$T/good.gguf" --outtype f32 >/dev/null || exit 1
+# bases for tokenizer.json cases: Qwen2 weights of the vocab sizes of tests/tools/bad_tokenizers.py
+for v in 261 262; do
+  "$BIN/qforge-synth" --arch Qwen2ForCausalLM --dim 32 --layers 1 --heads 2 --ffn 32 --vocab $v -o "$T/bpe$v" >/dev/null || exit 1
+  rm "$T/bpe$v/tokenizer.model" "$T/bpe$v/tokenizer_config.json"
+done
+"$BIN/qforge-synth" --arch Qwen3ForCausalLM --dim 32 --layers 1 --heads 2 --kv-heads 1 --head-dim 8 --ffn 32 --vocab 300 \
+  -o "$T/base3" >/dev/null || exit 1
 
-# Manifest lines: name|tool(s)|target|file named in the message|regex of the problem
-python3 - "$T" > "$T/manifest" <<'PY'
-import json, os, shutil, struct, sys
-T = sys.argv[1]
-B1, B2 = T + "/base1", T + "/base2"
+# Manifest lines: name|tool(s)|target|file named in the message|extra arguments|regex of the problem
+python3 - "$T" "$(cd "$(dirname "$0")" && pwd)" > "$T/manifest" <<'PY'
+import json, os, shutil, struct, subprocess, sys
+T, HERE = sys.argv[1], sys.argv[2]
+B1, B2, B3 = T + "/base1", T + "/base2", T + "/base3"
 
 def case(name, base):
     d = f"{T}/c/{name}"
@@ -37,8 +44,8 @@ def put(path, data):
     with open(path, "wb") as f:
         f.write(data)
 
-def emit(name, tools, target, fname, regex):
-    print(f"{name}|{tools}|{target}|{fname}|{regex}")
+def emit(name, tools, target, fname, regex, args=""):
+    print(f"{name}|{tools}|{target}|{fname}|{args}|{regex}")
 
 def single(name, blob, regex, tools="both"):
     """a bad model.safetensors in an otherwise valid single-file checkpoint"""
@@ -219,6 +226,70 @@ def extra_tensor(d):
     put(p, struct.pack("<Q", len(hb)) + hb + data + bytes(4))
 ckpt("unexpected_tensor", B1, "model.safetensors", "tensor 'model.extra.weight' has no llama.cpp name", extra_tensor)
 
+# byte-level BPE tokenizers (tokenizer.json, merges, added tokens, special ids, chat templates):
+# the library table of bad_tokenizers.py through a checkpoint, its files over Qwen2 weights of the
+# case's vocab_size (cases the tool cannot reach that way -- a missing file, an option error, a
+# vocab_size the config range or the weights would refuse first -- are left to test_tok_hf)
+man = subprocess.run([sys.executable, HERE + "/bad_tokenizers.py", T + "/bt"], check=True, capture_output=True,
+                     text=True).stdout
+for line in man.splitlines():
+    name, error, fname, regex, vsize, pre = line.split("|")
+    if error in ("TOK_ERR_IO", "TOK_ERR_ARG") or vsize not in ("261", "262"):
+        continue
+    src, d = f"{T}/bt/{name}", case("bpe_" + name, f"{T}/bpe{vsize}")
+    for root, _, files in os.walk(src):
+        for f in files:
+            rel = os.path.relpath(os.path.join(root, f), src)
+            os.makedirs(os.path.dirname(os.path.join(d, rel)), exist_ok=True)
+            if rel == "config.json":  # the case's keys over the weights' config
+                try:
+                    extra = json.load(open(os.path.join(src, rel)))
+                except ValueError:
+                    extra = None
+                if isinstance(extra, dict):
+                    edit_json(f"{d}/config.json", lambda j: dict(j, **{k: v for k, v in extra.items() if k != "vocab_size"}))
+                    continue
+            shutil.copy(os.path.join(root, f), os.path.join(d, rel))
+    emit("bpe_" + name, "convert", d, fname, regex, "" if pre == "-" else "--tokenizer-pre " + pre)
+def bpe_case(name, fname, regex, mutate, args="--tokenizer-pre gpt-2"):
+    d = case("bpe_" + name, f"{T}/bt/good")
+    for f in os.listdir(f"{T}/bpe261"):
+        if f != "config.json":
+            shutil.copy(f"{T}/bpe261/{f}", d)
+    edit_json(f"{d}/config.json", lambda j: dict(json.load(open(f"{T}/bpe261/config.json")), **{k: v for k, v in j.items() if k != "vocab_size"}))
+    mutate(d)
+    emit("bpe_" + name, "convert", d, fname, regex, args)
+bpe_case("no_tokenizer", "tokenizer.model", "not found, nor tokenizer.json", lambda d: os.remove(f"{d}/tokenizer.json"))
+bpe_case("unknown_pre_tokenizer", "tokenizer.json", "unknown BPE pre-tokenizer .*--tokenizer-pre NAME", lambda d: None, "")
+# config.json keys of the new architectures: RoPE scaling types and their parameters, classes
+for name, base, key, val, regex in [
+        ("cfg_rope_dynamic", B1, "rope_scaling", {"type": "dynamic", "factor": 2.0}, "rope_scaling type 'dynamic' is not supported for LlamaForCausalLM \\(only linear, llama3\\)"),
+        ("cfg_rope_longrope", B1, "rope_scaling", {"rope_type": "longrope", "factor": 2.0}, "type 'longrope' is not supported"),
+        ("cfg_rope_type_number", B1, "rope_scaling", {"rope_type": 3, "factor": 2.0}, "rope_scaling type '' is not supported"),
+        ("cfg_rope_not_object", B1, "rope_scaling", "linear", '"rope_scaling" is not an object'),
+        ("cfg_rope_params_not_object", B1, "rope_parameters", [1], '"rope_parameters" is not an object'),
+        ("cfg_rope_params_theta_zero", B1, "rope_parameters", {"rope_type": "default", "rope_theta": 0},
+         'rope_parameters "rope_theta" is not a positive number'),
+        ("cfg_rope_llama3_low_negative", B1, "rope_scaling", {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": -1},
+         'rope_scaling "low_freq_factor" is not a positive number'),
+        ("cfg_rope_llama3_factor_string", B1, "rope_scaling", {"rope_type": "llama3", "factor": "8"},
+         'rope_scaling "factor" is not a positive number'),
+        ("cfg_rope_llama3_orig_huge", B1, "rope_scaling", {"rope_type": "llama3", "original_max_position_embeddings": 1 << 40},
+         'rope_scaling "original_max_position_embeddings" = 1.09951e\\+12 is above'),
+        ("cfg_rope_llama3_freqs_equal", B1, "rope_scaling", {"rope_type": "llama3", "low_freq_factor": 4.0, "high_freq_factor": 4.0},
+         "high_freq_factor 4 is not above low_freq_factor 4"),
+        ("cfg_qwen3_rope_llama3", B3, "rope_scaling", {"rope_type": "llama3", "factor": 8.0},
+         "rope_scaling type 'llama3' is not supported for Qwen3ForCausalLM \\(only linear\\)"),
+        ("cfg_qwen3_attention_bias", B3, "attention_bias", True, '"attention_bias" is true: attention biases are not supported'),
+        ("cfg_qwen3_head_dim_odd", B3, "head_dim", 7, "head dimension 7 is odd"),
+        ("cfg_qwen3_head_dim_zero", B3, "head_dim", 0, '"head_dim" = 0 is outside'),
+        ("cfg_qwen3_head_dim_wrong", B3, "head_dim", 16, "but config.json implies"),
+        ("cfg_arch_qwen2_moe", B1, "architectures", ["Qwen2MoeForCausalLM"], "architecture 'Qwen2MoeForCausalLM' is not supported \\(only .*Qwen3ForCausalLM\\)"),
+        ("cfg_arch_mixtral", B1, "architectures", ["MixtralForCausalLM"], "architecture 'MixtralForCausalLM' is not supported"),
+        ]:
+    if regex:
+        ckpt(name, base, "config.json", regex, cfg_set(key, val))
+
 # GGUF inputs
 with open(f"{T}/good.gguf", "rb") as f:
     g = f.read()
@@ -249,11 +320,12 @@ PY
 vcap=262144
 [ -s "${QFORGE_BUILD:-/nonexistent}/.san" ] && vcap=unlimited
 n=0; fails=0
-while IFS='|' read -r name tool target fname regex; do
+while IFS='|' read -r name tool target fname args regex; do
   n=$((n + 1))
   rm -f "$T/out.gguf"
   if [ "$tool" = convert ]; then
-    ( ulimit -v $vcap; exec "$BIN/qforge-convert" "$target" -o "$T/out.gguf" --outtype f16 ) >/dev/null 2>"$T/err"; rc=$?
+    # shellcheck disable=SC2086 # args: zero or more words
+    ( ulimit -v $vcap; exec "$BIN/qforge-convert" "$target" -o "$T/out.gguf" --outtype f16 $args ) >/dev/null 2>"$T/err"; rc=$?
   else
     ( ulimit -v $vcap; exec "$BIN/qforge-inspect" "$target" ) >/dev/null 2>"$T/err"; rc=$?
   fi

@@ -133,7 +133,7 @@ RE = {
  "scores-short": "tokenizer.ggml.scores is not an f32/i32 array of at least 259 entries",
  "token-type-f32": "tokenizer.ggml.token_type is not an i32 array of at least 259 entries",
  "token-type-short": "tokenizer.ggml.token_type is not an i32 array of at least 259 entries",
- "tokenizer-model-gpt2": "tokenizer.ggml.model is 'gpt2'; only 'llama'",
+ "tokenizer-model-gpt2": "tokenizer.ggml.merges is missing or not a string array",
  "bos-out-of-range": "'tokenizer.ggml.bos_token_id' = 1000 is outside the vocabulary \\(259 tokens\\)",
  "eos-out-of-range": "'tokenizer.ggml.eos_token_id' = 259 is outside the vocabulary",
  "bos-wrong-type": "'tokenizer.ggml.bos_token_id' is not an integer",
@@ -307,7 +307,7 @@ while IFS='|' read -r name want why re; do
 done < "$T/manifest"
 
 # text problems
-run text-not-utf8 2 "$T/latin1.txt" "ISO-8859-1 bytes in the text" "not UTF-8 text \\(invalid byte at offset 1503\\)" -m "$T/good.gguf" -f "$T/latin1.txt" -c 16
+run text-not-utf8 2 "$T/latin1.txt" "ISO-8859-1 bytes in the text" "invalid UTF-8 at byte 1503" -m "$T/good.gguf" -f "$T/latin1.txt" -c 16
 run text-too-short 2 "$T/short.txt" "fewer tokens than two chunks of -c 16" "text too short: [0-9]+ tokens, perplexity with -c 16 needs at least 32" -m "$T/good.gguf" -f "$T/short.txt" -c 16
 run text-missing 3 "$T/none.txt" "the text file does not exist" "cannot open: No such file" -m "$T/good.gguf" -f "$T/none.txt" -c 16
 run text-directory 3 "$T" "the text is a directory" "not a regular file" -m "$T/good.gguf" -f "$T" -c 16

@@ -75,7 +75,8 @@ python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["format"]=
 # SIGINT while writing: exit 130, no output, no temp file (skipped when conversion wins the race)
 "$BIN/qforge-synth" --dim 512 --layers 4 --heads 8 --ffn 1408 --vocab 4000 --dtype f32 -o "$T/big" > /dev/null || fail "big synth"
 mkdir -p "$T/out"
-"$BIN/qforge-convert" "$T/big" -o "$T/out/big.gguf" --outtype f16 -t 1 > /dev/null 2>&1 &
+# (a script's background job starts with SIGINT ignored, and the tools keep it so: reset it)
+env --default-signal=INT "$BIN/qforge-convert" "$T/big" -o "$T/out/big.gguf" --outtype f16 -t 1 > /dev/null 2>&1 &
 pid=$!
 caught=0
 for _ in $(seq 1 400); do

@@ -87,7 +87,7 @@ budget() { # expected-regex args...
   grep -Eq "^qforge-quantize: $tmp/m: $re" "$tmp/err" || fail "--max-memory message: $(cat "$tmp/err")"
   [ ! -e "$tmp/o.gguf" ] || fail "--max-memory: an output was written"
 }
-budget 'the weights need [0-9.]+ MiB \(a float model runs beside\), more than the memory budget of 1.0 MiB$' \
+budget 'the weights need [0-9.]+ MiB \(one layer'"'"'s: GPTQ reads them layer by layer\), more than the memory budget of 1.0 MiB$' \
   --gptq "${cal[@]}" --max-memory 1M "$tmp/m" "$tmp/o.gguf" Q4_0
 budget 'needs [0-9.]+ MiB \(weights [0-9.]+, hidden states of 4 x 64 tokens [0-9.]+, scratch and solver [0-9.]+, quantized tensors [0-9.]+\), more than the memory budget of 12.0 MiB; lower --calib-samples' \
   --gptq "${cal[@]}" --max-memory 12M "$tmp/m" "$tmp/o.gguf" Q4_0

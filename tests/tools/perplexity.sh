@@ -3,8 +3,9 @@
 # shared data needed): the run completes with llama-perplexity's exact "Final estimate" line,
 # --json agrees with it, a model compared with itself through --kl-divergence-base /
 # --kl-divergence gives KLD 0 and "same top p" 100 %, a quantized copy gives KLD > 0, the
-# thread count does not change the result, --max-memory refuses what does not fit (exit 2,
-# one line) and its estimate tracks the measured peak RSS, and command-line mistakes exit 1.
+# thread count does not change the result, gzip'ed text reads as plain, --max-memory refuses
+# what does not fit (exit 2, one line) and its estimate tracks the measured peak RSS, and
+# command-line mistakes exit 1.
 set -u
 BIN=${QFORGE_BIN:-$(cd "$(dirname "$0")/../.." && pwd)/bin}
 P="$BIN/qforge-perplexity"
@@ -51,6 +52,16 @@ PY
 cmp -s <(grep -v '^$' "$T/out") <(grep -v '^$' "$T/out1") || fail "1 and 2 threads differ: $(tail -n 1 "$T/out1")"
 "$P" -m "$T/m.gguf" -f "$T/text.txt" -c 64 --chunks 4 -t 3 -b 64 >"$T/out1" 2>"$T/err" || fail "-b 64 run"
 cmp -s <(grep -v '^$' "$T/out") <(grep -v '^$' "$T/out1") || fail "-b 64 -t 3 differs: $(tail -n 1 "$T/out1")"
+
+# --- gzip'ed text (the calibration loader reads it): the same numbers; a text that is not
+# UTF-8 is refused with the loader's message (exit 2, one line)
+gzip -c "$T/text.txt" >"$T/text.gz"
+"$P" -m "$T/m.gguf" -f "$T/text.gz" -c 64 --chunks 4 -t 1 >"$T/out1" 2>"$T/err" || fail "gzip'ed text"
+cmp -s <(grep -v '^$' "$T/out") <(grep -v '^$' "$T/out1") || fail "gzip'ed text differs: $(tail -n 1 "$T/out1")"
+printf 'it was the best \xff of times\n' >"$T/bad.txt"
+"$P" -m "$T/m.gguf" -f "$T/bad.txt" -c 64 >/dev/null 2>"$T/err"; rc=$?
+[ $rc -eq 2 ] && [ "$(grep -c '' "$T/err")" -eq 1 ] && grep -q "bad.txt: invalid UTF-8 at byte 16$" "$T/err" ||
+  fail "not UTF-8: exit $rc, $(cat "$T/err")"
 
 # --- KL divergence of the model against itself: 0, same top token everywhere
 "$P" -m "$T/m.gguf" -f "$T/text.txt" -c 64 --chunks 4 --kl-divergence-base "$T/base.logp" >"$T/out" 2>"$T/err" ||

@@ -138,7 +138,13 @@ for i, nop in enumerate(["Qwen/Qwen2.5-Coder-7B-Instruct-GGUF", "a-b-c-d-e-f-g-h
                          "meta-llama/Llama-3.1-8x7B-v2.1-iter3-A2.7B-finetune", "-" * 300, "x/" * 40, "1B-2B-3B",
                          "\u00e9\u00e8\u2581-v1-7b"]):
     w(f"config/name-or-path-{i}.json", cfg(_name_or_path=nop))
-w("config/bad-arch.json", cfg(architectures=["MistralForCausalLM"]))
+w("config/fixture-llama3-rope.json", cfg(rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                                     "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}))
+w("config/fixture-rope-parameters.json", cfg(rope_theta=None, rope_parameters={"rope_type": "default", "rope_theta": 5e5}))
+w("config/fixture-mistral.json", cfg(architectures=["MistralForCausalLM"], model_type="mistral"))
+w("config/fixture-qwen2.json", cfg(architectures=["Qwen2ForCausalLM"], model_type="qwen2", tie_word_embeddings=True))
+w("config/fixture-qwen3.json", cfg(architectures=["Qwen3ForCausalLM"], model_type="qwen3", head_dim=2))
+w("config/bad-arch.json", cfg(architectures=["GPT2LMHeadModel"]))
 w("config/bad-arch-missing.json", cfg(architectures=None))
 w("config/bad-arch-empty.json", cfg(architectures=[]))
 w("config/bad-heads.json", cfg(num_attention_heads=3))
