@@ -123,9 +123,11 @@ lq_error lq_cholesky_lower(double *A, int64_t n);
  * C = 2/N sum x_f x_q^T and H = 2/N sum x_q x_q^T this minimizes
  * ||W X_f - W' X_q||^2 + lambda ||W' - W||^2 over W'. Where C == H, W is unchanged (up to
  * rounding). LQ_ERR_NUMERIC when Hd is not positive definite or a result is not finite (W is
- * then partly written), LQ_ERR_NOMEM, LQ_ERR_ARG. OpenBLAS (dgemm, dtrsm). */
+ * then partly written), LQ_ERR_NOMEM, LQ_ERR_ARG. Hd's Cholesky on the solver's kernels over
+ * nthreads threads (<= 0: all; the result does not depend on them), then OpenBLAS (dgemm,
+ * dtrsm). Work memory: n^2 + 2 rows*n doubles, n^2 of them only after the last read of C. */
 lq_error lq_gptq_asym_target(float *W, int64_t rows, int64_t n, const double *H, const double *C,
-                             double damp);
+                             double damp, int nthreads);
 
 /* sum_r (T_r - Q_r) H (T_r - Q_r)^T over rows (T, Q rows x n floats; H's lower triangle is
  * read). NAN when out of memory. */

@@ -18,6 +18,7 @@
  * (diagonal included) column block by column block, reading L from the upper triangle; the
  * column blocks are independent and run in parallel. */
 #include <omp.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,7 +104,21 @@ static void inv_block(const lq_gk *g, double *A, int64_t la, int64_t n, int64_t 
         memcpy(A + (j0 + i) * la + j0, Xd + i * cb, (size_t)(i + 1) * sizeof(double));
 }
 
-int lq_gk_chol_inv(const lq_gk *g, double *A, int64_t lda, int64_t n, int nthreads)
+/* L^T (strict upper triangle) and d (diagonal) into the lower triangle: A's lower triangle
+ * becomes L. Rows split among the threads. */
+static void chol_to_lower(double *A, int64_t la, int64_t n, const double *d)
+{
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+        double *row = A + i * la;
+        for (int64_t k = 0; k < i; ++k)
+            row[k] = A[k * la + i];
+        row[i] = d[i];
+    }
+}
+
+/* The Cholesky panels, then (inverse) X = L^-1 into the lower triangle or (!inverse) L. */
+static int factor(const lq_gk *g, double *A, int64_t lda, int64_t n, int nthreads, bool inverse)
 {
     const int nbk = (int)((n + CB - 1) / CB);
     /* PT's stride: like lda, an odd number of cache lines */
@@ -134,7 +149,9 @@ int lq_gk_chol_inv(const lq_gk *g, double *A, int64_t lda, int64_t n, int nthrea
             if (chol_panel(g, A, lda, n, j0, nb, PT, lp, PTp, d, &status, mws))
                 break;
         }
-        if (!status) {
+        if (!status && !inverse)
+            chol_to_lower(A, lda, n, d);
+        if (!status && inverse) {
             double *xd = Xd + (size_t)omp_get_thread_num() * CB * CB;
             double *xp = Xp + (size_t)omp_get_thread_num() * xps;
 #pragma omp for schedule(dynamic, 1)
@@ -151,4 +168,14 @@ int lq_gk_chol_inv(const lq_gk *g, double *A, int64_t lda, int64_t n, int nthrea
     free(Xp);
     free(ws);
     return status;
+}
+
+int lq_gk_chol_inv(const lq_gk *g, double *A, int64_t lda, int64_t n, int nthreads)
+{
+    return factor(g, A, lda, n, nthreads, true);
+}
+
+int lq_gk_chol(const lq_gk *g, double *A, int64_t lda, int64_t n, int nthreads)
+{
+    return factor(g, A, lda, n, nthreads, false);
 }

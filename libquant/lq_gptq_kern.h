@@ -84,6 +84,11 @@ static inline size_t lq_gk_packed_f64(const lq_gk *g, int64_t K, int64_t N)
  * when a pivot is not > 0 (B not positive definite in floating point), -2 out of memory. */
 int lq_gk_chol_inv(const lq_gk *g, double *A, int64_t lda, int64_t n, int nthreads);
 
+/* The same Cholesky alone: on return A's lower triangle (diagonal included) holds L with
+ * B = L L^T (the chains above, bit for bit) and the strict upper triangle L^T. Returns 0, -1
+ * (B not positive definite in floating point), -2 out of memory. */
+int lq_gk_chol(const lq_gk *g, double *A, int64_t lda, int64_t n, int nthreads);
+
 /* The kernels of the best ISA the CPU runs; QFORGE_ISA=scalar|avx2 (read at each call)
  * lowers the choice, as for the runtime's kernels. */
 const lq_gk *lq_gk_best(void);

@@ -117,7 +117,8 @@ static pl_error solve_tensor(inp_source *src, const job *jb, const double *H, co
     st->other += t1 - t0;
     if (Wt) {
         memcpy(Wt, W, nel * sizeof(float));
-        const lq_error te = lq_gptq_asym_target(Wt, jb->rows, jb->cols, H, C, go.damp);
+        const lq_error te = lq_gptq_asym_target(Wt, jb->rows, jb->cols, H, C, go.damp,
+                                                 go.nthreads);
         if (te != LQ_OK) {
             e = te == LQ_ERR_NOMEM ? pl_fail(msg, PL_ERR_NOMEM, "%s: out of memory", jb->name)
                                    : pl_fail(msg, PL_ERR_MODEL, "%s: the asymmetric target is not "
