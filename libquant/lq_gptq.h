@@ -129,6 +129,15 @@ lq_error lq_cholesky_lower(double *A, int64_t n);
 lq_error lq_gptq_asym_target(float *W, int64_t rows, int64_t n, const double *H, const double *C,
                              double damp, int nthreads);
 
+/* The same in two steps, so that a caller can free C in between: lq_gptq_asym_rhs writes
+ * M (n x rows doubles, row stride rows) = (C - H)^T W^T (the last read of C);
+ * lq_gptq_asym_apply then does W := W + (Hd^-1 M)^T (M is overwritten). Same results and
+ * errors as lq_gptq_asym_target. */
+lq_error lq_gptq_asym_rhs(const float *W, int64_t rows, int64_t n, const double *H,
+                          const double *C, double *M);
+lq_error lq_gptq_asym_apply(float *W, int64_t rows, int64_t n, const double *H, double damp,
+                            double *M, int nthreads);
+
 /* sum_r (T_r - Q_r) H (T_r - Q_r)^T over rows (T, Q rows x n floats; H's lower triangle is
  * read). NAN when out of memory. */
 double lq_gptq_hloss(const float *T, const float *Q, int64_t rows, int64_t n, const double *H);

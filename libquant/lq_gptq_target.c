@@ -41,28 +41,32 @@ lq_error lq_cholesky_lower(double *A, int64_t n)
 
 #define ASYM_JB 256 /* columns of C - H per product of the asymmetric target */
 
-/* M (n x rows, row stride rows) = (C - H)^T W^T, C - H formed ASYM_JB columns at a time
- * (n x ASYM_JB doubles instead of n x n). */
-static lq_error asym_rhs(const float *W, int64_t rows, int64_t n, const double *H,
-                         const double *C, double *M)
+/* C - H is formed ASYM_JB columns at a time and W converted to double ASYM_JB rows at a time
+ * (2 n x ASYM_JB doubles of work instead of n x n + rows x n). */
+lq_error lq_gptq_asym_rhs(const float *W, int64_t rows, int64_t n, const double *H,
+                          const double *C, double *M)
 {
-    const size_t nr = (size_t)rows * (size_t)n;
-    double *Wd = malloc(nr * sizeof(double));
+    if (!W || !H || !C || !M || rows < 1 || n < 1)
+        return LQ_ERR_ARG;
+    double *Wd = malloc((size_t)n * ASYM_JB * sizeof(double));
     double *Db = malloc((size_t)n * ASYM_JB * sizeof(double));
     if (!Wd || !Db) {
         free(Wd);
         free(Db);
         return LQ_ERR_NOMEM;
     }
-    for (size_t i = 0; i < nr; ++i)
-        Wd[i] = W[i];
     for (int64_t j0 = 0; j0 < n; j0 += ASYM_JB) {
         const int jb = (int)(n - j0 < ASYM_JB ? n - j0 : ASYM_JB);
         for (int64_t k = 0; k < n; ++k)
             for (int j = 0; j < jb; ++j)
                 Db[k * jb + j] = C[k * n + j0 + j] - H[k * n + j0 + j];
-        cblas_dgemm(CblasRowMajor, CblasTrans, CblasTrans, jb, (int)rows, (int)n, 1.0, Db, jb,
-                    Wd, (int)n, 0.0, M + j0 * rows, (int)rows);
+        for (int64_t r0 = 0; r0 < rows; r0 += ASYM_JB) {
+            const int rb = (int)(rows - r0 < ASYM_JB ? rows - r0 : ASYM_JB);
+            for (size_t i = 0; i < (size_t)rb * (size_t)n; ++i)
+                Wd[i] = W[(size_t)r0 * (size_t)n + i];
+            cblas_dgemm(CblasRowMajor, CblasTrans, CblasTrans, jb, rb, (int)n, 1.0, Db, jb, Wd,
+                        (int)n, 0.0, M + j0 * rows + r0, (int)rows);
+        }
     }
     free(Wd);
     free(Db);
@@ -98,17 +102,12 @@ static lq_error asym_solve(int64_t rows, int64_t n, const double *H, double damp
     return fr == 0 ? LQ_OK : fr == -2 ? LQ_ERR_NOMEM : LQ_ERR_NUMERIC;
 }
 
-lq_error lq_gptq_asym_target(float *W, int64_t rows, int64_t n, const double *H, const double *C,
-                             double damp, int nthreads)
+lq_error lq_gptq_asym_apply(float *W, int64_t rows, int64_t n, const double *H, double damp,
+                            double *M, int nthreads)
 {
-    if (!W || !H || !C || rows < 1 || n < 1 || !(damp >= 0))
+    if (!W || !H || !M || rows < 1 || n < 1 || !(damp >= 0))
         return LQ_ERR_ARG;
-    double *M = malloc((size_t)rows * (size_t)n * sizeof(double));
-    if (!M)
-        return LQ_ERR_NOMEM;
-    lq_error e = asym_rhs(W, rows, n, H, C, M);
-    if (e == LQ_OK)
-        e = asym_solve(rows, n, H, damp, M, nthreads);
+    lq_error e = asym_solve(rows, n, H, damp, M, nthreads);
     for (int64_t r = 0; e == LQ_OK && r < rows; ++r)
         for (int64_t j = 0; j < n; ++j) {
             const float v = (float)((double)W[r * n + j] + M[j * rows + r]);
@@ -118,6 +117,20 @@ lq_error lq_gptq_asym_target(float *W, int64_t rows, int64_t n, const double *H,
             }
             W[r * n + j] = v;
         }
+    return e;
+}
+
+lq_error lq_gptq_asym_target(float *W, int64_t rows, int64_t n, const double *H, const double *C,
+                             double damp, int nthreads)
+{
+    if (!W || !H || !C || rows < 1 || n < 1 || !(damp >= 0))
+        return LQ_ERR_ARG;
+    double *M = malloc((size_t)rows * (size_t)n * sizeof(double));
+    if (!M)
+        return LQ_ERR_NOMEM;
+    lq_error e = lq_gptq_asym_rhs(W, rows, n, H, C, M);
+    if (e == LQ_OK)
+        e = lq_gptq_asym_apply(W, rows, n, H, damp, M, nthreads);
     free(M);
     return e;
 }

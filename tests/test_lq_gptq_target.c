@@ -143,6 +143,15 @@ Test(lq_gptq_target, asymmetric_target_blocked)
         cr_assert_eq(lq_gptq_asym_target(T[t], rows, n, H, C, damp, t + 1), LQ_OK);
         cr_assert(memcmp(T[t], T[0], nel * sizeof(float)) == 0, "%d threads differ from 1", t + 1);
     }
+    /* the two-step form gives the same floats */
+    float *T2 = malloc(nel * sizeof(float));
+    double *M = malloc(nel * sizeof(double));
+    memcpy(T2, W, nel * sizeof(float));
+    cr_assert_eq(lq_gptq_asym_rhs(T2, rows, n, H, C, M), LQ_OK);
+    cr_assert_eq(lq_gptq_asym_apply(T2, rows, n, H, damp, M, 2), LQ_OK);
+    cr_assert(memcmp(T2, T[0], nel * sizeof(float)) == 0, "rhs + apply differ from the target");
+    free(T2);
+    free(M);
     double mean = 0;
     for (int i = 0; i < n; ++i)
         mean += H[i * n + i];
