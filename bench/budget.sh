@@ -7,6 +7,11 @@
 #                            imatrix, GPTQ) and llama.cpp's Q4_K_M: file bytes and mean KLD vs F32
 #                            measured by qforge-perplexity on eval-classics (all chunks) and
 #                            wiki.test.raw (first WIKI_CHUNKS chunks, default 100), n_ctx 256
+#   bench/budget.sh sweep    the same comparison in one qforge-sweep (named mixtures TYPES x rtn,
+#                            imatrix, gptq and the budgets BPWS plus llama.cpp Q4_K_M's size, each
+#                            with every method), both texts cut to WIKI_CHUNKS chunks (the rtn
+#                            rows are llama.cpp's files: checked for Q4_K_M against the reference).
+#                            Writes BENCH_DIR/sweep/report.md and the plots kld.png, ppl.png
 # env: QFORGE_BIN, QFORGE_SHARED, BENCH_DIR (default /tmp/qforge-bench-budget), THREADS,
 #      BPWS (default "3.0 3.5 4.0 4.5 5.0 6.0"), TYPES (named mixtures), VARIANTS ("plain imatrix gptq")
 # Figures taken on a loaded machine are noisy: the load average is printed.
@@ -44,6 +49,24 @@ measure() {
 }
 
 if [ "${1:-table}" = time ]; then measure; echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"; exit 0; fi
+
+if [ "${1:-table}" = sweep ]; then
+  # llama.cpp Q4_K_M's file size as bits per weight of the demo model's 6,819,072 weights
+  q4km=$(awk 'BEGIN { printf "%.5f", 4331136 * 8 / 6819072 }')
+  "$bin/qforge-sweep" "$f32" -o "$dir/sweep" -t "$threads" -c 256 --chunks "$wiki_chunks" \
+    -f "$shared/text/eval-classics.txt" -f "$shared/text/wiki.test.raw" --methods rtn,imatrix,gptq \
+    --types "$(echo $types | tr ' ' ,)" --target-bpw "$(echo $bpws $q4km | tr ' ' ,)" > "$dir/sweep.log"
+  cat "$dir/sweep/report.md"
+  echo
+  # plain rounding is llama-quantize's bytes: the rtn rows are llama.cpp's files
+  if cmp -s "$dir/sweep/q4_k_m-rtn.gguf" "$shared/reference/classics-7m-q4_k_m.gguf"; then
+    echo "q4_k_m-rtn.gguf is byte for byte llama.cpp's classics-7m-q4_k_m.gguf"
+  else
+    echo "q4_k_m-rtn.gguf DIFFERS from llama.cpp's classics-7m-q4_k_m.gguf"
+  fi
+  echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  exit 0
+fi
 
 # KLD bases of the float model
 base() { # name text [args]

@@ -11,12 +11,14 @@
 
 #include "input/imatrix.h"
 #include "input/text.h"
+#include "pipeline/budget.h"
 #include "pipeline/pl_internal.h"
 #include "pipeline/sweep.h"
 #include "runtime/perplexity.h"
 #include "tokenizer/tokenizer.h"
 
 #define SW_PATH 4096
+#define SW_N_SENS 3 /* pl_sens_method's values: plain, imatrix, GPTQ */
 
 static const char *const method_names[PL_SWEEP_N_METHODS] = {"rtn", "imatrix", "gptq", "gptq-act-order"};
 
@@ -43,8 +45,10 @@ void pl_sweep_opts_init(pl_sweep_opts *o)
 }
 
 typedef struct {
-    int ftype;
+    int ftype;           /* a named file type, or the budget's (set when made) */
+    double bpw;          /* > 0: a size budget's variant */
     pl_sweep_method method;
+    char type[32], method_name[40]; /* as recorded: "Q4_K_M" / "4.5 bpw", "gptq" / "gptq-budget" */
     char file[80], path[SW_PATH];
     json_t *qkey, *ekey; /* owned */
     json_t *rec;         /* the record once made or taken over (owned) */
@@ -64,6 +68,8 @@ typedef struct {
     char imatrix_path[SW_PATH];
     rt_model *fmodel;     /* the float model, while the bases are made */
     double n_elements;
+    pl_sens *sens[SW_N_SENS];     /* per pl_sens_method, once measured or loaded (owned) */
+    json_t *sens_rec[SW_N_SENS];  /* their records */
 } sweep;
 
 static pl_error notify(sweep *s, pl_sweep_event ev)
@@ -160,8 +166,14 @@ static json_t *report_json(const sweep *s)
 {
     const pl_sweep_opts *o = s->o;
     json_t *types = json_array(), *methods = json_array(), *bases = json_array(), *vars = json_array();
+    json_t *bpws = json_array(), *sens = json_array();
     for (size_t i = 0; types && i < o->n_ftypes; i++)
         json_array_append_new(types, json_string(lq_ftype_name(o->ftypes[i])));
+    for (size_t i = 0; bpws && i < o->n_bpws; i++)
+        json_array_append_new(bpws, json_real(o->bpws[i]));
+    for (int m = 0; sens && m < SW_N_SENS; m++)
+        if (s->sens_rec[m])
+            json_array_append(sens, s->sens_rec[m]);
     for (size_t i = 0; methods && i < o->n_methods; i++)
         json_array_append_new(methods, json_string(pl_sweep_method_name(o->methods[i])));
     for (size_t i = 0; bases && i < o->n_texts; i++)
@@ -170,13 +182,14 @@ static json_t *report_json(const sweep *s)
     for (size_t i = 0; vars && i < s->n_v; i++)
         if (s->v[i].rec)
             json_array_append(vars, s->v[i].rec);
-    json_t *opts = json_pack("{s:o*, s:o*, s:O*, s:i, s:i, s:i, s:i, s:o*}", "types", types, "methods", methods,
+    json_t *opts = json_pack("{s:o*, s:o*, s:o*, s:O*, s:i, s:i, s:i, s:i, s:o*}", "types", types, "bpws", bpws,
+                             "methods", methods,
                              "eval", s->ekey, "n_ctx", o->n_ctx, "chunks", o->chunks > 0 ? o->chunks : 0,
                              "n_batch", o->n_batch, "threads", s->nthreads, "calib", calib_key(&o->calib, true, false));
-    return json_pack("{s:s, s:s, s:s, s:O*, s:f, s:o*, s:O*, s:o*, s:o*}", "tool", o->tool ? o->tool : "",
+    return json_pack("{s:s, s:s, s:s, s:O*, s:f, s:o*, s:O*, s:o*, s:o*, s:o*}", "tool", o->tool ? o->tool : "",
                      "version", o->version ? o->version : "", "model", o->model, "model_key", s->model_key,
                      "n_elements", s->n_elements, "options", opts, "imatrix", s->imatrix ? s->imatrix : json_null(),
-                     "bases", bases, "variants", vars);
+                     "sensitivity", sens, "bases", bases, "variants", vars);
 }
 
 pl_error pl_sweep_write_json(const pl_sweep_opts *o, const json_t *j, const char *path, char *msg)
@@ -414,6 +427,150 @@ static pl_error bases(sweep *s, bool make)
     return e;
 }
 
+/* ---------------------------------------------------------------- size budgets */
+
+static pl_sens_method sens_method(pl_sweep_method m)
+{
+    return m == PL_SWEEP_RTN ? PL_SENS_PLAIN : m == PL_SWEEP_IMATRIX ? PL_SENS_IMATRIX : PL_SENS_GPTQ;
+}
+
+/* The default candidates' names: a table measured for other candidates is not reused. */
+static json_t *cand_key(void)
+{
+    size_t n = 0;
+    const int *c = pl_budget_default_candidates(&n);
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, json_string(gguf_type_info(c[i]) ? gguf_type_info(c[i])->name : "?"));
+    return a;
+}
+
+static int sens_progress(void *user, size_t i, size_t n, const pl_sens_row *row)
+{
+    (void)row;
+    sweep *s = user;
+    return notify(s, (pl_sweep_event){.kind = PL_SW_ADVANCE, .done = (double)i + 1, .total = (double)n}) != PL_OK;
+}
+
+static void sens_opts(sweep *s, pl_sens_method m, pl_sens_opts *so)
+{
+    pl_sens_opts_init(so);
+    so->method = m;
+    so->imatrix = s->im;
+    so->text = s->o->calib.text;
+    so->len = s->o->calib.len;
+    so->seed = s->o->calib.seed;
+    so->damp = s->o->calib.damp;
+    so->nthreads = s->nthreads;
+    so->progress = sens_progress;
+    so->user = s;
+}
+
+/* Measure quantizer m's table into path (JSON through a temp file). */
+static pl_error sens_measure(sweep *s, pl_sens_method m, const char *path)
+{
+    pl_sens_opts so;
+    sens_opts(s, m, &so);
+    char label[64];
+    snprintf(label, sizeof label, "sensitivity %s", pl_sens_method_name(m));
+    pl_error e = notify(s, (pl_sweep_event){.kind = PL_SW_STEP, .text = label, .unit = "tensors"});
+    if (e == PL_OK)
+        e = pl_sens_measure(s->src, &so, &s->sens[m], s->msg);
+    if (e == PL_OK)
+        e = notify(s, (pl_sweep_event){.kind = PL_SW_STEP_DONE});
+    json_t *j = e == PL_OK ? pl_sens_json(s->sens[m]) : NULL;
+    if (e == PL_OK && !j)
+        e = pl_fail(s->msg, PL_ERR_NOMEM, "out of memory");
+    if (e == PL_OK)
+        e = pl_sweep_write_json(s->o, j, path, s->msg);
+    json_decref(j);
+    return e;
+}
+
+/* Quantizer m's sensitivity table: DIR/sensitivity-<m>.json when its record matches, else
+ * measured and written there. Every budget of that quantizer uses it. */
+static pl_error sensitivity(sweep *s, pl_sens_method m)
+{
+    if (s->sens[m])
+        return PL_OK;
+    char file[64], path[SW_PATH];
+    snprintf(file, sizeof file, "sensitivity-%s.json", pl_sens_method_name(m));
+    pl_error e = join(s, path, file);
+    pl_sens_opts so;
+    sens_opts(s, m, &so);
+    json_t *key = json_pack("{s:O, s:s, s:o*, s:o*, s:i}", "model", s->model_key, "method",
+                            pl_sens_method_name(m), "calib", calib_key(&s->o->calib, m == PL_SENS_GPTQ, false),
+                            "candidates", cand_key(), "chunks", so.n_chunks);
+    if (e == PL_OK && !key)
+        e = pl_fail(s->msg, PL_ERR_NOMEM, "out of memory");
+    json_t *prior = e == PL_OK ? prior_match(s, "sensitivity", file, path, "key", key) : NULL;
+    const double t0 = pl_now();
+    if (e == PL_OK)
+        e = prior ? pl_sens_load(path, s->src, &s->sens[m], s->msg) : sens_measure(s, m, path);
+    if (e == PL_OK) {
+        json_decref(s->sens_rec[m]);
+        s->sens_rec[m] = prior ? json_deep_copy(prior)
+                               : json_pack("{s:s, s:O, s:I, s:f}", "file", file, "key", key, "file_bytes",
+                                           (json_int_t)file_size(path), "seconds", pl_now() - t0);
+        if (!s->sens_rec[m])
+            e = pl_fail(s->msg, PL_ERR_NOMEM, "out of memory");
+    }
+    json_decref(key);
+    return e;
+}
+
+/* The prior report's tables that still match their files stay in the report, used or not. */
+static void carry_sensitivity(sweep *s)
+{
+    json_t *a = s->o->prior ? json_object_get(s->o->prior, "sensitivity") : NULL, *r;
+    size_t i;
+    json_array_foreach(a, i, r) {
+        const char *file = json_string_value(json_object_get(r, "file"));
+        char path[SW_PATH];
+        for (int m = 0; file && m < SW_N_SENS; m++) {
+            char want[64];
+            snprintf(want, sizeof want, "sensitivity-%s.json", pl_sens_method_name(m));
+            if (!strcmp(file, want) && !s->sens_rec[m] && join(s, path, file) == PL_OK &&
+                json_integer_value(json_object_get(r, "file_bytes")) == file_size(path))
+                s->sens_rec[m] = json_deep_copy(r);
+        }
+    }
+}
+
+/* The weights of src: a budget of X bpw is X * weights / 8 file bytes (qforge-quantize's rule). */
+static double n_weights(inp_source *src)
+{
+    double n = 0;
+    for (int64_t i = 0; i < inp_n_tensors(src); i++)
+        n += (double)inp_n_rows(inp_tensor_at(src, i)) * (double)inp_tensor_at(src, i)->ne[0];
+    return n;
+}
+
+/* pl_run, or pl_budget_run for a budget's variant (the record gets its "budget" object). */
+static pl_error make_variant(sweep *s, variant *v, pl_opts *p, pl_report **r, json_t **budget)
+{
+    if (v->bpw <= 0)
+        return pl_run(s->src, p, r, s->msg);
+    const pl_sens_method m = sens_method(v->method);
+    pl_error e = sensitivity(s, m);
+    if (e != PL_OK)
+        return e;
+    pl_budget_opts b;
+    memset(&b, 0, sizeof b);
+    b.budget = (uint64_t)(v->bpw * n_weights(s->src) / 8);
+    pl_alloc *a = NULL;
+    p->ftype = -1;
+    e = pl_budget_run(s->src, p, s->sens[m], &b, &a, r, s->msg);
+    if (e == PL_OK) {
+        v->ftype = b.ftype;
+        *budget = json_pack("{s:f, s:I, s:I, s:s, s:f}", "bpw", v->bpw, "bytes", (json_int_t)b.budget, "fixed",
+                            (json_int_t)b.fixed, "file_type", lq_ftype_name(b.ftype) ? lq_ftype_name(b.ftype) : "?",
+                            "predicted_kld", a->kld_sum);
+    }
+    pl_alloc_free(a);
+    return e;
+}
+
 /* ---------------------------------------------------------------- variants */
 
 static pl_error quantize(sweep *s, variant *v)
@@ -429,24 +586,26 @@ static pl_error quantize(sweep *s, variant *v)
     p.gptq = v->method == PL_SWEEP_GPTQ || v->method == PL_SWEEP_GPTQ_ACT;
     p.calib.act_order |= v->method == PL_SWEEP_GPTQ_ACT;
     char label[96];
-    snprintf(label, sizeof label, "quantize %s %s", lq_ftype_name(v->ftype), pl_sweep_method_name(v->method));
+    snprintf(label, sizeof label, "quantize %s %s", v->type, v->method_name);
     pl_report *r = NULL;
+    json_t *budget = NULL;
     pl_error e = notify(s, (pl_sweep_event){.kind = PL_SW_STEP, .text = label});
     if (e == PL_OK)
-        e = pl_run(s->src, &p, &r, s->msg);
+        e = make_variant(s, v, &p, &r, &budget);
     if (e == PL_OK)
         e = notify(s, (pl_sweep_event){.kind = PL_SW_STEP_DONE});
     if (e == PL_OK) {
         s->n_elements = r->n_elements;
         v->rec = json_pack("{s:s, s:s, s:s, s:O, s:I, s:I, s:f, s:f, s:f, s:b}", "file", v->file, "type",
-                           lq_ftype_name(v->ftype), "method", pl_sweep_method_name(v->method), "quant_key",
+                           v->type, "method", v->method_name, "quant_key",
                            v->qkey, "file_bytes", (json_int_t)r->file_bytes, "tensor_bytes",
                            (json_int_t)r->out_bytes, "n_elements", r->n_elements, "bpw",
                            r->n_elements > 0 ? r->out_bytes * 8.0 / r->n_elements : 0.0, "quantize_seconds",
                            r->seconds, "reused", false);
-        if (!v->rec)
+        if (!v->rec || (budget && json_object_set(v->rec, "budget", budget) != 0))
             e = pl_fail(s->msg, PL_ERR_NOMEM, "out of memory");
     }
+    json_decref(budget);
     pl_report_free(r);
     return e;
 }
@@ -529,7 +688,7 @@ static pl_error evaluate(sweep *s, variant *v)
     json_t *evs = json_array();
     for (size_t k = 0; e == PL_OK && k < s->o->n_texts; k++) {
         json_t *ev = NULL;
-        snprintf(label, sizeof label, "evaluate %s %s", lq_ftype_name(v->ftype), pl_sweep_method_name(v->method));
+        snprintf(label, sizeof label, "evaluate %s %s", v->type, v->method_name);
         if ((e = notify(s, (pl_sweep_event){.kind = PL_SW_STEP, .text = label, .unit = "chunks",
                                             .total = (double)json_integer_value(
                                                 json_object_get(s->base[k], "n_chunk"))})) == PL_OK &&
@@ -551,43 +710,69 @@ static pl_error evaluate(sweep *s, variant *v)
 
 /* ---------------------------------------------------------------- the run */
 
-/* Each variant's name, keys and what a prior report holds of it; *need_im, *need_eval: whether
- * an imatrix variant must be quantized and whether any variant must be evaluated. */
+/* Variant v's names, path and key (v->ftype or v->bpw, and v->method, set). */
+static pl_error name_variant(sweep *s, variant *v)
+{
+    const char *mn = pl_sweep_method_name(v->method);
+    if (v->bpw > 0) {
+        snprintf(v->type, sizeof v->type, "%g bpw", v->bpw);
+        snprintf(v->method_name, sizeof v->method_name, "%s-budget", mn);
+        snprintf(v->file, sizeof v->file, "bpw%g-%s.gguf", v->bpw, mn);
+    } else {
+        snprintf(v->type, sizeof v->type, "%s", lq_ftype_name(v->ftype));
+        snprintf(v->method_name, sizeof v->method_name, "%s", mn);
+        snprintf(v->file, sizeof v->file, "%s-%s.gguf", v->type, mn);
+    }
+    for (char *c = v->file; *c; c++)
+        *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+    pl_error e = join(s, v->path, v->file);
+    if (e != PL_OK)
+        return e;
+    json_t *calib = v->method == PL_SWEEP_RTN ? NULL
+                                              : calib_key(&s->o->calib, v->method >= PL_SWEEP_GPTQ,
+                                                          v->method == PL_SWEEP_GPTQ_ACT);
+    v->qkey = json_pack("{s:O, s:s, s:s, s:o*}", "model", s->model_key, "type", v->type, "method", v->method_name,
+                        "calib", calib);
+    if (v->qkey && v->bpw > 0)
+        json_object_set_new(v->qkey, "candidates", cand_key());
+    return v->qkey ? PL_OK : pl_fail(s->msg, PL_ERR_NOMEM, "out of memory");
+}
+
+/* What a prior report holds of v; *need_im, *need_eval as plan's. */
+static void take_prior(sweep *s, variant *v, bool *need_im, bool *need_eval)
+{
+    json_t *p = prior_match(s, "variants", v->file, v->path, "quant_key", v->qkey);
+    if (p && (v->rec = json_deep_copy(p)) != NULL) {
+        json_object_set_new(v->rec, "reused", json_true());
+        if (!json_equal(json_object_get(p, "eval_key"), s->ekey)) {
+            json_object_del(v->rec, "eval");
+            json_object_del(v->rec, "eval_key");
+            *need_eval = true;
+        }
+        s->n_elements = json_number_value(json_object_get(p, "n_elements"));
+    } else {
+        *need_im |= v->method == PL_SWEEP_IMATRIX;
+        *need_eval = true;
+    }
+}
+
+/* Each variant's name, keys and what a prior report holds of it (named types first, then the
+ * budgets); *need_im, *need_eval: whether an imatrix variant must be made and whether any
+ * variant must be evaluated. */
 static pl_error plan(sweep *s, bool *need_im, bool *need_eval)
 {
     const pl_sweep_opts *o = s->o;
     *need_im = *need_eval = false;
-    for (size_t t = 0; t < o->n_ftypes; t++)
+    for (size_t t = 0; t < o->n_ftypes + o->n_bpws; t++)
         for (size_t m = 0; m < o->n_methods; m++) {
             variant *v = &s->v[s->n_v++];
-            v->ftype = o->ftypes[t];
+            v->ftype = t < o->n_ftypes ? o->ftypes[t] : -1;
+            v->bpw = t < o->n_ftypes ? 0 : o->bpws[t - o->n_ftypes];
             v->method = o->methods[m];
-            snprintf(v->file, sizeof v->file, "%s-%s.gguf", lq_ftype_name(v->ftype), pl_sweep_method_name(v->method));
-            for (char *c = v->file; *c; c++)
-                *c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
-            pl_error e = join(s, v->path, v->file);
+            pl_error e = name_variant(s, v);
             if (e != PL_OK)
                 return e;
-            v->qkey = json_pack("{s:O, s:s, s:s, s:o*}", "model", s->model_key, "type", lq_ftype_name(v->ftype),
-                                "method", pl_sweep_method_name(v->method), "calib",
-                                v->method == PL_SWEEP_RTN ? NULL
-                                                           : calib_key(&o->calib, v->method >= PL_SWEEP_GPTQ,
-                                                                       v->method == PL_SWEEP_GPTQ_ACT));
-            if (!v->qkey)
-                return pl_fail(s->msg, PL_ERR_NOMEM, "out of memory");
-            json_t *p = prior_match(s, "variants", v->file, v->path, "quant_key", v->qkey);
-            if (p && (v->rec = json_deep_copy(p)) != NULL) {
-                json_object_set_new(v->rec, "reused", json_true());
-                if (!json_equal(json_object_get(p, "eval_key"), s->ekey)) {
-                    json_object_del(v->rec, "eval");
-                    json_object_del(v->rec, "eval_key");
-                    *need_eval = true;
-                }
-                s->n_elements = json_number_value(json_object_get(p, "n_elements"));
-            } else {
-                *need_im |= v->method == PL_SWEEP_IMATRIX;
-                *need_eval = true;
-            }
+            take_prior(s, v, need_im, need_eval);
         }
     return PL_OK;
 }
@@ -598,7 +783,7 @@ static pl_error run_variants(sweep *s)
     for (size_t i = 0; e == PL_OK && i < s->n_v; i++) {
         variant *v = &s->v[i];
         char label[96];
-        snprintf(label, sizeof label, "%s %s", lq_ftype_name(v->ftype), pl_sweep_method_name(v->method));
+        snprintf(label, sizeof label, "%s %s", v->type, v->method_name);
         const bool done = v->rec && json_object_get(v->rec, "eval");
         e = notify(s, (pl_sweep_event){.kind = PL_SW_VARIANT, .text = label, .index = i, .n_variants = s->n_v,
                                        .reused = done});
@@ -637,7 +822,7 @@ pl_error pl_sweep_run(inp_source *src, const pl_sweep_opts *opts, json_t **repor
             oc.n_ctx = default_ctx(src);
     }
     const pl_sweep_opts *o = opts ? &oc : NULL;
-    if (!src || !o || !o->dir || !o->model || !o->n_ftypes || !o->n_methods || !o->n_texts || o->n_ctx < 4 ||
+    if (!src || !o || !o->dir || !o->model || !(o->n_ftypes + o->n_bpws) || (o->n_bpws && !o->bpws) || !o->n_methods || !o->n_texts || o->n_ctx < 4 ||
         o->n_ctx > RT_MAX_TOKENS)
         return pl_fail(msg, PL_ERR_ARG, "pl_sweep_run: missing or bad options");
     for (size_t m = 0; m < o->n_methods; m++)
@@ -646,8 +831,11 @@ pl_error pl_sweep_run(inp_source *src, const pl_sweep_opts *opts, json_t **repor
     for (size_t t = 0; t < o->n_ftypes; t++)
         if (!lq_ftype_name(o->ftypes[t]))
             return pl_fail(msg, PL_ERR_ARG, "unknown file type %d", o->ftypes[t]);
+    for (size_t t = 0; t < o->n_bpws; t++)
+        if (!(o->bpws[t] > 0 && o->bpws[t] <= 64))
+            return pl_fail(msg, PL_ERR_ARG, "a size budget of %g bits per weight", o->bpws[t]);
     sweep s = {.o = o, .src = src, .msg = msg, .nthreads = o->nthreads > 0 ? o->nthreads : omp_get_max_threads()};
-    s.v = calloc(o->n_ftypes * o->n_methods, sizeof *s.v);
+    s.v = calloc((o->n_ftypes + o->n_bpws) * o->n_methods, sizeof *s.v);
     s.base = calloc(o->n_texts, sizeof *s.base);
     s.model_key = model_key(o, src);
     s.ekey = eval_key(o);
@@ -655,6 +843,8 @@ pl_error pl_sweep_run(inp_source *src, const pl_sweep_opts *opts, json_t **repor
     bool need_im = false, need_eval = false;
     if (e == PL_OK)
         e = plan(&s, &need_im, &need_eval);
+    if (e == PL_OK)
+        carry_sensitivity(&s);
     if (e == PL_OK && need_im)
         e = imatrix(&s);
     if (e == PL_OK)
@@ -677,5 +867,9 @@ pl_error pl_sweep_run(inp_source *src, const pl_sweep_opts *opts, json_t **repor
     json_decref(s.ekey);
     json_decref(s.imatrix);
     inp_imatrix_free(s.im);
+    for (int m = 0; m < SW_N_SENS; m++) {
+        pl_sens_free(s.sens[m]);
+        json_decref(s.sens_rec[m]);
+    }
     return e;
 }

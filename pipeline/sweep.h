@@ -6,7 +6,11 @@
  *     which every variant is compared with;
  *   - the importance matrix of the imatrix method is computed once into DIR/imatrix.gguf and
  *     loaded back (the bytes qforge-quantize --imatrix would read);
- *   - each variant is written to DIR/<type>-<method>.gguf by pl_run and evaluated.
+ *   - each variant is written to DIR/<type>-<method>.gguf by pl_run and evaluated;
+ *   - a size budget (bpws) makes a variant per method, DIR/bpw<X>-<method>.gguf, by pl_budget_run
+ *     (pipeline/budget.h) as qforge-quantize --target-bpw X does; the sensitivity table of each
+ *     quantizer (plain, imatrix, GPTQ) is measured once into DIR/sensitivity-<quantizer>.json and
+ *     serves every budget. Its records have type "<X> bpw" and method "<method>-budget".
  * GPTQ calibrates each type on its own (the sequential pass depends on the quantized types).
  *
  * The result is a JSON document (jansson) the caller writes as DIR/report.json; the sweep also
@@ -17,7 +21,8 @@
  * file with another evaluation key is only evaluated again; the importance matrix and base
  * files are reused the same way.
  *
- * Report: {"tool", "version", "model", "n_elements", "options", "imatrix", "bases": [per text:
+ * Report: {"tool", "version", "model", "n_elements", "options", "imatrix", "sensitivity": [per
+ * quantizer: file, key, seconds], "bases": [per text:
  * key, file, ppl, ppl_unc, n_ctx, n_chunk, n_tokens], "variants": [per variant: file, type,
  * method, quant_key, eval_key, file_bytes, tensor_bytes, n_elements, bpw (tensor bits per
  * weight), quantize_seconds, reused, eval: [per text: text, eval_seconds, and rt_kld_stats_json's
@@ -77,6 +82,9 @@ typedef struct {
     size_t n_ftypes;
     const pl_sweep_method *methods;
     size_t n_methods;
+    const double *bpws;         /* size budgets in bits per weight (file bytes, metadata
+                                   included, <= bpw * weights / 8), each made with every method */
+    size_t n_bpws;
     const char *const *texts;   /* evaluation texts (paths, plain or gzip'ed UTF-8) */
     size_t n_texts;
     int n_ctx;                  /* chunk length; <= 0 (default): min(512, model context) */

@@ -31,7 +31,11 @@ static void usage(FILE *f)
             "\n"
             "  -o, --output DIR         directory of the variants and the report (created)\n"
             "      --types LIST         file types, comma-separated (default\n"
-            "                           Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q4_0,Q3_K_M,Q2_K)\n"
+            "                           Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q4_0,Q3_K_M,Q2_K; none when only\n"
+            "                           --target-bpw is given)\n"
+            "      --target-bpw LIST    size budgets in bits per weight, comma-separated: each with\n"
+            "                           every method, as qforge-quantize --target-bpw (the\n"
+            "                           sensitivity of each quantizer measured once, kept in DIR)\n"
             "      --methods LIST       rtn, imatrix, gptq, gptq-act-order, comma-separated (default\n"
             "                           rtn,imatrix)\n"
             "  -f, --file TEXT          evaluation text, repeatable (default: the bundled held-out\n"
@@ -58,6 +62,7 @@ typedef struct {
     pl_sweep_opts s;
     const char *model;
     int ftypes[MAX_LIST];
+    double bpws[MAX_LIST];
     pl_sweep_method methods[PL_SWEEP_N_METHODS];
     const char *texts[MAX_LIST];
     bool quiet;
@@ -94,6 +99,28 @@ static size_t list(const char *opt, const char *val, int (*conv)(const char *), 
     return n;
 }
 
+/* Comma-separated bits per weight in (0, 64] into t->bpws. */
+static void bpw_list(tool *t, const char *val)
+{
+    char buf[1024], *save = NULL;
+    snprintf(buf, sizeof buf, "%s", val);
+    t->s.n_bpws = 0;
+    for (char *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+        char *end = NULL;
+        const double x = strtod(w, &end);
+        if (*end || !(x > 0 && x <= 64))
+            cli_die(CLI_USAGE, NULL, "--target-bpw: '%s' is not a number in (0, 64]", w);
+        for (size_t k = 0; k < t->s.n_bpws; k++)
+            if (t->bpws[k] == x)
+                cli_die(CLI_USAGE, NULL, "--target-bpw: '%s' given twice", w);
+        if (t->s.n_bpws == MAX_LIST)
+            cli_die(CLI_USAGE, NULL, "--target-bpw: more than %d entries", MAX_LIST);
+        t->bpws[t->s.n_bpws++] = x;
+    }
+    if (!t->s.n_bpws)
+        cli_die(CLI_USAGE, NULL, "--target-bpw: empty list");
+}
+
 static int ftype_conv(const char *s)
 {
     const int t = lq_ftype_from_name(s);
@@ -107,6 +134,8 @@ static bool value_opt(tool *t, const char *a, const char *v, int *i)
         s->dir = need(a, v, i);
     else if (!strcmp(a, "--types"))
         s->n_ftypes = list(a, need(a, v, i), ftype_conv, t->ftypes, MAX_LIST);
+    else if (!strcmp(a, "--target-bpw"))
+        bpw_list(t, need(a, v, i));
     else if (!strcmp(a, "--methods"))
         s->n_methods = list(a, need(a, v, i), pl_sweep_method_from_name, (int *)t->methods, PL_SWEEP_N_METHODS);
     else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
@@ -165,7 +194,7 @@ static void parse(tool *t, int argc, char **argv)
     }
     if (!t->model || !t->s.dir)
         cli_die(CLI_USAGE, NULL, "usage: qforge-sweep MODEL -o DIR [options] (see --help)");
-    if (!t->s.n_ftypes)
+    if (!t->s.n_ftypes && !t->s.n_bpws)
         for (size_t k = 0; k < sizeof def_types / sizeof *def_types; k++)
             t->ftypes[t->s.n_ftypes++] = def_types[k];
     if (!t->s.n_methods) {
@@ -175,6 +204,7 @@ static void parse(tool *t, int argc, char **argv)
     t->s.model = t->model;
     t->s.ftypes = t->ftypes;
     t->s.methods = t->methods;
+    t->s.bpws = t->bpws;
     t->s.texts = t->texts;
 }
 
@@ -194,8 +224,9 @@ static int on_event(void *user, const pl_sweep_event *ev)
     case PL_SW_STEP:
         if (ev->unit) { /* an evaluation; a quantization's steps come as pipeline events */
             char label[160];
-            snprintf(label, sizeof label, "%s%s", strncmp(ev->text, "base", 4) ? t->prefix : "",
-                     strncmp(ev->text, "base", 4) ? " evaluate" : ev->text);
+            const bool base = !strncmp(ev->text, "base", 4), eval = !strncmp(ev->text, "evaluate", 8);
+            snprintf(label, sizeof label, "%s%s%s", base ? "" : t->prefix, base ? "" : " ",
+                     eval ? "evaluate" : ev->text);
             prog_begin(label, ev->total, ev->unit);
         }
         break;
@@ -279,7 +310,7 @@ int main(int argc, char **argv)
     if (mkdir(t.s.dir, 0777) != 0 && errno != EEXIST)
         cli_die(CLI_IO, t.s.dir, "cannot create the directory: %s", strerror(errno));
     for (size_t m = 0; m < t.s.n_methods; m++)
-        if (t.methods[m] != PL_SWEEP_RTN && !t.s.calib.text) {
+        if ((t.methods[m] != PL_SWEEP_RTN || t.s.n_bpws) && !t.s.calib.text) { /* a budget measures on it */
             if (!t.s.calib.name)
                 t.s.calib.name = cli_bundled("calibration", "calibration.txt", "--calib");
             char *text = NULL;

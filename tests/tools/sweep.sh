@@ -120,6 +120,29 @@ fi
 [ "$(wc -l <"$T/err")" = 1 ] && grep -q 'File too large' "$T/err" || fail "under ulimit -f: $(cat "$T/err")"
 ls -a "$T/lim" | grep -q 'qforge-tmp' && fail "under ulimit -f: a temp file was left: $(ls -a "$T/lim")"
 
+# ---------------------------------------------------------------- size budgets: the sensitivity measured once
+B="$T/bud"
+"$S" "$model" -o "$B" --target-bpw 4.5 --methods rtn "${common[@]}" >"$T/outb" 2>"$T/err" || fail "budget sweep exited $?"
+[ -s "$B/bpw4.5-rtn.gguf" ] && [ -s "$B/sensitivity-plain.json" ] || fail "budget sweep: $(ls "$B")"
+grep -q 'sensitivity plain' "$T/err" || fail "budget sweep: no sensitivity step line"
+"$Q" -t 2 --target-bpw 4.5 --sensitivity-in "$B/sensitivity-plain.json" "$model" "$T/b45.gguf" >/dev/null 2>"$T/err" ||
+  fail "qforge-quantize --target-bpw 4.5"
+cmp -s "$T/b45.gguf" "$B/bpw4.5-rtn.gguf" || fail "bpw4.5-rtn.gguf differs from qforge-quantize --target-bpw 4.5's"
+"$S" "$model" -o "$B" --target-bpw 4.5,5 --methods rtn "${common[@]}" >"$T/outb2" 2>"$T/err" || fail "second budget sweep"
+grep -q 'sensitivity' "$T/err" && fail "the second budget sweep measured the sensitivity again"
+grep -q 'bpw4.5-rtn.gguf.*(reused)' "$T/outb2" && grep -q 'bpw5-rtn.gguf' "$T/outb2" || fail "second budget sweep: $(cat "$T/outb2")"
+python3 - "$B/report.json" "$(stat -c %s "$B/bpw5-rtn.gguf")" <<'PY' || fail "budget records"
+import json, sys
+rep = json.load(open(sys.argv[1]))
+v = {x["file"]: x for x in rep["variants"]}
+b = v["bpw5-rtn.gguf"]
+assert b["type"] == "5 bpw" and b["method"] == "rtn-budget", b
+assert int(sys.argv[2]) == b["file_bytes"] <= b["budget"]["bytes"] == int(5 * rep["n_elements"] / 8), b
+assert b["eval"][0]["kld"] < v["bpw4.5-rtn.gguf"]["eval"][0]["kld"], "5 bpw not better than 4.5 bpw"
+assert [s["file"] for s in rep["sensitivity"]] == ["sensitivity-plain.json"], rep["sensitivity"]
+PY
+"$S" "$model" -o "$T/x" --target-bpw 0 >/dev/null 2>"$T/err"; [ $? = 1 ] || fail "--target-bpw 0: not exit 1"
+
 # ---------------------------------------------------------------- mistakes
 "$S" "$model" >/dev/null 2>"$T/err"; [ $? = 1 ] || fail "no -o: not exit 1"
 "$S" "$model" -o "$T/x" --types Q9_9 >/dev/null 2>"$T/err"; [ $? = 1 ] || fail "--types Q9_9: not exit 1"
