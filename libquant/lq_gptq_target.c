@@ -135,20 +135,26 @@ lq_error lq_gptq_asym_target(float *W, int64_t rows, int64_t n, const double *H,
     return e;
 }
 
+#define HLOSS_RB 64 /* rows per product of lq_gptq_hloss: H is read once per block, not per row */
+
 double lq_gptq_hloss(const float *T, const float *Q, int64_t rows, int64_t n, const double *H)
 {
-    double *e = malloc((size_t)n * sizeof(double)), *he = malloc((size_t)n * sizeof(double));
+    double *e = malloc((size_t)HLOSS_RB * (size_t)n * sizeof(double));
+    double *he = malloc((size_t)HLOSS_RB * (size_t)n * sizeof(double));
     double acc = 0;
     if (!e || !he) {
         free(e);
         free(he);
         return NAN;
     }
-    for (int64_t r = 0; r < rows; ++r) {
-        for (int64_t j = 0; j < n; ++j)
-            e[j] = (double)T[r * n + j] - Q[r * n + j];
-        cblas_dsymv(CblasRowMajor, CblasLower, (int)n, 1.0, H, (int)n, e, 1, 0.0, he, 1);
-        acc += cblas_ddot((int)n, e, 1, he, 1);
+    for (int64_t r0 = 0; r0 < rows; r0 += HLOSS_RB) {
+        const int rb = (int)(rows - r0 < HLOSS_RB ? rows - r0 : HLOSS_RB);
+        for (size_t i = 0; i < (size_t)rb * (size_t)n; ++i)
+            e[i] = (double)T[(size_t)r0 * (size_t)n + i] - Q[(size_t)r0 * (size_t)n + i];
+        cblas_dsymm(CblasRowMajor, CblasRight, CblasLower, rb, (int)n, 1.0, H, (int)n, e, (int)n,
+                    0.0, he, (int)n);
+        for (int r = 0; r < rb; ++r)
+            acc += cblas_ddot((int)n, e + (size_t)r * n, 1, he + (size_t)r * n, 1);
     }
     free(e);
     free(he);

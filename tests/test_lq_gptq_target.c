@@ -188,7 +188,7 @@ static double direct_hloss(const float *T, const float *Q, int rows, int n, cons
 
 Test(lq_gptq_target, losses)
 {
-    const int n = 256, rows = 3;
+    const int n = 256, rows = 70; /* 70: row blocks of 64 and 6 in lq_gptq_hloss */
     double *H = spd(n, 300, 3);
     uint64_t s = 11;
     float *W = malloc((size_t)rows * n * sizeof(float)), *T = malloc((size_t)rows * n * sizeof(float));
