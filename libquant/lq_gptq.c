@@ -1,31 +1,32 @@
 /* GPTQ solver into GGUF block types (see lq_gptq.h).
  *
  * Layout of the work: H (permuted when act_order, dead columns fixed, damped) is factorized
- * once in double: Cholesky, inverse, Cholesky again; U = the upper factor of H^-1, kept in
- * float. Rows are then processed in chunks of CHUNK_ROWS; each chunk keeps its rows' working
- * copy in processing order and writes its blocks to dst. Every working value sees the same
- * sequence of float operations whatever the chunking, lazy-batch width or thread count:
- * the lazy batches only delay the updates of columns beyond the batch, applying them in the
- * same column order.
+ * once in double (lq_gptq_factor.c); U = the upper factor of H^-1, kept in float. Rows are
+ * then processed in chunks of CHUNK_ROWS; each chunk keeps its rows' working copy in
+ * processing order and writes its blocks to dst. Every working value sees the same sequence
+ * of float operations whatever the chunking, lazy-batch width or thread count: the lazy
+ * batches (and the sub-batches inside them) only delay the updates of later columns,
+ * applying them in the same column order through the blocked kernels of lq_gptq_kern.h.
+ * The losses are quadratic forms with the caller's H, blocked the same way in double.
  *
  * The per-type grid machinery (choose a block's scales, pack levels) comes from
  * lq_internal.h; the per-value rounding and decoding below mirror llama.cpp's expressions
  * (and libquant's decoders), which the driver verifies by decoding every output row. */
-#include <gsl/gsl_errno.h>
-#include <gsl/gsl_linalg.h>
 #include <math.h>
 #include <omp.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "libquant/lq_gptq.h"
+#include "libquant/lq_gptq_kern.h"
 #include "libquant/lq_internal.h"
 #include "libquant/lq_iq4.h"
 
 #define CHUNK_ROWS 32   /* rows per work item */
-#define TILE_COLS 512   /* column tile of the trailing update */
+#define LOSS_ROWS 128   /* rows per block of the loss pass: 256 error vectors in lanes */
+#define LOSS_LD (2 * LOSS_ROWS + 8) /* row stride of the lanes: an odd number of cache lines */
+#define LOSS_IB 256     /* rows of H per work item of the loss pass */
+#define SUB_COLS 16     /* sub-batch: columns updated one by one before a blocked product */
 #define MAX_RETRIES 30  /* cap on opts.max_retries (damping grows 10x per retry) */
 
 /* ---------------------------------------------------------------- per-type adapters */
@@ -339,55 +340,117 @@ static inline double h_at(const hmat *h, int64_t a, int64_t b)
     return h->f64 ? ((const double *)h->p)[i * h->n + j] : ((const float *)h->p)[i * h->n + j];
 }
 
-/* Lower part of row i (columns 0..i) into out. */
-static void h_row(const hmat *h, int64_t i, double *out)
-{
-    if (h->f64) {
-        memcpy(out, (const double *)h->p + i * h->n, (size_t)(i + 1) * sizeof(double));
-    } else {
-        const float *r = (const float *)h->p + i * h->n;
-        for (int64_t j = 0; j <= i; ++j)
-            out[j] = r[j];
-    }
-}
-
 /* ---------------------------------------------------------------- factorization */
 
-/* A = permuted H (symmetric, from H's lower triangle) with dead diagonals 1, plus damp on
- * the diagonal. */
-static void fill_h(double *A, const hmat *h, const int64_t *perm, const uint8_t *dead,
-                   double damp)
+/* Lower triangle of J M J (J reverses the order): M = H permuted, dead diagonals 1, plus damp
+ * on the diagonal; lq_gk_chol_inv and ulay_fill turn it into U with M^-1 = U^T U. */
+static void fill_rev(double *A, int64_t lda, const hmat *h, const int64_t *perm,
+                     const uint8_t *dead, double damp, int nthreads)
 {
     const int64_t n = h->n;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t i = 0; i < n; ++i) {
-        const int64_t pi = perm ? perm[i] : i;
-        for (int64_t j = 0; j < i; ++j)
-            A[i * n + j] = A[j * n + i] = h_at(h, pi, perm ? perm[j] : j);
-        A[i * n + i] = (dead[pi] ? 1.0 : h_at(h, pi, pi)) + damp;
+        const int64_t a = n - 1 - i, pa = perm ? perm[a] : a;
+        double *row = A + i * lda;
+        for (int64_t j = 0; j < i; ++j) {
+            const int64_t b = n - 1 - j;
+            row[j] = h_at(h, pa, perm ? perm[b] : b);
+        }
+        row[i] = (dead[pa] ? 1.0 : h_at(h, pa, pa)) + damp;
     }
 }
 
-/* U (float, upper triangle) = upper Cholesky factor of A^-1. 0, or -1 when A (or A^-1, in
- * floating point) is not positive definite. A is overwritten. */
-static int factor_hinv(double *A, int64_t n, float *U)
+/* A = H symmetric, from H's lower triangle, in double. */
+static void fill_sym(double *A, int64_t lda, const hmat *h, int nthreads)
 {
-    gsl_matrix_view m = gsl_matrix_view_array(A, (size_t)n, (size_t)n);
-    if (gsl_linalg_cholesky_decomp1(&m.matrix) != GSL_SUCCESS)
+    const int64_t n = h->n;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j <= i; ++j)
+            A[i * lda + j] = A[j * lda + i] = h_at(h, i, j);
+}
+
+/* ---------------------------------------------------------------- U */
+
+/* U (upper, n x n) as the column loop reads it. Batches of B columns, each cut into
+ * sub-batches of SUB_COLS: the diagonal block of each sub-batch row-major in d (row i at
+ * d + i * SUB_COLS, columns s1..s2-1), and packed for mulsub_f32, in loop order, the panel
+ * of each sub-batch's rows up to the batch end, then the panel of the batch's rows beyond
+ * it (p + off[batch]). */
+typedef struct {
+    int64_t n;
+    int B;
+    float *d;      /* n x SUB_COLS */
+    float *p;      /* packed panels */
+    size_t *off;   /* per batch, its first panel in p; off[nbatch] = total */
+} ulay;
+
+static void ulay_free(ulay *u)
+{
+    free(u->d);
+    free(u->p);
+    free(u->off);
+    memset(u, 0, sizeof *u);
+}
+
+static int ulay_alloc(ulay *u, const lq_gk *g, int64_t n, int B)
+{
+    const int64_t nb = (n + B - 1) / B;
+    memset(u, 0, sizeof *u);
+    u->n = n;
+    u->B = B;
+    u->off = malloc((size_t)(nb + 1) * sizeof(size_t));
+    u->d = malloc((size_t)n * SUB_COLS * sizeof(float));
+    if (!u->off || !u->d)
         return -1;
-    if (gsl_linalg_cholesky_invert(&m.matrix) != GSL_SUCCESS)
-        return -1;
-    if (gsl_linalg_cholesky_decomp1(&m.matrix) != GSL_SUCCESS)
-        return -1;
-    /* lower L with A^-1 = L L^T, so U = L^T */
-    for (int64_t i = 0; i < n; ++i) {
-        for (int64_t j = i; j < n; ++j) {
-            const float u = (float)A[j * n + i];
-            if (!isfinite(u) || (j == i && !(u > 0)))
-                return -1;
-            U[i * n + j] = u;
+    size_t off = 0;
+    for (int64_t b = 0; b < nb; ++b) {
+        const int64_t i1 = b * B, i2 = i1 + B < n ? i1 + B : n;
+        u->off[b] = off;
+        for (int64_t s1 = i1; s1 < i2; s1 += SUB_COLS) {
+            const int64_t s2 = s1 + SUB_COLS < i2 ? s1 + SUB_COLS : i2;
+            off += lq_gk_packed_f32(g, (int)(s2 - s1), (int)(i2 - s2));
         }
+        off += lq_gk_packed_f32(g, (int)(i2 - i1), (int)(n - i2));
     }
-    return 0;
+    u->off[nb] = off;
+    u->p = malloc((off ? off : 1) * sizeof(float));
+    return u->p ? 0 : -1;
+}
+
+/* U(i,j) = X(n-1-i, n-1-j) (X = L^-1 in A's lower triangle, double) into u, in float. -1 when
+ * a value is not finite or a diagonal one not > 0 (H^-1 not positive definite in floating
+ * point). rows: nthreads x B x n floats of scratch. */
+static int ulay_fill(ulay *u, const lq_gk *g, const double *A, int64_t lda, float *rows,
+                     int nthreads)
+{
+    const int64_t n = u->n, B = u->B, nb = (n + B - 1) / B;
+    int bad = 0;
+#pragma omp parallel for num_threads(nthreads) schedule(dynamic, 1) reduction(| : bad)
+    for (int64_t b = 0; b < nb; ++b) {
+        const int64_t i1 = b * B, i2 = i1 + B < n ? i1 + B : n;
+        float *ur = rows + (size_t)omp_get_thread_num() * (size_t)(B * n);
+        for (int64_t i = i1; i < i2; ++i) {
+            const double *x = A + (n - 1 - i) * lda + (n - 1 - i);
+            float *r = ur + (i - i1) * n;
+            for (int64_t j = i; j < n; ++j) {
+                r[j] = (float)x[i - j];
+                bad |= !isfinite(r[j]);
+            }
+            bad |= !(r[i] > 0);
+        }
+        size_t off = u->off[b];
+        for (int64_t s1 = i1; s1 < i2; s1 += SUB_COLS) {
+            const int64_t s2 = s1 + SUB_COLS < i2 ? s1 + SUB_COLS : i2;
+            for (int64_t i = s1; i < s2; ++i)
+                memcpy(u->d + i * SUB_COLS, ur + (i - i1) * n + s1,
+                       (size_t)(s2 - s1) * sizeof(float));
+            g->pack_f32((int)(s2 - s1), (int)(i2 - s2), ur + (s1 - i1) * n + s2, n, u->p + off);
+            off += lq_gk_packed_f32(g, (int)(s2 - s1), (int)(i2 - s2));
+        }
+        g->pack_f32((int)(i2 - i1), (int)(n - i2), ur + i2, n, u->p + off);
+    }
+    return bad ? -1 : 0;
 }
 
 /* ---------------------------------------------------------------- row chunks */
@@ -396,8 +459,10 @@ typedef struct {
     const tinfo *t;
     const float *W;
     int64_t nrows, n;
-    hmat h;
-    const float *U;
+    const double *Hs;     /* H symmetric in double, row stride ldh (loss only) */
+    int64_t ldh;
+    const ulay *u;        /* U, as the column loop reads it */
+    const lq_gk *gk;      /* kernels */
     const int64_t *perm;  /* processing position -> column; NULL: identity */
     const uint8_t *dead;
     const float *qw;      /* grid importance per column, NULL: plain grid */
@@ -418,9 +483,6 @@ typedef struct {
     float *xrow; /* n */
     float *tmp;  /* n */
     float *sig;  /* CHUNK_ROWS */
-    uint8_t *rtn; /* row_size */
-    double *eg, *er; /* CHUNK_ROWS x n errors (loss only) */
-    double *hrow;    /* n */
 } work;
 
 static void work_free(work *w)
@@ -433,10 +495,6 @@ static void work_free(work *w)
     free(w->xrow);
     free(w->tmp);
     free(w->sig);
-    free(w->rtn);
-    free(w->eg);
-    free(w->er);
-    free(w->hrow);
     memset(w, 0, sizeof *w);
 }
 
@@ -448,91 +506,57 @@ static int work_alloc(work *w, const ctx *c)
     w->Qc = malloc(R * n * sizeof(float));
     w->Lc = malloc(R * n);
     w->P = malloc(R * (n / (size_t)c->t->sub) * sizeof(gp));
-    w->E = malloc(R * (size_t)c->B * sizeof(float));
+    w->E = malloc(R * (size_t)c->B * sizeof(float)); /* B x CHUNK_ROWS, k-major */
     w->xrow = malloc(n * sizeof(float));
     w->tmp = malloc(n * sizeof(float));
     w->sig = malloc(R * sizeof(float));
-    int ok = w->Wc && w->Qc && w->Lc && w->P && w->E && w->xrow && w->tmp && w->sig;
-    if (c->loss) {
-        w->rtn = malloc(c->row_size);
-        w->eg = malloc(R * n * sizeof(double));
-        w->er = malloc(R * n * sizeof(double));
-        w->hrow = malloc(n * sizeof(double));
-        ok = ok && w->rtn && w->eg && w->er && w->hrow;
-    }
-    if (!ok) {
+    if (!(w->Wc && w->Qc && w->Lc && w->P && w->E && w->xrow && w->tmp && w->sig)) {
         work_free(w);
         return -1;
     }
     return 0;
 }
 
-/* W[r, i2:n] -= sum_k E[r, k] U[i1+k, i2:n], one k at a time in increasing order (the same
- * operations an unbatched update would do), 4 rows per pass over a column tile. */
-static void trailing_update(float *Wc, int R, int64_t n, const float *E, int B,
-                            const float *U, int64_t i1, int64_t i2)
+/* Column i (processing order) of rows r0..r0+R-1: choose the block's grid when i starts one
+ * (grids chosen in the loop), round, record the level, decoded value and scaled error, and
+ * update the columns i+1..s2-1 of the same sub-batch. */
+static void quantize_column(const ctx *c, work *w, int64_t r0, int R, int64_t i, int64_t i1,
+                            int64_t s1, int64_t s2)
 {
-    const int kb = (int)(i2 - i1);
-    for (int64_t j0 = i2; j0 < n; j0 += TILE_COLS) {
-        const int64_t j1 = j0 + TILE_COLS < n ? j0 + TILE_COLS : n;
-        int r = 0;
-        for (; r + 4 <= R; r += 4) {
-            float *restrict w0 = Wc + (size_t)r * n;
-            float *restrict w1 = w0 + n;
-            float *restrict w2 = w1 + n;
-            float *restrict w3 = w2 + n;
-            const float *e = E + (size_t)r * B;
-            for (int k = 0; k < kb; ++k) {
-                const float *restrict u = U + (size_t)(i1 + k) * n;
-                const float a0 = e[k], a1 = e[B + k], a2 = e[2 * B + k], a3 = e[3 * B + k];
-#pragma omp simd
-                for (int64_t j = j0; j < j1; ++j) {
-                    const float uj = u[j];
-                    w0[j] -= a0 * uj;
-                    w1[j] -= a1 * uj;
-                    w2[j] -= a2 * uj;
-                    w3[j] -= a3 * uj;
-                }
-            }
-        }
-        for (; r < R; ++r) {
-            float *restrict w0 = Wc + (size_t)r * n;
-            const float *e = E + (size_t)r * B;
-            for (int k = 0; k < kb; ++k) {
-                const float *restrict u = U + (size_t)(i1 + k) * n;
-                const float a0 = e[k];
-#pragma omp simd
-                for (int64_t j = j0; j < j1; ++j)
-                    w0[j] -= a0 * u[j];
-            }
-        }
+    const tinfo *t = c->t;
+    const int64_t n = c->n, G = t->group, S = t->sub, nsub = n / S;
+    const int64_t col = c->perm ? c->perm[i] : i;
+    if (!c->stat && col % G == 0) {
+        /* no permutation here, and batches never split a block's pending updates:
+         * columns col..col+G-1 hold their current values */
+        for (int r = 0; r < R; ++r)
+            grid_choose(t, w->Wc + (size_t)r * n + col, c->qw ? c->qw + col : NULL, w->sig[r],
+                        c->dst + (size_t)(r0 + r) * c->row_size + (col / G) * t->bsize,
+                        w->P + r * nsub + col / S, w->Lc + (size_t)r * n + col);
     }
-}
-
-/* s[r] += e_r^T H e_r for R error rows of E1 and E2 (lower triangle of H, double). */
-static void hloss_rows(const hmat *h, int R, const double *E1, const double *E2, double *hrow,
-                       double *s1, double *s2)
-{
-    const int64_t n = h->n;
-    for (int64_t i = 0; i < n; ++i) {
-        h_row(h, i, hrow);
-        for (int r = 0; r < R; ++r) {
-            const double *a = E1 + (size_t)r * n, *b = E2 + (size_t)r * n;
-            double ta = 0, tb = 0;
-#pragma omp simd reduction(+ : ta, tb)
-            for (int64_t j = 0; j < i; ++j) {
-                ta += hrow[j] * a[j];
-                tb += hrow[j] * b[j];
-            }
-            s1[r] += a[i] * (2 * ta + hrow[i] * a[i]);
-            s2[r] += b[i] * (2 * tb + hrow[i] * b[i]);
-        }
+    const float *restrict urow = c->u->d + i * SUB_COLS - s1; /* U(i, j) = urow[j], j < s2 */
+    const float uii = urow[i];
+    float *ET = w->E + (i - i1) * CHUNK_ROWS;
+    for (int r = 0; r < R; ++r) {
+        float *restrict Wr = w->Wc + (size_t)r * n;
+        uint8_t *Lr = w->Lc + (size_t)r * n;
+        const gp *p = w->P + r * nsub + col / S;
+        const float x = Wr[i];
+        const int L = grid_level(t->type, p, x, Lr[col]);
+        const float q = grid_value(t->type, p, L);
+        Lr[col] = (uint8_t)L;
+        w->Qc[(size_t)r * n + col] = q;
+        const float e = (x - q) / uii;
+        ET[r] = e;
+#pragma omp simd
+        for (int64_t j = i + 1; j < s2; ++j)
+            Wr[j] -= e * urow[j];
     }
 }
 
 /* Quantize rows r0..r0+R-1. Returns 0, or 1 when a decoded row differs from the solver's
- * values (an internal inconsistency). Adds the chunk's losses to *lg, *lr. */
-static int process_chunk(const ctx *c, work *w, int64_t r0, int R, double *lg, double *lr)
+ * values (an internal inconsistency). */
+static int process_chunk(const ctx *c, work *w, int64_t r0, int R)
 {
     const tinfo *t = c->t;
     const int64_t n = c->n, G = t->group, S = t->sub, nsub = n / S;
@@ -557,42 +581,29 @@ static int process_chunk(const ctx *c, work *w, int64_t r0, int R, double *lg, d
         }
     }
 
+    /* Column i's scaled errors go to ET[(i - i1) * CHUNK_ROWS + r] (k-major for the kernel).
+     * Inside a sub-batch of SUB_COLS columns each error updates the sub-batch's later columns
+     * at once; the rest of the batch, then the columns beyond it, get the sub-batch's or the
+     * batch's errors in one blocked product with the same per-element order (increasing i). */
+    float *ET = w->E;
+    const lq_gk *g = c->gk;
     for (int64_t i1 = 0; i1 < n; i1 += B) {
         const int64_t i2 = i1 + B < n ? i1 + B : n;
-        for (int64_t i = i1; i < i2; ++i) {
-            const int64_t col = c->perm ? c->perm[i] : i;
-            if (!c->stat && col % G == 0) {
-                /* no permutation here, and batches never split a block's pending updates:
-                 * columns col..col+G-1 hold their current values */
-                for (int r = 0; r < R; ++r)
-                    grid_choose(t, w->Wc + (size_t)r * n + col, c->qw ? c->qw + col : NULL,
-                                w->sig[r],
-                                c->dst + (size_t)(r0 + r) * c->row_size + (col / G) * t->bsize,
-                                w->P + r * nsub + col / S, w->Lc + (size_t)r * n + col);
-            }
-            const float *restrict urow = c->U + (size_t)i * n;
-            const float uii = urow[i];
-            for (int r = 0; r < R; ++r) {
-                float *restrict Wr = w->Wc + (size_t)r * n;
-                uint8_t *Lr = w->Lc + (size_t)r * n;
-                const gp *p = w->P + r * nsub + col / S;
-                const float x = Wr[i];
-                const int L = grid_level(t->type, p, x, Lr[col]);
-                const float q = grid_value(t->type, p, L);
-                Lr[col] = (uint8_t)L;
-                w->Qc[(size_t)r * n + col] = q;
-                const float e = (x - q) / uii;
-                w->E[(size_t)r * B + (i - i1)] = e;
-#pragma omp simd
-                for (int64_t j = i + 1; j < i2; ++j)
-                    Wr[j] -= e * urow[j];
-            }
+        const float *up = c->u->p + c->u->off[i1 / B];
+        for (int64_t s1 = i1; s1 < i2; s1 += SUB_COLS) {
+            const int64_t s2 = s1 + SUB_COLS < i2 ? s1 + SUB_COLS : i2;
+            for (int64_t i = s1; i < s2; ++i)
+                quantize_column(c, w, r0, R, i, i1, s1, s2);
+            if (s2 < i2)
+                g->mulsub_f32(R, (int)(i2 - s2), (int)(s2 - s1), ET + (s1 - i1) * CHUNK_ROWS,
+                              CHUNK_ROWS, up, w->Wc + s2, n);
+            up += lq_gk_packed_f32(g, (int)(s2 - s1), (int)(i2 - s2));
         }
-        trailing_update(w->Wc, R, n, w->E, B, c->U, i1, i2);
+        if (i2 < n)
+            g->mulsub_f32(R, (int)(n - i2), (int)(i2 - i1), ET, CHUNK_ROWS, up, w->Wc + i2, n);
     }
 
     int bad = 0;
-    double s1[CHUNK_ROWS] = {0}, s2[CHUNK_ROWS] = {0};
     for (int r = 0; r < R; ++r) {
         uint8_t *drow = c->dst + (size_t)(r0 + r) * c->row_size;
         const float *Qr = w->Qc + (size_t)r * n;
@@ -607,30 +618,136 @@ static int process_chunk(const ctx *c, work *w, int64_t r0, int R, double *lg, d
                 bad = 1;
         if (c->deq)
             memcpy(c->deq + (r0 + r) * n, Qr, (size_t)n * sizeof(float));
-        if (c->loss) {
-            const float *wrow = c->W + (r0 + r) * n;
-            const float *imat = c->qw;
-            lq_quantize_row(t->type, wrow, w->rtn, n, imat);
-            lq_dequantize_row(t->type, w->rtn, w->tmp, n);
-            double *eg = w->eg + (size_t)r * n, *er = w->er + (size_t)r * n;
-            for (int64_t col = 0; col < n; ++col) {
-                eg[col] = (double)wrow[col] - Qr[col];
-                er[col] = (double)wrow[col] - w->tmp[col];
-            }
-        }
-    }
-    if (c->loss) {
-        hloss_rows(&c->h, R, w->eg, w->er, w->hrow, s1, s2);
-        for (int r = 0; r < R; ++r) {
-            *lg += s1[r];
-            *lr += s2[r];
-        }
     }
     return bad;
 }
 
-/* ---------------------------------------------------------------- driver */
+/* Rows r0..r0+R-1 (all chunks in parallel); 0, 1 internal mismatch, 2 out of memory. */
+static int run_chunks(const ctx *c, int nt)
+{
+    const int64_t nchunks = (c->nrows + CHUNK_ROWS - 1) / CHUNK_ROWS;
+    if (nt > nchunks)
+        nt = (int)nchunks;
+    int status = 0;
+#pragma omp parallel num_threads(nt)
+    {
+        work wk;
+        const int mine = work_alloc(&wk, c) ? 2 : 0;
+        if (mine) {
+#pragma omp atomic write
+            status = mine;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t k = 0; k < nchunks; ++k) {
+            int st;
+#pragma omp atomic read
+            st = status;
+            if (st || mine)
+                continue;
+            const int64_t r0 = k * CHUNK_ROWS;
+            const int R = (int)(c->nrows - r0 < CHUNK_ROWS ? c->nrows - r0 : CHUNK_ROWS);
+            if (process_chunk(c, &wk, r0, R)) {
+#pragma omp atomic write
+                status = 1;
+            }
+        }
+        work_free(&wk);
+    }
+    return status;
+}
 
+/* ---------------------------------------------------------------- losses */
+
+/* sg[r], sr[r] = e^T H e for the GPTQ and the rounding errors e of every row r, H = Hs
+ * (symmetric, double). Per error vector, T_i = 0 - sum_{j<i} H_ij e_j is one fma chain in
+ * increasing j (blocked: LOSS_ROWS rows of W at a time, their 2 x LOSS_ROWS error vectors in
+ * the lanes of EL, the rows of H split among the threads), then s = sum over i in order of
+ * e_i (H_ii e_i - 2 T_i). 0, or -1 out of memory. */
+static int losses(const ctx *c, int nt, double *sg, double *sr)
+{
+    const int64_t n = c->n, ld = LOSS_LD, nib = (n + LOSS_IB - 1) / LOSS_IB;
+    const int type = c->t->type;
+    const ptrdiff_t ts = lq_gk_tile_f64(c->gk, n);
+    double *EL = malloc((size_t)(n * ld) * sizeof(double));
+    double *ELp = malloc(lq_gk_packed_f64(c->gk, n, 2 * LOSS_ROWS) * sizeof(double));
+    double *TL = malloc((size_t)(n * ld) * sizeof(double));
+    char *ws = aligned_alloc(64, (size_t)nt * LQ_GK_WS);
+    uint8_t *rq = malloc((size_t)nt * c->row_size);
+    float *QX = malloc((size_t)(2 * LOSS_ROWS) * (size_t)n * sizeof(float));
+    const int ok = EL && ELp && TL && ws && rq && QX;
+    for (int64_t r0 = 0; ok && r0 < c->nrows; r0 += LOSS_ROWS) {
+        const int L = (int)(c->nrows - r0 < LOSS_ROWS ? c->nrows - r0 : LOSS_ROWS);
+        const float *W = c->W + r0 * n;
+#pragma omp parallel num_threads(nt)
+        {
+            const int me = omp_get_thread_num();
+            /* rows of QX: the decoded GPTQ rows, then llama.cpp's rounding of the same rows */
+#pragma omp for schedule(dynamic, 1)
+            for (int l = 0; l < L; ++l) {
+                uint8_t *q = rq + (size_t)me * c->row_size;
+                lq_dequantize_row(type, c->dst + (size_t)(r0 + l) * c->row_size, QX + l * n, n);
+                lq_quantize_row(type, W + l * n, q, n, c->qw);
+                lq_dequantize_row(type, q, QX + (L + l) * n, n);
+            }
+            /* EL(col, lane) = W - QX, transposed in blocks of 64 columns */
+#pragma omp for schedule(static)
+            for (int64_t c0 = 0; c0 < n; c0 += 64) {
+                const int64_t c1 = c0 + 64 < n ? c0 + 64 : n;
+                for (int l = 0; l < 2 * L; ++l) {
+                    const float *w = W + (l < L ? l : l - L) * n, *qx = QX + l * n;
+                    for (int64_t col = c0; col < c1; ++col)
+                        EL[col * ld + l] = (double)w[col] - qx[col];
+                }
+            }
+            /* EL packed for the products, 64 lanes per work item */
+#pragma omp for schedule(static)
+            for (int l0 = 0; l0 < 2 * L; l0 += 64)
+                c->gk->pack_f64((int)n, 2 * L - l0 < 64 ? 2 * L - l0 : 64, EL + l0, ld,
+                                ELp + l0 / c->gk->nr_f64 * ts, 0, ts);
+            /* T, largest row blocks of H first */
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t b = nib - 1; b >= 0; --b) {
+                const int64_t i0 = b * LOSS_IB;
+                const int mb = (int)(n - i0 < LOSS_IB ? n - i0 : LOSS_IB);
+                double *T = TL + i0 * ld;
+                for (int i = 0; i < mb; ++i)
+                    memset(T + i * ld, 0, (size_t)(2 * L) * sizeof(double));
+                if (i0 > 0)
+                    c->gk->fnma_f64(mb, 2 * L, (int)i0, c->Hs + i0, c->ldh, ELp, ts, T, ld,
+                                    ws + (size_t)me * LQ_GK_WS);
+                c->gk->trsm_f64(mb, 2 * L, c->Hs + i0 * c->ldh + i0, c->ldh, EL + i0 * ld, ld, T,
+                                ld, NULL);
+            }
+            /* the sums, lanes in blocks of 32 */
+#pragma omp for schedule(static)
+            for (int l0 = 0; l0 < 2 * L; l0 += 32) {
+                const int l1 = l0 + 32 < 2 * L ? l0 + 32 : 2 * L;
+                double sum[32] = {0};
+                for (int64_t i = 0; i < n; ++i) {
+                    const double hii = c->Hs[i * c->ldh + i];
+                    const double *e = EL + i * ld, *t = TL + i * ld;
+                    for (int l = l0; l < l1; ++l)
+                        sum[l - l0] += e[l] * (hii * e[l] - 2 * t[l]);
+                }
+                for (int l = l0; l < l1; ++l) {
+                    if (l < L)
+                        sg[r0 + l] = sum[l - l0];
+                    else
+                        sr[r0 + l - L] = sum[l - l0];
+                }
+            }
+        }
+    }
+    free(EL);
+    free(ELp);
+    free(TL);
+    free(ws);
+    free(rq);
+    free(QX);
+    return ok ? 0 : -1;
+}
+
+/* ---------------------------------------------------------------- driver */
 
 /* Descending diag(H); ties keep column order, so the permutation is fully determined. */
 static int cmp_desc(const void *a, const void *b, void *arg)
@@ -642,6 +759,14 @@ static int cmp_desc(const void *a, const void *b, void *arg)
     return i < j ? -1 : i > j;
 }
 
+/* Row stride of the n x n work matrices: a whole number of cache lines, an odd one, so that
+ * a tile's rows spread over the cache sets. */
+static uint64_t work_ld(uint64_t n)
+{
+    const uint64_t lines = (n + 7) / 8;
+    return (lines % 2 ? lines : lines + 1) * 8;
+}
+
 /* Shape, options and (for a non-empty tensor) input values; one line in msg on the first
  * problem. */
 static lq_error check_args(int type, const tinfo *t, const float *W, int64_t nrows,
@@ -650,10 +775,10 @@ static lq_error check_args(int type, const tinfo *t, const float *W, int64_t nro
 {
     if (nrows < 0 || ncols <= 0)
         return lq_fail_(msg, LQ_ERR_ARG, "bad shape %lld x %lld", (long long)nrows,
-                    (long long)ncols);
+                        (long long)ncols);
     if (ncols % t->group)
         return lq_fail_(msg, LQ_ERR_SHAPE, "%lld columns is not a multiple of the block size %d",
-                    (long long)ncols, t->group);
+                        (long long)ncols, t->group);
     if (!W || !h->p || !dst)
         return lq_fail_(msg, LQ_ERR_ARG, "NULL W, H or output buffer");
     if (!(o->damp >= 0) || !isfinite(o->damp))
@@ -664,7 +789,7 @@ static lq_error check_args(int type, const tinfo *t, const float *W, int64_t nro
         return lq_fail_(msg, LQ_ERR_ARG, "unknown grid mode %d", (int)o->grid);
     const size_t row_size = lq_row_size(type, ncols);
     const uint64_t n = (uint64_t)ncols;
-    if (!row_size || n > (1u << 24) || n * n > SIZE_MAX / sizeof(double) ||
+    if (!row_size || n > (1u << 24) || n * work_ld(n) > SIZE_MAX / sizeof(double) ||
         (uint64_t)nrows > SIZE_MAX / row_size || (uint64_t)nrows > SIZE_MAX / sizeof(float) / n)
         return lq_fail_(msg, LQ_ERR_ARG, "tensor too large");
     if (nrows == 0)
@@ -672,17 +797,17 @@ static lq_error check_args(int type, const tinfo *t, const float *W, int64_t nro
     for (uint64_t i = 0; i < (uint64_t)nrows * n; ++i)
         if (!isfinite(W[i]))
             return lq_fail_(msg, LQ_ERR_ARG, "W has a non-finite value at row %llu column %llu",
-                        (unsigned long long)(i / n), (unsigned long long)(i % n));
+                            (unsigned long long)(i / n), (unsigned long long)(i % n));
     for (int64_t i = 0; i < ncols; ++i) {
         for (int64_t j = 0; j <= i; ++j) {
             const double v = h_at(h, i, j);
             if (!isfinite(v))
                 return lq_fail_(msg, LQ_ERR_ARG, "H has a non-finite value at (%lld, %lld)",
-                            (long long)i, (long long)j);
+                                (long long)i, (long long)j);
         }
         if (h_at(h, i, i) < 0)
             return lq_fail_(msg, LQ_ERR_ARG, "H has a negative diagonal entry at %lld",
-                        (long long)i);
+                            (long long)i);
     }
     return LQ_OK;
 }
@@ -723,94 +848,70 @@ static lq_error scan_diag(const hmat *h, int64_t ncols, double *diag, uint8_t *d
             qw[i] = (float)diag[i];
             if (!isfinite(qw[i]))
                 return lq_fail_(msg, LQ_ERR_ARG, "H_ii at %lld does not fit a float importance",
-                            (long long)i);
+                                (long long)i);
         }
     }
     res->mean_diag = sum / (double)ncols;
     return LQ_OK;
 }
 
-/* U = the upper Cholesky factor of (H + damp I)^-1, raising the damping 10x after each failed
- * factorization (A is n x n scratch). */
-static lq_error factorize_damped(double *A, float *U, const hmat *h, const int64_t *perm,
-                                 const uint8_t *dead, int64_t ncols, const lq_gptq_opts *o,
-                                 lq_gptq_result *res, char *msg)
+/* U for H (permuted, dead columns, damping), raising the damping 10x after each failure
+ * (res: damp, damp_rel, retries). A: n x lda scratch. */
+static lq_error factor_u(const hmat *h, const int64_t *perm, const uint8_t *dead,
+                         const lq_gptq_opts *o, const lq_gk *gk, double *A, int64_t lda,
+                         ulay *u, int nt, lq_gptq_result *res, char *msg)
 {
+    float *rows = malloc((size_t)nt * (size_t)u->B * (size_t)u->n * sizeof(float));
+    if (!rows)
+        return lq_fail_(msg, LQ_ERR_NOMEM, "out of memory for the factorization");
     lq_error err = LQ_OK;
-    gsl_error_handler_t *old_handler = gsl_set_error_handler_off();
     double rel = o->damp;
     for (int attempt = 0;; ++attempt) {
         res->damp_rel = rel;
         res->damp = rel * res->mean_diag;
-        fill_h(A, h, perm, dead, res->damp);
-        if (factor_hinv(A, ncols, U) == 0) {
-            res->retries = attempt;
+        res->retries = attempt;
+        fill_rev(A, lda, h, perm, dead, res->damp, nt);
+        const int fr = lq_gk_chol_inv(gk, A, lda, h->n, nt);
+        if (fr == -2) {
+            err = lq_fail_(msg, LQ_ERR_NOMEM, "out of memory for the factorization");
             break;
         }
+        if (fr == 0 && ulay_fill(u, gk, A, lda, rows, nt) == 0)
+            break;
         if (attempt == o->max_retries) {
-            res->retries = attempt;
             err = lq_fail_(msg, LQ_ERR_NUMERIC,
-                       "Cholesky of H failed %d times (last damping %.3g x mean diag)",
-                       attempt + 1, rel);
+                           "Cholesky of H failed %d times (last damping %.3g x mean diag)",
+                           attempt + 1, rel);
             break;
         }
         rel = rel > 0 ? rel * 10 : 0.01;
     }
-    gsl_set_error_handler(old_handler);
+    free(rows);
     return err;
 }
 
-/* The rows in chunks of CHUNK_ROWS over nthreads; the losses are summed in chunk order. */
-static lq_error solve_rows(const ctx *c, int nthreads, int type, lq_gptq_result *res, char *msg)
+/* The column loop over all rows, then (c->loss) the losses, summed in row order. */
+static lq_error solve_rows(const ctx *c, int nt, lq_gptq_result *res, char *msg)
 {
-    const int64_t nrows = c->nrows, nchunks = (nrows + CHUNK_ROWS - 1) / CHUNK_ROWS;
-    double *lg = calloc((size_t)nchunks, sizeof(double));
-    double *lr = calloc((size_t)nchunks, sizeof(double));
-    if (!lg || !lr) {
-        free(lg);
-        free(lr);
-        return lq_fail_(msg, LQ_ERR_NOMEM, "out of memory");
-    }
-    int nt = nthreads > 0 ? nthreads : omp_get_max_threads();
-    if (nt > nchunks)
-        nt = (int)nchunks;
-    int status = 0; /* 1 internal mismatch, 2 out of memory */
-#pragma omp parallel num_threads(nt)
-    {
-        work wk;
-        const int mine = work_alloc(&wk, c) ? 2 : 0;
-        if (mine) {
-#pragma omp atomic write
-            status = mine;
-        }
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t k = 0; k < nchunks; ++k) {
-            int st;
-#pragma omp atomic read
-            st = status;
-            if (st || mine)
-                continue;
-            const int64_t r0 = k * CHUNK_ROWS;
-            const int R = (int)(nrows - r0 < CHUNK_ROWS ? nrows - r0 : CHUNK_ROWS);
-            if (process_chunk(c, &wk, r0, R, &lg[k], &lr[k])) {
-#pragma omp atomic write
-                status = 1;
-            }
-        }
-        work_free(&wk);
-    }
-    for (int64_t k = 0; k < nchunks; ++k) {
-        res->loss_gptq += lg[k];
-        res->loss_rtn += lr[k];
-    }
-    free(lg);
-    free(lr);
+    const int status = run_chunks(c, nt);
     if (status == 2)
         return lq_fail_(msg, LQ_ERR_NOMEM, "out of memory for the row workspaces");
     if (status == 1)
         return lq_fail_(msg, LQ_ERR_NUMERIC,
-                    "internal: decoded %s blocks differ from the solver's values",
-                    gguf_type_info(type) ? gguf_type_info(type)->name : "?");
+                        "internal: decoded %s blocks differ from the solver's values",
+                        gguf_type_info(c->t->type) ? gguf_type_info(c->t->type)->name : "?");
+    if (!c->loss)
+        return LQ_OK;
+    double *sg = malloc((size_t)c->nrows * 2 * sizeof(double));
+    if (!sg || losses(c, nt, sg, sg + c->nrows)) {
+        free(sg);
+        return lq_fail_(msg, LQ_ERR_NOMEM, "out of memory for the losses");
+    }
+    for (int64_t r = 0; r < c->nrows; ++r) {
+        res->loss_gptq += sg[r];
+        res->loss_rtn += sg[c->nrows + r];
+    }
+    free(sg);
     return LQ_OK;
 }
 
@@ -836,22 +937,24 @@ static lq_error gptq_run(int type, const float *W, int64_t nrows, int64_t ncols,
     if (err || nrows == 0)
         return err;
 
-    const uint64_t n = (uint64_t)ncols;
-    const bool kq = is_kquant(type);
-    const bool weighted = o.grid == LQ_GPTQ_GRID_WEIGHTED || (o.grid == LQ_GPTQ_GRID_AUTO && kq);
+    const uint64_t n = (uint64_t)ncols, lda = work_ld(n);
+    const bool weighted = lq_gptq_grid_weighted(type, o.grid);
     const bool stat = o.static_groups || o.act_order;
     const int B = block_cols(&o, t, ncols, stat);
+    const int nt = o.nthreads > 0 ? o.nthreads : omp_get_max_threads();
+    const lq_gk *gk = lq_gk_best();
     res.block_size = B;
 
     double *diag = malloc(n * sizeof(double));
     uint8_t *dead = malloc(n);
     int64_t *perm = o.act_order ? malloc(n * sizeof(int64_t)) : NULL;
     float *qw = weighted ? malloc(n * sizeof(float)) : NULL;
-    double *A = malloc(n * n * sizeof(double));
-    float *U = malloc(n * n * sizeof(float));
-    if (!diag || !dead || (o.act_order && !perm) || (weighted && !qw) || !A || !U) {
+    double *A = malloc(n * lda * sizeof(double));
+    ulay u = {0};
+    if (!diag || !dead || (o.act_order && !perm) || (weighted && !qw) || !A ||
+        ulay_alloc(&u, gk, ncols, B)) {
         err = lq_fail_(msg, LQ_ERR_NOMEM, "out of memory for a %llu-column Hessian",
-                   (unsigned long long)n);
+                       (unsigned long long)n);
         goto done;
     }
     if ((err = scan_diag(&h, ncols, diag, dead, qw, &res, msg)) != LQ_OK)
@@ -861,18 +964,21 @@ static lq_error gptq_run(int type, const float *W, int64_t nrows, int64_t ncols,
             perm[i] = i;
         qsort_r(perm, n, sizeof *perm, cmp_desc, diag);
     }
-    err = factorize_damped(A, U, &h, perm, dead, ncols, &o, &res, msg);
-    free(A);
-    A = NULL;
-    if (err)
+    if ((err = factor_u(&h, perm, dead, &o, gk, A, (int64_t)lda, &u, nt, &res, msg)) != LQ_OK)
         goto done;
+    if (o.skip_loss) {
+        free(A);
+        A = NULL;
+    } else {
+        fill_sym(A, (int64_t)lda, &h, nt); /* the loss's H, in the factorization's buffer */
+    }
 
     const ctx c = {
-        .t = t, .W = W, .nrows = nrows, .n = ncols, .h = h, .U = U, .perm = perm,
-        .dead = dead, .qw = qw, .stat = stat, .B = B, .loss = !o.skip_loss,
-        .dst = dst, .row_size = lq_row_size(type, ncols), .deq = deq,
+        .t = t, .W = W, .nrows = nrows, .n = ncols, .Hs = A, .ldh = (int64_t)lda, .u = &u,
+        .gk = gk, .perm = perm, .dead = dead, .qw = qw, .stat = stat, .B = B,
+        .loss = !o.skip_loss, .dst = dst, .row_size = lq_row_size(type, ncols), .deq = deq,
     };
-    err = solve_rows(&c, o.nthreads, type, &res, msg);
+    err = solve_rows(&c, nt, &res, msg);
 
 done:
     free(diag);
@@ -880,7 +986,7 @@ done:
     free(perm);
     free(qw);
     free(A);
-    free(U);
+    ulay_free(&u);
     if (res_out)
         *res_out = res;
     return err;

@@ -35,11 +35,12 @@
  *
  * Determinism: rows are independent given H. Rows are processed in chunks by an OpenMP loop,
  * every row with the same sequence of float operations, so the bytes and the losses do not
- * depend on the thread count (nor on block_size). H's factorization runs once, in double,
- * through GSL on OpenBLAS.
- *
- * GSL: the solver switches GSL's error handler off while it factorizes and restores the
- * previous handler afterwards (GSL's handler is process-global).
+ * depend on the thread count (nor on block_size). H's factorization (Cholesky of the
+ * reversed H, then a triangular inverse: GPTQ's upper factor of H^-1 in 2/3 n^3 flops) runs
+ * in double on the solver's own blocked kernels (libquant/lq_gptq_kern.h): every element is
+ * one fixed chain of fused multiply-adds, so U, like everything else, is the same on 1..N
+ * threads and on the scalar, AVX2 and AVX-512 paths (QFORGE_ISA=scalar|avx2 lowers the
+ * choice). The result depends only on the inputs and the options.
  *
  * Ownership: callers own every buffer; nothing allocated here outlives a call. */
 #ifndef QFORGE_LQ_GPTQ_H
@@ -126,9 +127,20 @@ lq_error lq_cholesky_lower(double *A, int64_t n);
  * C = 2/N sum x_f x_q^T and H = 2/N sum x_q x_q^T this minimizes
  * ||W X_f - W' X_q||^2 + lambda ||W' - W||^2 over W'. Where C == H, W is unchanged (up to
  * rounding). LQ_ERR_NUMERIC when Hd is not positive definite or a result is not finite (W is
- * then partly written), LQ_ERR_NOMEM, LQ_ERR_ARG. OpenBLAS (dgemm, dtrsm). */
+ * then partly written), LQ_ERR_NOMEM, LQ_ERR_ARG. Hd's Cholesky on the solver's kernels over
+ * nthreads threads (<= 0: all; the result does not depend on them), then OpenBLAS (dgemm,
+ * dtrsm). Work memory: n^2 + 2 rows*n doubles, n^2 of them only after the last read of C. */
 lq_error lq_gptq_asym_target(float *W, int64_t rows, int64_t n, const double *H, const double *C,
-                             double damp);
+                             double damp, int nthreads);
+
+/* The same in two steps, so that a caller can free C in between: lq_gptq_asym_rhs writes
+ * M (n x rows doubles, row stride rows) = (C - H)^T W^T (the last read of C);
+ * lq_gptq_asym_apply then does W := W + (Hd^-1 M)^T (M is overwritten). Same results and
+ * errors as lq_gptq_asym_target. */
+lq_error lq_gptq_asym_rhs(const float *W, int64_t rows, int64_t n, const double *H,
+                          const double *C, double *M);
+lq_error lq_gptq_asym_apply(float *W, int64_t rows, int64_t n, const double *H, double damp,
+                            double *M, int nthreads);
 
 /* sum_r (T_r - Q_r) H (T_r - Q_r)^T over rows (T, Q rows x n floats; H's lower triangle is
  * read). NAN when out of memory. */

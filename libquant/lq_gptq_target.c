@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "libquant/lq_gptq.h"
+#include "libquant/lq_gptq_kern.h"
 #include "libquant/lq_types.h"
 
 bool lq_gptq_grid_weighted(int type, lq_gptq_grid grid)
@@ -38,70 +39,122 @@ lq_error lq_cholesky_lower(double *A, int64_t n)
     return LQ_OK;
 }
 
-lq_error lq_gptq_asym_target(float *W, int64_t rows, int64_t n, const double *H, const double *C,
-                             double damp)
+#define ASYM_JB 256 /* columns of C - H per product of the asymmetric target */
+
+/* C - H is formed ASYM_JB columns at a time and W converted to double ASYM_JB rows at a time
+ * (2 n x ASYM_JB doubles of work instead of n x n + rows x n). */
+lq_error lq_gptq_asym_rhs(const float *W, int64_t rows, int64_t n, const double *H,
+                          const double *C, double *M)
 {
-    if (!W || !H || !C || rows < 1 || n < 1 || !(damp >= 0))
+    if (!W || !H || !C || !M || rows < 1 || n < 1)
         return LQ_ERR_ARG;
-    const size_t nn = (size_t)n * (size_t)n, nr = (size_t)rows * (size_t)n;
-    double *A = malloc(nn * sizeof(double)), *D = malloc(nn * sizeof(double));
-    double *Wd = malloc(nr * sizeof(double)), *M = malloc(nr * sizeof(double));
-    lq_error e = LQ_OK;
-    if (!A || !D || !Wd || !M) {
-        e = LQ_ERR_NOMEM;
-        goto out;
+    double *Wd = malloc((size_t)n * ASYM_JB * sizeof(double));
+    double *Db = malloc((size_t)n * ASYM_JB * sizeof(double));
+    if (!Wd || !Db) {
+        free(Wd);
+        free(Db);
+        return LQ_ERR_NOMEM;
     }
+    for (int64_t j0 = 0; j0 < n; j0 += ASYM_JB) {
+        const int jb = (int)(n - j0 < ASYM_JB ? n - j0 : ASYM_JB);
+        for (int64_t k = 0; k < n; ++k)
+            for (int j = 0; j < jb; ++j)
+                Db[k * jb + j] = C[k * n + j0 + j] - H[k * n + j0 + j];
+        for (int64_t r0 = 0; r0 < rows; r0 += ASYM_JB) {
+            const int rb = (int)(rows - r0 < ASYM_JB ? rows - r0 : ASYM_JB);
+            for (size_t i = 0; i < (size_t)rb * (size_t)n; ++i)
+                Wd[i] = W[(size_t)r0 * (size_t)n + i];
+            cblas_dgemm(CblasRowMajor, CblasTrans, CblasTrans, jb, rb, (int)n, 1.0, Db, jb, Wd,
+                        (int)n, 0.0, M + j0 * rows + r0, (int)rows);
+        }
+    }
+    free(Wd);
+    free(Db);
+    return LQ_OK;
+}
+
+/* M := Hd^-1 M with Hd = H + damp * mean diag (dead diagonals 1): the solver's blocked
+ * Cholesky (lq_gptq_kern.h; its result does not depend on the thread count), then two
+ * triangular solves. */
+static lq_error asym_solve(int64_t rows, int64_t n, const double *H, double damp, double *M,
+                           int nthreads)
+{
+    const int64_t lines = (n + 7) / 8, lda = (lines % 2 ? lines : lines + 1) * 8;
+    double *A = malloc((size_t)n * (size_t)lda * sizeof(double));
+    if (!A)
+        return LQ_ERR_NOMEM;
     double mean = 0;
     for (int64_t i = 0; i < n; ++i)
         mean += H[i * n + i] > 0 ? H[i * n + i] : 1.0;
     mean /= (double)n;
-    memcpy(A, H, nn * sizeof(double));
-    for (size_t i = 0; i < nn; ++i)
-        D[i] = C[i] - H[i];
-    for (int64_t i = 0; i < n; ++i)
-        A[i * n + i] = (H[i * n + i] > 0 ? H[i * n + i] : 1.0) + damp * mean;
-    for (size_t i = 0; i < nr; ++i)
-        Wd[i] = W[i];
-    /* M (n x rows) = D^T W^T, then M := Hd^-1 M through the Cholesky factor */
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasTrans, (int)n, (int)rows, (int)n, 1.0, D, (int)n,
-                Wd, (int)n, 0.0, M, (int)rows);
-    if ((e = lq_cholesky_lower(A, n)) != LQ_OK)
-        goto out;
-    cblas_dtrsm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, (int)n,
-                (int)rows, 1.0, A, (int)n, M, (int)rows);
-    cblas_dtrsm(CblasRowMajor, CblasLeft, CblasLower, CblasTrans, CblasNonUnit, (int)n,
-                (int)rows, 1.0, A, (int)n, M, (int)rows);
-    for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < n; ++i) {
+        memcpy(A + i * lda, H + i * n, (size_t)i * sizeof(double));
+        A[i * lda + i] = (H[i * n + i] > 0 ? H[i * n + i] : 1.0) + damp * mean;
+    }
+    const int fr = lq_gk_chol(lq_gk_best(), A, lda, n, nthreads);
+    if (fr == 0) {
+        cblas_dtrsm(CblasRowMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, (int)n,
+                    (int)rows, 1.0, A, (int)lda, M, (int)rows);
+        cblas_dtrsm(CblasRowMajor, CblasLeft, CblasLower, CblasTrans, CblasNonUnit, (int)n,
+                    (int)rows, 1.0, A, (int)lda, M, (int)rows);
+    }
+    free(A);
+    return fr == 0 ? LQ_OK : fr == -2 ? LQ_ERR_NOMEM : LQ_ERR_NUMERIC;
+}
+
+lq_error lq_gptq_asym_apply(float *W, int64_t rows, int64_t n, const double *H, double damp,
+                            double *M, int nthreads)
+{
+    if (!W || !H || !M || rows < 1 || n < 1 || !(damp >= 0))
+        return LQ_ERR_ARG;
+    lq_error e = asym_solve(rows, n, H, damp, M, nthreads);
+    for (int64_t r = 0; e == LQ_OK && r < rows; ++r)
         for (int64_t j = 0; j < n; ++j) {
-            const float v = (float)(Wd[r * n + j] + M[j * rows + r]);
+            const float v = (float)((double)W[r * n + j] + M[j * rows + r]);
             if (!isfinite(v)) {
                 e = LQ_ERR_NUMERIC;
-                goto out;
+                break;
             }
             W[r * n + j] = v;
         }
-out:
-    free(A);
-    free(D);
-    free(Wd);
+    return e;
+}
+
+lq_error lq_gptq_asym_target(float *W, int64_t rows, int64_t n, const double *H, const double *C,
+                             double damp, int nthreads)
+{
+    if (!W || !H || !C || rows < 1 || n < 1 || !(damp >= 0))
+        return LQ_ERR_ARG;
+    double *M = malloc((size_t)rows * (size_t)n * sizeof(double));
+    if (!M)
+        return LQ_ERR_NOMEM;
+    lq_error e = lq_gptq_asym_rhs(W, rows, n, H, C, M);
+    if (e == LQ_OK)
+        e = lq_gptq_asym_apply(W, rows, n, H, damp, M, nthreads);
     free(M);
     return e;
 }
 
+#define HLOSS_RB 64 /* rows per product of lq_gptq_hloss: H is read once per block, not per row */
+
 double lq_gptq_hloss(const float *T, const float *Q, int64_t rows, int64_t n, const double *H)
 {
-    double *e = malloc((size_t)n * sizeof(double)), *he = malloc((size_t)n * sizeof(double));
+    double *e = malloc((size_t)HLOSS_RB * (size_t)n * sizeof(double));
+    double *he = malloc((size_t)HLOSS_RB * (size_t)n * sizeof(double));
     double acc = 0;
     if (!e || !he) {
         free(e);
         free(he);
         return NAN;
     }
-    for (int64_t r = 0; r < rows; ++r) {
-        for (int64_t j = 0; j < n; ++j)
-            e[j] = (double)T[r * n + j] - Q[r * n + j];
-        cblas_dsymv(CblasRowMajor, CblasLower, (int)n, 1.0, H, (int)n, e, 1, 0.0, he, 1);
-        acc += cblas_ddot((int)n, e, 1, he, 1);
+    for (int64_t r0 = 0; r0 < rows; r0 += HLOSS_RB) {
+        const int rb = (int)(rows - r0 < HLOSS_RB ? rows - r0 : HLOSS_RB);
+        for (size_t i = 0; i < (size_t)rb * (size_t)n; ++i)
+            e[i] = (double)T[(size_t)r0 * (size_t)n + i] - Q[(size_t)r0 * (size_t)n + i];
+        cblas_dsymm(CblasRowMajor, CblasRight, CblasLower, rb, (int)n, 1.0, H, (int)n, e, (int)n,
+                    0.0, he, (int)n);
+        for (int r = 0; r < rb; ++r)
+            acc += cblas_ddot((int)n, e + (size_t)r * n, 1, he + (size_t)r * n, 1);
     }
     free(e);
     free(he);

@@ -87,6 +87,25 @@ typedef struct {
     int type;
 } job;
 
+/* W := the asymmetric target (lq_gptq_asym_rhs, then _apply); release (the group's last
+ * tensor): the cross term is freed as soon as it has been read, before the factorization. */
+static lq_error asym_target(float *W, const job *jb, const double *H, const double *C,
+                            pl_cross **release, const lq_gptq_opts *go)
+{
+    double *M = malloc((size_t)jb->rows * (size_t)jb->cols * sizeof(double));
+    if (!M)
+        return LQ_ERR_NOMEM;
+    lq_error e = lq_gptq_asym_rhs(W, jb->rows, jb->cols, H, C, M);
+    if (release && *release) {
+        pl_cross_free(*release);
+        *release = NULL;
+    }
+    if (e == LQ_OK)
+        e = lq_gptq_asym_apply(W, jb->rows, jb->cols, H, go->damp, M, go->nthreads);
+    free(M);
+    return e;
+}
+
 /* GPTQ of one tensor on H (and C for the asymmetric target) into q (rows x rs bytes); info
  * receives the losses and rmse. release (the group's last tensor): the cross term is freed
  * once the target is made, before the solver allocates. */
@@ -117,7 +136,7 @@ static pl_error solve_tensor(inp_source *src, const job *jb, const double *H, co
     st->other += t1 - t0;
     if (Wt) {
         memcpy(Wt, W, nel * sizeof(float));
-        const lq_error te = lq_gptq_asym_target(Wt, jb->rows, jb->cols, H, C, go.damp);
+        const lq_error te = asym_target(Wt, jb, H, C, release, &go);
         if (te != LQ_OK) {
             e = te == LQ_ERR_NOMEM ? pl_fail(msg, PL_ERR_NOMEM, "%s: out of memory", jb->name)
                                    : pl_fail(msg, PL_ERR_MODEL, "%s: the asymmetric target is not "
@@ -125,7 +144,7 @@ static pl_error solve_tensor(inp_source *src, const job *jb, const double *H, co
             goto out;
         }
     }
-    if (release) {
+    if (release && *release) {
         pl_cross_free(*release);
         *release = NULL;
     }

@@ -13,6 +13,7 @@
 
 #include "libquant/lq.h"
 #include "libquant/lq_gptq.h"
+#include "libquant/lq_gptq_kern.h"
 #include "libquant/lq_internal.h"
 #include "tests/testutil.h"
 
@@ -515,13 +516,13 @@ static void check_same(const run_out *a, const run_out *b, size_t bytes, const c
     cr_assert(memcmp(&a->res.loss_rtn, &b->res.loss_rtn, sizeof(double)) == 0, "%s", what);
 }
 
-/* 70 rows = chunks of 32, 32 and 6 rows. */
-Test(gptq, thread_count_independent)
+/* 70 rows = chunks of 32, 32 and 6 rows; 512 and 1280 columns: the factorization's panels,
+ * column blocks and the loss's k-blocks split differently among the threads. */
+static void check_threads(int64_t cols, const int *types, size_t ntypes)
 {
-    problem p = make_problem(70, COLS, NSAMP, 0.9, 0.5, 8, NULL, 0);
-    const int types[] = {GGUF_Q4_0, GGUF_Q4_K, GGUF_Q6_K};
-    for (size_t t = 0; t < 3; ++t) {
-        const size_t bytes = lq_row_size(types[t], COLS) * 70;
+    problem p = make_problem(70, cols, NSAMP, 0.9, 0.5, 8, NULL, 0);
+    for (size_t t = 0; t < ntypes; ++t) {
+        const size_t bytes = lq_row_size(types[t], cols) * 70;
         for (int ao = 0; ao < 2; ++ao) {
             lq_gptq_opts o;
             lq_gptq_opts_init(&o);
@@ -540,6 +541,14 @@ Test(gptq, thread_count_independent)
         }
     }
     free_problem(&p);
+}
+
+Test(gptq, thread_count_independent)
+{
+    const int types[] = {GGUF_Q4_0, GGUF_Q4_K, GGUF_Q6_K};
+    check_threads(COLS, types, 3);
+    const int big[] = {GGUF_Q5_K};
+    check_threads(1280, big, 1);
 }
 
 /* The lazy batches only delay updates: any width gives the same bytes, with grids chosen
@@ -693,5 +702,282 @@ Test(gptq, argument_errors)
     free(q2);
     free(q);
     free(zero);
+    free_problem(&p);
+}
+
+/* ---------- kernels (libquant/lq_gptq_kern.h) on every ISA the CPU runs ---------- */
+
+/* Each kernel result against its element chains written out plainly: bit for bit. */
+
+static void fill_uniform(double *x, size_t n)
+{
+    for (size_t i = 0; i < n; ++i)
+        x[i] = tu_rng_u01() - 0.5;
+}
+
+static const lq_gk *kernels_or_skip(lq_gk_isa isa)
+{
+    const lq_gk *g = lq_gk_get(isa);
+    if (!g)
+        cr_skip_test("this CPU cannot run the %s kernels",
+                     isa == LQ_GK_AVX512 ? "AVX-512" : "AVX2");
+    return g;
+}
+
+static void check_products(const lq_gk *g)
+{
+    const int shapes[][3] = {{1, 1, 1},     {13, 37, 5},     {30, 70, 300},
+                             {97, 129, 260}, {12, 16, 3},     {200, 600, 520}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; ++s) {
+        const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        const ptrdiff_t lda = M + 3, ldb = N + 5, ldc = N + 1;
+        const size_t na = (size_t)(K * lda), nb = (size_t)(K * ldb), nc = (size_t)(M * ldc);
+        double *a = malloc(na * sizeof(double)), *b = malloc(nb * sizeof(double));
+        double *c = malloc(nc * sizeof(double)), *want = malloc(nc * sizeof(double));
+        float *af = malloc(na * sizeof(float)), *bf = malloc(nb * sizeof(float));
+        float *cf = malloc(nc * sizeof(float)), *wantf = malloc(nc * sizeof(float));
+        tu_rng_state = 77 + s;
+        fill_uniform(a, na);
+        fill_uniform(b, nb);
+        fill_uniform(c, nc);
+        for (size_t i = 0; i < na; ++i)
+            af[i] = (float)a[i];
+        for (size_t i = 0; i < nb; ++i)
+            bf[i] = (float)b[i];
+        for (size_t i = 0; i < nc; ++i)
+            cf[i] = (float)c[i];
+        memcpy(want, c, nc * sizeof(double));
+        memcpy(wantf, cf, nc * sizeof(float));
+        for (int i = 0; i < M; ++i)
+            for (int j = 0; j < N; ++j) {
+                double t = want[i * ldc + j];
+                float tf = wantf[i * ldc + j];
+                for (int k = 0; k < K; ++k) {
+                    t = fma(-a[k * lda + i], b[k * ldb + j], t);
+                    const float p = af[k * lda + i] * bf[k * ldb + j];
+                    tf = tf - p;
+                }
+                want[i * ldc + j] = t;
+                wantf[i * ldc + j] = tf;
+            }
+        void *ws = aligned_alloc(64, LQ_GK_WS);
+        float *bp = malloc(lq_gk_packed_f32(g, K, N) * sizeof(float));
+        /* B packed in two pieces, into tiles with room for 3 more rows */
+        const ptrdiff_t ts = lq_gk_tile_f64(g, K + 3);
+        double *bpd = malloc(lq_gk_packed_f64(g, K + 3, N) * sizeof(double));
+        g->pack_f64(K / 2, N, b, ldb, bpd, 0, ts);
+        g->pack_f64(K - K / 2, N, b + (K / 2) * ldb, ldb, bpd, K / 2, ts);
+        g->fnma_f64(M, N, K, a, lda, bpd, ts, c, ldc, ws);
+        free(bpd);
+        g->pack_f32(K, N, bf, ldb, bp);
+        g->mulsub_f32(M, N, K, af, lda, bp, cf, ldc);
+        free(bp);
+        free(ws);
+        /* also checks that nothing outside the M x N block was written */
+        cr_assert(memcmp(c, want, nc * sizeof(double)) == 0, "%s fnma_f64 %dx%dx%d", g->name, M,
+                  N, K);
+        cr_assert(memcmp(cf, wantf, nc * sizeof(float)) == 0, "%s mulsub_f32 %dx%dx%d", g->name, M,
+                  N, K);
+        free(a), free(b), free(c), free(want), free(af), free(bf), free(cf), free(wantf);
+    }
+}
+
+static void check_trsm_chol(const lq_gk *g)
+{
+    const int M = 45, N = 70;
+    const ptrdiff_t lda = M + 2, ld = N + 3;
+    double *a = malloc((size_t)(M * lda) * sizeof(double)), *d = malloc(M * sizeof(double));
+    double *b = malloc((size_t)(M * ld) * sizeof(double));
+    double *c = malloc((size_t)(M * ld) * sizeof(double));
+    double *want = malloc((size_t)(M * ld) * sizeof(double));
+    tu_rng_state = 5;
+    fill_uniform(a, (size_t)(M * lda));
+    fill_uniform(b, (size_t)(M * ld));
+    for (int i = 0; i < M; ++i)
+        d[i] = 1 + tu_rng_u01();
+    /* modes: separate B with d, in place with d, separate B without d */
+    for (int mode = 0; mode < 3; ++mode) {
+        const bool inplace = mode == 1;
+        const double *dd = mode == 2 ? NULL : d;
+        fill_uniform(c, (size_t)(M * ld));
+        memcpy(want, c, (size_t)(M * ld) * sizeof(double));
+        for (int i = 0; i < M; ++i)
+            for (int j = 0; j < N; ++j) {
+                double t = want[i * ld + j];
+                for (int k = 0; k < i; ++k)
+                    t = fma(-a[k * lda + i], inplace ? want[k * ld + j] : b[k * ld + j], t);
+                want[i * ld + j] = dd ? t / dd[i] : t;
+            }
+        g->trsm_f64(M, N, a, lda, inplace ? c : b, ld, c, ld, dd);
+        cr_assert(memcmp(c, want, (size_t)(M * ld) * sizeof(double)) == 0, "%s trsm mode %d",
+                  g->name, mode);
+    }
+    /* Cholesky of an SPD block (ld 53) against the chain; an indefinite one fails */
+    const int n = 50;
+    const ptrdiff_t lc = 53;
+    for (int i = 0; i < n; ++i)
+        for (int j = 0; j < lc; ++j) {
+            double s = i == j ? 2.0 : 0.0;
+            if (j < n)
+                for (int k = 0; k < 8; ++k)
+                    s += a[k * lda + i] * a[k * lda + j];
+            c[i * lc + j] = want[i * lc + j] = s;
+        }
+    for (int j = 0; j < n; ++j) {
+        double t = want[j * lc + j];
+        for (int k = 0; k < j; ++k)
+            t = fma(-want[j * lc + k], want[j * lc + k], t);
+        want[j * lc + j] = sqrt(t);
+        for (int i = j + 1; i < n; ++i) {
+            double s = want[i * lc + j];
+            for (int k = 0; k < j; ++k)
+                s = fma(-want[i * lc + k], want[j * lc + k], s);
+            want[i * lc + j] = s / want[j * lc + j];
+        }
+    }
+    cr_assert_eq(g->chol_f64(n, c, lc), 0);
+    cr_assert(memcmp(c, want, (size_t)(n * lc) * sizeof(double)) == 0, "%s chol", g->name);
+    c[7 * lc + 7] = -1;
+    cr_assert_eq(g->chol_f64(n, c, lc), -1);
+    free(a), free(d), free(b), free(c), free(want);
+}
+
+/* The blocked threaded Cholesky + inverse: bit for bit the chains of lq_gptq_kern.h written
+ * plainly (Cholesky of J M J, inverse by forward substitution) on 1, 2 and 3 threads;
+ * U = J L^-1 J in float gives U^T U M = I to float accuracy. n = 300 cuts every block size
+ * (128, 96, 64) unevenly. */
+static void check_hinv(const lq_gk *g)
+{
+    const int64_t n = 300, N = 400;
+    problem p = make_problem(1, n, N, 0.8, 0.5, 31, NULL, 0);
+    double *M = malloc((size_t)(n * n) * sizeof(double));
+    for (int64_t i = 0; i < n * n; ++i)
+        M[i] = p.H[i] + (i % (n + 1) == 0 ? 0.01 : 0.0);
+    /* reference: L = chol(J M J), X = L^-1, U(i,j) = X(n-1-i, n-1-j) */
+    double *L = calloc((size_t)(n * n), sizeof(double));
+    double *X = calloc((size_t)(n * n), sizeof(double));
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j <= i; ++j)
+            L[i * n + j] = M[(n - 1 - i) * n + (n - 1 - j)];
+    for (int64_t j = 0; j < n; ++j) {
+        double t = L[j * n + j];
+        for (int64_t k = 0; k < j; ++k)
+            t = fma(-L[j * n + k], L[j * n + k], t);
+        L[j * n + j] = sqrt(t);
+        for (int64_t i = j + 1; i < n; ++i) {
+            double s = L[i * n + j];
+            for (int64_t k = 0; k < j; ++k)
+                s = fma(-L[i * n + k], L[j * n + k], s);
+            L[i * n + j] = s / L[j * n + j];
+        }
+    }
+    for (int64_t j = 0; j < n; ++j) {
+        X[j * n + j] = 1 / L[j * n + j];
+        for (int64_t i = j + 1; i < n; ++i) {
+            double t = 0;
+            for (int64_t k = j; k < i; ++k)
+                t = fma(-L[i * n + k], X[k * n + j], t);
+            X[i * n + j] = t / L[i * n + i];
+        }
+    }
+    const int64_t lda = n + 5;
+    double *A = malloc((size_t)(n * lda) * sizeof(double));
+    double *X1 = malloc((size_t)(n * lda) * sizeof(double));
+    for (int nt = 1; nt <= 3; ++nt) {
+        for (int64_t i = 0; i < n; ++i)
+            for (int64_t j = 0; j <= i; ++j)
+                A[i * lda + j] = M[(n - 1 - i) * n + (n - 1 - j)];
+        cr_assert_eq(lq_gk_chol_inv(g, A, lda, n, nt), 0);
+        if (nt == 1)
+            memcpy(X1, A, (size_t)(n * lda) * sizeof(double));
+        for (int64_t i = 0; i < n; ++i)
+            cr_assert(memcmp(A + i * lda, X1 + i * lda, (size_t)(i + 1) * sizeof(double)) == 0,
+                      "%s: %d threads", g->name, nt);
+    }
+    int64_t diff = 0;
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j <= i; ++j)
+            diff += memcmp(&A[i * lda + j], &X[i * n + j], sizeof(double)) != 0;
+    cr_assert_eq(diff, 0, "%s: %lld elements of L^-1 differ from the chains", g->name,
+                 (long long)diff);
+    /* U = J X J in float, as the solver keeps it */
+    float *U = calloc((size_t)(n * n), sizeof(float));
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = i; j < n; ++j)
+            U[i * n + j] = (float)X[(n - 1 - i) * n + (n - 1 - j)];
+    double *UU = calloc((size_t)(n * n), sizeof(double)); /* U^T U */
+    for (int64_t q = 0; q < n; ++q)
+        for (int64_t i = q; i < n; ++i)
+            for (int64_t k = q; k < n; ++k)
+                UU[i * n + k] += (double)U[q * n + i] * U[q * n + k];
+    double worst = 0; /* (U^T U M)(i,j) - [i == j] */
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+            double s = 0;
+            for (int64_t k = 0; k < n; ++k)
+                s += UU[i * n + k] * M[k * n + j];
+            worst = fmax(worst, fabs(s - (i == j)));
+        }
+    free(UU);
+    cr_log_info("%s: max |U^T U M - I| = %.3g", g->name, worst);
+    cr_assert_lt(worst, 1e-4);
+    /* not positive definite: -1, as the solver's retry loop expects */
+    for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j <= i; ++j)
+            A[i * lda + j] = M[(n - 1 - i) * n + (n - 1 - j)] - (i == j ? 10.0 : 0.0);
+    cr_assert_eq(lq_gk_chol_inv(g, A, lda, n, 2), -1);
+    free(M), free(L), free(X), free(A), free(X1), free(U);
+    free_problem(&p);
+}
+
+Test(gptq_kernels, scalar)
+{
+    const lq_gk *g = kernels_or_skip(LQ_GK_SCALAR);
+    check_products(g);
+    check_trsm_chol(g);
+    check_hinv(g);
+}
+Test(gptq_kernels, avx2)
+{
+    const lq_gk *g = kernels_or_skip(LQ_GK_AVX2);
+    check_products(g);
+    check_trsm_chol(g);
+    check_hinv(g);
+}
+Test(gptq_kernels, avx512)
+{
+    const lq_gk *g = kernels_or_skip(LQ_GK_AVX512);
+    check_products(g);
+    check_trsm_chol(g);
+    check_hinv(g);
+}
+
+/* The whole solver on each ISA the CPU runs (QFORGE_ISA lowers the choice): the same bytes
+ * and losses. 70 rows x 768 columns: several panels, column blocks and loss blocks. */
+Test(gptq, isa_independent)
+{
+    if (!lq_gk_get(LQ_GK_AVX2))
+        cr_skip_test("only the scalar kernels run on this CPU");
+    problem p = make_problem(70, 768, 800, 0.9, 0.5, 17, NULL, 0);
+    const int types[] = {GGUF_Q4_K, GGUF_Q5_0};
+    for (size_t t = 0; t < 2; ++t) {
+        const size_t bytes = lq_row_size(types[t], p.cols) * (size_t)p.rows;
+        lq_gptq_opts o;
+        lq_gptq_opts_init(&o);
+        o.act_order = t == 1;
+        unsetenv("QFORGE_ISA");
+        run_out best = run(types[t], &p, &o);
+        setenv("QFORGE_ISA", "avx2", 1);
+        run_out avx2 = run(types[t], &p, &o);
+        setenv("QFORGE_ISA", "scalar", 1);
+        run_out scalar = run(types[t], &p, &o);
+        unsetenv("QFORGE_ISA");
+        cr_log_info("best ISA: %s", lq_gk_best()->name);
+        check_same(&best, &avx2, bytes, "best vs AVX2");
+        check_same(&best, &scalar, bytes, "best vs scalar");
+        free_run(&best);
+        free_run(&avx2);
+        free_run(&scalar);
+    }
     free_problem(&p);
 }

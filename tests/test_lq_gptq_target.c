@@ -83,12 +83,12 @@ Test(lq_gptq_target, asymmetric_target)
     for (int i = 0; i < rows * n; ++i)
         W[i] = (float)rnd(&s);
     memcpy(Wt, W, (size_t)rows * n * sizeof(float));
-    cr_assert_eq(lq_gptq_asym_target(Wt, rows, n, H, H, damp), LQ_OK);
+    cr_assert_eq(lq_gptq_asym_target(Wt, rows, n, H, H, damp, 0), LQ_OK);
     cr_assert(memcmp(Wt, W, (size_t)rows * n * sizeof(float)) == 0, "C == H changed W");
 
     for (int i = 0; i < n * n; ++i)
         C[i] = H[i] * 0.9 + 0.01 * rnd(&s);
-    cr_assert_eq(lq_gptq_asym_target(Wt, rows, n, H, C, damp), LQ_OK);
+    cr_assert_eq(lq_gptq_asym_target(Wt, rows, n, H, C, damp, 0), LQ_OK);
     double mean = 0;
     for (int i = 0; i < n; ++i)
         mean += H[i * n + i];
@@ -113,13 +113,66 @@ Test(lq_gptq_target, asymmetric_target)
     for (int i = 0; i < n; ++i)
         neg[i * n + i] = i == 3 ? -50.0 : 1.0;
     neg[1 * n + 2] = neg[2 * n + 1] = 2.0;
-    cr_assert_eq(lq_gptq_asym_target(Wt, rows, n, neg, C, 0.0), LQ_ERR_NUMERIC);
-    cr_assert_eq(lq_gptq_asym_target(Wt, rows, n, H, C, -1.0), LQ_ERR_ARG);
+    cr_assert_eq(lq_gptq_asym_target(Wt, rows, n, neg, C, 0.0, 0), LQ_ERR_NUMERIC);
+    cr_assert_eq(lq_gptq_asym_target(Wt, rows, n, H, C, -1.0, 0), LQ_ERR_ARG);
     free(neg);
     free(H);
     free(C);
     free(W);
     free(Wt);
+}
+
+/* n = 300: the Cholesky's panels of 128 and the right-hand side's column blocks of 256 are
+ * crossed; the target satisfies its normal equations and does not depend on the thread count
+ * (the OpenMP threads of the Cholesky, and OpenBLAS's). */
+Test(lq_gptq_target, asymmetric_target_blocked)
+{
+    const int n = 300, rows = 40;
+    const double damp = 0.02;
+    double *H = spd(n, 400, 3), *C = malloc((size_t)n * n * sizeof(double));
+    uint64_t s = 11;
+    for (int i = 0; i < n * n; ++i)
+        C[i] = H[i] * 0.95 + 0.005 * rnd(&s);
+    const size_t nel = (size_t)rows * n;
+    float *W = malloc(nel * sizeof(float)), *T[3];
+    for (size_t i = 0; i < nel; ++i)
+        W[i] = (float)rnd(&s);
+    for (int t = 0; t < 3; ++t) {
+        T[t] = malloc(nel * sizeof(float));
+        memcpy(T[t], W, nel * sizeof(float));
+        cr_assert_eq(lq_gptq_asym_target(T[t], rows, n, H, C, damp, t + 1), LQ_OK);
+        cr_assert(memcmp(T[t], T[0], nel * sizeof(float)) == 0, "%d threads differ from 1", t + 1);
+    }
+    /* the two-step form gives the same floats */
+    float *T2 = malloc(nel * sizeof(float));
+    double *M = malloc(nel * sizeof(double));
+    memcpy(T2, W, nel * sizeof(float));
+    cr_assert_eq(lq_gptq_asym_rhs(T2, rows, n, H, C, M), LQ_OK);
+    cr_assert_eq(lq_gptq_asym_apply(T2, rows, n, H, damp, M, 2), LQ_OK);
+    cr_assert(memcmp(T2, T[0], nel * sizeof(float)) == 0, "rhs + apply differ from the target");
+    free(T2);
+    free(M);
+    double mean = 0;
+    for (int i = 0; i < n; ++i)
+        mean += H[i * n + i];
+    const double lambda = damp * mean / n;
+    double worst = 0, scale = 0;
+    for (int r = 0; r < rows; ++r)
+        for (int j = 0; j < n; ++j) {
+            double lhs = lambda * T[0][r * n + j], rhs = lambda * W[r * n + j];
+            for (int k = 0; k < n; ++k) {
+                lhs += (double)T[0][r * n + k] * H[k * n + j];
+                rhs += (double)W[r * n + k] * C[k * n + j];
+            }
+            worst = fmax(worst, fabs(lhs - rhs));
+            scale = fmax(scale, fabs(rhs));
+        }
+    cr_assert_lt(worst, 1e-5 * scale, "normal equations off by %g (scale %g)", worst, scale);
+    for (int t = 0; t < 3; ++t)
+        free(T[t]);
+    free(W);
+    free(H);
+    free(C);
 }
 
 static double direct_hloss(const float *T, const float *Q, int rows, int n, const double *H)
@@ -135,7 +188,7 @@ static double direct_hloss(const float *T, const float *Q, int rows, int n, cons
 
 Test(lq_gptq_target, losses)
 {
-    const int n = 256, rows = 3;
+    const int n = 256, rows = 70; /* 70: row blocks of 64 and 6 in lq_gptq_hloss */
     double *H = spd(n, 300, 3);
     uint64_t s = 11;
     float *W = malloc((size_t)rows * n * sizeof(float)), *T = malloc((size_t)rows * n * sizeof(float));
