@@ -6,10 +6,13 @@
 #              llama.cpp checkout with built tools, its convert_hf_to_gguf.py (F16) + llama-quantize
 #   gptq       qforge-quantize --gptq Q4_K_M with a reduced calibration (GPTQ_SAMPLES x GPTQ_CTX
 #              tokens, default 16 x 512)
+#   f16        qforge-convert checkpoint -> F16 GGUF, then F16 -> Q4_K_M by qforge-quantize and, when
+#              LLAMA_BIN holds llama-quantize, by llama-quantize on the same file (alternating)
 #   ppl        qforge-perplexity on the Q4_K_M file (PPL_CHUNKS chunks of 512 tokens): tokens/s
 #
 #   bench/large.sh                    # all steps
 #   STEPS="quantize ppl" bench/large.sh
+#   STEPS=f16 LLAMA_BIN=/path/to/llama.cpp/build/bin bench/large.sh
 #   LLAMA_CPP=/path/to/llama.cpp bench/large.sh
 # env: QFORGE_BIN, BENCH_DIR (default /tmp/qforge-bench-large; needs about 40 GB free with
 #      llama.cpp, 22 GB without), THREADS (default 2), KEEP=1 keeps the checkpoint afterwards.
@@ -25,7 +28,7 @@ text=$root/models/eval-classics.txt
 [ -x "$bin/qforge-quantize" ] && [ -x "$bin/qforge-synth" ] || { echo "bench: build first (make)"; exit 1; }
 [ -x /usr/bin/time ] || { echo "bench: /usr/bin/time is missing (apt-get install time)"; exit 1; }
 mkdir -p "$dir"
-cleanup() { [ "${KEEP:-0}" = 1 ] || rm -rf "$ckpt" "$dir/llama-f16.gguf"; }
+cleanup() { [ "${KEEP:-0}" = 1 ] || rm -rf "$ckpt" "$dir/llama-f16.gguf" "$dir/f16.gguf"; }
 trap cleanup EXIT
 
 time_run() { # LABEL CMD...
@@ -64,6 +67,17 @@ for s in $steps; do
         echo "Q4_K_M files differ (metadata from the stand-in converter may differ; compare with qforge-inspect)"
       rm -f "$dir/llama-f16.gguf" "$dir/llama-q4_k_m.gguf"
     fi ;;
+  f16)
+    time_run "qforge-convert checkpoint -> F16" "$bin/qforge-convert" "$ckpt" -o "$dir/f16.gguf" --outtype f16
+    time_run "qforge-quantize F16 -> Q4_K_M" "$bin/qforge-quantize" -t "$threads" "$dir/f16.gguf" "$dir/q-f16.gguf" Q4_K_M
+    if [ -n "${LLAMA_BIN:-}" ]; then
+      time_run "llama-quantize F16 -> Q4_K_M" "$LLAMA_BIN/llama-quantize" "$dir/f16.gguf" "$dir/l-f16.gguf" \
+        Q4_K_M "$threads"
+      cmp -s "$dir/q-f16.gguf" "$dir/l-f16.gguf" && echo "Q4_K_M from F16: byte-identical" ||
+        echo "Q4_K_M from F16: the files DIFFER"
+      rm -f "$dir/l-f16.gguf"
+    fi
+    rm -f "$dir/q-f16.gguf" ;;
   gptq)
     time_run "qforge-quantize --gptq Q4_K_M (${GPTQ_SAMPLES:-16} x ${GPTQ_CTX:-512})" "$bin/qforge-quantize" \
       -t "$threads" --gptq --calib-samples "${GPTQ_SAMPLES:-16}" --calib-ctx "${GPTQ_CTX:-512}" \
