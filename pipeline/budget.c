@@ -69,6 +69,7 @@ typedef struct {
     float *h_next;    /* the same for the next layer */
     float *h_work;    /* n_ctx * n_embd */
     pl_hess *hess[RT_HOOK_COUNT_];
+    pl_hess *hess_out; /* output.weight's H (GPTQ): the final norm of h_in after the last layer */
     char *msg;
 } sctx;
 
@@ -84,6 +85,7 @@ static void sctx_free(sctx *c)
     free(c->h_work);
     for (int p = 0; p < RT_HOOK_COUNT_; p++)
         pl_hess_free(c->hess[p]);
+    pl_hess_free(c->hess_out);
 }
 
 /* log-softmax of a row, in place (max and sum in double). */
@@ -241,6 +243,21 @@ static pl_error advance(sctx *c, int layer, bool hessians)
     return PL_OK;
 }
 
+/* hess_out := H of output.weight's input over every chunk: the final norm of h_in (the float
+ * model's hidden states after the last layer), as the GPTQ run's output group collects it. */
+static pl_error output_hessian(sctx *c)
+{
+    const size_t per = (size_t)c->n_ctx * c->n_embd;
+    if (!(c->hess_out = pl_hess_create(c->n_embd)))
+        return pl_fail(c->msg, PL_ERR_NOMEM, "out of memory for the output Hessian");
+    pl_error e = PL_OK;
+    for (int ch = 0; ch < c->n_chunks && e == PL_OK; ch++) {
+        rt_error re = rt_final_norm(c->m, c->h_in + ch * per, c->n_ctx, c->h_work, c->msg);
+        e = re != RT_OK ? pl_from_rt(re) : pl_hess_add(c->hess_out, c->h_work, c->n_ctx, c->msg);
+    }
+    return e;
+}
+
 /* The hook point feeding tensor "blk.L.<w>.weight" (the architecture's groups), or -1. */
 static int point_of(const rt_model *m, const char *name)
 {
@@ -250,11 +267,9 @@ static int point_of(const rt_model *m, const char *name)
         return -1;
     w++;
     for (size_t i = 0; i < ad->n_groups; i++)
-        for (int k = 0; k < ARCH_GROUP_MAX && ad->groups[i].weights[k]; k++) {
-            size_t n = strlen(ad->groups[i].weights[k]);
-            if (!strncmp(w, ad->groups[i].weights[k], n) && !strcmp(w + n, ".weight"))
+        for (int k = 0; k < ARCH_GROUP_MAX && ad->groups[i].weights[k]; k++)
+            if (!strcmp(w, ad->groups[i].weights[k])) /* the table's names end in ".weight" */
                 return (int)ad->groups[i].input;
-        }
     return -1;
 }
 
@@ -273,15 +288,16 @@ static pl_error quantize_as(sctx *c, const pl_sens_row *r, int type, const tbufs
     const pl_sens_opts *o = c->o;
     char lmsg[LQ_MSG_SIZE];
     const int pt = point_of(c->m, r->name);
+    pl_hess *H = pt >= 0 ? c->hess[pt] : !strcmp(r->name, "output.weight") ? c->hess_out : NULL;
     lq_error le;
-    if (o->method == PL_SENS_GPTQ && pt >= 0 && lq_gptq_supports(type) && c->hess[pt]) {
+    if (o->method == PL_SENS_GPTQ && H && lq_gptq_supports(type)) {
         lq_gptq_opts go;
         lq_gptq_opts_init(&go);
         go.damp = o->damp;
         go.grid = LQ_GPTQ_GRID_WEIGHTED;
         go.skip_loss = true;
         go.nthreads = o->nthreads;
-        le = lq_gptq_quantize(type, b->w, r->rows, r->ne0, pl_hess_matrix(c->hess[pt]), &go, b->q,
+        le = lq_gptq_quantize(type, b->w, r->rows, r->ne0, pl_hess_matrix(H), &go, b->q,
                               NULL, NULL, lmsg);
     } else {
         size_t ni = 0;
@@ -394,6 +410,8 @@ static pl_error measure_all(sctx *c, pl_sens *s)
     for (int L = 0; e == PL_OK && L <= c->n_layer; L++) {
         if (L < c->n_layer)
             e = advance(c, L, c->o->method == PL_SENS_GPTQ);
+        else if (c->o->method == PL_SENS_GPTQ)
+            e = output_hessian(c);
         for (size_t k = 0; e == PL_OK && k < s->n; k++)
             if (s->rows[k].layer == L &&
                 (e = measure_tensor(c, inp_find_tensor(c->src, s->rows[k].name), &s->rows[k])) == PL_OK)

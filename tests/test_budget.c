@@ -154,7 +154,7 @@ static inp_source *demo(void)
     return s;
 }
 
-static pl_sens *measure_demo(inp_source *src, int nthreads, char **text)
+static pl_sens *measure_demo_as(inp_source *src, int nthreads, pl_sens_method method, char **text)
 {
     char *cp = tu_path_join(tu_root(), "calibration/calibration.txt"), msg[PL_MSG_SIZE];
     size_t len = 0;
@@ -170,9 +170,15 @@ static pl_sens *measure_demo(inp_source *src, int nthreads, char **text)
     o.n_chunks = 1;
     o.n_ctx = 32;
     o.nthreads = nthreads;
+    o.method = method;
     pl_sens *s = NULL;
     cr_assert_eq(pl_sens_measure(src, &o, &s, msg), PL_OK, "%s", msg);
     return s;
+}
+
+static pl_sens *measure_demo(inp_source *src, int nthreads, char **text)
+{
+    return measure_demo_as(src, nthreads, PL_SENS_PLAIN, text);
 }
 
 Test(budget, sensitivity_of_the_demo_model, .timeout = 600)
@@ -236,6 +242,40 @@ Test(budget, sensitivity_of_the_demo_model, .timeout = 600)
     pl_sens_free(s2);
     free(text);
     free(text2);
+    inp_close(src);
+}
+
+static const pl_sens_row *row_named(const pl_sens *s, const char *name)
+{
+    for (size_t k = 0; k < s->n; k++)
+        if (!strcmp(s->rows[k].name, name))
+            return &s->rows[k];
+    cr_assert_fail("no row %s", name);
+    return NULL;
+}
+
+/* GPTQ's table fills every matrix by GPTQ, output.weight too (H from the final norm), as the
+ * GPTQ run does: every row's Q2_K error is below plain rounding's. */
+Test(budget, gptq_sensitivity_solves_the_output, .timeout = 600)
+{
+    inp_source *src = demo();
+    char *t1 = NULL, *t2 = NULL;
+    pl_sens *plain = measure_demo_as(src, 2, PL_SENS_PLAIN, &t1);
+    pl_sens *gptq = measure_demo_as(src, 2, PL_SENS_GPTQ, &t2);
+    cr_assert_eq(gptq->n, plain->n);
+    for (size_t k = 0; k < gptq->n; k++) {
+        const char *name = gptq->rows[k].name;
+        if (!strcmp(name, "token_embd.weight"))
+            continue;
+        const pl_sens_row *p = row_named(plain, name), *g = &gptq->rows[k];
+        cr_assert_lt(g->kld[0], 0.9 * p->kld[0], "%s: gptq %g, plain %g", name, g->kld[0], p->kld[0]);
+    }
+    /* token_embd is a lookup: rounded in both tables */
+    cr_assert_eq(row_named(gptq, "token_embd.weight")->kld[0], row_named(plain, "token_embd.weight")->kld[0]);
+    pl_sens_free(plain);
+    pl_sens_free(gptq);
+    free(t1);
+    free(t2);
     inp_close(src);
 }
 
