@@ -305,6 +305,26 @@ static void set_worker_threads(driver *d, int nr)
     }
 }
 
+/* Sum every rank's H (and C; MPI build, nothing to do on one rank), then quantize the nj jobs
+ * against them (the last one frees C as soon as it has read it). */
+static pl_error solve_group(driver *d, int layer, const job *jobs, int nj, pl_hess *hess, pl_cross **cross,
+                            pl_gptq_info *infos)
+{
+    const double t0 = pl_now();
+    pl_error e = pl_hess_reduce(hess, d->msg);
+    if (e == PL_OK && *cross)
+        e = pl_cross_reduce(*cross, d->msg);
+    if (e != PL_OK)
+        return e;
+    const double *H = pl_hess_matrix(hess);
+    const double *C = *cross ? pl_cross_matrix(*cross) : NULL;
+    d->st.hessian += pl_now() - t0;
+    for (int k = 0; k < nj && e == PL_OK; ++k)
+        e = do_tensor(d->m, d->src, &jobs[k], layer, H, C, k == nj - 1 ? cross : NULL, pl_hess_count(hess),
+                      &d->o, &d->st, &infos[k], d->msg);
+    return e;
+}
+
 /* Collect the group's H (and C) over every chunk, then quantize its nj weights. */
 static pl_error run_group(driver *d, int l, const arch_group *g, const job *jobs, int nj)
 {
@@ -362,20 +382,9 @@ static pl_error run_group(driver *d, int l, const arch_group *g, const job *jobs
         }
         d->st.hessian += pl_now() - t1;
     }
-    if (e != PL_OK)
-        goto out;
-    const double t0 = pl_now();
-    /* every rank's rows (MPI build; nothing to do on one rank) */
-    if ((e = pl_hess_reduce(hess, d->msg)) != PL_OK || (cross && (e = pl_cross_reduce(cross, d->msg)) != PL_OK))
-        goto out;
-    const double *H = pl_hess_matrix(hess);
-    const double *C = cross ? pl_cross_matrix(cross) : NULL;
-    d->st.hessian += pl_now() - t0;
     pl_gptq_info infos[ARCH_GROUP_MAX];
-    for (int k = 0; k < nj; ++k)
-        if ((e = do_tensor(d->m, d->src, &jobs[k], l, H, C, k == nj - 1 ? &cross : NULL,
-                           pl_hess_count(hess), &d->o, &d->st, &infos[k], d->msg)) != PL_OK)
-            goto out;
+    if (e != PL_OK || (e = solve_group(d, l, jobs, nj, hess, &cross, infos)) != PL_OK)
+        goto out;
     pl_hess_free(hess);
     hess = NULL;
     pl_cross_free(cross);
@@ -418,15 +427,10 @@ static pl_error output_group(driver *d)
         else if ((e = pl_hess_add(hess, d->xq, d->n_ctx, d->msg)) == PL_OK && cross)
             pl_cross_add(cross, d->xf, d->xq, d->n_ctx);
     }
-    if (e == PL_OK) /* every rank's rows (MPI build) */
-        e = pl_hess_reduce(hess, d->msg);
-    if (e == PL_OK && cross)
-        e = pl_cross_reduce(cross, d->msg);
     d->st.hessian += pl_now() - t0;
     pl_gptq_info info;
     if (e == PL_OK)
-        e = do_tensor(d->m, d->src, &jb, d->n_layer, pl_hess_matrix(hess), cross ? pl_cross_matrix(cross) : NULL,
-                      &cross, pl_hess_count(hess), &d->o, &d->st, &info, d->msg);
+        e = solve_group(d, d->n_layer, &jb, 1, hess, &cross, &info);
     pl_hess_free(hess);
     pl_cross_free(cross);
     if (e == PL_OK && d->o.group_done && d->o.group_done(d->o.user, d->n_layer, d->n_layer, &info, 1))

@@ -487,6 +487,16 @@ static pl_error sens_measure(sweep *s, pl_sens_method m, const char *path)
     return e;
 }
 
+/* The file name of quantizer m's sensitivity table in DIR. */
+static void sens_file(pl_sens_method m, char file[64])
+{
+    snprintf(file, 64, "sensitivity-%s.json", pl_sens_method_name(m));
+}
+
+/* Bumped when a table measured by an older build must not be reused (2: GPTQ tables before it
+ * were measured with plain rounding for the layer weights). */
+#define SENS_MEASURE_VERSION 2
+
 /* Quantizer m's sensitivity table: DIR/sensitivity-<m>.json when its record matches, else
  * measured and written there. Every budget of that quantizer uses it. */
 static pl_error sensitivity(sweep *s, pl_sens_method m)
@@ -494,13 +504,13 @@ static pl_error sensitivity(sweep *s, pl_sens_method m)
     if (s->sens[m])
         return PL_OK;
     char file[64], path[SW_PATH];
-    snprintf(file, sizeof file, "sensitivity-%s.json", pl_sens_method_name(m));
+    sens_file(m, file);
     pl_error e = join(s, path, file);
     pl_sens_opts so;
     sens_opts(s, m, &so);
-    json_t *key = json_pack("{s:O, s:s, s:o*, s:o*, s:i}", "model", s->model_key, "method",
+    json_t *key = json_pack("{s:O, s:s, s:o*, s:o*, s:i, s:i}", "model", s->model_key, "method",
                             pl_sens_method_name(m), "calib", calib_key(&s->o->calib, m == PL_SENS_GPTQ, false),
-                            "candidates", cand_key(), "chunks", so.n_chunks);
+                            "candidates", cand_key(), "chunks", so.n_chunks, "measure", SENS_MEASURE_VERSION);
     if (e == PL_OK && !key)
         e = pl_fail(s->msg, PL_ERR_NOMEM, "out of memory");
     json_t *prior = e == PL_OK ? prior_match(s, "sensitivity", file, path, "key", key) : NULL;
@@ -529,7 +539,7 @@ static void carry_sensitivity(sweep *s)
         char path[SW_PATH];
         for (int m = 0; file && m < SW_N_SENS; m++) {
             char want[64];
-            snprintf(want, sizeof want, "sensitivity-%s.json", pl_sens_method_name(m));
+            sens_file(m, want);
             if (!strcmp(file, want) && !s->sens_rec[m] && join(s, path, file) == PL_OK &&
                 json_integer_value(json_object_get(r, "file_bytes")) == file_size(path))
                 s->sens_rec[m] = json_deep_copy(r);
@@ -733,8 +743,10 @@ static pl_error name_variant(sweep *s, variant *v)
                                                           v->method == PL_SWEEP_GPTQ_ACT);
     v->qkey = json_pack("{s:O, s:s, s:s, s:o*}", "model", s->model_key, "type", v->type, "method", v->method_name,
                         "calib", calib);
-    if (v->qkey && v->bpw > 0)
+    if (v->qkey && v->bpw > 0) {
         json_object_set_new(v->qkey, "candidates", cand_key());
+        json_object_set_new(v->qkey, "measure", json_integer(SENS_MEASURE_VERSION));
+    }
     return v->qkey ? PL_OK : pl_fail(s->msg, PL_ERR_NOMEM, "out of memory");
 }
 
