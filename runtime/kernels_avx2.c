@@ -937,6 +937,23 @@ static void attn_avx2(const float *q, const float *kt, int64_t ldk, const float 
         S = (float)((double)S + sum);
         for (int d0 = 0; d0 < hd; d0 += 32) {
             const int nv = hd - d0 >= 32 ? 4 : (hd - d0) / 8;
+            if (nv == 4) { /* accumulators in registers */
+                __m256 a0 = _mm256_loadu_ps(out + d0), a1 = _mm256_loadu_ps(out + d0 + 8);
+                __m256 a2 = _mm256_loadu_ps(out + d0 + 16), a3 = _mm256_loadu_ps(out + d0 + 24);
+                for (j = 0; j < nt; j++) {
+                    const __m256 pj = _mm256_set1_ps(p[t0 + j]);
+                    const float *vj = v + (int64_t)(t0 + j) * ldv + d0;
+                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(vj), pj, a0);
+                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(vj + 8), pj, a1);
+                    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(vj + 16), pj, a2);
+                    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(vj + 24), pj, a3);
+                }
+                _mm256_storeu_ps(out + d0, a0);
+                _mm256_storeu_ps(out + d0 + 8, a1);
+                _mm256_storeu_ps(out + d0 + 16, a2);
+                _mm256_storeu_ps(out + d0 + 24, a3);
+                continue;
+            }
             __m256 a[4];
             for (int c = 0; c < nv; c++)
                 a[c] = _mm256_loadu_ps(out + d0 + 8 * c);
