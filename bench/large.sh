@@ -31,17 +31,8 @@ mkdir -p "$dir"
 cleanup() { [ "${KEEP:-0}" = 1 ] || rm -rf "$ckpt" "$dir/llama-f16.gguf" "$dir/f16.gguf"; }
 trap cleanup EXIT
 
-time_run() { # LABEL CMD...
-  local label=$1; shift
-  /usr/bin/time -v "$@" > "$dir/run.log" 2> "$dir/time.log" || { tail -n 20 "$dir/time.log"; exit 1; }
-  local wall cpu rss
-  wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$dir/time.log" |
-         awk -F: '{ if (NF == 3) print $1*3600 + $2*60 + $3; else print $1*60 + $2 }')
-  cpu=$(awk -F': ' '/User time|System time/ { s += $2 } END { print s }' "$dir/time.log")
-  rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$dir/time.log")
-  awk -v l="$label" -v w="$wall" -v c="$cpu" -v r="$rss" \
-    'BEGIN { printf "%-44s %9.1f s %9.1f s %9.1f MiB\n", l, w, c, r / 1024 }'
-}
+TIME_RUN_WIDTH=44
+. "$root/bench/time_run.sh"
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')," \
      "$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"

@@ -33,19 +33,7 @@ if [ ! -f "$ckpt/config.json" ]; then
 fi
 cat "$ckpt"/*.safetensors > /dev/null # warm page cache, as the llama.cpp figures were taken
 
-# time_run LABEL CMD...: prints LABEL, wall seconds, CPU seconds (user + system) and max RSS.
-# On a shared machine compare CPU seconds too: wall time includes waiting for other jobs.
-time_run() {
-  local label=$1; shift
-  /usr/bin/time -v "$@" > "$dir/run.log" 2> "$dir/time.log" || { cat "$dir/time.log"; exit 1; }
-  local wall cpu rss
-  wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$dir/time.log" |
-         awk -F: '{ if (NF == 3) print $1*3600 + $2*60 + $3; else print $1*60 + $2 }')
-  cpu=$(awk -F': ' '/User time|System time/ { s += $2 } END { print s }' "$dir/time.log")
-  rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$dir/time.log")
-  awk -v l="$label" -v w="$wall" -v c="$cpu" -v r="$rss" \
-    'BEGIN { printf "%-34s %8.2f s %8.2f s %9.1f MiB\n", l, w, c, r / 1024 }'
-}
+. "$root/bench/time_run.sh"
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
