@@ -6,6 +6,7 @@
 
 #include "pipeline/imatrix_acc.h"
 #include "pipeline/pl_internal.h"
+#include "pipeline/pl_mpi.h"
 
 struct pl_imatrix_acc {
     inp_imatrix_sums *e; /* name, sum2 and sum owned here */
@@ -122,4 +123,28 @@ const inp_imatrix_sums *pl_imatrix_acc_entries(const pl_imatrix_acc *im, size_t 
 {
     *n = im ? im->n : 0;
     return im ? im->e : NULL;
+}
+
+pl_error pl_imatrix_acc_reduce(pl_imatrix_acc *im, char *msg)
+{
+    if (!im)
+        return pl_fail(msg, PL_ERR_ARG, "pl_imatrix_acc_reduce: no accumulator");
+    const int size = pl_mpi_size();
+    if (size == 1)
+        return PL_OK;
+    /* every rank must hold the same entries; all ranks agree on the verdict before summing */
+    int64_t n = (int64_t)im->n, total = n, bad;
+    pl_error e = pl_mpi_sum_i64(&total, msg);
+    bad = total != n * size;
+    if (e == PL_OK)
+        e = pl_mpi_sum_i64(&bad, msg);
+    if (e == PL_OK && bad)
+        e = pl_fail(msg, PL_ERR_INTERNAL, "importance sums: the ranks hold different entries");
+    for (size_t i = 0; i < im->n && e == PL_OK; ++i) {
+        inp_imatrix_sums *x = &im->e[i];
+        if ((e = pl_mpi_sum((double *)x->sum2, (size_t)x->cols, msg)) == PL_OK &&
+            (e = pl_mpi_sum((double *)x->sum, (size_t)x->cols, msg)) == PL_OK)
+            e = pl_mpi_sum_i64(&x->count, msg);
+    }
+    return e;
 }

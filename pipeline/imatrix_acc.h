@@ -30,5 +30,9 @@ const double *pl_imatrix_acc_sums(const pl_imatrix_acc *im, const char *name, in
 /* The entries in the order first added, for inp_imatrix_declare / inp_imatrix_write_data:
  * valid until the next add/free. */
 const inp_imatrix_sums *pl_imatrix_acc_entries(const pl_imatrix_acc *im, size_t *n);
+/* Sum every rank's statistics into each rank's entries (MPI build, pipeline/pl_mpi.h: a
+ * collective call; nothing to do on one rank). The ranks must have added the same names in
+ * the same order, else PL_ERR_INTERNAL on every rank. */
+pl_error pl_imatrix_acc_reduce(pl_imatrix_acc *im, char *msg);
 
 #endif

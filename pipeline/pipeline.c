@@ -216,6 +216,9 @@ static pl_error calibrate(pl_job *j, bool gptq, pl_imatrix_acc **keep)
         e = calib_failure(j, &cc, e);
         goto out;
     }
+    /* GPTQ split the chunks over the MPI ranks: every rank's importance sums */
+    if (gptq && im && (e = pl_imatrix_acc_reduce(im, j->msg)) != PL_OK)
+        goto out;
     r->calib.n_ctx = ro.n_ctx_used;
     r->calib.n_chunks = ro.n_chunks_used;
     r->calib.n_text_tokens = ro.n_text_tokens;

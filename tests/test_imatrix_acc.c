@@ -108,3 +108,21 @@ Test(imatrix_acc, sums_and_llama_format)
     pl_imatrix_acc_free(im);
     free(dir);
 }
+
+/* One process: the reduction leaves the sums as they are (tests/tools/mpi.sh checks two ranks). */
+Test(imatrix_acc, reduce_on_one_rank)
+{
+    char msg[PL_MSG_SIZE];
+    pl_imatrix_acc *im = pl_imatrix_acc_create();
+    const float x[4] = {1, -2, 3, 0.5f};
+    cr_assert_eq(pl_imatrix_acc_add(im, "a", x, 2, 2, msg), PL_OK, "%s", msg);
+    cr_assert_eq(pl_imatrix_acc_reduce(im, msg), PL_OK, "%s", msg);
+    int cols = 0;
+    const double *s1 = NULL;
+    int64_t count = 0;
+    const double *s2 = pl_imatrix_acc_sums(im, "a", &cols, &s1, &count);
+    cr_assert(s2 && cols == 2 && count == 2);
+    cr_assert(s2[0] == 10 && s2[1] == 4.25 && s1[0] == 4 && s1[1] == -1.5);
+    cr_assert_eq(pl_imatrix_acc_reduce(NULL, msg), PL_ERR_ARG);
+    pl_imatrix_acc_free(im);
+}

@@ -44,4 +44,23 @@ echo "KLD single process $k1 ± $e1, mpirun -np 2 $k2 ± $e2"
 awk -v a="$k1" -v b="$k2" -v ea="$e1" -v eb="$e2" 'BEGIN {
   d = a - b; if (d < 0) d = -d; exit !(a > 0 && d <= 3 * sqrt(ea * ea + eb * eb) + 1e-6) }' ||
   fail "KLD of -np 2 ($k2) differs from the single process's ($k1) beyond noise"
+# --imatrix-out beside --gptq: every rank's importance sums (not rank 0's share), so the file
+# holds the single process's statistics: the same counts, sums equal but for rounding
+mpirun -np 2 --oversubscribe "$mq" "${cal[@]}" --imatrix-out "$tmp/np2.imat" "$tmp/m" "$tmp/y.gguf" Q4_K_M \
+  >"$tmp/log-im" 2>&1 || fail "mpirun -np 2 --imatrix-out: $(tail -n 3 "$tmp/log-im")"
+"$bin/qforge-quantize" "${cal[@]}" --imatrix-out "$tmp/np1.imat" "$tmp/m" "$tmp/z.gguf" Q4_K_M >/dev/null 2>&1 ||
+  fail "single-process --imatrix-out"
+off=$("$bin/qforge-inspect" "$tmp/np1.imat" | sed -n 's/.*data at \([0-9]*\),.*/\1/p')
+[ -n "$off" ] || fail "qforge-inspect: no data offset"
+python3 - "$tmp/np1.imat" "$tmp/np2.imat" "$off" <<'PY' || fail "the -np 2 importance matrix is not the single process's"
+import struct, sys
+a, b = (open(f, "rb").read() for f in sys.argv[1:3])
+off = int(sys.argv[3])
+assert len(a) == len(b) and a[:off] == b[:off], "the headers differ"
+n = (len(a) - off) // 4  # the f32 sums and counts
+fa = struct.unpack("<%df" % n, a[off:off + 4 * n])
+fb = struct.unpack("<%df" % n, b[off:off + 4 * n])
+bad = [i for i, (x, y) in enumerate(zip(fa, fb)) if abs(x - y) > 1e-5 * max(abs(x), abs(y), 1e-30)]
+assert not bad, "%d of %d values differ, e.g. %g vs %g" % (len(bad), n, fa[bad[0]], fb[bad[0]])
+PY
 echo ok
