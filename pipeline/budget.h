@@ -7,8 +7,8 @@
  *    rt_final_logits). Hidden states are cached so a tensor of layer L only reruns layers
  *    L..n-1. The quantizer is the one the final run uses: plain rounding, importance-weighted
  *    rounding (imatrix), or GPTQ (each linear weight solved against H of its float-model
- *    inputs; token_embd and output by rounding — the GPTQ run itself now solves output.weight
- *    and calibrates with the rounded token_embd, docs/mixed-precision.md).
+ *    inputs, output.weight against the final norm of the last hidden states, as the GPTQ run
+ *    solves them; token_embd, a lookup, by rounding).
  *    The table is cached as JSON (pl_sens_json / pl_sens_load) so another budget skips it.
  * 2. pl_budget_allocate(): per tensor the lower convex hull of (bytes, KLD); the hull steps of
  *    all tensors taken greedily in order of KLD saved per byte (the Lagrangian solution for

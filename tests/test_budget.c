@@ -256,7 +256,7 @@ static const pl_sens_row *row_named(const pl_sens *s, const char *name)
 
 /* GPTQ's table fills every matrix by GPTQ, output.weight too (H from the final norm), as the
  * GPTQ run does: every row's Q2_K error is below plain rounding's. */
-Test(budget, gptq_sensitivity_solves_the_output, .timeout = 600)
+Test(budget, gptq_sensitivity_solves_every_matrix, .timeout = 600)
 {
     inp_source *src = demo();
     char *t1 = NULL, *t2 = NULL;
